@@ -1,0 +1,470 @@
+//! The buyer's side of scheme B/C retrieve (and a seller's monitoring retrieve), as a state
+//! machine independent of any transport.
+//!
+//! ```text
+//! buyer                                   listing node
+//!   RetrieveRequest { item, nonce }  ──▶
+//!                                    ◀──  RetrieveHead { cert, Read(t, nonce) }
+//!   PageRequest { after, upto: t }   ──▶
+//!                                    ◀──  Page { items in (after, t] }     … until t
+//! ```
+//!
+//! Every value `base+1 ..= t` must be accounted for exactly once: by an entry whose bytes the
+//! value's `Inc` binds, by a gap notice's own `Inc`, or by a later gap notice covering it.
+//! Either the outcome holds exactly the offers for d the node counted (the paper's Eq. 1), or
+//! the session ends with a [`Misbehaviour`].
+
+use crate::cert::{CertifiedCounter, SignedCertificate};
+use crate::encoding::{Decode, Encode};
+use crate::entry::{
+    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead,
+    RetrieveRequest, MAX_PAGE_ITEMS,
+};
+use crate::hash::tags;
+use crate::item::Item;
+use crate::keys::{BatchVerifier, PeerId, PublicKey};
+use crate::misbehaviour::{entry_fault, BudgetKind, Evidence, Misbehaviour};
+use crate::offer::{current_offers, Offer, SignedOffer};
+use crate::statement::SignedInc;
+use std::collections::BTreeMap;
+
+/// How much a buyer will take from one listing node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Most counter values (t − base) it will check.
+    pub max_entries: u64,
+    /// Most bytes of pages it will take.
+    pub max_bytes: u64,
+    /// Most gap notices it accepts.
+    pub max_gaps: u32,
+    /// Items per page it asks for.
+    pub page_items: u32,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            max_entries: 2_000_000,
+            max_bytes: 1 << 30,
+            max_gaps: 64,
+            page_items: MAX_PAGE_ITEMS as u32,
+        }
+    }
+}
+
+/// A gap the node reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapReport {
+    /// The gap notice's `Inc`.
+    pub inc: SignedInc,
+    /// First value covered.
+    pub first: u64,
+    /// Last value covered.
+    pub last: u64,
+}
+
+/// What a successful retrieve yields.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The node's PeerId.
+    pub peer: PeerId,
+    /// Its certificate.
+    pub cert: SignedCertificate,
+    /// The counter checked.
+    pub counter: CertifiedCounter,
+    /// The `Read`'s value.
+    pub t: u64,
+    /// Every offer for d the node counted in `base+1 ..= t`, with its value: the paper's ρ_t.
+    pub offers: Vec<(u64, SignedOffer)>,
+    /// Gaps the node reported (not misbehaviour; a seller's receipt inside one is).
+    pub gaps: Vec<GapReport>,
+    /// Bad entries under valid `Inc`s: transferable evidence; the entries were skipped.
+    pub faults: Vec<Evidence>,
+    /// Bytes of pages received.
+    pub bytes: u64,
+}
+
+impl Outcome {
+    /// The offers a buyer can act on at `now` (DESIGN.md §3 semantics).
+    pub fn current(&self, now: u64) -> Vec<Offer> {
+        current_offers(self.offers.iter().map(|(_, o)| &o.offer), now)
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    AwaitHead,
+    Paging,
+    Done,
+}
+
+/// A retrieve session with one listing node.
+#[derive(Debug)]
+pub struct Retrieval {
+    trusted: Vec<PublicKey>,
+    peer: PeerId,
+    item: Item,
+    nonce: [u8; 32],
+    budget: Budget,
+    state: State,
+    cert: Option<SignedCertificate>,
+    counter: CertifiedCounter,
+    t: u64,
+    next: u64,
+    holes: Vec<(u64, u64)>,
+    offers: Vec<(u64, SignedOffer)>,
+    gaps: Vec<GapReport>,
+    faults: Vec<Evidence>,
+    bytes: u64,
+    watch: BTreeMap<u64, SignedInc>,
+}
+
+impl Retrieval {
+    /// Starts a retrieve of `item` from node `peer`, trusting `trusted` authorities, with a
+    /// fresh `nonce` from the caller's secure randomness.
+    pub fn new(
+        trusted: Vec<PublicKey>,
+        peer: PeerId,
+        item: Item,
+        nonce: [u8; 32],
+        budget: Budget,
+    ) -> Self {
+        Self {
+            trusted,
+            peer,
+            item,
+            nonce,
+            budget,
+            state: State::AwaitHead,
+            cert: None,
+            counter: CertifiedCounter { id: 0, initial: 0 },
+            t: 0,
+            next: 0,
+            holes: Vec::new(),
+            offers: Vec::new(),
+            gaps: Vec::new(),
+            faults: Vec::new(),
+            bytes: 0,
+            watch: BTreeMap::new(),
+        }
+    }
+
+    /// Makes this a seller's monitoring retrieve: each receipt's value must hold the same
+    /// payload, and no gap notice may cover it (both give transferable evidence).
+    pub fn watching(mut self, receipts: impl IntoIterator<Item = Receipt>) -> Self {
+        for r in receipts {
+            self.watch.insert(r.inc.inc.value, r.inc);
+        }
+        self
+    }
+
+    /// The first message to send.
+    pub fn request(&self) -> RetrieveRequest {
+        RetrieveRequest {
+            item: self.item.key(),
+            nonce: self.nonce,
+        }
+    }
+
+    fn page_request(&self) -> PageRequest {
+        PageRequest {
+            counter: self.counter.id,
+            after: self.next.saturating_sub(1),
+            upto: self.t,
+            max_items: self.budget.page_items,
+        }
+    }
+
+    /// Takes the node's head (encoded). Returns the first page request, or `None` when the
+    /// counter has no value to check.
+    pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<PageRequest>, Misbehaviour> {
+        self.on_head(RetrieveHead::from_bytes(bytes)?)
+    }
+
+    /// Takes the node's head.
+    pub fn on_head(&mut self, head: RetrieveHead) -> Result<Option<PageRequest>, Misbehaviour> {
+        if !matches!(self.state, State::AwaitHead) {
+            return Err(Misbehaviour::NoAnswer("a second head"));
+        }
+        head.cert.verify_for(&self.trusted, &self.peer)?;
+        let cert = &head.cert.cert;
+        let counter = cert.counter_for(&self.item.key());
+        let read = &head.read.read;
+        cert.device
+            .verify_read(&head.read)
+            .map_err(|_| Misbehaviour::BadStatementSignature {
+                what: "Read",
+                value: read.value,
+            })?;
+        if read.nonce != self.nonce {
+            return Err(Misbehaviour::StaleNonce);
+        }
+        if read.device != cert.device.id() {
+            return Err(Misbehaviour::WrongDevice);
+        }
+        if read.peer != self.peer {
+            return Err(Misbehaviour::WrongPeer);
+        }
+        if read.counter != counter.id {
+            return Err(Misbehaviour::WrongCounter {
+                expected: counter.id,
+                got: read.counter,
+            });
+        }
+        if read.value < counter.initial {
+            return Err(Misbehaviour::BelowBase {
+                value: read.value,
+                base: counter.initial,
+            });
+        }
+        if let Some((&v, _)) = self.watch.range(read.value + 1..).next() {
+            return Err(Misbehaviour::ReadBelowReceipt {
+                t: read.value,
+                receipted: v,
+            });
+        }
+        if read.value - counter.initial > self.budget.max_entries {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+        }
+        self.counter = counter;
+        self.t = read.value;
+        self.next = counter.initial + 1;
+        self.cert = Some(head.cert);
+        self.state = State::Paging;
+        Ok(self.continue_or_finish()?.then(|| self.page_request()))
+    }
+
+    /// Whether paging goes on; checks completeness when it does not.
+    fn continue_or_finish(&mut self) -> Result<bool, Misbehaviour> {
+        if self.next <= self.t {
+            return Ok(true);
+        }
+        if let Some(&(first, _)) = self.holes.first() {
+            return Err(Misbehaviour::MissingEntry { value: first });
+        }
+        self.state = State::Done;
+        Ok(false)
+    }
+
+    /// Takes a page (encoded).
+    pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<PageRequest>, Misbehaviour> {
+        self.bytes += bytes.len() as u64;
+        if self.bytes > self.budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+        }
+        self.on_page(Page::from_bytes(bytes)?)
+    }
+
+    /// Takes a page. Returns the next page request, or `None` when every value is checked.
+    pub fn on_page(&mut self, page: Page) -> Result<Option<PageRequest>, Misbehaviour> {
+        if !matches!(self.state, State::Paging) {
+            return Err(Misbehaviour::NoAnswer("a page outside a retrieve"));
+        }
+        if page.items.is_empty() {
+            return Err(Misbehaviour::Truncated {
+                next: self.next,
+                t: self.t,
+            });
+        }
+        let Some(cert) = self.cert.clone() else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        let device = cert.cert.device;
+        let device_id = device.id();
+        // Every Inc of the page in one batch; the bad one is named if the batch fails.
+        let mut batch = BatchVerifier::new();
+        for item in &page.items {
+            device.queue_inc(&mut batch, item.inc());
+        }
+        if let Err(i) = batch.verify_each() {
+            return Err(Misbehaviour::BadStatementSignature {
+                what: "Inc",
+                value: page.items.get(i).map(PageItem::value).unwrap_or(0),
+            });
+        }
+        let mut ours: Vec<(SignedInc, SignedOffer, Vec<u8>)> = Vec::new();
+        let mut offer_batch = BatchVerifier::new();
+        for item in page.items {
+            let inc = &item.inc().inc;
+            if inc.device != device_id {
+                return Err(Misbehaviour::WrongDevice);
+            }
+            if inc.peer != self.peer {
+                return Err(Misbehaviour::WrongPeer);
+            }
+            if inc.counter != self.counter.id {
+                return Err(Misbehaviour::WrongCounter {
+                    expected: self.counter.id,
+                    got: inc.counter,
+                });
+            }
+            let value = inc.value;
+            if value > self.t {
+                return Err(Misbehaviour::BeyondRead { value, t: self.t });
+            }
+            if value < self.next {
+                return Err(Misbehaviour::OutOfOrder {
+                    expected: self.next,
+                    got: value,
+                });
+            }
+            if value > self.next {
+                self.holes.push((self.next, value - 1));
+                if self.holes.len() > self.budget.max_gaps as usize {
+                    return Err(Misbehaviour::MissingEntry {
+                        value: self.holes.first().map(|h| h.0).unwrap_or(self.next),
+                    });
+                }
+            }
+            self.next = value + 1;
+            if let Some(receipted) = self.watch.get(&value) {
+                if receipted.inc.payload != inc.payload {
+                    return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
+                        cert: cert.clone(),
+                        a: receipted.clone(),
+                        b: item.inc().clone(),
+                    })));
+                }
+            }
+            match item {
+                PageItem::Entry { inc, bytes } => {
+                    if inc.inc.payload != entry_payload(&self.peer, self.counter.id, &bytes) {
+                        return Err(Misbehaviour::EntryMismatch { value });
+                    }
+                    self.take_entry(&cert, inc, bytes, &mut ours, &mut offer_batch);
+                }
+                PageItem::Gap { inc, first, last } => {
+                    if inc.inc.payload != gap_payload(&self.peer, self.counter.id, first, last) {
+                        return Err(Misbehaviour::EntryMismatch { value });
+                    }
+                    if let Some((_, receipted)) = self.watch.range(first..=last).next() {
+                        return Err(Misbehaviour::Evidence(Box::new(Evidence::GapOverReceipt {
+                            cert: cert.clone(),
+                            receipt: receipted.clone(),
+                            gap: inc,
+                            first,
+                            last,
+                        })));
+                    }
+                    self.cover(value, first, last)?;
+                    if self.gaps.len() >= self.budget.max_gaps as usize {
+                        return Err(Misbehaviour::OverBudget(BudgetKind::Gaps));
+                    }
+                    self.gaps.push(GapReport { inc, first, last });
+                }
+            }
+        }
+        // Seller signatures of the offers for d, in one batch; a bad one is evidence.
+        if offer_batch.verify_each().is_ok() {
+            self.offers
+                .extend(ours.into_iter().map(|(inc, o, _)| (inc.inc.value, o)));
+        } else {
+            for (inc, offer, bytes) in ours {
+                match offer.check_signature() {
+                    Ok(()) => self.offers.push((inc.inc.value, offer)),
+                    Err(_) => self.faults.push(Evidence::BadEntry {
+                        cert: cert.clone(),
+                        inc,
+                        bytes,
+                    }),
+                }
+            }
+        }
+        Ok(self.continue_or_finish()?.then(|| self.page_request()))
+    }
+
+    /// Checks an entry whose bytes the `Inc` binds; keeps it if it is an offer for d.
+    fn take_entry(
+        &mut self,
+        cert: &SignedCertificate,
+        inc: SignedInc,
+        bytes: Vec<u8>,
+        ours: &mut Vec<(SignedInc, SignedOffer, Vec<u8>)>,
+        batch: &mut BatchVerifier,
+    ) {
+        let offer = match SignedOffer::from_bytes(&bytes) {
+            Ok(o) => o,
+            Err(_) => {
+                self.faults.push(Evidence::BadEntry {
+                    cert: cert.clone(),
+                    inc,
+                    bytes,
+                });
+                return;
+            }
+        };
+        let about_d = offer.offer.key == self.item.key()
+            || offer.offer.description == self.item.description();
+        if !about_d {
+            return;
+        }
+        if entry_fault_key(&offer) {
+            self.faults.push(Evidence::BadEntry {
+                cert: cert.clone(),
+                inc,
+                bytes,
+            });
+            return;
+        }
+        batch.push(
+            offer.offer.seller,
+            tags::OFFER,
+            &offer.offer.to_bytes(),
+            offer.signature,
+        );
+        ours.push((inc, offer, bytes));
+    }
+
+    /// Marks `first..=last` as covered by the gap notice at `value`: each of them must be a
+    /// value not served so far.
+    fn cover(&mut self, value: u64, first: u64, last: u64) -> Result<(), Misbehaviour> {
+        if first > last || last >= value {
+            return Err(Misbehaviour::BadGap { value });
+        }
+        let Some(pos) = self
+            .holes
+            .iter()
+            .position(|&(a, b)| a <= first && last <= b)
+        else {
+            return Err(Misbehaviour::BadGap { value });
+        };
+        let (a, b) = self.holes.remove(pos);
+        if last < b {
+            self.holes.insert(pos, (last + 1, b));
+        }
+        if a < first {
+            self.holes.insert(pos, (a, first - 1));
+        }
+        Ok(())
+    }
+
+    /// Ends the session: the outcome, once every value up to t was checked.
+    pub fn finish(self) -> Result<Outcome, Misbehaviour> {
+        match (self.state, self.cert) {
+            (State::Done, Some(cert)) => Ok(Outcome {
+                peer: self.peer,
+                cert,
+                counter: self.counter,
+                t: self.t,
+                offers: self.offers,
+                gaps: self.gaps,
+                faults: self.faults,
+                bytes: self.bytes,
+            }),
+            (State::Paging, _) => Err(Misbehaviour::Truncated {
+                next: self.next,
+                t: self.t,
+            }),
+            _ => Err(Misbehaviour::NoAnswer("a head")),
+        }
+    }
+}
+
+fn entry_fault_key(offer: &SignedOffer) -> bool {
+    offer.check_key().is_err()
+}
+
+/// Whether an entry's bytes are a valid offer (used by tests and tools).
+pub fn is_valid_entry(bytes: &[u8]) -> bool {
+    entry_fault(bytes).is_none()
+}

@@ -1,0 +1,310 @@
+//! What listing nodes store and send: entry and gap payloads, receipts, and the messages of
+//! the publish and paged-retrieve flows (transport-independent).
+
+use crate::cert::SignedCertificate;
+use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::{tags, Digest, TaggedHasher};
+use crate::item::ItemKey;
+use crate::keys::PeerId;
+use crate::offer::MAX_OFFER_BYTES;
+use crate::statement::{CounterId, SignedInc, SignedRead};
+
+const MSG_VERSION: u8 = 1;
+
+/// The most items a page may hold.
+pub const MAX_PAGE_ITEMS: usize = 512;
+
+/// The largest stored entry (an offer's bytes; a bad entry may be any bytes up to this).
+pub const MAX_ENTRY_BYTES: usize = MAX_OFFER_BYTES + 256;
+
+/// `H("candor/v1/entry" ‖ PeerId ‖ counter ‖ offer bytes)`: what an `Inc` binds in B and C.
+pub fn entry_payload(peer: &PeerId, counter: CounterId, offer_bytes: &[u8]) -> Digest {
+    TaggedHasher::new(tags::ENTRY)
+        .var(peer.as_bytes())
+        .u32(counter)
+        .var(offer_bytes)
+        .finish()
+}
+
+/// `H("candor/v1/gap" ‖ PeerId ‖ counter ‖ first ‖ last)`: a gap notice's payload.
+pub fn gap_payload(peer: &PeerId, counter: CounterId, first: u64, last: u64) -> Digest {
+    TaggedHasher::new(tags::GAP)
+        .var(peer.as_bytes())
+        .u32(counter)
+        .u64(first)
+        .u64(last)
+        .finish()
+}
+
+/// What a seller gets back for a published offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The id of the certificate of the device that signed `inc`.
+    pub cert_id: Digest,
+    /// The device's `Inc` binding the offer.
+    pub inc: SignedInc,
+}
+
+impl Encode for Receipt {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(MSG_VERSION).fixed(self.cert_id.as_bytes());
+        self.inc.encode_to(w);
+    }
+}
+
+impl Decode for Receipt {
+    const WHAT: &'static str = "receipt";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(MSG_VERSION, Self::WHAT)?;
+        Ok(Self {
+            cert_id: Digest(r.array("cert id")?),
+            inc: SignedInc::decode_from(r)?,
+        })
+    }
+}
+
+/// One value of a counter as served on retrieve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageItem {
+    /// A stored entry: the bytes the `Inc` binds.
+    Entry {
+        /// The `Inc`.
+        inc: SignedInc,
+        /// The entry's bytes (a signed offer, in an honest node).
+        bytes: Vec<u8>,
+    },
+    /// A gap notice: its own `Inc`, covering `first..=last` (values the node lost).
+    Gap {
+        /// The gap notice's `Inc`.
+        inc: SignedInc,
+        /// First value covered.
+        first: u64,
+        /// Last value covered.
+        last: u64,
+    },
+}
+
+impl PageItem {
+    /// The `Inc` of this item.
+    pub fn inc(&self) -> &SignedInc {
+        match self {
+            Self::Entry { inc, .. } | Self::Gap { inc, .. } => inc,
+        }
+    }
+
+    /// The counter value of this item's own `Inc`.
+    pub fn value(&self) -> u64 {
+        self.inc().inc.value
+    }
+}
+
+impl Encode for PageItem {
+    fn encode_to(&self, w: &mut Writer) {
+        match self {
+            Self::Entry { inc, bytes } => {
+                w.u8(1);
+                inc.encode_to(w);
+                w.bytes16(bytes);
+            }
+            Self::Gap { inc, first, last } => {
+                w.u8(2);
+                inc.encode_to(w);
+                w.u64(*first).u64(*last);
+            }
+        }
+    }
+}
+
+impl Decode for PageItem {
+    const WHAT: &'static str = "page item";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("item kind")? {
+            1 => Ok(Self::Entry {
+                inc: SignedInc::decode_from(r)?,
+                bytes: r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec(),
+            }),
+            2 => Ok(Self::Gap {
+                inc: SignedInc::decode_from(r)?,
+                first: r.u64("first")?,
+                last: r.u64("last")?,
+            }),
+            kind => Err(DecodeError::UnknownKind {
+                what: Self::WHAT,
+                kind,
+            }),
+        }
+    }
+}
+
+/// The buyer's opening request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrieveRequest {
+    /// The item.
+    pub item: ItemKey,
+    /// A fresh nonce from the buyer's secure randomness.
+    pub nonce: [u8; 32],
+}
+
+impl Encode for RetrieveRequest {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(MSG_VERSION)
+            .fixed(self.item.0.as_bytes())
+            .fixed(&self.nonce);
+    }
+}
+
+impl Decode for RetrieveRequest {
+    const WHAT: &'static str = "retrieve request";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(MSG_VERSION, Self::WHAT)?;
+        Ok(Self {
+            item: ItemKey(Digest(r.array("item")?)),
+            nonce: r.array("nonce")?,
+        })
+    }
+}
+
+/// The node's first answer: its certificate and a fresh `Read` on the item's counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrieveHead {
+    /// The node's certificate.
+    pub cert: SignedCertificate,
+    /// `Read(t, nonce)`.
+    pub read: SignedRead,
+}
+
+impl Encode for RetrieveHead {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(MSG_VERSION);
+        w.bytes32(&self.cert.to_bytes());
+        self.read.encode_to(w);
+    }
+}
+
+impl Decode for RetrieveHead {
+    const WHAT: &'static str = "retrieve head";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(MSG_VERSION, Self::WHAT)?;
+        Ok(Self {
+            cert: SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?,
+            read: SignedRead::decode_from(r)?,
+        })
+    }
+}
+
+/// A request for the values `after+1 ..= upto` of `counter`, at most `max_items` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The counter.
+    pub counter: CounterId,
+    /// Values after this one.
+    pub after: u64,
+    /// Up to and including this one (the `t` of the `Read`).
+    pub upto: u64,
+    /// At most this many items.
+    pub max_items: u32,
+}
+
+impl Encode for PageRequest {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(MSG_VERSION)
+            .u32(self.counter)
+            .u64(self.after)
+            .u64(self.upto)
+            .u32(self.max_items);
+    }
+}
+
+impl Decode for PageRequest {
+    const WHAT: &'static str = "page request";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(MSG_VERSION, Self::WHAT)?;
+        Ok(Self {
+            counter: r.u32("counter")?,
+            after: r.u64("after")?,
+            upto: r.u64("upto")?,
+            max_items: r.u32("max items")?,
+        })
+    }
+}
+
+/// A page of a retrieve: items in increasing value order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The items.
+    pub items: Vec<PageItem>,
+}
+
+impl Encode for Page {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(MSG_VERSION).u16(self.items.len() as u16);
+        for i in &self.items {
+            i.encode_to(w);
+        }
+    }
+}
+
+impl Decode for Page {
+    const WHAT: &'static str = "page";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(MSG_VERSION, Self::WHAT)?;
+        let n = r.u16("item count")? as usize;
+        if n > MAX_PAGE_ITEMS {
+            return Err(DecodeError::TooLong {
+                field: "page items",
+                len: n,
+                max: MAX_PAGE_ITEMS,
+            });
+        }
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(PageItem::decode_from(r)?);
+        }
+        Ok(Self { items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+    use crate::statement::Ed25519StatementSigner;
+    use rand_core::OsRng;
+
+    #[test]
+    fn payloads_are_domain_separated_and_bound() {
+        let p = PeerId::from_ed25519(&Keypair::generate(&mut OsRng).public());
+        assert_ne!(entry_payload(&p, 0, b"x"), entry_payload(&p, 1, b"x"));
+        assert_ne!(gap_payload(&p, 0, 1, 2), gap_payload(&p, 0, 1, 3));
+    }
+
+    #[test]
+    fn page_round_trip_and_limits() {
+        let p = PeerId::from_ed25519(&Keypair::generate(&mut OsRng).public());
+        let s = Ed25519StatementSigner::new(Keypair::generate(&mut OsRng), p);
+        let page = Page {
+            items: vec![
+                PageItem::Entry {
+                    inc: s.sign_inc(0, 1, Digest([1; 32])),
+                    bytes: vec![1, 2, 3],
+                },
+                PageItem::Gap {
+                    inc: s.sign_inc(0, 3, Digest([2; 32])),
+                    first: 2,
+                    last: 2,
+                },
+            ],
+        };
+        let bytes = page.to_bytes();
+        assert_eq!(Page::from_bytes(&bytes).unwrap(), page);
+        for cut in 0..bytes.len() {
+            assert!(Page::from_bytes(&bytes[..cut]).is_err());
+        }
+        let mut w = Writer::new();
+        w.u8(1).u16((MAX_PAGE_ITEMS + 1) as u16);
+        assert!(matches!(
+            Page::from_bytes(w.as_slice()),
+            Err(DecodeError::TooLong { .. })
+        ));
+    }
+}

@@ -1,0 +1,60 @@
+//! # candor-core
+//!
+//! The pure protocol core of Candor, a peer-to-peer marketplace in which the node that stores
+//! the sale offers for an item cannot hide, alter or invent an offer without being caught.
+//! It holds the types, the canonical encodings, the statements a trusted device signs, the
+//! certificates, and every check a seller, a buyer or a third party runs. It does no I/O:
+//! no files, no sockets, no clocks (callers pass the time), so it can be audited alone.
+//!
+//! ```
+//! use candor_core::{Currency, Item, Keypair, SignedOffer};
+//! let seller = Keypair::generate(&mut rand_core::OsRng);
+//! let item = Item::new("  Raspberry Pi 5,  8 GB ").unwrap();
+//! assert_eq!(item.description(), "raspberry pi 5, 8 gb");
+//! let offer = SignedOffer::sign(&seller, &item, 8_900, Currency::new("EUR").unwrap(), 1, u64::MAX, 1);
+//! offer.verify().unwrap();
+//! ```
+//!
+//! The flows of the paper's scheme B (and of scheme C, which runs B on one of C counters):
+//! - publish: the seller makes a [`SignedOffer`]; the listing node binds it to a counter value
+//!   with its device's `Inc` and returns a [`Receipt`]; the seller runs [`check_receipt`].
+//! - retrieve: the buyer drives a [`Retrieval`] over pages of the node's answer; it yields an
+//!   [`Outcome`] holding exactly the offers for the item the node counted, or a
+//!   [`Misbehaviour`]. Some misbehaviours carry [`Evidence`] that anyone can verify.
+
+mod buyer;
+mod cert;
+mod encoding;
+mod entry;
+mod hash;
+mod item;
+mod keys;
+mod misbehaviour;
+mod offer;
+mod seller;
+mod statement;
+
+pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
+pub use cert::{
+    Authority, CertError, Certificate, CertifiedCounter, EnrolRequest, Registry, Scheme,
+    SignedCertificate, MAX_COUNTERS,
+};
+pub use encoding::{Decode, DecodeError, Encode, Reader, Writer};
+pub use entry::{
+    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead,
+    RetrieveRequest, MAX_ENTRY_BYTES, MAX_PAGE_ITEMS,
+};
+pub use hash::{sha256, tags, Digest, TaggedHasher};
+pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
+pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
+pub use misbehaviour::{
+    entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,
+};
+pub use offer::{
+    cheapest, current_offers, Currency, Offer, OfferError, OfferFault, SignedOffer, MAX_OFFER_BYTES,
+};
+pub use seller::check_receipt;
+pub use statement::{
+    CounterId, DeviceKey, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,
+    MAX_STATEMENT_BYTES,
+};

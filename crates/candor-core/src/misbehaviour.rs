@@ -1,0 +1,415 @@
+//! Misbehaviour and evidence (DESIGN.md §6).
+//!
+//! Every failed check is a [`Misbehaviour`]. Some carry [`Evidence`]: device-signed material
+//! that any third party verifies alone, with nothing but the evidence and the authority keys
+//! it trusts ([`Evidence::verify`]).
+
+use crate::cert::{CertError, SignedCertificate};
+use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::entry::{entry_payload, gap_payload, MAX_ENTRY_BYTES};
+use crate::keys::PublicKey;
+use crate::offer::{OfferFault, SignedOffer};
+use crate::statement::{CounterId, SignedInc};
+use thiserror::Error;
+
+const EVIDENCE_VERSION: u8 = 1;
+
+/// Which budget a listing node exhausted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKind {
+    /// More values than the buyer will check.
+    Entries,
+    /// More bytes than the buyer will take.
+    Bytes,
+    /// More gap notices than the buyer accepts.
+    Gaps,
+    /// It took longer than the buyer waits.
+    Time,
+}
+
+/// A failed check, named.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Misbehaviour {
+    /// The node's certificate is not acceptable.
+    #[error("bad certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// A device statement's signature does not verify.
+    #[error("the {what} at value {value} is not signed by the certified device")]
+    BadStatementSignature {
+        /// `Inc` or `Read`.
+        what: &'static str,
+        /// The value it claims.
+        value: u64,
+    },
+    /// The `Read` does not answer this request's nonce (stale or replayed).
+    #[error("the Read does not answer this request's nonce (stale or replayed answer)")]
+    StaleNonce,
+    /// A statement names another device than the certified one.
+    #[error("a statement names another device than the certified one")]
+    WrongDevice,
+    /// A statement names another node.
+    #[error("a statement names another node than the one spoken to")]
+    WrongPeer,
+    /// A statement is on a counter the certificate does not assign to the item.
+    #[error("a statement is on counter {got}, but the item's counter is {expected}")]
+    WrongCounter {
+        /// The item's counter.
+        expected: CounterId,
+        /// The counter used.
+        got: CounterId,
+    },
+    /// A value at or below the certified initial value.
+    #[error("value {value} is not above the certified initial value {base}")]
+    BelowBase {
+        /// The value.
+        value: u64,
+        /// The initial value.
+        base: u64,
+    },
+    /// The entry's bytes are not what the `Inc` binds (altered or substituted).
+    #[error("the entry at value {value} is not what the device counted (altered or substituted)")]
+    EntryMismatch {
+        /// The value.
+        value: u64,
+    },
+    /// A value out of order (reordered or duplicated).
+    #[error("expected value {expected} or later, got {got} (reordered or duplicated)")]
+    OutOfOrder {
+        /// The lowest acceptable value.
+        expected: u64,
+        /// The value sent.
+        got: u64,
+    },
+    /// A value beyond the `Read`'s t.
+    #[error("value {value} is beyond the Read's t = {t}")]
+    BeyondRead {
+        /// The value.
+        value: u64,
+        /// The `Read`'s value.
+        t: u64,
+    },
+    /// A value the node neither served nor covered with a gap notice.
+    #[error("value {value} was neither served nor covered by a gap notice (omitted entry)")]
+    MissingEntry {
+        /// The first missing value.
+        value: u64,
+    },
+    /// The node stopped sending before t.
+    #[error("the node stopped at value {next} before t = {t}")]
+    Truncated {
+        /// The next value expected.
+        next: u64,
+        /// The `Read`'s value.
+        t: u64,
+    },
+    /// A gap notice that covers values it may not cover.
+    #[error("the gap notice at value {value} covers values that were served or are out of range")]
+    BadGap {
+        /// The notice's value.
+        value: u64,
+    },
+    /// A message did not decode.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] DecodeError),
+    /// A receipt does not bind the seller's offer as it should.
+    #[error("the receipt does not bind the offer: {0}")]
+    BadReceipt(&'static str),
+    /// The node's `Read` is below a value the checker holds a receipt for.
+    #[error("the Read's t = {t} is below receipted value {receipted}")]
+    ReadBelowReceipt {
+        /// The `Read`'s value.
+        t: u64,
+        /// The receipted value.
+        receipted: u64,
+    },
+    /// The node refused the request.
+    #[error("the node refused: {0}")]
+    Refused(String),
+    /// The node did not answer a message it had to answer.
+    #[error("the node sent no answer where one was due: {0}")]
+    NoAnswer(&'static str),
+    /// The node exceeded the checker's budget.
+    #[error("over budget ({0:?})")]
+    OverBudget(BudgetKind),
+    /// Device-signed evidence any third party can verify.
+    #[error("transferable evidence of {}", .0.kind())]
+    Evidence(Box<Evidence>),
+}
+
+impl Misbehaviour {
+    /// Whether this misbehaviour carries transferable evidence.
+    pub fn is_transferable(&self) -> bool {
+        matches!(self, Self::Evidence(_))
+    }
+
+    /// A short stable name for reports and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Certificate(_) => "bad-certificate",
+            Self::BadStatementSignature { .. } => "bad-statement-signature",
+            Self::StaleNonce => "stale-nonce",
+            Self::WrongDevice => "wrong-device",
+            Self::WrongPeer => "wrong-peer",
+            Self::WrongCounter { .. } => "wrong-counter",
+            Self::BelowBase { .. } => "below-base",
+            Self::EntryMismatch { .. } => "entry-mismatch",
+            Self::OutOfOrder { .. } => "out-of-order",
+            Self::BeyondRead { .. } => "beyond-read",
+            Self::MissingEntry { .. } => "missing-entry",
+            Self::Truncated { .. } => "truncated",
+            Self::BadGap { .. } => "bad-gap",
+            Self::Malformed(_) => "malformed",
+            Self::BadReceipt(_) => "bad-receipt",
+            Self::ReadBelowReceipt { .. } => "read-below-receipt",
+            Self::Refused(_) => "refused",
+            Self::NoAnswer(_) => "no-answer",
+            Self::OverBudget(_) => "over-budget",
+            Self::Evidence(e) => e.kind(),
+        }
+    }
+}
+
+/// Transferable evidence of a listing node's (or its device's) misbehaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Evidence {
+    /// Two `Inc`s for one device, counter and value with different payloads.
+    Equivocation {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// One statement.
+        a: SignedInc,
+        /// The other.
+        b: SignedInc,
+    },
+    /// A gap notice covering a value for which an `Inc` (a seller's receipt) exists.
+    GapOverReceipt {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The receipted `Inc`.
+        receipt: SignedInc,
+        /// The gap notice's `Inc`.
+        gap: SignedInc,
+        /// First value the notice covers.
+        first: u64,
+        /// Last value it covers.
+        last: u64,
+    },
+    /// An entry under a valid `Inc` that is not a valid offer.
+    BadEntry {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The `Inc` binding the entry.
+        inc: SignedInc,
+        /// The entry's bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Why evidence does not prove what it claims.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// The certificate is not acceptable.
+    #[error("certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// A statement is not signed by the certified device.
+    #[error("a statement is not signed by the certified device")]
+    BadSignature,
+    /// The statements do not name the certified device and node.
+    #[error("a statement does not name the certified device and node")]
+    WrongSubject,
+    /// The material is consistent with an honest node.
+    #[error("the material does not show misbehaviour: {0}")]
+    NotMisbehaviour(&'static str),
+}
+
+/// What is wrong with a bad entry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EntryFault {
+    /// The bytes do not decode as a signed offer.
+    #[error("the entry does not decode: {0}")]
+    Undecodable(DecodeError),
+    /// The offer fails a check.
+    #[error("the offer is invalid: {0}")]
+    Invalid(OfferFault),
+}
+
+/// Why an entry's bytes are not a valid offer, if they are not.
+pub fn entry_fault(bytes: &[u8]) -> Option<EntryFault> {
+    match SignedOffer::from_bytes(bytes) {
+        Err(e) => Some(EntryFault::Undecodable(e)),
+        Ok(o) => o.verify().err().map(EntryFault::Invalid),
+    }
+}
+
+impl Evidence {
+    /// A short stable name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Equivocation { .. } => "equivocation",
+            Self::GapOverReceipt { .. } => "gap-over-receipt",
+            Self::BadEntry { .. } => "bad-entry",
+        }
+    }
+
+    fn cert(&self) -> &SignedCertificate {
+        match self {
+            Self::Equivocation { cert, .. }
+            | Self::GapOverReceipt { cert, .. }
+            | Self::BadEntry { cert, .. } => cert,
+        }
+    }
+
+    fn check_inc(cert: &SignedCertificate, s: &SignedInc) -> Result<(), EvidenceError> {
+        cert.cert
+            .device
+            .verify_inc(s)
+            .map_err(|_| EvidenceError::BadSignature)?;
+        if s.inc.device != cert.cert.device.id() || s.inc.peer != cert.cert.peer {
+            return Err(EvidenceError::WrongSubject);
+        }
+        Ok(())
+    }
+
+    /// Verifies the evidence with nothing but itself and the trusted authority keys. On
+    /// success, returns what it proves, in words.
+    pub fn verify(&self, trusted: &[PublicKey]) -> Result<String, EvidenceError> {
+        let cert = self.cert();
+        cert.verify(trusted)?;
+        let peer = &cert.cert.peer;
+        match self {
+            Self::Equivocation { a, b, .. } => {
+                Self::check_inc(cert, a)?;
+                Self::check_inc(cert, b)?;
+                if a.inc.counter != b.inc.counter || a.inc.value != b.inc.value {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "different counters or values",
+                    ));
+                }
+                if a.inc.payload == b.inc.payload {
+                    return Err(EvidenceError::NotMisbehaviour("the payloads are equal"));
+                }
+                Ok(format!(
+                    "device of node {} signed two payloads for counter {} value {}",
+                    peer.short(),
+                    a.inc.counter,
+                    a.inc.value
+                ))
+            }
+            Self::GapOverReceipt {
+                receipt,
+                gap,
+                first,
+                last,
+                ..
+            } => {
+                Self::check_inc(cert, receipt)?;
+                Self::check_inc(cert, gap)?;
+                if receipt.inc.counter != gap.inc.counter {
+                    return Err(EvidenceError::NotMisbehaviour("different counters"));
+                }
+                if gap.inc.payload != gap_payload(peer, gap.inc.counter, *first, *last) {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the gap Inc is no gap notice",
+                    ));
+                }
+                let v = receipt.inc.value;
+                if v < *first || v > *last {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the gap does not cover the value",
+                    ));
+                }
+                Ok(format!(
+                    "node {} issued a gap notice over value {} of counter {}, which it had receipted",
+                    peer.short(),
+                    v,
+                    gap.inc.counter
+                ))
+            }
+            Self::BadEntry { inc, bytes, .. } => {
+                Self::check_inc(cert, inc)?;
+                if inc.inc.payload != entry_payload(peer, inc.inc.counter, bytes) {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the Inc does not bind these bytes",
+                    ));
+                }
+                match entry_fault(bytes) {
+                    None => Err(EvidenceError::NotMisbehaviour("the entry is a valid offer")),
+                    Some(f) => Ok(format!(
+                        "node {} counted an invalid entry at counter {} value {}: {f}",
+                        peer.short(),
+                        inc.inc.counter,
+                        inc.inc.value
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Encode for Evidence {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(EVIDENCE_VERSION);
+        let cert = self.cert();
+        match self {
+            Self::Equivocation { a, b, .. } => {
+                w.u8(1).bytes32(&cert.to_bytes());
+                a.encode_to(w);
+                b.encode_to(w);
+            }
+            Self::GapOverReceipt {
+                receipt,
+                gap,
+                first,
+                last,
+                ..
+            } => {
+                w.u8(2).bytes32(&cert.to_bytes());
+                receipt.encode_to(w);
+                gap.encode_to(w);
+                w.u64(*first).u64(*last);
+            }
+            Self::BadEntry { inc, bytes, .. } => {
+                w.u8(3).bytes32(&cert.to_bytes());
+                inc.encode_to(w);
+                w.bytes16(bytes);
+            }
+        }
+    }
+}
+
+impl Decode for Evidence {
+    const WHAT: &'static str = "evidence";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(EVIDENCE_VERSION, Self::WHAT)?;
+        let kind = r.u8("evidence kind")?;
+        if !(1..=3).contains(&kind) {
+            return Err(DecodeError::UnknownKind {
+                what: Self::WHAT,
+                kind,
+            });
+        }
+        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        Ok(match kind {
+            1 => Self::Equivocation {
+                cert,
+                a: SignedInc::decode_from(r)?,
+                b: SignedInc::decode_from(r)?,
+            },
+            2 => Self::GapOverReceipt {
+                cert,
+                receipt: SignedInc::decode_from(r)?,
+                gap: SignedInc::decode_from(r)?,
+                first: r.u64("first")?,
+                last: r.u64("last")?,
+            },
+            _ => Self::BadEntry {
+                cert,
+                inc: SignedInc::decode_from(r)?,
+                bytes: r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec(),
+            },
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The seller's side of scheme B/C: check a receipt at publish.
+
+use crate::cert::SignedCertificate;
+use crate::encoding::Encode;
+use crate::entry::{entry_payload, Receipt};
+use crate::keys::{PeerId, PublicKey};
+use crate::misbehaviour::Misbehaviour;
+use crate::offer::SignedOffer;
+
+/// Checks the receipt `receipt` that node `peer`, certified by `cert`, returned for `offer`.
+///
+/// The seller accepts only an `Inc` from the device certified for the PeerId it published to,
+/// by an authority it trusts, on the counter the certificate assigns to the item, above the
+/// counter's initial value, binding exactly `H(entry ‖ PeerId ‖ counter ‖ offer bytes)`.
+pub fn check_receipt(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    cert: &SignedCertificate,
+    offer: &SignedOffer,
+    receipt: &Receipt,
+) -> Result<(), Misbehaviour> {
+    cert.verify_for(trusted, peer)?;
+    if receipt.cert_id != cert.id() {
+        return Err(Misbehaviour::BadReceipt("it names another certificate"));
+    }
+    let inc = &receipt.inc.inc;
+    cert.cert
+        .device
+        .verify_inc(&receipt.inc)
+        .map_err(|_| Misbehaviour::BadStatementSignature {
+            what: "Inc",
+            value: inc.value,
+        })?;
+    if inc.device != cert.cert.device.id() {
+        return Err(Misbehaviour::WrongDevice);
+    }
+    if &inc.peer != peer {
+        return Err(Misbehaviour::WrongPeer);
+    }
+    let counter = cert.cert.counter_for(&offer.offer.key);
+    if inc.counter != counter.id {
+        return Err(Misbehaviour::WrongCounter {
+            expected: counter.id,
+            got: inc.counter,
+        });
+    }
+    if inc.value <= counter.initial {
+        return Err(Misbehaviour::BelowBase {
+            value: inc.value,
+            base: counter.initial,
+        });
+    }
+    if inc.payload != entry_payload(peer, counter.id, &offer.to_bytes()) {
+        return Err(Misbehaviour::BadReceipt("the Inc does not bind this offer"));
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! What a trusted device signs: `Inc` and `Read` statements (DESIGN.md §4).
+
+use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::{tags, Digest};
+use crate::keys::{
+    device_id_of, BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature,
+};
+use std::fmt;
+
+const STATEMENT_VERSION: u8 = 1;
+
+/// A device counter's id.
+pub type CounterId = u32;
+
+/// A trusted device's public key, tagged with its backend so verifiers apply the right format.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceKey {
+    /// The software device: an ed25519 key. It protects nothing against its machine's owner.
+    Software(PublicKey),
+}
+
+impl fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Software(k) => write!(f, "Software({})", &k.to_hex()[..16]),
+        }
+    }
+}
+
+impl Encode for DeviceKey {
+    fn encode_to(&self, w: &mut Writer) {
+        match self {
+            Self::Software(k) => w.u8(1).fixed(&k.0),
+        };
+    }
+}
+
+impl Decode for DeviceKey {
+    const WHAT: &'static str = "device key";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("device key kind")? {
+            1 => Ok(Self::Software(PublicKey(r.array("device key")?))),
+            kind => Err(DecodeError::UnknownKind {
+                what: Self::WHAT,
+                kind,
+            }),
+        }
+    }
+}
+
+impl DeviceKey {
+    /// The device id every statement names.
+    pub fn id(&self) -> Digest {
+        device_id_of(&self.to_bytes())
+    }
+
+    /// The backend's name, for people.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Software(_) => "software (protects nothing)",
+        }
+    }
+
+    fn verify_raw(&self, tag: &str, msg: &[u8], sig: &Signature) -> Result<(), BadSignature> {
+        match self {
+            Self::Software(k) => k.verify(tag, msg, sig),
+        }
+    }
+
+    fn queue_raw(&self, batch: &mut BatchVerifier, tag: &str, msg: &[u8], sig: Signature) {
+        match self {
+            Self::Software(k) => batch.push(*k, tag, msg, sig),
+        }
+    }
+
+    /// Verifies a signed `Inc` under this key (signature only; callers check the fields).
+    pub fn verify_inc(&self, s: &SignedInc) -> Result<(), BadSignature> {
+        self.verify_raw(tags::INC, &s.inc.to_bytes(), &s.sig)
+    }
+
+    /// Queues a signed `Inc` for batch verification.
+    pub fn queue_inc(&self, batch: &mut BatchVerifier, s: &SignedInc) {
+        self.queue_raw(batch, tags::INC, &s.inc.to_bytes(), s.sig)
+    }
+
+    /// Verifies a signed `Read` under this key (signature only).
+    pub fn verify_read(&self, s: &SignedRead) -> Result<(), BadSignature> {
+        self.verify_raw(tags::READ, &s.read.to_bytes(), &s.sig)
+    }
+}
+
+/// `Inc`: the counter went from `value − 1` to `value` in this very step, binding `payload`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Inc {
+    /// The device's id.
+    pub device: Digest,
+    /// The node the device serves.
+    pub peer: PeerId,
+    /// The counter.
+    pub counter: CounterId,
+    /// The counter's value after the step.
+    pub value: u64,
+    /// What the step binds.
+    pub payload: Digest,
+}
+
+impl fmt::Debug for Inc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Inc(c{} v{} {:?})",
+            self.counter, self.value, self.payload
+        )
+    }
+}
+
+impl Encode for Inc {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(STATEMENT_VERSION).fixed(self.device.as_bytes());
+        self.peer.encode_to(w);
+        w.u32(self.counter)
+            .u64(self.value)
+            .fixed(self.payload.as_bytes());
+    }
+}
+
+impl Decode for Inc {
+    const WHAT: &'static str = "Inc";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(STATEMENT_VERSION, Self::WHAT)?;
+        Ok(Self {
+            device: Digest(r.array("device")?),
+            peer: PeerId::decode_from(r)?,
+            counter: r.u32("counter")?,
+            value: r.u64("value")?,
+            payload: Digest(r.array("payload")?),
+        })
+    }
+}
+
+/// `Read`: the counter's value when the device answered `nonce`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Read {
+    /// The device's id.
+    pub device: Digest,
+    /// The node the device serves.
+    pub peer: PeerId,
+    /// The counter.
+    pub counter: CounterId,
+    /// Its value.
+    pub value: u64,
+    /// The requester's fresh nonce.
+    pub nonce: [u8; 32],
+}
+
+impl fmt::Debug for Read {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Read(c{} v{})", self.counter, self.value)
+    }
+}
+
+impl Encode for Read {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(STATEMENT_VERSION).fixed(self.device.as_bytes());
+        self.peer.encode_to(w);
+        w.u32(self.counter).u64(self.value).fixed(&self.nonce);
+    }
+}
+
+impl Decode for Read {
+    const WHAT: &'static str = "Read";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(STATEMENT_VERSION, Self::WHAT)?;
+        Ok(Self {
+            device: Digest(r.array("device")?),
+            peer: PeerId::decode_from(r)?,
+            counter: r.u32("counter")?,
+            value: r.u64("value")?,
+            nonce: r.array("nonce")?,
+        })
+    }
+}
+
+/// An `Inc` with the device's signature.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SignedInc {
+    /// The statement.
+    pub inc: Inc,
+    /// The device's signature on `candor/v1/inc ‖ inc bytes`.
+    pub sig: Signature,
+}
+
+/// A `Read` with the device's signature.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SignedRead {
+    /// The statement.
+    pub read: Read,
+    /// The device's signature on `candor/v1/read ‖ read bytes`.
+    pub sig: Signature,
+}
+
+/// The largest encoded signed statement.
+pub const MAX_STATEMENT_BYTES: usize = 1 + 32 + 1 + 64 + 4 + 8 + 32 + 1 + 64;
+
+const SIG_ED25519: u8 = 1;
+
+impl Encode for SignedInc {
+    fn encode_to(&self, w: &mut Writer) {
+        self.inc.encode_to(w);
+        w.u8(SIG_ED25519);
+        self.sig.encode_to(w);
+    }
+}
+
+impl Decode for SignedInc {
+    const WHAT: &'static str = "signed Inc";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let inc = Inc::decode_from(r)?;
+        decode_sig_kind(r, Self::WHAT)?;
+        Ok(Self {
+            inc,
+            sig: Signature::decode_from(r)?,
+        })
+    }
+}
+
+impl Encode for SignedRead {
+    fn encode_to(&self, w: &mut Writer) {
+        self.read.encode_to(w);
+        w.u8(SIG_ED25519);
+        self.sig.encode_to(w);
+    }
+}
+
+impl Decode for SignedRead {
+    const WHAT: &'static str = "signed Read";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let read = Read::decode_from(r)?;
+        decode_sig_kind(r, Self::WHAT)?;
+        Ok(Self {
+            read,
+            sig: Signature::decode_from(r)?,
+        })
+    }
+}
+
+fn decode_sig_kind(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+    match r.u8("signature kind")? {
+        SIG_ED25519 => Ok(()),
+        kind => Err(DecodeError::UnknownKind { what, kind }),
+    }
+}
+
+/// Signs statements with an ed25519 key: the software device's signer (and, in tests, a
+/// deliberately broken device's).
+#[derive(Debug, Clone)]
+pub struct Ed25519StatementSigner {
+    key: Keypair,
+    peer: PeerId,
+}
+
+impl Ed25519StatementSigner {
+    /// A signer for the device key `key`, serving node `peer`.
+    pub fn new(key: Keypair, peer: PeerId) -> Self {
+        Self { key, peer }
+    }
+
+    /// The device key.
+    pub fn device_key(&self) -> DeviceKey {
+        DeviceKey::Software(self.key.public())
+    }
+
+    /// The node served.
+    pub fn peer(&self) -> &PeerId {
+        &self.peer
+    }
+
+    /// Signs an `Inc`.
+    pub fn sign_inc(&self, counter: CounterId, value: u64, payload: Digest) -> SignedInc {
+        let inc = Inc {
+            device: self.device_key().id(),
+            peer: self.peer.clone(),
+            counter,
+            value,
+            payload,
+        };
+        let sig = self.key.sign(tags::INC, &inc.to_bytes());
+        SignedInc { inc, sig }
+    }
+
+    /// Signs a `Read`.
+    pub fn sign_read(&self, counter: CounterId, value: u64, nonce: [u8; 32]) -> SignedRead {
+        let read = Read {
+            device: self.device_key().id(),
+            peer: self.peer.clone(),
+            counter,
+            value,
+            nonce,
+        };
+        let sig = self.key.sign(tags::READ, &read.to_bytes());
+        SignedRead { read, sig }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    fn signer() -> Ed25519StatementSigner {
+        let node = Keypair::generate(&mut OsRng);
+        Ed25519StatementSigner::new(
+            Keypair::generate(&mut OsRng),
+            PeerId::from_ed25519(&node.public()),
+        )
+    }
+
+    #[test]
+    fn statements_round_trip_and_verify() {
+        let s = signer();
+        let inc = s.sign_inc(3, 17, Digest([9; 32]));
+        let bytes = inc.to_bytes();
+        assert!(bytes.len() <= MAX_STATEMENT_BYTES);
+        let back = SignedInc::from_bytes(&bytes).unwrap();
+        assert_eq!(back, inc);
+        s.device_key().verify_inc(&back).unwrap();
+        let read = s.sign_read(3, 17, [1; 32]);
+        let back = SignedRead::from_bytes(&read.to_bytes()).unwrap();
+        s.device_key().verify_read(&back).unwrap();
+    }
+
+    #[test]
+    fn inc_signature_does_not_verify_as_read() {
+        // Domain separation: an Inc's signature is no Read's, even with equal field bytes.
+        let s = signer();
+        let inc = s.sign_inc(0, 5, Digest([7; 32]));
+        let fake = SignedRead {
+            read: Read {
+                device: inc.inc.device,
+                peer: inc.inc.peer.clone(),
+                counter: 0,
+                value: 5,
+                nonce: [7; 32],
+            },
+            sig: inc.sig,
+        };
+        assert!(s.device_key().verify_read(&fake).is_err());
+    }
+
+    #[test]
+    fn altered_fields_fail() {
+        let s = signer();
+        let mut inc = s.sign_inc(0, 5, Digest([7; 32]));
+        inc.inc.value = 4;
+        assert!(s.device_key().verify_inc(&inc).is_err());
+    }
+
+    #[test]
+    fn unknown_signature_kind_is_typed() {
+        let s = signer();
+        let mut bytes = s.sign_inc(0, 5, Digest([7; 32])).to_bytes();
+        let pos = bytes.len() - 65;
+        bytes[pos] = 9;
+        assert!(matches!(
+            SignedInc::from_bytes(&bytes),
+            Err(DecodeError::UnknownKind { kind: 9, .. })
+        ));
+    }
+}

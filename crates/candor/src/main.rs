@@ -1,0 +1,1 @@
+//! candor\nfn main() {}
