@@ -1,1 +1,393 @@
-//! placeholder
+//! # candor-store
+//!
+//! The listing node's durable store, on the embedded database redb (ACID, copy-on-write
+//! B-trees, fsync on commit, pure Rust). It holds:
+//! - **pending records**: (counter, exact payload, the entry's bytes), written durably *before*
+//!   the device is asked to count them, so a crash at any point can be reconciled;
+//! - **entries**: each counted value's page item (the `Inc` and the offer bytes, or a gap
+//!   notice), keyed by (counter, value), served verbatim on retrieve;
+//! - **heads**: per counter, the highest value stored (and the certified initial value).
+//!
+//! Writes are batched by the caller (group commit): one transaction, one fsync, per batch.
+//!
+//! ```
+//! use candor_store::ListingStore;
+//! let store = ListingStore::in_memory().unwrap();
+//! store.init_counters(&[(0, 5)]).unwrap();
+//! assert_eq!(store.head(0).unwrap(), Some(5));
+//! ```
+
+use candor_core::{CounterId, Decode, Digest, Encode, PageItem, MAX_ENTRY_BYTES};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+const ENTRIES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("entries");
+const PENDING: TableDefinition<'_, (u32, &[u8; 32]), &[u8]> = TableDefinition::new("pending");
+const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads");
+
+/// Why a store operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("listing store {path}: {source}")]
+    Db {
+        /// The database file (or `memory`).
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// Stored bytes do not decode (the database was altered or corrupted).
+    #[error("listing store {path}: a stored record is corrupt: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A counter the store was never told about.
+    #[error("the store has no counter {0}; it was initialised for another certificate")]
+    UnknownCounter(CounterId),
+}
+
+/// What a pending record will become once counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingItem {
+    /// An entry's bytes (a signed offer).
+    Entry(Vec<u8>),
+    /// A gap notice covering `first..=last`.
+    Gap {
+        /// First value covered.
+        first: u64,
+        /// Last value covered.
+        last: u64,
+    },
+}
+
+impl PendingItem {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = candor_core::Writer::new();
+        match self {
+            Self::Entry(b) => w.u8(1).bytes16(b),
+            Self::Gap { first, last } => w.u8(2).u64(*first).u64(*last),
+        };
+        w.into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, candor_core::DecodeError> {
+        let mut r = candor_core::Reader::new(bytes);
+        let item = match r.u8("pending kind")? {
+            1 => Self::Entry(r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec()),
+            2 => Self::Gap {
+                first: r.u64("first")?,
+                last: r.u64("last")?,
+            },
+            kind => {
+                return Err(candor_core::DecodeError::UnknownKind {
+                    what: "pending record",
+                    kind,
+                })
+            }
+        };
+        r.finish("pending record")?;
+        Ok(item)
+    }
+}
+
+/// A pending record: the payload the device will be asked to bind, and what it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The counter.
+    pub counter: CounterId,
+    /// The payload.
+    pub payload: Digest,
+    /// The entry or gap notice.
+    pub item: PendingItem,
+}
+
+/// The durable listing store.
+#[derive(Debug)]
+pub struct ListingStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl ListingStore {
+    fn err(&self) -> impl Fn(redb::Error) -> StoreError + '_ {
+        |e| StoreError::Db {
+            path: self.path.clone(),
+            source: Box::new(e),
+        }
+    }
+
+    fn setup(db: Database, path: PathBuf) -> Result<Self, StoreError> {
+        let store = Self { db, path };
+        let txn = store.db.begin_write().map_err(|e| store.err()(e.into()))?;
+        {
+            txn.open_table(ENTRIES).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(PENDING).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(HEADS).map_err(|e| store.err()(e.into()))?;
+        }
+        txn.commit().map_err(|e| store.err()(e.into()))?;
+        Ok(store)
+    }
+
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| StoreError::Db {
+            path: path.to_path_buf(),
+            source: Box::new(e.into()),
+        })?;
+        Self::setup(db, path.to_path_buf())
+    }
+
+    /// A store in memory, for simulations and tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StoreError::Db {
+                path: "memory".into(),
+                source: Box::new(e.into()),
+            })?;
+        Self::setup(db, "memory".into())
+    }
+
+    /// Records the certified counters and their initial values (idempotent; existing
+    /// counters keep their heads).
+    pub fn init_counters(&self, counters: &[(CounterId, u64)]) -> Result<(), StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
+            for &(id, initial) in counters {
+                if heads.get(id).map_err(|x| e(x.into()))?.is_none() {
+                    heads
+                        .insert(id, (initial, initial))
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// The highest value stored for `counter` (its initial value if none), or `None` if the
+    /// counter is unknown.
+    pub fn head(&self, counter: CounterId) -> Result<Option<u64>, StoreError> {
+        Ok(self.heads(counter)?.map(|(_, h)| h))
+    }
+
+    /// (initial, head) of `counter`.
+    pub fn heads(&self, counter: CounterId) -> Result<Option<(u64, u64)>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
+        Ok(heads
+            .get(counter)
+            .map_err(|x| e(x.into()))?
+            .map(|g| g.value()))
+    }
+
+    /// Makes pending records durable (one transaction, one fsync).
+    pub fn put_pending(&self, records: &[Pending]) -> Result<(), StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut t = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
+            for p in records {
+                t.insert(
+                    (p.counter, p.payload.as_bytes()),
+                    p.item.encode().as_slice(),
+                )
+                .map_err(|x| e(x.into()))?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// The pending records of `counter`.
+    pub fn pending(&self, counter: CounterId) -> Result<Vec<Pending>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((counter, &[0u8; 32])..=(counter, &[0xffu8; 32]))
+            .map_err(|x| e(x.into()))?
+        {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            let item = PendingItem::decode(v.value()).map_err(|err| self.corrupt(err))?;
+            out.push(Pending {
+                counter,
+                payload: Digest(*k.value().1),
+                item,
+            });
+        }
+        Ok(out)
+    }
+
+    fn corrupt(&self, err: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: err.to_string(),
+        }
+    }
+
+    /// Stores counted items (each at its `Inc`'s counter and value), advances the heads, and
+    /// clears the pending records they resolve and `drop_pending` — one transaction.
+    pub fn commit(
+        &self,
+        items: &[PageItem],
+        drop_pending: &[(CounterId, Digest)],
+    ) -> Result<(), StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
+            let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
+            let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
+            for item in items {
+                let inc = &item.inc().inc;
+                entries
+                    .insert((inc.counter, inc.value), item.to_bytes().as_slice())
+                    .map_err(|x| e(x.into()))?;
+                pending
+                    .remove((inc.counter, inc.payload.as_bytes()))
+                    .map_err(|x| e(x.into()))?;
+                let (initial, head) = heads
+                    .get(inc.counter)
+                    .map_err(|x| e(x.into()))?
+                    .map(|g| g.value())
+                    .ok_or(StoreError::UnknownCounter(inc.counter))?;
+                if inc.value > head {
+                    heads
+                        .insert(inc.counter, (initial, inc.value))
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
+            for (c, p) in drop_pending {
+                pending
+                    .remove((*c, p.as_bytes()))
+                    .map_err(|x| e(x.into()))?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// The stored items of `counter` with values in `after+1 ..= upto`, at most `max` of
+    /// them and at most `max_bytes` of encoded items, in value order.
+    pub fn page(
+        &self,
+        counter: CounterId,
+        after: u64,
+        upto: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<PageItem>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        if after >= upto {
+            return Ok(out);
+        }
+        for row in t
+            .range((counter, after + 1)..=(counter, upto))
+            .map_err(|x| e(x.into()))?
+        {
+            let (_, v) = row.map_err(|x| e(x.into()))?;
+            let raw = v.value();
+            if out.len() >= max || (bytes + raw.len() > max_bytes && !out.is_empty()) {
+                break;
+            }
+            bytes += raw.len();
+            out.push(PageItem::from_bytes(raw).map_err(|err| self.corrupt(err))?);
+        }
+        Ok(out)
+    }
+
+    /// The stored item at (`counter`, `value`).
+    pub fn get(&self, counter: CounterId, value: u64) -> Result<Option<PageItem>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
+        match t.get((counter, value)).map_err(|x| e(x.into()))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                PageItem::from_bytes(v.value()).map_err(|err| self.corrupt(err))?,
+            )),
+        }
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::{Ed25519StatementSigner, Keypair, PeerId};
+
+    fn signer() -> Ed25519StatementSigner {
+        let node = Keypair::generate(&mut rand_core::OsRng);
+        Ed25519StatementSigner::new(
+            Keypair::generate(&mut rand_core::OsRng),
+            PeerId::from_ed25519(&node.public()),
+        )
+    }
+
+    #[test]
+    fn pending_commit_page_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let s = signer();
+        {
+            let store = ListingStore::open(&path).unwrap();
+            store.init_counters(&[(0, 10), (1, 0)]).unwrap();
+            let p = Pending {
+                counter: 0,
+                payload: Digest([1; 32]),
+                item: PendingItem::Entry(vec![1, 2, 3]),
+            };
+            store.put_pending(std::slice::from_ref(&p)).unwrap();
+            assert_eq!(store.pending(0).unwrap(), vec![p]);
+            assert!(store.pending(1).unwrap().is_empty());
+            let items: Vec<PageItem> = (11..=15)
+                .map(|v| PageItem::Entry {
+                    inc: s.sign_inc(0, v, Digest([v as u8; 32])),
+                    bytes: vec![v as u8],
+                })
+                .collect();
+            store.commit(&items, &[(0, Digest([1; 32]))]).unwrap();
+            assert!(store.pending(0).unwrap().is_empty());
+        }
+        let store = ListingStore::open(&path).unwrap();
+        assert_eq!(store.heads(0).unwrap(), Some((10, 15)));
+        let page = store.page(0, 11, 15, 2, usize::MAX).unwrap();
+        assert_eq!(
+            page.iter().map(PageItem::value).collect::<Vec<_>>(),
+            vec![12, 13]
+        );
+        assert_eq!(store.page(0, 15, 15, 10, usize::MAX).unwrap(), vec![]);
+        assert_eq!(store.get(0, 14).unwrap().map(|i| i.value()), Some(14));
+        assert_eq!(store.head(7).unwrap(), None);
+    }
+
+    #[test]
+    fn commit_on_unknown_counter_is_refused() {
+        let store = ListingStore::in_memory().unwrap();
+        let item = PageItem::Gap {
+            inc: signer().sign_inc(3, 1, Digest([0; 32])),
+            first: 0,
+            last: 0,
+        };
+        assert!(matches!(
+            store.commit(&[item], &[]),
+            Err(StoreError::UnknownCounter(3))
+        ));
+    }
+}
