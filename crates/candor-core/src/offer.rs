@@ -19,6 +19,13 @@ pub const MAX_OFFER_BYTES: usize = 1 + 32 + 2 + MAX_DESCRIPTION + 32 + 8 + 3 + 4
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    /// Euro.
+    pub const EUR: Self = Self(*b"EUR");
+    /// US dollar.
+    pub const USD: Self = Self(*b"USD");
+    /// Pound sterling.
+    pub const GBP: Self = Self(*b"GBP");
+
     /// Parses a code such as `EUR` (case-insensitive on input, stored upper-case).
     pub fn new(code: &str) -> Result<Self, OfferError> {
         let b = code.trim().as_bytes();

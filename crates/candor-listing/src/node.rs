@@ -1,0 +1,546 @@
+//! The honest listing node: device + store, publish with group commit, reconcile, serve.
+
+use candor_core::{
+    entry_payload, gap_payload, tags, BatchVerifier, CounterId, Decode, DecodeError, Digest,
+    Encode, OfferFault, Page, PageItem, PageRequest, PeerId, Receipt, RetrieveHead,
+    RetrieveRequest, SignedCertificate, SignedInc, SignedOffer, MAX_PAGE_ITEMS,
+};
+use candor_device::{DeviceError, TrustedDevice};
+use candor_store::{ListingStore, Pending, PendingItem, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use thiserror::Error;
+
+/// The most bytes of items a page carries.
+pub(crate) const MAX_PAGE_BYTES: usize = 256 * 1024;
+
+/// Why a node would not open.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The certificate is not this device's, or not for this node.
+    #[error("the certificate does not match the device: {0}")]
+    CertMismatch(&'static str),
+    /// The device's counter is below the store's highest value: the device state was rolled
+    /// back (or belongs to another store).
+    #[error("counter {counter}: the device is at {device} but the store holds value {store}; the device state was rolled back or replaced. Refusing to start: restore the device state that belongs to this store")]
+    DeviceRolledBack {
+        /// The counter.
+        counter: CounterId,
+        /// The device's value.
+        device: u64,
+        /// The store's head.
+        store: u64,
+    },
+    /// The store is below what the node acknowledged to the device: it was rolled back.
+    #[error("counter {counter}: the store holds values up to {store} but the node had stored up to {acknowledged}; the store was rolled back or replaced. Refusing to start: restore the store that belongs to this device")]
+    StoreRolledBack {
+        /// The counter.
+        counter: CounterId,
+        /// The store's head.
+        store: u64,
+        /// What the device was told is stored.
+        acknowledged: u64,
+    },
+    /// The device failed.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The bytes are not a signed offer.
+    #[error("the offer does not decode: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The offer fails a check.
+    #[error("the offer is invalid: {0}")]
+    Invalid(#[from] OfferFault),
+    /// The offer has expired.
+    #[error("the offer expired at {expiry} (now {now})")]
+    Expired {
+        /// Its expiry.
+        expiry: u64,
+        /// The node's clock.
+        now: u64,
+    },
+    /// The device failed; the offer was not counted (or will be reconciled).
+    #[error("trusted device: {0}")]
+    Device(String),
+    /// The store failed; the offer was not acknowledged.
+    #[error("store: {0}")]
+    Store(String),
+    /// The node is shutting down or overloaded.
+    #[error("the node is not accepting publishes: {0}")]
+    Unavailable(&'static str),
+}
+
+/// Why a retrieve request was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A counter the certificate does not name.
+    #[error("counter {0} is not certified")]
+    UnknownCounter(CounterId),
+    /// The device failed.
+    #[error("trusted device: {0}")]
+    Device(#[from] DeviceError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What reconciliation did on open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Entries recovered from pending records and reissued statements.
+    pub recovered: u64,
+    /// Pending records the device never counted (dropped; their sellers got no receipt).
+    pub dropped: u64,
+    /// Gap notices written, per counter: (first, last).
+    pub gaps: Vec<(CounterId, u64, u64)>,
+}
+
+/// Where a publish stops, to simulate a crash (tests only).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashAt {
+    /// After the pending records are durable, before the device call.
+    AfterPending,
+    /// After the device counted, before the entries are stored.
+    AfterInc,
+    /// After the entries are stored, before the device is told.
+    AfterCommit,
+}
+
+/// An honest listing node.
+pub struct ListingNode<D> {
+    cert: SignedCertificate,
+    cert_id: Digest,
+    peer: PeerId,
+    store: ListingStore,
+    device: Mutex<D>,
+}
+
+impl<D> std::fmt::Debug for ListingNode<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListingNode")
+            .field("peer", &self.peer)
+            .field("scheme", &self.cert.cert.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: TrustedDevice> ListingNode<D> {
+    /// Opens a node on `device` and `store` with certificate `cert`, reconciling the store
+    /// with the device first (DESIGN.md §7). No `Read` is served before this returns.
+    pub fn open(
+        device: D,
+        store: ListingStore,
+        cert: SignedCertificate,
+    ) -> Result<(Self, ReconcileReport), OpenError> {
+        if cert.cert.device != device.device_key() {
+            return Err(OpenError::CertMismatch("it certifies another device key"));
+        }
+        if &cert.cert.peer != device.peer() {
+            return Err(OpenError::CertMismatch(
+                "it is for another node than the device's",
+            ));
+        }
+        let ids = device.counters();
+        if cert.cert.counters.iter().any(|c| !ids.contains(&c.id)) {
+            return Err(OpenError::CertMismatch(
+                "it names a counter the device lacks",
+            ));
+        }
+        store.init_counters(
+            &cert
+                .cert
+                .counters
+                .iter()
+                .map(|c| (c.id, c.initial))
+                .collect::<Vec<_>>(),
+        )?;
+        tracing::info!(protection = device.protection(), "trusted device opened");
+        let node = Self {
+            cert_id: cert.id(),
+            peer: cert.cert.peer.clone(),
+            cert,
+            store,
+            device: Mutex::new(device),
+        };
+        let report = node.reconcile()?;
+        Ok((node, report))
+    }
+
+    fn device(&self) -> MutexGuard<'_, D> {
+        // A panic while holding the lock cannot leave the device inconsistent (its state is
+        // written atomically), so a poisoned lock is taken over.
+        self.device.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reconcile(&self) -> Result<ReconcileReport, OpenError> {
+        let mut report = ReconcileReport::default();
+        let mut dev = self.device();
+        for c in &self.cert.cert.counters {
+            let d = dev.value(c.id)?;
+            let r = self.store.head(c.id)?.unwrap_or(c.initial);
+            let acked = dev.acknowledged(c.id)?;
+            if d < r {
+                return Err(OpenError::DeviceRolledBack {
+                    counter: c.id,
+                    device: d,
+                    store: r,
+                });
+            }
+            if r < acked {
+                return Err(OpenError::StoreRolledBack {
+                    counter: c.id,
+                    store: r,
+                    acknowledged: acked,
+                });
+            }
+            let pending: HashMap<Digest, PendingItem> = self
+                .store
+                .pending(c.id)?
+                .into_iter()
+                .map(|p| (p.payload, p.item))
+                .collect();
+            let mut items = Vec::new();
+            let mut lost: Vec<(u64, u64)> = Vec::new();
+            for v in r + 1..=d {
+                let recovered = dev.reissue(c.id, v)?.and_then(|inc| {
+                    pending.get(&inc.inc.payload).map(|item| match item {
+                        PendingItem::Entry(bytes) => PageItem::Entry {
+                            inc,
+                            bytes: bytes.clone(),
+                        },
+                        PendingItem::Gap { first, last } => PageItem::Gap {
+                            inc,
+                            first: *first,
+                            last: *last,
+                        },
+                    })
+                });
+                match recovered {
+                    Some(item) => items.push(item),
+                    None => match lost.last_mut() {
+                        Some((_, last)) if *last + 1 == v => *last = v,
+                        _ => lost.push((v, v)),
+                    },
+                }
+            }
+            report.recovered += items.len() as u64;
+            let resolved: Vec<(CounterId, Digest)> = pending.keys().map(|p| (c.id, *p)).collect();
+            report.dropped += pending.len() as u64 - items.len().min(pending.len()) as u64;
+            // Lost values: one gap notice per run, each a new increment (pending first).
+            let gap_pending: Vec<Pending> = lost
+                .iter()
+                .map(|&(first, last)| Pending {
+                    counter: c.id,
+                    payload: gap_payload(&self.peer, c.id, first, last),
+                    item: PendingItem::Gap { first, last },
+                })
+                .collect();
+            self.store.commit(&items, &resolved)?;
+            if !gap_pending.is_empty() {
+                self.store.put_pending(&gap_pending)?;
+                let payloads: Vec<Digest> = gap_pending.iter().map(|p| p.payload).collect();
+                let incs = dev.inc_sign_batch(c.id, &payloads)?;
+                let gaps: Vec<PageItem> = incs
+                    .into_iter()
+                    .zip(&lost)
+                    .map(|(inc, &(first, last))| PageItem::Gap { inc, first, last })
+                    .collect();
+                self.store.commit(&gaps, &[])?;
+                for &(first, last) in &lost {
+                    tracing::warn!(
+                        counter = c.id,
+                        first,
+                        last,
+                        "values lost in a crash: gap notice written"
+                    );
+                    report.gaps.push((c.id, first, last));
+                }
+            }
+            let head = dev.value(c.id)?;
+            dev.acknowledge(c.id, head)?;
+        }
+        if report.recovered > 0 || report.dropped > 0 || !report.gaps.is_empty() {
+            tracing::info!(?report, "reconciled the store with the device");
+        }
+        Ok(report)
+    }
+
+    /// The node's certificate.
+    pub fn certificate(&self) -> &SignedCertificate {
+        &self.cert
+    }
+
+    /// The node's PeerId.
+    pub fn peer(&self) -> &PeerId {
+        &self.peer
+    }
+
+    /// The store (read access for tools and tests).
+    pub fn store(&self) -> &ListingStore {
+        &self.store
+    }
+
+    /// Gives the device and the store back (for a restart in tests and tools).
+    pub fn into_parts(self) -> (D, ListingStore) {
+        (
+            self.device.into_inner().unwrap_or_else(|p| p.into_inner()),
+            self.store,
+        )
+    }
+
+    /// Checks offers before counting them: decode, canonical key, signature (one batch),
+    /// expiry. Returns the valid ones with their index in the input.
+    fn vet(&self, offers: &[SignedOffer], now: u64) -> Vec<Result<(), PublishError>> {
+        let mut out: Vec<Result<(), PublishError>> = offers
+            .iter()
+            .map(|o| {
+                o.check_key()?;
+                if o.offer.expiry <= now {
+                    return Err(PublishError::Expired {
+                        expiry: o.offer.expiry,
+                        now,
+                    });
+                }
+                Ok(())
+            })
+            .collect();
+        let mut batch = BatchVerifier::new();
+        for (o, r) in offers.iter().zip(&out) {
+            if r.is_ok() {
+                batch.push(
+                    o.offer.seller,
+                    tags::OFFER,
+                    &o.offer.to_bytes(),
+                    o.signature,
+                );
+            }
+        }
+        if !batch.verify_all() {
+            for (o, r) in offers.iter().zip(out.iter_mut()) {
+                if r.is_ok() && o.check_signature().is_err() {
+                    *r = Err(PublishError::Invalid(OfferFault::BadSignature));
+                }
+            }
+        }
+        out
+    }
+
+    /// Publishes a batch of offers: one pending write, one device call per counter, one
+    /// store commit; every receipt is durable before it is returned.
+    pub fn publish_batch(
+        &self,
+        offers: &[SignedOffer],
+        now: u64,
+    ) -> Vec<Result<Receipt, PublishError>> {
+        let vetted = self.vet(offers, now);
+        let mut valid: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, (o, r)) in offers.iter().zip(&vetted).enumerate() {
+            if r.is_ok() {
+                valid.push((i, o.to_bytes()));
+            }
+        }
+        let mut out: Vec<Result<Receipt, PublishError>> = vetted
+            .into_iter()
+            .map(|r| {
+                r.map(|()| Err(PublishError::Unavailable("not counted")))
+                    .and_then(|x| x)
+            })
+            .collect();
+        let items: Vec<(CounterId, PendingItem, usize)> = valid
+            .into_iter()
+            .map(|(i, bytes)| {
+                let counter = offers
+                    .get(i)
+                    .map(|o| self.cert.cert.counter_for(&o.offer.key).id)
+                    .unwrap_or(0);
+                (counter, PendingItem::Entry(bytes), i)
+            })
+            .collect();
+        match self.append(items, None) {
+            Ok(done) => {
+                for (i, inc) in done {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Ok(Receipt {
+                            cert_id: self.cert_id,
+                            inc,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                for slot in out
+                    .iter_mut()
+                    .filter(|s| matches!(s, Err(PublishError::Unavailable(_))))
+                {
+                    *slot = Err(match &e {
+                        AppendError::Device(d) => PublishError::Device(d.to_string()),
+                        AppendError::Store(s) => PublishError::Store(s.to_string()),
+                        AppendError::Crashed => PublishError::Unavailable("crashed (simulated)"),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Publishes one offer.
+    pub fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Receipt, PublishError> {
+        self.publish_batch(std::slice::from_ref(offer), now)
+            .pop()
+            .unwrap_or(Err(PublishError::Unavailable("no result")))
+    }
+
+    /// Publishes a batch and stops at `crash`, as a crash there would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn publish_batch_crashing(&self, offers: &[SignedOffer], crash: CrashAt) {
+        let items = offers
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                (
+                    self.cert.cert.counter_for(&o.offer.key).id,
+                    PendingItem::Entry(o.to_bytes()),
+                    i,
+                )
+            })
+            .collect();
+        let _ = self.append(items, Some(crash));
+    }
+
+    /// Counts arbitrary items (entries or gap notices): pending → device → store → ack.
+    /// Returns (tag, Inc) per counted item. Holds the device lock throughout, so a `Read`
+    /// is ordered after the items are stored.
+    pub(crate) fn append(
+        &self,
+        items: Vec<(CounterId, PendingItem, usize)>,
+        #[allow(unused_variables)] crash: Option<CrashAtInner>,
+    ) -> Result<Vec<(usize, SignedInc)>, AppendError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut dev = self.device();
+        let mut by_counter: BTreeMap<CounterId, Vec<(Digest, PendingItem, usize)>> =
+            BTreeMap::new();
+        let mut pending = Vec::with_capacity(items.len());
+        for (counter, item, tag) in items {
+            let payload = match &item {
+                PendingItem::Entry(bytes) => entry_payload(&self.peer, counter, bytes),
+                PendingItem::Gap { first, last } => gap_payload(&self.peer, counter, *first, *last),
+            };
+            pending.push(Pending {
+                counter,
+                payload,
+                item: item.clone(),
+            });
+            by_counter
+                .entry(counter)
+                .or_default()
+                .push((payload, item, tag));
+        }
+        self.store
+            .put_pending(&pending)
+            .map_err(AppendError::Store)?;
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(CrashAt::AfterPending) {
+            return Err(AppendError::Crashed);
+        }
+        let mut counted = Vec::with_capacity(pending.len());
+        let mut out = Vec::with_capacity(pending.len());
+        let mut heads = Vec::new();
+        for (counter, group) in by_counter {
+            let payloads: Vec<Digest> = group.iter().map(|g| g.0).collect();
+            let incs = dev
+                .inc_sign_batch(counter, &payloads)
+                .map_err(AppendError::Device)?;
+            if let Some(last) = incs.last() {
+                heads.push((counter, last.inc.value));
+            }
+            for ((_, item, tag), inc) in group.into_iter().zip(incs) {
+                out.push((tag, inc.clone()));
+                counted.push(match item {
+                    PendingItem::Entry(bytes) => PageItem::Entry { inc, bytes },
+                    PendingItem::Gap { first, last } => PageItem::Gap { inc, first, last },
+                });
+            }
+        }
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(CrashAt::AfterInc) {
+            return Err(AppendError::Crashed);
+        }
+        self.store
+            .commit(&counted, &[])
+            .map_err(AppendError::Store)?;
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(CrashAt::AfterCommit) {
+            return Err(AppendError::Crashed);
+        }
+        for (counter, head) in heads {
+            dev.acknowledge(counter, head)
+                .map_err(AppendError::Device)?;
+        }
+        Ok(out)
+    }
+
+    /// Answers a retrieve's opening request: the certificate and a fresh `Read` on the
+    /// item's counter. Taken under the device lock, so every value up to the `Read` is stored.
+    pub fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
+        let counter = self.cert.cert.counter_for(&req.item).id;
+        let read = self.device().read_sign(counter, req.nonce)?;
+        Ok(RetrieveHead {
+            cert: self.cert.clone(),
+            read,
+        })
+    }
+
+    /// Answers a page request from the store.
+    pub fn page(&self, req: &PageRequest) -> Result<Page, ServeError> {
+        if self.cert.cert.counter(req.counter).is_none() {
+            return Err(ServeError::UnknownCounter(req.counter));
+        }
+        let max = (req.max_items as usize).clamp(1, MAX_PAGE_ITEMS);
+        let items = self
+            .store
+            .page(req.counter, req.after, req.upto, max, MAX_PAGE_BYTES)?;
+        Ok(Page { items })
+    }
+
+    /// Signs a `Read` on any device counter (the adversary uses it to answer on a wrong one).
+    pub(crate) fn raw_read(
+        &self,
+        counter: CounterId,
+        nonce: [u8; 32],
+    ) -> Result<candor_core::SignedRead, DeviceError> {
+        self.device().read_sign(counter, nonce)
+    }
+
+    /// Decodes and publishes raw offer bytes (what a transport hands in).
+    pub fn publish_bytes(&self, bytes: &[u8], now: u64) -> Result<Receipt, PublishError> {
+        let offer = SignedOffer::from_bytes(bytes)?;
+        self.publish(&offer, now)
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) type CrashAtInner = CrashAt;
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) type CrashAtInner = std::convert::Infallible;
+
+/// Why an append failed.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    Device(DeviceError),
+    Store(StoreError),
+    #[allow(dead_code)]
+    Crashed,
+}
