@@ -241,6 +241,11 @@ fn lock(path: &Path) -> Result<File, DeviceError> {
 }
 
 fn warn_protects_nothing(path: &Path) {
+    // Once per process: a simulation opens many devices.
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     tracing::warn!(
         path = %path.display(),
         "software trusted device: it protects NOTHING against this machine's owner \

@@ -1,1 +1,295 @@
-//! candor\nfn main() {}
+//! # candor
+//!
+//! The `candor` command: set up a marketplace authority and a listing node's trusted device,
+//! and walk through a marketplace in one process, with cheating listing nodes caught.
+//! Run `candor --help` for the commands.
+
+mod debug;
+mod files;
+mod walkthrough;
+
+use candor_core::{Authority, Decode, Encode, Evidence, PeerId, Scheme};
+use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
+use candor_listing::{enrol, EnrolError, OpenError};
+use clap::{Parser, Subcommand, ValueEnum};
+use files::{AuthorityDir, FileError, NodeDir};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use thiserror::Error;
+
+#[derive(Parser)]
+#[command(
+    name = "candor",
+    version,
+    about = "Candor: a peer-to-peer marketplace whose listing nodes cannot hide, alter or invent offers without being caught"
+)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manage a marketplace authority (it certifies trusted devices).
+    #[command(subcommand)]
+    Authority(AuthorityCmd),
+    /// Manage this node's trusted device.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Verify transferable evidence against a marketplace authority.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
+    /// Walk through a whole marketplace in one process: sellers publish, buyers retrieve and
+    /// verify, then cheating listing nodes try every trick and are caught.
+    Walkthrough(walkthrough::Args),
+    /// Tools for tests (not for users).
+    #[command(subcommand, hide = true)]
+    Debug(debug::Cmd),
+}
+
+#[derive(Subcommand)]
+enum AuthorityCmd {
+    /// Create an authority: its signing key, public key and registry in DIR.
+    Init {
+        /// The authority's folder.
+        #[arg(long, default_value = "authority")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemeArg {
+    /// The paper's basic scheme: one counter, every entry on retrieve.
+    B,
+    /// C counters: an item uses counter cid(d).
+    C,
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Create this node's key and a software trusted device (which protects nothing).
+    Init {
+        /// The node's data folder.
+        #[arg(long, default_value = "candor-data")]
+        data: PathBuf,
+        /// How many counters the device has.
+        #[arg(long, default_value_t = 64)]
+        counters: u32,
+    },
+    /// Have the device certified by a local authority.
+    Enroll {
+        /// The node's data folder.
+        #[arg(long, default_value = "candor-data")]
+        data: PathBuf,
+        /// The authority's folder.
+        #[arg(long, default_value = "authority")]
+        authority: PathBuf,
+        /// The scheme the node will run.
+        #[arg(long, value_enum, default_value = "b")]
+        scheme: SchemeArg,
+        /// Counters to certify (scheme B uses exactly one).
+        #[arg(long)]
+        counters: Option<u32>,
+    },
+    /// Show the device, its counters and its certificate.
+    Show {
+        /// The node's data folder.
+        #[arg(long, default_value = "candor-data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCmd {
+    /// Check an evidence file with nothing but the authority's public key.
+    Verify {
+        /// The evidence file (as written by a buyer or seller).
+        file: PathBuf,
+        /// The authority's folder (its authority.pub is used).
+        #[arg(long, default_value = "authority")]
+        authority: PathBuf,
+    },
+}
+
+/// What went wrong, for a person.
+#[derive(Debug, Error)]
+enum CliError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("trusted device: {0}")]
+    Device(#[from] DeviceError),
+    #[error("enrolment: {0}")]
+    Enrol(#[from] EnrolError),
+    #[error("listing node: {0}")]
+    Open(#[from] OpenError),
+    #[error("listing store: {0}")]
+    Store(#[from] candor_store::StoreError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.cmd {
+        Cmd::Authority(AuthorityCmd::Init { dir }) => authority_init(dir),
+        Cmd::Device(DeviceCmd::Init { data, counters }) => device_init(data, counters),
+        Cmd::Device(DeviceCmd::Enroll {
+            data,
+            authority,
+            scheme,
+            counters,
+        }) => device_enroll(data, authority, scheme, counters),
+        Cmd::Device(DeviceCmd::Show { data }) => device_show(data),
+        Cmd::Evidence(EvidenceCmd::Verify { file, authority }) => evidence_verify(file, authority),
+        Cmd::Walkthrough(args) => return walkthrough::run(args),
+        Cmd::Debug(cmd) => debug::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn authority_init(dir: PathBuf) -> Result<(), CliError> {
+    let a = AuthorityDir(dir);
+    let key = files::new_key(&a.key())?;
+    files::write_atomic(&a.public(), key.public().to_hex().as_bytes(), false)?;
+    a.save_registry(&candor_core::Registry::default())?;
+    println!("authority created in {}", a.0.display());
+    println!(
+        "public key (give it to buyers and sellers): {}",
+        key.public()
+    );
+    Ok(())
+}
+
+fn device_init(data: PathBuf, counters: u32) -> Result<(), CliError> {
+    let d = NodeDir(data);
+    let node_key = files::new_key(&d.node_key())?;
+    let peer = PeerId::from_ed25519(&node_key.public());
+    let device = SoftwareDevice::create(&d.device(), peer.clone(), counters)?;
+    println!("node PeerId:  {peer}");
+    println!("device key:   {:?}", device.device_key());
+    println!("counters:     {}", device.counters().len());
+    println!("WARNING: {}", device.protection());
+    Ok(())
+}
+
+fn device_enroll(
+    data: PathBuf,
+    authority: PathBuf,
+    scheme: SchemeArg,
+    counters: Option<u32>,
+) -> Result<(), CliError> {
+    let d = NodeDir(data);
+    let a = AuthorityDir(authority);
+    if d.cert().exists() {
+        return Err(FileError::Exists(d.cert()).into());
+    }
+    let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
+    let auth = Authority::new(files::load_key(
+        &a.key(),
+        "run `candor authority init` first",
+    )?);
+    let mut registry = a.load_registry()?;
+    let mut device = SoftwareDevice::open(&d.device())?;
+    let (scheme, n) = match scheme {
+        SchemeArg::B => (Scheme::Basic, 1),
+        SchemeArg::C => (
+            Scheme::Counters,
+            counters.unwrap_or(device.counters().len() as u32),
+        ),
+    };
+    if matches!(scheme, Scheme::Basic) && counters.is_some_and(|c| c != 1) {
+        return Err(CliError::Failed(
+            "scheme B certifies exactly one counter".into(),
+        ));
+    }
+    let cert = enrol(
+        &auth,
+        &mut registry,
+        &node_key,
+        &mut device,
+        scheme,
+        n,
+        now(),
+    )?;
+    // The registry is saved before the certificate: a certificate never exists unrecorded.
+    a.save_registry(&registry)?;
+    files::write_atomic(&d.cert(), &cert.to_bytes(), false)?;
+    println!(
+        "certified: serial {}, scheme {}, {} counter(s), certificate id {}",
+        cert.cert.serial,
+        cert.cert.scheme,
+        cert.cert.counters.len(),
+        cert.id()
+    );
+    Ok(())
+}
+
+fn device_show(data: PathBuf) -> Result<(), CliError> {
+    let d = NodeDir(data);
+    let device = SoftwareDevice::open(&d.device())?;
+    println!("node PeerId: {}", device.peer());
+    println!("device key:  {:?}", device.device_key());
+    println!("protection:  {}", device.protection());
+    for c in device.counters().into_iter().take(8) {
+        println!("counter {c}: value {}", device.value(c)?);
+    }
+    match d.load_cert() {
+        Ok(cert) => println!(
+            "certificate: serial {} by authority {}, scheme {}, id {}",
+            cert.cert.serial,
+            cert.cert.authority,
+            cert.cert.scheme,
+            cert.id()
+        ),
+        Err(e) => println!("certificate: none ({e})"),
+    }
+    Ok(())
+}
+
+fn evidence_verify(file: PathBuf, authority: PathBuf) -> Result<(), CliError> {
+    let key = AuthorityDir(authority).load_public()?;
+    let bytes = std::fs::read(&file).map_err(|source| FileError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let evidence = Evidence::from_bytes(&bytes)
+        .map_err(|e| CliError::Failed(format!("{} is not evidence: {e}", file.display())))?;
+    match evidence.verify(&[key]) {
+        Ok(what) => {
+            println!("VALID evidence ({}): {what}", evidence.kind());
+            Ok(())
+        }
+        Err(e) => Err(CliError::Failed(format!("the evidence does not hold: {e}"))),
+    }
+}

@@ -1,0 +1,77 @@
+//! Hidden tools for tests: a publish loop that prints each receipt once it is durable, so a
+//! test can kill the process at any point and check that nothing receipted was lost.
+
+use crate::files::{self, NodeDir};
+use crate::{now, CliError};
+use candor_core::{Currency, Encode, Item, Keypair, SignedOffer};
+use candor_device::SoftwareDevice;
+use candor_listing::ListingNode;
+use candor_store::ListingStore;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub(crate) enum Cmd {
+    /// Open the node in DATA (reconciling), then publish batches forever, printing
+    /// `RECEIPT <offer hex> <receipt hex>` for each durable receipt.
+    PublishLoop {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value = "crash test item")]
+        item: String,
+    },
+}
+
+pub(crate) fn run(cmd: Cmd) -> Result<(), CliError> {
+    match cmd {
+        Cmd::PublishLoop { data, batch, item } => publish_loop(data, batch, &item),
+    }
+}
+
+fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError> {
+    let d = NodeDir(data);
+    let cert = d.load_cert()?;
+    let device = SoftwareDevice::open(&d.device())?;
+    let store = ListingStore::open(&d.store())?;
+    let (node, report) = ListingNode::open(device, store, cert)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "RECONCILED {} {} {}",
+        report.recovered,
+        report.dropped,
+        report.gaps.len()
+    );
+    let item = Item::new(item).map_err(|e| CliError::Failed(e.to_string()))?;
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let _ = files::write_atomic; // files are only read here
+    let mut serial = 0u64;
+    loop {
+        let offers: Vec<SignedOffer> = (0..batch.max(1))
+            .map(|_| {
+                serial += 1;
+                SignedOffer::sign(
+                    &seller,
+                    &item,
+                    1000 + serial,
+                    Currency::EUR,
+                    1,
+                    now() + 3600,
+                    serial,
+                )
+            })
+            .collect();
+        for (o, r) in offers.iter().zip(node.publish_batch(&offers, now())) {
+            let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
+            let _ = writeln!(
+                out,
+                "RECEIPT {} {}",
+                hex::encode(o.to_bytes()),
+                hex::encode(r.to_bytes())
+            );
+        }
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,163 @@
+//! The files the command line keeps: keys, the authority's registry, a node's data folder.
+
+use candor_core::{Decode, Encode, Keypair, PublicKey, Registry, SignedCertificate};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why a file could not be read or written.
+#[derive(Debug, Error)]
+pub(crate) enum FileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid {what}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("{0} already exists; refusing to overwrite it")]
+    Exists(PathBuf),
+    #[error("{path} does not exist: {hint}")]
+    Missing { path: PathBuf, hint: &'static str },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+    move |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder);
+/// `private` files are readable by their owner only.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), FileError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension("tmp");
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let _ = private;
+    let mut f = opts.open(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io(path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn read(path: &Path, hint: &'static str) -> Result<Vec<u8>, FileError> {
+    match fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FileError::Missing {
+            path: path.to_path_buf(),
+            hint,
+        }),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn read_hex32(path: &Path, what: &'static str, hint: &'static str) -> Result<[u8; 32], FileError> {
+    let text = read(path, hint)?;
+    let text = String::from_utf8_lossy(&text);
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out).map_err(|e| FileError::Invalid {
+        path: path.to_path_buf(),
+        what,
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Creates a new secret key file; refuses to overwrite one.
+pub(crate) fn new_key(path: &Path) -> Result<Keypair, FileError> {
+    if path.exists() {
+        return Err(FileError::Exists(path.to_path_buf()));
+    }
+    let key = Keypair::generate(&mut rand_core::OsRng);
+    write_atomic(path, hex::encode(key.secret_bytes()).as_bytes(), true)?;
+    Ok(key)
+}
+
+pub(crate) fn load_key(path: &Path, hint: &'static str) -> Result<Keypair, FileError> {
+    Ok(Keypair::from_secret(read_hex32(path, "secret key", hint)?))
+}
+
+pub(crate) fn load_public(path: &Path, hint: &'static str) -> Result<PublicKey, FileError> {
+    Ok(PublicKey(read_hex32(path, "public key", hint)?))
+}
+
+fn decode<T: Decode>(path: &Path, what: &'static str, hint: &'static str) -> Result<T, FileError> {
+    let bytes = read(path, hint)?;
+    T::from_bytes(&bytes).map_err(|e| FileError::Invalid {
+        path: path.to_path_buf(),
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// An authority's folder: its key, its public key, its registry.
+pub(crate) struct AuthorityDir(pub(crate) PathBuf);
+
+impl AuthorityDir {
+    pub(crate) fn key(&self) -> PathBuf {
+        self.0.join("authority.key")
+    }
+    pub(crate) fn public(&self) -> PathBuf {
+        self.0.join("authority.pub")
+    }
+    pub(crate) fn registry(&self) -> PathBuf {
+        self.0.join("registry.bin")
+    }
+    pub(crate) fn load_registry(&self) -> Result<Registry, FileError> {
+        decode(
+            &self.registry(),
+            "authority registry",
+            "run `candor authority init` first",
+        )
+    }
+    pub(crate) fn save_registry(&self, r: &Registry) -> Result<(), FileError> {
+        write_atomic(&self.registry(), &r.to_bytes(), false)
+    }
+    pub(crate) fn load_public(&self) -> Result<PublicKey, FileError> {
+        load_public(&self.public(), "run `candor authority init` first")
+    }
+}
+
+/// A node's data folder.
+pub(crate) struct NodeDir(pub(crate) PathBuf);
+
+impl NodeDir {
+    pub(crate) fn node_key(&self) -> PathBuf {
+        self.0.join("node.key")
+    }
+    pub(crate) fn device(&self) -> PathBuf {
+        self.0.join("device.state")
+    }
+    pub(crate) fn cert(&self) -> PathBuf {
+        self.0.join("cert.bin")
+    }
+    pub(crate) fn store(&self) -> PathBuf {
+        self.0.join("store.redb")
+    }
+    pub(crate) fn load_cert(&self) -> Result<SignedCertificate, FileError> {
+        decode(
+            &self.cert(),
+            "certificate",
+            "run `candor device enroll` first",
+        )
+    }
+}
