@@ -152,7 +152,7 @@ fn walk(args: Args) -> Result<bool, CliError> {
 
     // 5. Cheating listing nodes.
     println!("\n5. Cheating listing nodes — each tries one trick about one item:");
-    println!("   {:<28} {:<16} {}", "cheat", "caught by", "misbehaviour");
+    println!("   {:<28} {:<16} misbehaviour", "cheat", "caught by");
     let stranger = Keypair::generate(&mut rand_core::OsRng).public();
     let count = Strategy::all(stranger, stranger, 0).len();
     let mut caught = 0;

@@ -1,5 +1,12 @@
 //! Shared set-up for the listing tests: an authority, sellers, an enrolled node.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+#![allow(
+    dead_code,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::new_without_default,
+    unreachable_pub
+)]
 
 use candor_core::*;
 use candor_device::{SoftwareDevice, TrustedDevice};
