@@ -34,11 +34,13 @@
 
 mod adversary;
 mod committer;
+mod fixtures;
 mod flows;
 mod node;
 
 pub use adversary::{CheatingNode, Strategy};
 pub use committer::{Committer, CommitterError};
+pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use flows::{
     enrol, monitor, publish_to, retrieve_from, EnrolError, Listing, PublishReply, Refusal,
 };

@@ -4,6 +4,7 @@
 //! and walk through a marketplace in one process, with cheating listing nodes caught.
 //! Run `candor --help` for the commands.
 
+mod bench;
 mod debug;
 mod files;
 mod walkthrough;
@@ -45,9 +46,18 @@ enum Cmd {
     /// Walk through a whole marketplace in one process: sellers publish, buyers retrieve and
     /// verify, then cheating listing nodes try every trick and are caught.
     Walkthrough(walkthrough::Args),
+    /// Measure the core's costs on this machine (a load command; figures for BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Tools for tests (not for users).
     #[command(subcommand, hide = true)]
     Debug(debug::Cmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Signatures, device, buyer's check against |W|, durable publishes with group commit.
+    Core(bench::Args),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +178,7 @@ fn main() -> ExitCode {
         Cmd::Evidence(EvidenceCmd::Verify { file, authority }) => evidence_verify(file, authority),
         Cmd::Walkthrough(args) => return walkthrough::run(args),
         Cmd::Debug(cmd) => debug::run(cmd),
+        Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
