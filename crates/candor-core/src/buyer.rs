@@ -217,6 +217,10 @@ impl Retrieval {
                 base: counter.initial,
             });
         }
+        if read.value == u64::MAX {
+            // A counter at its very end cannot be paged (values are checked up to t + 1).
+            return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+        }
         if let Some((&v, _)) = self.watch.range(read.value + 1..).next() {
             return Err(Misbehaviour::ReadBelowReceipt {
                 t: read.value,

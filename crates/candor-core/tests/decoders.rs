@@ -1,0 +1,161 @@
+//! Decoders on arbitrary bytes: they never panic, and whatever they accept re-encodes to the
+//! very same bytes (one canonical encoding per value).
+#![allow(clippy::unwrap_used)]
+
+use candor_core::*;
+use proptest::prelude::*;
+
+fn canonical<T: Decode + Encode>(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(v) = T::from_bytes(bytes) {
+        prop_assert_eq!(
+            v.to_bytes(),
+            bytes.to_vec(),
+            "{} has a second encoding",
+            T::WHAT
+        );
+    }
+    Ok(())
+}
+
+fn all(bytes: &[u8]) -> Result<(), TestCaseError> {
+    canonical::<SignedOffer>(bytes)?;
+    canonical::<Offer>(bytes)?;
+    canonical::<SignedInc>(bytes)?;
+    canonical::<SignedRead>(bytes)?;
+    canonical::<SignedCertificate>(bytes)?;
+    canonical::<EnrolRequest>(bytes)?;
+    canonical::<Registry>(bytes)?;
+    canonical::<Receipt>(bytes)?;
+    canonical::<RetrieveRequest>(bytes)?;
+    canonical::<RetrieveHead>(bytes)?;
+    canonical::<PageRequest>(bytes)?;
+    canonical::<Page>(bytes)?;
+    canonical::<PageItem>(bytes)?;
+    canonical::<Evidence>(bytes)?;
+    canonical::<DeviceKey>(bytes)?;
+    Ok(())
+}
+
+/// Valid encodings of every message, to mutate.
+fn seeds() -> Vec<Vec<u8>> {
+    let mut rng = rand_core::OsRng;
+    let node = Keypair::generate(&mut rng);
+    let peer = PeerId::from_ed25519(&node.public());
+    let signer = Ed25519StatementSigner::new(Keypair::generate(&mut rng), peer.clone());
+    let authority = Authority::new(Keypair::generate(&mut rng));
+    let req = EnrolRequest::new(
+        &node,
+        signer.device_key(),
+        Scheme::Counters,
+        vec![
+            signer.sign_read(0, 3, [1; 32]),
+            signer.sign_read(1, 4, [1; 32]),
+        ],
+    );
+    let mut reg = Registry::default();
+    let cert = authority.certify(&mut reg, &req, [1; 32], 9).unwrap();
+    let item = Item::new("seed item").unwrap();
+    let offer = SignedOffer::sign(&node, &item, 5, Currency::EUR, 1, 99, 1);
+    let inc = signer.sign_inc(0, 4, entry_payload(&peer, 0, &offer.to_bytes()));
+    let page = Page {
+        items: vec![
+            PageItem::Entry {
+                inc: inc.clone(),
+                bytes: offer.to_bytes(),
+            },
+            PageItem::Gap {
+                inc: signer.sign_inc(0, 6, gap_payload(&peer, 0, 5, 5)),
+                first: 5,
+                last: 5,
+            },
+        ],
+    };
+    vec![
+        offer.to_bytes(),
+        inc.to_bytes(),
+        signer.sign_read(0, 4, [2; 32]).to_bytes(),
+        cert.to_bytes(),
+        req.to_bytes(),
+        reg.to_bytes(),
+        Receipt {
+            cert_id: cert.id(),
+            inc: inc.clone(),
+        }
+        .to_bytes(),
+        RetrieveRequest {
+            item: item.key(),
+            nonce: [3; 32],
+        }
+        .to_bytes(),
+        RetrieveHead {
+            cert: cert.clone(),
+            read: signer.sign_read(0, 4, [2; 32]),
+        }
+        .to_bytes(),
+        PageRequest {
+            counter: 0,
+            after: 3,
+            upto: 9,
+            max_items: 10,
+        }
+        .to_bytes(),
+        page.to_bytes(),
+        Evidence::BadEntry {
+            cert,
+            inc,
+            bytes: vec![1, 2, 3],
+        }
+        .to_bytes(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        all(&bytes)?;
+    }
+
+    #[test]
+    fn mutated_valid_messages_never_panic_and_stay_canonical(
+        which in 0usize..12,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let mut bytes = seeds().swap_remove(which);
+        for (i, b) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= b;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        all(&bytes)?;
+    }
+}
+
+#[test]
+fn every_seed_decodes() {
+    for s in seeds() {
+        let mut decoded = 0;
+        for f in [
+            SignedOffer::from_bytes(&s).is_ok(),
+            SignedInc::from_bytes(&s).is_ok(),
+            SignedRead::from_bytes(&s).is_ok(),
+            SignedCertificate::from_bytes(&s).is_ok(),
+            EnrolRequest::from_bytes(&s).is_ok(),
+            Registry::from_bytes(&s).is_ok(),
+            Receipt::from_bytes(&s).is_ok(),
+            RetrieveRequest::from_bytes(&s).is_ok(),
+            RetrieveHead::from_bytes(&s).is_ok(),
+            PageRequest::from_bytes(&s).is_ok(),
+            Page::from_bytes(&s).is_ok(),
+            Evidence::from_bytes(&s).is_ok(),
+        ] {
+            decoded += usize::from(f);
+        }
+        assert!(decoded >= 1);
+    }
+}

@@ -1,0 +1,26 @@
+//! Every decoder on arbitrary bytes: no panic, and an accepted value re-encodes identically.
+#![no_main]
+
+use candor_core::*;
+use libfuzzer_sys::fuzz_target;
+
+fn canonical<T: Decode + Encode>(data: &[u8]) {
+    if let Ok(v) = T::from_bytes(data) {
+        assert_eq!(v.to_bytes(), data, "{} has a second encoding", T::WHAT);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    canonical::<SignedOffer>(data);
+    canonical::<SignedInc>(data);
+    canonical::<SignedRead>(data);
+    canonical::<SignedCertificate>(data);
+    canonical::<EnrolRequest>(data);
+    canonical::<Registry>(data);
+    canonical::<Receipt>(data);
+    canonical::<RetrieveRequest>(data);
+    canonical::<RetrieveHead>(data);
+    canonical::<PageRequest>(data);
+    canonical::<Page>(data);
+    canonical::<Evidence>(data);
+});
