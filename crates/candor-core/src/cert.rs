@@ -406,15 +406,27 @@ impl Decode for Registry {
         if n > r.remaining() / 2 {
             return Err(DecodeError::Truncated { field: "peers" });
         }
+        let unordered = |field| DecodeError::Invalid {
+            field,
+            reason: "not in strictly ascending order",
+        };
         for _ in 0..n {
-            reg.peers.insert(PeerId::decode_from(r)?);
+            let p = PeerId::decode_from(r)?;
+            if reg.peers.last().is_some_and(|last| *last >= p) {
+                return Err(unordered("peers"));
+            }
+            reg.peers.insert(p);
         }
         let n = r.u32("device count")? as usize;
         if n > r.remaining() / 32 {
             return Err(DecodeError::Truncated { field: "devices" });
         }
         for _ in 0..n {
-            reg.devices.insert(Digest(r.array("device")?));
+            let d = Digest(r.array("device")?);
+            if reg.devices.last().is_some_and(|last| *last >= d) {
+                return Err(unordered("devices"));
+            }
+            reg.devices.insert(d);
         }
         Ok(reg)
     }
@@ -571,6 +583,26 @@ mod tests {
             forged.verify(&[auth.public()]),
             Err(CertError::BadSignature)
         );
+    }
+
+    #[test]
+    fn registry_decoding_is_canonical() {
+        // Found by `cargo fuzz run decoders`: unordered or repeated entries re-encoded
+        // differently. They are refused now.
+        let a = PeerId::from_bytes(&[1]).unwrap();
+        let b = PeerId::from_bytes(&[2]).unwrap();
+        let encode = |peers: &[&PeerId]| {
+            let mut w = Writer::new();
+            w.u8(REGISTRY_VERSION).u64(2).u32(peers.len() as u32);
+            for p in peers {
+                p.encode_to(&mut w);
+            }
+            w.u32(0);
+            w.into_bytes()
+        };
+        assert!(Registry::from_bytes(&encode(&[&a, &b])).is_ok());
+        assert!(Registry::from_bytes(&encode(&[&b, &a])).is_err());
+        assert!(Registry::from_bytes(&encode(&[&a, &a])).is_err());
     }
 
     #[test]
