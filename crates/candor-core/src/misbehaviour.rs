@@ -126,6 +126,9 @@ pub enum Misbehaviour {
     /// The node refused the request.
     #[error("the node refused: {0}")]
     Refused(String),
+    /// The node could not be reached (not necessarily its fault).
+    #[error("the node could not be reached: {0}")]
+    Unreachable(String),
     /// The node did not answer a message it had to answer.
     #[error("the node sent no answer where one was due: {0}")]
     NoAnswer(&'static str),
@@ -164,6 +167,7 @@ impl Misbehaviour {
             Self::ReadBelowReceipt { .. } => "read-below-receipt",
             Self::Refused(_) => "refused",
             Self::NoAnswer(_) => "no-answer",
+            Self::Unreachable(_) => "unreachable",
             Self::OverBudget(_) => "over-budget",
             Self::Evidence(e) => e.kind(),
         }

@@ -337,7 +337,7 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
 
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
         match &self.strategy {
-            Self_::Refuse => return Err(Refusal("busy, try another node".into())),
+            Self_::Refuse => return Err(Refusal::refused("busy, try another node")),
             Self_::StaleRead => {
                 if let Some(h) = self.state().stale_head.clone() {
                     return Ok(h);
@@ -355,7 +355,7 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
                 let read = self
                     .honest
                     .raw_read(other, req.nonce)
-                    .map_err(|e| Refusal(e.to_string()))?;
+                    .map_err(|e| Refusal::refused(e.to_string()))?;
                 return Ok(RetrieveHead {
                     cert: self.honest.certificate().clone(),
                     read,

@@ -10,10 +10,45 @@ use candor_core::{
 use candor_device::{DeviceError, TrustedDevice};
 use thiserror::Error;
 
-/// A node's refusal, in words (a transport carries it as a typed error).
+/// How a request to a node failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The node answered with a refusal.
+    Refused,
+    /// The node could not be reached.
+    Unreachable,
+    /// The node took longer than the caller's time budget.
+    Timeout,
+}
+
+/// A request that got no useful answer: the node refused, was unreachable, or was too slow.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[error("{reason}")]
+pub struct Refusal {
+    /// What happened.
+    pub kind: RefusalKind,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// The node refused.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        Self {
+            kind: RefusalKind::Refused,
+            reason: reason.into(),
+        }
+    }
+
+    /// What a checker makes of it.
+    pub fn into_misbehaviour(self) -> Misbehaviour {
+        match self.kind {
+            RefusalKind::Refused => Misbehaviour::Refused(self.reason),
+            RefusalKind::Unreachable => Misbehaviour::Unreachable(self.reason),
+            RefusalKind::Timeout => Misbehaviour::OverBudget(candor_core::BudgetKind::Time),
+        }
+    }
+}
 
 /// A node's answer to a publish: its certificate and the receipt.
 #[derive(Debug, Clone)]
@@ -41,17 +76,18 @@ impl<D: TrustedDevice> Listing for ListingNode<D> {
         ListingNode::peer(self).clone()
     }
     fn publish(&self, offer: &SignedOffer, now: u64) -> Result<PublishReply, Refusal> {
-        let receipt = ListingNode::publish(self, offer, now).map_err(|e| Refusal(e.to_string()))?;
+        let receipt =
+            ListingNode::publish(self, offer, now).map_err(|e| Refusal::refused(e.to_string()))?;
         Ok(PublishReply {
             cert: self.certificate().clone(),
             receipt,
         })
     }
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
-        ListingNode::head(self, req).map_err(|e| Refusal(e.to_string()))
+        ListingNode::head(self, req).map_err(|e| Refusal::refused(e.to_string()))
     }
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
-        ListingNode::page(self, req).map_err(|e| Refusal(e.to_string()))
+        ListingNode::page(self, req).map_err(|e| Refusal::refused(e.to_string()))
     }
 }
 
@@ -105,7 +141,7 @@ pub fn publish_to(
 ) -> Result<Receipt, Misbehaviour> {
     let reply = node
         .publish(offer, now)
-        .map_err(|r| Misbehaviour::Refused(r.0))?;
+        .map_err(Refusal::into_misbehaviour)?;
     // Both cross the wire as bytes.
     let cert = SignedCertificate::from_bytes(&reply.cert.to_bytes())?;
     let receipt = Receipt::from_bytes(&reply.receipt.to_bytes())?;
@@ -116,10 +152,10 @@ pub fn publish_to(
 fn drive(node: &dyn Listing, mut session: Retrieval) -> Result<Outcome, Misbehaviour> {
     let head = node
         .head(&session.request())
-        .map_err(|r| Misbehaviour::Refused(r.0))?;
+        .map_err(Refusal::into_misbehaviour)?;
     let mut next = session.on_head_bytes(&head.to_bytes())?;
     while let Some(req) = next {
-        let page = node.page(&req).map_err(|r| Misbehaviour::Refused(r.0))?;
+        let page = node.page(&req).map_err(Refusal::into_misbehaviour)?;
         next = session.on_page_bytes(&page.to_bytes())?;
     }
     session.finish()

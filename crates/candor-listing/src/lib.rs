@@ -43,6 +43,7 @@ pub use committer::{Committer, CommitterError};
 pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use flows::{
     enrol, monitor, publish_to, retrieve_from, EnrolError, Listing, PublishReply, Refusal,
+    RefusalKind,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;

@@ -524,6 +524,17 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.device().read_sign(counter, nonce)
     }
 
+    /// The receipt for an offer this node already counted (a seller that lost its receipt
+    /// asks again), or `None`.
+    pub fn reissue(&self, offer: &SignedOffer) -> Result<Option<Receipt>, ServeError> {
+        let counter = self.cert.cert.counter_for(&offer.offer.key).id;
+        let payload = entry_payload(&self.peer, counter, &offer.to_bytes());
+        Ok(self.store.find(counter, &payload)?.map(|item| Receipt {
+            cert_id: self.cert_id,
+            inc: item.inc().clone(),
+        }))
+    }
+
     /// Decodes and publishes raw offer bytes (what a transport hands in).
     pub fn publish_bytes(&self, bytes: &[u8], now: u64) -> Result<Receipt, PublishError> {
         let offer = SignedOffer::from_bytes(bytes)?;

@@ -25,6 +25,7 @@ use thiserror::Error;
 const ENTRIES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("entries");
 const PENDING: TableDefinition<'_, (u32, &[u8; 32]), &[u8]> = TableDefinition::new("pending");
 const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads");
+const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-payload");
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -129,6 +130,8 @@ impl ListingStore {
             txn.open_table(ENTRIES).map_err(|e| store.err()(e.into()))?;
             txn.open_table(PENDING).map_err(|e| store.err()(e.into()))?;
             txn.open_table(HEADS).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(BY_PAYLOAD)
+                .map_err(|e| store.err()(e.into()))?;
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)
@@ -247,11 +250,22 @@ impl ListingStore {
             let mut entries = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
             let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
             let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
+            let mut by_payload = txn.open_table(BY_PAYLOAD).map_err(|x| e(x.into()))?;
             for item in items {
                 let inc = &item.inc().inc;
                 entries
                     .insert((inc.counter, inc.value), item.to_bytes().as_slice())
                     .map_err(|x| e(x.into()))?;
+                // The first value that counted a payload is the one its receipt names.
+                if by_payload
+                    .get((inc.counter, inc.payload.as_bytes()))
+                    .map_err(|x| e(x.into()))?
+                    .is_none()
+                {
+                    by_payload
+                        .insert((inc.counter, inc.payload.as_bytes()), inc.value)
+                        .map_err(|x| e(x.into()))?;
+                }
                 pending
                     .remove((inc.counter, inc.payload.as_bytes()))
                     .map_err(|x| e(x.into()))?;
@@ -321,6 +335,27 @@ impl ListingStore {
         }
     }
 
+    /// The stored item whose `Inc` binds `payload` on `counter` (the first such value).
+    pub fn find(
+        &self,
+        counter: CounterId,
+        payload: &Digest,
+    ) -> Result<Option<PageItem>, StoreError> {
+        let e = self.err();
+        let value = {
+            let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+            let t = txn.open_table(BY_PAYLOAD).map_err(|x| e(x.into()))?;
+            let v = t
+                .get((counter, payload.as_bytes()))
+                .map_err(|x| e(x.into()))?;
+            v.map(|g| g.value())
+        };
+        match value {
+            Some(v) => self.get(counter, v),
+            None => Ok(None),
+        }
+    }
+
     /// Where the store lives.
     pub fn path(&self) -> &Path {
         &self.path
@@ -374,6 +409,11 @@ mod tests {
         );
         assert_eq!(store.page(0, 15, 15, 10, usize::MAX).unwrap(), vec![]);
         assert_eq!(store.get(0, 14).unwrap().map(|i| i.value()), Some(14));
+        assert_eq!(
+            store.find(0, &Digest([14; 32])).unwrap().map(|i| i.value()),
+            Some(14)
+        );
+        assert_eq!(store.find(0, &Digest([99; 32])).unwrap(), None);
         assert_eq!(store.head(7).unwrap(), None);
     }
 

@@ -1,0 +1,136 @@
+//! The listing node as a network service: inbound publishes go through the group committer,
+//! retrieves and re-issues are answered from the node.
+
+use crate::swarm::Service;
+use crate::wire::{
+    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,
+};
+use candor_device::TrustedDevice;
+use candor_listing::{Committer, CommitterError, ListingNode, PublishError};
+use libp2p::PeerId;
+use std::sync::Arc;
+
+/// A listing node serving the network.
+pub struct ListingService<D> {
+    node: Arc<ListingNode<D>>,
+    committer: Committer,
+    clock: fn() -> u64,
+}
+
+impl<D> std::fmt::Debug for ListingService<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListingService").finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds from the system clock.
+pub fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl<D: TrustedDevice + 'static> ListingService<D> {
+    /// Serves `node`; publishes are group-committed in batches of up to 256.
+    pub fn new(node: Arc<ListingNode<D>>, clock: fn() -> u64) -> Self {
+        let committer = Committer::spawn(node.clone(), 256, 4096);
+        Self {
+            node,
+            committer,
+            clock,
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<ListingNode<D>> {
+        &self.node
+    }
+
+    /// Stops accepting publishes once the queued ones are committed.
+    pub fn shutdown(self) {
+        self.committer.shutdown();
+    }
+}
+
+fn refusal(e: &CommitterError) -> Refused {
+    let code = match e {
+        CommitterError::Publish(PublishError::Malformed(_))
+        | CommitterError::Publish(PublishError::Invalid(_))
+        | CommitterError::Publish(PublishError::Expired { .. }) => RefusalCode::Invalid,
+        CommitterError::Busy | CommitterError::Stopped => RefusalCode::Unavailable,
+        _ => RefusalCode::Failed,
+    };
+    Refused::new(code, e.to_string())
+}
+
+impl<D: TrustedDevice + 'static> Service for ListingService<D> {
+    fn publish(&self, from: PeerId, request: PublishRequest) -> PublishResponse {
+        match self.committer.publish(request.0, (self.clock)()) {
+            Ok(receipt) => PublishResponse::Accepted {
+                cert: self.node.certificate().clone(),
+                receipt,
+            },
+            Err(e) => {
+                tracing::debug!(%from, %e, "publish refused");
+                PublishResponse::Refused(refusal(&e))
+            }
+        }
+    }
+
+    fn retrieve(&self, _from: PeerId, request: RetrieveMsg) -> RetrieveAnswer {
+        let answer = match request {
+            RetrieveMsg::Head(h) => self.node.head(&h).map(RetrieveAnswer::Head),
+            RetrieveMsg::Page(p) => self.node.page(&p).map(RetrieveAnswer::Page),
+        };
+        answer.unwrap_or_else(|e| {
+            RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.to_string()))
+        })
+    }
+
+    fn reissue(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
+        match self.node.reissue(&request.0) {
+            Ok(Some(receipt)) => PublishResponse::Accepted {
+                cert: self.node.certificate().clone(),
+                receipt,
+            },
+            Ok(None) => PublishResponse::Refused(Refused::new(
+                RefusalCode::NotFound,
+                "this node has not counted that offer",
+            )),
+            Err(e) => PublishResponse::Refused(Refused::new(RefusalCode::Failed, e.to_string())),
+        }
+    }
+}
+
+/// Serves any [`candor_listing::Listing`] (for instance a cheating node from the adversary
+/// suite) to the network, one request at a time.
+#[derive(Debug)]
+pub struct ServeListing<L>(pub L);
+
+impl<L: candor_listing::Listing + Send + Sync + 'static> Service for ServeListing<L> {
+    fn publish(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
+        match self.0.publish(&request.0, system_clock()) {
+            Ok(r) => PublishResponse::Accepted {
+                cert: r.cert,
+                receipt: r.receipt,
+            },
+            Err(e) => PublishResponse::Refused(Refused::new(RefusalCode::Failed, e.reason)),
+        }
+    }
+
+    fn retrieve(&self, _from: PeerId, request: RetrieveMsg) -> RetrieveAnswer {
+        let r = match request {
+            RetrieveMsg::Head(h) => self.0.head(&h).map(RetrieveAnswer::Head),
+            RetrieveMsg::Page(p) => self.0.page(&p).map(RetrieveAnswer::Page),
+        };
+        r.unwrap_or_else(|e| RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)))
+    }
+
+    fn reissue(&self, _from: PeerId, _request: PublishRequest) -> PublishResponse {
+        PublishResponse::Refused(Refused::new(
+            RefusalCode::NotFound,
+            "re-issue is not served here",
+        ))
+    }
+}

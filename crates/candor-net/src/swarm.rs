@@ -1,0 +1,740 @@
+//! The libp2p node: Kademlia (server mode), identify feeding listen addresses to Kademlia,
+//! and Candor's three request-response protocols. One task owns the swarm; everything else
+//! talks to it through a bounded command channel.
+
+use crate::codec::BytesCodec;
+use crate::wire::{
+    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,
+    KAD_PROTOCOL, MAX_PUBLISH_REQUEST, MAX_PUBLISH_RESPONSE, MAX_RETRIEVE_REQUEST,
+    MAX_RETRIEVE_RESPONSE, PUBLISH_PROTOCOL, REISSUE_PROTOCOL, RETRIEVE_PROTOCOL,
+};
+use candor_core::{Decode, Encode};
+use futures::StreamExt;
+use libp2p::core::transport::{MemoryTransport, Transport};
+use libp2p::core::upgrade::Version;
+use libp2p::kad::{self, store::MemoryStore, KBucketKey, Mode};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// How a node joins and behaves in the overlay.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0`, or `/memory/N` with `memory`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join through, each ending in `/p2p/<PeerId>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// |Δ(d)|: how many closest peers list an item.
+    pub k: usize,
+    /// Time limit of one request.
+    pub request_timeout: Duration,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
+    /// Use libp2p's in-memory transport (tests, simulations) instead of TCP.
+    pub memory: bool,
+    /// `Read`s (retrieve heads) a peer may ask for per second (burst: twice that).
+    pub reads_per_second: f64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            k: 3,
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            memory: false,
+            reads_per_second: 20.0,
+        }
+    }
+}
+
+/// A network operation failed.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The node could not be reached or the stream failed.
+    #[error("peer {peer} unreachable: {reason}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The request timed out.
+    #[error("peer {0} did not answer in time")]
+    Timeout(PeerId),
+    /// The local node has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+    /// A lookup found no peer.
+    #[error("lookup failed: {0}")]
+    Lookup(String),
+    /// Setting up the transport or listening failed.
+    #[error("network setup: {0}")]
+    Setup(String),
+}
+
+/// Which of Candor's protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// Publish an offer.
+    Publish,
+    /// Paged retrieve.
+    Retrieve,
+    /// Receipt re-issue.
+    Reissue,
+}
+
+/// What a node serves to other peers (its listing node), called off the network task.
+pub trait Service: Send + Sync + 'static {
+    /// Answers a publish (an encoded `PublishRequest`; the offer's key is already checked to
+    /// be one this node is responsible for). Returns an encoded `PublishResponse`.
+    fn publish(&self, from: PeerId, request: PublishRequest) -> PublishResponse;
+    /// Answers a retrieve request. Returns the answer.
+    fn retrieve(&self, from: PeerId, request: RetrieveMsg) -> RetrieveAnswer;
+    /// Answers a receipt re-issue (an encoded offer). Returns an encoded `PublishResponse`.
+    fn reissue(&self, from: PeerId, request: PublishRequest) -> PublishResponse;
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    kad: kad::Behaviour<MemoryStore>,
+    identify: identify::Behaviour,
+    publish: request_response::Behaviour<BytesCodec>,
+    retrieve: request_response::Behaviour<BytesCodec>,
+    reissue: request_response::Behaviour<BytesCodec>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+enum Command {
+    Request {
+        proto: Proto,
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    Closest {
+        key: Vec<u8>,
+        reply: Reply<Vec<PeerId>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    Bootstrap {
+        reply: Reply<()>,
+    },
+}
+
+/// What the node knows of the overlay.
+#[derive(Debug, Clone)]
+pub struct NetStatus {
+    /// This node.
+    pub peer: PeerId,
+    /// Where it listens.
+    pub listen: Vec<Multiaddr>,
+    /// Peers connected now.
+    pub connected: usize,
+    /// Peers in the routing table.
+    pub routing_table: usize,
+}
+
+/// A handle on a running node. Cheap to clone; the node stops when every handle is dropped
+/// or [`NetHandle::shutdown`] is called.
+#[derive(Clone)]
+pub struct NetHandle {
+    peer: PeerId,
+    k: usize,
+    tx: mpsc::Sender<Command>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for NetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetHandle")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetHandle {
+    /// This node's PeerId.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// |Δ(d)|.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Sends a request on `proto` and waits for the answer's bytes.
+    pub async fn request(
+        &self,
+        proto: Proto,
+        peer: PeerId,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Request {
+                proto,
+                peer,
+                bytes,
+                reply,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// The k peers closest to `key` in the whole overlay (this node included if it is one of
+    /// them), closest first: Δ(d).
+    pub async fn listing_nodes(&self, key: &[u8]) -> Result<Vec<PeerId>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Closest {
+                key: key.to_vec(),
+                reply,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// What the node knows of the overlay.
+    pub async fn status(&self) -> Result<NetStatus, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Status { reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Runs a Kademlia bootstrap and waits for its last step.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Bootstrap { reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Stops the node.
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
+    }
+}
+
+fn rr(
+    proto: &'static str,
+    max_request: usize,
+    max_response: usize,
+    timeout: Duration,
+) -> request_response::Behaviour<BytesCodec> {
+    request_response::Behaviour::with_codec(
+        BytesCodec {
+            max_request,
+            max_response,
+        },
+        [(StreamProtocol::new(proto), ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(64),
+    )
+}
+
+/// Starts a node with identity `key` (the node key whose PeerId the device certificate
+/// binds), serving `service` if it is a listing node. Returns once it listens.
+pub async fn start(
+    key: libp2p::identity::Keypair,
+    config: NetConfig,
+    service: Option<Arc<dyn Service>>,
+) -> Result<(NetHandle, Vec<Multiaddr>), NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let timeout = config.request_timeout;
+    let behaviour = |key: &libp2p::identity::Keypair| {
+        let peer = key.public().to_peer_id();
+        let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kcfg.set_query_timeout(Duration::from_secs(30));
+        kcfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(120)));
+        let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kcfg);
+        // Loopback and memory addresses are never confirmed external: stay a server.
+        kad.set_mode(Some(Mode::Server));
+        Behaviour {
+            kad,
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/candor/id/1.0.0".into(),
+                key.public(),
+            )),
+            publish: rr(
+                PUBLISH_PROTOCOL,
+                MAX_PUBLISH_REQUEST,
+                MAX_PUBLISH_RESPONSE,
+                timeout,
+            ),
+            retrieve: rr(
+                RETRIEVE_PROTOCOL,
+                MAX_RETRIEVE_REQUEST,
+                MAX_RETRIEVE_RESPONSE,
+                timeout,
+            ),
+            reissue: rr(
+                REISSUE_PROTOCOL,
+                MAX_PUBLISH_REQUEST,
+                MAX_PUBLISH_RESPONSE,
+                timeout,
+            ),
+        }
+    };
+    let idle = config.idle_timeout;
+    let mut swarm: Swarm<Behaviour> = if config.memory {
+        SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_other_transport(
+                |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(MemoryTransport::default()
+                        .upgrade(Version::V1)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default())
+                        .boxed())
+                },
+            )
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|k| behaviour(k))
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else {
+        SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|k| behaviour(k))
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    };
+    for addr in &config.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| setup(&e))?;
+    }
+    // Wait for the listeners to be up, so callers can hand out addresses.
+    let mut listening = Vec::new();
+    while listening.len() < config.listen.len() {
+        match swarm.select_next_some().await {
+            SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
+            SwarmEvent::ListenerError { error, .. } => return Err(setup(&error)),
+            SwarmEvent::ListenerClosed { reason: Err(e), .. } => return Err(setup(&e)),
+            _ => {}
+        }
+    }
+    for addr in &config.bootstrap {
+        if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, %e, "cannot dial bootstrap peer");
+        }
+    }
+    let peer = *swarm.local_peer_id();
+    let (tx, rx) = mpsc::channel(1024);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let handle = NetHandle {
+        peer,
+        k: config.k.max(1),
+        tx,
+        stop: stop.clone(),
+    };
+    let task = Task {
+        swarm,
+        k: config.k.max(1),
+        service,
+        rate: config.reads_per_second,
+        pending: HashMap::new(),
+        queries: HashMap::new(),
+        bootstraps: HashMap::new(),
+        buckets: HashMap::new(),
+    };
+    tokio::spawn(task.run(rx, stop));
+    Ok((handle, listening))
+}
+
+struct Task {
+    swarm: Swarm<Behaviour>,
+    k: usize,
+    service: Option<Arc<dyn Service>>,
+    rate: f64,
+    pending: HashMap<(Proto, OutboundRequestId), Reply<Vec<u8>>>,
+    queries: HashMap<kad::QueryId, (Vec<u8>, Reply<Vec<PeerId>>)>,
+    bootstraps: HashMap<kad::QueryId, Reply<()>>,
+    buckets: HashMap<PeerId, (f64, Instant)>,
+}
+
+/// An answer computed off the network task, to send back on it.
+struct Answer {
+    proto: Proto,
+    channel: ResponseChannel<Vec<u8>>,
+    bytes: Vec<u8>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, stop: Arc<tokio::sync::Notify>) {
+        let (answers_tx, mut answers) = mpsc::channel::<Answer>(256);
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_event(ev, &answers_tx),
+                cmd = rx.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                Some(a) = answers.recv() => {
+                    let b = self.swarm.behaviour_mut();
+                    let rr = match a.proto {
+                        Proto::Publish => &mut b.publish,
+                        Proto::Retrieve => &mut b.retrieve,
+                        Proto::Reissue => &mut b.reissue,
+                    };
+                    if rr.send_response(a.channel, a.bytes).is_err() {
+                        tracing::debug!("a requester went away before its answer");
+                    }
+                }
+                _ = stop.notified() => break,
+            }
+        }
+        tracing::info!("network task stopped");
+    }
+
+    fn rr(&mut self, proto: Proto) -> &mut request_response::Behaviour<BytesCodec> {
+        let b = self.swarm.behaviour_mut();
+        match proto {
+            Proto::Publish => &mut b.publish,
+            Proto::Retrieve => &mut b.retrieve,
+            Proto::Reissue => &mut b.reissue,
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request {
+                proto,
+                peer,
+                bytes,
+                reply,
+            } => {
+                let id = self.rr(proto).send_request(&peer, bytes);
+                self.pending.insert((proto, id), reply);
+            }
+            Command::Closest { key, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_closest_peers(key.clone());
+                self.queries.insert(id, (key, reply));
+            }
+            Command::Status { reply } => {
+                let routing_table = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .kbuckets()
+                    .map(|b| b.num_entries())
+                    .sum();
+                let _ = reply.send(NetStatus {
+                    peer: *self.swarm.local_peer_id(),
+                    listen: self.swarm.listeners().cloned().collect(),
+                    connected: self.swarm.connected_peers().count(),
+                    routing_table,
+                });
+            }
+            Command::Bootstrap { reply } => match self.swarm.behaviour_mut().kad.bootstrap() {
+                Ok(id) => {
+                    self.bootstraps.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(NetError::Lookup(e.to_string())));
+                }
+            },
+        }
+    }
+
+    /// Δ(d) as this node knows it: the k closest of `peers` and itself.
+    fn closest_k(&self, key: &[u8], peers: impl Iterator<Item = PeerId>) -> Vec<PeerId> {
+        let target = KBucketKey::new(key.to_vec());
+        let me = *self.swarm.local_peer_id();
+        let mut all: Vec<PeerId> = peers.filter(|p| *p != me).collect();
+        all.push(me);
+        all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+        all.dedup();
+        all.truncate(self.k);
+        all
+    }
+
+    /// Whether this node is among the k closest to `key`, as far as its routing table knows.
+    fn responsible(&mut self, key: &[u8]) -> bool {
+        let target = KBucketKey::new(key.to_vec());
+        let known: Vec<PeerId> = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_closest_local_peers(&target)
+            .take(self.k)
+            .map(|k| *k.preimage())
+            .collect();
+        let me = *self.swarm.local_peer_id();
+        self.closest_k(key, known.into_iter()).contains(&me)
+    }
+
+    fn allow_read(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        if self.buckets.len() > 10_000 {
+            self.buckets
+                .retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(10));
+        }
+        let burst = self.rate * 2.0;
+        let (tokens, last) = self.buckets.entry(peer).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>, answers: &mpsc::Sender<Answer>) {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                step,
+                ..
+            })) => match result {
+                kad::QueryResult::GetClosestPeers(r) => {
+                    if !step.last {
+                        return;
+                    }
+                    if let Some((key, reply)) = self.queries.remove(&id) {
+                        let peers = match r {
+                            Ok(ok) => ok.peers.into_iter().map(|p| p.peer_id).collect::<Vec<_>>(),
+                            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => {
+                                peers.into_iter().map(|p| p.peer_id).collect()
+                            }
+                        };
+                        let _ = reply.send(Ok(self.closest_k(&key, peers.into_iter())));
+                    }
+                }
+                kad::QueryResult::Bootstrap(r) if step.last => {
+                    if let Some(reply) = self.bootstraps.remove(&id) {
+                        let _ =
+                            reply.send(r.map(|_| ()).map_err(|e| NetError::Lookup(e.to_string())));
+                    }
+                }
+                _ => {}
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Publish(e)) => {
+                self.on_rr(Proto::Publish, e, answers)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Retrieve(e)) => {
+                self.on_rr(Proto::Retrieve, e, answers)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Reissue(e)) => {
+                self.on_rr(Proto::Reissue, e, answers)
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "outgoing connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rr(
+        &mut self,
+        proto: Proto,
+        e: request_response::Event<Vec<u8>, Vec<u8>>,
+        answers: &mpsc::Sender<Answer>,
+    ) {
+        use request_response::{Event, Message, OutboundFailure};
+        match e {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                self.on_request(proto, peer, request, channel, answers);
+            }
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&(proto, request_id)) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&(proto, request_id)) {
+                    let err = match error {
+                        OutboundFailure::Timeout => NetError::Timeout(peer),
+                        other => NetError::Unreachable {
+                            peer,
+                            reason: other.to_string(),
+                        },
+                    };
+                    let _ = reply.send(Err(err));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, ?proto, "inbound request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        proto: Proto,
+        peer: PeerId,
+        request: Vec<u8>,
+        channel: ResponseChannel<Vec<u8>>,
+        answers: &mpsc::Sender<Answer>,
+    ) {
+        let refuse = |code, why: String| -> Vec<u8> {
+            match proto {
+                Proto::Retrieve => RetrieveAnswer::Refused(Refused::new(code, why)).to_bytes(),
+                _ => PublishResponse::Refused(Refused::new(code, why)).to_bytes(),
+            }
+        };
+        let Some(service) = self.service.clone() else {
+            let bytes = refuse(
+                RefusalCode::Unavailable,
+                "this node is not a listing node".into(),
+            );
+            let _ = self.rr(proto).send_response(channel, bytes);
+            return;
+        };
+        // Decode on the network task (cheap, bounded); refuse early what can be refused.
+        let job: Box<dyn FnOnce() -> Vec<u8> + Send> = match proto {
+            Proto::Publish | Proto::Reissue => match PublishRequest::from_bytes(&request) {
+                Err(e) => {
+                    let _ = self
+                        .rr(proto)
+                        .send_response(channel, refuse(RefusalCode::Invalid, e.to_string()));
+                    return;
+                }
+                Ok(req) => {
+                    if proto == Proto::Publish && !self.responsible(req.0.offer.key.0.as_bytes()) {
+                        let why = format!("not among the {} closest nodes to this item, as far as this node knows", self.k);
+                        let _ = self
+                            .rr(proto)
+                            .send_response(channel, refuse(RefusalCode::NotResponsible, why));
+                        return;
+                    }
+                    if proto == Proto::Publish {
+                        Box::new(move || service.publish(peer, req).to_bytes())
+                    } else {
+                        Box::new(move || service.reissue(peer, req).to_bytes())
+                    }
+                }
+            },
+            Proto::Retrieve => match RetrieveMsg::from_bytes(&request) {
+                Err(e) => {
+                    let _ = self
+                        .rr(proto)
+                        .send_response(channel, refuse(RefusalCode::Invalid, e.to_string()));
+                    return;
+                }
+                Ok(msg) => {
+                    if matches!(msg, RetrieveMsg::Head(_)) && !self.allow_read(peer) {
+                        let _ = self.rr(proto).send_response(
+                            channel,
+                            refuse(
+                                RefusalCode::RateLimited,
+                                "too many Reads from this peer; slow down".into(),
+                            ),
+                        );
+                        return;
+                    }
+                    Box::new(move || service.retrieve(peer, msg).to_bytes())
+                }
+            },
+        };
+        let answers = answers.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = job();
+            let _ = answers.blocking_send(Answer {
+                proto,
+                channel,
+                bytes,
+            });
+        });
+    }
+}
+
+/// The `/p2p/<peer>` form of an address.
+pub fn with_peer(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.clone()
+    } else {
+        addr.clone().with(Protocol::P2p(peer))
+    }
+}
+
+/// Converts a Candor node key into a libp2p identity (same ed25519 key, same PeerId).
+pub fn identity(key: &candor_core::Keypair) -> Result<libp2p::identity::Keypair, NetError> {
+    libp2p::identity::Keypair::ed25519_from_bytes(key.secret_bytes())
+        .map_err(|e| NetError::Setup(e.to_string()))
+}
+
+/// Converts a libp2p PeerId into Candor's (the same bytes). A PeerId longer than 64 bytes
+/// (not an ed25519 identity) maps to an id no certificate can name.
+pub fn to_candor_peer(p: &PeerId) -> candor_core::PeerId {
+    let bytes = p.to_bytes();
+    candor_core::PeerId::from_bytes(&bytes)
+        .unwrap_or_else(|_| candor_core::PeerId::from_ed25519(&candor_core::PublicKey([0; 32])))
+}
+
+/// Converts Candor's PeerId into libp2p's.
+pub fn to_libp2p_peer(p: &candor_core::PeerId) -> Option<PeerId> {
+    PeerId::from_bytes(p.as_bytes()).ok()
+}
+
+/// Δ(d)'s key: the item key's bytes.
+pub fn dht_key(item: &candor_core::ItemKey) -> Vec<u8> {
+    item.0.as_bytes().to_vec()
+}

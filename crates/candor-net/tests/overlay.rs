@@ -1,0 +1,370 @@
+//! An in-process overlay of 30 nodes on libp2p's memory transport: Δ(d) matches the true k
+//! closest peers computed from every PeerId; offers published to Δ(d) are retrieved and
+//! verified from another node; a node outside Δ(d) refuses; garbage gets a typed refusal;
+//! a cheating listing node is caught over the network.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use candor_core::*;
+use candor_device::SoftwareDevice;
+use candor_listing::{
+    enrol, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, Strategy,
+};
+use candor_net::*;
+use candor_store::ListingStore;
+use libp2p::kad::KBucketKey;
+use std::sync::Arc;
+use std::time::Duration;
+
+const N: usize = 30;
+const K: usize = 3;
+
+struct Net {
+    handles: Vec<NetHandle>,
+    nodes: Vec<Option<Arc<ListingNode<SoftwareDevice>>>>,
+    trusted: Vec<PublicKey>,
+}
+
+fn now() -> u64 {
+    system_clock()
+}
+
+/// Starts N nodes; `cheat` (index, strategy, item) makes one of them a cheating listing node.
+async fn overlay(cheat: Option<(usize, Strategy, Item)>) -> Net {
+    let keys = (0..N)
+        .map(|_| Keypair::generate(&mut rand_core::OsRng))
+        .collect();
+    overlay_with(keys, cheat).await
+}
+
+fn libp2p_id(key: &Keypair) -> libp2p::PeerId {
+    identity(key).unwrap().public().to_peer_id()
+}
+
+async fn overlay_with(keys: Vec<Keypair>, cheat: Option<(usize, Strategy, Item)>) -> Net {
+    let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
+    let mut registry = Registry::default();
+    let base: u64 = 1 + rand_core::RngCore::next_u32(&mut rand_core::OsRng) as u64 * 1000;
+    let mut handles = Vec::new();
+    let mut nodes = Vec::new();
+    let mut first: Option<Multiaddr> = None;
+    for (i, key) in keys.into_iter().enumerate() {
+        let mut device =
+            SoftwareDevice::in_memory(candor_core::PeerId::from_ed25519(&key.public()), 2);
+        let cert = enrol(
+            &authority,
+            &mut registry,
+            &key,
+            &mut device,
+            Scheme::Basic,
+            1,
+            now(),
+        )
+        .unwrap();
+        let (node, _) =
+            ListingNode::open(device, ListingStore::in_memory().unwrap(), cert).unwrap();
+        let (service, node): (Arc<dyn Service>, _) = match &cheat {
+            Some((c, s, item)) if *c == i => (
+                Arc::new(ServeListing(CheatingNode::new(
+                    node,
+                    s.clone(),
+                    item.clone(),
+                ))),
+                None,
+            ),
+            _ => {
+                let node = Arc::new(node);
+                (
+                    Arc::new(ListingService::new(node.clone(), system_clock)),
+                    Some(node),
+                )
+            }
+        };
+        let config = NetConfig {
+            listen: vec![format!("/memory/{}", base + i as u64).parse().unwrap()],
+            bootstrap: first.iter().cloned().collect(),
+            k: K,
+            memory: true,
+            request_timeout: Duration::from_secs(20),
+            ..NetConfig::default()
+        };
+        let (h, addrs) = start(identity(&key).unwrap(), config, Some(service))
+            .await
+            .unwrap();
+        if first.is_none() {
+            first = Some(with_peer(&addrs[0], h.peer()));
+        }
+        handles.push(h);
+        nodes.push(node);
+    }
+    // Join in batches of 10 (hundreds of bootstraps at once are slow).
+    for chunk in handles.chunks(10) {
+        futures::future::join_all(chunk.iter().map(|h| h.bootstrap())).await;
+    }
+    // A second round so early joiners learn of later ones.
+    for h in &handles {
+        let _ = h.bootstrap().await;
+    }
+    Net {
+        handles,
+        nodes,
+        trusted: vec![authority.public()],
+    }
+}
+
+fn true_closest(net: &Net, key: &ItemKey) -> Vec<libp2p::PeerId> {
+    let target = KBucketKey::new(dht_key(key));
+    let mut all: Vec<_> = net.handles.iter().map(|h| h.peer()).collect();
+    all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+    all.truncate(K);
+    all
+}
+
+/// A Listing for `peer` as seen from node `from` (local if it is the node itself).
+fn listing_for(net: &Net, from: usize, peer: libp2p::PeerId) -> Box<dyn Listing + Send> {
+    let idx = net.handles.iter().position(|h| h.peer() == peer).unwrap();
+    if idx == from {
+        if let Some(n) = &net.nodes[idx] {
+            return Box::new(LocalListing(n.clone()));
+        }
+    }
+    Box::new(RemoteListing::new(
+        net.handles[from].clone(),
+        peer,
+        tokio::runtime::Handle::current(),
+    ))
+}
+
+struct LocalListing(Arc<ListingNode<SoftwareDevice>>);
+impl Listing for LocalListing {
+    fn peer(&self) -> candor_core::PeerId {
+        self.0.peer().clone()
+    }
+    fn publish(
+        &self,
+        o: &SignedOffer,
+        now: u64,
+    ) -> Result<candor_listing::PublishReply, candor_listing::Refusal> {
+        Listing::publish(self.0.as_ref(), o, now)
+    }
+    fn head(&self, r: &RetrieveRequest) -> Result<RetrieveHead, candor_listing::Refusal> {
+        Listing::head(self.0.as_ref(), r)
+    }
+    fn page(&self, r: &PageRequest) -> Result<Page, candor_listing::Refusal> {
+        Listing::page(self.0.as_ref(), r)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_nodes_publish_and_retrieve_through_delta_d() {
+    let net = Arc::new(overlay(None).await);
+    let items: Vec<Item> = (0..12)
+        .map(|i| Item::new(&format!("overlay item {i}")).unwrap())
+        .collect();
+    for (n, item) in items.iter().enumerate() {
+        let seller = n % N;
+        let buyer = (n * 7 + 3) % N;
+        let delta = net.handles[seller]
+            .listing_nodes(&dht_key(&item.key()))
+            .await
+            .unwrap();
+        assert_eq!(
+            delta,
+            true_closest(&net, &item.key()),
+            "Δ(d) differs from the true k closest"
+        );
+        let from_buyer = net.handles[buyer]
+            .listing_nodes(&dht_key(&item.key()))
+            .await
+            .unwrap();
+        assert_eq!(delta, from_buyer);
+        let net2 = net.clone();
+        let item2 = item.clone();
+        tokio::task::spawn_blocking(move || {
+            let key = Keypair::generate(&mut rand_core::OsRng);
+            let offer = SignedOffer::sign(
+                &key,
+                &item2,
+                1000 + n as u64,
+                Currency::EUR,
+                1,
+                now() + 3600,
+                1,
+            );
+            for p in &delta {
+                publish_to(
+                    listing_for(&net2, seller, *p).as_ref(),
+                    &net2.trusted,
+                    &offer,
+                    now(),
+                )
+                .unwrap();
+            }
+            for p in &delta {
+                let o = retrieve_from(
+                    listing_for(&net2, buyer, *p).as_ref(),
+                    &net2.trusted,
+                    &item2,
+                    Budget::default(),
+                )
+                .unwrap();
+                assert_eq!(o.offers.len(), 1);
+                assert_eq!(o.offers[0].1, offer);
+            }
+        })
+        .await
+        .unwrap();
+    }
+    // A node outside Δ(d) refuses the publish, typed.
+    let item = &items[0];
+    let delta = true_closest(&net, &item.key());
+    let outsider = net
+        .handles
+        .iter()
+        .map(|h| h.peer())
+        .find(|p| !delta.contains(p))
+        .unwrap();
+    let from = net
+        .handles
+        .iter()
+        .position(|h| delta.contains(&h.peer()))
+        .unwrap();
+    let net2 = net.clone();
+    let item2 = item.clone();
+    let err = tokio::task::spawn_blocking(move || {
+        let key = Keypair::generate(&mut rand_core::OsRng);
+        let offer = SignedOffer::sign(&key, &item2, 1, Currency::EUR, 1, now() + 3600, 1);
+        publish_to(
+            listing_for(&net2, from, outsider).as_ref(),
+            &net2.trusted,
+            &offer,
+            now(),
+        )
+        .unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(err.to_string().contains("not-responsible"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_truncated_messages_get_typed_refusals() {
+    let net = overlay(None).await;
+    let (a, b) = (&net.handles[1], net.handles[2].peer());
+    for garbage in [
+        vec![],
+        vec![0xff; 10],
+        vec![1, 1, 0, 0, 0],
+        PublishRequest(SignedOffer::sign(
+            &Keypair::generate(&mut rand_core::OsRng),
+            &Item::new("x").unwrap(),
+            1,
+            Currency::EUR,
+            1,
+            1,
+            1,
+        ))
+        .to_bytes()[..20]
+            .to_vec(),
+    ] {
+        let answer = a.request(Proto::Publish, b, garbage.clone()).await.unwrap();
+        match PublishResponse::from_bytes(&answer).unwrap() {
+            PublishResponse::Refused(r) => assert_eq!(r.code, RefusalCode::Invalid),
+            other => panic!("{other:?}"),
+        }
+        let answer = a.request(Proto::Retrieve, b, garbage).await.unwrap();
+        match RetrieveAnswer::from_bytes(&answer).unwrap() {
+            RetrieveAnswer::Refused(r) => assert_eq!(r.code, RefusalCode::Invalid),
+            other => panic!("{other:?}"),
+        }
+    }
+    // An oversized request never leaves: the codec refuses to send it.
+    assert!(a
+        .request(Proto::Retrieve, b, vec![0; MAX_RETRIEVE_REQUEST + 1])
+        .await
+        .is_err());
+    // The node still serves correct requests afterwards.
+    let item = Item::new("still working").unwrap();
+    let head = a
+        .request(
+            Proto::Retrieve,
+            b,
+            RetrieveMsg::Head(RetrieveRequest {
+                item: item.key(),
+                nonce: [1; 32],
+            })
+            .to_bytes(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        RetrieveAnswer::from_bytes(&head).unwrap(),
+        RetrieveAnswer::Head(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheating_listing_node_is_caught_over_the_network() {
+    // Choose the keys first, then an item whose Δ(d) holds the cheater (node 5).
+    let keys: Vec<Keypair> = (0..N)
+        .map(|_| Keypair::generate(&mut rand_core::OsRng))
+        .collect();
+    let ids: Vec<libp2p::PeerId> = keys.iter().map(libp2p_id).collect();
+    let cheater = ids[5];
+    let item = (0..1000)
+        .map(|i| Item::new(&format!("contested item {i}")).unwrap())
+        .find(|it| {
+            let target = KBucketKey::new(dht_key(&it.key()));
+            let mut all = ids.clone();
+            all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+            all[..K].contains(&cheater)
+        })
+        .unwrap();
+    let net = Arc::new(overlay_with(keys, Some((5, Strategy::OmitEntry, item.clone()))).await);
+    let delta = net.handles[0]
+        .listing_nodes(&dht_key(&item.key()))
+        .await
+        .unwrap();
+    assert!(delta.contains(&cheater));
+    let net2 = net.clone();
+    tokio::task::spawn_blocking(move || {
+        let key = Keypair::generate(&mut rand_core::OsRng);
+        let cheap = SignedOffer::sign(&key, &item, 500, Currency::EUR, 1, now() + 3600, 1);
+        let dear = SignedOffer::sign(
+            &Keypair::generate(&mut rand_core::OsRng),
+            &item,
+            900,
+            Currency::EUR,
+            1,
+            now() + 3600,
+            1,
+        );
+        for offer in [&cheap, &dear] {
+            for p in &delta {
+                publish_to(
+                    listing_for(&net2, 0, *p).as_ref(),
+                    &net2.trusted,
+                    offer,
+                    now(),
+                )
+                .unwrap();
+            }
+        }
+        // A buyer checks each listing node independently: the cheater is caught, the honest
+        // ones verify.
+        for p in &delta {
+            let r = retrieve_from(
+                listing_for(&net2, 1, *p).as_ref(),
+                &net2.trusted,
+                &item,
+                Budget::default(),
+            );
+            if *p == cheater {
+                assert_eq!(r.unwrap_err().kind(), "missing-entry");
+            } else {
+                assert_eq!(r.unwrap().offers.len(), 2);
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
