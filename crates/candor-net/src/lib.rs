@@ -21,12 +21,14 @@
 
 mod client;
 mod codec;
+mod market;
 mod service;
 mod swarm;
 mod wire;
 
 pub use client::RemoteListing;
 pub use libp2p::{Multiaddr, PeerId};
+pub use market::{short, Market, NodeReport, PublishReport, RetrieveReport};
 pub use service::{system_clock, ListingService, ServeListing};
 pub use swarm::{
     dht_key, identity, start, to_candor_peer, to_libp2p_peer, with_peer, NetConfig, NetError,

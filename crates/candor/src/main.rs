@@ -4,9 +4,13 @@
 //! and walk through a marketplace in one process, with cheating listing nodes caught.
 //! Run `candor --help` for the commands.
 
+mod api;
 mod bench;
+mod client;
+mod daemon;
 mod debug;
 mod files;
+mod wallet;
 mod walkthrough;
 
 use candor_core::{Authority, Decode, Encode, Evidence, PeerId, Scheme};
@@ -43,6 +47,18 @@ enum Cmd {
     /// Verify transferable evidence against a marketplace authority.
     #[command(subcommand)]
     Evidence(EvidenceCmd),
+    /// Run this user's node: join the overlay, serve as a listing node, offer the control API.
+    Node(daemon::Args),
+    /// Publish an offer through your running node to the item's listing nodes.
+    Publish(client::PublishArgs),
+    /// Retrieve an item's offers from every listing node, each answer verified.
+    Retrieve(client::ItemArgs),
+    /// Check your receipted offers for an item are still served, untouched.
+    Monitor(client::ItemArgs),
+    /// Your offers and their receipts.
+    Offers(client::Conn),
+    /// Your node's status.
+    Status(client::Conn),
     /// Walk through a whole marketplace in one process: sellers publish, buyers retrieve and
     /// verify, then cheating listing nodes try every trick and are caught.
     Walkthrough(walkthrough::Args),
@@ -177,6 +193,12 @@ fn main() -> ExitCode {
         Cmd::Device(DeviceCmd::Show { data }) => device_show(data),
         Cmd::Evidence(EvidenceCmd::Verify { file, authority }) => evidence_verify(file, authority),
         Cmd::Walkthrough(args) => return walkthrough::run(args),
+        Cmd::Node(args) => daemon::run(args),
+        Cmd::Publish(a) => client::publish(a),
+        Cmd::Retrieve(a) => client::retrieve(a),
+        Cmd::Monitor(a) => client::monitor(a),
+        Cmd::Offers(c) => client::offers(c),
+        Cmd::Status(c) => client::status(c),
         Cmd::Debug(cmd) => debug::run(cmd),
         Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
     };

@@ -1,0 +1,218 @@
+//! A user's marketplace operations over the overlay: publish an offer to Δ(d), retrieve an
+//! item from every node of Δ(d), each answer checked independently within a budget, and a
+//! report per listing node.
+
+use crate::client::RemoteListing;
+use crate::swarm::{dht_key, to_candor_peer, NetError, NetHandle};
+use candor_core::{
+    BudgetKind, Budget, Item, Misbehaviour, Offer, Outcome, PublicKey, Receipt, SignedOffer,
+    current_offers,
+};
+use candor_device::TrustedDevice;
+use candor_listing::{monitor, publish_to, retrieve_from, Listing, ListingNode};
+use libp2p::PeerId;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one listing node's answer to a retrieve came to.
+#[derive(Debug, Clone)]
+pub enum NodeReport {
+    /// Every check passed: exactly the offers the node counted.
+    Verified(Box<Outcome>),
+    /// A check failed: the node misbehaved (its kind names how).
+    Misbehaviour(Misbehaviour),
+    /// The node exceeded the budget (entries, bytes, gaps or time).
+    OverBudget(BudgetKind),
+    /// The node could not be reached.
+    Unreachable(String),
+}
+
+impl NodeReport {
+    fn from(r: Result<Outcome, Misbehaviour>) -> Self {
+        match r {
+            Ok(o) => Self::Verified(Box::new(o)),
+            Err(Misbehaviour::OverBudget(k)) => Self::OverBudget(k),
+            Err(Misbehaviour::Unreachable(why)) => Self::Unreachable(why),
+            Err(m) => Self::Misbehaviour(m),
+        }
+    }
+
+    /// A short status: verified, misbehaviour, over-budget, unreachable.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Verified(_) => "verified",
+            Self::Misbehaviour(_) => "misbehaviour",
+            Self::OverBudget(_) => "over-budget",
+            Self::Unreachable(_) => "unreachable",
+        }
+    }
+}
+
+/// A retrieve across Δ(d).
+#[derive(Debug, Clone)]
+pub struct RetrieveReport {
+    /// The item.
+    pub item: Item,
+    /// Δ(d), closest first.
+    pub listing_nodes: Vec<PeerId>,
+    /// One report per listing node, in Δ(d)'s order.
+    pub reports: Vec<(PeerId, NodeReport)>,
+    /// The current offers from the verified nodes, merged (cheapest first per currency).
+    pub offers: Vec<Offer>,
+}
+
+/// A publish across Δ(d).
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// Δ(d), closest first.
+    pub listing_nodes: Vec<PeerId>,
+    /// Per node contacted: the checked receipt, or what went wrong.
+    pub results: Vec<(PeerId, Result<Receipt, Misbehaviour>)>,
+}
+
+/// A user's view of the market: its overlay node, its own listing node (if any), the
+/// authorities it trusts, and its budgets.
+pub struct Market<D> {
+    net: NetHandle,
+    local: Option<Arc<ListingNode<D>>>,
+    trusted: Vec<PublicKey>,
+    runtime: tokio::runtime::Handle,
+    /// Publish to every node of Δ(d) (default) or only the closest (the paper's choice).
+    pub publish_to_all: bool,
+    /// The budget per listing node for a retrieve.
+    pub budget: Budget,
+    /// Time allowed to each listing node for a whole retrieve.
+    pub time_budget: Duration,
+}
+
+impl<D> std::fmt::Debug for Market<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Market").field("net", &self.net).finish_non_exhaustive()
+    }
+}
+
+impl<D: TrustedDevice + 'static> Market<D> {
+    /// A market view.
+    pub fn new(
+        net: NetHandle,
+        local: Option<Arc<ListingNode<D>>>,
+        trusted: Vec<PublicKey>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            net,
+            local,
+            trusted,
+            runtime,
+            publish_to_all: true,
+            budget: Budget::default(),
+            time_budget: Duration::from_secs(30),
+        }
+    }
+
+    /// The overlay handle.
+    pub fn net(&self) -> &NetHandle {
+        &self.net
+    }
+
+    fn listing(&self, peer: PeerId, deadline: Instant) -> Box<dyn Listing + Send + '_> {
+        match &self.local {
+            Some(node) if peer == self.net.peer() => Box::new(LocalRef(node.as_ref())),
+            _ => Box::new(
+                RemoteListing::new(self.net.clone(), peer, self.runtime.clone()).with_deadline(deadline),
+            ),
+        }
+    }
+
+    /// Δ(d). Blocks: call from a blocking thread.
+    pub fn listing_nodes(&self, item: &Item) -> Result<Vec<PeerId>, NetError> {
+        self.runtime.block_on(self.net.listing_nodes(&dht_key(&item.key())))
+    }
+
+    /// Publishes `offer` to Δ(d) (all of it, or the closest), checking each receipt.
+    /// Blocks: call from a blocking thread.
+    pub fn publish(&self, offer: &SignedOffer, now: u64) -> Result<PublishReport, NetError> {
+        let item = Item::from_canonical(&offer.offer.description)
+            .map_err(|e| NetError::Lookup(format!("the offer's description: {e}")))?;
+        let listing_nodes = self.listing_nodes(&item)?;
+        let targets: Vec<PeerId> = if self.publish_to_all {
+            listing_nodes.clone()
+        } else {
+            listing_nodes.iter().take(1).copied().collect()
+        };
+        let deadline = Instant::now() + self.time_budget;
+        let results = std::thread::scope(|s| {
+            let jobs: Vec<_> = targets
+                .iter()
+                .map(|p| {
+                    let p = *p;
+                    s.spawn(move || (p, publish_to(self.listing(p, deadline).as_ref(), &self.trusted, offer, now)))
+                })
+                .collect();
+            jobs.into_iter()
+                .filter_map(|j| j.join().ok())
+                .collect::<Vec<_>>()
+        });
+        Ok(PublishReport { listing_nodes, results })
+    }
+
+    /// Retrieves `item` from every node of Δ(d), each checked independently.
+    /// Blocks: call from a blocking thread.
+    pub fn retrieve(&self, item: &Item, now: u64) -> Result<RetrieveReport, NetError> {
+        let listing_nodes = self.listing_nodes(item)?;
+        let deadline = Instant::now() + self.time_budget;
+        let reports = std::thread::scope(|s| {
+            let jobs: Vec<_> = listing_nodes
+                .iter()
+                .map(|p| {
+                    let p = *p;
+                    s.spawn(move || {
+                        let r = retrieve_from(self.listing(p, deadline).as_ref(), &self.trusted, item, self.budget);
+                        (p, NodeReport::from(r))
+                    })
+                })
+                .collect();
+            jobs.into_iter().filter_map(|j| j.join().ok()).collect::<Vec<_>>()
+        });
+        let offers = current_offers(
+            reports
+                .iter()
+                .filter_map(|(_, r)| match r {
+                    NodeReport::Verified(o) => Some(o.offers.iter().map(|(_, o)| &o.offer)),
+                    _ => None,
+                })
+                .flatten(),
+            now,
+        );
+        Ok(RetrieveReport { item: item.clone(), listing_nodes, reports, offers })
+    }
+
+    /// A seller's monitoring retrieve of its receipted offers at `peer`.
+    pub fn monitor(&self, peer: PeerId, item: &Item, receipts: Vec<Receipt>) -> NodeReport {
+        let deadline = Instant::now() + self.time_budget;
+        NodeReport::from(monitor(self.listing(peer, deadline).as_ref(), &self.trusted, item, receipts, self.budget))
+    }
+}
+
+/// The local listing node, borrowed, as a `Listing`.
+struct LocalRef<'a, D>(&'a ListingNode<D>);
+
+impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
+    fn peer(&self) -> candor_core::PeerId {
+        self.0.peer().clone()
+    }
+    fn publish(&self, o: &SignedOffer, now: u64) -> Result<candor_listing::PublishReply, candor_listing::Refusal> {
+        Listing::publish(self.0, o, now)
+    }
+    fn head(&self, r: &candor_core::RetrieveRequest) -> Result<candor_core::RetrieveHead, candor_listing::Refusal> {
+        Listing::head(self.0, r)
+    }
+    fn page(&self, r: &candor_core::PageRequest) -> Result<candor_core::Page, candor_listing::Refusal> {
+        Listing::page(self.0, r)
+    }
+}
+
+/// The candor PeerId of a libp2p one (for reports).
+pub fn short(peer: &PeerId) -> String {
+    to_candor_peer(peer).short()
+}

@@ -1,0 +1,140 @@
+//! The local control API's JSON messages (HTTP on loopback, bearer token). The same API will
+//! serve a web page; the command line's client commands use it.
+//!
+//! | method and path | body / query | answer |
+//! |---|---|---|
+//! | `GET /v1/status` | – | [`Status`] |
+//! | `POST /v1/offers` | [`NewOffer`] | [`PublishAnswer`] |
+//! | `GET /v1/offers` | – | [`MyOffers`] |
+//! | `GET /v1/retrieve?item=…` | – | [`RetrieveAnswer`] |
+//! | `POST /v1/monitor` | [`MonitorRequest`] | [`RetrieveAnswer`] (each node checked against your receipts) |
+//!
+//! Errors are `{"error": "..."}` with a 4xx/5xx status.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Status {
+    pub(crate) peer: String,
+    pub(crate) listen: Vec<String>,
+    pub(crate) connected: usize,
+    pub(crate) routing_table: usize,
+    pub(crate) k: usize,
+    pub(crate) scheme: String,
+    pub(crate) counters: usize,
+    pub(crate) entries: u64,
+    pub(crate) device: String,
+    pub(crate) trusted_authorities: Vec<String>,
+}
+
+/// `POST /v1/offers`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NewOffer {
+    /// The item description (any form; it is canonicalised).
+    pub(crate) item: String,
+    /// Price in minor units (cents).
+    pub(crate) price: u64,
+    /// ISO 4217 code.
+    pub(crate) currency: String,
+    #[serde(default = "one")]
+    pub(crate) quantity: u32,
+    /// Seconds until it expires.
+    #[serde(default = "thirty_days")]
+    pub(crate) expires_in: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn thirty_days() -> u64 {
+    30 * 86_400
+}
+
+/// One listing node's part in a publish.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PublishResult {
+    pub(crate) peer: String,
+    /// `receipt` (checked), or the misbehaviour's kind (`refused`, `unreachable`, …).
+    pub(crate) status: String,
+    pub(crate) counter: Option<u32>,
+    pub(crate) value: Option<u64>,
+    pub(crate) detail: String,
+}
+
+/// The answer to a publish.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PublishAnswer {
+    pub(crate) item: String,
+    pub(crate) item_key: String,
+    pub(crate) serial: u64,
+    pub(crate) listing_nodes: Vec<PublishResult>,
+}
+
+/// One of my offers with its receipts.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MyOffer {
+    pub(crate) item: String,
+    pub(crate) price: u64,
+    pub(crate) currency: String,
+    pub(crate) quantity: u32,
+    pub(crate) serial: u64,
+    pub(crate) expiry: u64,
+    pub(crate) receipts: Vec<PublishResult>,
+}
+
+/// `GET /v1/offers`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MyOffers {
+    pub(crate) seller: String,
+    pub(crate) offers: Vec<MyOffer>,
+}
+
+/// An offer as a buyer sees it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OfferView {
+    pub(crate) seller: String,
+    pub(crate) price: u64,
+    pub(crate) currency: String,
+    pub(crate) quantity: u32,
+    pub(crate) expiry: u64,
+    pub(crate) serial: u64,
+}
+
+/// One listing node's answer to a retrieve.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NodeAnswer {
+    pub(crate) peer: String,
+    /// `verified`, `misbehaviour`, `over-budget` or `unreachable`.
+    pub(crate) status: String,
+    /// The misbehaviour's kind, when there is one.
+    pub(crate) kind: Option<String>,
+    pub(crate) detail: String,
+    pub(crate) t: Option<u64>,
+    pub(crate) offers: usize,
+    pub(crate) gaps: usize,
+    pub(crate) bytes: u64,
+}
+
+/// `GET /v1/retrieve`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RetrieveAnswer {
+    pub(crate) item: String,
+    pub(crate) item_key: String,
+    pub(crate) listing_nodes: Vec<NodeAnswer>,
+    /// Current offers from the verified nodes, cheapest first per currency.
+    pub(crate) offers: Vec<OfferView>,
+}
+
+/// `POST /v1/monitor`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MonitorRequest {
+    pub(crate) item: String,
+}
+
+/// An error.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ApiError {
+    pub(crate) error: String,
+}
