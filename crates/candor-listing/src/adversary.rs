@@ -6,8 +6,8 @@
 use crate::flows::{Listing, PublishReply, Refusal};
 use crate::node::{ListingNode, MAX_PAGE_BYTES};
 use candor_core::{
-    CounterId, Currency, Decode, Encode, Item, Keypair, Page, PageItem, PageRequest, PeerId,
-    PublicKey, RetrieveHead, RetrieveRequest, SignedOffer, MAX_PAGE_ITEMS,
+    CounterId, Currency, Decode, Encode, Item, ItemKey, Keypair, Page, PageItem, PageRequest,
+    PeerId, PublicKey, RetrieveHead, RetrieveRequest, SignedOffer, MAX_PAGE_ITEMS,
 };
 use candor_device::TrustedDevice;
 use candor_store::PendingItem;
@@ -110,6 +110,8 @@ impl Strategy {
 
 #[derive(Debug, Default)]
 struct CheatState {
+    /// In any-item mode, the item of the retrieve in progress.
+    current: Option<ItemKey>,
     stale_head: Option<RetrieveHead>,
     first_head: Option<RetrieveHead>,
     omit: BTreeSet<u64>,
@@ -122,6 +124,7 @@ pub struct CheatingNode<D> {
     honest: ListingNode<D>,
     strategy: Strategy,
     target: Item,
+    any_item: bool,
     state: Mutex<CheatState>,
 }
 
@@ -141,8 +144,17 @@ impl<D: TrustedDevice> CheatingNode<D> {
             honest,
             strategy,
             target,
+            any_item: false,
             state: Mutex::new(CheatState::default()),
         }
+    }
+
+    /// A cheating node that cheats about whichever item a buyer asks for (for strategies
+    /// that act at retrieve time; those that count extra items act on `placeholder`).
+    pub fn any_item(honest: ListingNode<D>, strategy: Strategy, placeholder: Item) -> Self {
+        let mut node = Self::new(honest, strategy, placeholder);
+        node.any_item = true;
+        node
     }
 
     /// The honest node inside.
@@ -159,12 +171,18 @@ impl<D: TrustedDevice> CheatingNode<D> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The item cheated about now.
+    fn key(&self) -> ItemKey {
+        if self.any_item {
+            if let Some(k) = self.state().current {
+                return k;
+            }
+        }
+        self.target.key()
+    }
+
     fn counter(&self) -> CounterId {
-        self.honest
-            .certificate()
-            .cert
-            .counter_for(&self.target.key())
-            .id
+        self.honest.certificate().cert.counter_for(&self.key()).id
     }
 
     /// The stored items of the target's counter, with their offers where they decode.
@@ -196,7 +214,8 @@ impl<D: TrustedDevice> CheatingNode<D> {
     }
 
     fn for_target(&self, o: &Option<SignedOffer>) -> bool {
-        o.as_ref().is_some_and(|o| o.offer.key == self.target.key())
+        let key = self.key();
+        o.as_ref().is_some_and(|o| o.offer.key == key)
     }
 
     /// Does what the strategy needs done before buyers come: count invented, sybil or gap
@@ -263,9 +282,11 @@ impl<D: TrustedDevice> CheatingNode<D> {
     /// Works out, from what is stored, which values to leave out or alter.
     fn plan(&self) {
         let scan = self.scan();
+        let key = self.key();
+        let for_target = |o: &Option<SignedOffer>| o.as_ref().is_some_and(|o| o.offer.key == key);
         let mine: Vec<(u64, SignedOffer)> = scan
             .iter()
-            .filter(|(_, o)| self.for_target(o))
+            .filter(|(_, o)| for_target(o))
             .filter_map(|(i, o)| o.clone().map(|o| (i.value(), o)))
             .collect();
         let mut st = self.state();
@@ -297,7 +318,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
             }
             Self_::OtherItemUnderD => {
                 let other = scan.iter().find_map(|(i, o)| match (i, o) {
-                    (PageItem::Entry { bytes, .. }, Some(_)) if !self.for_target(o) => {
+                    (PageItem::Entry { bytes, .. }, Some(_)) if !for_target(o) => {
                         Some(bytes.clone())
                     }
                     _ => None,
@@ -342,6 +363,16 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
                 if let Some(h) = self.state().stale_head.clone() {
                     return Ok(h);
                 }
+                // No Read made earlier: make one now for an old nonce and keep serving it.
+                let h = Listing::head(
+                    &self.honest,
+                    &RetrieveRequest {
+                        item: req.item,
+                        nonce: [0xAA; 32],
+                    },
+                )?;
+                self.state().stale_head = Some(h.clone());
+                return Ok(h);
             }
             Self_::ReplayAnswer => {
                 if let Some(h) = self.state().first_head.clone() {
@@ -363,8 +394,17 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
             }
             _ => {}
         }
+        {
+            let mut st = self.state();
+            st.current = Some(req.item);
+            if self.any_item {
+                // A fresh plan for this item.
+                st.omit.clear();
+                st.substitute.clear();
+            }
+            st.pages = 0;
+        }
         self.plan();
-        self.state().pages = 0;
         let mut head = Listing::head(&self.honest, req)?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;

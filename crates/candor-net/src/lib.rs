@@ -27,6 +27,8 @@ mod swarm;
 mod wire;
 
 pub use client::RemoteListing;
+pub use libp2p::kad::KBucketKey;
+pub use libp2p::multiaddr::Error as MultiaddrError;
 pub use libp2p::{Multiaddr, PeerId};
 pub use market::{short, Market, NodeReport, PublishReport, RetrieveReport};
 pub use service::{system_clock, ListingService, ServeListing};

@@ -5,8 +5,8 @@
 use crate::client::RemoteListing;
 use crate::swarm::{dht_key, to_candor_peer, NetError, NetHandle};
 use candor_core::{
-    BudgetKind, Budget, Item, Misbehaviour, Offer, Outcome, PublicKey, Receipt, SignedOffer,
-    current_offers,
+    current_offers, Budget, BudgetKind, Item, Misbehaviour, Offer, Outcome, PublicKey, Receipt,
+    SignedOffer,
 };
 use candor_device::TrustedDevice;
 use candor_listing::{monitor, publish_to, retrieve_from, Listing, ListingNode};
@@ -87,7 +87,9 @@ pub struct Market<D> {
 
 impl<D> std::fmt::Debug for Market<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Market").field("net", &self.net).finish_non_exhaustive()
+        f.debug_struct("Market")
+            .field("net", &self.net)
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,14 +121,16 @@ impl<D: TrustedDevice + 'static> Market<D> {
         match &self.local {
             Some(node) if peer == self.net.peer() => Box::new(LocalRef(node.as_ref())),
             _ => Box::new(
-                RemoteListing::new(self.net.clone(), peer, self.runtime.clone()).with_deadline(deadline),
+                RemoteListing::new(self.net.clone(), peer, self.runtime.clone())
+                    .with_deadline(deadline),
             ),
         }
     }
 
     /// Δ(d). Blocks: call from a blocking thread.
     pub fn listing_nodes(&self, item: &Item) -> Result<Vec<PeerId>, NetError> {
-        self.runtime.block_on(self.net.listing_nodes(&dht_key(&item.key())))
+        self.runtime
+            .block_on(self.net.listing_nodes(&dht_key(&item.key())))
     }
 
     /// Publishes `offer` to Δ(d) (all of it, or the closest), checking each receipt.
@@ -146,14 +150,27 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .iter()
                 .map(|p| {
                     let p = *p;
-                    s.spawn(move || (p, publish_to(self.listing(p, deadline).as_ref(), &self.trusted, offer, now)))
+                    s.spawn(move || {
+                        (
+                            p,
+                            publish_to(
+                                self.listing(p, deadline).as_ref(),
+                                &self.trusted,
+                                offer,
+                                now,
+                            ),
+                        )
+                    })
                 })
                 .collect();
             jobs.into_iter()
                 .filter_map(|j| j.join().ok())
                 .collect::<Vec<_>>()
         });
-        Ok(PublishReport { listing_nodes, results })
+        Ok(PublishReport {
+            listing_nodes,
+            results,
+        })
     }
 
     /// Retrieves `item` from every node of Δ(d), each checked independently.
@@ -167,12 +184,19 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .map(|p| {
                     let p = *p;
                     s.spawn(move || {
-                        let r = retrieve_from(self.listing(p, deadline).as_ref(), &self.trusted, item, self.budget);
+                        let r = retrieve_from(
+                            self.listing(p, deadline).as_ref(),
+                            &self.trusted,
+                            item,
+                            self.budget,
+                        );
                         (p, NodeReport::from(r))
                     })
                 })
                 .collect();
-            jobs.into_iter().filter_map(|j| j.join().ok()).collect::<Vec<_>>()
+            jobs.into_iter()
+                .filter_map(|j| j.join().ok())
+                .collect::<Vec<_>>()
         });
         let offers = current_offers(
             reports
@@ -184,13 +208,24 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .flatten(),
             now,
         );
-        Ok(RetrieveReport { item: item.clone(), listing_nodes, reports, offers })
+        Ok(RetrieveReport {
+            item: item.clone(),
+            listing_nodes,
+            reports,
+            offers,
+        })
     }
 
     /// A seller's monitoring retrieve of its receipted offers at `peer`.
     pub fn monitor(&self, peer: PeerId, item: &Item, receipts: Vec<Receipt>) -> NodeReport {
         let deadline = Instant::now() + self.time_budget;
-        NodeReport::from(monitor(self.listing(peer, deadline).as_ref(), &self.trusted, item, receipts, self.budget))
+        NodeReport::from(monitor(
+            self.listing(peer, deadline).as_ref(),
+            &self.trusted,
+            item,
+            receipts,
+            self.budget,
+        ))
     }
 }
 
@@ -201,13 +236,23 @@ impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
     fn peer(&self) -> candor_core::PeerId {
         self.0.peer().clone()
     }
-    fn publish(&self, o: &SignedOffer, now: u64) -> Result<candor_listing::PublishReply, candor_listing::Refusal> {
+    fn publish(
+        &self,
+        o: &SignedOffer,
+        now: u64,
+    ) -> Result<candor_listing::PublishReply, candor_listing::Refusal> {
         Listing::publish(self.0, o, now)
     }
-    fn head(&self, r: &candor_core::RetrieveRequest) -> Result<candor_core::RetrieveHead, candor_listing::Refusal> {
+    fn head(
+        &self,
+        r: &candor_core::RetrieveRequest,
+    ) -> Result<candor_core::RetrieveHead, candor_listing::Refusal> {
         Listing::head(self.0, r)
     }
-    fn page(&self, r: &candor_core::PageRequest) -> Result<candor_core::Page, candor_listing::Refusal> {
+    fn page(
+        &self,
+        r: &candor_core::PageRequest,
+    ) -> Result<candor_core::Page, candor_listing::Refusal> {
         Listing::page(self.0, r)
     }
 }

@@ -18,9 +18,17 @@ pub(crate) struct Conn {
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| {
-        CliError::Failed(format!("{}: {e} (is `candor node --data {}` running?)", path.display(), path.parent().map(|p| p.display().to_string()).unwrap_or_default()))
-    })
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "{}: {e} (is `candor node --data {}` running?)",
+                path.display(),
+                path.parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ))
+        })
 }
 
 struct Client {
@@ -38,25 +46,39 @@ impl Client {
             .timeout_global(Some(std::time::Duration::from_secs(120)))
             .build()
             .into();
-        Ok(Self { base: format!("http://{addr}"), token, agent })
+        Ok(Self {
+            base: format!("http://{addr}"),
+            token,
+            agent,
+        })
     }
 
-    fn answer<T: DeserializeOwned>(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T, CliError> {
-        let mut r = r.map_err(|e| CliError::Failed(format!("cannot reach the node's control API: {e}")))?;
+    fn answer<T: DeserializeOwned>(
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, CliError> {
+        let mut r =
+            r.map_err(|e| CliError::Failed(format!("cannot reach the node's control API: {e}")))?;
         let ok = r.status().is_success();
         let text = r
             .body_mut()
             .read_to_string()
             .map_err(|e| CliError::Failed(format!("reading the answer: {e}")))?;
         if !ok {
-            let msg = serde_json::from_str::<api::ApiError>(&text).map(|e| e.error).unwrap_or(text);
+            let msg = serde_json::from_str::<api::ApiError>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
             return Err(CliError::Failed(msg));
         }
         serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("unexpected answer: {e}")))
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        Self::answer(self.agent.get(format!("{}{path}", self.base)).header("authorization", format!("Bearer {}", self.token)).call())
+        Self::answer(
+            self.agent
+                .get(format!("{}{path}", self.base))
+                .header("authorization", format!("Bearer {}", self.token))
+                .call(),
+        )
     }
 
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, CliError> {
@@ -70,7 +92,10 @@ impl Client {
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
-    println!("{}", serde_json::to_string_pretty(v).map_err(|e| CliError::Failed(e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| CliError::Failed(e.to_string()))?
+    );
     Ok(())
 }
 
@@ -82,12 +107,23 @@ fn money(minor: u64, currency: &str) -> String {
 pub(crate) fn parse_price(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("price {s:?} is not a number with at most two decimals, like 12.50"));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "price {s:?} is not a number with at most two decimals, like 12.50"
+        ));
     }
-    let whole: u64 = whole.parse().map_err(|_| format!("price {s:?} is too large"))?;
+    let whole: u64 = whole
+        .parse()
+        .map_err(|_| format!("price {s:?} is too large"))?;
     let frac: u64 = format!("{frac:0<2}").parse().unwrap_or(0);
-    whole.checked_mul(100).and_then(|w| w.checked_add(frac)).ok_or_else(|| format!("price {s:?} is too large"))
+    whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(|| format!("price {s:?} is too large"))
 }
 
 pub(crate) fn status(conn: Conn) -> Result<(), CliError> {
@@ -99,8 +135,14 @@ pub(crate) fn status(conn: Conn) -> Result<(), CliError> {
     for a in &s.listen {
         println!("listening   {a}");
     }
-    println!("peers       {} connected, {} in the routing table (k = {})", s.connected, s.routing_table, s.k);
-    println!("listing     scheme {}, {} counter(s), {} entries counted", s.scheme, s.counters, s.entries);
+    println!(
+        "peers       {} connected, {} in the routing table (k = {})",
+        s.connected, s.routing_table, s.k
+    );
+    println!(
+        "listing     scheme {}, {} counter(s), {} entries counted",
+        s.scheme, s.counters, s.entries
+    );
     println!("device      {}", s.device);
     println!("trusts      {}", s.trusted_authorities.join(", "));
     Ok(())
@@ -139,7 +181,13 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
     if a.conn.json {
         return print_json(&r);
     }
-    println!("offer for {:?} at {} (serial {}), item key {}", r.item, money(req.price, &a.currency.to_uppercase()), r.serial, &r.item_key[..16]);
+    println!(
+        "offer for {:?} at {} (serial {}), item key {}",
+        r.item,
+        money(req.price, &a.currency.to_uppercase()),
+        r.serial,
+        &r.item_key[..16]
+    );
     let mut ok = 0;
     for n in &r.listing_nodes {
         match (n.counter, n.value) {
@@ -151,7 +199,9 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
         }
     }
     if ok == 0 {
-        return Err(CliError::Failed("no listing node gave a valid receipt".into()));
+        return Err(CliError::Failed(
+            "no listing node gave a valid receipt".into(),
+        ));
     }
     Ok(())
 }
@@ -166,11 +216,29 @@ pub(crate) struct ItemArgs {
 }
 
 fn print_retrieve(r: &api::RetrieveAnswer) {
-    println!("item {:?} (key {})", r.item, &r.item_key[..16.min(r.item_key.len())]);
+    println!(
+        "item {:?} (key {})",
+        r.item,
+        &r.item_key[..16.min(r.item_key.len())]
+    );
     for n in &r.listing_nodes {
         let what = match n.status.as_str() {
-            "verified" => format!("verified: t = {}, {} offer(s) for the item, {} gap(s), {} bytes", n.t.unwrap_or(0), n.offers, n.gaps, n.bytes),
-            _ => format!("{}{}: {}", n.status.to_uppercase(), n.kind.as_ref().map(|k| format!(" ({k})")).unwrap_or_default(), n.detail),
+            "verified" => format!(
+                "verified: t = {}, {} offer(s) for the item, {} gap(s), {} bytes",
+                n.t.unwrap_or(0),
+                n.offers,
+                n.gaps,
+                n.bytes
+            ),
+            _ => format!(
+                "{}{}: {}",
+                n.status.to_uppercase(),
+                n.kind
+                    .as_ref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+                n.detail
+            ),
         };
         println!("  {}  {what}", n.peer);
     }
@@ -178,32 +246,53 @@ fn print_retrieve(r: &api::RetrieveAnswer) {
         println!("no current offers");
     }
     for o in &r.offers {
-        println!("  {:>14}  x{}  seller {}  (serial {})", money(o.price, &o.currency), o.quantity, &o.seller[..16], o.serial);
+        println!(
+            "  {:>14}  x{}  seller {}  (serial {})",
+            money(o.price, &o.currency),
+            o.quantity,
+            &o.seller[..16],
+            o.serial
+        );
     }
 }
 
 pub(crate) fn retrieve(a: ItemArgs) -> Result<(), CliError> {
     let c = Client::new(&a.conn)?;
-    let query: String = a.item.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    let query: String = a
+        .item
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
     let r: api::RetrieveAnswer = c.get(&format!("/v1/retrieve?item={query}"))?;
     if a.conn.json {
         return print_json(&r);
     }
     print_retrieve(&r);
     if r.listing_nodes.iter().any(|n| n.status == "misbehaviour") {
-        return Err(CliError::Failed("a listing node misbehaved (see above)".into()));
+        return Err(CliError::Failed(
+            "a listing node misbehaved (see above)".into(),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn monitor(a: ItemArgs) -> Result<(), CliError> {
-    let r: api::RetrieveAnswer = Client::new(&a.conn)?.post("/v1/monitor", &api::MonitorRequest { item: a.item })?;
+    let r: api::RetrieveAnswer =
+        Client::new(&a.conn)?.post("/v1/monitor", &api::MonitorRequest { item: a.item })?;
     if a.conn.json {
         return print_json(&r);
     }
     print_retrieve(&r);
     if r.listing_nodes.iter().any(|n| n.status == "misbehaviour") {
-        return Err(CliError::Failed("a listing node misbehaved against your receipts".into()));
+        return Err(CliError::Failed(
+            "a listing node misbehaved against your receipts".into(),
+        ));
     }
     Ok(())
 }
@@ -215,7 +304,14 @@ pub(crate) fn offers(conn: Conn) -> Result<(), CliError> {
     }
     println!("seller key {}", r.seller);
     for o in &r.offers {
-        println!("  {:?}  {}  x{}  serial {}  — {} receipt(s)", o.item, money(o.price, &o.currency), o.quantity, o.serial, o.receipts.len());
+        println!(
+            "  {:?}  {}  x{}  serial {}  — {} receipt(s)",
+            o.item,
+            money(o.price, &o.currency),
+            o.quantity,
+            o.serial,
+            o.receipts.len()
+        );
     }
     Ok(())
 }

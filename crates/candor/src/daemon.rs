@@ -95,7 +95,8 @@ fn load_config(args: &Args) -> Result<FileConfig, CliError> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| fail(format!("{}: {e}", path.display())))
 }
 
@@ -117,22 +118,35 @@ async fn serve(args: Args) -> Result<(), CliError> {
         tracing::info!(?report, "reconciled after an unclean stop");
     }
     let node = Arc::new(node);
-    let trust_hex = if args.trust.is_empty() { cfg.trust.clone().unwrap_or_default() } else { args.trust.clone() };
+    let trust_hex = if args.trust.is_empty() {
+        cfg.trust.clone().unwrap_or_default()
+    } else {
+        args.trust.clone()
+    };
     let trusted: Vec<PublicKey> = if trust_hex.is_empty() {
         tracing::warn!("no --trust given: trusting only the authority that certified this node");
         vec![cert.cert.authority]
     } else {
         trust_hex
             .iter()
-            .map(|h| PublicKey::from_hex(h).ok_or_else(|| fail(format!("--trust {h:?} is not a 64-hex-digit key"))))
+            .map(|h| {
+                PublicKey::from_hex(h)
+                    .ok_or_else(|| fail(format!("--trust {h:?} is not a 64-hex-digit key")))
+            })
             .collect::<Result<_, _>>()?
     };
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
     } else {
-        cfg.listen.clone().unwrap_or_else(|| vec!["/ip4/127.0.0.1/tcp/0".into()])
+        cfg.listen
+            .clone()
+            .unwrap_or_else(|| vec!["/ip4/127.0.0.1/tcp/0".into()])
     };
-    let bootstrap = if !args.bootstrap.is_empty() { args.bootstrap.clone() } else { cfg.bootstrap.clone().unwrap_or_default() };
+    let bootstrap = if !args.bootstrap.is_empty() {
+        args.bootstrap.clone()
+    } else {
+        cfg.bootstrap.clone().unwrap_or_default()
+    };
     let k = args.k.or(cfg.k).unwrap_or(3);
     let config = NetConfig {
         listen: parse_addrs(&listen)?,
@@ -141,12 +155,27 @@ async fn serve(args: Args) -> Result<(), CliError> {
         ..NetConfig::default()
     };
     let service = Arc::new(ListingService::new(node.clone(), candor_net::system_clock));
-    let (net, addrs) = start(identity(&node_key).map_err(fail)?, config, Some(service.clone() as Arc<dyn Service>))
-        .await
-        .map_err(fail)?;
-    let full: Vec<String> = addrs.iter().map(|a| with_peer(a, net.peer()).to_string()).collect();
-    files::write_atomic(&args.data.join("node.addr"), (full.join("\n") + "\n").as_bytes(), false)?;
-    println!("candor node {} (scheme {}, k = {k})", net.peer(), cert.cert.scheme);
+    let (net, addrs) = start(
+        identity(&node_key).map_err(fail)?,
+        config,
+        Some(service.clone() as Arc<dyn Service>),
+    )
+    .await
+    .map_err(fail)?;
+    let full: Vec<String> = addrs
+        .iter()
+        .map(|a| with_peer(a, net.peer()).to_string())
+        .collect();
+    files::write_atomic(
+        &args.data.join("node.addr"),
+        (full.join("\n") + "\n").as_bytes(),
+        false,
+    )?;
+    println!(
+        "candor node {} (scheme {}, k = {k})",
+        net.peer(),
+        cert.cert.scheme
+    );
     for a in &full {
         println!("listening on {a}");
     }
@@ -165,7 +194,12 @@ async fn serve(args: Args) -> Result<(), CliError> {
             }
         });
     }
-    let mut market = Market::new(net.clone(), Some(node.clone()), trusted.clone(), tokio::runtime::Handle::current());
+    let mut market = Market::new(
+        net.clone(),
+        Some(node.clone()),
+        trusted.clone(),
+        tokio::runtime::Handle::current(),
+    );
     market.publish_to_all = !(args.publish_to_one || cfg.publish_to.as_deref() == Some("one"));
     let seller_path = args.data.join("seller.key");
     let seller = if seller_path.exists() {
@@ -186,15 +220,28 @@ async fn serve(args: Args) -> Result<(), CliError> {
         token: token.clone(),
         trusted,
     });
-    let control = args.control.clone().or(cfg.control.clone()).unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = tokio::net::TcpListener::bind(&control).await.map_err(|e| fail(format!("control API on {control}: {e}")))?;
+    let control = args
+        .control
+        .clone()
+        .or(cfg.control.clone())
+        .unwrap_or_else(|| "127.0.0.1:0".into());
+    let listener = tokio::net::TcpListener::bind(&control)
+        .await
+        .map_err(|e| fail(format!("control API on {control}: {e}")))?;
     let local = listener.local_addr().map_err(fail)?;
     if !local.ip().is_loopback() {
         tracing::warn!(%local, "the control API listens beyond loopback; only the token protects it");
     }
     files::write_atomic(&args.data.join("control.token"), token.as_bytes(), true)?;
-    files::write_atomic(&args.data.join("control.addr"), local.to_string().as_bytes(), false)?;
-    println!("control API on http://{local} (token in {})", args.data.join("control.token").display());
+    files::write_atomic(
+        &args.data.join("control.addr"),
+        local.to_string().as_bytes(),
+        false,
+    )?;
+    println!(
+        "control API on http://{local} (token in {})",
+        args.data.join("control.token").display()
+    );
     let app = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/offers", post(publish).get(my_offers))
@@ -238,10 +285,18 @@ async fn shutdown_signal() {
 type ApiResult<T> = Result<Json<T>, (StatusCode, Json<api::ApiError>)>;
 
 fn err(code: StatusCode, e: impl std::fmt::Display) -> (StatusCode, Json<api::ApiError>) {
-    (code, Json(api::ApiError { error: e.to_string() }))
+    (
+        code,
+        Json(api::ApiError {
+            error: e.to_string(),
+        }),
+    )
 }
 
-fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Json<api::ApiError>)> {
+fn check_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, Json<api::ApiError>)> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -249,17 +304,28 @@ fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode,
         .unwrap_or("");
     // Constant-time comparison of equal-length tokens.
     let ok = given.len() == state.token.len()
-        && given.bytes().zip(state.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .bytes()
+            .zip(state.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if ok {
         Ok(())
     } else {
-        Err(err(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see DATA/control.token)"))
+        Err(err(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see DATA/control.token)",
+        ))
     }
 }
 
 async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::Status> {
     check_token(&s, &headers)?;
-    let st = s.net.status().await.map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let st = s
+        .net
+        .status()
+        .await
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let cert = s.node.certificate();
     let mut entries = 0;
     for c in &cert.cert.counters {
@@ -269,7 +335,11 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
     }
     Ok(Json(api::Status {
         peer: st.peer.to_string(),
-        listen: st.listen.iter().map(|a| with_peer(a, st.peer).to_string()).collect(),
+        listen: st
+            .listen
+            .iter()
+            .map(|a| with_peer(a, st.peer).to_string())
+            .collect(),
         connected: st.connected,
         routing_table: st.routing_table,
         k: s.net.k(),
@@ -281,7 +351,10 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
     }))
 }
 
-fn result_view(peer: &candor_net::PeerId, r: &Result<Receipt, candor_core::Misbehaviour>) -> api::PublishResult {
+fn result_view(
+    peer: &candor_net::PeerId,
+    r: &Result<Receipt, candor_core::Misbehaviour>,
+) -> api::PublishResult {
     match r {
         Ok(rc) => api::PublishResult {
             peer: peer.to_string(),
@@ -300,32 +373,56 @@ fn result_view(peer: &candor_net::PeerId, r: &Result<Receipt, candor_core::Misbe
     }
 }
 
-async fn publish(State(s): State<Shared>, headers: HeaderMap, Json(req): Json<api::NewOffer>) -> ApiResult<api::PublishAnswer> {
+async fn publish(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::NewOffer>,
+) -> ApiResult<api::PublishAnswer> {
     check_token(&s, &headers)?;
     let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let currency = Currency::new(&req.currency).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let state = s.clone();
-    let answer = tokio::task::spawn_blocking(move || -> Result<api::PublishAnswer, (StatusCode, Json<api::ApiError>)> {
-        let serial = state.wallet.next_serial(&item.key()).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        let t = now();
-        let offer = SignedOffer::sign(&state.seller, &item, req.price, currency, req.quantity, t.saturating_add(req.expires_in), serial);
-        let report = state.market.publish(&offer, t).map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
-        let receipts = report
-            .results
-            .iter()
-            .filter_map(|(p, r)| r.as_ref().ok().map(|rc| (to_candor_peer(p), rc.clone())))
-            .collect();
-        state
-            .wallet
-            .add(&Entry { offer, receipts })
-            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        Ok(api::PublishAnswer {
-            item: item.description().to_string(),
-            item_key: item.key().to_string(),
-            serial,
-            listing_nodes: report.results.iter().map(|(p, r)| result_view(p, r)).collect(),
-        })
-    })
+    let answer = tokio::task::spawn_blocking(
+        move || -> Result<api::PublishAnswer, (StatusCode, Json<api::ApiError>)> {
+            let serial = state
+                .wallet
+                .next_serial(&item.key())
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let t = now();
+            let offer = SignedOffer::sign(
+                &state.seller,
+                &item,
+                req.price,
+                currency,
+                req.quantity,
+                t.saturating_add(req.expires_in),
+                serial,
+            );
+            let report = state
+                .market
+                .publish(&offer, t)
+                .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
+            let receipts = report
+                .results
+                .iter()
+                .filter_map(|(p, r)| r.as_ref().ok().map(|rc| (to_candor_peer(p), rc.clone())))
+                .collect();
+            state
+                .wallet
+                .add(&Entry { offer, receipts })
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            Ok(api::PublishAnswer {
+                item: item.description().to_string(),
+                item_key: item.key().to_string(),
+                serial,
+                listing_nodes: report
+                    .results
+                    .iter()
+                    .map(|(p, r)| result_view(p, r))
+                    .collect(),
+            })
+        },
+    )
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
     Ok(Json(answer))
@@ -333,7 +430,10 @@ async fn publish(State(s): State<Shared>, headers: HeaderMap, Json(req): Json<ap
 
 async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::MyOffers> {
     check_token(&s, &headers)?;
-    let list = s.wallet.list().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let list = s
+        .wallet
+        .list()
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(api::MyOffers {
         seller: s.seller.public().to_hex(),
         offers: list
@@ -349,7 +449,9 @@ async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api
                     .receipts
                     .iter()
                     .map(|(p, r)| api::PublishResult {
-                        peer: to_libp2p_peer(p).map(|p| p.to_string()).unwrap_or_else(|| p.to_string()),
+                        peer: to_libp2p_peer(p)
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| p.to_string()),
                         status: "receipt".into(),
                         counter: Some(r.inc.inc.counter),
                         value: Some(r.inc.inc.value),
@@ -368,19 +470,46 @@ struct ItemQuery {
 
 fn node_answer(peer: &candor_net::PeerId, r: &NodeReport) -> api::NodeAnswer {
     let (kind, detail, t, offers, gaps, bytes) = match r {
-        NodeReport::Verified(o) => (None, "every check passed".to_string(), Some(o.t), o.offers.len(), o.gaps.len(), o.bytes),
+        NodeReport::Verified(o) => (
+            None,
+            "every check passed".to_string(),
+            Some(o.t),
+            o.offers.len(),
+            o.gaps.len(),
+            o.bytes,
+        ),
         NodeReport::Misbehaviour(m) => (Some(m.kind().to_string()), m.to_string(), None, 0, 0, 0),
-        NodeReport::OverBudget(k) => (Some("over-budget".into()), format!("over budget ({k:?})"), None, 0, 0, 0),
+        NodeReport::OverBudget(k) => (
+            Some("over-budget".into()),
+            format!("over budget ({k:?})"),
+            None,
+            0,
+            0,
+            0,
+        ),
         NodeReport::Unreachable(why) => (None, why.clone(), None, 0, 0, 0),
     };
-    api::NodeAnswer { peer: peer.to_string(), status: r.status().into(), kind, detail, t, offers, gaps, bytes }
+    api::NodeAnswer {
+        peer: peer.to_string(),
+        status: r.status().into(),
+        kind,
+        detail,
+        t,
+        offers,
+        gaps,
+        bytes,
+    }
 }
 
 fn retrieve_answer(report: &candor_net::RetrieveReport) -> api::RetrieveAnswer {
     api::RetrieveAnswer {
         item: report.item.description().to_string(),
         item_key: report.item.key().to_string(),
-        listing_nodes: report.reports.iter().map(|(p, r)| node_answer(p, r)).collect(),
+        listing_nodes: report
+            .reports
+            .iter()
+            .map(|(p, r)| node_answer(p, r))
+            .collect(),
         offers: report
             .offers
             .iter()
@@ -396,7 +525,11 @@ fn retrieve_answer(report: &candor_net::RetrieveReport) -> api::RetrieveAnswer {
     }
 }
 
-async fn retrieve(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<ItemQuery>) -> ApiResult<api::RetrieveAnswer> {
+async fn retrieve(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ItemQuery>,
+) -> ApiResult<api::RetrieveAnswer> {
     check_token(&s, &headers)?;
     let item = Item::new(&q.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let market = s.market.clone();
@@ -407,32 +540,45 @@ async fn retrieve(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<I
     Ok(Json(retrieve_answer(&report)))
 }
 
-async fn monitor(State(s): State<Shared>, headers: HeaderMap, Json(req): Json<api::MonitorRequest>) -> ApiResult<api::RetrieveAnswer> {
+async fn monitor(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::MonitorRequest>,
+) -> ApiResult<api::RetrieveAnswer> {
     check_token(&s, &headers)?;
     let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let state = s.clone();
-    let answer = tokio::task::spawn_blocking(move || -> Result<api::RetrieveAnswer, (StatusCode, Json<api::ApiError>)> {
-        let list = state.wallet.list().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<Receipt>> = Default::default();
-        for e in list.iter().filter(|e| e.offer.offer.key == item.key()) {
-            for (p, r) in &e.receipts {
-                by_peer.entry(p.as_bytes().to_vec()).or_default().push(r.clone());
+    let answer = tokio::task::spawn_blocking(
+        move || -> Result<api::RetrieveAnswer, (StatusCode, Json<api::ApiError>)> {
+            let list = state
+                .wallet
+                .list()
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<Receipt>> = Default::default();
+            for e in list.iter().filter(|e| e.offer.offer.key == item.key()) {
+                for (p, r) in &e.receipts {
+                    by_peer
+                        .entry(p.as_bytes().to_vec())
+                        .or_default()
+                        .push(r.clone());
+                }
             }
-        }
-        let mut reports = Vec::new();
-        for (p, receipts) in by_peer {
-            let Ok(peer) = candor_net::PeerId::from_bytes(&p) else { continue };
-            reports.push((peer, state.market.monitor(peer, &item, receipts)));
-        }
-        Ok(retrieve_answer(&candor_net::RetrieveReport {
-            item: item.clone(),
-            listing_nodes: reports.iter().map(|(p, _)| *p).collect(),
-            reports,
-            offers: Vec::new(),
-        }))
-    })
+            let mut reports = Vec::new();
+            for (p, receipts) in by_peer {
+                let Ok(peer) = candor_net::PeerId::from_bytes(&p) else {
+                    continue;
+                };
+                reports.push((peer, state.market.monitor(peer, &item, receipts)));
+            }
+            Ok(retrieve_answer(&candor_net::RetrieveReport {
+                item: item.clone(),
+                listing_nodes: reports.iter().map(|(p, _)| *p).collect(),
+                reports,
+                offers: Vec::new(),
+            }))
+        },
+    )
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
     Ok(Json(answer))
 }
-

@@ -16,7 +16,9 @@ pub(crate) struct Entry {
 impl Entry {
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(1).bytes16(&self.offer.to_bytes()).u16(self.receipts.len() as u16);
+        w.u8(1)
+            .bytes16(&self.offer.to_bytes())
+            .u16(self.receipts.len() as u16);
         for (p, r) in &self.receipts {
             w.bytes8(p.as_bytes()).bytes16(&r.to_bytes());
         }

@@ -9,8 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn candor(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_candor")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 fn ok(args: &[&str]) -> String {
@@ -34,14 +40,23 @@ impl Node {
     fn start(data: &Path, extra: &[String]) -> Self {
         let _ = std::fs::remove_file(data.join("control.addr"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_candor"));
-        cmd.args(["node", "--data", data.to_str().unwrap()]).args(extra).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.args(["node", "--data", data.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd.spawn().unwrap();
         let start = Instant::now();
         while !data.join("control.addr").exists() {
-            assert!(start.elapsed() < Duration::from_secs(20), "node did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "node did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Node { data: data.to_path_buf(), child: Some(child) }
+        Node {
+            data: data.to_path_buf(),
+            child: Some(child),
+        }
     }
 
     fn d(&self) -> &str {
@@ -49,7 +64,12 @@ impl Node {
     }
 
     fn addr(&self) -> String {
-        std::fs::read_to_string(self.data.join("node.addr")).unwrap().lines().next().unwrap().to_string()
+        std::fs::read_to_string(self.data.join("node.addr"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     fn kill9(&mut self) {
@@ -69,7 +89,10 @@ impl Drop for Node {
 fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -81,8 +104,24 @@ fn four_processes_publish_retrieve_and_survive_sigkill() {
     ok(&["authority", "init", "--dir", auth.to_str().unwrap()]);
     let datas: Vec<PathBuf> = (0..4).map(|i| dir.path().join(format!("n{i}"))).collect();
     for d in &datas {
-        ok(&["device", "init", "--data", d.to_str().unwrap(), "--counters", "2"]);
-        ok(&["device", "enroll", "--data", d.to_str().unwrap(), "--authority", auth.to_str().unwrap(), "--scheme", "b"]);
+        ok(&[
+            "device",
+            "init",
+            "--data",
+            d.to_str().unwrap(),
+            "--counters",
+            "2",
+        ]);
+        ok(&[
+            "device",
+            "enroll",
+            "--data",
+            d.to_str().unwrap(),
+            "--authority",
+            auth.to_str().unwrap(),
+            "--scheme",
+            "b",
+        ]);
     }
     let mut nodes = vec![Node::start(&datas[0], &[])];
     let boot = nodes[0].addr();
@@ -90,27 +129,72 @@ fn four_processes_publish_retrieve_and_survive_sigkill() {
         nodes.push(Node::start(d, &["--bootstrap".into(), boot.clone()]));
     }
     for n in &nodes {
-        wait_for(|| json(&["status", "--data", n.d()])["routing_table"].as_u64().unwrap_or(0) >= 3, "routing tables");
+        wait_for(
+            || {
+                json(&["status", "--data", n.d()])["routing_table"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    >= 3
+            },
+            "routing tables",
+        );
     }
 
     // Publish from node 1; every listing node of Δ(d) gives a checked receipt.
     let item = "Vintage Leica M3 camera body";
-    let p = json(&["publish", "--data", nodes[1].d(), "--item", item, "--price", "1450.00"]);
-    let receipts: Vec<&Value> = p["listing_nodes"].as_array().unwrap().iter().filter(|n| n["status"] == "receipt").collect();
+    let p = json(&[
+        "publish",
+        "--data",
+        nodes[1].d(),
+        "--item",
+        item,
+        "--price",
+        "1450.00",
+    ]);
+    let receipts: Vec<&Value> = p["listing_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "receipt")
+        .collect();
     assert_eq!(receipts.len(), 3, "{p}");
 
     // Retrieve from node 2: every listing node verified, the offer found.
     let r = json(&["retrieve", "--data", nodes[2].d(), "--item", item]);
-    let listing: Vec<String> = r["listing_nodes"].as_array().unwrap().iter().map(|n| n["peer"].as_str().unwrap().to_string()).collect();
-    assert!(r["listing_nodes"].as_array().unwrap().iter().all(|n| n["status"] == "verified"), "{r}");
+    let listing: Vec<String> = r["listing_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["peer"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        r["listing_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "verified"),
+        "{r}"
+    );
     assert_eq!(r["offers"][0]["price"], 145_000);
 
     // SIGKILL a listing node other than the retriever, restart it on the same files and port.
-    let peer_of = |n: &Node| json(&["status", "--data", n.d()])["peer"].as_str().unwrap().to_string();
+    let peer_of = |n: &Node| {
+        json(&["status", "--data", n.d()])["peer"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let retriever = peer_of(&nodes[2]);
-    let victim = (0..4).find(|&i| i != 2 && listing.contains(&peer_of(&nodes[i]))).unwrap();
+    let victim = (0..4)
+        .find(|&i| i != 2 && listing.contains(&peer_of(&nodes[i])))
+        .unwrap();
     let victim_peer = peer_of(&nodes[victim]);
-    let listen = nodes[victim].addr().rsplit_once("/p2p/").unwrap().0.to_string();
+    let listen = nodes[victim]
+        .addr()
+        .rsplit_once("/p2p/")
+        .unwrap()
+        .0
+        .to_string();
     assert_ne!(victim_peer, retriever);
     nodes[victim].kill9();
     let mut extra = vec!["--listen".to_string(), listen];
@@ -118,17 +202,35 @@ fn four_processes_publish_retrieve_and_survive_sigkill() {
         extra.extend(["--bootstrap".to_string(), boot.clone()]);
     }
     nodes[victim] = Node::start(&datas[victim], &extra);
-    wait_for(|| json(&["status", "--data", nodes[victim].d()])["connected"].as_u64().unwrap_or(0) >= 1 || victim == 0, "the restarted node to reconnect");
+    wait_for(
+        || {
+            json(&["status", "--data", nodes[victim].d()])["connected"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+                || victim == 0
+        },
+        "the restarted node to reconnect",
+    );
 
     // Its offers are still served and verify.
     wait_for(
         || {
             let r = json(&["retrieve", "--data", nodes[2].d(), "--item", item]);
-            r["listing_nodes"].as_array().unwrap().iter().any(|n| n["peer"] == victim_peer.as_str() && n["status"] == "verified" && n["offers"] == 1)
+            r["listing_nodes"].as_array().unwrap().iter().any(|n| {
+                n["peer"] == victim_peer.as_str() && n["status"] == "verified" && n["offers"] == 1
+            })
         },
         "the restarted listing node to serve its offers",
     );
     // And the seller's monitoring finds every receipt intact.
     let m = json(&["monitor", "--data", nodes[1].d(), "--item", item]);
-    assert!(m["listing_nodes"].as_array().unwrap().iter().all(|n| n["status"] == "verified"), "{m}");
+    assert!(
+        m["listing_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "verified"),
+        "{m}"
+    );
 }

@@ -1,0 +1,429 @@
+//! `candor demo`: a whole marketplace on this machine — an authority, ~24 nodes on real TCP
+//! sockets on 127.0.0.1, each with a software device and a store on files, sellers publishing
+//! a catalogue to each item's listing nodes, a few listing nodes cheating, and buyers that
+//! check every answer. Exits non-zero if an honest node is accused or a cheat goes unnoticed.
+
+use crate::files;
+use crate::{now, CliError};
+use candor_core::{Authority, Currency, Item, Keypair, PeerId, Registry, Scheme, SignedOffer};
+use candor_device::SoftwareDevice;
+use candor_listing::{enrol, CheatingNode, ListingNode, Strategy};
+use candor_net::{
+    identity, short, start, with_peer, ListingService, Market, NetConfig, NetHandle, NodeReport,
+    ServeListing, Service,
+};
+use candor_store::ListingStore;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of the demo.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// How many nodes.
+    #[arg(long, default_value_t = 24)]
+    nodes: usize,
+    /// How many of them are cheating listing nodes (each runs one strategy).
+    #[arg(long, default_value_t = 4)]
+    cheaters: usize,
+    /// How many sellers publish the catalogue.
+    #[arg(long, default_value_t = 10)]
+    sellers: usize,
+    /// |Δ(d)|.
+    #[arg(long, default_value_t = 3)]
+    k: usize,
+    /// Keep the files in this folder (default: a temporary folder).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seed for prices and choices.
+    #[arg(long, default_value_t = 11)]
+    seed: u64,
+}
+
+const CATALOGUE: &[(&str, u64)] = &[
+    ("Fairphone 5, 256 GB, refurbished", 45_000),
+    ("Raspberry Pi 5, 8 GB", 8_900),
+    ("Brompton C Line Explore, 6-speed", 160_000),
+    ("Sony WH-1000XM5 headphones", 29_900),
+    ("Nintendo Switch OLED", 31_000),
+    ("Kindle Paperwhite 16 GB", 14_900),
+    ("Canon EOS R50 body", 69_900),
+    ("LEGO 10497 Galaxy Explorer", 9_999),
+    ("Le Creuset cast-iron casserole 24 cm", 24_900),
+    ("Patagonia Nano Puff jacket, size M", 17_900),
+    ("De'Longhi Dedica EC685 espresso machine", 16_900),
+    ("IKEA Poäng armchair, birch", 9_900),
+    ("Garmin Forerunner 265", 39_900),
+    ("Vitamix E310 blender", 34_900),
+    ("Osprey Atmos AG 65 backpack", 27_900),
+    ("Moka pot, Bialetti, 6 cups", 3_490),
+];
+
+/// Strategies that act at retrieve time, on whichever item a buyer asks for.
+fn strategies() -> Vec<Strategy> {
+    vec![
+        Strategy::OmitEntry,
+        Strategy::ChangePrice,
+        Strategy::StaleRead,
+        Strategy::SmallerT,
+        Strategy::Reorder,
+        Strategy::Duplicate,
+        Strategy::StopEarly,
+        Strategy::Refuse,
+    ]
+}
+
+struct DemoNode {
+    net: NetHandle,
+    node: Option<Arc<ListingNode<SoftwareDevice>>>,
+    cheat: Option<Strategy>,
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what:<28} {{bar:32}} {{pos}}/{{len}} ({{elapsed}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    match demo(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(args: Args) -> Result<bool, CliError> {
+    let fail = |e: String| CliError::Failed(e);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let tmp;
+    let dir = match &args.data {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let n = args.nodes.max(args.k + 1);
+    let cheaters = args.cheaters.min(n.saturating_sub(args.k + 1));
+    println!(
+        "Candor demo: {n} nodes on 127.0.0.1 (k = {}), {cheaters} of them cheating; files in {}",
+        args.k,
+        dir.display()
+    );
+    println!("Every device is the SOFTWARE device: it protects nothing against its owner.\n");
+    let started = Instant::now();
+    let authority = Authority::new(files::new_key(
+        &dir.join("authority").join("authority.key"),
+    )?);
+    let trusted = vec![authority.public()];
+    let mut registry = Registry::default();
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    // Node keys first, so the cheaters can be chosen among nodes that list something.
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        keys.push(files::new_key(
+            &dir.join(format!("node-{i:02}")).join("node.key"),
+        )?);
+    }
+    let ids: Vec<candor_net::PeerId> = keys
+        .iter()
+        .map(|k| {
+            identity(k)
+                .map(|id| id.public().to_peer_id())
+                .map_err(|e| fail(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut listed = vec![0usize; n];
+    for (desc, _) in CATALOGUE {
+        let key = Item::new(desc).map_err(|e| fail(e.to_string()))?.key();
+        let target = libp2p_kad_key(&key);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| target.distance(&candor_net::KBucketKey::from(ids[i])));
+        for &i in order.iter().take(args.k) {
+            listed[i] += 1;
+        }
+    }
+    // Node 0 (the bootstrap) stays honest; the cheaters are the busiest other listing nodes.
+    let mut candidates: Vec<usize> = (1..n).filter(|&i| listed[i] > 0).collect();
+    candidates.sort_by_key(|&i| std::cmp::Reverse(listed[i]));
+    let strats = strategies();
+    let cheat_at: BTreeMap<usize, Strategy> = candidates
+        .into_iter()
+        .take(cheaters)
+        .enumerate()
+        .map(|(j, i)| (i, strats[j % strats.len()].clone()))
+        .collect();
+
+    let b = bar(n as u64, "starting nodes");
+    let mut nodes: Vec<DemoNode> = Vec::new();
+    let mut boot: Option<candor_net::Multiaddr> = None;
+    for (i, key) in keys.iter().enumerate() {
+        let d = dir.join(format!("node-{i:02}"));
+        let mut device = SoftwareDevice::create(
+            &d.join("device.state"),
+            PeerId::from_ed25519(&key.public()),
+            2,
+        )?;
+        let cert = enrol(
+            &authority,
+            &mut registry,
+            key,
+            &mut device,
+            Scheme::Basic,
+            1,
+            now(),
+        )?;
+        let (node, _) =
+            ListingNode::open(device, ListingStore::open(&d.join("store.redb"))?, cert)?;
+        let cheat = cheat_at.get(&i).cloned();
+        let (service, node): (Arc<dyn Service>, _) = match &cheat {
+            Some(s) => {
+                let placeholder = Item::new(CATALOGUE[0].0).map_err(|e| fail(e.to_string()))?;
+                (
+                    Arc::new(ServeListing(CheatingNode::any_item(
+                        node,
+                        s.clone(),
+                        placeholder,
+                    ))),
+                    None,
+                )
+            }
+            None => {
+                let node = Arc::new(node);
+                (
+                    Arc::new(ListingService::new(node.clone(), candor_net::system_clock)),
+                    Some(node),
+                )
+            }
+        };
+        let config = NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .map_err(|e: candor_net::MultiaddrError| fail(e.to_string()))?],
+            bootstrap: boot.iter().cloned().collect(),
+            k: args.k,
+            ..NetConfig::default()
+        };
+        let id = identity(key).map_err(|e| fail(e.to_string()))?;
+        let (net, addrs) = runtime
+            .block_on(start(id, config, Some(service)))
+            .map_err(|e| fail(e.to_string()))?;
+        if boot.is_none() {
+            boot = addrs.first().map(|a| with_peer(a, net.peer()));
+        }
+        nodes.push(DemoNode { net, node, cheat });
+        b.inc(1);
+    }
+    b.finish_and_clear();
+    let b = bar(n as u64, "joining the overlay");
+    runtime.block_on(async {
+        for chunk in nodes.chunks(8) {
+            futures_join(chunk.iter().map(|x| x.net.clone()).collect()).await;
+            b.inc(chunk.len() as u64);
+        }
+        // A second round so the first joiners learn of the later ones.
+        futures_join(nodes.iter().map(|x| x.net.clone()).collect()).await;
+    });
+    b.finish_and_clear();
+    println!(
+        "1. {n} nodes up and joined in {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Sellers on honest nodes publish the catalogue to each item's listing nodes.
+    let honest: Vec<usize> = (0..n).filter(|i| nodes[*i].cheat.is_none()).collect();
+    let market = |i: usize| {
+        let mut m = Market::new(
+            nodes[i].net.clone(),
+            nodes[i].node.clone(),
+            trusted.clone(),
+            runtime.handle().clone(),
+        );
+        m.time_budget = Duration::from_secs(20);
+        m
+    };
+    let mut plan = Vec::new();
+    for s in 0..args.sellers {
+        let seller = Keypair::generate(&mut rand_core::OsRng);
+        let home = honest[s % honest.len()];
+        for (desc, base) in CATALOGUE {
+            if rng.gen_bool(0.55) {
+                let price = base * rng.gen_range(85..118) / 100;
+                plan.push((home, seller.clone(), *desc, price));
+            }
+        }
+    }
+    let b = bar(plan.len() as u64, "sellers publishing");
+    let mut receipts = 0;
+    let mut refused = 0;
+    let t0 = Instant::now();
+    for (home, seller, desc, price) in &plan {
+        let item = Item::new(desc).map_err(|e| fail(e.to_string()))?;
+        let offer = SignedOffer::sign(
+            seller,
+            &item,
+            *price,
+            Currency::EUR,
+            1,
+            now() + 30 * 86_400,
+            1,
+        );
+        let report = market(*home)
+            .publish(&offer, now())
+            .map_err(|e| fail(e.to_string()))?;
+        for (_, r) in &report.results {
+            match r {
+                Ok(_) => receipts += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        b.inc(1);
+    }
+    b.finish_and_clear();
+    println!(
+        "2. {} sellers published {} offers to their listing nodes: {receipts} receipts checked, {refused} refused ({:.1} s).",
+        args.sellers,
+        plan.len(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Buyers on honest nodes retrieve every item from every listing node.
+    println!(
+        "3. Buyers retrieve each item from its {} listing nodes and check every answer:\n",
+        args.k
+    );
+    let b = bar(CATALOGUE.len() as u64, "buyers retrieving");
+    let mut rows = Vec::new();
+    let mut accused = Vec::new();
+    let mut unnoticed = Vec::new();
+    let mut caught: BTreeMap<usize, (u32, u32, String)> = BTreeMap::new();
+    for (j, (desc, _)) in CATALOGUE.iter().enumerate() {
+        let item = Item::new(desc).map_err(|e| fail(e.to_string()))?;
+        let buyer = honest[(j * 5 + 3) % honest.len()];
+        let report = market(buyer)
+            .retrieve(&item, now())
+            .map_err(|e| fail(e.to_string()))?;
+        let mut verdicts = Vec::new();
+        for (peer, r) in &report.reports {
+            let idx = nodes.iter().position(|x| x.net.peer() == *peer);
+            let cheat = idx.and_then(|i| nodes[i].cheat.clone());
+            let v = match r {
+                NodeReport::Verified(_) => "ok".to_string(),
+                NodeReport::Misbehaviour(m) => m.kind().to_string(),
+                other => other.status().to_string(),
+            };
+            match (&cheat, r) {
+                (None, NodeReport::Verified(_)) => {}
+                (None, _) => {
+                    accused.push(format!("{} on {:?}: {v}", short(peer), item.description()))
+                }
+                (Some(s), NodeReport::Verified(_)) => unnoticed.push(format!(
+                    "{} ({}) on {:?}",
+                    short(peer),
+                    s.name(),
+                    item.description()
+                )),
+                (Some(s), _) => {
+                    if let Some(i) = idx {
+                        let e = caught.entry(i).or_insert((0, 0, s.name().to_string()));
+                        e.0 += 1;
+                    }
+                }
+            }
+            if let (Some(i), Some(_)) = (idx, &cheat) {
+                caught
+                    .entry(i)
+                    .or_insert((
+                        0,
+                        0,
+                        cheat
+                            .as_ref()
+                            .map(|s| s.name().to_string())
+                            .unwrap_or_default(),
+                    ))
+                    .1 += 1;
+            }
+            verdicts.push(format!("{}:{v}", short(peer)));
+        }
+        let best = report
+            .offers
+            .iter()
+            .filter(|o| o.currency == Currency::EUR)
+            .min_by_key(|o| o.price)
+            .map(|o| format!("{}.{:02} EUR", o.price / 100, o.price % 100))
+            .unwrap_or_else(|| "-".into());
+        rows.push((
+            item.description().to_string(),
+            report.offers.len(),
+            best,
+            verdicts.join("  "),
+        ));
+        b.inc(1);
+    }
+    b.finish_and_clear();
+    println!(
+        "   {:<40} {:>6} {:>14}  listing nodes (verdict)",
+        "item", "offers", "cheapest"
+    );
+    for (item, count, best, verdicts) in &rows {
+        println!("   {item:<40} {count:>6} {best:>14}  {verdicts}");
+    }
+    println!("\n4. Cheating listing nodes:");
+    for (i, s) in &cheat_at {
+        let (c, listed, _) = caught.get(i).cloned().unwrap_or((0, 0, String::new()));
+        println!(
+            "   {} runs {:<14} listed {listed} item(s), caught on {c}",
+            short(&nodes[*i].net.peer()),
+            s.name()
+        );
+    }
+    for a in &accused {
+        println!("   HONEST NODE ACCUSED: {a}");
+    }
+    for u in &unnoticed {
+        println!("   CHEAT UNNOTICED: {u}");
+    }
+    let ok = accused.is_empty() && unnoticed.is_empty();
+    println!(
+        "\n{} in {:.1} s: {} honest node accused, {} cheat unnoticed.",
+        if ok { "PASS" } else { "FAIL" },
+        started.elapsed().as_secs_f64(),
+        accused.len(),
+        unnoticed.len()
+    );
+    for x in &nodes {
+        x.net.shutdown();
+    }
+    Ok(ok)
+}
+
+fn libp2p_kad_key(key: &candor_core::ItemKey) -> candor_net::KBucketKey<Vec<u8>> {
+    candor_net::KBucketKey::new(candor_net::dht_key(key))
+}
+
+async fn futures_join(nets: Vec<NetHandle>) {
+    let mut set = tokio::task::JoinSet::new();
+    for net in nets {
+        set.spawn(async move {
+            let _ = net.bootstrap().await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
