@@ -34,7 +34,7 @@ pub(crate) struct Args {
     /// A listen address, e.g. /ip4/0.0.0.0/tcp/4040 (repeatable; default /ip4/127.0.0.1/tcp/0).
     #[arg(long)]
     listen: Vec<String>,
-    /// A bootstrap peer, /ip4/…/tcp/…/p2p/<PeerId> (repeatable).
+    /// A bootstrap peer, `/ip4/…/tcp/…/p2p/<PeerId>` (repeatable).
     #[arg(long)]
     bootstrap: Vec<String>,
     /// The control API's address (loopback; default 127.0.0.1:0, written to DATA/control.addr).
