@@ -6,6 +6,7 @@
 
 mod api;
 mod bench;
+mod bench_net;
 mod client;
 mod daemon;
 mod debug;
@@ -78,6 +79,8 @@ enum Cmd {
 enum BenchCmd {
     /// Signatures, device, buyer's check against |W|, durable publishes with group commit.
     Core(bench::Args),
+    /// Publish and retrieve round trips across N in-process nodes; latency, bytes, memory.
+    Net(bench_net::Args),
 }
 
 #[derive(Subcommand)]
@@ -207,6 +210,7 @@ fn main() -> ExitCode {
         Cmd::Status(c) => client::status(c),
         Cmd::Debug(cmd) => debug::run(cmd),
         Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
+        Cmd::Bench(BenchCmd::Net(args)) => bench_net::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
