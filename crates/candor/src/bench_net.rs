@@ -127,7 +127,8 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
         runtime.block_on(async {
             for chunk in sim.nets.chunks(10) {
                 let mut set = tokio::task::JoinSet::new();
-                for net in chunk.iter().cloned() {
+                for net in chunk {
+                    let net = net.clone();
                     set.spawn(async move {
                         let _ = net.bootstrap().await;
                     });
