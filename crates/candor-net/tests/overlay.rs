@@ -373,19 +373,33 @@ async fn a_cheating_listing_node_is_caught_over_the_network() {
 async fn receipts_are_reissued_and_reads_are_rate_limited() {
     let net = Arc::new(overlay(None).await);
     let item = Item::new("reissued item").unwrap();
-    let delta = net.handles[0].listing_nodes(&dht_key(&item.key())).await.unwrap();
+    let delta = net.handles[0]
+        .listing_nodes(&dht_key(&item.key()))
+        .await
+        .unwrap();
     let remote = *delta.iter().find(|p| **p != net.handles[0].peer()).unwrap();
     let net2 = net.clone();
     let item2 = item.clone();
     tokio::task::spawn_blocking(move || {
         let key = Keypair::generate(&mut rand_core::OsRng);
         let offer = SignedOffer::sign(&key, &item2, 700, Currency::EUR, 1, now() + 3600, 1);
-        let l = RemoteListing::new(net2.handles[0].clone(), remote, tokio::runtime::Handle::current());
+        let l = RemoteListing::new(
+            net2.handles[0].clone(),
+            remote,
+            tokio::runtime::Handle::current(),
+        );
         let receipt = publish_to(&l, &net2.trusted, &offer, now()).unwrap();
         // The seller lost its receipt: the node re-issues the very same one.
         let again = l.reissue(&offer).unwrap();
         assert_eq!(again.receipt, receipt);
-        check_receipt(&net2.trusted, &Listing::peer(&l), &again.cert, &offer, &again.receipt).unwrap();
+        check_receipt(
+            &net2.trusted,
+            &Listing::peer(&l),
+            &again.cert,
+            &offer,
+            &again.receipt,
+        )
+        .unwrap();
         // An offer the node never counted: a typed refusal.
         let other = SignedOffer::sign(&key, &item2, 701, Currency::EUR, 1, now() + 3600, 2);
         assert!(l.reissue(&other).unwrap_err().reason.contains("not-found"));
@@ -396,8 +410,14 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
     let (a, b) = (&net.handles[3], net.handles[4].peer());
     let mut limited = 0;
     for i in 0..80u8 {
-        let req = RetrieveMsg::Head(RetrieveRequest { item: item.key(), nonce: [i; 32] }).to_bytes();
-        if let RetrieveAnswer::Refused(r) = RetrieveAnswer::from_bytes(&a.request(Proto::Retrieve, b, req).await.unwrap()).unwrap() {
+        let req = RetrieveMsg::Head(RetrieveRequest {
+            item: item.key(),
+            nonce: [i; 32],
+        })
+        .to_bytes();
+        if let RetrieveAnswer::Refused(r) =
+            RetrieveAnswer::from_bytes(&a.request(Proto::Retrieve, b, req).await.unwrap()).unwrap()
+        {
             assert_eq!(r.code, RefusalCode::RateLimited);
             limited += 1;
         }

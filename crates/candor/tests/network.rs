@@ -142,14 +142,32 @@ fn four_processes_publish_retrieve_and_survive_sigkill() {
 
     // A peer that speaks garbage on the TCP port (no noise handshake, random bytes, a huge
     // length) disturbs nothing.
-    let port: u16 = nodes[3].addr().split("/tcp/").nth(1).unwrap().split('/').next().unwrap().parse().unwrap();
-    for junk in [vec![0xffu8; 4096], b"GET / HTTP/1.1\r\n\r\n".to_vec(), vec![0, 0, 0xff, 0xff, 1, 2, 3]] {
+    let port: u16 = nodes[3]
+        .addr()
+        .split("/tcp/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for junk in [
+        vec![0xffu8; 4096],
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0, 0, 0xff, 0xff, 1, 2, 3],
+    ] {
         use std::io::Write;
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.write_all(&junk);
         }
     }
-    assert!(json(&["status", "--data", nodes[3].d()])["routing_table"].as_u64().unwrap() >= 3);
+    assert!(
+        json(&["status", "--data", nodes[3].d()])["routing_table"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
 
     // Publish from node 1; every listing node of Δ(d) gives a checked receipt.
     let item = "Vintage Leica M3 camera body";
