@@ -32,6 +32,7 @@ mod keys;
 mod misbehaviour;
 mod offer;
 mod seller;
+mod smt;
 mod statement;
 
 pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
@@ -54,6 +55,10 @@ pub use offer::{
     cheapest, current_offers, Currency, Offer, OfferError, OfferFault, SignedOffer, MAX_OFFER_BYTES,
 };
 pub use seller::check_receipt;
+pub use smt::{
+    empty as smt_empty, leaf_hash as smt_leaf_hash, MultiProof, ProofError, Smt,
+    DEPTH as SMT_DEPTH, MAX_SIBLINGS,
+};
 pub use statement::{
     CounterId, DeviceKey, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,
     MAX_STATEMENT_BYTES,
