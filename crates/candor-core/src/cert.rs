@@ -29,6 +29,9 @@ pub enum Scheme {
     Basic,
     /// The paper's §4.2: C counters, item d on counter cid(d).
     Counters,
+    /// The paper's §4.1 as DESIGN.md §5 fixes it: one counter, each value a step of a sparse
+    /// Merkle tree (depth 256, SHA-256) over per-item append-only offer lists.
+    Merkle,
 }
 
 impl Scheme {
@@ -36,6 +39,7 @@ impl Scheme {
         match self {
             Self::Basic => 1,
             Self::Counters => 2,
+            Self::Merkle => 3,
         }
     }
 
@@ -43,6 +47,7 @@ impl Scheme {
         match c {
             1 => Ok(Self::Basic),
             2 => Ok(Self::Counters),
+            3 => Ok(Self::Merkle),
             kind => Err(DecodeError::UnknownKind {
                 what: "scheme",
                 kind,
@@ -55,6 +60,7 @@ impl Scheme {
         match self {
             Self::Basic => "b",
             Self::Counters => "c",
+            Self::Merkle => "m",
         }
     }
 }
@@ -64,6 +70,7 @@ impl fmt::Display for Scheme {
         f.write_str(match self {
             Self::Basic => "B (basic)",
             Self::Counters => "C (counters)",
+            Self::Merkle => "M (Merkle)",
         })
     }
 }
@@ -162,6 +169,7 @@ fn check_counters(scheme: Scheme, ids: impl Iterator<Item = CounterId>) -> Resul
     match (scheme, seen.len()) {
         (_, 0) => Err(CertError::BadCounters("no counter")),
         (Scheme::Basic, n) if n != 1 => Err(CertError::BadCounters("scheme B has one counter")),
+        (Scheme::Merkle, n) if n != 1 => Err(CertError::BadCounters("scheme M has one counter")),
         (_, n) if n > MAX_COUNTERS => Err(CertError::BadCounters("too many counters")),
         _ => Ok(()),
     }

@@ -115,6 +115,22 @@ pub enum Misbehaviour {
     /// A receipt does not bind the seller's offer as it should.
     #[error("the receipt does not bind the offer: {0}")]
     BadReceipt(&'static str),
+    /// A scheme-M step does not verify.
+    #[error("bad step: {0}")]
+    BadStep(&'static str),
+    /// A scheme-M proof does not verify.
+    #[error("bad proof: {0}")]
+    BadProof(&'static str),
+    /// A receipted offer is no longer at its index with its chain prefix (scheme M).
+    #[error(
+        "the receipted offer at index {index} was removed or altered (the list now holds {now})"
+    )]
+    Removed {
+        /// The receipted index.
+        index: u64,
+        /// The list's length now.
+        now: u64,
+    },
     /// The node's `Read` is below a value the checker holds a receipt for.
     #[error("the Read's t = {t} is below receipted value {receipted}")]
     ReadBelowReceipt {
@@ -165,6 +181,9 @@ impl Misbehaviour {
             Self::Malformed(_) => "malformed",
             Self::BadReceipt(_) => "bad-receipt",
             Self::ReadBelowReceipt { .. } => "read-below-receipt",
+            Self::BadStep(_) => "bad-step",
+            Self::BadProof(_) => "bad-proof",
+            Self::Removed { .. } => "removed",
             Self::Refused(_) => "refused",
             Self::NoAnswer(_) => "no-answer",
             Self::Unreachable(_) => "unreachable",
@@ -199,6 +218,15 @@ pub enum Evidence {
         first: u64,
         /// Last value it covers.
         last: u64,
+    },
+    /// Two consecutive scheme-M steps whose roots do not chain.
+    RootsDoNotChain {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The step at v − 1.
+        a: Box<crate::merkle::SignedStep>,
+        /// The step at v.
+        b: Box<crate::merkle::SignedStep>,
     },
     /// An entry under a valid `Inc` that is not a valid offer.
     BadEntry {
@@ -255,6 +283,7 @@ impl Evidence {
             Self::Equivocation { .. } => "equivocation",
             Self::GapOverReceipt { .. } => "gap-over-receipt",
             Self::BadEntry { .. } => "bad-entry",
+            Self::RootsDoNotChain { .. } => "roots-do-not-chain",
         }
     }
 
@@ -262,6 +291,7 @@ impl Evidence {
         match self {
             Self::Equivocation { cert, .. }
             | Self::GapOverReceipt { cert, .. }
+            | Self::RootsDoNotChain { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
         }
     }
@@ -332,6 +362,32 @@ impl Evidence {
                     gap.inc.counter
                 ))
             }
+            Self::RootsDoNotChain { a, b, .. } => {
+                for s in [a.as_ref(), b.as_ref()] {
+                    Self::check_inc(cert, &s.inc)?;
+                    if s.inc.inc.value != s.header.value
+                        || s.inc.inc.payload != s.header.payload(peer)
+                    {
+                        return Err(EvidenceError::NotMisbehaviour(
+                            "an Inc does not bind its step header",
+                        ));
+                    }
+                }
+                if a.inc.inc.counter != b.inc.inc.counter || a.header.value + 1 != b.header.value {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the steps are not consecutive",
+                    ));
+                }
+                if a.header.new_root == b.header.prev_root {
+                    return Err(EvidenceError::NotMisbehaviour("the roots chain"));
+                }
+                Ok(format!(
+                    "node {} signed step {} from a root that step {} did not end with",
+                    peer.short(),
+                    b.header.value,
+                    a.header.value
+                ))
+            }
             Self::BadEntry { inc, bytes, .. } => {
                 Self::check_inc(cert, inc)?;
                 if inc.inc.payload != entry_payload(peer, inc.inc.counter, bytes) {
@@ -375,6 +431,11 @@ impl Encode for Evidence {
                 gap.encode_to(w);
                 w.u64(*first).u64(*last);
             }
+            Self::RootsDoNotChain { a, b, .. } => {
+                w.u8(4).bytes32(&cert.to_bytes());
+                a.encode_to(w);
+                b.encode_to(w);
+            }
             Self::BadEntry { inc, bytes, .. } => {
                 w.u8(3).bytes32(&cert.to_bytes());
                 inc.encode_to(w);
@@ -389,7 +450,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=3).contains(&kind) {
+        if !(1..=4).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -408,6 +469,11 @@ impl Decode for Evidence {
                 gap: SignedInc::decode_from(r)?,
                 first: r.u64("first")?,
                 last: r.u64("last")?,
+            },
+            4 => Self::RootsDoNotChain {
+                cert,
+                a: Box::new(crate::merkle::SignedStep::decode_from(r)?),
+                b: Box::new(crate::merkle::SignedStep::decode_from(r)?),
             },
             _ => Self::BadEntry {
                 cert,

@@ -1,0 +1,1563 @@
+//! Scheme M (DESIGN.md §5): each value of the node's counter is one *step* of an authenticated
+//! map from item key d to d's append-only offer list, leaf_d = (n_d, chain_d) with
+//! chain = H(previous chain ‖ H(offer)). A step's `Inc` binds
+//! `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖ batch_root ‖
+//! batch_len ‖ total_offers)`.
+//!
+//! What each party checks:
+//! - the seller at publish: the whole step ([`verify_step`]): its `Inc`, that prev_root is the
+//!   new_root of the step before, the transition of every touched key from its old list to the
+//!   old list plus its batch offers (no other key changes), and batch_root over exactly the
+//!   batch; then its own offer's index k in d's list and the chain prefix up to k;
+//! - the buyer at retrieve ([`MRetrieval`]): `Read(t, nonce)`, `Inc(t)` and its step header,
+//!   and a proof for d under that root — membership with d's full list, or an empty branch;
+//!   then audits of s sampled steps, with π = s / (t − base) for the worst case reported;
+//! - the seller monitoring: an ordinary retrieve, and its offer still at index k with the same
+//!   chain prefix.
+
+use crate::cert::{CertifiedCounter, SignedCertificate};
+use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::{Digest, TaggedHasher};
+use crate::item::{Item, ItemKey};
+use crate::keys::{PeerId, PublicKey};
+use crate::misbehaviour::{BudgetKind, Misbehaviour};
+use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
+use crate::smt::{empty, MultiProof, Smt, DEPTH};
+use crate::statement::{CounterId, SignedInc, SignedRead};
+use std::collections::BTreeMap;
+
+const VERSION: u8 = 1;
+
+/// The most offers one step may commit.
+pub const MAX_BATCH: usize = 1024;
+
+/// The most offers of one item a retrieve page carries.
+pub const MAX_LIST_PAGE: usize = 256;
+
+/// The root of the empty map (the root at the counter's base value).
+pub fn empty_root() -> Digest {
+    empty(DEPTH)
+}
+
+/// H(offer bytes), the element of an item's chain.
+pub fn offer_hash(offer_bytes: &[u8]) -> Digest {
+    TaggedHasher::new("candor/v1/m-offer")
+        .var(offer_bytes)
+        .finish()
+}
+
+/// The chain of an empty list for item `d`.
+pub fn chain_start(d: &ItemKey) -> Digest {
+    TaggedHasher::new("candor/v1/m-chain0")
+        .fixed(d.0.as_bytes())
+        .finish()
+}
+
+/// The chain after appending an offer.
+pub fn chain_next(chain: &Digest, offer_hash: &Digest) -> Digest {
+    TaggedHasher::new("candor/v1/m-chain")
+        .fixed(chain.as_bytes())
+        .fixed(offer_hash.as_bytes())
+        .finish()
+}
+
+/// An item's leaf: how many offers its list holds and the chain over them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaf {
+    /// n_d.
+    pub n: u64,
+    /// chain_d.
+    pub chain: Digest,
+}
+
+impl Leaf {
+    /// The leaf of an empty list.
+    pub fn start(d: &ItemKey) -> Self {
+        Self {
+            n: 0,
+            chain: chain_start(d),
+        }
+    }
+
+    /// The leaf after appending `offer_hash`.
+    pub fn push(&self, offer_hash: &Digest) -> Self {
+        Self {
+            n: self.n + 1,
+            chain: chain_next(&self.chain, offer_hash),
+        }
+    }
+
+    /// The value hash the tree stores for this leaf.
+    pub fn value_hash(&self) -> Digest {
+        TaggedHasher::new("candor/v1/m-leaf")
+            .u64(self.n)
+            .fixed(self.chain.as_bytes())
+            .finish()
+    }
+
+    fn encode_to(&self, w: &mut Writer) {
+        w.u64(self.n).fixed(self.chain.as_bytes());
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            n: r.u64("leaf n")?,
+            chain: Digest(r.array("leaf chain")?),
+        })
+    }
+}
+
+/// The leaf of item `d` over `offers` (its whole list), as a buyer recomputes it.
+pub fn leaf_of<'a>(d: &ItemKey, offers: impl IntoIterator<Item = &'a [u8]>) -> Leaf {
+    offers
+        .into_iter()
+        .fold(Leaf::start(d), |l, o| l.push(&offer_hash(o)))
+}
+
+/// What one step's `Inc` binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepHeader {
+    /// The counter.
+    pub counter: CounterId,
+    /// The step's value (its `Inc`'s value); it follows `value − 1`.
+    pub value: u64,
+    /// The root before the step.
+    pub prev_root: Digest,
+    /// The root after it.
+    pub new_root: Digest,
+    /// H over the batch's (item key, offer hash) pairs, in order.
+    pub batch_root: Digest,
+    /// How many offers the batch holds.
+    pub batch_len: u32,
+    /// How many offers all steps up to this one hold.
+    pub total_offers: u64,
+}
+
+impl StepHeader {
+    /// The payload the step's `Inc` must carry.
+    pub fn payload(&self, peer: &PeerId) -> Digest {
+        TaggedHasher::new("candor/v1/m-step")
+            .var(peer.as_bytes())
+            .u32(self.counter)
+            .u64(self.value.saturating_sub(1))
+            .fixed(self.prev_root.as_bytes())
+            .fixed(self.new_root.as_bytes())
+            .fixed(self.batch_root.as_bytes())
+            .u32(self.batch_len)
+            .u64(self.total_offers)
+            .finish()
+    }
+}
+
+impl Encode for StepHeader {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION)
+            .u32(self.counter)
+            .u64(self.value)
+            .fixed(self.prev_root.as_bytes())
+            .fixed(self.new_root.as_bytes())
+            .fixed(self.batch_root.as_bytes())
+            .u32(self.batch_len)
+            .u64(self.total_offers);
+    }
+}
+
+impl Decode for StepHeader {
+    const WHAT: &'static str = "step header";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        Ok(Self {
+            counter: r.u32("counter")?,
+            value: r.u64("value")?,
+            prev_root: Digest(r.array("prev root")?),
+            new_root: Digest(r.array("new root")?),
+            batch_root: Digest(r.array("batch root")?),
+            batch_len: r.u32("batch len")?,
+            total_offers: r.u64("total offers")?,
+        })
+    }
+}
+
+/// A step header with its `Inc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedStep {
+    /// The header.
+    pub header: StepHeader,
+    /// The `Inc` binding it.
+    pub inc: SignedInc,
+}
+
+impl Encode for SignedStep {
+    fn encode_to(&self, w: &mut Writer) {
+        self.header.encode_to(w);
+        self.inc.encode_to(w);
+    }
+}
+
+impl Decode for SignedStep {
+    const WHAT: &'static str = "signed step";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            header: StepHeader::decode_from(r)?,
+            inc: SignedInc::decode_from(r)?,
+        })
+    }
+}
+
+/// H over a batch's (item key, offer hash) pairs, in batch order.
+pub fn batch_root(batch: &[(ItemKey, Digest)]) -> Digest {
+    let mut h = TaggedHasher::new("candor/v1/m-batch").u32(batch.len() as u32);
+    for (d, o) in batch {
+        h = h.fixed(d.0.as_bytes()).fixed(o.as_bytes());
+    }
+    h.finish()
+}
+
+/// A whole step as the node serves it to sellers and auditors: the signed header, the step
+/// before it (absent at the base), the batch's offers, the touched keys' old leaves, and the
+/// transition proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepProof {
+    /// This step.
+    pub step: SignedStep,
+    /// The step before (None when this step follows the base value).
+    pub prev: Option<SignedStep>,
+    /// The batch's offers (encoded signed offers), in order.
+    pub batch: Vec<Vec<u8>>,
+    /// Every touched key's leaf before the step (None: absent), sorted by key.
+    pub old: Vec<(ItemKey, Option<Leaf>)>,
+    /// The touched keys' siblings under both roots.
+    pub proof: MultiProof,
+}
+
+impl Encode for StepProof {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        self.step.encode_to(w);
+        match &self.prev {
+            None => {
+                w.u8(0);
+            }
+            Some(p) => {
+                w.u8(1);
+                p.encode_to(w);
+            }
+        }
+        w.u32(self.batch.len() as u32);
+        for b in &self.batch {
+            w.bytes16(b);
+        }
+        w.u32(self.old.len() as u32);
+        for (d, l) in &self.old {
+            w.fixed(d.0.as_bytes());
+            match l {
+                None => {
+                    w.u8(0);
+                }
+                Some(l) => {
+                    w.u8(1);
+                    l.encode_to(w);
+                }
+            }
+        }
+        self.proof.encode_to(w);
+    }
+}
+
+impl Decode for StepProof {
+    const WHAT: &'static str = "step proof";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let step = SignedStep::decode_from(r)?;
+        let prev = match r.u8("prev present")? {
+            0 => None,
+            1 => Some(SignedStep::decode_from(r)?),
+            kind => {
+                return Err(DecodeError::UnknownKind {
+                    what: "prev step",
+                    kind,
+                })
+            }
+        };
+        let n = r.u32("batch size")? as usize;
+        if n > MAX_BATCH {
+            return Err(DecodeError::TooLong {
+                field: "batch",
+                len: n,
+                max: MAX_BATCH,
+            });
+        }
+        let mut batch = Vec::with_capacity(n);
+        for _ in 0..n {
+            batch.push(r.bytes16(MAX_OFFER_BYTES, "batch offer")?.to_vec());
+        }
+        let m = r.u32("touched keys")? as usize;
+        if m > MAX_BATCH {
+            return Err(DecodeError::TooLong {
+                field: "touched keys",
+                len: m,
+                max: MAX_BATCH,
+            });
+        }
+        let mut old = Vec::with_capacity(m);
+        for _ in 0..m {
+            let d = ItemKey(Digest(r.array("key")?));
+            let l = match r.u8("leaf present")? {
+                0 => None,
+                1 => Some(Leaf::decode_from(r)?),
+                kind => {
+                    return Err(DecodeError::UnknownKind {
+                        what: "old leaf",
+                        kind,
+                    })
+                }
+            };
+            old.push((d, l));
+        }
+        Ok(Self {
+            step,
+            prev,
+            batch,
+            old,
+            proof: MultiProof::decode_from(r)?,
+        })
+    }
+}
+
+/// Where one batch offer landed: its item, its index in the item's list, the chain after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The item.
+    pub item: ItemKey,
+    /// Index k in the item's list.
+    pub index: u64,
+    /// The chain prefix up to and including it.
+    pub chain: Digest,
+}
+
+fn check_signed_step(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    s: &SignedStep,
+) -> Result<(), Misbehaviour> {
+    let inc = &s.inc.inc;
+    cert.cert
+        .device
+        .verify_inc(&s.inc)
+        .map_err(|_| Misbehaviour::BadStatementSignature {
+            what: "Inc",
+            value: inc.value,
+        })?;
+    if inc.device != cert.cert.device.id() {
+        return Err(Misbehaviour::WrongDevice);
+    }
+    if &inc.peer != peer {
+        return Err(Misbehaviour::WrongPeer);
+    }
+    if inc.counter != counter.id || s.header.counter != counter.id {
+        return Err(Misbehaviour::WrongCounter {
+            expected: counter.id,
+            got: inc.counter,
+        });
+    }
+    if inc.value <= counter.initial {
+        return Err(Misbehaviour::BelowBase {
+            value: inc.value,
+            base: counter.initial,
+        });
+    }
+    if inc.value != s.header.value || inc.payload != s.header.payload(peer) {
+        return Err(Misbehaviour::BadStep(
+            "the Inc does not bind this step header",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a whole step (DESIGN.md §5, the seller's and the auditor's check). Returns where
+/// each batch offer landed, in batch order.
+pub fn verify_step(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    sp: &StepProof,
+) -> Result<Vec<Placement>, Misbehaviour> {
+    let counter = *cert
+        .cert
+        .counters
+        .first()
+        .ok_or(Misbehaviour::BadStep("no counter"))?;
+    check_signed_step(cert, peer, &counter, &sp.step)?;
+    let h = &sp.step.header;
+    // Chaining with the step before.
+    let (prev_root, prev_total) = if h.value == counter.initial + 1 {
+        if sp.prev.is_some() {
+            return Err(Misbehaviour::BadStep("a step before the first step"));
+        }
+        (empty_root(), 0)
+    } else {
+        let prev = sp
+            .prev
+            .as_ref()
+            .ok_or(Misbehaviour::BadStep("the step before is missing"))?;
+        check_signed_step(cert, peer, &counter, prev)?;
+        if prev.header.value + 1 != h.value {
+            return Err(Misbehaviour::BadStep(
+                "the step before is not the one before",
+            ));
+        }
+        (prev.header.new_root, prev.header.total_offers)
+    };
+    if h.prev_root != prev_root {
+        return Err(match &sp.prev {
+            Some(prev) => {
+                Misbehaviour::Evidence(Box::new(crate::misbehaviour::Evidence::RootsDoNotChain {
+                    cert: cert.clone(),
+                    a: Box::new(prev.clone()),
+                    b: Box::new(sp.step.clone()),
+                }))
+            }
+            None => Misbehaviour::BadStep("the first step does not start from the empty root"),
+        });
+    }
+    if h.batch_len as usize != sp.batch.len()
+        || h.total_offers != prev_total + u64::from(h.batch_len)
+    {
+        return Err(Misbehaviour::BadStep(
+            "the batch length or the offer total is wrong",
+        ));
+    }
+    // The batch: each a valid offer; batch_root over exactly these.
+    let mut pairs = Vec::with_capacity(sp.batch.len());
+    for bytes in &sp.batch {
+        let o = SignedOffer::from_bytes(bytes)
+            .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
+        o.verify()
+            .map_err(|_| Misbehaviour::BadStep("a batch offer is invalid"))?;
+        pairs.push((o.offer.key, offer_hash(bytes)));
+    }
+    if batch_root(&pairs) != h.batch_root {
+        return Err(Misbehaviour::BadStep(
+            "batch_root does not cover exactly the batch",
+        ));
+    }
+    // Touched keys: exactly the batch's items, sorted, each with its old leaf.
+    let mut touched: BTreeMap<ItemKey, Option<Leaf>> = BTreeMap::new();
+    for (d, _) in &pairs {
+        touched.insert(*d, None);
+    }
+    if sp.old.len() != touched.len() || sp.old.iter().zip(touched.keys()).any(|((a, _), b)| a != b)
+    {
+        return Err(Misbehaviour::BadStep(
+            "the touched keys are not the batch's items",
+        ));
+    }
+    for (d, l) in &sp.old {
+        touched.insert(*d, *l);
+    }
+    let mut cur: BTreeMap<ItemKey, Leaf> = touched
+        .iter()
+        .map(|(d, l)| (*d, l.unwrap_or_else(|| Leaf::start(d))))
+        .collect();
+    let mut placements = Vec::with_capacity(pairs.len());
+    for (d, oh) in &pairs {
+        let Some(l) = cur.get_mut(d) else {
+            return Err(Misbehaviour::BadStep("a batch item is not touched"));
+        };
+        let index = l.n;
+        *l = l.push(oh);
+        placements.push(Placement {
+            item: *d,
+            index,
+            chain: l.chain,
+        });
+    }
+    if pairs.is_empty() {
+        if h.new_root != h.prev_root || !sp.old.is_empty() {
+            return Err(Misbehaviour::BadStep("an empty step changed the root"));
+        }
+        return Ok(placements);
+    }
+    let old_leaves: Vec<([u8; 32], Option<Digest>)> = sp
+        .old
+        .iter()
+        .map(|(d, l)| (d.0 .0, l.map(|l| l.value_hash())))
+        .collect();
+    let new_leaves: Vec<([u8; 32], Option<Digest>)> = cur
+        .iter()
+        .map(|(d, l)| (d.0 .0, Some(l.value_hash())))
+        .collect();
+    let bad = |_| Misbehaviour::BadStep("the transition proof does not fit");
+    if sp.proof.root(&old_leaves).map_err(bad)? != h.prev_root {
+        return Err(Misbehaviour::BadStep(
+            "the touched keys' old leaves are not under prev_root",
+        ));
+    }
+    if sp.proof.root(&new_leaves).map_err(bad)? != h.new_root {
+        return Err(Misbehaviour::BadStep(
+            "new_root is not the old tree with exactly the batch appended",
+        ));
+    }
+    Ok(placements)
+}
+
+/// A seller's receipt in scheme M: the whole step (kept as evidence) and where its offer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MReceipt {
+    /// The certificate's id.
+    pub cert_id: Digest,
+    /// The step, as verified.
+    pub step: StepProof,
+    /// The offer's index in the batch.
+    pub position: u32,
+}
+
+impl Encode for MReceipt {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION)
+            .fixed(self.cert_id.as_bytes())
+            .u32(self.position);
+        w.bytes32(&self.step.to_bytes());
+    }
+}
+
+impl Decode for MReceipt {
+    const WHAT: &'static str = "M receipt";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert_id = Digest(r.array("cert id")?);
+        let position = r.u32("position")?;
+        let step = StepProof::from_bytes(r.bytes32(8 << 20, "step")?)?;
+        Ok(Self {
+            cert_id,
+            step,
+            position,
+        })
+    }
+}
+
+/// The seller's check of an M receipt: the whole step verifies and holds its offer.
+pub fn check_m_receipt(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    cert: &SignedCertificate,
+    offer: &SignedOffer,
+    receipt: &MReceipt,
+) -> Result<Placement, Misbehaviour> {
+    cert.verify_for(trusted, peer)?;
+    if receipt.cert_id != cert.id() {
+        return Err(Misbehaviour::BadReceipt("it names another certificate"));
+    }
+    let placements = verify_step(cert, peer, &receipt.step)?;
+    let i = receipt.position as usize;
+    match (receipt.step.batch.get(i), placements.get(i)) {
+        (Some(b), Some(p)) if *b == offer.to_bytes() => Ok(*p),
+        _ => Err(Misbehaviour::BadReceipt(
+            "the step does not hold the offer at that position",
+        )),
+    }
+}
+
+/// The node's first answer to a scheme-M retrieve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MHead {
+    /// The certificate.
+    pub cert: SignedCertificate,
+    /// `Read(t, nonce)`.
+    pub read: SignedRead,
+    /// The step at t (None when t is the base value).
+    pub step: Option<SignedStep>,
+    /// n_d under that step's root.
+    pub n: u64,
+    /// The proof for d under that root.
+    pub proof: MultiProof,
+}
+
+impl Encode for MHead {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).bytes32(&self.cert.to_bytes());
+        self.read.encode_to(w);
+        match &self.step {
+            None => {
+                w.u8(0);
+            }
+            Some(s) => {
+                w.u8(1);
+                s.encode_to(w);
+            }
+        }
+        w.u64(self.n);
+        self.proof.encode_to(w);
+    }
+}
+
+impl Decode for MHead {
+    const WHAT: &'static str = "M head";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let read = SignedRead::decode_from(r)?;
+        let step = match r.u8("step present")? {
+            0 => None,
+            1 => Some(SignedStep::decode_from(r)?),
+            kind => {
+                return Err(DecodeError::UnknownKind {
+                    what: "M head",
+                    kind,
+                })
+            }
+        };
+        Ok(Self {
+            cert,
+            read,
+            step,
+            n: r.u64("n")?,
+            proof: MultiProof::decode_from(r)?,
+        })
+    }
+}
+
+/// A page of an item's list: offers `from ..` in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MPage {
+    /// Encoded signed offers.
+    pub offers: Vec<Vec<u8>>,
+}
+
+impl Encode for MPage {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).u16(self.offers.len() as u16);
+        for o in &self.offers {
+            w.bytes16(o);
+        }
+    }
+}
+
+impl Decode for MPage {
+    const WHAT: &'static str = "M page";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let n = r.u16("offers")? as usize;
+        if n > MAX_LIST_PAGE {
+            return Err(DecodeError::TooLong {
+                field: "list page",
+                len: n,
+                max: MAX_LIST_PAGE,
+            });
+        }
+        let mut offers = Vec::with_capacity(n);
+        for _ in 0..n {
+            offers.push(r.bytes16(MAX_OFFER_BYTES, "offer")?.to_vec());
+        }
+        Ok(Self { offers })
+    }
+}
+
+/// A request for offers `from .. from + count` of item `item`'s list (as of the head's step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MPageRequest {
+    /// The item.
+    pub item: ItemKey,
+    /// First index.
+    pub from: u64,
+    /// How many.
+    pub count: u32,
+}
+
+impl Encode for MPageRequest {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION)
+            .fixed(self.item.0.as_bytes())
+            .u64(self.from)
+            .u32(self.count);
+    }
+}
+
+impl Decode for MPageRequest {
+    const WHAT: &'static str = "M page request";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        Ok(Self {
+            item: ItemKey(Digest(r.array("item")?)),
+            from: r.u64("from")?,
+            count: r.u32("count")?,
+        })
+    }
+}
+
+/// What a scheme-M retrieve yields.
+#[derive(Debug, Clone)]
+pub struct MOutcome {
+    /// The `Read`'s value.
+    pub t: u64,
+    /// The counter's base.
+    pub base: u64,
+    /// The root at t.
+    pub root: Digest,
+    /// d's whole list (ρ_t for d), in order.
+    pub offers: Vec<SignedOffer>,
+    /// Steps audited.
+    pub audited: Vec<u64>,
+    /// Worst-case probability that one bad step among t − base was caught: s / (t − base).
+    pub detection: f64,
+    /// Bytes received for the head and the list (audits excluded).
+    pub bytes: u64,
+    /// Bytes received for audits.
+    pub audit_bytes: u64,
+}
+
+impl MOutcome {
+    /// The offers a buyer can act on at `now`.
+    pub fn current(&self, now: u64) -> Vec<Offer> {
+        current_offers(self.offers.iter().map(|o| &o.offer), now)
+    }
+}
+
+/// A scheme-M retrieve from one node, as a state machine: head, list pages, audits.
+#[derive(Debug)]
+pub struct MRetrieval {
+    trusted: Vec<PublicKey>,
+    peer: PeerId,
+    item: Item,
+    nonce: [u8; 32],
+    max_offers: u64,
+    head: Option<(
+        SignedCertificate,
+        CertifiedCounter,
+        u64,
+        Digest,
+        MultiProof,
+        u64,
+    )>,
+    offers: Vec<Vec<u8>>,
+    bytes: u64,
+    audit_bytes: u64,
+    audits: Vec<u64>,
+    audited: Vec<u64>,
+}
+
+impl MRetrieval {
+    /// Starts a retrieve of `item` from `peer`, with a fresh `nonce`; at most `max_offers`
+    /// offers of the item are taken.
+    pub fn new(
+        trusted: Vec<PublicKey>,
+        peer: PeerId,
+        item: Item,
+        nonce: [u8; 32],
+        max_offers: u64,
+    ) -> Self {
+        Self {
+            trusted,
+            peer,
+            item,
+            nonce,
+            max_offers,
+            head: None,
+            offers: Vec::new(),
+            bytes: 0,
+            audit_bytes: 0,
+            audits: Vec::new(),
+            audited: Vec::new(),
+        }
+    }
+
+    /// The opening request.
+    pub fn request(&self) -> crate::entry::RetrieveRequest {
+        crate::entry::RetrieveRequest {
+            item: self.item.key(),
+            nonce: self.nonce,
+        }
+    }
+
+    /// Takes the head (encoded). Returns the first list page to ask for, if any.
+    pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
+        self.bytes += bytes.len() as u64;
+        let head = MHead::from_bytes(bytes)?;
+        head.cert.verify_for(&self.trusted, &self.peer)?;
+        if head.cert.cert.scheme != crate::cert::Scheme::Merkle {
+            return Err(Misbehaviour::BadStep(
+                "the node's certificate is not for scheme M",
+            ));
+        }
+        let counter = *head
+            .cert
+            .cert
+            .counters
+            .first()
+            .ok_or(Misbehaviour::BadStep("no counter"))?;
+        let read = &head.read.read;
+        head.cert.cert.device.verify_read(&head.read).map_err(|_| {
+            Misbehaviour::BadStatementSignature {
+                what: "Read",
+                value: read.value,
+            }
+        })?;
+        if read.nonce != self.nonce {
+            return Err(Misbehaviour::StaleNonce);
+        }
+        if read.device != head.cert.cert.device.id() {
+            return Err(Misbehaviour::WrongDevice);
+        }
+        if read.peer != self.peer {
+            return Err(Misbehaviour::WrongPeer);
+        }
+        if read.counter != counter.id {
+            return Err(Misbehaviour::WrongCounter {
+                expected: counter.id,
+                got: read.counter,
+            });
+        }
+        if read.value < counter.initial {
+            return Err(Misbehaviour::BelowBase {
+                value: read.value,
+                base: counter.initial,
+            });
+        }
+        let root = match (&head.step, read.value == counter.initial) {
+            (None, true) => empty_root(),
+            (Some(s), false) => {
+                check_signed_step(&head.cert, &self.peer, &counter, s)?;
+                if s.header.value != read.value {
+                    return Err(Misbehaviour::BadStep(
+                        "the step is not the one at the Read's t",
+                    ));
+                }
+                s.header.new_root
+            }
+            _ => return Err(Misbehaviour::BadStep("the step at t is missing or extra")),
+        };
+        if head.n > self.max_offers {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+        }
+        let n = head.n;
+        self.head = Some((head.cert, counter, read.value, root, head.proof, n));
+        Ok(self.next_page())
+    }
+
+    fn next_page(&self) -> Option<MPageRequest> {
+        let (_, _, _, _, _, n) = self.head.as_ref()?;
+        let have = self.offers.len() as u64;
+        (have < *n).then(|| MPageRequest {
+            item: self.item.key(),
+            from: have,
+            count: ((n - have) as usize).min(MAX_LIST_PAGE) as u32,
+        })
+    }
+
+    /// Takes a list page (encoded).
+    pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
+        self.bytes += bytes.len() as u64;
+        let page = MPage::from_bytes(bytes)?;
+        let Some(want) = self.next_page() else {
+            return Err(Misbehaviour::NoAnswer("a page after the list"));
+        };
+        if page.offers.is_empty() || page.offers.len() > want.count as usize {
+            return Err(Misbehaviour::Truncated {
+                next: want.from,
+                t: want.from + u64::from(want.count),
+            });
+        }
+        self.offers.extend(page.offers);
+        Ok(self.next_page())
+    }
+
+    /// Checks the list against the proof. Call once every page is in.
+    pub fn check_list(&mut self) -> Result<(), Misbehaviour> {
+        let Some((_, _, _, root, proof, n)) = &self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        if self.offers.len() as u64 != *n {
+            return Err(Misbehaviour::Truncated {
+                next: self.offers.len() as u64,
+                t: *n,
+            });
+        }
+        let d = self.item.key();
+        let value =
+            (*n > 0).then(|| leaf_of(&d, self.offers.iter().map(Vec::as_slice)).value_hash());
+        proof.verify(root, &[(d.0 .0, value)]).map_err(|_| {
+            Misbehaviour::BadProof("the list for the item is not the one under the root")
+        })?;
+        Ok(())
+    }
+
+    /// Draws `s` steps to audit, without replacement, from base+1..=t, with `rng`.
+    pub fn plan_audits<R: rand_core::RngCore>(&mut self, s: u64, rng: &mut R) -> Vec<u64> {
+        let Some((_, counter, t, _, _, _)) = &self.head else {
+            return Vec::new();
+        };
+        let span = t - counter.initial;
+        let s = s.min(span);
+        let mut chosen = std::collections::BTreeSet::new();
+        // Floyd's algorithm: s distinct values from 1..=span.
+        for j in span - s + 1..=span {
+            let r = 1 + rng.next_u64() % j;
+            if !chosen.insert(r) {
+                chosen.insert(j);
+            }
+        }
+        self.audits = chosen.into_iter().map(|x| counter.initial + x).collect();
+        self.audits.clone()
+    }
+
+    /// Takes the answer to the audit of step `value` (encoded).
+    pub fn on_audit_bytes(&mut self, value: u64, bytes: &[u8]) -> Result<(), Misbehaviour> {
+        self.audit_bytes += bytes.len() as u64;
+        let Some((cert, _, _, _, _, _)) = &self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        let sp = StepProof::from_bytes(bytes)?;
+        if sp.step.header.value != value {
+            return Err(Misbehaviour::BadStep("the audit answered another step"));
+        }
+        verify_step(cert, &self.peer, &sp)?;
+        self.audited.push(value);
+        Ok(())
+    }
+
+    /// The outcome, once the list is checked and the planned audits are answered.
+    pub fn finish(self) -> Result<MOutcome, Misbehaviour> {
+        let Some((_, counter, t, root, _, _)) = self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        if let Some(missing) = self.audits.iter().find(|v| !self.audited.contains(v)) {
+            return Err(Misbehaviour::Refused(format!(
+                "the audit of step {missing} was not answered"
+            )));
+        }
+        let mut offers = Vec::with_capacity(self.offers.len());
+        for b in &self.offers {
+            let o = SignedOffer::from_bytes(b)
+                .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
+            if o.offer.key != self.item.key() || o.verify().is_err() {
+                return Err(Misbehaviour::BadStep(
+                    "the list holds an invalid offer or one for another item",
+                ));
+            }
+            offers.push(o);
+        }
+        let span = t - counter.initial;
+        let detection = if span == 0 {
+            1.0
+        } else {
+            self.audited.len() as f64 / span as f64
+        };
+        Ok(MOutcome {
+            t,
+            base: counter.initial,
+            root,
+            offers,
+            audited: self.audited,
+            detection,
+            bytes: self.bytes,
+            audit_bytes: self.audit_bytes,
+        })
+    }
+}
+
+/// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
+/// still at index k with the same chain prefix. Returns removal evidence otherwise.
+pub fn check_monitor(
+    receipt_offer: &SignedOffer,
+    placement: &Placement,
+    outcome: &MOutcome,
+) -> Result<(), Misbehaviour> {
+    let k = placement.index as usize;
+    let Some(at_k) = outcome.offers.get(k) else {
+        return Err(Misbehaviour::Removed {
+            index: placement.index,
+            now: outcome.offers.len() as u64,
+        });
+    };
+    let prefix = leaf_of(
+        &placement.item,
+        outcome
+            .offers
+            .iter()
+            .take(k + 1)
+            .map(|o| o.to_bytes())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(Vec::as_slice),
+    );
+    if at_k != receipt_offer || prefix.chain != placement.chain {
+        return Err(Misbehaviour::Removed {
+            index: placement.index,
+            now: outcome.offers.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// A step made by [`MState::prepare`], waiting for its `Inc`.
+#[derive(Debug, Clone)]
+pub struct PreparedStep {
+    /// The header the `Inc` must bind.
+    pub header: StepHeader,
+    /// The batch.
+    pub batch: Vec<Vec<u8>>,
+    /// The touched keys' old leaves.
+    pub old: Vec<(ItemKey, Option<Leaf>)>,
+    /// The transition proof.
+    pub proof: MultiProof,
+    /// Where each batch offer lands.
+    pub placements: Vec<Placement>,
+    new: Vec<(ItemKey, Leaf)>,
+}
+
+/// A listing node's scheme-M state: the tree, every item's leaf, the last step. Pure: the
+/// node persists steps and lists and replays them into a fresh state on open.
+#[derive(Debug, Clone)]
+pub struct MState {
+    tree: Smt,
+    leaves: BTreeMap<ItemKey, Leaf>,
+    counter: CertifiedCounter,
+    value: u64,
+    total: u64,
+    last: Option<SignedStep>,
+}
+
+impl MState {
+    /// The state at the counter's base value: the empty map.
+    pub fn new(counter: CertifiedCounter) -> Self {
+        Self {
+            tree: Smt::new(),
+            leaves: BTreeMap::new(),
+            counter,
+            value: counter.initial,
+            total: 0,
+            last: None,
+        }
+    }
+
+    /// The current root.
+    pub fn root(&self) -> Digest {
+        self.tree.root()
+    }
+
+    /// The counter value of the last step (the base if none).
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+
+    /// The last step.
+    pub fn last(&self) -> Option<&SignedStep> {
+        self.last.as_ref()
+    }
+
+    /// Item `d`'s leaf and the proof for it under the current root.
+    pub fn prove(&self, d: &ItemKey) -> (u64, MultiProof) {
+        (
+            self.leaves.get(d).map(|l| l.n).unwrap_or(0),
+            self.tree.prove(&[d.0 .0]),
+        )
+    }
+
+    /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys).
+    pub fn prepare(&self, batch: Vec<(ItemKey, Vec<u8>)>) -> PreparedStep {
+        let mut cur: BTreeMap<ItemKey, Leaf> = BTreeMap::new();
+        let mut old = Vec::new();
+        for (d, _) in &batch {
+            if !cur.contains_key(d) {
+                let l = self.leaves.get(d).copied();
+                old.push((*d, l));
+                cur.insert(*d, l.unwrap_or_else(|| Leaf::start(d)));
+            }
+        }
+        old.sort_by_key(|(d, _)| *d);
+        let keys: Vec<[u8; 32]> = old.iter().map(|(d, _)| d.0 .0).collect();
+        let proof = if keys.is_empty() {
+            MultiProof::default()
+        } else {
+            self.tree.prove(&keys)
+        };
+        let mut pairs = Vec::with_capacity(batch.len());
+        let mut placements = Vec::with_capacity(batch.len());
+        for (d, bytes) in &batch {
+            let oh = offer_hash(bytes);
+            pairs.push((*d, oh));
+            if let Some(l) = cur.get_mut(d) {
+                let index = l.n;
+                *l = l.push(&oh);
+                placements.push(Placement {
+                    item: *d,
+                    index,
+                    chain: l.chain,
+                });
+            }
+        }
+        let mut tree = self.tree.clone();
+        for (d, l) in &cur {
+            tree.insert(d.0 .0, l.value_hash());
+        }
+        let header = StepHeader {
+            counter: self.counter.id,
+            value: self.value + 1,
+            prev_root: self.tree.root(),
+            new_root: tree.root(),
+            batch_root: batch_root(&pairs),
+            batch_len: batch.len() as u32,
+            total_offers: self.total + batch.len() as u64,
+        };
+        PreparedStep {
+            header,
+            batch: batch.into_iter().map(|(_, b)| b).collect(),
+            old,
+            proof,
+            placements,
+            new: cur.into_iter().collect(),
+        }
+    }
+
+    /// Applies a prepared step once the device counted it; returns the whole step proof.
+    pub fn apply(&mut self, p: PreparedStep, inc: SignedInc) -> StepProof {
+        for (d, l) in &p.new {
+            self.tree.insert(d.0 .0, l.value_hash());
+            self.leaves.insert(*d, *l);
+        }
+        self.value = p.header.value;
+        self.total = p.header.total_offers;
+        let step = SignedStep {
+            header: p.header,
+            inc,
+        };
+        let prev = self.last.replace(step.clone());
+        StepProof {
+            step,
+            prev,
+            batch: p.batch,
+            old: p.old,
+            proof: p.proof,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::{Authority, EnrolRequest, Registry, Scheme};
+    use crate::keys::Keypair;
+    use crate::offer::Currency;
+    use crate::statement::Ed25519StatementSigner;
+    use rand_core::OsRng;
+
+    struct Node {
+        signer: Ed25519StatementSigner,
+        cert: SignedCertificate,
+        trusted: Vec<PublicKey>,
+        state: MState,
+        lists: BTreeMap<ItemKey, Vec<Vec<u8>>>,
+        steps: BTreeMap<u64, StepProof>,
+    }
+
+    impl Node {
+        fn new() -> Self {
+            let node = Keypair::generate(&mut OsRng);
+            let peer = PeerId::from_ed25519(&node.public());
+            let signer = Ed25519StatementSigner::new(Keypair::generate(&mut OsRng), peer);
+            let auth = Authority::new(Keypair::generate(&mut OsRng));
+            let req = EnrolRequest::new(
+                &node,
+                signer.device_key(),
+                Scheme::Merkle,
+                vec![signer.sign_read(0, 5, [1; 32])],
+            );
+            let cert = auth
+                .certify(&mut Registry::default(), &req, [1; 32], 0)
+                .unwrap();
+            let state = MState::new(cert.cert.counters[0]);
+            Self {
+                signer,
+                trusted: vec![auth.public()],
+                cert,
+                state,
+                lists: BTreeMap::new(),
+                steps: BTreeMap::new(),
+            }
+        }
+
+        fn peer(&self) -> PeerId {
+            self.signer.peer().clone()
+        }
+
+        fn publish(&mut self, offers: &[SignedOffer]) -> Vec<MReceipt> {
+            let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
+            let p = self.state.prepare(batch);
+            let inc = self
+                .signer
+                .sign_inc(0, p.header.value, p.header.payload(&self.peer()));
+            let sp = self.state.apply(p, inc);
+            for b in &sp.batch {
+                let o = SignedOffer::from_bytes(b).unwrap();
+                self.lists.entry(o.offer.key).or_default().push(b.clone());
+            }
+            self.steps.insert(sp.step.header.value, sp.clone());
+            (0..offers.len() as u32)
+                .map(|position| MReceipt {
+                    cert_id: self.cert.id(),
+                    step: sp.clone(),
+                    position,
+                })
+                .collect()
+        }
+
+        fn head(&self, item: &Item, nonce: [u8; 32]) -> MHead {
+            let (n, proof) = self.state.prove(&item.key());
+            MHead {
+                cert: self.cert.clone(),
+                read: self.signer.sign_read(0, self.state.value(), nonce),
+                step: self.state.last().cloned(),
+                n,
+                proof,
+            }
+        }
+
+        fn retrieve(&self, item: &Item, audits: u64) -> Result<MOutcome, Misbehaviour> {
+            self.retrieve_with(item, audits, |h| h, |_, l| l.to_vec())
+        }
+
+        fn retrieve_with(
+            &self,
+            item: &Item,
+            audits: u64,
+            head_f: impl Fn(MHead) -> MHead,
+            list_f: impl Fn(&ItemKey, &[Vec<u8>]) -> Vec<Vec<u8>>,
+        ) -> Result<MOutcome, Misbehaviour> {
+            let mut r = MRetrieval::new(
+                self.trusted.clone(),
+                self.peer(),
+                item.clone(),
+                [9; 32],
+                10_000,
+            );
+            let head = head_f(self.head(item, [9; 32]));
+            let mut next = r.on_head_bytes(&head.to_bytes())?;
+            let list = list_f(
+                &item.key(),
+                self.lists
+                    .get(&item.key())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+            );
+            while let Some(req) = next {
+                let page = MPage {
+                    offers: list
+                        .iter()
+                        .skip(req.from as usize)
+                        .take(req.count as usize)
+                        .cloned()
+                        .collect(),
+                };
+                next = r.on_page_bytes(&page.to_bytes())?;
+            }
+            r.check_list()?;
+            for v in r.plan_audits(audits, &mut OsRng) {
+                let sp = self.steps.get(&v).unwrap();
+                r.on_audit_bytes(v, &sp.to_bytes())?;
+            }
+            r.finish()
+        }
+    }
+
+    fn offer(seller: &Keypair, item: &Item, price: u64) -> SignedOffer {
+        SignedOffer::sign(seller, item, price, Currency::EUR, 1, u64::MAX, price)
+    }
+
+    fn items() -> Vec<Item> {
+        (0..20)
+            .map(|i| Item::new(&format!("m item {i}")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn honest_steps_verify_for_sellers_buyers_and_auditors() {
+        let mut node = Node::new();
+        let items = items();
+        let seller = Keypair::generate(&mut OsRng);
+        let mut all = Vec::new();
+        for round in 0..5u64 {
+            let batch: Vec<SignedOffer> = (0..8)
+                .map(|i| {
+                    offer(
+                        &seller,
+                        &items[(i * 3 + round as usize) % 20],
+                        100 + round * 10 + i as u64,
+                    )
+                })
+                .collect();
+            let receipts = node.publish(&batch);
+            for (o, r) in batch.iter().zip(&receipts) {
+                let p = check_m_receipt(&node.trusted, &node.peer(), &node.cert, o, r).unwrap();
+                all.push((o.clone(), p));
+            }
+        }
+        // An empty step is legal.
+        node.publish(&[]);
+        for item in &items {
+            let out = node.retrieve(item, 3).unwrap();
+            let expected = node.lists.get(&item.key()).map(Vec::len).unwrap_or(0);
+            assert_eq!(out.offers.len(), expected);
+            assert_eq!(out.audited.len(), 3);
+            assert!((out.detection - 3.0 / 6.0).abs() < 1e-9);
+        }
+        // Monitoring: every receipted offer is where its receipt says.
+        for (o, p) in &all {
+            let item = Item::new(&o.offer.description).unwrap();
+            check_monitor(o, p, &node.retrieve(&item, 0).unwrap()).unwrap();
+        }
+        // Absent item: empty-branch proof.
+        let out = node
+            .retrieve(&Item::new("nobody sells this").unwrap(), 1)
+            .unwrap();
+        assert!(out.offers.is_empty());
+    }
+
+    #[test]
+    fn forged_or_stale_root_is_caught_by_the_buyer() {
+        let mut node = Node::new();
+        let items = items();
+        let s = Keypair::generate(&mut OsRng);
+        node.publish(&[offer(&s, &items[0], 1), offer(&s, &items[1], 2)]);
+        node.publish(&[offer(&s, &items[0], 3)]);
+        // Forged root in the header: the Inc no longer binds it.
+        let err = node
+            .retrieve_with(
+                &items[0],
+                0,
+                |mut h| {
+                    if let Some(st) = h.step.as_mut() {
+                        st.header.new_root = Digest([7; 32]);
+                    }
+                    h
+                },
+                |_, l| l.to_vec(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "bad-step");
+        // A stale step (an older, genuine one): not the step at t.
+        let old = node.steps.get(&6).unwrap().step.clone();
+        let err = node
+            .retrieve_with(
+                &items[0],
+                0,
+                move |mut h| {
+                    h.step = Some(old.clone());
+                    h
+                },
+                |_, l| l.to_vec(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "bad-step");
+        // Dropping an offer from d's list: the list no longer hashes to the leaf.
+        let err = node
+            .retrieve_with(&items[0], 0, |h| h, |_, l| l[1..].to_vec())
+            .unwrap_err();
+        assert!(matches!(err.kind(), "bad-proof" | "truncated"), "{err}");
+        let err = node
+            .retrieve_with(
+                &items[0],
+                0,
+                |mut h| {
+                    h.n -= 1;
+                    h
+                },
+                |_, l| l[1..].to_vec(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "bad-proof");
+        // A proof for another key.
+        let (_, other_proof) = node.state.prove(&items[1].key());
+        let err = node
+            .retrieve_with(
+                &items[0],
+                0,
+                move |mut h| {
+                    h.proof = other_proof.clone();
+                    h
+                },
+                |_, l| l.to_vec(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "bad-proof");
+    }
+
+    #[test]
+    fn a_later_step_that_drops_an_offer_is_caught() {
+        // The node rebuilds d's list without a receipted offer and commits a step to it.
+        let mut node = Node::new();
+        let items = items();
+        let alice = Keypair::generate(&mut OsRng);
+        let bob = Keypair::generate(&mut OsRng);
+        let ra = node.publish(&[offer(&alice, &items[0], 50)]);
+        let pa = check_m_receipt(
+            &node.trusted,
+            &node.peer(),
+            &node.cert,
+            &offer(&alice, &items[0], 50),
+            &ra[0],
+        )
+        .unwrap();
+        // Cheat: reset d's leaf (forget Alice's offer) and commit Bob's offer in a step.
+        node.state.leaves.remove(&items[0].key());
+        node.lists.remove(&items[0].key());
+        let rb = node.publish(&[offer(&bob, &items[0], 40)]);
+        // Bob, verifying his step, sees the old leaf claimed absent under a root where it is
+        // present: caught at publish.
+        let err = check_m_receipt(
+            &node.trusted,
+            &node.peer(),
+            &node.cert,
+            &offer(&bob, &items[0], 40),
+            &rb[0],
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), "bad-step");
+        // And Alice's monitoring finds her offer gone.
+        let out = node.retrieve(&items[0], 0);
+        match out {
+            Err(e) => assert!(matches!(e.kind(), "bad-proof" | "bad-step"), "{e}"),
+            Ok(o) => assert_eq!(
+                check_monitor(&offer(&alice, &items[0], 50), &pa, &o)
+                    .unwrap_err()
+                    .kind(),
+                "removed"
+            ),
+        }
+    }
+
+    #[test]
+    fn a_step_that_leaves_out_a_batch_offer_or_changes_another_key_is_caught_by_sellers() {
+        let mut node = Node::new();
+        let items = items();
+        let alice = Keypair::generate(&mut OsRng);
+        let sybil = Keypair::generate(&mut OsRng);
+        node.publish(&[offer(&alice, &items[2], 9)]);
+        let a = offer(&alice, &items[0], 10);
+        let s = offer(&sybil, &items[1], 11);
+        let receipts = node.publish(&[a.clone(), s.clone()]);
+        check_m_receipt(&node.trusted, &node.peer(), &node.cert, &a, &receipts[0]).unwrap();
+        // The receipt's step with the sybil's offer taken out of the batch (the proof then
+        // leaves out another seller's offer): batch_root and the transition no longer fit.
+        let mut r = receipts[0].clone();
+        r.step.batch.remove(1);
+        assert_eq!(
+            check_m_receipt(&node.trusted, &node.peer(), &node.cert, &a, &r)
+                .unwrap_err()
+                .kind(),
+            "bad-step"
+        );
+        // A bad step made with a sybil seller: the node also rewrites item 2's leaf.
+        let mut state = node.state.clone();
+        state
+            .leaves
+            .insert(items[2].key(), Leaf::start(&items[2].key()));
+        let p = state.prepare(vec![(
+            items[3].key(),
+            offer(&sybil, &items[3], 12).to_bytes(),
+        )]);
+        let mut forged = p.clone();
+        let mut t2 = node.state.tree.clone();
+        t2.insert(
+            items[2].key().0 .0,
+            Leaf::start(&items[2].key()).value_hash(),
+        );
+        for (d, l) in &p.new {
+            t2.insert(d.0 .0, l.value_hash());
+        }
+        forged.header.new_root = t2.root();
+        let inc = node
+            .signer
+            .sign_inc(0, forged.header.value, forged.header.payload(&node.peer()));
+        let sp = node.state.clone().apply(forged, inc);
+        let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
+        assert_eq!(err.kind(), "bad-step");
+    }
+
+    #[test]
+    fn roots_that_do_not_chain_are_transferable_evidence() {
+        let mut node = Node::new();
+        let items = items();
+        let s = Keypair::generate(&mut OsRng);
+        node.publish(&[offer(&s, &items[0], 1)]);
+        // The node starts the next step from a root of its own choosing.
+        let mut p = node
+            .state
+            .prepare(vec![(items[1].key(), offer(&s, &items[1], 2).to_bytes())]);
+        p.header.prev_root = Digest([3; 32]);
+        let inc = node
+            .signer
+            .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
+        let sp = node.state.apply(p, inc);
+        let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
+        let Misbehaviour::Evidence(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.kind(), "roots-do-not-chain");
+        let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
+        assert!(e
+            .verify(&node.trusted)
+            .unwrap()
+            .contains("did not end with"));
+    }
+
+    #[test]
+    fn a_bad_step_is_caught_by_audits_at_the_predicted_rate() {
+        // One bad step among many; the buyer audits s of them. Over many seeded runs, the
+        // rate of detection matches π = s / (t − base) within a binomial bound.
+        use rand::{rngs::StdRng, SeedableRng};
+        let mut node = Node::new();
+        let items = items();
+        let s = Keypair::generate(&mut OsRng);
+        let steps = 20u64;
+        for i in 0..steps {
+            node.publish(&[offer(&s, &items[(i % 20) as usize], 1000 + i)]);
+        }
+        // Corrupt one step's stored proof (as a cheating node would have to serve it).
+        let bad = node.state.counter.initial + 7;
+        let sp = node.steps.get_mut(&bad).unwrap();
+        sp.step.header.batch_len += 1;
+        let audits = 4u64;
+        let pi = audits as f64 / steps as f64;
+        let runs = 400;
+        let mut caught = 0;
+        for seed in 0..runs {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut r = MRetrieval::new(
+                node.trusted.clone(),
+                node.peer(),
+                items[0].clone(),
+                [9; 32],
+                1000,
+            );
+            let head = node.head(&items[0], [9; 32]);
+            let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
+            let list = node.lists.get(&items[0].key()).cloned().unwrap_or_default();
+            while let Some(req) = next {
+                let page = MPage {
+                    offers: list
+                        .iter()
+                        .skip(req.from as usize)
+                        .take(req.count as usize)
+                        .cloned()
+                        .collect(),
+                };
+                next = r.on_page_bytes(&page.to_bytes()).unwrap();
+            }
+            r.check_list().unwrap();
+            let mut failed = false;
+            for v in r.plan_audits(audits, &mut rng) {
+                if r.on_audit_bytes(v, &node.steps[&v].to_bytes()).is_err() {
+                    failed = true;
+                }
+            }
+            caught += usize::from(failed);
+        }
+        let rate = caught as f64 / runs as f64;
+        let sd = (pi * (1.0 - pi) / runs as f64).sqrt();
+        assert!(
+            (rate - pi).abs() < 4.0 * sd,
+            "detected {rate}, predicted {pi} ± {}",
+            4.0 * sd
+        );
+    }
+}
