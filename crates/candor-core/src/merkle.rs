@@ -1035,6 +1035,11 @@ impl MState {
         self.tree.root()
     }
 
+    /// The counter this state runs on.
+    pub fn prev_counter(&self) -> CounterId {
+        self.counter.id
+    }
+
     /// The counter value of the last step (the base if none).
     pub fn value(&self) -> u64 {
         self.value

@@ -3,9 +3,10 @@
 
 use crate::node::ListingNode;
 use candor_core::{
-    check_receipt, Authority, Budget, CertError, Decode, Encode, EnrolRequest, Item, Keypair,
-    Misbehaviour, Outcome, Page, PageRequest, PeerId, PublicKey, Receipt, Registry, Retrieval,
-    RetrieveHead, RetrieveRequest, Scheme, SignedCertificate, SignedOffer,
+    check_m_receipt, check_monitor, check_receipt, Authority, Budget, CertError, Decode, Encode,
+    EnrolRequest, Item, Keypair, MHead, MOutcome, MPage, MPageRequest, MReceipt, MRetrieval,
+    Misbehaviour, Outcome, Page, PageRequest, PeerId, Placement, PublicKey, Receipt, Registry,
+    Retrieval, RetrieveHead, RetrieveRequest, Scheme, SignedCertificate, SignedOffer, StepProof,
 };
 use candor_device::{DeviceError, TrustedDevice};
 use thiserror::Error;
@@ -69,6 +70,26 @@ pub trait Listing {
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal>;
     /// Fetch a page.
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal>;
+    /// Publish to a scheme-M node: the answer is the node's certificate and the whole step.
+    fn publish_m(
+        &self,
+        _offer: &SignedOffer,
+        _now: u64,
+    ) -> Result<(SignedCertificate, MReceipt), Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    /// Open a scheme-M retrieve.
+    fn m_head(&self, _req: &RetrieveRequest) -> Result<MHead, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    /// A page of an item's list (scheme M).
+    fn m_page(&self, _req: &MPageRequest) -> Result<MPage, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    /// A whole step, for an audit (scheme M).
+    fn m_step(&self, _value: u64) -> Result<StepProof, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
 }
 
 impl<D: TrustedDevice> Listing for ListingNode<D> {
@@ -88,6 +109,28 @@ impl<D: TrustedDevice> Listing for ListingNode<D> {
     }
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
         ListingNode::page(self, req).map_err(|e| Refusal::refused(e.to_string()))
+    }
+    fn publish_m(
+        &self,
+        offer: &SignedOffer,
+        now: u64,
+    ) -> Result<(SignedCertificate, MReceipt), Refusal> {
+        let r = ListingNode::publish_m(self, std::slice::from_ref(offer), now)
+            .pop()
+            .unwrap_or(Err(crate::node::PublishError::Unavailable("no result")));
+        r.map(|r| (self.certificate().clone(), r))
+            .map_err(|e| Refusal::refused(e.to_string()))
+    }
+    fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, Refusal> {
+        ListingNode::m_head(self, req).map_err(|e| Refusal::refused(e.to_string()))
+    }
+    fn m_page(&self, req: &MPageRequest) -> Result<MPage, Refusal> {
+        ListingNode::m_page(self, req).map_err(|e| Refusal::refused(e.to_string()))
+    }
+    fn m_step(&self, value: u64) -> Result<StepProof, Refusal> {
+        ListingNode::m_step(self, value)
+            .map_err(|e| Refusal::refused(e.to_string()))?
+            .ok_or_else(|| Refusal::refused(format!("no step {value}")))
     }
 }
 
@@ -203,4 +246,69 @@ fn fresh_nonce() -> [u8; 32] {
     let mut nonce = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
     nonce
+}
+
+/// The seller's side of a scheme-M publish: send, then verify the whole step and find its
+/// offer's place in the item's list.
+pub fn publish_to_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    offer: &SignedOffer,
+    now: u64,
+) -> Result<(MReceipt, Placement), Misbehaviour> {
+    let (cert, receipt) = node
+        .publish_m(offer, now)
+        .map_err(Refusal::into_misbehaviour)?;
+    let cert = SignedCertificate::from_bytes(&cert.to_bytes())?;
+    let receipt = MReceipt::from_bytes(&receipt.to_bytes())?;
+    let placement = check_m_receipt(trusted, &node.peer(), &cert, offer, &receipt)?;
+    Ok((receipt, placement))
+}
+
+/// The buyer's side of a scheme-M retrieve: fresh nonce, `Read(t)` and the step at t, d's
+/// list checked against the proof, then `audits` steps drawn at random and checked whole.
+pub fn retrieve_from_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    max_offers: u64,
+    audits: u64,
+) -> Result<MOutcome, Misbehaviour> {
+    let mut r = MRetrieval::new(
+        trusted.to_vec(),
+        node.peer(),
+        item.clone(),
+        fresh_nonce(),
+        max_offers,
+    );
+    let head = node
+        .m_head(&r.request())
+        .map_err(Refusal::into_misbehaviour)?;
+    let mut next = r.on_head_bytes(&head.to_bytes())?;
+    while let Some(req) = next {
+        let page = node.m_page(&req).map_err(Refusal::into_misbehaviour)?;
+        next = r.on_page_bytes(&page.to_bytes())?;
+    }
+    r.check_list()?;
+    for v in r.plan_audits(audits, &mut rand_core::OsRng) {
+        // An unanswered audit fails the retrieve.
+        let step = node.m_step(v).map_err(Refusal::into_misbehaviour)?;
+        r.on_audit_bytes(v, &step.to_bytes())?;
+    }
+    r.finish()
+}
+
+/// A seller's monitoring of its scheme-M offers of `item`: an ordinary retrieve, then each
+/// receipted offer still at its index with the same chain prefix.
+pub fn monitor_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    mine: &[(SignedOffer, Placement)],
+) -> Result<MOutcome, Misbehaviour> {
+    let out = retrieve_from_m(node, trusted, item, u64::MAX, 0)?;
+    for (offer, p) in mine {
+        check_monitor(offer, p, &out)?;
+    }
+    Ok(out)
 }

@@ -36,14 +36,15 @@ mod adversary;
 mod committer;
 mod fixtures;
 mod flows;
+mod merkle_node;
 mod node;
 
 pub use adversary::{CheatingNode, Strategy};
 pub use committer::{Committer, CommitterError};
 pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use flows::{
-    enrol, monitor, publish_to, retrieve_from, EnrolError, Listing, PublishReply, Refusal,
-    RefusalKind,
+    enrol, monitor, monitor_m, publish_to, publish_to_m, retrieve_from, retrieve_from_m,
+    EnrolError, Listing, PublishReply, Refusal, RefusalKind,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;

@@ -18,6 +18,17 @@ pub(crate) const MAX_PAGE_BYTES: usize = 256 * 1024;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OpenError {
+    /// A stored scheme-M step does not replay to the root it recorded.
+    #[error("stored step {0} does not replay to its recorded root; the store is corrupt")]
+    StepReplay(u64),
+    /// A scheme-M step the device counted cannot be recovered.
+    #[error("counter {counter}: the device counted step {value}, but its batch is lost; gap notices for scheme M are not implemented yet")]
+    LostStep {
+        /// The counter.
+        counter: CounterId,
+        /// The lost value.
+        value: u64,
+    },
     /// The certificate is not this device's, or not for this node.
     #[error("the certificate does not match the device: {0}")]
     CertMismatch(&'static str),
@@ -119,11 +130,13 @@ pub enum CrashAt {
 
 /// An honest listing node.
 pub struct ListingNode<D> {
-    cert: SignedCertificate,
-    cert_id: Digest,
-    peer: PeerId,
-    store: ListingStore,
-    device: Mutex<D>,
+    pub(crate) cert: SignedCertificate,
+    pub(crate) cert_id: Digest,
+    pub(crate) peer: PeerId,
+    pub(crate) store: ListingStore,
+    pub(crate) device: Mutex<D>,
+    /// Scheme M's tree and leaves (locked after the device, never before it).
+    pub(crate) m: Mutex<Option<candor_core::MState>>,
 }
 
 impl<D> std::fmt::Debug for ListingNode<D> {
@@ -172,12 +185,17 @@ impl<D: TrustedDevice> ListingNode<D> {
             cert,
             store,
             device: Mutex::new(device),
+            m: Mutex::new(None),
         };
+        if node.cert.cert.scheme == candor_core::Scheme::Merkle {
+            let report = node.open_merkle()?;
+            return Ok((node, report));
+        }
         let report = node.reconcile()?;
         Ok((node, report))
     }
 
-    fn device(&self) -> MutexGuard<'_, D> {
+    pub(crate) fn device(&self) -> MutexGuard<'_, D> {
         // A panic while holding the lock cannot leave the device inconsistent (its state is
         // written atomically), so a poisoned lock is taken over.
         self.device.lock().unwrap_or_else(|p| p.into_inner())
@@ -214,17 +232,19 @@ impl<D: TrustedDevice> ListingNode<D> {
             let mut lost: Vec<(u64, u64)> = Vec::new();
             for v in r + 1..=d {
                 let recovered = dev.reissue(c.id, v)?.and_then(|inc| {
-                    pending.get(&inc.inc.payload).map(|item| match item {
-                        PendingItem::Entry(bytes) => PageItem::Entry {
+                    match pending.get(&inc.inc.payload)? {
+                        PendingItem::Entry(bytes) => Some(PageItem::Entry {
                             inc,
                             bytes: bytes.clone(),
-                        },
-                        PendingItem::Gap { first, last } => PageItem::Gap {
+                        }),
+                        PendingItem::Gap { first, last } => Some(PageItem::Gap {
                             inc,
                             first: *first,
                             last: *last,
-                        },
-                    })
+                        }),
+                        // Scheme M steps are reconciled by `open_merkle`.
+                        PendingItem::Step(_) => None,
+                    }
                 });
                 match recovered {
                     Some(item) => items.push(item),
@@ -301,7 +321,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Checks offers before counting them: decode, canonical key, signature (one batch),
     /// expiry. Returns the valid ones with their index in the input.
-    fn vet(&self, offers: &[SignedOffer], now: u64) -> Vec<Result<(), PublishError>> {
+    pub(crate) fn vet(&self, offers: &[SignedOffer], now: u64) -> Vec<Result<(), PublishError>> {
         let mut out: Vec<Result<(), PublishError>> = offers
             .iter()
             .map(|o| {
@@ -437,6 +457,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             let payload = match &item {
                 PendingItem::Entry(bytes) => entry_payload(&self.peer, counter, bytes),
                 PendingItem::Gap { first, last } => gap_payload(&self.peer, counter, *first, *last),
+                PendingItem::Step(_) => continue,
             };
             pending.push(Pending {
                 counter,
@@ -471,6 +492,7 @@ impl<D: TrustedDevice> ListingNode<D> {
                 counted.push(match item {
                     PendingItem::Entry(bytes) => PageItem::Entry { inc, bytes },
                     PendingItem::Gap { first, last } => PageItem::Gap { inc, first, last },
+                    PendingItem::Step(_) => continue,
                 });
             }
         }

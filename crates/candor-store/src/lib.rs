@@ -26,6 +26,11 @@ const ENTRIES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("en
 const PENDING: TableDefinition<'_, (u32, &[u8; 32]), &[u8]> = TableDefinition::new("pending");
 const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads");
 const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-payload");
+const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
+const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
+
+/// The largest pending scheme-M step (a batch of offers).
+pub const MAX_PENDING_STEP: usize = 1 << 20;
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -58,6 +63,8 @@ pub enum StoreError {
 pub enum PendingItem {
     /// An entry's bytes (a signed offer).
     Entry(Vec<u8>),
+    /// A scheme-M step's batch (encoded offers, in order).
+    Step(Vec<u8>),
     /// A gap notice covering `first..=last`.
     Gap {
         /// First value covered.
@@ -73,6 +80,7 @@ impl PendingItem {
         match self {
             Self::Entry(b) => w.u8(1).bytes16(b),
             Self::Gap { first, last } => w.u8(2).u64(*first).u64(*last),
+            Self::Step(b) => w.u8(3).bytes32(b),
         };
         w.into_bytes()
     }
@@ -85,6 +93,7 @@ impl PendingItem {
                 first: r.u64("first")?,
                 last: r.u64("last")?,
             },
+            3 => Self::Step(r.bytes32(MAX_PENDING_STEP, "step")?.to_vec()),
             kind => {
                 return Err(candor_core::DecodeError::UnknownKind {
                     what: "pending record",
@@ -132,6 +141,8 @@ impl ListingStore {
             txn.open_table(HEADS).map_err(|e| store.err()(e.into()))?;
             txn.open_table(BY_PAYLOAD)
                 .map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_LISTS).map_err(|e| store.err()(e.into()))?;
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)
@@ -354,6 +365,91 @@ impl ListingStore {
             Some(v) => self.get(counter, v),
             None => Ok(None),
         }
+    }
+
+    /// Stores a counted scheme-M step and the offers it appends to items' lists, advances
+    /// the counter's head and clears the step's pending record — one transaction.
+    pub fn commit_step(
+        &self,
+        counter: CounterId,
+        value: u64,
+        payload: &Digest,
+        step: &[u8],
+        appended: &[([u8; 32], u64, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut steps = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
+            let mut lists = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
+            let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
+            let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
+            steps
+                .insert((counter, value), step)
+                .map_err(|x| e(x.into()))?;
+            for (d, i, bytes) in appended {
+                lists
+                    .insert((d, *i), bytes.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+            pending
+                .remove((counter, payload.as_bytes()))
+                .map_err(|x| e(x.into()))?;
+            let (initial, head) = heads
+                .get(counter)
+                .map_err(|x| e(x.into()))?
+                .map(|g| g.value())
+                .ok_or(StoreError::UnknownCounter(counter))?;
+            if value > head {
+                heads
+                    .insert(counter, (initial, value))
+                    .map_err(|x| e(x.into()))?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
+    /// The stored scheme-M step at `value`.
+    pub fn step(&self, counter: CounterId, value: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
+        Ok(t.get((counter, value))
+            .map_err(|x| e(x.into()))?
+            .map(|g| g.value().to_vec()))
+    }
+
+    /// Every stored step of `counter`, in value order (to rebuild the tree on open).
+    pub fn steps(&self, counter: CounterId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((counter, 0)..=(counter, u64::MAX))
+            .map_err(|x| e(x.into()))?
+        {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            out.push((k.value().1, v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Offers `from .. from + count` of item `d`'s list.
+    pub fn list(&self, d: &[u8; 32], from: u64, count: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((d, from)..=(d, u64::MAX))
+            .map_err(|x| e(x.into()))?
+            .take(count)
+        {
+            let (_, v) = row.map_err(|x| e(x.into()))?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// Where the store lives.

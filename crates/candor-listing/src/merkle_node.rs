@@ -1,0 +1,291 @@
+//! The listing node's scheme M: one step per device increment, the tree in memory (rebuilt
+//! from the stored steps on open), steps and per-item lists in the store.
+
+use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
+use candor_core::{
+    Decode, Encode, ItemKey, MHead, MPage, MPageRequest, MReceipt, MState, RetrieveRequest,
+    SignedOffer, StepProof, MAX_BATCH, MAX_LIST_PAGE,
+};
+use candor_device::TrustedDevice;
+use candor_store::{Pending, PendingItem};
+use std::sync::MutexGuard;
+
+fn encode_batch(batch: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = candor_core::Writer::new();
+    w.u32(batch.len() as u32);
+    for b in batch {
+        w.bytes16(b);
+    }
+    w.into_bytes()
+}
+
+fn decode_batch(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut r = candor_core::Reader::new(bytes);
+    let n = r.u32("batch").ok()? as usize;
+    if n > MAX_BATCH {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(
+            r.bytes16(candor_core::MAX_OFFER_BYTES, "offer")
+                .ok()?
+                .to_vec(),
+        );
+    }
+    r.finish("batch").ok()?;
+    Some(out)
+}
+
+fn keyed(batch: &[Vec<u8>]) -> Vec<(ItemKey, Vec<u8>)> {
+    batch
+        .iter()
+        .filter_map(|b| {
+            SignedOffer::from_bytes(b)
+                .ok()
+                .map(|o| (o.offer.key, b.clone()))
+        })
+        .collect()
+}
+
+impl<D: TrustedDevice> ListingNode<D> {
+    fn m_state(&self) -> MutexGuard<'_, Option<MState>> {
+        self.m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rebuilds the tree from the stored steps and reconciles the last step with the device.
+    pub(crate) fn open_merkle(&self) -> Result<ReconcileReport, OpenError> {
+        let counter = self
+            .cert
+            .cert
+            .counters
+            .first()
+            .copied()
+            .ok_or(OpenError::CertMismatch("no counter"))?;
+        let mut state = MState::new(counter);
+        for (value, bytes) in self.store.steps(counter.id)? {
+            let sp = StepProof::from_bytes(&bytes).map_err(|_| OpenError::StepReplay(value))?;
+            let p = state.prepare(keyed(&sp.batch));
+            if p.header != sp.step.header {
+                return Err(OpenError::StepReplay(value));
+            }
+            state.apply(p, sp.step.inc);
+        }
+        let mut report = ReconcileReport::default();
+        let mut dev = self.device();
+        let d = dev.value(counter.id)?;
+        let r = state.value();
+        let acked = dev.acknowledged(counter.id)?;
+        if d < r {
+            return Err(OpenError::DeviceRolledBack {
+                counter: counter.id,
+                device: d,
+                store: r,
+            });
+        }
+        if r < acked {
+            return Err(OpenError::StoreRolledBack {
+                counter: counter.id,
+                store: r,
+                acknowledged: acked,
+            });
+        }
+        let pending = self.store.pending(counter.id)?;
+        if d == r + 1 {
+            // The device counted the last step; its batch is in a pending record.
+            let inc = dev.reissue(counter.id, d)?.ok_or(OpenError::LostStep {
+                counter: counter.id,
+                value: d,
+            })?;
+            let batch = pending
+                .iter()
+                .find(|p| p.payload == inc.inc.payload)
+                .and_then(|p| match &p.item {
+                    PendingItem::Step(b) => decode_batch(b),
+                    _ => None,
+                })
+                .ok_or(OpenError::LostStep {
+                    counter: counter.id,
+                    value: d,
+                })?;
+            let p = state.prepare(keyed(&batch));
+            if p.header.payload(&self.peer) != inc.inc.payload {
+                return Err(OpenError::LostStep {
+                    counter: counter.id,
+                    value: d,
+                });
+            }
+            let sp = state.apply(p, inc);
+            self.commit_step(&state, &sp)?;
+            report.recovered += 1;
+        } else if d > r + 1 {
+            return Err(OpenError::LostStep {
+                counter: counter.id,
+                value: r + 1,
+            });
+        }
+        let left: Vec<_> = self
+            .store
+            .pending(counter.id)?
+            .into_iter()
+            .map(|p| (p.counter, p.payload))
+            .collect();
+        report.dropped += left.len() as u64;
+        self.store.commit(&[], &left)?;
+        dev.acknowledge(counter.id, state.value())?;
+        *self.m_state() = Some(state);
+        Ok(report)
+    }
+
+    fn commit_step(&self, state: &MState, sp: &StepProof) -> Result<(), candor_store::StoreError> {
+        let h = &sp.step.header;
+        let _ = state;
+        // Each batch offer's list index comes from replaying the placements.
+        let placements = batch_placements(sp);
+        let appended: Vec<([u8; 32], u64, Vec<u8>)> = sp
+            .batch
+            .iter()
+            .zip(&placements)
+            .map(|(b, (d, i))| (d.0 .0, *i, b.clone()))
+            .collect();
+        self.store.commit_step(
+            h.counter,
+            h.value,
+            &h.payload(&self.peer),
+            &sp.to_bytes(),
+            &appended,
+        )
+    }
+
+    /// Publishes a batch of offers as one scheme-M step: pending batch, one device call, one
+    /// store commit; every receipt holds the whole step.
+    pub fn publish_m(
+        &self,
+        offers: &[SignedOffer],
+        now: u64,
+    ) -> Vec<Result<MReceipt, PublishError>> {
+        let vetted = self.vet(offers, now);
+        let mut out: Vec<Result<MReceipt, PublishError>> = Vec::with_capacity(offers.len());
+        let mut batch = Vec::new();
+        let mut slots = Vec::new();
+        for (i, (o, v)) in offers.iter().zip(vetted).enumerate() {
+            match v {
+                Ok(()) if batch.len() < MAX_BATCH => {
+                    batch.push((o.offer.key, o.to_bytes()));
+                    slots.push(i);
+                    out.push(Err(PublishError::Unavailable("not counted")));
+                }
+                Ok(()) => out.push(Err(PublishError::Unavailable("batch full; publish again"))),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if batch.is_empty() {
+            return out;
+        }
+        let mut dev = self.device();
+        let mut guard = self.m_state();
+        let Some(state) = guard.as_mut() else {
+            return out;
+        };
+        let counter = state.prev_counter();
+        let prepared = state.prepare(batch);
+        let payload = prepared.header.payload(&self.peer);
+        let pending = Pending {
+            counter,
+            payload,
+            item: PendingItem::Step(encode_batch(&prepared.batch)),
+        };
+        let fail = |out: &mut Vec<Result<MReceipt, PublishError>>, e: PublishError| {
+            for &i in &slots {
+                if let Some(s) = out.get_mut(i) {
+                    *s = Err(match &e {
+                        PublishError::Device(x) => PublishError::Device(x.clone()),
+                        PublishError::Store(x) => PublishError::Store(x.clone()),
+                        _ => PublishError::Unavailable("failed"),
+                    });
+                }
+            }
+        };
+        if let Err(e) = self.store.put_pending(&[pending]) {
+            fail(&mut out, PublishError::Store(e.to_string()));
+            return out;
+        }
+        let inc = match dev.inc_sign(counter, payload) {
+            Ok(inc) => inc,
+            Err(e) => {
+                fail(&mut out, PublishError::Device(e.to_string()));
+                return out;
+            }
+        };
+        let sp = state.apply(prepared, inc);
+        if let Err(e) = self.commit_step(state, &sp) {
+            fail(&mut out, PublishError::Store(e.to_string()));
+            return out;
+        }
+        let _ = dev.acknowledge(counter, sp.step.header.value);
+        for (pos, &i) in slots.iter().enumerate() {
+            if let Some(s) = out.get_mut(i) {
+                *s = Ok(MReceipt {
+                    cert_id: self.cert_id,
+                    step: sp.clone(),
+                    position: pos as u32,
+                });
+            }
+        }
+        out
+    }
+
+    /// Answers a scheme-M retrieve's opening: the certificate, `Read(t, nonce)`, the step at
+    /// t and the proof for the item — all under the device lock, so they agree.
+    pub fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, ServeError> {
+        let mut dev = self.device();
+        let guard = self.m_state();
+        let state = guard.as_ref().ok_or(ServeError::UnknownCounter(0))?;
+        let counter = state.prev_counter();
+        let read = dev.read_sign(counter, req.nonce)?;
+        let (n, proof) = state.prove(&req.item);
+        Ok(MHead {
+            cert: self.cert.clone(),
+            read,
+            step: state.last().cloned(),
+            n,
+            proof,
+        })
+    }
+
+    /// Answers a page of an item's list.
+    pub fn m_page(&self, req: &MPageRequest) -> Result<MPage, ServeError> {
+        let count = (req.count as usize).clamp(1, MAX_LIST_PAGE);
+        Ok(MPage {
+            offers: self.store.list(&req.item.0 .0, req.from, count)?,
+        })
+    }
+
+    /// Answers an audit: the whole step at `value`, with the step before it.
+    pub fn m_step(&self, value: u64) -> Result<Option<StepProof>, ServeError> {
+        let counter = self.cert.cert.counters.first().map(|c| c.id).unwrap_or(0);
+        match self.store.step(counter, value)? {
+            None => Ok(None),
+            Some(b) => Ok(StepProof::from_bytes(&b).ok()),
+        }
+    }
+}
+
+/// (item, index in its list) of each batch offer of a step, from its old leaves.
+fn batch_placements(sp: &StepProof) -> Vec<(ItemKey, u64)> {
+    let mut next: std::collections::BTreeMap<ItemKey, u64> = sp
+        .old
+        .iter()
+        .map(|(d, l)| (*d, l.map(|l| l.n).unwrap_or(0)))
+        .collect();
+    sp.batch
+        .iter()
+        .filter_map(|b| SignedOffer::from_bytes(b).ok())
+        .map(|o| {
+            let slot = next.entry(o.offer.key).or_insert(0);
+            let i = *slot;
+            *slot += 1;
+            (o.offer.key, i)
+        })
+        .collect()
+}

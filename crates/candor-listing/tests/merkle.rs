@@ -1,0 +1,126 @@
+//! Scheme M in the listing node: batched steps with whole-step receipts, retrieve with a
+//! proof and audits, monitoring, and a restart on real files that replays the tree.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use candor_core::*;
+use candor_device::SoftwareDevice;
+use candor_listing::{monitor_m, publish_to_m, retrieve_from_m, ListingNode};
+use candor_store::ListingStore;
+use common::*;
+
+fn items() -> Vec<Item> {
+    (0..10)
+        .map(|i| Item::new(&format!("merkle item {i}")).unwrap())
+        .collect()
+}
+
+#[test]
+fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let mut device = SoftwareDevice::create(
+        &dir.path().join("device.state"),
+        PeerId::from_ed25519(&node_key.public()),
+        1,
+    )
+    .unwrap();
+    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
+    let (node, _) = ListingNode::open(
+        device,
+        ListingStore::open(&dir.path().join("store.redb")).unwrap(),
+        cert.clone(),
+    )
+    .unwrap();
+    let items = items();
+    let sellers: Vec<Keypair> = (0..4)
+        .map(|_| Keypair::generate(&mut rand_core::OsRng))
+        .collect();
+    let mut mine: Vec<(SignedOffer, Placement)> = Vec::new();
+    let mut serial = 0;
+    for round in 0..6 {
+        let offers: Vec<SignedOffer> = (0..20)
+            .map(|i| {
+                serial += 1;
+                SignedOffer::sign(
+                    &sellers[i % 4],
+                    &items[(i + round) % 10],
+                    100 + serial,
+                    Currency::EUR,
+                    1,
+                    NOW + 3600,
+                    serial,
+                )
+            })
+            .collect();
+        // One step for the whole batch; every seller verifies the whole step.
+        for (o, r) in offers.iter().zip(node.publish_m(&offers, NOW)) {
+            let r = r.unwrap();
+            let p = check_m_receipt(&m.trusted, node.peer(), node.certificate(), o, &r).unwrap();
+            mine.push((o.clone(), p));
+        }
+    }
+    // A single publish through the flow, as a remote seller would.
+    let extra = SignedOffer::sign(&sellers[0], &items[0], 1, Currency::EUR, 1, NOW + 3600, 999);
+    let (_, p) = publish_to_m(&node, &m.trusted, &extra, NOW).unwrap();
+    mine.push((extra, p));
+    for item in &items {
+        let out = retrieve_from_m(&node, &m.trusted, item, 10_000, 3).unwrap();
+        let expected: Vec<&SignedOffer> = mine
+            .iter()
+            .filter(|(o, _)| o.offer.key == item.key())
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(out.offers.len(), expected.len());
+        assert_eq!(out.audited.len(), 3);
+        assert_eq!(out.t, 7);
+        let own: Vec<_> = mine
+            .iter()
+            .filter(|(o, _)| o.offer.key == item.key())
+            .cloned()
+            .collect();
+        monitor_m(&node, &m.trusted, item, &own).unwrap();
+    }
+    // Restart on the same files: the tree is replayed and everything still verifies.
+    drop(node);
+    let device = SoftwareDevice::open(&dir.path().join("device.state")).unwrap();
+    let (node, report) = ListingNode::open(
+        device,
+        ListingStore::open(&dir.path().join("store.redb")).unwrap(),
+        cert,
+    )
+    .unwrap();
+    assert_eq!(report.recovered, 0);
+    for item in &items {
+        let own: Vec<_> = mine
+            .iter()
+            .filter(|(o, _)| o.offer.key == item.key())
+            .cloned()
+            .collect();
+        monitor_m(&node, &m.trusted, item, &own).unwrap();
+        let out = retrieve_from_m(&node, &m.trusted, item, 10_000, 7).unwrap();
+        assert!((out.detection - 1.0).abs() < 1e-9);
+    }
+    // A scheme-B flow against an M node is refused, typed.
+    assert!(
+        candor_listing::retrieve_from(&node, &m.trusted, &items[0], Budget::default()).is_err()
+    );
+}
+
+#[test]
+fn an_m_node_rejects_nothing_valid_and_refuses_invalid_offers() {
+    let mut m = Market::new();
+    let node = m.node(Scheme::Merkle, 1, 1);
+    let s = Keypair::generate(&mut rand_core::OsRng);
+    let mut bad = SignedOffer::sign(&s, &items()[0], 5, Currency::EUR, 1, NOW + 10, 1);
+    bad.offer.price = 4;
+    let expired = SignedOffer::sign(&s, &items()[0], 5, Currency::EUR, 1, NOW - 1, 2);
+    let good = SignedOffer::sign(&s, &items()[0], 5, Currency::EUR, 1, NOW + 10, 3);
+    let r = node.publish_m(&[bad, expired, good.clone()], NOW);
+    assert!(r[0].is_err() && r[1].is_err());
+    let receipt = r[2].as_ref().unwrap();
+    assert_eq!(receipt.step.batch.len(), 1);
+    check_m_receipt(&m.trusted, node.peer(), node.certificate(), &good, receipt).unwrap();
+}
