@@ -507,7 +507,7 @@ pub struct MReceipt {
     /// The certificate's id.
     pub cert_id: Digest,
     /// The step, as verified.
-    pub step: StepProof,
+    pub step: std::sync::Arc<StepProof>,
     /// The offer's index in the batch.
     pub position: u32,
 }
@@ -530,7 +530,7 @@ impl Decode for MReceipt {
         let step = StepProof::from_bytes(r.bytes32(8 << 20, "step")?)?;
         Ok(Self {
             cert_id,
-            step,
+            step: std::sync::Arc::new(step),
             position,
         })
     }
@@ -1002,7 +1002,6 @@ pub struct PreparedStep {
     pub proof: MultiProof,
     /// Where each batch offer lands.
     pub placements: Vec<Placement>,
-    new: Vec<(ItemKey, Leaf)>,
 }
 
 /// A listing node's scheme-M state: the tree, every item's leaf, the last step. Pure: the
@@ -1028,6 +1027,42 @@ impl MState {
             total: 0,
             last: None,
         }
+    }
+
+    /// A state holding `leaves` after step `value` (`last` its signed header), for tools and
+    /// benchmarks that build a large tree without replaying every step.
+    pub fn from_leaves(
+        counter: CertifiedCounter,
+        leaves: impl IntoIterator<Item = (ItemKey, Leaf)>,
+        value: u64,
+        total: u64,
+        last: Option<SignedStep>,
+    ) -> Self {
+        let mut s = Self::new(counter);
+        for (d, l) in leaves {
+            s.tree.insert(d.0 .0, l.value_hash());
+            s.leaves.insert(d, l);
+        }
+        s.value = value;
+        s.total = total;
+        s.last = last;
+        s
+    }
+
+    /// This state's tree and leaves, with `last` as the step at its value.
+    pub fn with_tree_of(mut self, other: MState, last: SignedStep) -> Self {
+        self.tree = other.tree;
+        self.leaves = other.leaves;
+        self.counter = other.counter;
+        self.value = last.header.value;
+        self.total = last.header.total_offers;
+        self.last = Some(last);
+        self
+    }
+
+    /// Offers committed so far.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
     /// The current root.
@@ -1058,8 +1093,11 @@ impl MState {
         )
     }
 
-    /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys).
-    pub fn prepare(&self, batch: Vec<(ItemKey, Vec<u8>)>) -> PreparedStep {
+    /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys):
+    /// the tree and leaves take the batch now (one pass of hashing); [`MState::apply`] then
+    /// records the step with its `Inc`. If the device or the store fails in between, the
+    /// caller must rebuild the state from its stored steps.
+    pub fn prepare(&mut self, batch: Vec<(ItemKey, Vec<u8>)>) -> PreparedStep {
         let mut cur: BTreeMap<ItemKey, Leaf> = BTreeMap::new();
         let mut old = Vec::new();
         for (d, _) in &batch {
@@ -1091,15 +1129,16 @@ impl MState {
                 });
             }
         }
-        let mut tree = self.tree.clone();
+        let prev_root = self.tree.root();
         for (d, l) in &cur {
-            tree.insert(d.0 .0, l.value_hash());
+            self.tree.insert(d.0 .0, l.value_hash());
+            self.leaves.insert(*d, *l);
         }
         let header = StepHeader {
             counter: self.counter.id,
             value: self.value + 1,
-            prev_root: self.tree.root(),
-            new_root: tree.root(),
+            prev_root,
+            new_root: self.tree.root(),
             batch_root: batch_root(&pairs),
             batch_len: batch.len() as u32,
             total_offers: self.total + batch.len() as u64,
@@ -1110,16 +1149,11 @@ impl MState {
             old,
             proof,
             placements,
-            new: cur.into_iter().collect(),
         }
     }
 
     /// Applies a prepared step once the device counted it; returns the whole step proof.
     pub fn apply(&mut self, p: PreparedStep, inc: SignedInc) -> StepProof {
-        for (d, l) in &p.new {
-            self.tree.insert(d.0 .0, l.value_hash());
-            self.leaves.insert(*d, *l);
-        }
         self.value = p.header.value;
         self.total = p.header.total_offers;
         let step = SignedStep {
@@ -1200,7 +1234,7 @@ mod tests {
             (0..offers.len() as u32)
                 .map(|position| MReceipt {
                     cert_id: self.cert.id(),
-                    step: sp.clone(),
+                    step: std::sync::Arc::new(sp.clone()),
                     position,
                 })
                 .collect()
@@ -1444,7 +1478,7 @@ mod tests {
         // The receipt's step with the sybil's offer taken out of the batch (the proof then
         // leaves out another seller's offer): batch_root and the transition no longer fit.
         let mut r = receipts[0].clone();
-        r.step.batch.remove(1);
+        std::sync::Arc::make_mut(&mut r.step).batch.remove(1);
         assert_eq!(
             check_m_receipt(&node.trusted, &node.peer(), &node.cert, &a, &r)
                 .unwrap_err()
@@ -1453,23 +1487,16 @@ mod tests {
         );
         // A bad step made with a sybil seller: the node also rewrites item 2's leaf.
         let mut state = node.state.clone();
-        state
-            .leaves
-            .insert(items[2].key(), Leaf::start(&items[2].key()));
         let p = state.prepare(vec![(
             items[3].key(),
             offer(&sybil, &items[3], 12).to_bytes(),
         )]);
         let mut forged = p.clone();
-        let mut t2 = node.state.tree.clone();
-        t2.insert(
+        state.tree.insert(
             items[2].key().0 .0,
             Leaf::start(&items[2].key()).value_hash(),
         );
-        for (d, l) in &p.new {
-            t2.insert(d.0 .0, l.value_hash());
-        }
-        forged.header.new_root = t2.root();
+        forged.header.new_root = state.tree.root();
         let inc = node
             .signer
             .sign_inc(0, forged.header.value, forged.header.payload(&node.peer()));

@@ -22,9 +22,11 @@
 //! ```
 
 mod broken;
+mod slow;
 mod software;
 
 pub use broken::EquivocatingDevice;
+pub use slow::SlowDevice;
 pub use software::{SoftwareDevice, MAX_UNACKNOWLEDGED};
 
 use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};

@@ -53,8 +53,8 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Rebuilds the tree from the stored steps and reconciles the last step with the device.
-    pub(crate) fn open_merkle(&self) -> Result<ReconcileReport, OpenError> {
+    /// The state the stored steps replay to.
+    fn replay(&self) -> Result<MState, OpenError> {
         let counter = self
             .cert
             .cert
@@ -71,6 +71,19 @@ impl<D: TrustedDevice> ListingNode<D> {
             }
             state.apply(p, sp.step.inc);
         }
+        Ok(state)
+    }
+
+    /// Rebuilds the tree from the stored steps and reconciles the last step with the device.
+    pub(crate) fn open_merkle(&self) -> Result<ReconcileReport, OpenError> {
+        let counter = self
+            .cert
+            .cert
+            .counters
+            .first()
+            .copied()
+            .ok_or(OpenError::CertMismatch("no counter"))?;
+        let mut state = self.replay()?;
         let mut report = ReconcileReport::default();
         let mut dev = self.device();
         let d = dev.value(counter.id)?;
@@ -206,13 +219,22 @@ impl<D: TrustedDevice> ListingNode<D> {
                 }
             }
         };
+        // The tree took the batch in `prepare`: on a failure below, it is rebuilt from the
+        // stored steps (a reopen reconciles anything the device counted).
+        let rebuild = |state: &mut MState| {
+            if let Ok(s) = self.replay() {
+                *state = s;
+            }
+        };
         if let Err(e) = self.store.put_pending(&[pending]) {
+            rebuild(state);
             fail(&mut out, PublishError::Store(e.to_string()));
             return out;
         }
         let inc = match dev.inc_sign(counter, payload) {
             Ok(inc) => inc,
             Err(e) => {
+                rebuild(state);
                 fail(&mut out, PublishError::Device(e.to_string()));
                 return out;
             }
@@ -223,6 +245,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             return out;
         }
         let _ = dev.acknowledge(counter, sp.step.header.value);
+        let sp = std::sync::Arc::new(sp);
         for (pos, &i) in slots.iter().enumerate() {
             if let Some(s) = out.get_mut(i) {
                 *s = Ok(MReceipt {

@@ -293,7 +293,7 @@ fn assert_batch(ok: bool) {
     }
 }
 
-fn date() -> String {
+pub(crate) fn date() -> String {
     // Days since the epoch to a calendar date (proleptic Gregorian), without a dependency.
     let days = (now() / 86_400) as i64;
     let z = days + 719_468;

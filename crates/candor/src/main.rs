@@ -7,6 +7,7 @@
 mod api;
 mod bench;
 mod bench_net;
+mod bench_schemes;
 mod client;
 mod daemon;
 mod debug;
@@ -81,6 +82,9 @@ enum BenchCmd {
     Core(bench::Args),
     /// Publish and retrieve round trips across N in-process nodes; latency, bytes, memory.
     Net(bench_net::Args),
+    /// Schemes B, C and M side by side: retrieve bytes and verification against |W|, audits,
+    /// M's publish throughput with batches; writes an SVG plot.
+    Schemes(bench_schemes::Args),
 }
 
 #[derive(Subcommand)]
@@ -211,6 +215,7 @@ fn main() -> ExitCode {
         Cmd::Debug(cmd) => debug::run(cmd),
         Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
         Cmd::Bench(BenchCmd::Net(args)) => bench_net::run(args),
+        Cmd::Bench(BenchCmd::Schemes(args)) => bench_schemes::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

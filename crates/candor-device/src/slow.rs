@@ -1,0 +1,66 @@
+//! A device that takes a fixed time per increment call, like a hardware TPM, for benchmarks.
+
+use crate::{DeviceError, TrustedDevice};
+use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
+use std::time::Duration;
+
+/// Wraps a device and sleeps `delay` in every `inc_sign_batch` call (one increment per call
+/// in scheme M, where a whole batch is one step).
+#[derive(Debug)]
+pub struct SlowDevice<D> {
+    inner: D,
+    delay: Duration,
+}
+
+impl<D> SlowDevice<D> {
+    /// `inner`, taking `delay` per increment call.
+    pub fn new(inner: D, delay: Duration) -> Self {
+        Self { inner, delay }
+    }
+}
+
+impl<D: TrustedDevice> TrustedDevice for SlowDevice<D> {
+    fn device_key(&self) -> DeviceKey {
+        self.inner.device_key()
+    }
+    fn peer(&self) -> &PeerId {
+        self.inner.peer()
+    }
+    fn counters(&self) -> Vec<CounterId> {
+        self.inner.counters()
+    }
+    fn value(&self, counter: CounterId) -> Result<u64, DeviceError> {
+        self.inner.value(counter)
+    }
+    fn read_sign(
+        &mut self,
+        counter: CounterId,
+        nonce: [u8; 32],
+    ) -> Result<SignedRead, DeviceError> {
+        self.inner.read_sign(counter, nonce)
+    }
+    fn inc_sign_batch(
+        &mut self,
+        counter: CounterId,
+        payloads: &[Digest],
+    ) -> Result<Vec<SignedInc>, DeviceError> {
+        std::thread::sleep(self.delay * payloads.len() as u32);
+        self.inner.inc_sign_batch(counter, payloads)
+    }
+    fn reissue(
+        &mut self,
+        counter: CounterId,
+        value: u64,
+    ) -> Result<Option<SignedInc>, DeviceError> {
+        self.inner.reissue(counter, value)
+    }
+    fn acknowledge(&mut self, counter: CounterId, value: u64) -> Result<(), DeviceError> {
+        self.inner.acknowledge(counter, value)
+    }
+    fn acknowledged(&self, counter: CounterId) -> Result<u64, DeviceError> {
+        self.inner.acknowledged(counter)
+    }
+    fn protection(&self) -> &'static str {
+        self.inner.protection()
+    }
+}

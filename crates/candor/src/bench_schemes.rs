@@ -1,0 +1,420 @@
+//! `candor bench schemes`: schemes B, C and M side by side — a retrieve's bytes and the
+//! buyer's verification time against |W|, the cost of one audited step, and scheme M's publish
+//! throughput with batches on the software device and on a device that takes 7 ms per
+//! increment. Writes an SVG plot.
+
+use crate::CliError;
+use candor_core::{
+    Authority, Currency, Digest, Ed25519StatementSigner, Encode, EnrolRequest, Item, ItemKey,
+    Keypair, Leaf, MHead, MPage, MRetrieval, MState, PeerId, Registry, Scheme, SignedCertificate,
+    SignedOffer, SignedStep, StepProof,
+};
+use candor_device::{SlowDevice, SoftwareDevice, TrustedDevice};
+use candor_listing::{enrol, ListingNode, SyntheticRetrieve};
+use candor_store::ListingStore;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Options.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Largest |W| (10^3 … this, by powers of ten).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_w: u64,
+    /// Where to write the plot.
+    #[arg(long, default_value = "docs/schemes.svg")]
+    plot: PathBuf,
+    /// Skip scheme B at |W| above this (its answer is O(|W|): 36 MB and ~8 s at 10^6).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_b: u64,
+}
+
+struct Row {
+    scheme: &'static str,
+    w: u64,
+    bytes: u64,
+    offer_bytes: u64,
+    ms: f64,
+}
+
+fn fail(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(e.to_string())
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T, CliError>) -> Result<(T, f64), CliError> {
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        last = Some(f()?);
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    last.map(|x| (x, best)).ok_or_else(|| fail("no run"))
+}
+
+fn b_like(scheme: &'static str, w: u64, entries: u64) -> Result<Row, CliError> {
+    let f = SyntheticRetrieve::new(entries.max(10), 10).map_err(fail)?;
+    let runs = if entries > 100_000 { 1 } else { 3 };
+    let (kept, ms) = time(runs, || f.check().map_err(fail))?;
+    if kept != 10 {
+        return Err(fail(format!("{scheme}: kept {kept} offers")));
+    }
+    Ok(Row {
+        scheme,
+        w,
+        bytes: f.bytes() as u64,
+        offer_bytes: 10 * 300,
+        ms,
+    })
+}
+
+struct MFixture {
+    trusted: Vec<candor_core::PublicKey>,
+    peer: PeerId,
+    signer: Ed25519StatementSigner,
+    cert: SignedCertificate,
+    state: MState,
+    item: Item,
+    d_offers: Vec<Vec<u8>>,
+}
+
+fn m_fixture(w: u64) -> Result<MFixture, CliError> {
+    let mut rng = rand_core::OsRng;
+    let authority = Authority::new(Keypair::generate(&mut rng));
+    let node = Keypair::generate(&mut rng);
+    let peer = PeerId::from_ed25519(&node.public());
+    let signer = Ed25519StatementSigner::new(Keypair::generate(&mut rng), peer.clone());
+    let req = EnrolRequest::new(
+        &node,
+        signer.device_key(),
+        Scheme::Merkle,
+        vec![signer.sign_read(0, 0, [1; 32])],
+    );
+    let cert = authority
+        .certify(&mut Registry::default(), &req, [1; 32], 0)
+        .map_err(fail)?;
+    let item = Item::new("benchmark item d").map_err(fail)?;
+    let seller = Keypair::generate(&mut rng);
+    let d_offers: Vec<Vec<u8>> = (0..10)
+        .map(|i| {
+            SignedOffer::sign(&seller, &item, 1000 + i, Currency::EUR, 1, u64::MAX, i + 1)
+                .to_bytes()
+        })
+        .collect();
+    // Every other item holds 10 offers; their chains are made of stand-in hashes (a buyer of
+    // d never sees them), so the tree is the size it would be with |W| offers.
+    let others = (w.saturating_sub(10)) / 10;
+    let mut leaves: Vec<(ItemKey, Leaf)> = (0..others)
+        .map(|i| {
+            let d = ItemKey(candor_core::sha256(&i.to_be_bytes()));
+            let l = (0..10u64).fold(Leaf::start(&d), |l, j| {
+                l.push(&candor_core::sha256(
+                    &[i.to_be_bytes(), j.to_be_bytes()].concat(),
+                ))
+            });
+            (d, l)
+        })
+        .collect();
+    leaves.push((
+        item.key(),
+        candor_core::leaf_of(&item.key(), d_offers.iter().map(Vec::as_slice)),
+    ));
+    let steps = (w / 256).max(1);
+    let mut state = MState::from_leaves(cert.cert.counters[0], leaves, steps, w, None);
+    // The step at t: its header binds the root (its transition is what audits check).
+    let header = candor_core::StepHeader {
+        counter: 0,
+        value: steps,
+        prev_root: Digest([5; 32]),
+        new_root: state.root(),
+        batch_root: Digest([6; 32]),
+        batch_len: 256,
+        total_offers: w,
+    };
+    let inc = signer.sign_inc(0, steps, header.payload(&peer));
+    state = MState::from_leaves(cert.cert.counters[0], Vec::new(), 0, 0, None)
+        .with_tree_of(state, SignedStep { header, inc });
+    Ok(MFixture {
+        trusted: vec![authority.public()],
+        peer,
+        signer,
+        cert,
+        state,
+        item,
+        d_offers,
+    })
+}
+
+fn m_row(w: u64) -> Result<(Row, u64, f64), CliError> {
+    let f = m_fixture(w)?;
+    let (n, proof) = f.state.prove(&f.item.key());
+    let head = MHead {
+        cert: f.cert.clone(),
+        read: f.signer.sign_read(0, f.state.value(), [9; 32]),
+        step: f.state.last().cloned(),
+        n,
+        proof,
+    }
+    .to_bytes();
+    let page = MPage {
+        offers: f.d_offers.clone(),
+    }
+    .to_bytes();
+    let (kept, ms) = time(20, || {
+        let mut r = MRetrieval::new(
+            f.trusted.clone(),
+            f.peer.clone(),
+            f.item.clone(),
+            [9; 32],
+            10_000,
+        );
+        r.on_head_bytes(&head).map_err(fail)?;
+        r.on_page_bytes(&page).map_err(fail)?;
+        r.check_list().map_err(fail)?;
+        Ok(r.finish().map_err(fail)?.offers.len())
+    })?;
+    if kept != 10 {
+        return Err(fail("M kept the wrong offers"));
+    }
+    let offer_bytes: u64 = f.d_offers.iter().map(|o| o.len() as u64).sum();
+    // One audited step at this size: a batch of 256 offers over existing items.
+    let mut state = f.state.clone();
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let items = (w.saturating_sub(10) / 10).max(1);
+    let batch: Vec<(ItemKey, Vec<u8>)> = (0..256u64)
+        .map(|i| {
+            let it = Item::new(&format!("audit item {}", i * 7919 % items))
+                .unwrap_or_else(|_| f.item.clone());
+            let o = SignedOffer::sign(&seller, &it, 5 + i, Currency::EUR, 1, u64::MAX, i + 1);
+            (it.key(), o.to_bytes())
+        })
+        .collect();
+    let prev = state.last().cloned();
+    let p = state.prepare(batch);
+    let inc = f
+        .signer
+        .sign_inc(0, p.header.value, p.header.payload(&f.peer));
+    let mut sp: StepProof = state.apply(p, inc);
+    // The fixture's step at t is a stand-in: re-sign it so the chain check passes.
+    if let Some(prev) = prev {
+        let mut h = prev.header;
+        h.new_root = sp.step.header.prev_root;
+        h.total_offers = sp.step.header.total_offers - 256;
+        sp.prev = Some(SignedStep {
+            header: h,
+            inc: f.signer.sign_inc(0, h.value, h.payload(&f.peer)),
+        });
+    }
+    let audit_bytes = sp.to_bytes().len() as u64;
+    let (_, audit_ms) = time(5, || {
+        candor_core::verify_step(&f.cert, &f.peer, &sp).map_err(fail)
+    })?;
+    Ok((
+        Row {
+            scheme: "M",
+            w,
+            bytes: (head.len() + page.len()) as u64,
+            offer_bytes,
+            ms,
+        },
+        audit_bytes,
+        audit_ms,
+    ))
+}
+
+fn publish_rate<D: TrustedDevice>(
+    device: D,
+    batch: usize,
+    total: usize,
+    dir: &std::path::Path,
+) -> Result<f64, CliError> {
+    let mut device = device;
+    let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let _ = &node_key;
+    let cert = enrol(
+        &authority,
+        &mut Registry::default(),
+        &node_key_for(&device)?,
+        &mut device,
+        Scheme::Merkle,
+        1,
+        0,
+    )?;
+    let store = ListingStore::open(&dir.join(format!("m-{}.redb", unique())))?;
+    let (node, _) = ListingNode::open(device, store, cert)?;
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let items: Vec<Item> = (0..(total / 10).max(1))
+        .filter_map(|i| Item::new(&format!("publish item {i}")).ok())
+        .collect();
+    let offers: Vec<SignedOffer> = (0..total)
+        .map(|i| {
+            SignedOffer::sign(
+                &seller,
+                &items[i % items.len()],
+                1 + i as u64,
+                Currency::EUR,
+                1,
+                u64::MAX,
+                i as u64 + 1,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for chunk in offers.chunks(batch) {
+        for r in node.publish_m(chunk, 0) {
+            r.map_err(fail)?;
+        }
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
+}
+
+thread_local! {
+    static NODE_KEY: std::cell::RefCell<Option<Keypair>> = const { std::cell::RefCell::new(None) };
+}
+
+fn node_key_for<D: TrustedDevice>(_d: &D) -> Result<Keypair, CliError> {
+    NODE_KEY
+        .with(|k| k.borrow().clone())
+        .ok_or_else(|| fail("no node key"))
+}
+
+fn device(dir: &std::path::Path, name: &str) -> Result<SoftwareDevice, CliError> {
+    let key = Keypair::generate(&mut rand_core::OsRng);
+    NODE_KEY.with(|k| *k.borrow_mut() = Some(key.clone()));
+    Ok(SoftwareDevice::create(
+        &dir.join(format!("{name}-{}.state", unique())),
+        PeerId::from_ed25519(&key.public()),
+        1,
+    )?)
+}
+
+fn unique() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn run(args: Args) -> Result<(), CliError> {
+    let mut rows = Vec::new();
+    let mut audits = Vec::new();
+    println!(
+        "## Schemes B, C and M side by side ({} UTC)\n",
+        crate::bench::date()
+    );
+    println!("Retrieve of an item with 10 offers from a node holding |W| offers; bytes the buyer receives and its verification time (audits excluded).\n");
+    println!("| |W| | scheme | bytes | bytes beyond the 10 offers | verify |");
+    println!("|---:|---|---:|---:|---:|");
+    let mut w = 1_000;
+    while w <= args.max_w {
+        if w <= args.max_b {
+            rows.push(b_like("B", w, w)?);
+        }
+        rows.push(b_like("C64", w, w / 64)?);
+        rows.push(b_like("C1024", w, w / 1024)?);
+        let (m, ab, ams) = m_row(w)?;
+        rows.push(m);
+        audits.push((w, ab, ams));
+        for r in rows.iter().filter(|r| r.w == w) {
+            let beyond = if r.scheme == "M" {
+                r.bytes.saturating_sub(r.offer_bytes).to_string()
+            } else {
+                "–".into()
+            };
+            println!(
+                "| {} | {} | {} | {beyond} | {:.3} ms |",
+                r.w, r.scheme, r.bytes, r.ms
+            );
+        }
+        w *= 10;
+    }
+    println!("\nScheme M's audit, per sampled step (a batch of 256 offers):\n");
+    println!("| |W| | step proof bytes | verify |");
+    println!("|---:|---:|---:|");
+    for (w, b, ms) in &audits {
+        println!("| {w} | {b} | {ms:.2} ms |");
+    }
+
+    println!("\n### Scheme M publish throughput (durable: software device and redb on files)\n");
+    println!("| batch | software device | 7 ms per increment |");
+    println!("|---:|---:|---:|");
+    let tmp = tempfile::tempdir().map_err(fail)?;
+    for (batch, total) in [(1usize, 300usize), (16, 3_200), (256, 20_480)] {
+        let fast = publish_rate(device(tmp.path(), "fast")?, batch, total, tmp.path())?;
+        let slow_total = if batch == 1 { 100 } else { total / 2 };
+        let slow = publish_rate(
+            SlowDevice::new(device(tmp.path(), "slow")?, Duration::from_millis(7)),
+            batch,
+            slow_total,
+            tmp.path(),
+        )?;
+        println!("| {batch} | {fast:.0} offers/s | {slow:.0} offers/s |");
+    }
+    write_plot(&args.plot, &rows)?;
+    println!("\nPlot: {}", args.plot.display());
+    Ok(())
+}
+
+/// A log-log SVG plot of bytes and verification time against |W|, one line per scheme.
+fn write_plot(path: &std::path::Path, rows: &[Row]) -> Result<(), CliError> {
+    let schemes = ["B", "C64", "C1024", "M"];
+    let colors = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4"];
+    let mut svg = String::from(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="960" height="420" font-family="sans-serif" font-size="12">"#,
+    );
+    svg.push_str(r#"<rect width="960" height="420" fill="white"/>"#);
+    let panels: [(&str, fn(&Row) -> f64); 2] = [
+        ("bytes per retrieve", |r| r.bytes as f64),
+        ("buyer verification (ms)", |r| r.ms),
+    ];
+    for (p, (title, f)) in panels.iter().enumerate() {
+        let (x0, y0, wd, ht) = (60.0 + p as f64 * 470.0, 40.0, 390.0, 320.0);
+        let ys: Vec<f64> = rows.iter().map(f).filter(|v| *v > 0.0).collect();
+        let (ymin, ymax) = (
+            ys.iter().cloned().fold(f64::MAX, f64::min).log10().floor(),
+            ys.iter().cloned().fold(0.0, f64::max).log10().ceil(),
+        );
+        let (xmin, xmax) = (3.0, 6.0);
+        let px = |w: f64| x0 + (w.log10() - xmin) / (xmax - xmin) * wd;
+        let py = |v: f64| y0 + ht - (v.log10() - ymin) / (ymax - ymin).max(1.0) * ht;
+        svg.push_str(&format!(
+            r#"<text x="{}" y="24" font-size="14">{title} vs |W| (log-log)</text>"#,
+            x0
+        ));
+        svg.push_str(&format!(
+            r##"<rect x="{x0}" y="{y0}" width="{wd}" height="{ht}" fill="none" stroke="#444"/>"##
+        ));
+        for e in 3..=6 {
+            let x = px(10f64.powi(e));
+            svg.push_str(&format!(r##"<line x1="{x}" y1="{y0}" x2="{x}" y2="{}" stroke="#ddd"/><text x="{}" y="{}">10^{e}</text>"##, y0 + ht, x - 14.0, y0 + ht + 16.0));
+        }
+        let mut e = ymin;
+        while e <= ymax {
+            let y = py(10f64.powf(e));
+            svg.push_str(&format!(r##"<line x1="{x0}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}">1e{e}</text>"##, x0 + wd, x0 - 44.0, y + 4.0));
+            e += 1.0;
+        }
+        for (s, c) in schemes.iter().zip(colors) {
+            let pts: Vec<String> = rows
+                .iter()
+                .filter(|r| r.scheme == *s && f(r) > 0.0)
+                .map(|r| format!("{:.1},{:.1}", px(r.w as f64), py(f(r))))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            svg.push_str(&format!(
+                r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
+                pts.join(" ")
+            ));
+        }
+    }
+    for (i, (s, c)) in schemes.iter().zip(colors).enumerate() {
+        let x = 60.0 + i as f64 * 110.0;
+        svg.push_str(&format!(r#"<rect x="{x}" y="395" width="14" height="4" fill="{c}"/><text x="{}" y="401">{s}</text>"#, x + 20.0));
+    }
+    svg.push_str("</svg>\n");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    std::fs::write(path, svg).map_err(fail)
+}
