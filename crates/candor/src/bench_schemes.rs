@@ -362,7 +362,8 @@ fn write_plot(path: &std::path::Path, rows: &[Row]) -> Result<(), CliError> {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="960" height="420" font-family="sans-serif" font-size="12">"#,
     );
     svg.push_str(r#"<rect width="960" height="420" fill="white"/>"#);
-    let panels: [(&str, fn(&Row) -> f64); 2] = [
+    type Measure = fn(&Row) -> f64;
+    let panels: [(&str, Measure); 2] = [
         ("bytes per retrieve", |r| r.bytes as f64),
         ("buyer verification (ms)", |r| r.ms),
     ];
