@@ -60,6 +60,94 @@ pub struct PublishReply {
     pub receipt: Receipt,
 }
 
+/// A node's first answer to a retrieve, whichever scheme it runs.
+#[derive(Debug, Clone)]
+pub enum AnyHead {
+    /// Schemes B and C.
+    Counted(RetrieveHead),
+    /// Scheme M.
+    Stepped(Box<MHead>),
+}
+
+/// A node's answer to a publish, whichever scheme it runs.
+#[derive(Debug, Clone)]
+pub enum AnyReply {
+    /// Schemes B and C.
+    Counted(PublishReply),
+    /// Scheme M: the certificate and the whole step.
+    Stepped(SignedCertificate, Box<MReceipt>),
+}
+
+/// A checked receipt, whichever scheme the node runs.
+#[derive(Debug, Clone)]
+pub enum AnyReceipt {
+    /// Schemes B and C: the `Inc`.
+    Counted(Receipt),
+    /// Scheme M: the whole step and where the offer landed.
+    Stepped(Box<MReceipt>, Placement),
+}
+
+impl AnyReceipt {
+    /// (counter, value) of the `Inc` that counted the offer (the step's, in scheme M).
+    pub fn value(&self) -> (u32, u64) {
+        match self {
+            Self::Counted(r) => (r.inc.inc.counter, r.inc.inc.value),
+            Self::Stepped(r, _) => (r.step.step.header.counter, r.step.step.header.value),
+        }
+    }
+}
+
+/// A verified retrieve, whichever scheme the node runs.
+#[derive(Debug, Clone)]
+pub enum AnyOutcome {
+    /// Schemes B and C.
+    Counted(Outcome),
+    /// Scheme M.
+    Stepped(MOutcome),
+}
+
+impl AnyOutcome {
+    /// The `Read`'s value.
+    pub fn t(&self) -> u64 {
+        match self {
+            Self::Counted(o) => o.t,
+            Self::Stepped(o) => o.t,
+        }
+    }
+
+    /// The offers for the item, as counted.
+    pub fn offers(&self) -> Vec<&SignedOffer> {
+        match self {
+            Self::Counted(o) => o.offers.iter().map(|(_, o)| o).collect(),
+            Self::Stepped(o) => o.offers.iter().collect(),
+        }
+    }
+
+    /// Gap notices reported (scheme M has none).
+    pub fn gaps(&self) -> usize {
+        match self {
+            Self::Counted(o) => o.gaps.len(),
+            Self::Stepped(_) => 0,
+        }
+    }
+
+    /// Bytes received (audits excluded).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Self::Counted(o) => o.bytes,
+            Self::Stepped(o) => o.bytes,
+        }
+    }
+
+    /// Scheme M's worst-case detection probability of its audits (1 for B and C).
+    pub fn detection(&self) -> f64 {
+        match self {
+            Self::Counted(_) => 1.0,
+            Self::Stepped(o) => o.detection,
+        }
+    }
+}
+
 /// What a seller or a buyer can ask of a listing node.
 pub trait Listing {
     /// The node's PeerId (as the transport authenticated it).
@@ -70,6 +158,14 @@ pub trait Listing {
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal>;
     /// Fetch a page.
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal>;
+    /// Open a retrieve, whichever scheme the node runs.
+    fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal> {
+        self.head(req).map(AnyHead::Counted)
+    }
+    /// Publish, whichever scheme the node runs.
+    fn publish_any(&self, offer: &SignedOffer, now: u64) -> Result<AnyReply, Refusal> {
+        self.publish(offer, now).map(AnyReply::Counted)
+    }
     /// Publish to a scheme-M node: the answer is the node's certificate and the whole step.
     fn publish_m(
         &self,
@@ -123,6 +219,20 @@ impl<D: TrustedDevice> Listing for ListingNode<D> {
     }
     fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, Refusal> {
         ListingNode::m_head(self, req).map_err(|e| Refusal::refused(e.to_string()))
+    }
+    fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal> {
+        if self.certificate().cert.scheme == candor_core::Scheme::Merkle {
+            Listing::m_head(self, req).map(|h| AnyHead::Stepped(Box::new(h)))
+        } else {
+            Listing::head(self, req).map(AnyHead::Counted)
+        }
+    }
+    fn publish_any(&self, offer: &SignedOffer, now: u64) -> Result<AnyReply, Refusal> {
+        if self.certificate().cert.scheme == candor_core::Scheme::Merkle {
+            Listing::publish_m(self, offer, now).map(|(c, r)| AnyReply::Stepped(c, Box::new(r)))
+        } else {
+            Listing::publish(self, offer, now).map(AnyReply::Counted)
+        }
     }
     fn m_page(&self, req: &MPageRequest) -> Result<MPage, Refusal> {
         ListingNode::m_page(self, req).map_err(|e| Refusal::refused(e.to_string()))
@@ -311,4 +421,100 @@ pub fn monitor_m(
         check_monitor(offer, p, &out)?;
     }
     Ok(out)
+}
+
+/// The seller's side of publish, whichever scheme the node runs.
+pub fn publish_to_any(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    offer: &SignedOffer,
+    now: u64,
+) -> Result<AnyReceipt, Misbehaviour> {
+    match node.publish_any(offer, now).map_err(Refusal::into_misbehaviour)? {
+        AnyReply::Counted(reply) => {
+            let cert = SignedCertificate::from_bytes(&reply.cert.to_bytes())?;
+            let receipt = Receipt::from_bytes(&reply.receipt.to_bytes())?;
+            check_receipt(trusted, &node.peer(), &cert, offer, &receipt)?;
+            Ok(AnyReceipt::Counted(receipt))
+        }
+        AnyReply::Stepped(cert, receipt) => {
+            let cert = SignedCertificate::from_bytes(&cert.to_bytes())?;
+            let receipt = MReceipt::from_bytes(&receipt.to_bytes())?;
+            let placement = check_m_receipt(trusted, &node.peer(), &cert, offer, &receipt)?;
+            Ok(AnyReceipt::Stepped(Box::new(receipt), placement))
+        }
+    }
+}
+
+/// The buyer's side of retrieve, whichever scheme the node's certificate names: B and C
+/// pages every value; M checks d's list against the step at t and audits `audits` steps.
+pub fn retrieve_any(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    budget: Budget,
+    audits: u64,
+) -> Result<AnyOutcome, Misbehaviour> {
+    let nonce = fresh_nonce();
+    let req = candor_core::RetrieveRequest { item: item.key(), nonce };
+    match node.head_any(&req).map_err(Refusal::into_misbehaviour)? {
+        AnyHead::Counted(head) => {
+            let mut s = Retrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget);
+            let mut next = s.on_head_bytes(&head.to_bytes())?;
+            while let Some(req) = next {
+                let page = node.page(&req).map_err(Refusal::into_misbehaviour)?;
+                next = s.on_page_bytes(&page.to_bytes())?;
+            }
+            Ok(AnyOutcome::Counted(s.finish()?))
+        }
+        AnyHead::Stepped(head) => {
+            let mut r = MRetrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget.max_entries);
+            let mut next = r.on_head_bytes(&head.to_bytes())?;
+            let mut bytes = 0u64;
+            while let Some(req) = next {
+                let page = node.m_page(&req).map_err(Refusal::into_misbehaviour)?;
+                let encoded = page.to_bytes();
+                bytes += encoded.len() as u64;
+                if bytes > budget.max_bytes {
+                    return Err(Misbehaviour::OverBudget(candor_core::BudgetKind::Bytes));
+                }
+                next = r.on_page_bytes(&encoded)?;
+            }
+            r.check_list()?;
+            for v in r.plan_audits(audits, &mut rand_core::OsRng) {
+                let step = node.m_step(v).map_err(Refusal::into_misbehaviour)?;
+                r.on_audit_bytes(v, &step.to_bytes())?;
+            }
+            Ok(AnyOutcome::Stepped(r.finish()?))
+        }
+    }
+}
+
+/// A seller's monitoring, whichever scheme: B and C watch the receipts' values; M checks each
+/// receipted offer is still at its index with its chain prefix.
+pub fn monitor_any(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    mine: &[(SignedOffer, AnyReceipt)],
+    budget: Budget,
+) -> Result<AnyOutcome, Misbehaviour> {
+    let counted: Vec<Receipt> = mine
+        .iter()
+        .filter_map(|(_, r)| match r {
+            AnyReceipt::Counted(r) => Some(r.clone()),
+            AnyReceipt::Stepped(..) => None,
+        })
+        .collect();
+    let stepped: Vec<(SignedOffer, Placement)> = mine
+        .iter()
+        .filter_map(|(o, r)| match r {
+            AnyReceipt::Stepped(_, p) => Some((o.clone(), *p)),
+            AnyReceipt::Counted(_) => None,
+        })
+        .collect();
+    if !stepped.is_empty() {
+        return monitor_m(node, trusted, item, &stepped).map(AnyOutcome::Stepped);
+    }
+    monitor(node, trusted, item, counted, budget).map(AnyOutcome::Counted)
 }

@@ -44,7 +44,8 @@ pub use committer::{Committer, CommitterError};
 pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use flows::{
     enrol, monitor, monitor_m, publish_to, publish_to_m, retrieve_from, retrieve_from_m,
-    EnrolError, Listing, PublishReply, Refusal, RefusalKind,
+    EnrolError, Listing, PublishReply, Refusal, RefusalKind, retrieve_any, publish_to_any, monitor_any,
+    AnyHead, AnyOutcome, AnyReceipt, AnyReply,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;

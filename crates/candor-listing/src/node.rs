@@ -94,6 +94,9 @@ pub enum PublishError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// The request is for another scheme than the node runs.
+    #[error("this node runs another scheme")]
+    WrongScheme,
     /// A counter the certificate does not name.
     #[error("counter {0} is not certified")]
     UnknownCounter(CounterId),
@@ -363,6 +366,12 @@ impl<D: TrustedDevice> ListingNode<D> {
         offers: &[SignedOffer],
         now: u64,
     ) -> Vec<Result<Receipt, PublishError>> {
+        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+            return offers
+                .iter()
+                .map(|_| Err(PublishError::Unavailable("this node runs scheme M: use publish_m")))
+                .collect();
+        }
         let vetted = self.vet(offers, now);
         let mut valid: Vec<(usize, Vec<u8>)> = Vec::new();
         for (i, (o, r)) in offers.iter().zip(&vetted).enumerate() {
@@ -517,6 +526,9 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// Answers a retrieve's opening request: the certificate and a fresh `Read` on the
     /// item's counter. Taken under the device lock, so every value up to the `Read` is stored.
     pub fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
+        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+            return Err(ServeError::WrongScheme);
+        }
         let counter = self.cert.cert.counter_for(&req.item).id;
         let read = self.device().read_sign(counter, req.nonce)?;
         Ok(RetrieveHead {
@@ -527,6 +539,9 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers a page request from the store.
     pub fn page(&self, req: &PageRequest) -> Result<Page, ServeError> {
+        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+            return Err(ServeError::WrongScheme);
+        }
         if self.cert.cert.counter(req.counter).is_none() {
             return Err(ServeError::UnknownCounter(req.counter));
         }
