@@ -356,6 +356,69 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
         Listing::publish(&self.honest, offer, now)
     }
 
+    fn head_any(&self, req: &RetrieveRequest) -> Result<crate::flows::AnyHead, Refusal> {
+        if self.honest.certificate().cert.scheme == candor_core::Scheme::Merkle {
+            self.m_head(req)
+                .map(|h| crate::flows::AnyHead::Stepped(Box::new(h)))
+        } else {
+            self.head(req).map(crate::flows::AnyHead::Counted)
+        }
+    }
+
+    fn publish_any(
+        &self,
+        offer: &SignedOffer,
+        now: u64,
+    ) -> Result<crate::flows::AnyReply, Refusal> {
+        Listing::publish_any(&self.honest, offer, now)
+    }
+
+    fn m_head(&self, req: &RetrieveRequest) -> Result<candor_core::MHead, Refusal> {
+        let req = match &self.strategy {
+            Self_::Refuse => return Err(Refusal::refused("busy, try another node")),
+            // A Read made for another nonce than the buyer's.
+            Self_::StaleRead | Self_::ReplayAnswer => RetrieveRequest {
+                item: req.item,
+                nonce: [0xAA; 32],
+            },
+            _ => req.clone(),
+        };
+        let mut head = Listing::m_head(&self.honest, &req)?;
+        if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
+            head.read.read.value -= 1;
+        }
+        Ok(head)
+    }
+
+    fn m_page(&self, req: &candor_core::MPageRequest) -> Result<candor_core::MPage, Refusal> {
+        let mut page = Listing::m_page(&self.honest, req)?;
+        match &self.strategy {
+            Self_::OmitEntry if req.from == 0 && !page.offers.is_empty() => {
+                page.offers.remove(0);
+            }
+            Self_::ChangePrice if req.from == 0 => {
+                if let Some(first) = page.offers.first_mut() {
+                    if let Ok(mut o) = SignedOffer::from_bytes(first) {
+                        o.offer.price = o.offer.price / 2 + 1;
+                        *first = o.to_bytes();
+                    }
+                }
+            }
+            Self_::Reorder if page.offers.len() >= 2 => page.offers.swap(0, 1),
+            Self_::Duplicate => {
+                if let Some(first) = page.offers.first().cloned() {
+                    page.offers.insert(1, first);
+                }
+            }
+            _ => {}
+        }
+        Ok(page)
+    }
+
+    fn m_step(&self, value: u64) -> Result<candor_core::StepProof, Refusal> {
+        Listing::m_step(&self.honest, value)
+    }
+
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
         match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),

@@ -26,7 +26,16 @@ pub enum CommitterError {
 struct Job {
     offer: SignedOffer,
     now: u64,
-    reply: SyncSender<Result<Receipt, PublishError>>,
+    reply: SyncSender<Result<Published, PublishError>>,
+}
+
+/// A durable receipt from the committer, whichever scheme the node runs.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// Schemes B and C.
+    Counted(Receipt),
+    /// Scheme M: the whole step.
+    Stepped(Box<candor_core::MReceipt>),
 }
 
 /// A thread that takes publishes from a bounded queue and commits them in batches of up to
@@ -60,8 +69,18 @@ impl Committer {
         }
     }
 
-    /// Publishes `offer` and waits for its durable receipt.
+    /// Publishes `offer` to a scheme B or C node and waits for its durable receipt.
     pub fn publish(&self, offer: SignedOffer, now: u64) -> Result<Receipt, CommitterError> {
+        match self.publish_any(offer, now)? {
+            Published::Counted(r) => Ok(r),
+            Published::Stepped(_) => Err(CommitterError::Publish(PublishError::Unavailable(
+                "this node runs scheme M: use publish_any",
+            ))),
+        }
+    }
+
+    /// Publishes `offer` and waits for its durable receipt, whichever scheme.
+    pub fn publish_any(&self, offer: SignedOffer, now: u64) -> Result<Published, CommitterError> {
         let tx = self.tx.as_ref().ok_or(CommitterError::Stopped)?;
         let (reply, answer) = sync_channel(1);
         match tx.try_send(Job { offer, now, reply }) {
@@ -106,7 +125,18 @@ fn run<D: TrustedDevice>(node: Arc<ListingNode<D>>, rx: Receiver<Job>, max_batch
         // One clock for the batch: the newest caller's.
         let now = jobs.iter().map(|j| j.now).max().unwrap_or(0);
         let offers: Vec<SignedOffer> = jobs.iter().map(|j| j.offer.clone()).collect();
-        let results = node.publish_batch(&offers, now);
+        let results: Vec<Result<Published, PublishError>> =
+            if node.certificate().cert.scheme == candor_core::Scheme::Merkle {
+                node.publish_m(&offers, now)
+                    .into_iter()
+                    .map(|r| r.map(|r| Published::Stepped(Box::new(r))))
+                    .collect()
+            } else {
+                node.publish_batch(&offers, now)
+                    .into_iter()
+                    .map(|r| r.map(Published::Counted))
+                    .collect()
+            };
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }

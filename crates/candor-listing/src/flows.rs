@@ -62,6 +62,7 @@ pub struct PublishReply {
 
 /// A node's first answer to a retrieve, whichever scheme it runs.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per retrieve
 pub enum AnyHead {
     /// Schemes B and C.
     Counted(RetrieveHead),
@@ -99,6 +100,7 @@ impl AnyReceipt {
 
 /// A verified retrieve, whichever scheme the node runs.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per retrieve
 pub enum AnyOutcome {
     /// Schemes B and C.
     Counted(Outcome),
@@ -430,7 +432,10 @@ pub fn publish_to_any(
     offer: &SignedOffer,
     now: u64,
 ) -> Result<AnyReceipt, Misbehaviour> {
-    match node.publish_any(offer, now).map_err(Refusal::into_misbehaviour)? {
+    match node
+        .publish_any(offer, now)
+        .map_err(Refusal::into_misbehaviour)?
+    {
         AnyReply::Counted(reply) => {
             let cert = SignedCertificate::from_bytes(&reply.cert.to_bytes())?;
             let receipt = Receipt::from_bytes(&reply.receipt.to_bytes())?;
@@ -456,7 +461,10 @@ pub fn retrieve_any(
     audits: u64,
 ) -> Result<AnyOutcome, Misbehaviour> {
     let nonce = fresh_nonce();
-    let req = candor_core::RetrieveRequest { item: item.key(), nonce };
+    let req = candor_core::RetrieveRequest {
+        item: item.key(),
+        nonce,
+    };
     match node.head_any(&req).map_err(Refusal::into_misbehaviour)? {
         AnyHead::Counted(head) => {
             let mut s = Retrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget);
@@ -468,7 +476,13 @@ pub fn retrieve_any(
             Ok(AnyOutcome::Counted(s.finish()?))
         }
         AnyHead::Stepped(head) => {
-            let mut r = MRetrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget.max_entries);
+            let mut r = MRetrieval::new(
+                trusted.to_vec(),
+                node.peer(),
+                item.clone(),
+                nonce,
+                budget.max_entries,
+            );
             let mut next = r.on_head_bytes(&head.to_bytes())?;
             let mut bytes = 0u64;
             while let Some(req) = next {

@@ -40,12 +40,12 @@ mod merkle_node;
 mod node;
 
 pub use adversary::{CheatingNode, Strategy};
-pub use committer::{Committer, CommitterError};
+pub use committer::{Committer, CommitterError, Published};
 pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use flows::{
-    enrol, monitor, monitor_m, publish_to, publish_to_m, retrieve_from, retrieve_from_m,
-    EnrolError, Listing, PublishReply, Refusal, RefusalKind, retrieve_any, publish_to_any, monitor_any,
-    AnyHead, AnyOutcome, AnyReceipt, AnyReply,
+    enrol, monitor, monitor_any, monitor_m, publish_to, publish_to_any, publish_to_m, retrieve_any,
+    retrieve_from, retrieve_from_m, AnyHead, AnyOutcome, AnyReceipt, AnyReply, EnrolError, Listing,
+    PublishReply, Refusal, RefusalKind,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;

@@ -369,7 +369,11 @@ impl<D: TrustedDevice> ListingNode<D> {
         if self.cert.cert.scheme == candor_core::Scheme::Merkle {
             return offers
                 .iter()
-                .map(|_| Err(PublishError::Unavailable("this node runs scheme M: use publish_m")))
+                .map(|_| {
+                    Err(PublishError::Unavailable(
+                        "this node runs scheme M: use publish_m",
+                    ))
+                })
                 .collect();
         }
         let vetted = self.vet(offers, now);

@@ -5,10 +5,10 @@
 use crate::swarm::{to_candor_peer, NetError, NetHandle, Proto};
 use crate::wire::{PublishRequest, PublishResponse, RefusalCode, RetrieveAnswer, RetrieveMsg};
 use candor_core::{
-    Decode, Encode, Page, PageRequest, PeerId as CandorPeer, RetrieveHead, RetrieveRequest,
-    SignedOffer,
+    Decode, Encode, MHead, MPage, MPageRequest, MReceipt, Page, PageRequest, PeerId as CandorPeer,
+    RetrieveHead, RetrieveRequest, SignedCertificate, SignedOffer, StepProof,
 };
-use candor_listing::{Listing, PublishReply, Refusal, RefusalKind};
+use candor_listing::{AnyHead, AnyReply, Listing, PublishReply, Refusal, RefusalKind};
 use libp2p::PeerId;
 use std::time::Instant;
 
@@ -79,9 +79,12 @@ impl RemoteListing {
     }
 }
 
-fn publish_reply(bytes: &[u8]) -> Result<PublishReply, Refusal> {
+fn publish_answer(bytes: &[u8]) -> Result<AnyReply, Refusal> {
     match PublishResponse::from_bytes(bytes) {
-        Ok(PublishResponse::Accepted { cert, receipt }) => Ok(PublishReply { cert, receipt }),
+        Ok(PublishResponse::Accepted { cert, receipt }) => {
+            Ok(AnyReply::Counted(PublishReply { cert, receipt }))
+        }
+        Ok(PublishResponse::Stepped { cert, receipt }) => Ok(AnyReply::Stepped(cert, receipt)),
         Ok(PublishResponse::Refused(r)) => {
             Err(Refusal::refused(format!("{}: {}", r.code.name(), r.reason)))
         }
@@ -89,8 +92,30 @@ fn publish_reply(bytes: &[u8]) -> Result<PublishReply, Refusal> {
     }
 }
 
+fn publish_reply(bytes: &[u8]) -> Result<PublishReply, Refusal> {
+    match publish_answer(bytes)? {
+        AnyReply::Counted(r) => Ok(r),
+        AnyReply::Stepped(..) => Err(Refusal::refused("the node runs scheme M")),
+    }
+}
+
 fn refused(code: RefusalCode, reason: &str) -> Refusal {
     Refusal::refused(format!("{}: {reason}", code.name()))
+}
+
+impl RemoteListing {
+    fn retrieve_call(&self, msg: RetrieveMsg) -> Result<RetrieveAnswer, Refusal> {
+        let bytes = self.call(Proto::Retrieve, msg.to_bytes())?;
+        match RetrieveAnswer::from_bytes(&bytes) {
+            Ok(RetrieveAnswer::Refused(r)) => Err(refused(r.code, &r.reason)),
+            Ok(a) => Ok(a),
+            Err(e) => Err(Refusal::refused(format!("malformed answer: {e}"))),
+        }
+    }
+}
+
+fn unexpected(what: &str) -> Refusal {
+    Refusal::refused(format!("answered with something other than {what}"))
 }
 
 impl Listing for RemoteListing {
@@ -103,27 +128,63 @@ impl Listing for RemoteListing {
         publish_reply(&bytes)
     }
 
+    fn publish_any(&self, offer: &SignedOffer, _now: u64) -> Result<AnyReply, Refusal> {
+        let bytes = self.call(Proto::Publish, PublishRequest(offer.clone()).to_bytes())?;
+        publish_answer(&bytes)
+    }
+
+    fn publish_m(
+        &self,
+        offer: &SignedOffer,
+        now: u64,
+    ) -> Result<(SignedCertificate, MReceipt), Refusal> {
+        match self.publish_any(offer, now)? {
+            AnyReply::Stepped(c, r) => Ok((c, *r)),
+            AnyReply::Counted(_) => Err(Refusal::refused("the node does not run scheme M")),
+        }
+    }
+
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
-        let bytes = self.call(Proto::Retrieve, RetrieveMsg::Head(req.clone()).to_bytes())?;
-        match RetrieveAnswer::from_bytes(&bytes) {
-            Ok(RetrieveAnswer::Head(h)) => Ok(h),
-            Ok(RetrieveAnswer::Refused(r)) => Err(refused(r.code, &r.reason)),
-            Ok(RetrieveAnswer::Page(_)) => {
-                Err(Refusal::refused("answered a head request with a page"))
-            }
-            Err(e) => Err(Refusal::refused(format!("malformed answer: {e}"))),
+        match self.retrieve_call(RetrieveMsg::Head(req.clone()))? {
+            RetrieveAnswer::Head(h) => Ok(h),
+            RetrieveAnswer::MHead(_) => Err(Refusal::refused("the node runs scheme M")),
+            _ => Err(unexpected("a head")),
+        }
+    }
+
+    fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal> {
+        match self.retrieve_call(RetrieveMsg::Head(req.clone()))? {
+            RetrieveAnswer::Head(h) => Ok(AnyHead::Counted(h)),
+            RetrieveAnswer::MHead(h) => Ok(AnyHead::Stepped(h)),
+            _ => Err(unexpected("a head")),
+        }
+    }
+
+    fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, Refusal> {
+        match self.head_any(req)? {
+            AnyHead::Stepped(h) => Ok(*h),
+            AnyHead::Counted(_) => Err(Refusal::refused("the node does not run scheme M")),
         }
     }
 
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
-        let bytes = self.call(Proto::Retrieve, RetrieveMsg::Page(*req).to_bytes())?;
-        match RetrieveAnswer::from_bytes(&bytes) {
-            Ok(RetrieveAnswer::Page(p)) => Ok(p),
-            Ok(RetrieveAnswer::Refused(r)) => Err(refused(r.code, &r.reason)),
-            Ok(RetrieveAnswer::Head(_)) => {
-                Err(Refusal::refused("answered a page request with a head"))
-            }
-            Err(e) => Err(Refusal::refused(format!("malformed answer: {e}"))),
+        match self.retrieve_call(RetrieveMsg::Page(*req))? {
+            RetrieveAnswer::Page(p) => Ok(p),
+            _ => Err(unexpected("a page")),
+        }
+    }
+
+    fn m_page(&self, req: &MPageRequest) -> Result<MPage, Refusal> {
+        match self.retrieve_call(RetrieveMsg::MPage(*req))? {
+            RetrieveAnswer::MPage(p) => Ok(p),
+            _ => Err(unexpected("a list page")),
+        }
+    }
+
+    fn m_step(&self, value: u64) -> Result<StepProof, Refusal> {
+        match self.retrieve_call(RetrieveMsg::MStep(value))? {
+            RetrieveAnswer::MStep(sp) => Ok(*sp),
+            _ => Err(unexpected("a step")),
         }
     }
 }

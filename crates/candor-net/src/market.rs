@@ -5,11 +5,12 @@
 use crate::client::RemoteListing;
 use crate::swarm::{dht_key, to_candor_peer, NetError, NetHandle};
 use candor_core::{
-    current_offers, Budget, BudgetKind, Item, Misbehaviour, Offer, Outcome, PublicKey, Receipt,
-    SignedOffer,
+    current_offers, Budget, BudgetKind, Item, Misbehaviour, Offer, PublicKey, SignedOffer,
 };
 use candor_device::TrustedDevice;
-use candor_listing::{monitor, publish_to, retrieve_from, Listing, ListingNode};
+use candor_listing::{
+    monitor_any, publish_to_any, retrieve_any, AnyOutcome, AnyReceipt, Listing, ListingNode,
+};
 use libp2p::PeerId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub enum NodeReport {
     /// Every check passed: exactly the offers the node counted.
-    Verified(Box<Outcome>),
+    Verified(Box<AnyOutcome>),
     /// A check failed: the node misbehaved (its kind names how).
     Misbehaviour(Misbehaviour),
     /// The node exceeded the budget (entries, bytes, gaps or time).
@@ -28,7 +29,7 @@ pub enum NodeReport {
 }
 
 impl NodeReport {
-    fn from(r: Result<Outcome, Misbehaviour>) -> Self {
+    fn from(r: Result<AnyOutcome, Misbehaviour>) -> Self {
         match r {
             Ok(o) => Self::Verified(Box::new(o)),
             Err(Misbehaviour::OverBudget(k)) => Self::OverBudget(k),
@@ -67,7 +68,7 @@ pub struct PublishReport {
     /// Δ(d), closest first.
     pub listing_nodes: Vec<PeerId>,
     /// Per node contacted: the checked receipt, or what went wrong.
-    pub results: Vec<(PeerId, Result<Receipt, Misbehaviour>)>,
+    pub results: Vec<(PeerId, Result<AnyReceipt, Misbehaviour>)>,
 }
 
 /// A user's view of the market: its overlay node, its own listing node (if any), the
@@ -83,6 +84,8 @@ pub struct Market<D> {
     pub budget: Budget,
     /// Time allowed to each listing node for a whole retrieve.
     pub time_budget: Duration,
+    /// Steps a buyer audits per scheme-M listing node.
+    pub audits: u64,
 }
 
 impl<D> std::fmt::Debug for Market<D> {
@@ -109,6 +112,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
             publish_to_all: true,
             budget: Budget::default(),
             time_budget: Duration::from_secs(30),
+            audits: 4,
         }
     }
 
@@ -153,7 +157,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
                     s.spawn(move || {
                         (
                             p,
-                            publish_to(
+                            publish_to_any(
                                 self.listing(p, deadline).as_ref(),
                                 &self.trusted,
                                 offer,
@@ -184,11 +188,12 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .map(|p| {
                     let p = *p;
                     s.spawn(move || {
-                        let r = retrieve_from(
+                        let r = retrieve_any(
                             self.listing(p, deadline).as_ref(),
                             &self.trusted,
                             item,
                             self.budget,
+                            self.audits,
                         );
                         (p, NodeReport::from(r))
                     })
@@ -202,7 +207,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
             reports
                 .iter()
                 .filter_map(|(_, r)| match r {
-                    NodeReport::Verified(o) => Some(o.offers.iter().map(|(_, o)| &o.offer)),
+                    NodeReport::Verified(o) => Some(o.offers().into_iter().map(|o| &o.offer)),
                     _ => None,
                 })
                 .flatten(),
@@ -217,13 +222,18 @@ impl<D: TrustedDevice + 'static> Market<D> {
     }
 
     /// A seller's monitoring retrieve of its receipted offers at `peer`.
-    pub fn monitor(&self, peer: PeerId, item: &Item, receipts: Vec<Receipt>) -> NodeReport {
+    pub fn monitor(
+        &self,
+        peer: PeerId,
+        item: &Item,
+        mine: &[(SignedOffer, AnyReceipt)],
+    ) -> NodeReport {
         let deadline = Instant::now() + self.time_budget;
-        NodeReport::from(monitor(
+        NodeReport::from(monitor_any(
             self.listing(peer, deadline).as_ref(),
             &self.trusted,
             item,
-            receipts,
+            mine,
             self.budget,
         ))
     }
@@ -254,6 +264,28 @@ impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
         r: &candor_core::PageRequest,
     ) -> Result<candor_core::Page, candor_listing::Refusal> {
         Listing::page(self.0, r)
+    }
+    fn head_any(
+        &self,
+        r: &candor_core::RetrieveRequest,
+    ) -> Result<candor_listing::AnyHead, candor_listing::Refusal> {
+        Listing::head_any(self.0, r)
+    }
+    fn publish_any(
+        &self,
+        o: &SignedOffer,
+        now: u64,
+    ) -> Result<candor_listing::AnyReply, candor_listing::Refusal> {
+        Listing::publish_any(self.0, o, now)
+    }
+    fn m_page(
+        &self,
+        r: &candor_core::MPageRequest,
+    ) -> Result<candor_core::MPage, candor_listing::Refusal> {
+        Listing::m_page(self.0, r)
+    }
+    fn m_step(&self, v: u64) -> Result<candor_core::StepProof, candor_listing::Refusal> {
+        Listing::m_step(self.0, v)
     }
 }
 

@@ -6,7 +6,7 @@ use crate::wire::{
     PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,
 };
 use candor_device::TrustedDevice;
-use candor_listing::{Committer, CommitterError, ListingNode, PublishError};
+use candor_listing::{Committer, CommitterError, ListingNode, PublishError, Published};
 use libp2p::PeerId;
 use std::sync::Arc;
 
@@ -66,8 +66,12 @@ fn refusal(e: &CommitterError) -> Refused {
 
 impl<D: TrustedDevice + 'static> Service for ListingService<D> {
     fn publish(&self, from: PeerId, request: PublishRequest) -> PublishResponse {
-        match self.committer.publish(request.0, (self.clock)()) {
-            Ok(receipt) => PublishResponse::Accepted {
+        match self.committer.publish_any(request.0, (self.clock)()) {
+            Ok(Published::Counted(receipt)) => PublishResponse::Accepted {
+                cert: self.node.certificate().clone(),
+                receipt,
+            },
+            Ok(Published::Stepped(receipt)) => PublishResponse::Stepped {
                 cert: self.node.certificate().clone(),
                 receipt,
             },
@@ -79,9 +83,23 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
     }
 
     fn retrieve(&self, _from: PeerId, request: RetrieveMsg) -> RetrieveAnswer {
+        let merkle = self.node.certificate().cert.scheme == candor_core::Scheme::Merkle;
         let answer = match request {
+            RetrieveMsg::Head(h) if merkle => self
+                .node
+                .m_head(&h)
+                .map(|h| RetrieveAnswer::MHead(Box::new(h))),
             RetrieveMsg::Head(h) => self.node.head(&h).map(RetrieveAnswer::Head),
             RetrieveMsg::Page(p) => self.node.page(&p).map(RetrieveAnswer::Page),
+            RetrieveMsg::MPage(p) => self.node.m_page(&p).map(RetrieveAnswer::MPage),
+            RetrieveMsg::MStep(v) => match self.node.m_step(v) {
+                Ok(Some(sp)) => Ok(RetrieveAnswer::MStep(Box::new(sp))),
+                Ok(None) => Ok(RetrieveAnswer::Refused(Refused::new(
+                    RefusalCode::NotFound,
+                    format!("no step {v}"),
+                ))),
+                Err(e) => Err(e),
+            },
         };
         answer.unwrap_or_else(|e| {
             RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.to_string()))
@@ -110,19 +128,27 @@ pub struct ServeListing<L>(pub L);
 
 impl<L: candor_listing::Listing + Send + Sync + 'static> Service for ServeListing<L> {
     fn publish(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
-        match self.0.publish(&request.0, system_clock()) {
-            Ok(r) => PublishResponse::Accepted {
+        match self.0.publish_any(&request.0, system_clock()) {
+            Ok(candor_listing::AnyReply::Counted(r)) => PublishResponse::Accepted {
                 cert: r.cert,
                 receipt: r.receipt,
             },
+            Ok(candor_listing::AnyReply::Stepped(cert, receipt)) => {
+                PublishResponse::Stepped { cert, receipt }
+            }
             Err(e) => PublishResponse::Refused(Refused::new(RefusalCode::Failed, e.reason)),
         }
     }
 
     fn retrieve(&self, _from: PeerId, request: RetrieveMsg) -> RetrieveAnswer {
         let r = match request {
-            RetrieveMsg::Head(h) => self.0.head(&h).map(RetrieveAnswer::Head),
+            RetrieveMsg::Head(h) => self.0.head_any(&h).map(|h| match h {
+                candor_listing::AnyHead::Counted(h) => RetrieveAnswer::Head(h),
+                candor_listing::AnyHead::Stepped(h) => RetrieveAnswer::MHead(h),
+            }),
             RetrieveMsg::Page(p) => self.0.page(&p).map(RetrieveAnswer::Page),
+            RetrieveMsg::MPage(p) => self.0.m_page(&p).map(RetrieveAnswer::MPage),
+            RetrieveMsg::MStep(v) => self.0.m_step(v).map(|s| RetrieveAnswer::MStep(Box::new(s))),
         };
         r.unwrap_or_else(|e| RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)))
     }

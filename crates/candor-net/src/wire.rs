@@ -2,8 +2,9 @@
 //! and the hard size limits each protocol enforces.
 
 use candor_core::{
-    Decode, DecodeError, Encode, Page, PageRequest, Reader, Receipt, RetrieveHead, RetrieveRequest,
-    SignedCertificate, SignedOffer, Writer, MAX_OFFER_BYTES,
+    Decode, DecodeError, Encode, MHead, MPage, MPageRequest, MReceipt, Page, PageRequest, Reader,
+    Receipt, RetrieveHead, RetrieveRequest, SignedCertificate, SignedOffer, StepProof, Writer,
+    MAX_OFFER_BYTES,
 };
 
 const VERSION: u8 = 1;
@@ -19,12 +20,13 @@ pub const KAD_PROTOCOL: &str = "/candor/kad/1.0.0";
 
 /// Largest publish request (a signed offer and framing).
 pub const MAX_PUBLISH_REQUEST: usize = MAX_OFFER_BYTES + 64;
-/// Largest publish response (certificate, receipt, framing).
-pub const MAX_PUBLISH_RESPONSE: usize = 96 * 1024;
+/// Largest publish response (certificate and receipt; in scheme M the whole step).
+pub const MAX_PUBLISH_RESPONSE: usize = 2 * 1024 * 1024;
 /// Largest retrieve request.
 pub const MAX_RETRIEVE_REQUEST: usize = 256;
-/// Largest retrieve response (a page of at most 512 items, or a head with its certificate).
-pub const MAX_RETRIEVE_RESPONSE: usize = 1024 * 1024;
+/// Largest retrieve response (a page of at most 512 items, a head with its certificate, or a
+/// whole scheme-M step for an audit).
+pub const MAX_RETRIEVE_RESPONSE: usize = 2 * 1024 * 1024;
 
 /// Why a node refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,13 @@ pub enum PublishResponse {
         /// The receipt.
         receipt: Receipt,
     },
+    /// Counted in a scheme-M step: the certificate and the whole step.
+    Stepped {
+        /// The certificate.
+        cert: SignedCertificate,
+        /// The receipt.
+        receipt: Box<MReceipt>,
+    },
     /// Refused.
     Refused(Refused),
 }
@@ -147,6 +156,11 @@ impl Encode for PublishResponse {
                 w.u8(2);
                 r.encode_to(w);
             }
+            Self::Stepped { cert, receipt } => {
+                w.u8(3)
+                    .bytes32(&cert.to_bytes())
+                    .bytes32(&receipt.to_bytes());
+            }
         }
     }
 }
@@ -161,6 +175,12 @@ impl Decode for PublishResponse {
                 receipt: Receipt::decode_from(r)?,
             }),
             2 => Ok(Self::Refused(Refused::decode_from(r)?)),
+            3 => Ok(Self::Stepped {
+                cert: SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?,
+                receipt: Box::new(MReceipt::from_bytes(
+                    r.bytes32(MAX_PUBLISH_RESPONSE, "receipt")?,
+                )?),
+            }),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -196,6 +216,10 @@ pub enum RetrieveMsg {
     Head(RetrieveRequest),
     /// Fetch a page.
     Page(PageRequest),
+    /// Fetch a page of an item's list (scheme M).
+    MPage(MPageRequest),
+    /// Fetch a whole step, for an audit (scheme M).
+    MStep(u64),
 }
 
 impl Encode for RetrieveMsg {
@@ -210,6 +234,13 @@ impl Encode for RetrieveMsg {
                 w.u8(2);
                 p.encode_to(w);
             }
+            Self::MPage(p) => {
+                w.u8(3);
+                p.encode_to(w);
+            }
+            Self::MStep(v) => {
+                w.u8(4).u64(*v);
+            }
         }
     }
 }
@@ -221,6 +252,8 @@ impl Decode for RetrieveMsg {
         match r.u8("kind")? {
             1 => Ok(Self::Head(RetrieveRequest::decode_from(r)?)),
             2 => Ok(Self::Page(PageRequest::decode_from(r)?)),
+            3 => Ok(Self::MPage(MPageRequest::decode_from(r)?)),
+            4 => Ok(Self::MStep(r.u64("step")?)),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -239,6 +272,12 @@ pub enum RetrieveAnswer {
     Page(Page),
     /// Refused.
     Refused(Refused),
+    /// A scheme-M head.
+    MHead(Box<MHead>),
+    /// A page of an item's list.
+    MPage(MPage),
+    /// A whole step.
+    MStep(Box<StepProof>),
 }
 
 impl Encode for RetrieveAnswer {
@@ -257,6 +296,18 @@ impl Encode for RetrieveAnswer {
                 w.u8(3);
                 x.encode_to(w);
             }
+            Self::MHead(h) => {
+                w.u8(4);
+                h.encode_to(w);
+            }
+            Self::MPage(p) => {
+                w.u8(5);
+                p.encode_to(w);
+            }
+            Self::MStep(sp) => {
+                w.u8(6);
+                sp.encode_to(w);
+            }
         }
     }
 }
@@ -269,6 +320,9 @@ impl Decode for RetrieveAnswer {
             1 => Ok(Self::Head(RetrieveHead::decode_from(r)?)),
             2 => Ok(Self::Page(Page::decode_from(r)?)),
             3 => Ok(Self::Refused(Refused::decode_from(r)?)),
+            4 => Ok(Self::MHead(Box::new(MHead::decode_from(r)?))),
+            5 => Ok(Self::MPage(MPage::decode_from(r)?)),
+            6 => Ok(Self::MStep(Box::new(StepProof::decode_from(r)?))),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -290,6 +344,46 @@ mod tests {
         match PublishResponse::from_bytes(&bytes).unwrap() {
             PublishResponse::Refused(x) => assert_eq!(x.code, RefusalCode::NotResponsible),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        use candor_core::{Digest, ItemKey};
+        let item = ItemKey(Digest([3; 32]));
+        for m in [
+            RetrieveMsg::Head(RetrieveRequest {
+                item,
+                nonce: [1; 32],
+            }),
+            RetrieveMsg::Page(PageRequest {
+                counter: 1,
+                after: 2,
+                upto: 3,
+                max_items: 4,
+            }),
+            RetrieveMsg::MPage(MPageRequest {
+                item,
+                from: 5,
+                count: 6,
+            }),
+            RetrieveMsg::MStep(7),
+        ] {
+            let bytes = m.to_bytes();
+            assert_eq!(RetrieveMsg::from_bytes(&bytes).unwrap().to_bytes(), bytes);
+        }
+        for a in [
+            RetrieveAnswer::Page(Page::default()),
+            RetrieveAnswer::MPage(MPage {
+                offers: vec![vec![1, 2, 3]],
+            }),
+            RetrieveAnswer::Refused(Refused::new(RefusalCode::NotFound, "x")),
+        ] {
+            let bytes = a.to_bytes();
+            assert_eq!(
+                RetrieveAnswer::from_bytes(&bytes).unwrap().to_bytes(),
+                bytes
+            );
         }
     }
 

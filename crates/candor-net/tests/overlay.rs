@@ -33,14 +33,18 @@ async fn overlay(cheat: Option<(usize, Strategy, Item)>) -> Net {
     let keys = (0..N)
         .map(|_| Keypair::generate(&mut rand_core::OsRng))
         .collect();
-    overlay_with(keys, cheat).await
+    overlay_with(keys, cheat, Scheme::Basic).await
 }
 
 fn libp2p_id(key: &Keypair) -> libp2p::PeerId {
     identity(key).unwrap().public().to_peer_id()
 }
 
-async fn overlay_with(keys: Vec<Keypair>, cheat: Option<(usize, Strategy, Item)>) -> Net {
+async fn overlay_with(
+    keys: Vec<Keypair>,
+    cheat: Option<(usize, Strategy, Item)>,
+    scheme: Scheme,
+) -> Net {
     let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
     let mut registry = Registry::default();
     let base: u64 = 1 + rand_core::RngCore::next_u32(&mut rand_core::OsRng) as u64 * 1000;
@@ -55,7 +59,7 @@ async fn overlay_with(keys: Vec<Keypair>, cheat: Option<(usize, Strategy, Item)>
             &mut registry,
             &key,
             &mut device,
-            Scheme::Basic,
+            scheme,
             1,
             now(),
         )
@@ -319,7 +323,14 @@ async fn a_cheating_listing_node_is_caught_over_the_network() {
             all[..K].contains(&cheater)
         })
         .unwrap();
-    let net = Arc::new(overlay_with(keys, Some((5, Strategy::OmitEntry, item.clone()))).await);
+    let net = Arc::new(
+        overlay_with(
+            keys,
+            Some((5, Strategy::OmitEntry, item.clone())),
+            Scheme::Basic,
+        )
+        .await,
+    );
     let delta = net.handles[0]
         .listing_nodes(&dht_key(&item.key()))
         .await
@@ -423,4 +434,79 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
         }
     }
     assert!(limited >= 30, "only {limited} of 80 Reads were limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
+    let keys: Vec<Keypair> = (0..N)
+        .map(|_| Keypair::generate(&mut rand_core::OsRng))
+        .collect();
+    let ids: Vec<libp2p::PeerId> = keys.iter().map(libp2p_id).collect();
+    let cheater = ids[5];
+    let item = (0..1000)
+        .map(|i| Item::new(&format!("m item {i}")).unwrap())
+        .find(|it| {
+            let target = KBucketKey::new(dht_key(&it.key()));
+            let mut all = ids.clone();
+            all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+            all[..K].contains(&cheater)
+        })
+        .unwrap();
+    let net = Arc::new(
+        overlay_with(
+            keys,
+            Some((5, Strategy::ChangePrice, item.clone())),
+            Scheme::Merkle,
+        )
+        .await,
+    );
+    let delta = net.handles[0]
+        .listing_nodes(&dht_key(&item.key()))
+        .await
+        .unwrap();
+    let net2 = net.clone();
+    tokio::task::spawn_blocking(move || {
+        let sellers: Vec<Keypair> = (0..3)
+            .map(|_| Keypair::generate(&mut rand_core::OsRng))
+            .collect();
+        for (i, s) in sellers.iter().enumerate() {
+            let offer =
+                SignedOffer::sign(s, &item, 500 + i as u64, Currency::EUR, 1, now() + 3600, 1);
+            for p in &delta {
+                // Every listing node answers with a whole step, which the seller verifies.
+                match candor_listing::publish_to_any(
+                    listing_for(&net2, 0, *p).as_ref(),
+                    &net2.trusted,
+                    &offer,
+                    now(),
+                )
+                .unwrap()
+                {
+                    candor_listing::AnyReceipt::Stepped(r, placement) => {
+                        assert_eq!(r.step.batch.len(), 1);
+                        assert_eq!(placement.index, i as u64);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        for p in &delta {
+            let r = candor_listing::retrieve_any(
+                listing_for(&net2, 1, *p).as_ref(),
+                &net2.trusted,
+                &item,
+                Budget::default(),
+                3,
+            );
+            if *p == cheater {
+                assert_eq!(r.unwrap_err().kind(), "bad-proof");
+            } else {
+                let o = r.unwrap();
+                assert_eq!(o.offers().len(), 3);
+                assert!((o.detection() - 1.0).abs() < 1e-9, "3 audits of 3 steps");
+            }
+        }
+    })
+    .await
+    .unwrap();
 }

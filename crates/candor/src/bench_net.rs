@@ -213,7 +213,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
                                     .reports
                                     .iter()
                                     .map(|(_, x)| match x {
-                                        NodeReport::Verified(o) => o.bytes,
+                                        NodeReport::Verified(o) => o.bytes(),
                                         _ => 0,
                                     })
                                     .sum();

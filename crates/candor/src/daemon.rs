@@ -9,8 +9,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use candor_core::{Currency, Item, Keypair, PublicKey, Receipt, SignedOffer};
+use candor_core::{Currency, Item, Keypair, PublicKey, SignedOffer};
 use candor_device::SoftwareDevice;
+use candor_listing::AnyReceipt;
 use candor_listing::ListingNode;
 use candor_net::{
     identity, start, to_candor_peer, to_libp2p_peer, with_peer, ListingService, Market, Multiaddr,
@@ -353,15 +354,20 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
 
 fn result_view(
     peer: &candor_net::PeerId,
-    r: &Result<Receipt, candor_core::Misbehaviour>,
+    r: &Result<AnyReceipt, candor_core::Misbehaviour>,
 ) -> api::PublishResult {
     match r {
         Ok(rc) => api::PublishResult {
             peer: peer.to_string(),
             status: "receipt".into(),
-            counter: Some(rc.inc.inc.counter),
-            value: Some(rc.inc.inc.value),
-            detail: "receipt checked".into(),
+            counter: Some(rc.value().0),
+            value: Some(rc.value().1),
+            detail: match rc {
+                AnyReceipt::Counted(_) => "receipt checked".into(),
+                AnyReceipt::Stepped(_, p) => {
+                    format!("whole step checked; index {} in the item's list", p.index)
+                }
+            },
         },
         Err(m) => api::PublishResult {
             peer: peer.to_string(),
@@ -453,8 +459,8 @@ async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api
                             .map(|p| p.to_string())
                             .unwrap_or_else(|| p.to_string()),
                         status: "receipt".into(),
-                        counter: Some(r.inc.inc.counter),
-                        value: Some(r.inc.inc.value),
+                        counter: Some(r.value().0),
+                        value: Some(r.value().1),
                         detail: String::new(),
                     })
                     .collect(),
@@ -473,10 +479,10 @@ fn node_answer(peer: &candor_net::PeerId, r: &NodeReport) -> api::NodeAnswer {
         NodeReport::Verified(o) => (
             None,
             "every check passed".to_string(),
-            Some(o.t),
-            o.offers.len(),
-            o.gaps.len(),
-            o.bytes,
+            Some(o.t()),
+            o.offers().len(),
+            o.gaps(),
+            o.bytes(),
         ),
         NodeReport::Misbehaviour(m) => (Some(m.kind().to_string()), m.to_string(), None, 0, 0, 0),
         NodeReport::OverBudget(k) => (
@@ -554,13 +560,14 @@ async fn monitor(
                 .wallet
                 .list()
                 .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<Receipt>> = Default::default();
+            let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, AnyReceipt)>> =
+                Default::default();
             for e in list.iter().filter(|e| e.offer.offer.key == item.key()) {
                 for (p, r) in &e.receipts {
                     by_peer
                         .entry(p.as_bytes().to_vec())
                         .or_default()
-                        .push(r.clone());
+                        .push((e.offer.clone(), r.clone()));
                 }
             }
             let mut reports = Vec::new();
@@ -568,7 +575,7 @@ async fn monitor(
                 let Ok(peer) = candor_net::PeerId::from_bytes(&p) else {
                     continue;
                 };
-                reports.push((peer, state.market.monitor(peer, &item, receipts)));
+                reports.push((peer, state.market.monitor(peer, &item, &receipts)));
             }
             Ok(retrieve_answer(&candor_net::RetrieveReport {
                 item: item.clone(),

@@ -42,6 +42,10 @@ pub(crate) struct Args {
     /// Seed for prices and choices.
     #[arg(long, default_value_t = 11)]
     seed: u64,
+    /// The scheme every listing node runs (b, c with 8 counters, m), or `all` to run the
+    /// demo once per scheme.
+    #[arg(long, default_value = "all")]
+    scheme: String,
 }
 
 const CATALOGUE: &[(&str, u64)] = &[
@@ -95,17 +99,37 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    match demo(args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+    let schemes: Vec<Scheme> = match args.scheme.as_str() {
+        "b" => vec![Scheme::Basic],
+        "c" => vec![Scheme::Counters],
+        "m" => vec![Scheme::Merkle],
+        "all" => vec![Scheme::Basic, Scheme::Counters, Scheme::Merkle],
+        other => {
+            eprintln!("error: --scheme {other:?}: use b, c, m or all");
+            return ExitCode::FAILURE;
         }
+    };
+    let mut ok = true;
+    for (i, scheme) in schemes.into_iter().enumerate() {
+        if i > 0 {
+            println!("\n{}\n", "=".repeat(100));
+        }
+        match demo(&args, scheme) {
+            Ok(good) => ok &= good,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
-fn demo(args: Args) -> Result<bool, CliError> {
+fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
     let fail = |e: String| CliError::Failed(e);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -123,10 +147,11 @@ fn demo(args: Args) -> Result<bool, CliError> {
     let n = args.nodes.max(args.k + 1);
     let cheaters = args.cheaters.min(n.saturating_sub(args.k + 1));
     println!(
-        "Candor demo: {n} nodes on 127.0.0.1 (k = {}), {cheaters} of them cheating; files in {}",
+        "Candor demo, scheme {scheme}: {n} nodes on 127.0.0.1 (k = {}), {cheaters} of them cheating; files in {}",
         args.k,
         dir.display()
     );
+    let counters = if scheme == Scheme::Counters { 8 } else { 1 };
     println!("Every device is the SOFTWARE device: it protects nothing against its owner.\n");
     let started = Instant::now();
     let authority = Authority::new(files::new_key(
@@ -179,15 +204,15 @@ fn demo(args: Args) -> Result<bool, CliError> {
         let mut device = SoftwareDevice::create(
             &d.join("device.state"),
             PeerId::from_ed25519(&key.public()),
-            2,
+            counters.max(2),
         )?;
         let cert = enrol(
             &authority,
             &mut registry,
             key,
             &mut device,
-            Scheme::Basic,
-            1,
+            scheme,
+            counters,
             now(),
         )?;
         let (node, _) =

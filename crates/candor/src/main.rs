@@ -98,11 +98,13 @@ enum AuthorityCmd {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum SchemeArg {
+pub(crate) enum SchemeArg {
     /// The paper's basic scheme: one counter, every entry on retrieve.
     B,
     /// C counters: an item uses counter cid(d).
     C,
+    /// A sparse Merkle tree over per-item lists, batched steps, audited by buyers.
+    M,
 }
 
 #[derive(Subcommand)]
@@ -275,6 +277,7 @@ fn device_enroll(
             Scheme::Counters,
             counters.unwrap_or(device.counters().len() as u32),
         ),
+        SchemeArg::M => (Scheme::Merkle, 1),
     };
     if matches!(scheme, Scheme::Basic) && counters.is_some_and(|c| c != 1) {
         return Err(CliError::Failed(

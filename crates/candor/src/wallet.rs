@@ -1,6 +1,10 @@
 //! The seller's wallet: its offers and the receipts listing nodes gave for them, in redb.
 
-use candor_core::{Decode, Encode, ItemKey, PeerId, Reader, Receipt, SignedOffer, Writer};
+use candor_core::{
+    Decode, Digest, Encode, ItemKey, MReceipt, PeerId, Placement, Reader, Receipt, SignedOffer,
+    Writer,
+};
+use candor_listing::AnyReceipt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -10,30 +14,59 @@ const OFFERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("offers");
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) offer: SignedOffer,
-    pub(crate) receipts: Vec<(PeerId, Receipt)>,
+    pub(crate) receipts: Vec<(PeerId, AnyReceipt)>,
 }
 
 impl Entry {
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(1)
+        w.u8(2)
             .bytes16(&self.offer.to_bytes())
             .u16(self.receipts.len() as u16);
         for (p, r) in &self.receipts {
-            w.bytes8(p.as_bytes()).bytes16(&r.to_bytes());
+            w.bytes8(p.as_bytes());
+            match r {
+                AnyReceipt::Counted(r) => {
+                    w.u8(1).bytes16(&r.to_bytes());
+                }
+                AnyReceipt::Stepped(r, pl) => {
+                    w.u8(2).bytes32(&r.to_bytes());
+                    w.fixed(pl.item.0.as_bytes())
+                        .u64(pl.index)
+                        .fixed(pl.chain.as_bytes());
+                }
+            }
         }
         w.into_bytes()
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, candor_core::DecodeError> {
         let mut r = Reader::new(bytes);
-        r.version(1, "wallet entry")?;
+        r.version(2, "wallet entry")?;
         let offer = SignedOffer::from_bytes(r.bytes16(4096, "offer")?)?;
         let n = r.u16("receipts")?;
         let mut receipts = Vec::new();
         for _ in 0..n {
             let p = PeerId::from_bytes(r.bytes8(64, "peer")?)?;
-            receipts.push((p, Receipt::from_bytes(r.bytes16(4096, "receipt")?)?));
+            let rc = match r.u8("receipt kind")? {
+                1 => AnyReceipt::Counted(Receipt::from_bytes(r.bytes16(4096, "receipt")?)?),
+                2 => {
+                    let m = MReceipt::from_bytes(r.bytes32(8 << 20, "receipt")?)?;
+                    let pl = Placement {
+                        item: ItemKey(Digest(r.array("item")?)),
+                        index: r.u64("index")?,
+                        chain: Digest(r.array("chain")?),
+                    };
+                    AnyReceipt::Stepped(Box::new(m), pl)
+                }
+                kind => {
+                    return Err(candor_core::DecodeError::UnknownKind {
+                        what: "wallet receipt",
+                        kind,
+                    })
+                }
+            };
+            receipts.push((p, rc));
         }
         r.finish("wallet entry")?;
         Ok(Self { offer, receipts })
