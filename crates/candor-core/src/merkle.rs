@@ -688,6 +688,12 @@ impl Decode for MPageRequest {
 /// What a scheme-M retrieve yields.
 #[derive(Debug, Clone)]
 pub struct MOutcome {
+    /// The node's certificate.
+    pub cert: SignedCertificate,
+    /// The step at t (None at the base value), with the proof for d under its root.
+    pub step: Option<SignedStep>,
+    /// The proof for d under the root at t.
+    pub proof: MultiProof,
     /// The `Read`'s value.
     pub t: u64,
     /// The counter's base.
@@ -734,6 +740,7 @@ pub struct MRetrieval {
     audit_bytes: u64,
     audits: Vec<u64>,
     audited: Vec<u64>,
+    step: Option<SignedStep>,
 }
 
 impl MRetrieval {
@@ -758,6 +765,7 @@ impl MRetrieval {
             audit_bytes: 0,
             audits: Vec::new(),
             audited: Vec::new(),
+            step: None,
         }
     }
 
@@ -830,6 +838,7 @@ impl MRetrieval {
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
         }
         let n = head.n;
+        self.step = head.step;
         self.head = Some((head.cert, counter, read.value, root, head.proof, n));
         Ok(self.next_page())
     }
@@ -917,7 +926,7 @@ impl MRetrieval {
 
     /// The outcome, once the list is checked and the planned audits are answered.
     pub fn finish(self) -> Result<MOutcome, Misbehaviour> {
-        let Some((_, counter, t, root, _, _)) = self.head else {
+        let Some((cert, counter, t, root, proof, _)) = self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
         if let Some(missing) = self.audits.iter().find(|v| !self.audited.contains(v)) {
@@ -943,6 +952,9 @@ impl MRetrieval {
             self.audited.len() as f64 / span as f64
         };
         Ok(MOutcome {
+            cert,
+            step: self.step,
+            proof,
             t,
             base: counter.initial,
             root,
@@ -956,37 +968,84 @@ impl MRetrieval {
 }
 
 /// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
-/// still at index k with the same chain prefix. Returns removal evidence otherwise.
+/// still at index k with the same chain prefix. Otherwise transferable removal evidence: the
+/// receipted step and the later signed step with d's list under its root.
 pub fn check_monitor(
-    receipt_offer: &SignedOffer,
+    receipt: &MReceipt,
+    offer: &SignedOffer,
     placement: &Placement,
     outcome: &MOutcome,
 ) -> Result<(), Misbehaviour> {
     let k = placement.index as usize;
-    let Some(at_k) = outcome.offers.get(k) else {
-        return Err(Misbehaviour::Removed {
-            index: placement.index,
-            now: outcome.offers.len() as u64,
-        });
-    };
-    let prefix = leaf_of(
-        &placement.item,
-        outcome
-            .offers
-            .iter()
-            .take(k + 1)
-            .map(|o| o.to_bytes())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(Vec::as_slice),
-    );
-    if at_k != receipt_offer || prefix.chain != placement.chain {
-        return Err(Misbehaviour::Removed {
-            index: placement.index,
-            now: outcome.offers.len() as u64,
-        });
+    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
+    let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
+        && leaf_of(&placement.item, lists.iter().take(k + 1).map(Vec::as_slice)).chain
+            == placement.chain;
+    if intact {
+        return Ok(());
     }
-    Ok(())
+    match &outcome.step {
+        Some(later) => Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::Removal {
+                cert: outcome.cert.clone(),
+                receipt: Box::new((*receipt.step).clone()),
+                position: receipt.position,
+                later: Box::new(later.clone()),
+                proof: outcome.proof.clone(),
+                list: lists,
+            },
+        ))),
+        None => Err(Misbehaviour::Removed {
+            index: placement.index,
+            now: outcome.offers.len() as u64,
+        }),
+    }
+}
+
+/// Checks removal evidence (see [`crate::Evidence::Removal`]).
+pub(crate) fn verify_removal(
+    cert: &SignedCertificate,
+    receipt: &StepProof,
+    position: u32,
+    later: &SignedStep,
+    proof: &MultiProof,
+    list: &[Vec<u8>],
+) -> Result<String, &'static str> {
+    let peer = &cert.cert.peer;
+    let placements =
+        verify_step(cert, peer, receipt).map_err(|_| "the receipted step does not verify")?;
+    let p = placements
+        .get(position as usize)
+        .ok_or("no offer at that position")?;
+    let counter = *cert.cert.counters.first().ok_or("no counter")?;
+    check_signed_step(cert, peer, &counter, later)
+        .map_err(|_| "the later step is not signed by the device")?;
+    if later.header.value < receipt.step.header.value {
+        return Err("the later step is not later");
+    }
+    let n = list.len() as u64;
+    let value = (n > 0).then(|| leaf_of(&p.item, list.iter().map(Vec::as_slice)).value_hash());
+    proof
+        .verify(&later.header.new_root, &[(p.item.0 .0, value)])
+        .map_err(|_| "the list is not the one under the later root")?;
+    let k = p.index as usize;
+    if list.len() <= k {
+        return Ok(format!(
+            "node {} receipted an offer at index {k} of an item's list in step {}, and step {} signs a list of {n}",
+            peer.short(),
+            receipt.step.header.value,
+            later.header.value
+        ));
+    }
+    if leaf_of(&p.item, list.iter().take(k + 1).map(Vec::as_slice)).chain != p.chain {
+        return Ok(format!(
+            "node {} signed in step {} a list whose prefix up to index {k} differs from the one it receipted in step {}",
+            peer.short(),
+            later.header.value,
+            receipt.step.header.value
+        ));
+    }
+    Err("the receipted offer is still there")
 }
 
 /// A step made by [`MState::prepare`], waiting for its `Inc`.
@@ -1327,7 +1386,7 @@ mod tests {
             let receipts = node.publish(&batch);
             for (o, r) in batch.iter().zip(&receipts) {
                 let p = check_m_receipt(&node.trusted, &node.peer(), &node.cert, o, r).unwrap();
-                all.push((o.clone(), p));
+                all.push((o.clone(), p, r.clone()));
             }
         }
         // An empty step is legal.
@@ -1340,9 +1399,9 @@ mod tests {
             assert!((out.detection - 3.0 / 6.0).abs() < 1e-9);
         }
         // Monitoring: every receipted offer is where its receipt says.
-        for (o, p) in &all {
+        for (o, p, r) in &all {
             let item = Item::new(&o.offer.description).unwrap();
-            check_monitor(o, p, &node.retrieve(&item, 0).unwrap()).unwrap();
+            check_monitor(r, o, p, &node.retrieve(&item, 0).unwrap()).unwrap();
         }
         // Absent item: empty-branch proof.
         let out = node
@@ -1453,14 +1512,22 @@ mod tests {
         assert_eq!(err.kind(), "bad-step");
         // And Alice's monitoring finds her offer gone.
         let out = node.retrieve(&items[0], 0);
+        // The node keeps its tree consistent with the shortened list, so the buyer sees a
+        // valid answer; only Alice, holding her receipt, can tell.
         match out {
-            Err(e) => assert!(matches!(e.kind(), "bad-proof" | "bad-step"), "{e}"),
-            Ok(o) => assert_eq!(
-                check_monitor(&offer(&alice, &items[0], 50), &pa, &o)
-                    .unwrap_err()
-                    .kind(),
-                "removed"
-            ),
+            Err(e) => panic!("{e}"),
+            Ok(o) => {
+                let err =
+                    check_monitor(&ra[0], &offer(&alice, &items[0], 50), &pa, &o).unwrap_err();
+                let Misbehaviour::Evidence(e) = err else {
+                    panic!("{err}")
+                };
+                assert_eq!(e.kind(), "removal");
+                // Transferable: a third party verifies it with the authority key alone.
+                let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
+                let what = e.verify(&node.trusted).unwrap();
+                assert!(what.contains("index 0"), "{what}");
+            }
         }
     }
 

@@ -228,6 +228,21 @@ pub enum Evidence {
         /// The step at v.
         b: Box<crate::merkle::SignedStep>,
     },
+    /// A receipted scheme-M offer missing from, or altered in, a later signed list.
+    Removal {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The whole step that counted the offer (the seller's receipt).
+        receipt: Box<crate::merkle::StepProof>,
+        /// The offer's position in that step's batch.
+        position: u32,
+        /// A later step.
+        later: Box<crate::merkle::SignedStep>,
+        /// The proof for the item under the later step's root.
+        proof: crate::smt::MultiProof,
+        /// The item's whole list under that root.
+        list: Vec<Vec<u8>>,
+    },
     /// An entry under a valid `Inc` that is not a valid offer.
     BadEntry {
         /// The device's certificate.
@@ -284,6 +299,7 @@ impl Evidence {
             Self::GapOverReceipt { .. } => "gap-over-receipt",
             Self::BadEntry { .. } => "bad-entry",
             Self::RootsDoNotChain { .. } => "roots-do-not-chain",
+            Self::Removal { .. } => "removal",
         }
     }
 
@@ -292,6 +308,7 @@ impl Evidence {
             Self::Equivocation { cert, .. }
             | Self::GapOverReceipt { cert, .. }
             | Self::RootsDoNotChain { cert, .. }
+            | Self::Removal { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
         }
     }
@@ -388,6 +405,15 @@ impl Evidence {
                     a.header.value
                 ))
             }
+            Self::Removal {
+                receipt,
+                position,
+                later,
+                proof,
+                list,
+                ..
+            } => crate::merkle::verify_removal(cert, receipt, *position, later, proof, list)
+                .map_err(EvidenceError::NotMisbehaviour),
             Self::BadEntry { inc, bytes, .. } => {
                 Self::check_inc(cert, inc)?;
                 if inc.inc.payload != entry_payload(peer, inc.inc.counter, bytes) {
@@ -436,6 +462,23 @@ impl Encode for Evidence {
                 a.encode_to(w);
                 b.encode_to(w);
             }
+            Self::Removal {
+                receipt,
+                position,
+                later,
+                proof,
+                list,
+                ..
+            } => {
+                w.u8(5).bytes32(&cert.to_bytes());
+                w.bytes32(&receipt.to_bytes()).u32(*position);
+                later.encode_to(w);
+                proof.encode_to(w);
+                w.u32(list.len() as u32);
+                for o in list {
+                    w.bytes16(o);
+                }
+            }
             Self::BadEntry { inc, bytes, .. } => {
                 w.u8(3).bytes32(&cert.to_bytes());
                 inc.encode_to(w);
@@ -450,7 +493,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=4).contains(&kind) {
+        if !(1..=5).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -475,6 +518,30 @@ impl Decode for Evidence {
                 a: Box::new(crate::merkle::SignedStep::decode_from(r)?),
                 b: Box::new(crate::merkle::SignedStep::decode_from(r)?),
             },
+            5 => {
+                let receipt = Box::new(crate::merkle::StepProof::from_bytes(
+                    r.bytes32(8 << 20, "receipt step")?,
+                )?);
+                let position = r.u32("position")?;
+                let later = Box::new(crate::merkle::SignedStep::decode_from(r)?);
+                let proof = crate::smt::MultiProof::decode_from(r)?;
+                let n = r.u32("list length")? as usize;
+                if n > r.remaining() / 2 {
+                    return Err(DecodeError::Truncated { field: "list" });
+                }
+                let mut list = Vec::with_capacity(n);
+                for _ in 0..n {
+                    list.push(r.bytes16(crate::offer::MAX_OFFER_BYTES, "offer")?.to_vec());
+                }
+                Self::Removal {
+                    cert,
+                    receipt,
+                    position,
+                    later,
+                    proof,
+                    list,
+                }
+            }
             _ => Self::BadEntry {
                 cert,
                 inc: SignedInc::decode_from(r)?,

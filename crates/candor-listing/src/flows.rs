@@ -416,11 +416,11 @@ pub fn monitor_m(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
-    mine: &[(SignedOffer, Placement)],
+    mine: &[(SignedOffer, MReceipt, Placement)],
 ) -> Result<MOutcome, Misbehaviour> {
     let out = retrieve_from_m(node, trusted, item, u64::MAX, 0)?;
-    for (offer, p) in mine {
-        check_monitor(offer, p, &out)?;
+    for (offer, receipt, p) in mine {
+        check_monitor(receipt, offer, p, &out)?;
     }
     Ok(out)
 }
@@ -520,10 +520,10 @@ pub fn monitor_any(
             AnyReceipt::Stepped(..) => None,
         })
         .collect();
-    let stepped: Vec<(SignedOffer, Placement)> = mine
+    let stepped: Vec<(SignedOffer, MReceipt, Placement)> = mine
         .iter()
         .filter_map(|(o, r)| match r {
-            AnyReceipt::Stepped(_, p) => Some((o.clone(), *p)),
+            AnyReceipt::Stepped(m, p) => Some((o.clone(), (**m).clone(), *p)),
             AnyReceipt::Counted(_) => None,
         })
         .collect();

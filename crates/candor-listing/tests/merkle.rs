@@ -38,7 +38,7 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
     let sellers: Vec<Keypair> = (0..4)
         .map(|_| Keypair::generate(&mut rand_core::OsRng))
         .collect();
-    let mut mine: Vec<(SignedOffer, Placement)> = Vec::new();
+    let mut mine: Vec<(SignedOffer, MReceipt, Placement)> = Vec::new();
     let mut serial = 0;
     for round in 0..6 {
         let offers: Vec<SignedOffer> = (0..20)
@@ -59,26 +59,26 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
         for (o, r) in offers.iter().zip(node.publish_m(&offers, NOW)) {
             let r = r.unwrap();
             let p = check_m_receipt(&m.trusted, node.peer(), node.certificate(), o, &r).unwrap();
-            mine.push((o.clone(), p));
+            mine.push((o.clone(), r, p));
         }
     }
     // A single publish through the flow, as a remote seller would.
     let extra = SignedOffer::sign(&sellers[0], &items[0], 1, Currency::EUR, 1, NOW + 3600, 999);
-    let (_, p) = publish_to_m(&node, &m.trusted, &extra, NOW).unwrap();
-    mine.push((extra, p));
+    let (r, p) = publish_to_m(&node, &m.trusted, &extra, NOW).unwrap();
+    mine.push((extra, r, p));
     for item in &items {
         let out = retrieve_from_m(&node, &m.trusted, item, 10_000, 3).unwrap();
         let expected: Vec<&SignedOffer> = mine
             .iter()
-            .filter(|(o, _)| o.offer.key == item.key())
-            .map(|(o, _)| o)
+            .filter(|(o, _, _)| o.offer.key == item.key())
+            .map(|(o, _, _)| o)
             .collect();
         assert_eq!(out.offers.len(), expected.len());
         assert_eq!(out.audited.len(), 3);
         assert_eq!(out.t, 7);
         let own: Vec<_> = mine
             .iter()
-            .filter(|(o, _)| o.offer.key == item.key())
+            .filter(|(o, _, _)| o.offer.key == item.key())
             .cloned()
             .collect();
         monitor_m(&node, &m.trusted, item, &own).unwrap();
@@ -96,7 +96,7 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
     for item in &items {
         let own: Vec<_> = mine
             .iter()
-            .filter(|(o, _)| o.offer.key == item.key())
+            .filter(|(o, _, _)| o.offer.key == item.key())
             .cloned()
             .collect();
         monitor_m(&node, &m.trusted, item, &own).unwrap();
