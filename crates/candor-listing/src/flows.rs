@@ -160,14 +160,11 @@ pub trait Listing {
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal>;
     /// Fetch a page.
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal>;
-    /// Open a retrieve, whichever scheme the node runs.
-    fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal> {
-        self.head(req).map(AnyHead::Counted)
-    }
+    /// Open a retrieve, whichever scheme the node runs. (No default: a wrapper that forgot
+    /// it would silently serve scheme M nodes as scheme B.)
+    fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal>;
     /// Publish, whichever scheme the node runs.
-    fn publish_any(&self, offer: &SignedOffer, now: u64) -> Result<AnyReply, Refusal> {
-        self.publish(offer, now).map(AnyReply::Counted)
-    }
+    fn publish_any(&self, offer: &SignedOffer, now: u64) -> Result<AnyReply, Refusal>;
     /// Publish to a scheme-M node: the answer is the node's certificate and the whole step.
     fn publish_m(
         &self,

@@ -322,6 +322,16 @@ impl Listing for ReceiptForger<'_> {
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
         Listing::page(self.inner, req)
     }
+    fn head_any(&self, req: &RetrieveRequest) -> Result<candor_listing::AnyHead, Refusal> {
+        self.head(req).map(candor_listing::AnyHead::Counted)
+    }
+    fn publish_any(
+        &self,
+        offer: &SignedOffer,
+        now: u64,
+    ) -> Result<candor_listing::AnyReply, Refusal> {
+        Listing::publish(self, offer, now).map(candor_listing::AnyReply::Counted)
+    }
 }
 
 #[test]

@@ -156,6 +156,25 @@ impl Listing for LocalListing {
     fn page(&self, r: &PageRequest) -> Result<Page, candor_listing::Refusal> {
         Listing::page(self.0.as_ref(), r)
     }
+    fn head_any(
+        &self,
+        r: &RetrieveRequest,
+    ) -> Result<candor_listing::AnyHead, candor_listing::Refusal> {
+        Listing::head_any(self.0.as_ref(), r)
+    }
+    fn publish_any(
+        &self,
+        o: &SignedOffer,
+        now: u64,
+    ) -> Result<candor_listing::AnyReply, candor_listing::Refusal> {
+        Listing::publish_any(self.0.as_ref(), o, now)
+    }
+    fn m_page(&self, r: &MPageRequest) -> Result<MPage, candor_listing::Refusal> {
+        Listing::m_page(self.0.as_ref(), r)
+    }
+    fn m_step(&self, v: u64) -> Result<StepProof, candor_listing::Refusal> {
+        Listing::m_step(self.0.as_ref(), v)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
