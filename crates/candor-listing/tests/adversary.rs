@@ -375,3 +375,17 @@ fn wrong_counter_receipt_is_caught_by_the_seller() {
     let err = check_receipt(&m.trusted, node.peer(), &cert, &o, &r2).unwrap_err();
     assert_eq!(err.kind(), "wrong-counter");
 }
+
+#[test]
+fn scheme_c_wrong_counter_for_the_item_is_caught_by_the_buyer() {
+    let mut m = Market::new();
+    let honest = m.node(Scheme::Counters, 4, 4);
+    let _w = standard_workload(&honest, &m.trusted);
+    // Honest first: the item's counter only, fewer values than the node holds in all.
+    let o = retrieve_from(&honest, &m.trusted, &target(), Budget::default()).unwrap();
+    assert_eq!(o.counter, honest.certificate().cert.counter_for(&target().key()));
+    assert!(o.t - o.counter.initial < 7, "scheme C reads only the item's counter");
+    let cheater = CheatingNode::new(honest, Strategy::OtherCounter, target());
+    let err = retrieve_from(&cheater, &m.trusted, &target(), Budget::default()).unwrap_err();
+    assert_eq!(err.kind(), "wrong-counter");
+}
