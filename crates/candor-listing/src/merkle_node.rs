@@ -177,6 +177,26 @@ impl<D: TrustedDevice> ListingNode<D> {
         offers: &[SignedOffer],
         now: u64,
     ) -> Vec<Result<MReceipt, PublishError>> {
+        self.publish_m_inner(offers, now, None)
+    }
+
+    /// Publishes a step and stops at `crash`, as a crash there would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn publish_m_crashing(
+        &self,
+        offers: &[SignedOffer],
+        now: u64,
+        crash: crate::node::CrashAt,
+    ) {
+        let _ = self.publish_m_inner(offers, now, Some(crash));
+    }
+
+    fn publish_m_inner(
+        &self,
+        offers: &[SignedOffer],
+        now: u64,
+        #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
+    ) -> Vec<Result<MReceipt, PublishError>> {
         let vetted = self.vet(offers, now);
         let mut out: Vec<Result<MReceipt, PublishError>> = Vec::with_capacity(offers.len());
         let mut batch = Vec::new();
@@ -231,6 +251,10 @@ impl<D: TrustedDevice> ListingNode<D> {
             fail(&mut out, PublishError::Store(e.to_string()));
             return out;
         }
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(crate::node::CrashAt::AfterPending) {
+            return out;
+        }
         let inc = match dev.inc_sign(counter, payload) {
             Ok(inc) => inc,
             Err(e) => {
@@ -239,9 +263,17 @@ impl<D: TrustedDevice> ListingNode<D> {
                 return out;
             }
         };
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(crate::node::CrashAt::AfterInc) {
+            return out;
+        }
         let sp = state.apply(prepared, inc);
         if let Err(e) = self.commit_step(state, &sp) {
             fail(&mut out, PublishError::Store(e.to_string()));
+            return out;
+        }
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(crate::node::CrashAt::AfterCommit) {
             return out;
         }
         let _ = dev.acknowledge(counter, sp.step.header.value);
@@ -263,7 +295,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     pub fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, ServeError> {
         let mut dev = self.device();
         let guard = self.m_state();
-        let state = guard.as_ref().ok_or(ServeError::UnknownCounter(0))?;
+        let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
         let counter = state.prev_counter();
         let read = dev.read_sign(counter, req.nonce)?;
         let (n, proof) = state.prove(&req.item);

@@ -383,8 +383,14 @@ fn scheme_c_wrong_counter_for_the_item_is_caught_by_the_buyer() {
     let _w = standard_workload(&honest, &m.trusted);
     // Honest first: the item's counter only, fewer values than the node holds in all.
     let o = retrieve_from(&honest, &m.trusted, &target(), Budget::default()).unwrap();
-    assert_eq!(o.counter, honest.certificate().cert.counter_for(&target().key()));
-    assert!(o.t - o.counter.initial < 7, "scheme C reads only the item's counter");
+    assert_eq!(
+        o.counter,
+        honest.certificate().cert.counter_for(&target().key())
+    );
+    assert!(
+        o.t - o.counter.initial < 7,
+        "scheme C reads only the item's counter"
+    );
     let cheater = CheatingNode::new(honest, Strategy::OtherCounter, target());
     let err = retrieve_from(&cheater, &m.trusted, &target(), Budget::default()).unwrap_err();
     assert_eq!(err.kind(), "wrong-counter");

@@ -124,3 +124,78 @@ fn an_m_node_rejects_nothing_valid_and_refuses_invalid_offers() {
     assert_eq!(receipt.step.batch.len(), 1);
     check_m_receipt(&m.trusted, node.peer(), node.certificate(), &good, receipt).unwrap();
 }
+
+#[test]
+fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
+    use candor_listing::CrashAt;
+    for crash in [
+        CrashAt::AfterPending,
+        CrashAt::AfterInc,
+        CrashAt::AfterCommit,
+    ] {
+        let mut m = Market::new();
+        let dir = tempfile::tempdir().unwrap();
+        let node_key = Keypair::generate(&mut rand_core::OsRng);
+        let dev_path = dir.path().join("device.state");
+        let store_path = dir.path().join("store.redb");
+        let mut device =
+            SoftwareDevice::create(&dev_path, PeerId::from_ed25519(&node_key.public()), 1).unwrap();
+        let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
+        let (node, _) = ListingNode::open(
+            device,
+            ListingStore::open(&store_path).unwrap(),
+            cert.clone(),
+        )
+        .unwrap();
+        let s = Keypair::generate(&mut rand_core::OsRng);
+        let first: Vec<SignedOffer> = (0..5)
+            .map(|i| {
+                SignedOffer::sign(
+                    &s,
+                    &items()[i % 2],
+                    10 + i as u64,
+                    Currency::EUR,
+                    1,
+                    NOW + 99,
+                    i as u64 + 1,
+                )
+            })
+            .collect();
+        for r in node.publish_m(&first, NOW) {
+            r.unwrap();
+        }
+        let second: Vec<SignedOffer> = (0..4)
+            .map(|i| {
+                SignedOffer::sign(
+                    &s,
+                    &items()[i % 3],
+                    50 + i as u64,
+                    Currency::EUR,
+                    1,
+                    NOW + 99,
+                    100 + i as u64,
+                )
+            })
+            .collect();
+        node.publish_m_crashing(&second, NOW, crash);
+        drop(node); // the process dies here
+        let device = SoftwareDevice::open(&dev_path).unwrap();
+        let (node, report) =
+            ListingNode::open(device, ListingStore::open(&store_path).unwrap(), cert).unwrap();
+        match crash {
+            CrashAt::AfterPending => assert_eq!(report.dropped, 1),
+            CrashAt::AfterInc => assert_eq!(report.recovered, 1),
+            CrashAt::AfterCommit => assert_eq!((report.recovered, report.dropped), (0, 0)),
+        }
+        let recovered = !matches!(crash, CrashAt::AfterPending);
+        let mut total = 0;
+        for item in items().iter().take(3) {
+            let out = retrieve_from_m(&node, &m.trusted, item, 1000, 5).unwrap();
+            total += out.offers.len();
+        }
+        assert_eq!(total, if recovered { 9 } else { 5 });
+        // Publishing goes on after the restart.
+        let third = SignedOffer::sign(&s, &items()[0], 77, Currency::EUR, 1, NOW + 99, 999);
+        publish_to_m(&node, &m.trusted, &third, NOW).unwrap();
+    }
+}

@@ -63,14 +63,18 @@ fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError>
                 )
             })
             .collect();
-        for (o, r) in offers.iter().zip(node.publish_batch(&offers, now())) {
-            let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
-            let _ = writeln!(
-                out,
-                "RECEIPT {} {}",
-                hex::encode(o.to_bytes()),
-                hex::encode(r.to_bytes())
-            );
+        if node.certificate().cert.scheme == candor_core::Scheme::Merkle {
+            for (o, r) in offers.iter().zip(node.publish_m(&offers, now())) {
+                let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
+                let (o, r) = (hex::encode(o.to_bytes()), hex::encode(r.to_bytes()));
+                let _ = writeln!(out, "MRECEIPT {o} {r}");
+            }
+        } else {
+            for (o, r) in offers.iter().zip(node.publish_batch(&offers, now())) {
+                let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
+                let (o, r) = (hex::encode(o.to_bytes()), hex::encode(r.to_bytes()));
+                let _ = writeln!(out, "RECEIPT {o} {r}");
+            }
         }
         let _ = out.flush();
     }

@@ -77,6 +77,15 @@ fn run_and_kill(data: &Path, ms: u64) -> Vec<String> {
 
 #[test]
 fn killed_at_random_points_loses_nothing_and_is_never_accused() {
+    killed_at_random_points("b");
+}
+
+#[test]
+fn scheme_m_killed_at_random_points_loses_nothing_and_is_never_accused() {
+    killed_at_random_points("m");
+}
+
+fn killed_at_random_points(scheme: &str) {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("authority");
     let data = dir.path().join("node");
@@ -97,11 +106,12 @@ fn killed_at_random_points_loses_nothing_and_is_never_accused() {
         "--authority",
         auth.to_str().unwrap(),
         "--scheme",
-        "b",
+        scheme,
     ]);
 
     let mut rng = rand::thread_rng();
     let mut receipts: Vec<(SignedOffer, Receipt)> = Vec::new();
+    let mut m_receipts: Vec<(SignedOffer, MReceipt)> = Vec::new();
     let mut restarts = 0;
     for _ in 0..8 {
         let lines = run_and_kill(&data, rng.gen_range(40..400));
@@ -110,6 +120,13 @@ fn killed_at_random_points_loses_nothing_and_is_never_accused() {
             let mut parts = l.split_whitespace();
             match parts.next() {
                 Some("RECONCILED") => reconciled = true,
+                Some("MRECEIPT") => {
+                    let o = SignedOffer::from_bytes(&hex::decode(parts.next().unwrap()).unwrap())
+                        .unwrap();
+                    let r =
+                        MReceipt::from_bytes(&hex::decode(parts.next().unwrap()).unwrap()).unwrap();
+                    m_receipts.push((o, r));
+                }
                 Some("RECEIPT") => {
                     let o = SignedOffer::from_bytes(&hex::decode(parts.next().unwrap()).unwrap())
                         .unwrap();
@@ -129,7 +146,7 @@ fn killed_at_random_points_loses_nothing_and_is_never_accused() {
         "the node restarted cleanly only {restarts} times"
     );
     assert!(
-        !receipts.is_empty(),
+        !receipts.is_empty() || !m_receipts.is_empty(),
         "no receipt was printed before the kills"
     );
 
@@ -145,7 +162,21 @@ fn killed_at_random_points_loses_nothing_and_is_never_accused() {
     }
     let device = SoftwareDevice::open(&data.join("device.state")).unwrap();
     let store = ListingStore::open(&data.join("store.redb")).unwrap();
-    let (node, report) = ListingNode::open(device, store, cert).unwrap();
+    let (node, report) = ListingNode::open(device, store, cert.clone()).unwrap();
+    if scheme == "m" {
+        let item = Item::new("crash test item").unwrap();
+        let out = candor_listing::retrieve_from_m(&node, &trusted, &item, u64::MAX, 8).unwrap();
+        for (o, r) in &m_receipts {
+            let p = check_m_receipt(&trusted, &cert.cert.peer, &cert, o, r).unwrap();
+            check_monitor(r, o, &p, &out).unwrap();
+        }
+        eprintln!(
+            "{} M receipts across {restarts} clean restarts; t = {}",
+            m_receipts.len(),
+            out.t
+        );
+        return;
+    }
     assert!(
         report.gaps.is_empty(),
         "the software device never loses a value: {report:?}"
