@@ -190,33 +190,7 @@ impl Retrieval {
         let cert = &head.cert.cert;
         let counter = cert.counter_for(&self.item.key());
         let read = &head.read.read;
-        cert.device
-            .verify_read(&head.read)
-            .map_err(|_| Misbehaviour::BadStatementSignature {
-                what: "Read",
-                value: read.value,
-            })?;
-        if read.nonce != self.nonce {
-            return Err(Misbehaviour::StaleNonce);
-        }
-        if read.device != cert.device.id() {
-            return Err(Misbehaviour::WrongDevice);
-        }
-        if read.peer != self.peer {
-            return Err(Misbehaviour::WrongPeer);
-        }
-        if read.counter != counter.id {
-            return Err(Misbehaviour::WrongCounter {
-                expected: counter.id,
-                got: read.counter,
-            });
-        }
-        if read.value < counter.initial {
-            return Err(Misbehaviour::BelowBase {
-                value: read.value,
-                base: counter.initial,
-            });
-        }
+        crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
         if read.value == u64::MAX {
             // A counter at its very end cannot be paged (values are checked up to t + 1).
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));

@@ -24,6 +24,7 @@
 
 mod buyer;
 mod cert;
+mod checks;
 mod encoding;
 mod entry;
 mod hash;

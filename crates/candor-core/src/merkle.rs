@@ -342,29 +342,11 @@ fn check_signed_step(
     s: &SignedStep,
 ) -> Result<(), Misbehaviour> {
     let inc = &s.inc.inc;
-    cert.cert
-        .device
-        .verify_inc(&s.inc)
-        .map_err(|_| Misbehaviour::BadStatementSignature {
-            what: "Inc",
-            value: inc.value,
-        })?;
-    if inc.device != cert.cert.device.id() {
-        return Err(Misbehaviour::WrongDevice);
-    }
-    if &inc.peer != peer {
-        return Err(Misbehaviour::WrongPeer);
-    }
-    if inc.counter != counter.id || s.header.counter != counter.id {
+    crate::checks::check_inc(cert, peer, counter, &s.inc)?;
+    if s.header.counter != counter.id {
         return Err(Misbehaviour::WrongCounter {
             expected: counter.id,
-            got: inc.counter,
-        });
-    }
-    if inc.value <= counter.initial {
-        return Err(Misbehaviour::BelowBase {
-            value: inc.value,
-            base: counter.initial,
+            got: s.header.counter,
         });
     }
     if inc.value != s.header.value || inc.payload != s.header.payload(peer) {
@@ -794,33 +776,7 @@ impl MRetrieval {
             .first()
             .ok_or(Misbehaviour::BadStep("no counter"))?;
         let read = &head.read.read;
-        head.cert.cert.device.verify_read(&head.read).map_err(|_| {
-            Misbehaviour::BadStatementSignature {
-                what: "Read",
-                value: read.value,
-            }
-        })?;
-        if read.nonce != self.nonce {
-            return Err(Misbehaviour::StaleNonce);
-        }
-        if read.device != head.cert.cert.device.id() {
-            return Err(Misbehaviour::WrongDevice);
-        }
-        if read.peer != self.peer {
-            return Err(Misbehaviour::WrongPeer);
-        }
-        if read.counter != counter.id {
-            return Err(Misbehaviour::WrongCounter {
-                expected: counter.id,
-                got: read.counter,
-            });
-        }
-        if read.value < counter.initial {
-            return Err(Misbehaviour::BelowBase {
-                value: read.value,
-                base: counter.initial,
-            });
-        }
+        crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
         let root = match (&head.step, read.value == counter.initial) {
             (None, true) => empty_root(),
             (Some(s), false) => {

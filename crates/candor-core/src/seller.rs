@@ -24,32 +24,8 @@ pub fn check_receipt(
         return Err(Misbehaviour::BadReceipt("it names another certificate"));
     }
     let inc = &receipt.inc.inc;
-    cert.cert
-        .device
-        .verify_inc(&receipt.inc)
-        .map_err(|_| Misbehaviour::BadStatementSignature {
-            what: "Inc",
-            value: inc.value,
-        })?;
-    if inc.device != cert.cert.device.id() {
-        return Err(Misbehaviour::WrongDevice);
-    }
-    if &inc.peer != peer {
-        return Err(Misbehaviour::WrongPeer);
-    }
     let counter = cert.cert.counter_for(&offer.offer.key);
-    if inc.counter != counter.id {
-        return Err(Misbehaviour::WrongCounter {
-            expected: counter.id,
-            got: inc.counter,
-        });
-    }
-    if inc.value <= counter.initial {
-        return Err(Misbehaviour::BelowBase {
-            value: inc.value,
-            base: counter.initial,
-        });
-    }
+    crate::checks::check_inc(cert, peer, &counter, &receipt.inc)?;
     if inc.payload != entry_payload(peer, counter.id, &offer.to_bytes()) {
         return Err(Misbehaviour::BadReceipt("the Inc does not bind this offer"));
     }

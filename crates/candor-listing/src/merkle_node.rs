@@ -89,20 +89,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         let d = dev.value(counter.id)?;
         let r = state.value();
         let acked = dev.acknowledged(counter.id)?;
-        if d < r {
-            return Err(OpenError::DeviceRolledBack {
-                counter: counter.id,
-                device: d,
-                store: r,
-            });
-        }
-        if r < acked {
-            return Err(OpenError::StoreRolledBack {
-                counter: counter.id,
-                store: r,
-                acknowledged: acked,
-            });
-        }
+        crate::node::check_rollback(counter.id, d, r, acked)?;
         let pending = self.store.pending(counter.id)?;
         if d == r + 1 {
             // The device counted the last step; its batch is in a pending record.

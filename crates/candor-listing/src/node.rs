@@ -61,6 +61,30 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// Refuses to start on a rolled-back device (D < R) or store (R < what was acknowledged).
+pub(crate) fn check_rollback(
+    counter: CounterId,
+    device: u64,
+    store: u64,
+    acknowledged: u64,
+) -> Result<(), OpenError> {
+    if device < store {
+        return Err(OpenError::DeviceRolledBack {
+            counter,
+            device,
+            store,
+        });
+    }
+    if store < acknowledged {
+        return Err(OpenError::StoreRolledBack {
+            counter,
+            store,
+            acknowledged,
+        });
+    }
+    Ok(())
+}
+
 /// Why a publish was refused.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -211,20 +235,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             let d = dev.value(c.id)?;
             let r = self.store.head(c.id)?.unwrap_or(c.initial);
             let acked = dev.acknowledged(c.id)?;
-            if d < r {
-                return Err(OpenError::DeviceRolledBack {
-                    counter: c.id,
-                    device: d,
-                    store: r,
-                });
-            }
-            if r < acked {
-                return Err(OpenError::StoreRolledBack {
-                    counter: c.id,
-                    store: r,
-                    acknowledged: acked,
-                });
-            }
+            check_rollback(c.id, d, r, acked)?;
             let pending: HashMap<Digest, PendingItem> = self
                 .store
                 .pending(c.id)?

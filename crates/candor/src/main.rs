@@ -8,6 +8,7 @@ mod api;
 mod bench;
 mod bench_net;
 mod bench_schemes;
+mod catalogue;
 mod client;
 mod daemon;
 mod debug;

@@ -1,5 +1,6 @@
 //! `candor walkthrough`: a whole marketplace in one process, on real files.
 
+use crate::catalogue::CATALOGUE;
 use crate::files::{self, AuthorityDir, NodeDir};
 use crate::{now, CliError};
 use candor_core::{
@@ -37,21 +38,6 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
-
-const CATALOGUE: &[(&str, u64)] = &[
-    ("Fairphone 5, 256 GB, refurbished", 45_000),
-    ("Raspberry Pi 5, 8 GB", 8_900),
-    ("Brompton C Line Explore, 6-speed", 160_000),
-    ("Sony WH-1000XM5 headphones", 29_900),
-    ("Nintendo Switch OLED", 31_000),
-    ("Kindle Paperwhite 16 GB", 14_900),
-    ("Canon EOS R50 body", 69_900),
-    ("LEGO 10497 Galaxy Explorer", 9_999),
-    ("Le Creuset cast-iron casserole 24 cm", 24_900),
-    ("Patagonia Nano Puff jacket, size M", 17_900),
-    ("De'Longhi Dedica EC685 espresso machine", 16_900),
-    ("IKEA Poäng armchair, birch", 9_900),
-];
 
 struct Env {
     dir: PathBuf,
