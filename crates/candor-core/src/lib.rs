@@ -52,8 +52,9 @@ pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
 pub use merkle::{
     batch_root, chain_next, chain_start, check_m_receipt, check_monitor, empty_root, leaf_of,
-    offer_hash, verify_step, Leaf, MHead, MOutcome, MPage, MPageRequest, MReceipt, MRetrieval,
-    MState, Placement, PreparedStep, SignedStep, StepHeader, StepProof, MAX_BATCH, MAX_LIST_PAGE,
+    offer_hash, verify_past, verify_step, Leaf, MHead, MOutcome, MPage, MPageRequest, MPast,
+    MReceipt, MRetrieval, MState, Placement, PreparedStep, SignedStep, StepHeader, StepProof,
+    MAX_BATCH, MAX_HISTORY, MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,

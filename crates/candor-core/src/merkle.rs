@@ -28,6 +28,10 @@ use std::collections::BTreeMap;
 
 const VERSION: u8 = 1;
 
+/// How many past trees a node keeps for proofs under past roots (older ones are rebuilt by
+/// replaying the stored steps).
+pub const MAX_HISTORY: usize = 4096;
+
 /// The most offers one step may commit.
 pub const MAX_BATCH: usize = 1024;
 
@@ -1024,6 +1028,9 @@ pub struct PreparedStep {
 #[derive(Debug, Clone)]
 pub struct MState {
     tree: Smt,
+    /// Snapshots of the tree after recent steps (copy-on-write, so cheap), for proofs under
+    /// past roots.
+    history: BTreeMap<u64, Smt>,
     leaves: BTreeMap<ItemKey, Leaf>,
     counter: CertifiedCounter,
     value: u64,
@@ -1036,6 +1043,7 @@ impl MState {
     pub fn new(counter: CertifiedCounter) -> Self {
         Self {
             tree: Smt::new(),
+            history: BTreeMap::new(),
             leaves: BTreeMap::new(),
             counter,
             value: counter.initial,
@@ -1073,6 +1081,15 @@ impl MState {
         self.total = last.header.total_offers;
         self.last = Some(last);
         self
+    }
+
+    /// The proof for `d` under the root after step `value`, if that step is recent enough to
+    /// have a snapshot (or is the base, whose tree is empty).
+    pub fn prove_at(&self, d: &ItemKey, value: u64) -> Option<MultiProof> {
+        if value == self.counter.initial {
+            return Some(Smt::new().prove(&[d.0 .0]));
+        }
+        self.history.get(&value).map(|t| t.prove(&[d.0 .0]))
     }
 
     /// Offers committed so far.
@@ -1169,6 +1186,10 @@ impl MState {
 
     /// Applies a prepared step once the device counted it; returns the whole step proof.
     pub fn apply(&mut self, p: PreparedStep, inc: SignedInc) -> StepProof {
+        self.history.insert(p.header.value, self.tree.clone());
+        while self.history.len() > MAX_HISTORY {
+            self.history.pop_first();
+        }
         self.value = p.header.value;
         self.total = p.header.total_offers;
         let step = SignedStep {
@@ -1615,4 +1636,118 @@ mod tests {
             4.0 * sd
         );
     }
+}
+
+/// A proof for an item under the root after a past step: the step's signed header, how many
+/// offers the item's list held then, and the proof. The list itself comes in pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MPast {
+    /// The node's certificate.
+    pub cert: SignedCertificate,
+    /// The step (None at the base value, whose root is the empty root).
+    pub step: Option<SignedStep>,
+    /// The step's value.
+    pub value: u64,
+    /// n_d after that step.
+    pub n: u64,
+    /// The proof for d under that step's root.
+    pub proof: MultiProof,
+}
+
+impl Encode for MPast {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
+        match &self.step {
+            None => {
+                w.u8(0);
+            }
+            Some(s) => {
+                w.u8(1);
+                s.encode_to(w);
+            }
+        }
+        w.u64(self.n);
+        self.proof.encode_to(w);
+    }
+}
+
+impl Decode for MPast {
+    const WHAT: &'static str = "past proof";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let value = r.u64("value")?;
+        let step = match r.u8("step present")? {
+            0 => None,
+            1 => Some(SignedStep::decode_from(r)?),
+            kind => {
+                return Err(DecodeError::UnknownKind {
+                    what: Self::WHAT,
+                    kind,
+                })
+            }
+        };
+        Ok(Self {
+            cert,
+            step,
+            value,
+            n: r.u64("n")?,
+            proof: MultiProof::decode_from(r)?,
+        })
+    }
+}
+
+/// Checks a proof for `item` under a past step's root with the item's list as it was then
+/// (`list`, the first n offers). Returns the offers.
+pub fn verify_past(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    item: &Item,
+    past: &MPast,
+    list: &[Vec<u8>],
+) -> Result<Vec<SignedOffer>, Misbehaviour> {
+    past.cert.verify_for(trusted, peer)?;
+    if past.cert.cert.scheme != crate::cert::Scheme::Merkle {
+        return Err(Misbehaviour::BadStep(
+            "the node's certificate is not for scheme M",
+        ));
+    }
+    let counter = *past
+        .cert
+        .cert
+        .counters
+        .first()
+        .ok_or(Misbehaviour::BadStep("no counter"))?;
+    let root = match (&past.step, past.value == counter.initial) {
+        (None, true) => empty_root(),
+        (Some(s), false) => {
+            check_signed_step(&past.cert, peer, &counter, s)?;
+            if s.header.value != past.value {
+                return Err(Misbehaviour::BadStep("the step is not the one asked for"));
+            }
+            s.header.new_root
+        }
+        _ => return Err(Misbehaviour::BadStep("the step is missing or extra")),
+    };
+    if list.len() as u64 != past.n {
+        return Err(Misbehaviour::Truncated {
+            next: list.len() as u64,
+            t: past.n,
+        });
+    }
+    let d = item.key();
+    let value = (past.n > 0).then(|| leaf_of(&d, list.iter().map(Vec::as_slice)).value_hash());
+    past.proof
+        .verify(&root, &[(d.0 .0, value)])
+        .map_err(|_| Misbehaviour::BadProof("the list is not the one under that step's root"))?;
+    list.iter()
+        .map(|b| {
+            let o = SignedOffer::from_bytes(b)
+                .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
+            if o.offer.key != d || o.verify().is_err() {
+                return Err(Misbehaviour::BadStep("the list holds an invalid offer"));
+            }
+            Ok(o)
+        })
+        .collect()
 }

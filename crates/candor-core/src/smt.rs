@@ -7,7 +7,9 @@
 //!
 //! Storage is compact: a binary Patricia trie keeps only leaves and the nodes where two
 //! non-empty subtrees meet, each with its hash cached as seen from its parent, so memory is
-//! O(n) and an update costs one hash per level of the key's path (≈ 256). Proofs carry only
+//! O(n) and an update costs one hash per level of the key's path (≈ 256). Children are shared
+//! copy-on-write, so cloning a tree is O(1) and a clone is a snapshot that later updates leave
+//! intact: proofs under past roots are served from snapshots. Proofs carry only
 //! the non-empty siblings (a bitmap marks which), O(log n) hashes per key.
 //!
 //! [`MultiProof`] proves any set of keys at once; with the keys' leaf hashes before and after
@@ -101,7 +103,7 @@ enum Kind {
     Branch {
         depth: usize,
         key: [u8; 32],
-        children: Box<[Node; 2]>,
+        children: std::sync::Arc<[Node; 2]>,
     },
 }
 
@@ -177,7 +179,7 @@ fn insert(node: Option<Node>, key: [u8; 32], value: Digest, view: usize) -> (Nod
             kind: Kind::Branch {
                 depth: common,
                 key,
-                children: Box::new(children),
+                children: std::sync::Arc::new(children),
             },
             up: Digest::default(),
         };
@@ -193,6 +195,8 @@ fn insert(node: Option<Node>, key: [u8; 32], value: Digest, view: usize) -> (Nod
             depth, children, ..
         } => {
             let side = usize::from(bit(&key, *depth));
+            // Copy-on-write: a snapshot of an older tree keeps the shared children.
+            let children = std::sync::Arc::make_mut(children);
             let child = std::mem::replace(
                 &mut children[side],
                 Node {
@@ -612,6 +616,30 @@ mod tests {
         more.push((k(5), Some(v(9))));
         more.sort();
         assert!(proof.root(&more).is_err() || proof.root(&more).unwrap() != t.root());
+    }
+
+    #[test]
+    fn a_clone_is_a_snapshot_that_later_updates_leave_intact() {
+        let mut t = Smt::new();
+        for i in 0..40 {
+            t.insert(k(i), v(i));
+        }
+        let snap = t.clone();
+        let old_root = snap.root();
+        for i in 20..60 {
+            t.insert(k(i), v(i + 1000));
+        }
+        assert_eq!(snap.root(), old_root);
+        assert_ne!(t.root(), old_root);
+        snap.prove(&[k(25)])
+            .verify(&old_root, &[(k(25), Some(v(25)))])
+            .unwrap();
+        snap.prove(&[k(50)])
+            .verify(&old_root, &[(k(50), None)])
+            .unwrap();
+        t.prove(&[k(25)])
+            .verify(&t.root(), &[(k(25), Some(v(1025)))])
+            .unwrap();
     }
 
     #[test]

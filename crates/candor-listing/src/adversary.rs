@@ -419,6 +419,10 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
         Listing::m_step(&self.honest, value)
     }
 
+    fn m_prove_at(&self, d: &candor_core::ItemKey, v: u64) -> Result<candor_core::MPast, Refusal> {
+        Listing::m_prove_at(&self.honest, d, v)
+    }
+
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
         match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),

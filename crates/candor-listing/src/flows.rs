@@ -185,6 +185,14 @@ pub trait Listing {
     fn m_step(&self, _value: u64) -> Result<StepProof, Refusal> {
         Err(Refusal::refused("this node does not run scheme M"))
     }
+    /// A proof for an item under the root after any past step (scheme M).
+    fn m_prove_at(
+        &self,
+        _item: &candor_core::ItemKey,
+        _value: u64,
+    ) -> Result<candor_core::MPast, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
 }
 
 impl<D: TrustedDevice> Listing for ListingNode<D> {
@@ -235,6 +243,13 @@ impl<D: TrustedDevice> Listing for ListingNode<D> {
     }
     fn m_page(&self, req: &MPageRequest) -> Result<MPage, Refusal> {
         ListingNode::m_page(self, req).map_err(|e| Refusal::refused(e.to_string()))
+    }
+    fn m_prove_at(
+        &self,
+        item: &candor_core::ItemKey,
+        value: u64,
+    ) -> Result<candor_core::MPast, Refusal> {
+        ListingNode::m_prove_at(self, item, value).map_err(|e| Refusal::refused(e.to_string()))
     }
     fn m_step(&self, value: u64) -> Result<StepProof, Refusal> {
         ListingNode::m_step(self, value)
@@ -528,4 +543,38 @@ pub fn monitor_any(
         return monitor_m(node, trusted, item, &stepped).map(AnyOutcome::Stepped);
     }
     monitor(node, trusted, item, counted, budget).map(AnyOutcome::Counted)
+}
+
+/// What item d's list was after a past step `value` of a scheme-M node, proved under that
+/// step's signed root (DESIGN.md §5: proofs under any past root are served).
+pub fn retrieve_at_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    value: u64,
+) -> Result<Vec<SignedOffer>, Misbehaviour> {
+    let past = node
+        .m_prove_at(&item.key(), value)
+        .map_err(Refusal::into_misbehaviour)?;
+    let past = candor_core::MPast::from_bytes(&past.to_bytes())?;
+    let mut list: Vec<Vec<u8>> = Vec::new();
+    while (list.len() as u64) < past.n {
+        let want = (past.n - list.len() as u64).min(candor_core::MAX_LIST_PAGE as u64) as u32;
+        let page = node
+            .m_page(&MPageRequest {
+                item: item.key(),
+                from: list.len() as u64,
+                count: want,
+            })
+            .map_err(Refusal::into_misbehaviour)?;
+        let page = MPage::from_bytes(&page.to_bytes())?;
+        if page.offers.is_empty() {
+            return Err(Misbehaviour::Truncated {
+                next: list.len() as u64,
+                t: past.n,
+            });
+        }
+        list.extend(page.offers.into_iter().take(want as usize));
+    }
+    candor_core::verify_past(trusted, &node.peer(), item, &past, &list)
 }

@@ -44,8 +44,8 @@ pub use committer::{Committer, CommitterError, Published};
 pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use flows::{
     enrol, monitor, monitor_any, monitor_m, publish_to, publish_to_any, publish_to_m, retrieve_any,
-    retrieve_from, retrieve_from_m, AnyHead, AnyOutcome, AnyReceipt, AnyReply, EnrolError, Listing,
-    PublishReply, Refusal, RefusalKind,
+    retrieve_at_m, retrieve_from, retrieve_from_m, AnyHead, AnyOutcome, AnyReceipt, AnyReply,
+    EnrolError, Listing, PublishReply, Refusal, RefusalKind,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;

@@ -3,7 +3,7 @@
 
 use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
 use candor_core::{
-    Decode, Encode, ItemKey, MHead, MPage, MPageRequest, MReceipt, MState, RetrieveRequest,
+    Decode, Encode, ItemKey, MHead, MPage, MPageRequest, MPast, MReceipt, MState, RetrieveRequest,
     SignedOffer, StepProof, MAX_BATCH, MAX_LIST_PAGE,
 };
 use candor_device::TrustedDevice;
@@ -55,6 +55,11 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// The state the stored steps replay to.
     fn replay(&self) -> Result<MState, OpenError> {
+        self.replay_until(u64::MAX)
+    }
+
+    /// The state after the stored steps up to `until`.
+    fn replay_until(&self, until: u64) -> Result<MState, OpenError> {
         let counter = self
             .cert
             .cert
@@ -64,6 +69,9 @@ impl<D: TrustedDevice> ListingNode<D> {
             .ok_or(OpenError::CertMismatch("no counter"))?;
         let mut state = MState::new(counter);
         for (value, bytes) in self.store.steps(counter.id)? {
+            if value > until {
+                break;
+            }
             let sp = StepProof::from_bytes(&bytes).map_err(|_| OpenError::StepReplay(value))?;
             let p = state.prepare(keyed(&sp.batch));
             if p.header != sp.step.header {
@@ -291,6 +299,52 @@ impl<D: TrustedDevice> ListingNode<D> {
             read,
             step: state.last().cloned(),
             n,
+            proof,
+        })
+    }
+
+    /// A proof for `item` under the root after step `value` (any past step): from a recent
+    /// snapshot, or by replaying the stored steps up to it.
+    pub fn m_prove_at(&self, item: &ItemKey, value: u64) -> Result<MPast, ServeError> {
+        let (proof, counter) = {
+            let guard = self.m_state();
+            let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
+            if value > state.value()
+                || value
+                    < self
+                        .cert
+                        .cert
+                        .counters
+                        .first()
+                        .map(|c| c.initial)
+                        .unwrap_or(0)
+            {
+                return Err(ServeError::NoSuchStep(value));
+            }
+            (state.prove_at(item, value), state.prev_counter())
+        };
+        let proof = match proof {
+            Some(p) => p,
+            None => {
+                self.replay_until(value)
+                    .map_err(|_| ServeError::NoSuchStep(value))?
+                    .prove(item)
+                    .1
+            }
+        };
+        let step = match self.store.step(counter, value)? {
+            Some(b) => Some(
+                StepProof::from_bytes(&b)
+                    .map_err(|_| ServeError::NoSuchStep(value))?
+                    .step,
+            ),
+            None => None,
+        };
+        Ok(MPast {
+            cert: self.cert.clone(),
+            step,
+            value,
+            n: self.store.list_len_at(&item.0 .0, value)?,
             proof,
         })
     }

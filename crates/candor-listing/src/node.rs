@@ -118,6 +118,9 @@ pub enum PublishError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// No such step (yet).
+    #[error("there is no step {0} to prove under")]
+    NoSuchStep(u64),
     /// The request is for another scheme than the node runs.
     #[error("this node runs another scheme")]
     WrongScheme,

@@ -199,3 +199,65 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
         publish_to_m(&node, &m.trusted, &third, NOW).unwrap();
     }
 }
+
+#[test]
+fn proofs_under_any_past_root_from_snapshots_and_replay() {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let mut device = SoftwareDevice::create(
+        &dir.path().join("device.state"),
+        PeerId::from_ed25519(&node_key.public()),
+        1,
+    )
+    .unwrap();
+    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
+    let (node, _) = ListingNode::open(
+        device,
+        ListingStore::open(&dir.path().join("store.redb")).unwrap(),
+        cert.clone(),
+    )
+    .unwrap();
+    let items = items();
+    let s = Keypair::generate(&mut rand_core::OsRng);
+    // history[v] = what item 0's list held after step v.
+    let mut history: Vec<Vec<SignedOffer>> = vec![Vec::new()];
+    let mut list = Vec::new();
+    for step in 0..6u64 {
+        let offers: Vec<SignedOffer> = (0..3)
+            .map(|i| {
+                SignedOffer::sign(
+                    &s,
+                    &items[((step + i) % 2) as usize],
+                    100 * step + i,
+                    Currency::EUR,
+                    1,
+                    NOW + 99,
+                    10 * step + i + 1,
+                )
+            })
+            .collect();
+        for r in node.publish_m(&offers, NOW) {
+            r.unwrap();
+        }
+        list.extend(offers.into_iter().filter(|o| o.offer.key == items[0].key()));
+        history.push(list.clone());
+    }
+    for (v, expected) in history.iter().enumerate() {
+        let got = candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], v as u64).unwrap();
+        assert_eq!(&got, expected, "after step {v}");
+    }
+    // After a restart the snapshots of the replayed steps are rebuilt too; a step that does
+    // not exist yet is refused.
+    drop(node);
+    let device = SoftwareDevice::open(&dir.path().join("device.state")).unwrap();
+    let (node, _) = ListingNode::open(
+        device,
+        ListingStore::open(&dir.path().join("store.redb")).unwrap(),
+        cert,
+    )
+    .unwrap();
+    let got = candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 2).unwrap();
+    assert_eq!(got, history[2]);
+    assert!(candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 99).is_err());
+}

@@ -181,6 +181,17 @@ impl Listing for RemoteListing {
         }
     }
 
+    fn m_prove_at(
+        &self,
+        item: &candor_core::ItemKey,
+        value: u64,
+    ) -> Result<candor_core::MPast, Refusal> {
+        match self.retrieve_call(RetrieveMsg::MProveAt(*item, value))? {
+            RetrieveAnswer::MPast(p) => Ok(*p),
+            _ => Err(unexpected("a past proof")),
+        }
+    }
+
     fn m_step(&self, value: u64) -> Result<StepProof, Refusal> {
         match self.retrieve_call(RetrieveMsg::MStep(value))? {
             RetrieveAnswer::MStep(sp) => Ok(*sp),

@@ -287,6 +287,13 @@ impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
     fn m_step(&self, v: u64) -> Result<candor_core::StepProof, candor_listing::Refusal> {
         Listing::m_step(self.0, v)
     }
+    fn m_prove_at(
+        &self,
+        d: &candor_core::ItemKey,
+        v: u64,
+    ) -> Result<candor_core::MPast, candor_listing::Refusal> {
+        Listing::m_prove_at(self.0, d, v)
+    }
 }
 
 /// The candor PeerId of a libp2p one (for reports).

@@ -92,6 +92,10 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
             RetrieveMsg::Head(h) => self.node.head(&h).map(RetrieveAnswer::Head),
             RetrieveMsg::Page(p) => self.node.page(&p).map(RetrieveAnswer::Page),
             RetrieveMsg::MPage(p) => self.node.m_page(&p).map(RetrieveAnswer::MPage),
+            RetrieveMsg::MProveAt(d, v) => self
+                .node
+                .m_prove_at(&d, v)
+                .map(|p| RetrieveAnswer::MPast(Box::new(p))),
             RetrieveMsg::MStep(v) => match self.node.m_step(v) {
                 Ok(Some(sp)) => Ok(RetrieveAnswer::MStep(Box::new(sp))),
                 Ok(None) => Ok(RetrieveAnswer::Refused(Refused::new(
@@ -148,6 +152,10 @@ impl<L: candor_listing::Listing + Send + Sync + 'static> Service for ServeListin
             }),
             RetrieveMsg::Page(p) => self.0.page(&p).map(RetrieveAnswer::Page),
             RetrieveMsg::MPage(p) => self.0.m_page(&p).map(RetrieveAnswer::MPage),
+            RetrieveMsg::MProveAt(d, v) => self
+                .0
+                .m_prove_at(&d, v)
+                .map(|p| RetrieveAnswer::MPast(Box::new(p))),
             RetrieveMsg::MStep(v) => self.0.m_step(v).map(|s| RetrieveAnswer::MStep(Box::new(s))),
         };
         r.unwrap_or_else(|e| RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)))

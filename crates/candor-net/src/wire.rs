@@ -2,9 +2,9 @@
 //! and the hard size limits each protocol enforces.
 
 use candor_core::{
-    Decode, DecodeError, Encode, MHead, MPage, MPageRequest, MReceipt, Page, PageRequest, Reader,
-    Receipt, RetrieveHead, RetrieveRequest, SignedCertificate, SignedOffer, StepProof, Writer,
-    MAX_OFFER_BYTES,
+    Decode, DecodeError, Digest, Encode, ItemKey, MHead, MPage, MPageRequest, MPast, MReceipt,
+    Page, PageRequest, Reader, Receipt, RetrieveHead, RetrieveRequest, SignedCertificate,
+    SignedOffer, StepProof, Writer, MAX_OFFER_BYTES,
 };
 
 const VERSION: u8 = 1;
@@ -220,6 +220,8 @@ pub enum RetrieveMsg {
     MPage(MPageRequest),
     /// Fetch a whole step, for an audit (scheme M).
     MStep(u64),
+    /// A proof for an item under the root after a past step (scheme M).
+    MProveAt(ItemKey, u64),
 }
 
 impl Encode for RetrieveMsg {
@@ -241,6 +243,9 @@ impl Encode for RetrieveMsg {
             Self::MStep(v) => {
                 w.u8(4).u64(*v);
             }
+            Self::MProveAt(d, v) => {
+                w.u8(5).fixed(d.0.as_bytes()).u64(*v);
+            }
         }
     }
 }
@@ -254,6 +259,10 @@ impl Decode for RetrieveMsg {
             2 => Ok(Self::Page(PageRequest::decode_from(r)?)),
             3 => Ok(Self::MPage(MPageRequest::decode_from(r)?)),
             4 => Ok(Self::MStep(r.u64("step")?)),
+            5 => Ok(Self::MProveAt(
+                ItemKey(Digest(r.array("item")?)),
+                r.u64("step")?,
+            )),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -278,6 +287,8 @@ pub enum RetrieveAnswer {
     MPage(MPage),
     /// A whole step.
     MStep(Box<StepProof>),
+    /// A proof under a past root.
+    MPast(Box<MPast>),
 }
 
 impl Encode for RetrieveAnswer {
@@ -308,6 +319,10 @@ impl Encode for RetrieveAnswer {
                 w.u8(6);
                 sp.encode_to(w);
             }
+            Self::MPast(p) => {
+                w.u8(7);
+                p.encode_to(w);
+            }
         }
     }
 }
@@ -323,6 +338,7 @@ impl Decode for RetrieveAnswer {
             4 => Ok(Self::MHead(Box::new(MHead::decode_from(r)?))),
             5 => Ok(Self::MPage(MPage::decode_from(r)?)),
             6 => Ok(Self::MStep(Box::new(StepProof::decode_from(r)?))),
+            7 => Ok(Self::MPast(Box::new(MPast::decode_from(r)?))),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -368,6 +384,7 @@ mod tests {
                 count: 6,
             }),
             RetrieveMsg::MStep(7),
+            RetrieveMsg::MProveAt(item, 8),
         ] {
             let bytes = m.to_bytes();
             assert_eq!(RetrieveMsg::from_bytes(&bytes).unwrap().to_bytes(), bytes);

@@ -523,6 +523,17 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 let o = r.unwrap();
                 assert_eq!(o.offers().len(), 3);
                 assert!((o.detection() - 1.0).abs() < 1e-9, "3 audits of 3 steps");
+                // Proofs under past roots, over the network: the list after each step.
+                for v in 1..=3u64 {
+                    let past = candor_listing::retrieve_at_m(
+                        listing_for(&net2, 1, *p).as_ref(),
+                        &net2.trusted,
+                        &item,
+                        v,
+                    )
+                    .unwrap();
+                    assert_eq!(past.len() as u64, v);
+                }
             }
         }
     })

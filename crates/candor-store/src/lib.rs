@@ -388,8 +388,12 @@ impl ListingStore {
                 .insert((counter, value), step)
                 .map_err(|x| e(x.into()))?;
             for (d, i, bytes) in appended {
+                // Each list entry records the step that appended it.
+                let mut rec = Vec::with_capacity(8 + bytes.len());
+                rec.extend_from_slice(&value.to_be_bytes());
+                rec.extend_from_slice(bytes);
                 lists
-                    .insert((d, *i), bytes.as_slice())
+                    .insert((d, *i), rec.as_slice())
                     .map_err(|x| e(x.into()))?;
             }
             pending
@@ -447,9 +451,31 @@ impl ListingStore {
             .take(count)
         {
             let (_, v) = row.map_err(|x| e(x.into()))?;
-            out.push(v.value().to_vec());
+            out.push(v.value().get(8..).unwrap_or_default().to_vec());
         }
         Ok(out)
+    }
+
+    /// How many offers item `d`'s list held after step `value`.
+    pub fn list_len_at(&self, d: &[u8; 32], value: u64) -> Result<u64, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
+        let mut n = 0;
+        for row in t.range((d, 0)..=(d, u64::MAX)).map_err(|x| e(x.into()))? {
+            let (_, v) = row.map_err(|x| e(x.into()))?;
+            let step = v
+                .value()
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            if step > value {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Where the store lives.
