@@ -23,4 +23,11 @@ fuzz_target!(|data: &[u8]| {
     canonical::<PageRequest>(data);
     canonical::<Page>(data);
     canonical::<Evidence>(data);
+    canonical::<StepProof>(data);
+    canonical::<SignedStep>(data);
+    canonical::<MReceipt>(data);
+    canonical::<MHead>(data);
+    canonical::<MPage>(data);
+    canonical::<MPageRequest>(data);
+    canonical::<MPast>(data);
 });

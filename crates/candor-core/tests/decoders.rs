@@ -33,6 +33,14 @@ fn all(bytes: &[u8]) -> Result<(), TestCaseError> {
     canonical::<PageItem>(bytes)?;
     canonical::<Evidence>(bytes)?;
     canonical::<DeviceKey>(bytes)?;
+    canonical::<StepHeader>(bytes)?;
+    canonical::<SignedStep>(bytes)?;
+    canonical::<StepProof>(bytes)?;
+    canonical::<MReceipt>(bytes)?;
+    canonical::<MHead>(bytes)?;
+    canonical::<MPage>(bytes)?;
+    canonical::<MPageRequest>(bytes)?;
+    canonical::<MPast>(bytes)?;
     Ok(())
 }
 
@@ -70,7 +78,7 @@ fn seeds() -> Vec<Vec<u8>> {
             },
         ],
     };
-    vec![
+    let out = vec![
         offer.to_bytes(),
         inc.to_bytes(),
         signer.sign_read(0, 4, [2; 32]).to_bytes(),
@@ -106,7 +114,54 @@ fn seeds() -> Vec<Vec<u8>> {
             bytes: vec![1, 2, 3],
         }
         .to_bytes(),
-    ]
+    ];
+    // Scheme M messages.
+    let mreq = EnrolRequest::new(
+        &node,
+        signer.device_key(),
+        Scheme::Merkle,
+        vec![signer.sign_read(0, 0, [1; 32])],
+    );
+    let mcert = authority
+        .certify(&mut Registry::default(), &mreq, [1; 32], 9)
+        .unwrap();
+    let mut state = MState::new(mcert.cert.counters[0]);
+    let p = state.prepare(vec![(item.key(), offer.to_bytes())]);
+    let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
+    let sp = state.apply(p, inc);
+    let (n, proof) = state.prove(&item.key());
+    let mut out = out;
+    out.extend([
+        sp.to_bytes(),
+        sp.step.to_bytes(),
+        MReceipt {
+            cert_id: mcert.id(),
+            step: std::sync::Arc::new(sp.clone()),
+            position: 0,
+        }
+        .to_bytes(),
+        MHead {
+            cert: mcert.clone(),
+            read: signer.sign_read(0, 1, [4; 32]),
+            step: Some(sp.step.clone()),
+            n,
+            proof: proof.clone(),
+        }
+        .to_bytes(),
+        MPage {
+            offers: vec![offer.to_bytes()],
+        }
+        .to_bytes(),
+        MPast {
+            cert: mcert,
+            step: Some(sp.step.clone()),
+            value: 1,
+            n,
+            proof,
+        }
+        .to_bytes(),
+    ]);
+    out
 }
 
 proptest! {
@@ -119,7 +174,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_messages_never_panic_and_stay_canonical(
-        which in 0usize..12,
+        which in 0usize..18,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
@@ -153,6 +208,12 @@ fn every_seed_decodes() {
             PageRequest::from_bytes(&s).is_ok(),
             Page::from_bytes(&s).is_ok(),
             Evidence::from_bytes(&s).is_ok(),
+            StepProof::from_bytes(&s).is_ok(),
+            SignedStep::from_bytes(&s).is_ok(),
+            MReceipt::from_bytes(&s).is_ok(),
+            MHead::from_bytes(&s).is_ok(),
+            MPage::from_bytes(&s).is_ok(),
+            MPast::from_bytes(&s).is_ok(),
         ] {
             decoded += usize::from(f);
         }
