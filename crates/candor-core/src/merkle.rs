@@ -217,6 +217,29 @@ pub fn batch_root(batch: &[(ItemKey, Digest)]) -> Digest {
     h.finish()
 }
 
+fn encode_opt_step(w: &mut Writer, s: &Option<SignedStep>) {
+    match s {
+        None => {
+            w.u8(0);
+        }
+        Some(s) => {
+            w.u8(1);
+            s.encode_to(w);
+        }
+    }
+}
+
+fn decode_opt_step(r: &mut Reader<'_>) -> Result<Option<SignedStep>, DecodeError> {
+    match r.u8("step present")? {
+        0 => Ok(None),
+        1 => Ok(Some(SignedStep::decode_from(r)?)),
+        kind => Err(DecodeError::UnknownKind {
+            what: "optional step",
+            kind,
+        }),
+    }
+}
+
 /// A whole step as the node serves it to sellers and auditors: the signed header, the step
 /// before it (absent at the base), the batch's offers, the touched keys' old leaves, and the
 /// transition proof.
@@ -238,15 +261,7 @@ impl Encode for StepProof {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION);
         self.step.encode_to(w);
-        match &self.prev {
-            None => {
-                w.u8(0);
-            }
-            Some(p) => {
-                w.u8(1);
-                p.encode_to(w);
-            }
-        }
+        encode_opt_step(w, &self.prev);
         w.u32(self.batch.len() as u32);
         for b in &self.batch {
             w.bytes16(b);
@@ -273,16 +288,7 @@ impl Decode for StepProof {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
         let step = SignedStep::decode_from(r)?;
-        let prev = match r.u8("prev present")? {
-            0 => None,
-            1 => Some(SignedStep::decode_from(r)?),
-            kind => {
-                return Err(DecodeError::UnknownKind {
-                    what: "prev step",
-                    kind,
-                })
-            }
-        };
+        let prev = decode_opt_step(r)?;
         let n = r.u32("batch size")? as usize;
         if n > MAX_BATCH {
             return Err(DecodeError::TooLong {
@@ -359,6 +365,32 @@ fn check_signed_step(
         ));
     }
     Ok(())
+}
+
+/// The root after step `value`: the empty root at the base (and no step), else the signed
+/// step at exactly that value.
+fn root_at(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    step: Option<&SignedStep>,
+    value: u64,
+) -> Result<Digest, Misbehaviour> {
+    match (step, value == counter.initial) {
+        (None, true) => Ok(empty_root()),
+        (Some(s), false) => {
+            check_signed_step(cert, peer, counter, s)?;
+            if s.header.value != value {
+                return Err(Misbehaviour::BadStep(
+                    "the step is not the one at that value",
+                ));
+            }
+            Ok(s.header.new_root)
+        }
+        _ => Err(Misbehaviour::BadStep(
+            "the step at that value is missing or extra",
+        )),
+    }
 }
 
 /// Checks a whole step (DESIGN.md §5, the seller's and the auditor's check). Returns where
@@ -563,15 +595,7 @@ impl Encode for MHead {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).bytes32(&self.cert.to_bytes());
         self.read.encode_to(w);
-        match &self.step {
-            None => {
-                w.u8(0);
-            }
-            Some(s) => {
-                w.u8(1);
-                s.encode_to(w);
-            }
-        }
+        encode_opt_step(w, &self.step);
         w.u64(self.n);
         self.proof.encode_to(w);
     }
@@ -583,16 +607,7 @@ impl Decode for MHead {
         r.version(VERSION, Self::WHAT)?;
         let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
         let read = SignedRead::decode_from(r)?;
-        let step = match r.u8("step present")? {
-            0 => None,
-            1 => Some(SignedStep::decode_from(r)?),
-            kind => {
-                return Err(DecodeError::UnknownKind {
-                    what: "M head",
-                    kind,
-                })
-            }
-        };
+        let step = decode_opt_step(r)?;
         Ok(Self {
             cert,
             read,
@@ -781,19 +796,13 @@ impl MRetrieval {
             .ok_or(Misbehaviour::BadStep("no counter"))?;
         let read = &head.read.read;
         crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
-        let root = match (&head.step, read.value == counter.initial) {
-            (None, true) => empty_root(),
-            (Some(s), false) => {
-                check_signed_step(&head.cert, &self.peer, &counter, s)?;
-                if s.header.value != read.value {
-                    return Err(Misbehaviour::BadStep(
-                        "the step is not the one at the Read's t",
-                    ));
-                }
-                s.header.new_root
-            }
-            _ => return Err(Misbehaviour::BadStep("the step at t is missing or extra")),
-        };
+        let root = root_at(
+            &head.cert,
+            &self.peer,
+            &counter,
+            head.step.as_ref(),
+            read.value,
+        )?;
         if head.n > self.max_offers {
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
         }
@@ -1657,15 +1666,7 @@ pub struct MPast {
 impl Encode for MPast {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
-        match &self.step {
-            None => {
-                w.u8(0);
-            }
-            Some(s) => {
-                w.u8(1);
-                s.encode_to(w);
-            }
-        }
+        encode_opt_step(w, &self.step);
         w.u64(self.n);
         self.proof.encode_to(w);
     }
@@ -1677,16 +1678,7 @@ impl Decode for MPast {
         r.version(VERSION, Self::WHAT)?;
         let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
         let value = r.u64("value")?;
-        let step = match r.u8("step present")? {
-            0 => None,
-            1 => Some(SignedStep::decode_from(r)?),
-            kind => {
-                return Err(DecodeError::UnknownKind {
-                    what: Self::WHAT,
-                    kind,
-                })
-            }
-        };
+        let step = decode_opt_step(r)?;
         Ok(Self {
             cert,
             step,
@@ -1718,17 +1710,7 @@ pub fn verify_past(
         .counters
         .first()
         .ok_or(Misbehaviour::BadStep("no counter"))?;
-    let root = match (&past.step, past.value == counter.initial) {
-        (None, true) => empty_root(),
-        (Some(s), false) => {
-            check_signed_step(&past.cert, peer, &counter, s)?;
-            if s.header.value != past.value {
-                return Err(Misbehaviour::BadStep("the step is not the one asked for"));
-            }
-            s.header.new_root
-        }
-        _ => return Err(Misbehaviour::BadStep("the step is missing or extra")),
-    };
+    let root = root_at(&past.cert, peer, &counter, past.step.as_ref(), past.value)?;
     if list.len() as u64 != past.n {
         return Err(Misbehaviour::Truncated {
             next: list.len() as u64,
