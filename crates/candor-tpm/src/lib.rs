@@ -11,11 +11,23 @@
 //! - [`Swtpm`]: a swtpm process on 127.0.0.1 with a temporary state folder and free ports,
 //!   stopped by PID when dropped — for tests and benchmarks.
 //!
-//! The statements (`NV_Certify` for `Read`, the audited HMAC session for `Inc`), enrolment and
-//! the pure-Rust verifier come next (see `../shared/notes/tpm2.md`).
+//! On top of it, the commands the device uses, marshaled by hand with password authorization
+//! (CreatePrimary of a restricted ECC P-256 signing key, NV_DefineSpace of a non-orderly
+//! counter, NV_Increment, NV_Read, NV_ReadPublic, NV_Certify, FlushContext), and the
+//! pure-Rust verifier of a `Read` ([`verify_nv_read`]: every pinned field of the TPMS_ATTEST,
+//! ECDSA P-256/SHA-256 with high s accepted). The audited `Inc` session, enrolment and the
+//! device interface come next (see `../shared/notes/tpm2.md`).
 
+mod attest;
+mod commands;
 mod swtpm;
 mod transport;
+mod wire;
 
+pub use attest::{verify_nv_read, verifying_key, AttestError, CertifiedRead};
+pub use commands::{
+    Certified, SigningKey, COUNTER_ATTRIBUTES, SIGNING_KEY_ATTRIBUTES, TPM_RH_ENDORSEMENT,
+    TPM_RH_OWNER,
+};
 pub use swtpm::{Swtpm, SwtpmError};
 pub use transport::{DeviceTransport, TcpTransport, Tpm, TpmError, Transport, MAX_RESPONSE};

@@ -17,3 +17,46 @@ fn get_random_from_swtpm_and_across_a_restart() {
     let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).unwrap());
     assert_eq!(tpm.get_random(16).unwrap().len(), 16);
 }
+
+#[test]
+fn read_sign_by_nv_certify_verifies_in_pure_rust_and_rejects_tampering() {
+    use candor_tpm::{verify_nv_read, verifying_key, AttestError, TPM_RH_ENDORSEMENT};
+    let sw = Swtpm::start().unwrap();
+    let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).unwrap());
+    let key = tpm.create_signing_key(TPM_RH_ENDORSEMENT).unwrap();
+    let index = 0x0150_0010;
+    tpm.nv_define_counter(index).unwrap();
+    tpm.nv_define_counter(index).unwrap(); // idempotent
+                                           // A never-written counter cannot be read: increment once at setup.
+    tpm.nv_increment(index).unwrap();
+    let v0 = tpm.nv_read_counter(index).unwrap();
+    tpm.nv_increment(index).unwrap();
+    assert_eq!(tpm.nv_read_counter(index).unwrap(), v0 + 1);
+    let (_, nv_name) = tpm.nv_read_public(index).unwrap();
+    let vk = verifying_key(&key.x, &key.y).unwrap();
+    let qn = key.qualified_name();
+    let mut high_s = 0;
+    for i in 0..12u8 {
+        let nonce = [i; 32];
+        let c = tpm.nv_certify(&key, index, &nonce).unwrap();
+        let read = verify_nv_read(&vk, &qn, &nv_name, &nonce, &c.attest, &c.r, &c.s).unwrap();
+        assert_eq!(read.value, v0 + 1);
+        high_s += usize::from(c.s.first().is_some_and(|b| *b >= 0x80));
+        // Tampering with any pinned field, or another nonce, fails.
+        assert_eq!(
+            verify_nv_read(&vk, &qn, &nv_name, &[0xEE; 32], &c.attest, &c.r, &c.s),
+            Err(AttestError::Mismatch("extra data (nonce)"))
+        );
+        let mut bad = c.attest.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            verify_nv_read(&vk, &qn, &nv_name, &nonce, &bad, &c.r, &c.s),
+            Err(AttestError::BadSignature)
+        );
+        assert!(verify_nv_read(&vk, &qn, &[0, 11, 1, 2], &nonce, &c.attest, &c.r, &c.s).is_err());
+    }
+    // TPMs emit high-s signatures; the verifier accepts them (they verified above).
+    eprintln!("{high_s} of 12 TPM signatures had a high s");
+    tpm.flush(key.handle).unwrap();
+}
