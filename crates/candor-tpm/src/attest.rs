@@ -103,3 +103,92 @@ pub fn verify_nv_read(
         clock,
     })
 }
+
+const ST_ATTEST_SESSION_AUDIT: u16 = 0x8016;
+
+/// Verifies a TPM `Inc`: the session-audit attestation's digest, recomputed from zero over
+/// exactly NV_Read (pre), StirRandom(payload), NV_Increment, NV_Read (post) on the certified
+/// counter, with post = pre + 1; signed by the certified key. The exclusive flag is ignored.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_nv_inc(
+    key: &VerifyingKey,
+    qualified_signer: &[u8],
+    nv_name: &[u8],
+    payload: &[u8; 32],
+    pre: u64,
+    post: u64,
+    attest: &[u8],
+    r: &[u8],
+    s: &[u8],
+) -> Result<u64, AttestError> {
+    use crate::session::*;
+    if pre.checked_add(1) != Some(post) {
+        return Err(AttestError::Mismatch("counter step (post is not pre + 1)"));
+    }
+    check_signature(key, attest, r, s)?;
+    let m = |_| AttestError::Malformed("truncated");
+    let mut a = In::new(attest);
+    if a.u32().map_err(m)? != TPM_GENERATED {
+        return Err(AttestError::Mismatch("magic"));
+    }
+    if a.u16().map_err(m)? != ST_ATTEST_SESSION_AUDIT {
+        return Err(AttestError::Mismatch("type (not a session audit)"));
+    }
+    if a.b().map_err(m)? != qualified_signer {
+        return Err(AttestError::Mismatch("qualified signer"));
+    }
+    if !a.b().map_err(m)?.is_empty() {
+        return Err(AttestError::Mismatch("extra data"));
+    }
+    let (_clock, _reset, _restart, _safe) = (
+        a.u64().map_err(m)?,
+        a.u32().map_err(m)?,
+        a.u32().map_err(m)?,
+        a.u8().map_err(m)?,
+    );
+    let _firmware = a.u64().map_err(m)?;
+    let _exclusive = a.u8().map_err(m)?;
+    let digest = a.b().map_err(m)?;
+    if !a.rest().is_empty() {
+        return Err(AttestError::Malformed("trailing bytes"));
+    }
+    let names: [&[u8]; 2] = [nv_name, nv_name];
+    let read_cp = cp_hash(CC_NV_READ, &names, &nv_read_params());
+    let expected = audit_digest(&[
+        (read_cp, rp_hash(CC_NV_READ, &nv_read_response(pre))),
+        (
+            cp_hash(CC_STIR_RANDOM, &[], &stir_params(payload)),
+            rp_hash(CC_STIR_RANDOM, &[]),
+        ),
+        (
+            cp_hash(CC_NV_INCREMENT, &names, &[]),
+            rp_hash(CC_NV_INCREMENT, &[]),
+        ),
+        (read_cp, rp_hash(CC_NV_READ, &nv_read_response(post))),
+    ]);
+    if digest != expected {
+        return Err(AttestError::Mismatch(
+            "session audit digest (not exactly read, stir, increment, read)",
+        ));
+    }
+    Ok(post)
+}
+
+fn check_signature(
+    key: &VerifyingKey,
+    attest: &[u8],
+    r: &[u8],
+    s: &[u8],
+) -> Result<(), AttestError> {
+    let pad = |v: &[u8]| -> Result<[u8; 32], AttestError> {
+        if v.len() > 32 {
+            return Err(AttestError::Malformed("signature scalar too long"));
+        }
+        let mut out = [0u8; 32];
+        out[32 - v.len()..].copy_from_slice(v);
+        Ok(out)
+    };
+    let sig = Signature::from_scalars(pad(r)?, pad(s)?).map_err(|_| AttestError::BadSignature)?;
+    key.verify(attest, &sig)
+        .map_err(|_| AttestError::BadSignature)
+}

@@ -15,19 +15,24 @@
 //! (CreatePrimary of a restricted ECC P-256 signing key, NV_DefineSpace of a non-orderly
 //! counter, NV_Increment, NV_Read, NV_ReadPublic, NV_Certify, FlushContext), and the
 //! pure-Rust verifier of a `Read` ([`verify_nv_read`]: every pinned field of the TPMS_ATTEST,
-//! ECDSA P-256/SHA-256 with high s accepted). The audited `Inc` session, enrolment and the
-//! device interface come next (see `../shared/notes/tpm2.md`).
+//! ECDSA P-256/SHA-256 with high s accepted), and the sound `Inc` ([`Tpm::inc_sign`]: an
+//! audited HMAC session over NV_Read, StirRandom(payload), NV_Increment, NV_Read, then
+//! GetSessionAuditDigest; [`verify_nv_inc`] recomputes the digest from zero and requires
+//! post = pre + 1). Enrolment (EK chain, MakeCredential/ActivateCredential), the
+//! `TrustedDevice` backend and crash recovery come next (see `../shared/notes/tpm2.md`).
 
 mod attest;
 mod commands;
+mod session;
 mod swtpm;
 mod transport;
 mod wire;
 
-pub use attest::{verify_nv_read, verifying_key, AttestError, CertifiedRead};
+pub use attest::{verify_nv_inc, verify_nv_read, verifying_key, AttestError, CertifiedRead};
 pub use commands::{
     Certified, SigningKey, COUNTER_ATTRIBUTES, SIGNING_KEY_ATTRIBUTES, TPM_RH_ENDORSEMENT,
     TPM_RH_OWNER,
 };
+pub use session::IncAttest;
 pub use swtpm::{Swtpm, SwtpmError};
 pub use transport::{DeviceTransport, TcpTransport, Tpm, TpmError, Transport, MAX_RESPONSE};

@@ -60,3 +60,82 @@ fn read_sign_by_nv_certify_verifies_in_pure_rust_and_rejects_tampering() {
     eprintln!("{high_s} of 12 TPM signatures had a high s");
     tpm.flush(key.handle).unwrap();
 }
+
+#[test]
+fn inc_sign_by_audited_session_verifies_and_binds_one_payload_to_one_value() {
+    use candor_tpm::{verify_nv_inc, verifying_key, AttestError, TPM_RH_ENDORSEMENT};
+    let sw = Swtpm::start().unwrap();
+    let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).unwrap());
+    let key = tpm.create_signing_key(TPM_RH_ENDORSEMENT).unwrap();
+    let index = 0x0150_0020;
+    tpm.nv_define_counter(index).unwrap();
+    tpm.nv_increment(index).unwrap();
+    let (_, nv_name) = tpm.nv_read_public(index).unwrap();
+    let vk = verifying_key(&key.x, &key.y).unwrap();
+    let qn = key.qualified_name();
+    let mut last = tpm.nv_read_counter(index).unwrap();
+    for i in 0..5u8 {
+        let payload = [i; 32];
+        let inc = tpm.inc_sign(&key, index, &nv_name, &payload).unwrap();
+        assert_eq!((inc.pre, inc.post), (last, last + 1));
+        let c = &inc.certified;
+        assert_eq!(
+            verify_nv_inc(&vk, &qn, &nv_name, &payload, inc.pre, inc.post, &c.attest, &c.r, &c.s),
+            Ok(inc.post)
+        );
+        // Another payload, another value, or a skipped value: rejected.
+        assert!(matches!(
+            verify_nv_inc(
+                &vk,
+                &qn,
+                &nv_name,
+                &[0xEE; 32],
+                inc.pre,
+                inc.post,
+                &c.attest,
+                &c.r,
+                &c.s
+            ),
+            Err(AttestError::Mismatch(_))
+        ));
+        assert!(verify_nv_inc(
+            &vk,
+            &qn,
+            &nv_name,
+            &payload,
+            inc.pre + 1,
+            inc.post + 1,
+            &c.attest,
+            &c.r,
+            &c.s
+        )
+        .is_err());
+        assert!(verify_nv_inc(
+            &vk,
+            &qn,
+            &nv_name,
+            &payload,
+            inc.pre,
+            inc.post + 1,
+            &c.attest,
+            &c.r,
+            &c.s
+        )
+        .is_err());
+        // Another counter's name: rejected.
+        assert!(verify_nv_inc(
+            &vk,
+            &qn,
+            &[0, 11, 9, 9],
+            &payload,
+            inc.pre,
+            inc.post,
+            &c.attest,
+            &c.r,
+            &c.s
+        )
+        .is_err());
+        last = inc.post;
+    }
+    assert_eq!(tpm.nv_read_counter(index).unwrap(), last);
+}

@@ -1,0 +1,328 @@
+//! The audited HMAC session behind a TPM `Inc` (`../shared/notes/tpm2.md`, "IncSign — the
+//! sound construction"): in one session with audit set, NV_Read (pre), StirRandom(payload),
+//! NV_Increment, NV_Read (post); then TPM2_GetSessionAuditDigest signed by the key. The
+//! session is unbound and unsalted, so its session key is empty and every HMAC is keyed by
+//! the (empty) auth values alone: the HMACs carry no secret, the audit digest and the TPM's
+//! signature over it are what binds the payload to exactly one increment.
+
+use crate::commands::{Certified, SigningKey, TPM_RH_ENDORSEMENT};
+use crate::transport::{Tpm, TpmError, Transport};
+use crate::wire::{In, Out};
+use sha2::{Digest as _, Sha256};
+
+const TPM_RH_NULL: u32 = 0x4000_0007;
+const TPM_RS_PW: u32 = 0x4000_0009;
+const ST_NO_SESSIONS: u16 = 0x8001;
+const ST_SESSIONS: u16 = 0x8002;
+const ALG_SHA256: u16 = 0x000B;
+const ALG_NULL: u16 = 0x0010;
+pub(crate) const CC_NV_READ: u32 = 0x14E;
+pub(crate) const CC_STIR_RANDOM: u32 = 0x146;
+pub(crate) const CC_NV_INCREMENT: u32 = 0x134;
+const CC_START_AUTH_SESSION: u32 = 0x176;
+const CC_GET_SESSION_AUDIT_DIGEST: u32 = 0x14D;
+
+/// continueSession | audit.
+const ATTR_AUDIT: u8 = 0x01 | 0x80;
+/// continueSession | auditExclusive | audit: a foreign command before the increment makes
+/// the TPM refuse it (TPM_RC_EXCLUSIVE) instead of burning a value.
+const ATTR_AUDIT_EXCLUSIVE: u8 = ATTR_AUDIT | 0x02;
+
+/// HMAC-SHA-256 (RFC 2104).
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    for p in parts {
+        inner.update(p);
+    }
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// cpHash = H(commandCode ‖ names of the handles ‖ parameters).
+pub(crate) fn cp_hash(cc: u32, names: &[&[u8]], params: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(cc.to_be_bytes());
+    for n in names {
+        h.update(n);
+    }
+    h.update(params);
+    h.finalize().into()
+}
+
+/// rpHash = H(responseCode (0) ‖ commandCode ‖ response parameters).
+pub(crate) fn rp_hash(cc: u32, params: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(0u32.to_be_bytes());
+    h.update(cc.to_be_bytes());
+    h.update(params);
+    h.finalize().into()
+}
+
+/// The digest an audit session reaches over `(cpHash, rpHash)` pairs, from zero.
+pub(crate) fn audit_digest(pairs: &[([u8; 32], [u8; 32])]) -> [u8; 32] {
+    pairs.iter().fold([0u8; 32], |d, (cp, rp)| {
+        let mut h = Sha256::new();
+        h.update(d);
+        h.update(cp);
+        h.update(rp);
+        h.finalize().into()
+    })
+}
+
+/// The parameters of the four audited commands, as both sides compute them.
+pub(crate) fn nv_read_params() -> Vec<u8> {
+    let mut p = Out::default();
+    p.u16(8).u16(0);
+    p.0
+}
+
+pub(crate) fn nv_read_response(value: u64) -> Vec<u8> {
+    let mut p = Out::default();
+    p.b(&value.to_be_bytes());
+    p.0
+}
+
+pub(crate) fn stir_params(payload: &[u8; 32]) -> Vec<u8> {
+    let mut p = Out::default();
+    p.b(payload);
+    p.0
+}
+
+/// A TPM `Inc`: the signed session-audit attestation and what it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncAttest {
+    /// The counter before.
+    pub pre: u64,
+    /// The counter after (pre + 1).
+    pub post: u64,
+    /// The payload stirred in.
+    pub payload: [u8; 32],
+    /// The signed TPMS_ATTEST (session audit) and its signature.
+    pub certified: Certified,
+}
+
+struct Session {
+    handle: u32,
+    nonce_tpm: Vec<u8>,
+    seq: u64,
+}
+
+impl Session {
+    fn next_caller_nonce(&mut self) -> Vec<u8> {
+        // Fresh per command; it needs to be unique, not secret.
+        self.seq += 1;
+        let mut h = Sha256::new();
+        h.update(self.handle.to_be_bytes());
+        h.update(self.seq.to_be_bytes());
+        h.update(&self.nonce_tpm);
+        h.finalize().to_vec()
+    }
+}
+
+impl<T: Transport> Tpm<T> {
+    fn start_audit_session(&mut self) -> Result<Session, TpmError> {
+        let nonce_caller = Sha256::digest(b"candor audit session").to_vec();
+        let mut o = Out::default();
+        o.u16(ST_NO_SESSIONS).u32(0).u32(CC_START_AUTH_SESSION);
+        o.u32(TPM_RH_NULL).u32(TPM_RH_NULL);
+        o.b(&nonce_caller)
+            .b(&[])
+            .u8(0x00)
+            .u16(ALG_NULL)
+            .u16(ALG_SHA256);
+        let len = o.0.len() as u32;
+        o.0.splice(2..6, len.to_be_bytes());
+        let body = self.command(&o.0)?;
+        let mut r = In::new(&body);
+        let handle = r.u32()?;
+        let nonce_tpm = r.b()?.to_vec();
+        Ok(Session {
+            handle,
+            nonce_tpm,
+            seq: 0,
+        })
+    }
+
+    /// One command in the audit session; returns the response parameters.
+    fn audited(
+        &mut self,
+        s: &mut Session,
+        cc: u32,
+        handles: &[u32],
+        names: &[&[u8]],
+        params: &[u8],
+        attrs: u8,
+    ) -> Result<Vec<u8>, TpmError> {
+        let nonce_caller = s.next_caller_nonce();
+        let cp = cp_hash(cc, names, params);
+        // Unbound, unsalted session, empty auth values: the HMAC key is empty.
+        let auth = hmac(&[], &[&cp, &nonce_caller, &s.nonce_tpm, &[attrs]]);
+        let mut o = Out::default();
+        o.u16(ST_SESSIONS).u32(0).u32(cc);
+        for h in handles {
+            o.u32(*h);
+        }
+        let mut area = Out::default();
+        area.u32(s.handle).b(&nonce_caller).u8(attrs).b(&auth);
+        o.u32(area.0.len() as u32).raw(&area.0).raw(params);
+        let len = o.0.len() as u32;
+        o.0.splice(2..6, len.to_be_bytes());
+        let body = self.command(&o.0)?;
+        let mut r = In::new(&body);
+        let n = r.u32()? as usize;
+        let rparams = r.take(n)?.to_vec();
+        let nonce_tpm = r.b()?.to_vec();
+        let rattrs = r.u8()?;
+        let rhmac = r.b()?;
+        // Check the TPM's response HMAC: same key, over rpHash and the nonces.
+        let rp = rp_hash(cc, &rparams);
+        if hmac(&[], &[&rp, &nonce_tpm, &nonce_caller, &[rattrs]]) != rhmac {
+            return Err(TpmError::Malformed("the response HMAC does not verify"));
+        }
+        s.nonce_tpm = nonce_tpm;
+        Ok(rparams)
+    }
+
+    /// The sound IncSign: increments NV counter `index` (Name `nv_name`) once, binding
+    /// `payload`, and has `key` sign the session's audit digest.
+    pub fn inc_sign(
+        &mut self,
+        key: &SigningKey,
+        index: u32,
+        nv_name: &[u8],
+        payload: &[u8; 32],
+    ) -> Result<IncAttest, TpmError> {
+        let mut s = self.start_audit_session()?;
+        let result = self.inc_in_session(&mut s, key, index, nv_name, payload);
+        let _ = self.flush(s.handle);
+        result
+    }
+
+    fn inc_in_session(
+        &mut self,
+        s: &mut Session,
+        key: &SigningKey,
+        index: u32,
+        nv_name: &[u8],
+        payload: &[u8; 32],
+    ) -> Result<IncAttest, TpmError> {
+        let read = |p: Vec<u8>| -> Result<u64, TpmError> {
+            let d = In::new(&p).b()?.to_vec();
+            let a: [u8; 8] = d
+                .try_into()
+                .map_err(|_| TpmError::Malformed("counter is not 8 bytes"))?;
+            Ok(u64::from_be_bytes(a))
+        };
+        let names: [&[u8]; 2] = [nv_name, nv_name];
+        let pre = read(self.audited(
+            s,
+            CC_NV_READ,
+            &[index, index],
+            &names,
+            &nv_read_params(),
+            ATTR_AUDIT_EXCLUSIVE,
+        )?)?;
+        self.audited(
+            s,
+            CC_STIR_RANDOM,
+            &[],
+            &[],
+            &stir_params(payload),
+            ATTR_AUDIT_EXCLUSIVE,
+        )?;
+        self.audited(
+            s,
+            CC_NV_INCREMENT,
+            &[index, index],
+            &names,
+            &[],
+            ATTR_AUDIT_EXCLUSIVE,
+        )?;
+        // After the increment, only a failed command is retried, inside this session.
+        let post = read(self.audited(
+            s,
+            CC_NV_READ,
+            &[index, index],
+            &names,
+            &nv_read_params(),
+            ATTR_AUDIT,
+        )?)?;
+        let mut p = Out::default();
+        p.b(&[]).u16(ALG_NULL);
+        let mut o = Out::default();
+        o.u16(ST_SESSIONS).u32(0).u32(CC_GET_SESSION_AUDIT_DIGEST);
+        o.u32(TPM_RH_ENDORSEMENT).u32(key.handle).u32(s.handle);
+        o.u32(18);
+        for _ in 0..2 {
+            o.u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
+        }
+        o.raw(&p.0);
+        let len = o.0.len() as u32;
+        o.0.splice(2..6, len.to_be_bytes());
+        let body = self.command(&o.0)?;
+        let mut r = In::new(&body);
+        let n = r.u32()? as usize;
+        let mut q = In::new(r.take(n)?);
+        let attest = q.b()?.to_vec();
+        let (_alg, _hash) = (q.u16()?, q.u16()?);
+        let certified = Certified {
+            attest,
+            r: q.b()?.to_vec(),
+            s: q.b()?.to_vec(),
+        };
+        Ok(IncAttest {
+            pre,
+            post,
+            payload: *payload,
+            certified,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_sha256_known_vectors() {
+        // RFC 4231, test cases 2 and 6 (a key longer than the block).
+        assert_eq!(
+            hex(&hmac(b"Jefe", &[b"what do ya want ", b"for nothing?"])),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(&hmac(
+                &[0xaa; 131],
+                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn audit_digest_folds_from_zero() {
+        let one = audit_digest(&[([1; 32], [2; 32])]);
+        let mut h = Sha256::new();
+        h.update([0u8; 32]);
+        h.update([1u8; 32]);
+        h.update([2u8; 32]);
+        assert_eq!(one, <[u8; 32]>::from(h.finalize()));
+        assert_ne!(
+            audit_digest(&[([1; 32], [2; 32]), ([3; 32], [4; 32])]),
+            audit_digest(&[([3; 32], [4; 32]), ([1; 32], [2; 32])])
+        );
+    }
+}
