@@ -8,6 +8,7 @@ mod api;
 mod bench;
 mod bench_net;
 mod bench_schemes;
+mod bench_tpm;
 mod catalogue;
 mod client;
 mod daemon;
@@ -86,6 +87,8 @@ enum BenchCmd {
     /// Schemes B, C and M side by side: retrieve bytes and verification against |W|, audits,
     /// M's publish throughput with batches; writes an SVG plot.
     Schemes(bench_schemes::Args),
+    /// The TPM statements on swtpm: ReadSign, IncSign and their verification per second.
+    Tpm(bench_tpm::Args),
 }
 
 #[derive(Subcommand)]
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
         Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
         Cmd::Bench(BenchCmd::Net(args)) => bench_net::run(args),
         Cmd::Bench(BenchCmd::Schemes(args)) => bench_schemes::run(args),
+        Cmd::Bench(BenchCmd::Tpm(args)) => bench_tpm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
