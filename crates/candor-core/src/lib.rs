@@ -36,6 +36,7 @@ mod offer;
 mod seller;
 mod smt;
 mod statement;
+pub mod tpm;
 
 pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
 pub use cert::{

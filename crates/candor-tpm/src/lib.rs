@@ -21,14 +21,13 @@
 //! post = pre + 1). Enrolment (EK chain, MakeCredential/ActivateCredential), the
 //! `TrustedDevice` backend and crash recovery come next (see `../shared/notes/tpm2.md`).
 
-mod attest;
 mod commands;
 mod session;
 mod swtpm;
 mod transport;
 mod wire;
 
-pub use attest::{verify_nv_inc, verify_nv_read, verifying_key, AttestError, CertifiedRead};
+pub use candor_core::tpm::{verify_nv_inc, verify_nv_read, verifying_key, AttestError};
 pub use commands::{
     Certified, SigningKey, COUNTER_ATTRIBUTES, SIGNING_KEY_ATTRIBUTES, TPM_RH_ENDORSEMENT,
     TPM_RH_OWNER,

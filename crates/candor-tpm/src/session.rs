@@ -8,6 +8,9 @@
 use crate::commands::{Certified, SigningKey, TPM_RH_ENDORSEMENT};
 use crate::transport::{Tpm, TpmError, Transport};
 use crate::wire::{In, Out};
+use candor_core::tpm::{
+    cp_hash, nv_read_params, rp_hash, stir_params, CC_NV_INCREMENT, CC_NV_READ, CC_STIR_RANDOM,
+};
 use sha2::{Digest as _, Sha256};
 
 const TPM_RH_NULL: u32 = 0x4000_0007;
@@ -16,9 +19,6 @@ const ST_NO_SESSIONS: u16 = 0x8001;
 const ST_SESSIONS: u16 = 0x8002;
 const ALG_SHA256: u16 = 0x000B;
 const ALG_NULL: u16 = 0x0010;
-pub(crate) const CC_NV_READ: u32 = 0x14E;
-pub(crate) const CC_STIR_RANDOM: u32 = 0x146;
-pub(crate) const CC_NV_INCREMENT: u32 = 0x134;
 const CC_START_AUTH_SESSION: u32 = 0x176;
 const CC_GET_SESSION_AUDIT_DIGEST: u32 = 0x14D;
 
@@ -45,56 +45,6 @@ pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     outer.update(k.map(|b| b ^ 0x5c));
     outer.update(inner.finalize());
     outer.finalize().into()
-}
-
-/// cpHash = H(commandCode ‖ names of the handles ‖ parameters).
-pub(crate) fn cp_hash(cc: u32, names: &[&[u8]], params: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(cc.to_be_bytes());
-    for n in names {
-        h.update(n);
-    }
-    h.update(params);
-    h.finalize().into()
-}
-
-/// rpHash = H(responseCode (0) ‖ commandCode ‖ response parameters).
-pub(crate) fn rp_hash(cc: u32, params: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(0u32.to_be_bytes());
-    h.update(cc.to_be_bytes());
-    h.update(params);
-    h.finalize().into()
-}
-
-/// The digest an audit session reaches over `(cpHash, rpHash)` pairs, from zero.
-pub(crate) fn audit_digest(pairs: &[([u8; 32], [u8; 32])]) -> [u8; 32] {
-    pairs.iter().fold([0u8; 32], |d, (cp, rp)| {
-        let mut h = Sha256::new();
-        h.update(d);
-        h.update(cp);
-        h.update(rp);
-        h.finalize().into()
-    })
-}
-
-/// The parameters of the four audited commands, as both sides compute them.
-pub(crate) fn nv_read_params() -> Vec<u8> {
-    let mut p = Out::default();
-    p.u16(8).u16(0);
-    p.0
-}
-
-pub(crate) fn nv_read_response(value: u64) -> Vec<u8> {
-    let mut p = Out::default();
-    p.b(&value.to_be_bytes());
-    p.0
-}
-
-pub(crate) fn stir_params(payload: &[u8; 32]) -> Vec<u8> {
-    let mut p = Out::default();
-    p.b(payload);
-    p.0
 }
 
 /// A TPM `Inc`: the signed session-audit attestation and what it covers.
@@ -309,20 +259,6 @@ mod tests {
                 &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
             )),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
-
-    #[test]
-    fn audit_digest_folds_from_zero() {
-        let one = audit_digest(&[([1; 32], [2; 32])]);
-        let mut h = Sha256::new();
-        h.update([0u8; 32]);
-        h.update([1u8; 32]);
-        h.update([2u8; 32]);
-        assert_eq!(one, <[u8; 32]>::from(h.finalize()));
-        assert_ne!(
-            audit_digest(&[([1; 32], [2; 32]), ([3; 32], [4; 32])]),
-            audit_digest(&[([3; 32], [4; 32]), ([1; 32], [2; 32])])
         );
     }
 }

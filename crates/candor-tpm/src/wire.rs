@@ -59,18 +59,9 @@ impl<'a> In<'a> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    pub(crate) fn u64(&mut self) -> Result<u64, TpmError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
     /// A TPM2B.
     pub(crate) fn b(&mut self) -> Result<&'a [u8], TpmError> {
         let n = self.u16()? as usize;
         self.take(n)
-    }
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.rest
     }
 }

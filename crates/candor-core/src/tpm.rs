@@ -1,0 +1,252 @@
+//! Verifying a TPM 2.0 device's statements in pure Rust (`../shared/notes/tpm2.md`, "What the
+//! verifier pins"). The TPMS_ATTEST bytes are parsed exactly as the TPM sent them.
+//!
+//! - `Read` = TPM2_NV_Certify of the counter with the nonce as qualifying data: magic, type
+//!   (NV), qualified signer, extra data = nonce, the counter's NV name, offset 0, 8 bytes.
+//! - `Inc` = GetSessionAuditDigest of an audited HMAC session over exactly NV_Read (pre),
+//!   StirRandom(payload), NV_Increment, NV_Read (post): the digest is recomputed from zero and
+//!   post = pre + 1 is required. The exclusive flag is ignored.
+//!
+//! Signatures are ECDSA P-256 / SHA-256 over the attest bytes; high s is accepted (TPMs emit
+//! it).
+
+use crate::encoding::Reader;
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+const TPM_GENERATED: u32 = 0xff54_4347;
+const ST_ATTEST_NV: u16 = 0x8014;
+const ST_ATTEST_SESSION_AUDIT: u16 = 0x8016;
+/// TPM2_NV_Read.
+pub const CC_NV_READ: u32 = 0x14E;
+/// TPM2_StirRandom.
+pub const CC_STIR_RANDOM: u32 = 0x146;
+/// TPM2_NV_Increment.
+pub const CC_NV_INCREMENT: u32 = 0x134;
+
+/// Why a TPM statement does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum AttestError {
+    /// The bytes do not parse as the expected structure.
+    #[error("malformed attestation: {0}")]
+    Malformed(&'static str),
+    /// A pinned field differs.
+    #[error("the attestation's {0} is not the expected one")]
+    Mismatch(&'static str),
+    /// The signature does not verify under the certified key.
+    #[error("the TPM signature does not verify")]
+    BadSignature,
+}
+
+/// The public key of a TPM signing key from its point.
+pub fn verifying_key(x: &[u8], y: &[u8]) -> Result<VerifyingKey, AttestError> {
+    if x.len() != 32 || y.len() != 32 {
+        return Err(AttestError::Malformed("the key's point is not 32+32 bytes"));
+    }
+    let mut sec1 = vec![4u8];
+    sec1.extend_from_slice(x);
+    sec1.extend_from_slice(y);
+    VerifyingKey::from_sec1_bytes(&sec1)
+        .map_err(|_| AttestError::Malformed("the key's point is not on P-256"))
+}
+
+fn check_signature(
+    key: &VerifyingKey,
+    attest: &[u8],
+    r: &[u8],
+    s: &[u8],
+) -> Result<(), AttestError> {
+    let pad = |v: &[u8]| -> Result<[u8; 32], AttestError> {
+        if v.len() > 32 {
+            return Err(AttestError::Malformed("signature scalar too long"));
+        }
+        let mut out = [0u8; 32];
+        out[32 - v.len()..].copy_from_slice(v);
+        Ok(out)
+    };
+    let sig = Signature::from_scalars(pad(r)?, pad(s)?).map_err(|_| AttestError::BadSignature)?;
+    key.verify(attest, &sig)
+        .map_err(|_| AttestError::BadSignature)
+}
+
+/// The common head of a TPMS_ATTEST up to the attested union.
+fn head<'a>(
+    attest: &'a [u8],
+    kind: u16,
+    qualified_signer: &[u8],
+    extra: &[u8],
+) -> Result<Reader<'a>, AttestError> {
+    let m = |_| AttestError::Malformed("truncated");
+    let mut a = Reader::new(attest);
+    if a.u32("magic").map_err(m)? != TPM_GENERATED {
+        return Err(AttestError::Mismatch("magic"));
+    }
+    if a.u16("type").map_err(m)? != kind {
+        return Err(AttestError::Mismatch("type"));
+    }
+    if a.bytes16(2048, "qualified signer").map_err(m)? != qualified_signer {
+        return Err(AttestError::Mismatch("qualified signer"));
+    }
+    if a.bytes16(2048, "extra data").map_err(m)? != extra {
+        return Err(AttestError::Mismatch("extra data (nonce)"));
+    }
+    // clockInfo (clock, resetCount, restartCount, safe) and firmwareVersion.
+    a.u64("clock").map_err(m)?;
+    a.u32("reset count").map_err(m)?;
+    a.u32("restart count").map_err(m)?;
+    a.u8("safe").map_err(m)?;
+    a.u64("firmware").map_err(m)?;
+    Ok(a)
+}
+
+/// Verifies a TPM `Read`; returns the counter's value.
+pub fn verify_nv_read(
+    key: &VerifyingKey,
+    qualified_signer: &[u8],
+    nv_name: &[u8],
+    nonce: &[u8],
+    attest: &[u8],
+    r: &[u8],
+    s: &[u8],
+) -> Result<u64, AttestError> {
+    check_signature(key, attest, r, s)?;
+    let m = |_| AttestError::Malformed("truncated");
+    let mut a = head(attest, ST_ATTEST_NV, qualified_signer, nonce)?;
+    if a.bytes16(2048, "NV name").map_err(m)? != nv_name {
+        return Err(AttestError::Mismatch("NV name"));
+    }
+    if a.u16("offset").map_err(m)? != 0 {
+        return Err(AttestError::Mismatch("offset"));
+    }
+    let contents = a.bytes16(2048, "contents").map_err(m)?;
+    a.finish("attest")
+        .map_err(|_| AttestError::Malformed("trailing bytes"))?;
+    let v: [u8; 8] = contents
+        .try_into()
+        .map_err(|_| AttestError::Mismatch("size (not 8 bytes)"))?;
+    Ok(u64::from_be_bytes(v))
+}
+
+/// cpHash = H(commandCode ‖ names of the handles ‖ parameters).
+pub fn cp_hash(cc: u32, names: &[&[u8]], params: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(cc.to_be_bytes());
+    for n in names {
+        h.update(n);
+    }
+    h.update(params);
+    h.finalize().into()
+}
+
+/// rpHash = H(responseCode (0) ‖ commandCode ‖ response parameters).
+pub fn rp_hash(cc: u32, params: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(0u32.to_be_bytes());
+    h.update(cc.to_be_bytes());
+    h.update(params);
+    h.finalize().into()
+}
+
+/// The digest an audit session reaches over `(cpHash, rpHash)` pairs, from zero.
+pub fn audit_digest(pairs: &[([u8; 32], [u8; 32])]) -> [u8; 32] {
+    pairs.iter().fold([0u8; 32], |d, (cp, rp)| {
+        let mut h = Sha256::new();
+        h.update(d);
+        h.update(cp);
+        h.update(rp);
+        h.finalize().into()
+    })
+}
+
+/// NV_Read's parameters for a counter: size 8, offset 0.
+pub fn nv_read_params() -> Vec<u8> {
+    [0u8, 8, 0, 0].to_vec()
+}
+
+/// NV_Read's response parameters for a counter value.
+pub fn nv_read_response(value: u64) -> Vec<u8> {
+    let mut v = vec![0u8, 8];
+    v.extend_from_slice(&value.to_be_bytes());
+    v
+}
+
+/// StirRandom's parameters: the payload as a TPM2B.
+pub fn stir_params(payload: &[u8; 32]) -> Vec<u8> {
+    let mut v = vec![0u8, 32];
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Verifies a TPM `Inc` of the counter named `nv_name` from `post − 1` to `post`, binding
+/// `payload`; returns `post`.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_nv_inc(
+    key: &VerifyingKey,
+    qualified_signer: &[u8],
+    nv_name: &[u8],
+    payload: &[u8; 32],
+    pre: u64,
+    post: u64,
+    attest: &[u8],
+    r: &[u8],
+    s: &[u8],
+) -> Result<u64, AttestError> {
+    if pre.checked_add(1) != Some(post) {
+        return Err(AttestError::Mismatch("counter step (post is not pre + 1)"));
+    }
+    check_signature(key, attest, r, s)?;
+    let m = |_| AttestError::Malformed("truncated");
+    let mut a = head(attest, ST_ATTEST_SESSION_AUDIT, qualified_signer, &[])?;
+    let _exclusive = a.u8("exclusive").map_err(m)?;
+    let digest = a.bytes16(64, "session digest").map_err(m)?;
+    a.finish("attest")
+        .map_err(|_| AttestError::Malformed("trailing bytes"))?;
+    let names: [&[u8]; 2] = [nv_name, nv_name];
+    let read_cp = cp_hash(CC_NV_READ, &names, &nv_read_params());
+    let expected = audit_digest(&[
+        (read_cp, rp_hash(CC_NV_READ, &nv_read_response(pre))),
+        (
+            cp_hash(CC_STIR_RANDOM, &[], &stir_params(payload)),
+            rp_hash(CC_STIR_RANDOM, &[]),
+        ),
+        (
+            cp_hash(CC_NV_INCREMENT, &names, &[]),
+            rp_hash(CC_NV_INCREMENT, &[]),
+        ),
+        (read_cp, rp_hash(CC_NV_READ, &nv_read_response(post))),
+    ]);
+    if digest != expected {
+        return Err(AttestError::Mismatch(
+            "session audit digest (not exactly read, stir, increment, read)",
+        ));
+    }
+    Ok(post)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_digest_folds_from_zero_in_order() {
+        let one = audit_digest(&[([1; 32], [2; 32])]);
+        let mut h = Sha256::new();
+        h.update([0u8; 32]);
+        h.update([1u8; 32]);
+        h.update([2u8; 32]);
+        assert_eq!(one, <[u8; 32]>::from(h.finalize()));
+        assert_ne!(
+            audit_digest(&[([1; 32], [2; 32]), ([3; 32], [4; 32])]),
+            audit_digest(&[([3; 32], [4; 32]), ([1; 32], [2; 32])])
+        );
+    }
+
+    #[test]
+    fn post_must_be_pre_plus_one_and_garbage_is_typed() {
+        let vk = verifying_key(&[0; 32], &[0; 32]);
+        assert!(vk.is_err());
+    }
+}
