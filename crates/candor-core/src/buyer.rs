@@ -247,12 +247,18 @@ impl Retrieval {
         let Some(cert) = self.cert.clone() else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
-        let device = cert.cert.device;
+        let device = cert.cert.device.clone();
         let device_id = device.id();
         // Every Inc of the page in one batch; the bad one is named if the batch fails.
         let mut batch = BatchVerifier::new();
         for item in &page.items {
-            device.queue_inc(&mut batch, item.inc());
+            // A TPM's statements are checked here and now; ed25519 ones are batched.
+            if device.queue_inc(&mut batch, item.inc()).is_err() {
+                return Err(Misbehaviour::BadStatementSignature {
+                    what: "Inc",
+                    value: item.value(),
+                });
+            }
         }
         if let Err(i) = batch.verify_each() {
             return Err(Misbehaviour::BadStatementSignature {

@@ -503,7 +503,7 @@ impl Authority {
         let cert = Certificate {
             authority: self.public(),
             serial: registry.next_serial,
-            device: req.device,
+            device: req.device.clone(),
             peer: req.peer.clone(),
             scheme: req.scheme,
             counters: req

@@ -69,6 +69,6 @@ pub use smt::{
     DEPTH as SMT_DEPTH, MAX_SIBLINGS,
 };
 pub use statement::{
-    CounterId, DeviceKey, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,
-    MAX_STATEMENT_BYTES,
+    CounterId, DeviceKey, DeviceSig, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,
+    TpmKey, TpmProof, MAX_STATEMENT_BYTES,
 };

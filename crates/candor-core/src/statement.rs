@@ -12,27 +12,75 @@ const STATEMENT_VERSION: u8 = 1;
 /// A device counter's id.
 pub type CounterId = u32;
 
+/// A TPM 2.0 device's public identity: its restricted ECC P-256 signing key, the key's
+/// qualified name (what the TPM writes as the signer), and each counter's NV name.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TpmKey {
+    /// The key's point, x.
+    pub x: [u8; 32],
+    /// The key's point, y.
+    pub y: [u8; 32],
+    /// The key's qualified name.
+    pub qualified_name: Vec<u8>,
+    /// (counter id, NV index name) for each counter.
+    pub nv_names: Vec<(CounterId, Vec<u8>)>,
+}
+
+impl TpmKey {
+    fn nv_name(&self, counter: CounterId) -> Result<&[u8], BadSignature> {
+        self.nv_names
+            .iter()
+            .find(|(c, _)| *c == counter)
+            .map(|(_, n)| n.as_slice())
+            .ok_or(BadSignature)
+    }
+
+    fn key(&self) -> Result<p256::ecdsa::VerifyingKey, BadSignature> {
+        crate::tpm::verifying_key(&self.x, &self.y).map_err(|_| BadSignature)
+    }
+}
+
 /// A trusted device's public key, tagged with its backend so verifiers apply the right format.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DeviceKey {
     /// The software device: an ed25519 key. It protects nothing against its machine's owner.
     Software(PublicKey),
+    /// A TPM 2.0.
+    Tpm(Box<TpmKey>),
 }
 
 impl fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Software(k) => write!(f, "Software({})", &k.to_hex()[..16]),
+            Self::Tpm(k) => write!(
+                f,
+                "Tpm({}, {} counters)",
+                hex::encode(&k.x[..8]),
+                k.nv_names.len()
+            ),
         }
     }
 }
 
+/// The most counters a TPM key names.
+const MAX_TPM_COUNTERS: usize = 64;
+
 impl Encode for DeviceKey {
     fn encode_to(&self, w: &mut Writer) {
         match self {
-            Self::Software(k) => w.u8(1).fixed(&k.0),
-        };
+            Self::Software(k) => {
+                w.u8(1).fixed(&k.0);
+            }
+            Self::Tpm(k) => {
+                w.u8(2).fixed(&k.x).fixed(&k.y).bytes8(&k.qualified_name);
+                w.u16(k.nv_names.len() as u16);
+                for (c, n) in &k.nv_names {
+                    w.u32(*c).bytes8(n);
+                }
+            }
+        }
     }
 }
 
@@ -41,6 +89,29 @@ impl Decode for DeviceKey {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8("device key kind")? {
             1 => Ok(Self::Software(PublicKey(r.array("device key")?))),
+            2 => {
+                let x = r.array("tpm key x")?;
+                let y = r.array("tpm key y")?;
+                let qualified_name = r.bytes8(66, "qualified name")?.to_vec();
+                let n = r.u16("nv names")? as usize;
+                if n > MAX_TPM_COUNTERS {
+                    return Err(DecodeError::TooLong {
+                        field: "nv names",
+                        len: n,
+                        max: MAX_TPM_COUNTERS,
+                    });
+                }
+                let mut nv_names = Vec::with_capacity(n);
+                for _ in 0..n {
+                    nv_names.push((r.u32("counter")?, r.bytes8(66, "nv name")?.to_vec()));
+                }
+                Ok(Self::Tpm(Box::new(TpmKey {
+                    x,
+                    y,
+                    qualified_name,
+                    nv_names,
+                })))
+            }
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -59,34 +130,123 @@ impl DeviceKey {
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Software(_) => "software (protects nothing)",
+            Self::Tpm(_) => "TPM 2.0",
         }
     }
 
-    fn verify_raw(&self, tag: &str, msg: &[u8], sig: &Signature) -> Result<(), BadSignature> {
-        match self {
-            Self::Software(k) => k.verify(tag, msg, sig),
-        }
-    }
-
-    fn queue_raw(&self, batch: &mut BatchVerifier, tag: &str, msg: &[u8], sig: Signature) {
-        match self {
-            Self::Software(k) => batch.push(*k, tag, msg, sig),
-        }
-    }
-
-    /// Verifies a signed `Inc` under this key (signature only; callers check the fields).
+    /// Verifies a signed `Inc` under this key (the statement's proof; callers check the
+    /// fields). A TPM `Inc` is the audit of exactly one increment from value − 1 to value
+    /// binding the payload.
     pub fn verify_inc(&self, s: &SignedInc) -> Result<(), BadSignature> {
-        self.verify_raw(tags::INC, &s.inc.to_bytes(), &s.sig)
+        match (self, &s.sig) {
+            (Self::Software(k), DeviceSig::Ed25519(sig)) => {
+                k.verify(tags::INC, &s.inc.to_bytes(), sig)
+            }
+            (Self::Tpm(k), DeviceSig::Tpm(p)) => {
+                let i = &s.inc;
+                let pre = i.value.checked_sub(1).ok_or(BadSignature)?;
+                crate::tpm::verify_nv_inc(
+                    &k.key()?,
+                    &k.qualified_name,
+                    k.nv_name(i.counter)?,
+                    i.payload.as_bytes(),
+                    pre,
+                    i.value,
+                    &p.attest,
+                    &p.r,
+                    &p.s,
+                )
+                .map(|_| ())
+                .map_err(|_| BadSignature)
+            }
+            _ => Err(BadSignature),
+        }
     }
 
-    /// Queues a signed `Inc` for batch verification.
-    pub fn queue_inc(&self, batch: &mut BatchVerifier, s: &SignedInc) {
-        self.queue_raw(batch, tags::INC, &s.inc.to_bytes(), s.sig)
+    /// Queues a signed `Inc` for batch verification (ed25519), or verifies it at once (TPM).
+    pub fn queue_inc(&self, batch: &mut BatchVerifier, s: &SignedInc) -> Result<(), BadSignature> {
+        match (self, &s.sig) {
+            (Self::Software(k), DeviceSig::Ed25519(sig)) => {
+                batch.push(*k, tags::INC, &s.inc.to_bytes(), *sig);
+                Ok(())
+            }
+            _ => self.verify_inc(s),
+        }
     }
 
-    /// Verifies a signed `Read` under this key (signature only).
+    /// Verifies a signed `Read` under this key (the statement's proof).
     pub fn verify_read(&self, s: &SignedRead) -> Result<(), BadSignature> {
-        self.verify_raw(tags::READ, &s.read.to_bytes(), &s.sig)
+        match (self, &s.sig) {
+            (Self::Software(k), DeviceSig::Ed25519(sig)) => {
+                k.verify(tags::READ, &s.read.to_bytes(), sig)
+            }
+            (Self::Tpm(k), DeviceSig::Tpm(p)) => {
+                let r = &s.read;
+                let value = crate::tpm::verify_nv_read(
+                    &k.key()?,
+                    &k.qualified_name,
+                    k.nv_name(r.counter)?,
+                    &r.nonce,
+                    &p.attest,
+                    &p.r,
+                    &p.s,
+                )
+                .map_err(|_| BadSignature)?;
+                if value == r.value {
+                    Ok(())
+                } else {
+                    Err(BadSignature)
+                }
+            }
+            _ => Err(BadSignature),
+        }
+    }
+}
+
+/// A TPM's proof of a statement: the signed TPMS_ATTEST bytes as sent and the ECDSA scalars.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TpmProof {
+    /// TPMS_ATTEST.
+    pub attest: Vec<u8>,
+    /// ECDSA r.
+    pub r: Vec<u8>,
+    /// ECDSA s.
+    pub s: Vec<u8>,
+}
+
+/// How a device proves a statement.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum DeviceSig {
+    /// An ed25519 signature on the tagged statement (software device).
+    Ed25519(Signature),
+    /// A TPM attestation.
+    Tpm(TpmProof),
+}
+
+impl DeviceSig {
+    fn encode_to(&self, w: &mut Writer) {
+        match self {
+            Self::Ed25519(s) => {
+                w.u8(SIG_ED25519);
+                s.encode_to(w);
+            }
+            Self::Tpm(p) => {
+                w.u8(SIG_TPM).bytes16(&p.attest).bytes8(&p.r).bytes8(&p.s);
+            }
+        }
+    }
+
+    fn decode_from(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+        match r.u8("signature kind")? {
+            SIG_ED25519 => Ok(Self::Ed25519(Signature::decode_from(r)?)),
+            SIG_TPM => Ok(Self::Tpm(TpmProof {
+                attest: r.bytes16(1024, "attest")?.to_vec(),
+                r: r.bytes8(32, "ecdsa r")?.to_vec(),
+                s: r.bytes8(32, "ecdsa s")?.to_vec(),
+            })),
+            kind => Err(DecodeError::UnknownKind { what, kind }),
+        }
     }
 }
 
@@ -187,8 +347,9 @@ impl Decode for Read {
 pub struct SignedInc {
     /// The statement.
     pub inc: Inc,
-    /// The device's signature on `candor/v1/inc ‖ inc bytes`.
-    pub sig: Signature,
+    /// The device's proof: an ed25519 signature on `candor/v1/inc ‖ inc bytes`, or a TPM
+    /// session audit.
+    pub sig: DeviceSig,
 }
 
 /// A `Read` with the device's signature.
@@ -196,19 +357,20 @@ pub struct SignedInc {
 pub struct SignedRead {
     /// The statement.
     pub read: Read,
-    /// The device's signature on `candor/v1/read ‖ read bytes`.
-    pub sig: Signature,
+    /// The device's proof: an ed25519 signature on `candor/v1/read ‖ read bytes`, or a TPM
+    /// NV certification.
+    pub sig: DeviceSig,
 }
 
-/// The largest encoded signed statement.
-pub const MAX_STATEMENT_BYTES: usize = 1 + 32 + 1 + 64 + 4 + 8 + 32 + 1 + 64;
+/// The largest encoded signed statement (a TPM attestation included).
+pub const MAX_STATEMENT_BYTES: usize = 1 + 32 + 1 + 64 + 4 + 8 + 32 + 1 + 2 + 1024 + 2 + 64;
 
 const SIG_ED25519: u8 = 1;
+const SIG_TPM: u8 = 2;
 
 impl Encode for SignedInc {
     fn encode_to(&self, w: &mut Writer) {
         self.inc.encode_to(w);
-        w.u8(SIG_ED25519);
         self.sig.encode_to(w);
     }
 }
@@ -217,10 +379,9 @@ impl Decode for SignedInc {
     const WHAT: &'static str = "signed Inc";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let inc = Inc::decode_from(r)?;
-        decode_sig_kind(r, Self::WHAT)?;
         Ok(Self {
             inc,
-            sig: Signature::decode_from(r)?,
+            sig: DeviceSig::decode_from(r, Self::WHAT)?,
         })
     }
 }
@@ -228,7 +389,6 @@ impl Decode for SignedInc {
 impl Encode for SignedRead {
     fn encode_to(&self, w: &mut Writer) {
         self.read.encode_to(w);
-        w.u8(SIG_ED25519);
         self.sig.encode_to(w);
     }
 }
@@ -237,18 +397,10 @@ impl Decode for SignedRead {
     const WHAT: &'static str = "signed Read";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let read = Read::decode_from(r)?;
-        decode_sig_kind(r, Self::WHAT)?;
         Ok(Self {
             read,
-            sig: Signature::decode_from(r)?,
+            sig: DeviceSig::decode_from(r, Self::WHAT)?,
         })
-    }
-}
-
-fn decode_sig_kind(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
-    match r.u8("signature kind")? {
-        SIG_ED25519 => Ok(()),
-        kind => Err(DecodeError::UnknownKind { what, kind }),
     }
 }
 
@@ -285,7 +437,7 @@ impl Ed25519StatementSigner {
             value,
             payload,
         };
-        let sig = self.key.sign(tags::INC, &inc.to_bytes());
+        let sig = DeviceSig::Ed25519(self.key.sign(tags::INC, &inc.to_bytes()));
         SignedInc { inc, sig }
     }
 
@@ -298,7 +450,7 @@ impl Ed25519StatementSigner {
             value,
             nonce,
         };
-        let sig = self.key.sign(tags::READ, &read.to_bytes());
+        let sig = DeviceSig::Ed25519(self.key.sign(tags::READ, &read.to_bytes()));
         SignedRead { read, sig }
     }
 }
