@@ -81,6 +81,9 @@ pub enum DeviceError {
     /// The counter would overflow.
     #[error("counter {0} is exhausted")]
     Exhausted(CounterId),
+    /// A hardware backend failed (the TPM answered an error, or could not be reached).
+    #[error("trusted device backend: {0}")]
+    Backend(String),
 }
 
 /// A trusted device: monotonic counters and a key that signs only counter statements.

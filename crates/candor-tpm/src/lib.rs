@@ -22,6 +22,7 @@
 //! `TrustedDevice` backend and crash recovery come next (see `../shared/notes/tpm2.md`).
 
 mod commands;
+mod device;
 mod session;
 mod swtpm;
 mod transport;
@@ -32,6 +33,7 @@ pub use commands::{
     Certified, SigningKey, COUNTER_ATTRIBUTES, SIGNING_KEY_ATTRIBUTES, TPM_RH_ENDORSEMENT,
     TPM_RH_OWNER,
 };
+pub use device::{TpmDevice, DEFAULT_NV_BASE};
 pub use session::IncAttest;
 pub use swtpm::{Swtpm, SwtpmError};
 pub use transport::{DeviceTransport, TcpTransport, Tpm, TpmError, Transport, MAX_RESPONSE};

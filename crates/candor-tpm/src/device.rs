@@ -1,0 +1,218 @@
+//! The TPM 2.0 trusted device: counters are non-orderly NV counters, statements are
+//! NV_Certify (`Read`) and the audited session (`Inc`), all signed by a restricted P-256 key
+//! the TPM derives from its endorsement hierarchy (the same key at every open).
+
+use crate::commands::{SigningKey, TPM_RH_ENDORSEMENT};
+use crate::transport::{Tpm, TpmError, Transport};
+use candor_core::{
+    CounterId, DeviceKey, DeviceSig, Digest, Inc, PeerId, Read, SignedInc, SignedRead, TpmKey,
+    TpmProof,
+};
+use candor_device::{DeviceError, TrustedDevice};
+use std::sync::Mutex;
+
+/// The first NV index of the device's counters.
+pub const DEFAULT_NV_BASE: u32 = 0x0150_1000;
+
+const RC_NV_UNINITIALIZED: u32 = 0x14A;
+
+#[derive(Debug, Clone)]
+struct Counter {
+    id: CounterId,
+    index: u32,
+    name: Vec<u8>,
+}
+
+/// A trusted device backed by a TPM 2.0.
+pub struct TpmDevice<T> {
+    tpm: Mutex<Tpm<T>>,
+    key: SigningKey,
+    peer: PeerId,
+    counters: Vec<Counter>,
+    device_key: DeviceKey,
+}
+
+impl<T> std::fmt::Debug for TpmDevice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpmDevice")
+            .field("counters", &self.counters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: TpmError) -> DeviceError {
+    DeviceError::Backend(e.to_string())
+}
+
+impl<T: Transport> TpmDevice<T> {
+    /// Opens the device on `transport` for node `peer`, with `counters` NV counters from
+    /// `nv_base`. Setup is idempotent: the key is re-derived, counters defined only if missing
+    /// and incremented only if never written (a never-written counter cannot be read).
+    pub fn open(
+        transport: T,
+        peer: PeerId,
+        counters: u32,
+        nv_base: u32,
+    ) -> Result<Self, DeviceError> {
+        let mut tpm = Tpm::new(transport);
+        let key = tpm
+            .create_signing_key(TPM_RH_ENDORSEMENT)
+            .map_err(backend)?;
+        let mut list = Vec::new();
+        for id in 0..counters.max(1) {
+            let index = nv_base + id;
+            tpm.nv_define_counter(index).map_err(backend)?;
+            match tpm.nv_read_counter(index) {
+                Ok(_) => {}
+                Err(TpmError::Response { code, .. }) if code & 0xfff == RC_NV_UNINITIALIZED => {
+                    tpm.nv_increment(index).map_err(backend)?;
+                }
+                Err(e) => return Err(backend(e)),
+            }
+            let (_, name) = tpm.nv_read_public(index).map_err(backend)?;
+            list.push(Counter { id, index, name });
+        }
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        if key.x.len() != 32 || key.y.len() != 32 {
+            return Err(DeviceError::Backend(
+                "the TPM key's point is not 32+32 bytes".into(),
+            ));
+        }
+        x.copy_from_slice(&key.x);
+        y.copy_from_slice(&key.y);
+        let device_key = DeviceKey::Tpm(Box::new(TpmKey {
+            x,
+            y,
+            qualified_name: key.qualified_name(),
+            nv_names: list.iter().map(|c| (c.id, c.name.clone())).collect(),
+        }));
+        tracing::info!(counters = list.len(), "TPM 2.0 trusted device opened");
+        Ok(Self {
+            tpm: Mutex::new(tpm),
+            key,
+            peer,
+            counters: list,
+            device_key,
+        })
+    }
+
+    fn counter(&self, id: CounterId) -> Result<&Counter, DeviceError> {
+        self.counters
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or(DeviceError::UnknownCounter(id))
+    }
+
+    fn tpm(&self) -> std::sync::MutexGuard<'_, Tpm<T>> {
+        self.tpm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<T: Transport> TrustedDevice for TpmDevice<T> {
+    fn device_key(&self) -> DeviceKey {
+        self.device_key.clone()
+    }
+
+    fn peer(&self) -> &PeerId {
+        &self.peer
+    }
+
+    fn counters(&self) -> Vec<CounterId> {
+        self.counters.iter().map(|c| c.id).collect()
+    }
+
+    fn value(&self, counter: CounterId) -> Result<u64, DeviceError> {
+        let index = self.counter(counter)?.index;
+        self.tpm().nv_read_counter(index).map_err(backend)
+    }
+
+    fn read_sign(
+        &mut self,
+        counter: CounterId,
+        nonce: [u8; 32],
+    ) -> Result<SignedRead, DeviceError> {
+        let c = self.counter(counter)?.clone();
+        let cert = self
+            .tpm()
+            .nv_certify(&self.key, c.index, &nonce)
+            .map_err(backend)?;
+        let vk = candor_core::tpm::verifying_key(&self.key.x, &self.key.y)
+            .map_err(|e| DeviceError::Backend(e.to_string()))?;
+        let value = candor_core::tpm::verify_nv_read(
+            &vk,
+            &self.key.qualified_name(),
+            &c.name,
+            &nonce,
+            &cert.attest,
+            &cert.r,
+            &cert.s,
+        )
+        .map_err(|e| DeviceError::Backend(format!("the TPM's own Read does not verify: {e}")))?;
+        Ok(SignedRead {
+            read: Read {
+                device: self.device_key.id(),
+                peer: self.peer.clone(),
+                counter,
+                value,
+                nonce,
+            },
+            sig: DeviceSig::Tpm(TpmProof {
+                attest: cert.attest,
+                r: cert.r,
+                s: cert.s,
+            }),
+        })
+    }
+
+    fn inc_sign_batch(
+        &mut self,
+        counter: CounterId,
+        payloads: &[Digest],
+    ) -> Result<Vec<SignedInc>, DeviceError> {
+        let c = self.counter(counter)?.clone();
+        let device = self.device_key.id();
+        let mut out = Vec::with_capacity(payloads.len());
+        for p in payloads {
+            let inc = self
+                .tpm()
+                .inc_sign(&self.key, c.index, &c.name, p.as_bytes())
+                .map_err(backend)?;
+            out.push(SignedInc {
+                inc: Inc {
+                    device,
+                    peer: self.peer.clone(),
+                    counter,
+                    value: inc.post,
+                    payload: *p,
+                },
+                sig: DeviceSig::Tpm(TpmProof {
+                    attest: inc.certified.attest,
+                    r: inc.certified.r,
+                    s: inc.certified.s,
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    fn reissue(
+        &mut self,
+        _counter: CounterId,
+        _value: u64,
+    ) -> Result<Option<SignedInc>, DeviceError> {
+        // A TPM cannot sign an old step again: lost values get gap notices (DESIGN.md §7).
+        Ok(None)
+    }
+
+    fn acknowledge(&mut self, counter: CounterId, _value: u64) -> Result<(), DeviceError> {
+        self.counter(counter).map(|_| ())
+    }
+
+    fn acknowledged(&self, counter: CounterId) -> Result<u64, DeviceError> {
+        self.counter(counter).map(|_| 0)
+    }
+
+    fn protection(&self) -> &'static str {
+        "TPM 2.0: the key and the counters live in the TPM (swtpm protects nothing: development only)"
+    }
+}
