@@ -24,7 +24,7 @@ struct Counter {
 }
 
 /// A trusted device backed by a TPM 2.0.
-pub struct TpmDevice<T> {
+pub struct TpmDevice<T: Transport> {
     tpm: Mutex<Tpm<T>>,
     key: SigningKey,
     peer: PeerId,
@@ -32,7 +32,7 @@ pub struct TpmDevice<T> {
     device_key: DeviceKey,
 }
 
-impl<T> std::fmt::Debug for TpmDevice<T> {
+impl<T: Transport> std::fmt::Debug for TpmDevice<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TpmDevice")
             .field("counters", &self.counters.len())
@@ -214,5 +214,15 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
 
     fn protection(&self) -> &'static str {
         "TPM 2.0: the key and the counters live in the TPM (swtpm protects nothing: development only)"
+    }
+}
+
+impl<T: Transport> Drop for TpmDevice<T> {
+    fn drop(&mut self) {
+        // swtpm has no resource manager: free the key's object slot.
+        let handle = self.key.handle;
+        if let Ok(mut tpm) = self.tpm.lock() {
+            let _ = tpm.flush(handle);
+        }
     }
 }

@@ -91,5 +91,82 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
     println!("| IncSign (audited session: 6 commands + signed digest) | {inc_sign:.0} |");
     println!("| verify a Read (pure Rust, P-256) | {read_verify:.0} |");
     println!("| verify an Inc (pure Rust: digest recomputed, P-256) | {inc_verify:.0} |");
+    drop(tpm);
+
+    // Publishes through a listing node on the TPM (durable store on files).
+    println!("\n### Publishes through a TPM-backed listing node (swtpm, redb on files)\n");
+    println!("| scheme | batch | offers/s |");
+    println!("|---|---:|---:|");
+    let dir = tempfile::tempdir().map_err(fail)?;
+    for (scheme, batch, total) in [
+        (candor_core::Scheme::Basic, 16usize, 1_600usize),
+        (candor_core::Scheme::Merkle, 16, 3_200),
+        (candor_core::Scheme::Merkle, 256, 25_600),
+    ] {
+        let rate = node_rate(&sw, dir.path(), scheme, batch, total)?;
+        println!("| {} | {batch} | {rate:.0} |", scheme.name());
+    }
     Ok(())
+}
+
+fn node_rate(
+    sw: &Swtpm,
+    dir: &std::path::Path,
+    scheme: candor_core::Scheme,
+    batch: usize,
+    total: usize,
+) -> Result<f64, CliError> {
+    use candor_core::{Currency, Item, Keypair, PeerId, SignedOffer};
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let authority = candor_core::Authority::new(Keypair::generate(&mut rand_core::OsRng));
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let peer = PeerId::from_ed25519(&node_key.public());
+    // Each run its own NV counter, so runs do not share a counter.
+    let mut device = candor_tpm::TpmDevice::open(
+        TcpTransport::connect(sw.server()).map_err(fail)?,
+        peer,
+        1,
+        candor_tpm::DEFAULT_NV_BASE + 0x100 * (k + 1),
+    )?;
+    let cert = candor_listing::enrol(
+        &authority,
+        &mut candor_core::Registry::default(),
+        &node_key,
+        &mut device,
+        scheme,
+        1,
+        0,
+    )?;
+    let store = candor_store::ListingStore::open(&dir.join(format!("tpm-{k}.redb")))?;
+    let (node, _) = candor_listing::ListingNode::open(device, store, cert)?;
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let items: Vec<Item> = (0..(total / 10).max(1))
+        .filter_map(|i| Item::new(&format!("tpm item {i}")).ok())
+        .collect();
+    let offers: Vec<SignedOffer> = (0..total)
+        .map(|i| {
+            SignedOffer::sign(
+                &seller,
+                &items[i % items.len()],
+                1 + i as u64,
+                Currency::EUR,
+                1,
+                u64::MAX,
+                i as u64 + 1,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for chunk in offers.chunks(batch) {
+        let ok = if scheme == candor_core::Scheme::Merkle {
+            node.publish_m(chunk, 0).iter().all(Result::is_ok)
+        } else {
+            node.publish_batch(chunk, 0).iter().all(Result::is_ok)
+        };
+        if !ok {
+            return Err(fail("a publish failed"));
+        }
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
 }
