@@ -2,6 +2,7 @@
 //! overlay, serves as a listing node, and offers the local control API to its user.
 
 use crate::api;
+use crate::device::AnyDevice;
 use crate::files::{self, NodeDir};
 use crate::wallet::{Entry, Wallet};
 use crate::{now, CliError};
@@ -10,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use candor_core::{Currency, Item, Keypair, PublicKey, SignedOffer};
-use candor_device::SoftwareDevice;
 use candor_listing::AnyReceipt;
 use candor_listing::ListingNode;
 use candor_net::{
@@ -64,8 +64,8 @@ struct FileConfig {
 }
 
 struct AppState {
-    node: Arc<ListingNode<SoftwareDevice>>,
-    market: Arc<Market<SoftwareDevice>>,
+    node: Arc<ListingNode<AnyDevice>>,
+    market: Arc<Market<AnyDevice>>,
     net: NetHandle,
     wallet: Arc<Wallet>,
     seller: Keypair,
@@ -112,7 +112,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
     let d = NodeDir(args.data.clone());
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
     let cert = d.load_cert()?;
-    let device = SoftwareDevice::open(&d.device())?;
+    let device = crate::device::open_device(&d.0, cert.cert.peer.clone())?;
     let store = ListingStore::open(&d.store())?;
     let (node, report) = ListingNode::open(device, store, cert.clone())?;
     if !report.gaps.is_empty() || report.recovered > 0 {

@@ -14,6 +14,7 @@ mod client;
 mod daemon;
 mod debug;
 mod demo;
+mod device;
 mod files;
 mod walkthrough;
 mod wallet;
@@ -118,9 +119,13 @@ enum DeviceCmd {
         /// The node's data folder.
         #[arg(long, default_value = "candor-data")]
         data: PathBuf,
-        /// How many counters the device has.
+        /// How many counters the device has (a TPM: NV counters, keep it small).
         #[arg(long, default_value_t = 64)]
         counters: u32,
+        /// Use a TPM 2.0 instead of the software device: `tcp:127.0.0.1:PORT` (swtpm) or a
+        /// device path such as `/dev/tpmrm0`.
+        #[arg(long)]
+        tpm: Option<String>,
     },
     /// Have the device certified by a local authority.
     Enroll {
@@ -201,7 +206,11 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.cmd {
         Cmd::Authority(AuthorityCmd::Init { dir }) => authority_init(dir),
-        Cmd::Device(DeviceCmd::Init { data, counters }) => device_init(data, counters),
+        Cmd::Device(DeviceCmd::Init {
+            data,
+            counters,
+            tpm,
+        }) => device_init(data, counters, tpm),
         Cmd::Device(DeviceCmd::Enroll {
             data,
             authority,
@@ -246,10 +255,24 @@ fn authority_init(dir: PathBuf) -> Result<(), CliError> {
     Ok(())
 }
 
-fn device_init(data: PathBuf, counters: u32) -> Result<(), CliError> {
+fn device_init(data: PathBuf, counters: u32, tpm: Option<String>) -> Result<(), CliError> {
     let d = NodeDir(data);
     let node_key = files::new_key(&d.node_key())?;
     let peer = PeerId::from_ed25519(&node_key.public());
+    if let Some(endpoint) = tpm {
+        // Setup is idempotent: the key is re-derived, counters defined only when missing.
+        let device = device::open_tpm(&endpoint, peer.clone(), counters)?;
+        files::write_atomic(
+            &device::tpm_file(&d.0),
+            format!("{endpoint} {counters}\n").as_bytes(),
+            false,
+        )?;
+        println!("node PeerId:  {peer}");
+        println!("device key:   {:?}", device.device_key());
+        println!("counters:     {}", device.counters().len());
+        println!("protection:   {}", device.protection());
+        return Ok(());
+    }
     let device = SoftwareDevice::create(&d.device(), peer.clone(), counters)?;
     println!("node PeerId:  {peer}");
     println!("device key:   {:?}", device.device_key());
@@ -275,7 +298,7 @@ fn device_enroll(
         "run `candor authority init` first",
     )?);
     let mut registry = a.load_registry()?;
-    let mut device = SoftwareDevice::open(&d.device())?;
+    let mut device = device::open_device(&d.0, PeerId::from_ed25519(&node_key.public()))?;
     let (scheme, n) = match scheme {
         SchemeArg::B => (Scheme::Basic, 1),
         SchemeArg::C => (
@@ -313,7 +336,8 @@ fn device_enroll(
 
 fn device_show(data: PathBuf) -> Result<(), CliError> {
     let d = NodeDir(data);
-    let device = SoftwareDevice::open(&d.device())?;
+    let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
+    let device = device::open_device(&d.0, PeerId::from_ed25519(&node_key.public()))?;
     println!("node PeerId: {}", device.peer());
     println!("device key:  {:?}", device.device_key());
     println!("protection:  {}", device.protection());

@@ -1,0 +1,112 @@
+//! The device behind this node: the software device (development; protects nothing) or a
+//! TPM 2.0 (swtpm over TCP for development and tests, `/dev/tpmrm0` in real use).
+
+use crate::files::FileError;
+use crate::CliError;
+use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
+use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
+use candor_tpm::{DeviceTransport, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
+use std::path::Path;
+
+/// Any of the device backends.
+#[derive(Debug)]
+pub(crate) enum AnyDevice {
+    Software(SoftwareDevice),
+    TpmTcp(TpmDevice<TcpTransport>),
+    TpmDev(TpmDevice<DeviceTransport>),
+}
+
+macro_rules! each {
+    ($self:expr, $d:ident => $e:expr) => {
+        match $self {
+            AnyDevice::Software($d) => $e,
+            AnyDevice::TpmTcp($d) => $e,
+            AnyDevice::TpmDev($d) => $e,
+        }
+    };
+}
+
+impl TrustedDevice for AnyDevice {
+    fn device_key(&self) -> DeviceKey {
+        each!(self, d => d.device_key())
+    }
+    fn peer(&self) -> &PeerId {
+        each!(self, d => d.peer())
+    }
+    fn counters(&self) -> Vec<CounterId> {
+        each!(self, d => d.counters())
+    }
+    fn value(&self, c: CounterId) -> Result<u64, DeviceError> {
+        each!(self, d => d.value(c))
+    }
+    fn read_sign(&mut self, c: CounterId, nonce: [u8; 32]) -> Result<SignedRead, DeviceError> {
+        each!(self, d => d.read_sign(c, nonce))
+    }
+    fn inc_sign_batch(
+        &mut self,
+        c: CounterId,
+        p: &[Digest],
+    ) -> Result<Vec<SignedInc>, DeviceError> {
+        each!(self, d => d.inc_sign_batch(c, p))
+    }
+    fn reissue(&mut self, c: CounterId, v: u64) -> Result<Option<SignedInc>, DeviceError> {
+        each!(self, d => d.reissue(c, v))
+    }
+    fn acknowledge(&mut self, c: CounterId, v: u64) -> Result<(), DeviceError> {
+        each!(self, d => d.acknowledge(c, v))
+    }
+    fn acknowledged(&self, c: CounterId) -> Result<u64, DeviceError> {
+        each!(self, d => d.acknowledged(c))
+    }
+    fn protection(&self) -> &'static str {
+        each!(self, d => d.protection())
+    }
+}
+
+/// Where a TPM is: `tcp:HOST:PORT` (swtpm's server port) or a device path (`/dev/tpmrm0`).
+pub(crate) fn open_tpm(endpoint: &str, peer: PeerId, counters: u32) -> Result<AnyDevice, CliError> {
+    if let Some(addr) = endpoint.strip_prefix("tcp:") {
+        let addr = addr
+            .parse()
+            .map_err(|e| CliError::Failed(format!("TPM endpoint {endpoint:?}: {e}")))?;
+        let t = TcpTransport::connect(addr).map_err(|e| CliError::Failed(e.to_string()))?;
+        Ok(AnyDevice::TpmTcp(TpmDevice::open(
+            t,
+            peer,
+            counters,
+            DEFAULT_NV_BASE,
+        )?))
+    } else {
+        let t = DeviceTransport::open(Path::new(endpoint))
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        Ok(AnyDevice::TpmDev(TpmDevice::open(
+            t,
+            peer,
+            counters,
+            DEFAULT_NV_BASE,
+        )?))
+    }
+}
+
+/// The TPM file in a data folder: `endpoint counters`.
+pub(crate) fn tpm_file(data: &Path) -> std::path::PathBuf {
+    data.join("device.tpm")
+}
+
+/// Opens the node's device: the TPM named in `DATA/device.tpm`, else the software device.
+pub(crate) fn open_device(data: &Path, peer: PeerId) -> Result<AnyDevice, CliError> {
+    let f = tpm_file(data);
+    if f.exists() {
+        let text = std::fs::read_to_string(&f).map_err(|source| FileError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let mut parts = text.split_whitespace();
+        let endpoint = parts.next().unwrap_or("");
+        let counters: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+        return open_tpm(endpoint, peer, counters);
+    }
+    Ok(AnyDevice::Software(SoftwareDevice::open(
+        &data.join("device.state"),
+    )?))
+}
