@@ -8,8 +8,9 @@ use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
 use candor_tpm::{DeviceTransport, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
 use std::path::Path;
 
-/// Any of the device backends.
+/// Any of the device backends (one per node, so the size difference does not matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum AnyDevice {
     Software(SoftwareDevice),
     TpmTcp(TpmDevice<TcpTransport>),
