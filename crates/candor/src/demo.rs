@@ -4,6 +4,7 @@
 //! check every answer. Exits non-zero if an honest node is accused or a cheat goes unnoticed.
 
 use crate::catalogue::CATALOGUE;
+use crate::device::AnyDevice;
 use crate::files;
 use crate::{now, CliError};
 use candor_core::{Authority, Currency, Item, Keypair, PeerId, Registry, Scheme, SignedOffer};
@@ -47,6 +48,10 @@ pub(crate) struct Args {
     /// demo once per scheme.
     #[arg(long, default_value = "all")]
     scheme: String,
+    /// The trusted device behind every node: `software`, or `tpm` (one swtpm per node,
+    /// started here on loopback).
+    #[arg(long, default_value = "software")]
+    device: String,
 }
 
 /// Strategies that act at retrieve time, on whichever item a buyer asks for.
@@ -65,7 +70,7 @@ fn strategies() -> Vec<Strategy> {
 
 struct DemoNode {
     net: NetHandle,
-    node: Option<Arc<ListingNode<SoftwareDevice>>>,
+    node: Option<Arc<ListingNode<AnyDevice>>>,
     cheat: Option<Strategy>,
 }
 
@@ -81,6 +86,10 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
+    if args.device != "software" && args.device != "tpm" {
+        eprintln!("error: --device {:?}: use software or tpm", args.device);
+        return ExitCode::FAILURE;
+    }
     let schemes: Vec<Scheme> = match args.scheme.as_str() {
         "b" => vec![Scheme::Basic],
         "c" => vec![Scheme::Counters],
@@ -134,7 +143,11 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
         dir.display()
     );
     let counters = if scheme == Scheme::Counters { 8 } else { 1 };
-    println!("Every device is the SOFTWARE device: it protects nothing against its owner.\n");
+    if args.device == "tpm" {
+        println!("Every device is a TPM 2.0 — swtpm, one per node: real TPM statements, no real protection.\n");
+    } else {
+        println!("Every device is the SOFTWARE device: it protects nothing against its owner.\n");
+    }
     let started = Instant::now();
     let authority = Authority::new(files::new_key(
         &dir.join("authority").join("authority.key"),
@@ -179,15 +192,28 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
         .collect();
 
     let b = bar(n as u64, "starting nodes");
+    // One swtpm per node with `--device tpm`; they stop when the demo ends.
+    let mut tpms: Vec<candor_tpm::Swtpm> = Vec::new();
     let mut nodes: Vec<DemoNode> = Vec::new();
     let mut boot: Option<candor_net::Multiaddr> = None;
     for (i, key) in keys.iter().enumerate() {
         let d = dir.join(format!("node-{i:02}"));
-        let mut device = SoftwareDevice::create(
-            &d.join("device.state"),
-            PeerId::from_ed25519(&key.public()),
-            counters.max(2),
-        )?;
+        let peer = PeerId::from_ed25519(&key.public());
+        let mut device = if args.device == "tpm" {
+            let sw = candor_tpm::Swtpm::start().map_err(|e| fail(e.to_string()))?;
+            let t =
+                candor_tpm::TcpTransport::connect(sw.server()).map_err(|e| fail(e.to_string()))?;
+            let dev =
+                candor_tpm::TpmDevice::open(t, peer, counters.max(2), candor_tpm::DEFAULT_NV_BASE)?;
+            tpms.push(sw);
+            AnyDevice::TpmTcp(dev)
+        } else {
+            AnyDevice::Software(SoftwareDevice::create(
+                &d.join("device.state"),
+                peer,
+                counters.max(2),
+            )?)
+        };
         let cert = enrol(
             &authority,
             &mut registry,
