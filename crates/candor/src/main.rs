@@ -119,9 +119,10 @@ enum DeviceCmd {
         /// The node's data folder.
         #[arg(long, default_value = "candor-data")]
         data: PathBuf,
-        /// How many counters the device has (a TPM: NV counters, keep it small).
-        #[arg(long, default_value_t = 64)]
-        counters: u32,
+        /// How many counters the device has (default: 64 for the software device, 4 NV
+        /// counters for a TPM).
+        #[arg(long)]
+        counters: Option<u32>,
         /// Use a TPM 2.0 instead of the software device: `tcp:127.0.0.1:PORT` (swtpm) or a
         /// device path such as `/dev/tpmrm0`.
         #[arg(long)]
@@ -255,7 +256,8 @@ fn authority_init(dir: PathBuf) -> Result<(), CliError> {
     Ok(())
 }
 
-fn device_init(data: PathBuf, counters: u32, tpm: Option<String>) -> Result<(), CliError> {
+fn device_init(data: PathBuf, counters: Option<u32>, tpm: Option<String>) -> Result<(), CliError> {
+    let counters = counters.unwrap_or(if tpm.is_some() { 4 } else { 64 });
     let d = NodeDir(data);
     let node_key = files::new_key(&d.node_key())?;
     let peer = PeerId::from_ed25519(&node_key.public());
