@@ -249,6 +249,9 @@ pub enum CertError {
         /// Why.
         reason: &'static str,
     },
+    /// The device's public areas fail the authority's vetting.
+    #[error("the trusted device is not acceptable: {0}")]
+    BadDevice(&'static str),
     /// The registry already holds a certificate for the PeerId or the device.
     #[error("already enrolled: {0}")]
     AlreadyEnrolled(&'static str),
@@ -475,6 +478,9 @@ impl Authority {
             )
             .map_err(|_| CertError::BadNodeSignature)?;
         check_counters(req.scheme, req.reads.iter().map(|r| r.read.counter))?;
+        if let DeviceKey::Tpm(k) = &req.device {
+            k.vet().map_err(CertError::BadDevice)?;
+        }
         let device_id = req.device.id();
         for r in &req.reads {
             let bad = |reason| CertError::BadRead {

@@ -12,31 +12,55 @@ const STATEMENT_VERSION: u8 = 1;
 /// A device counter's id.
 pub type CounterId = u32;
 
-/// A TPM 2.0 device's public identity: its restricted ECC P-256 signing key, the key's
-/// qualified name (what the TPM writes as the signer), and each counter's NV name.
+/// A TPM 2.0 device's public identity: its signing key's public area (TPMT_PUBLIC, as the TPM
+/// returned it) and hierarchy, and each counter's NV public area (TPMS_NV_PUBLIC). Names,
+/// the qualified name and the point are derived from them, so the authority can vet the
+/// areas themselves (`TpmKey::vet`) and the device id commits to exactly what was vetted.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TpmKey {
-    /// The key's point, x.
-    pub x: [u8; 32],
-    /// The key's point, y.
-    pub y: [u8; 32],
-    /// The key's qualified name.
-    pub qualified_name: Vec<u8>,
-    /// (counter id, NV index name) for each counter.
-    pub nv_names: Vec<(CounterId, Vec<u8>)>,
+    /// The hierarchy the key is a primary of.
+    pub hierarchy: u32,
+    /// The key's TPMT_PUBLIC.
+    pub key_public: Vec<u8>,
+    /// (counter id, TPMS_NV_PUBLIC) for each counter.
+    pub nv_public: Vec<(CounterId, Vec<u8>)>,
 }
 
 impl TpmKey {
-    fn nv_name(&self, counter: CounterId) -> Result<&[u8], BadSignature> {
-        self.nv_names
+    fn nv_name(&self, counter: CounterId) -> Result<Vec<u8>, BadSignature> {
+        self.nv_public
             .iter()
             .find(|(c, _)| *c == counter)
-            .map(|(_, n)| n.as_slice())
+            .map(|(_, p)| crate::tpm::name_of(p))
             .ok_or(BadSignature)
     }
 
+    /// The key's qualified name (what the TPM writes as the signer).
+    pub fn qualified_name(&self) -> Vec<u8> {
+        crate::tpm::qualified_name(self.hierarchy, &crate::tpm::name_of(&self.key_public))
+    }
+
     fn key(&self) -> Result<p256::ecdsa::VerifyingKey, BadSignature> {
-        crate::tpm::verifying_key(&self.x, &self.y).map_err(|_| BadSignature)
+        let (x, y) = crate::tpm::signing_key_point(&self.key_public).map_err(|_| BadSignature)?;
+        crate::tpm::verifying_key(&x, &y).map_err(|_| BadSignature)
+    }
+
+    /// The authority's vetting of the public areas: the key is a restricted, fixed,
+    /// TPM-generated ECC P-256 ECDSA/SHA-256 signing key that cannot decrypt, a primary of
+    /// the endorsement hierarchy; each counter is a written, non-orderly NV counter of 8
+    /// bytes. (That the key really lives in a TPM is shown by the EK chain, not yet checked.)
+    pub fn vet(&self) -> Result<(), &'static str> {
+        crate::tpm::vet_signing_key(&self.key_public)?;
+        if self.hierarchy != crate::tpm::TPM_RH_ENDORSEMENT {
+            return Err("the key is not a primary of the endorsement hierarchy");
+        }
+        if self.nv_public.is_empty() {
+            return Err("no counter");
+        }
+        for (_, p) in &self.nv_public {
+            crate::tpm::vet_counter(p)?;
+        }
+        Ok(())
     }
 }
 
@@ -54,12 +78,7 @@ impl fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Software(k) => write!(f, "Software({})", &k.to_hex()[..16]),
-            Self::Tpm(k) => write!(
-                f,
-                "Tpm({}, {} counters)",
-                hex::encode(&k.x[..8]),
-                k.nv_names.len()
-            ),
+            Self::Tpm(k) => write!(f, "Tpm({} counters)", k.nv_public.len()),
         }
     }
 }
@@ -74,10 +93,10 @@ impl Encode for DeviceKey {
                 w.u8(1).fixed(&k.0);
             }
             Self::Tpm(k) => {
-                w.u8(2).fixed(&k.x).fixed(&k.y).bytes8(&k.qualified_name);
-                w.u16(k.nv_names.len() as u16);
-                for (c, n) in &k.nv_names {
-                    w.u32(*c).bytes8(n);
+                w.u8(2).u32(k.hierarchy).bytes16(&k.key_public);
+                w.u16(k.nv_public.len() as u16);
+                for (c, p) in &k.nv_public {
+                    w.u32(*c).bytes16(p);
                 }
             }
         }
@@ -90,26 +109,27 @@ impl Decode for DeviceKey {
         match r.u8("device key kind")? {
             1 => Ok(Self::Software(PublicKey(r.array("device key")?))),
             2 => {
-                let x = r.array("tpm key x")?;
-                let y = r.array("tpm key y")?;
-                let qualified_name = r.bytes8(66, "qualified name")?.to_vec();
-                let n = r.u16("nv names")? as usize;
+                let hierarchy = r.u32("hierarchy")?;
+                let key_public = r.bytes16(512, "key public area")?.to_vec();
+                let n = r.u16("nv public areas")? as usize;
                 if n > MAX_TPM_COUNTERS {
                     return Err(DecodeError::TooLong {
-                        field: "nv names",
+                        field: "nv public areas",
                         len: n,
                         max: MAX_TPM_COUNTERS,
                     });
                 }
-                let mut nv_names = Vec::with_capacity(n);
+                let mut nv_public = Vec::with_capacity(n);
                 for _ in 0..n {
-                    nv_names.push((r.u32("counter")?, r.bytes8(66, "nv name")?.to_vec()));
+                    nv_public.push((
+                        r.u32("counter")?,
+                        r.bytes16(128, "nv public area")?.to_vec(),
+                    ));
                 }
                 Ok(Self::Tpm(Box::new(TpmKey {
-                    x,
-                    y,
-                    qualified_name,
-                    nv_names,
+                    hierarchy,
+                    key_public,
+                    nv_public,
                 })))
             }
             kind => Err(DecodeError::UnknownKind {
@@ -147,8 +167,8 @@ impl DeviceKey {
                 let pre = i.value.checked_sub(1).ok_or(BadSignature)?;
                 crate::tpm::verify_nv_inc(
                     &k.key()?,
-                    &k.qualified_name,
-                    k.nv_name(i.counter)?,
+                    &k.qualified_name(),
+                    &k.nv_name(i.counter)?,
                     i.payload.as_bytes(),
                     pre,
                     i.value,
@@ -184,8 +204,8 @@ impl DeviceKey {
                 let r = &s.read;
                 let value = crate::tpm::verify_nv_read(
                     &k.key()?,
-                    &k.qualified_name,
-                    k.nv_name(r.counter)?,
+                    &k.qualified_name(),
+                    &k.nv_name(r.counter)?,
                     &r.nonce,
                     &p.attest,
                     &p.r,

@@ -19,6 +19,150 @@ use thiserror::Error;
 const TPM_GENERATED: u32 = 0xff54_4347;
 const ST_ATTEST_NV: u16 = 0x8014;
 const ST_ATTEST_SESSION_AUDIT: u16 = 0x8016;
+/// The endorsement hierarchy.
+pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
+const ALG_SHA256: u16 = 0x000B;
+const ALG_ECC: u16 = 0x0023;
+const ALG_ECDSA: u16 = 0x0018;
+const ALG_NULL: u16 = 0x0010;
+const ECC_NIST_P256: u16 = 0x0003;
+/// fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth, restricted, sign — and not
+/// decrypt (TPMA_OBJECT).
+pub const SIGNING_KEY_ATTRIBUTES: u32 = 0x2 | 0x10 | 0x20 | 0x40 | 0x1_0000 | 0x4_0000;
+/// AUTHWRITE, TPM_NT_COUNTER, AUTHREAD, NO_DA (TPMA_NV), as defined; WRITTEN is added by the
+/// first increment.
+pub const COUNTER_ATTRIBUTES: u32 = (1 << 2) | (1 << 4) | (1 << 18) | (1 << 25);
+const NV_WRITTEN: u32 = 1 << 29;
+const NV_ORDERLY: u32 = 1 << 26;
+
+/// A Name: nameAlg (SHA-256) ‖ SHA-256(public area).
+pub fn name_of(public_area: &[u8]) -> Vec<u8> {
+    let mut out = ALG_SHA256.to_be_bytes().to_vec();
+    out.extend_from_slice(&Sha256::digest(public_area));
+    out
+}
+
+/// The qualified name of a primary object of `hierarchy` with Name `name`.
+pub fn qualified_name(hierarchy: u32, name: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(hierarchy.to_be_bytes());
+    h.update(name);
+    let mut out = ALG_SHA256.to_be_bytes().to_vec();
+    out.extend_from_slice(&h.finalize());
+    out
+}
+
+struct KeyArea {
+    ty: u16,
+    name_alg: u16,
+    attributes: u32,
+    policy_empty: bool,
+    symmetric: u16,
+    scheme: u16,
+    hash: u16,
+    curve: u16,
+    kdf: u16,
+    x: Vec<u8>,
+    y: Vec<u8>,
+}
+
+fn parse_key(public: &[u8]) -> Result<KeyArea, &'static str> {
+    let m = |_| "the key's public area is truncated";
+    let mut r = Reader::new(public);
+    let ty = r.u16("type").map_err(m)?;
+    let name_alg = r.u16("name alg").map_err(m)?;
+    let attributes = r.u32("attributes").map_err(m)?;
+    let policy_empty = r.bytes16(64, "policy").map_err(m)?.is_empty();
+    let symmetric = r.u16("symmetric").map_err(m)?;
+    if symmetric != ALG_NULL {
+        return Err("the key has a symmetric algorithm (a storage key, not a signing key)");
+    }
+    let scheme = r.u16("scheme").map_err(m)?;
+    let hash = r.u16("scheme hash").map_err(m)?;
+    let curve = r.u16("curve").map_err(m)?;
+    let kdf = r.u16("kdf").map_err(m)?;
+    let x = r.bytes16(66, "x").map_err(m)?.to_vec();
+    let y = r.bytes16(66, "y").map_err(m)?.to_vec();
+    r.finish("key")
+        .map_err(|_| "trailing bytes after the key's public area")?;
+    Ok(KeyArea {
+        ty,
+        name_alg,
+        attributes,
+        policy_empty,
+        symmetric,
+        scheme,
+        hash,
+        curve,
+        kdf,
+        x,
+        y,
+    })
+}
+
+/// The point of a signing key's public area.
+pub fn signing_key_point(public: &[u8]) -> Result<([u8; 32], [u8; 32]), &'static str> {
+    let k = parse_key(public)?;
+    let x: [u8; 32] = k.x.as_slice().try_into().map_err(|_| "x is not 32 bytes")?;
+    let y: [u8; 32] = k.y.as_slice().try_into().map_err(|_| "y is not 32 bytes")?;
+    Ok((x, y))
+}
+
+/// The authority's check of a signing key's public area (notes/tpm2.md, "Enrolment").
+pub fn vet_signing_key(public: &[u8]) -> Result<(), &'static str> {
+    let k = parse_key(public)?;
+    if k.ty != ALG_ECC || k.curve != ECC_NIST_P256 {
+        return Err("the key is not ECC P-256");
+    }
+    if k.name_alg != ALG_SHA256 {
+        return Err("the key's name algorithm is not SHA-256");
+    }
+    if k.attributes != SIGNING_KEY_ATTRIBUTES {
+        return Err("the key is not exactly a restricted, fixed, TPM-generated signing key (an unrestricted or imported key could sign any attestation)");
+    }
+    if !k.policy_empty {
+        return Err("the key has an authorization policy");
+    }
+    if k.symmetric != ALG_NULL || k.scheme != ALG_ECDSA || k.hash != ALG_SHA256 || k.kdf != ALG_NULL
+    {
+        return Err("the key's scheme is not ECDSA with SHA-256");
+    }
+    signing_key_point(public).map(|_| ())
+}
+
+/// The authority's check of a counter's NV public area: a written, non-orderly, 8-byte NV
+/// counter with SHA-256 names.
+pub fn vet_counter(public: &[u8]) -> Result<(), &'static str> {
+    let m = |_| "the counter's NV public area is truncated";
+    let mut r = Reader::new(public);
+    let index = r.u32("index").map_err(m)?;
+    let name_alg = r.u16("name alg").map_err(m)?;
+    let attributes = r.u32("attributes").map_err(m)?;
+    let _policy = r.bytes16(64, "policy").map_err(m)?;
+    let size = r.u16("size").map_err(m)?;
+    r.finish("nv public")
+        .map_err(|_| "trailing bytes after the NV public area")?;
+    if index >> 24 != 0x01 {
+        return Err("not an NV index");
+    }
+    if name_alg != ALG_SHA256 {
+        return Err("the counter's name algorithm is not SHA-256");
+    }
+    if (attributes >> 4) & 0xf != 1 {
+        return Err("the NV index is not a counter");
+    }
+    if attributes & NV_WRITTEN == 0 {
+        return Err("the counter was never incremented (its name changes at the first write)");
+    }
+    if attributes & NV_ORDERLY != 0 {
+        return Err("the counter is orderly (it can jump after an unclean restart)");
+    }
+    if size != 8 {
+        return Err("the counter is not 8 bytes");
+    }
+    Ok(())
+}
+
 /// TPM2_NV_Read.
 pub const CC_NV_READ: u32 = 0x14E;
 /// TPM2_StirRandom.

@@ -4,7 +4,6 @@
 
 use crate::transport::{Tpm, TpmError, Transport};
 use crate::wire::{In, Out};
-use sha2::{Digest as _, Sha256};
 
 /// The owner hierarchy.
 pub const TPM_RH_OWNER: u32 = 0x4000_0001;
@@ -20,12 +19,7 @@ const ALG_NULL: u16 = 0x0010;
 const ECC_NIST_P256: u16 = 0x0003;
 const RC_NV_DEFINED: u32 = 0x14C;
 
-/// Object attributes of the signing key: fixedTPM, fixedParent, sensitiveDataOrigin,
-/// userWithAuth, restricted, sign (TPM 2.0 Part 2, TPMA_OBJECT).
-pub const SIGNING_KEY_ATTRIBUTES: u32 = 0x2 | 0x10 | 0x20 | 0x40 | 0x1_0000 | 0x4_0000;
-
-/// NV counter attributes: AUTHWRITE, TPM_NT_COUNTER, AUTHREAD, NO_DA — and not ORDERLY.
-pub const COUNTER_ATTRIBUTES: u32 = (1 << 2) | (1 << 4) | (1 << 18) | (1 << 25);
+pub use candor_core::tpm::{COUNTER_ATTRIBUTES, SIGNING_KEY_ATTRIBUTES};
 
 /// A restricted ECC P-256 signing key in the TPM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +41,7 @@ pub struct SigningKey {
 impl SigningKey {
     /// Its qualified name under its (primary) hierarchy: nameAlg ‖ H(hierarchy ‖ Name).
     pub fn qualified_name(&self) -> Vec<u8> {
-        let mut h = Sha256::new();
-        h.update(self.hierarchy.to_be_bytes());
-        h.update(&self.name);
-        let mut out = ALG_SHA256.to_be_bytes().to_vec();
-        out.extend_from_slice(&h.finalize());
-        out
+        candor_core::tpm::qualified_name(self.hierarchy, &self.name)
     }
 }
 
@@ -65,12 +54,6 @@ pub struct Certified {
     pub r: Vec<u8>,
     /// ECDSA s.
     pub s: Vec<u8>,
-}
-
-fn name_of(public_area: &[u8]) -> Vec<u8> {
-    let mut out = ALG_SHA256.to_be_bytes().to_vec();
-    out.extend_from_slice(&Sha256::digest(public_area));
-    out
 }
 
 fn with_sessions(cc: u32, handles: &[u32], sessions: usize, params: &[u8]) -> Vec<u8> {
@@ -145,7 +128,7 @@ impl<T: Transport> Tpm<T> {
         Ok(SigningKey {
             handle,
             hierarchy,
-            name: name_of(&public_area),
+            name: candor_core::tpm::name_of(&public_area),
             public_area,
             x,
             y,

@@ -72,19 +72,15 @@ impl<T: Transport> TpmDevice<T> {
             let (_, name) = tpm.nv_read_public(index).map_err(backend)?;
             list.push(Counter { id, index, name });
         }
-        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
-        if key.x.len() != 32 || key.y.len() != 32 {
-            return Err(DeviceError::Backend(
-                "the TPM key's point is not 32+32 bytes".into(),
-            ));
+        let mut nv_public = Vec::with_capacity(list.len());
+        for c in &list {
+            let (public, _) = tpm.nv_read_public(c.index).map_err(backend)?;
+            nv_public.push((c.id, public));
         }
-        x.copy_from_slice(&key.x);
-        y.copy_from_slice(&key.y);
         let device_key = DeviceKey::Tpm(Box::new(TpmKey {
-            x,
-            y,
-            qualified_name: key.qualified_name(),
-            nv_names: list.iter().map(|c| (c.id, c.name.clone())).collect(),
+            hierarchy: TPM_RH_ENDORSEMENT,
+            key_public: key.public_area.clone(),
+            nv_public,
         }));
         tracing::info!(counters = list.len(), "TPM 2.0 trusted device opened");
         Ok(Self {

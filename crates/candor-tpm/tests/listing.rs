@@ -97,3 +97,36 @@ fn scheme_c_on_a_tpm() {
 fn scheme_m_on_a_tpm() {
     run(Scheme::Merkle, 1);
 }
+
+#[test]
+fn the_authority_vets_the_tpm_key_and_counters() {
+    let sw = Swtpm::start().unwrap();
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let peer = PeerId::from_ed25519(&node_key.public());
+    let device = TpmDevice::open(
+        TcpTransport::connect(sw.server()).unwrap(),
+        peer,
+        2,
+        DEFAULT_NV_BASE,
+    )
+    .unwrap();
+    let DeviceKey::Tpm(key) = candor_device::TrustedDevice::device_key(&device) else {
+        panic!()
+    };
+    key.vet().unwrap();
+    // An unrestricted key (it could sign any attestation) is refused.
+    let mut unrestricted = (*key).clone();
+    let attrs = candor_tpm::SIGNING_KEY_ATTRIBUTES & !0x1_0000;
+    unrestricted.key_public[4..8].copy_from_slice(&attrs.to_be_bytes());
+    assert!(unrestricted.vet().unwrap_err().contains("restricted"));
+    // An orderly counter (it can jump after an unclean restart) is refused.
+    let mut orderly = (*key).clone();
+    let nv = &mut orderly.nv_public[0].1;
+    let a = u32::from_be_bytes(nv[6..10].try_into().unwrap()) | (1 << 26);
+    nv[6..10].copy_from_slice(&a.to_be_bytes());
+    assert!(orderly.vet().unwrap_err().contains("orderly"));
+    // A key under another hierarchy is refused.
+    let mut owner = (*key).clone();
+    owner.hierarchy = candor_tpm::TPM_RH_OWNER;
+    assert!(owner.vet().is_err());
+}
