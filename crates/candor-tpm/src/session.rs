@@ -20,6 +20,8 @@ const ST_SESSIONS: u16 = 0x8002;
 const ALG_SHA256: u16 = 0x000B;
 const ALG_NULL: u16 = 0x0010;
 const CC_START_AUTH_SESSION: u32 = 0x176;
+/// TPM_RC_EXCLUSIVE: a command used an exclusive audit session after another command ran.
+const RC_EXCLUSIVE: u32 = 0x121;
 const CC_GET_SESSION_AUDIT_DIGEST: u32 = 0x14D;
 
 /// continueSession | audit.
@@ -151,10 +153,27 @@ impl<T: Transport> Tpm<T> {
         nv_name: &[u8],
         payload: &[u8; 32],
     ) -> Result<IncAttest, TpmError> {
-        let mut s = self.start_audit_session()?;
-        let result = self.inc_in_session(&mut s, key, index, nv_name, payload);
-        let _ = self.flush(s.handle);
-        result
+        // A foreign command inside the window before the increment makes the TPM refuse
+        // the next exclusive command (TPM_RC_EXCLUSIVE) without counting: start over in a new
+        // session. After the increment nothing is exclusive, so this never burns a value.
+        let mut attempt = 0;
+        loop {
+            let mut s = self.start_audit_session()?;
+            let result = self.inc_in_session(&mut s, key, index, nv_name, payload);
+            let _ = self.flush(s.handle);
+            match result {
+                Err(TpmError::Response { code, .. })
+                    if code & 0xfff == RC_EXCLUSIVE && attempt < 5 =>
+                {
+                    attempt += 1;
+                    tracing::debug!(
+                        attempt,
+                        "another command touched the TPM before the increment: retrying"
+                    );
+                }
+                other => return other,
+            }
+        }
     }
 
     fn inc_in_session(
