@@ -62,24 +62,32 @@ impl Swtpm {
         if !Self::available() {
             return Err(SwtpmError::NotInstalled);
         }
-        let state = tempfile::tempdir().map_err(|e| SwtpmError::Failed(e.to_string()))?;
-        let port = free_port_pair()?;
-        let child = spawn(state.path(), port)?;
-        let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&server, Duration::from_millis(100)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err(SwtpmError::Failed(format!(
-                    "no answer on {server} after 10 s"
-                )));
+        // Port choice and start are serialised in this process, and a start whose process
+        // died (its port taken meanwhile) is retried on other ports.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = SwtpmError::Failed("never started".into());
+        for _ in 0..5 {
+            let state = tempfile::tempdir().map_err(|e| SwtpmError::Failed(e.to_string()))?;
+            let port = free_port_pair()?;
+            let mut child = spawn(state.path(), port)?;
+            let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            match wait_ready(&mut child, server) {
+                Ok(()) => {
+                    return Ok(Self {
+                        child,
+                        server,
+                        _state: state,
+                    })
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last = e;
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self {
-            child,
-            server,
-            _state: state,
-        })
+        Err(last)
     }
 
     /// The server (command) port.
@@ -92,14 +100,36 @@ impl Swtpm {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn(self._state.path(), self.server.port())?;
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&self.server, Duration::from_millis(100)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err(SwtpmError::Failed("no answer after restart".into()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        wait_ready(&mut self.child, self.server)
+    }
+}
+
+/// Waits until our swtpm answers on `server` — and is still our process (a swtpm that could
+/// not bind its port exits, and the port may answer for another one).
+fn wait_ready(child: &mut Child, server: SocketAddr) -> Result<(), SwtpmError> {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(SwtpmError::Failed(format!(
+                "swtpm exited ({status}); its port may be taken"
+            )));
         }
-        Ok(())
+        if TcpStream::connect_timeout(&server, Duration::from_millis(100)).is_ok() {
+            // Give a swtpm that lost its port the moment it takes to exit.
+            std::thread::sleep(Duration::from_millis(30));
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(SwtpmError::Failed(format!(
+                    "swtpm exited ({status}); its port was taken"
+                )));
+            }
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(SwtpmError::Failed(format!(
+                "no answer on {server} after 10 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
