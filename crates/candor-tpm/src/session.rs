@@ -176,6 +176,33 @@ impl<T: Transport> Tpm<T> {
         }
     }
 
+    /// TPM2_GetSessionAuditDigest of session `s`, signed by `key`.
+    fn session_digest(&mut self, s: &Session, key: &SigningKey) -> Result<Certified, TpmError> {
+        let mut p = Out::default();
+        p.b(&[]).u16(ALG_NULL);
+        let mut o = Out::default();
+        o.u16(ST_SESSIONS).u32(0).u32(CC_GET_SESSION_AUDIT_DIGEST);
+        o.u32(TPM_RH_ENDORSEMENT).u32(key.handle).u32(s.handle);
+        o.u32(18);
+        for _ in 0..2 {
+            o.u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
+        }
+        o.raw(&p.0);
+        let len = o.0.len() as u32;
+        o.0.splice(2..6, len.to_be_bytes());
+        let body = self.command(&o.0)?;
+        let mut r = In::new(&body);
+        let n = r.u32()? as usize;
+        let mut q = In::new(r.take(n)?);
+        let attest = q.b()?.to_vec();
+        let (_alg, _hash) = (q.u16()?, q.u16()?);
+        Ok(Certified {
+            attest,
+            r: q.b()?.to_vec(),
+            s: q.b()?.to_vec(),
+        })
+    }
+
     fn inc_in_session(
         &mut self,
         s: &mut Session,
@@ -225,29 +252,7 @@ impl<T: Transport> Tpm<T> {
             &nv_read_params(),
             ATTR_AUDIT,
         )?)?;
-        let mut p = Out::default();
-        p.b(&[]).u16(ALG_NULL);
-        let mut o = Out::default();
-        o.u16(ST_SESSIONS).u32(0).u32(CC_GET_SESSION_AUDIT_DIGEST);
-        o.u32(TPM_RH_ENDORSEMENT).u32(key.handle).u32(s.handle);
-        o.u32(18);
-        for _ in 0..2 {
-            o.u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
-        }
-        o.raw(&p.0);
-        let len = o.0.len() as u32;
-        o.0.splice(2..6, len.to_be_bytes());
-        let body = self.command(&o.0)?;
-        let mut r = In::new(&body);
-        let n = r.u32()? as usize;
-        let mut q = In::new(r.take(n)?);
-        let attest = q.b()?.to_vec();
-        let (_alg, _hash) = (q.u16()?, q.u16()?);
-        let certified = Certified {
-            attest,
-            r: q.b()?.to_vec(),
-            s: q.b()?.to_vec(),
-        };
+        let certified = self.session_digest(s, key)?;
         Ok(IncAttest {
             pre,
             post,
@@ -260,6 +265,134 @@ impl<T: Transport> Tpm<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Swtpm, TcpTransport};
+
+    /// A foreign command inside the window before the increment: the TPM refuses the next
+    /// exclusive command (nothing counted). Without exclusivity, a foreign increment inside
+    /// the window gives post = pre + 2, which the verifier rejects.
+    #[test]
+    fn foreign_commands_inside_the_window_are_refused_or_rejected() {
+        let sw = Swtpm::start().unwrap();
+        let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).unwrap());
+        let key = tpm.create_signing_key(TPM_RH_ENDORSEMENT).unwrap();
+        let index = 0x0150_0300;
+        tpm.nv_define_counter(index).unwrap();
+        tpm.nv_increment(index).unwrap();
+        let (_, nv) = tpm.nv_read_public(index).unwrap();
+        let names: [&[u8]; 2] = [&nv, &nv];
+        let before = tpm.nv_read_counter(index).unwrap();
+
+        let mut s = tpm.start_audit_session().unwrap();
+        tpm.audited(
+            &mut s,
+            CC_NV_READ,
+            &[index, index],
+            &names,
+            &nv_read_params(),
+            ATTR_AUDIT_EXCLUSIVE,
+        )
+        .unwrap();
+        tpm.get_random(8).unwrap(); // a foreign command
+        let err = tpm
+            .audited(
+                &mut s,
+                CC_STIR_RANDOM,
+                &[],
+                &[],
+                &stir_params(&[1; 32]),
+                ATTR_AUDIT_EXCLUSIVE,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, TpmError::Response { code, .. } if code & 0xfff == RC_EXCLUSIVE),
+            "{err}"
+        );
+        tpm.flush(s.handle).unwrap();
+        assert_eq!(
+            tpm.nv_read_counter(index).unwrap(),
+            before,
+            "nothing was counted"
+        );
+
+        // Not exclusive: a foreign increment slips in; the digest shows two steps.
+        let mut s = tpm.start_audit_session().unwrap();
+        let pre_p = tpm
+            .audited(
+                &mut s,
+                CC_NV_READ,
+                &[index, index],
+                &names,
+                &nv_read_params(),
+                ATTR_AUDIT,
+            )
+            .unwrap();
+        tpm.audited(
+            &mut s,
+            CC_STIR_RANDOM,
+            &[],
+            &[],
+            &stir_params(&[2; 32]),
+            ATTR_AUDIT,
+        )
+        .unwrap();
+        tpm.nv_increment(index).unwrap(); // foreign
+        tpm.audited(
+            &mut s,
+            CC_NV_INCREMENT,
+            &[index, index],
+            &names,
+            &[],
+            ATTR_AUDIT,
+        )
+        .unwrap();
+        let post_p = tpm
+            .audited(
+                &mut s,
+                CC_NV_READ,
+                &[index, index],
+                &names,
+                &nv_read_params(),
+                ATTR_AUDIT,
+            )
+            .unwrap();
+        let c = tpm.session_digest(&s, &key).unwrap();
+        tpm.flush(s.handle).unwrap();
+        let value = |p: &[u8]| u64::from_be_bytes(p[2..10].try_into().unwrap());
+        let (pre, post) = (value(&pre_p), value(&post_p));
+        assert_eq!(post, pre + 2);
+        let vk = candor_core::tpm::verifying_key(&key.x, &key.y).unwrap();
+        let qn = key.qualified_name();
+        // Claimed as it happened, or as one step: rejected either way.
+        assert!(candor_core::tpm::verify_nv_inc(
+            &vk, &qn, &nv, &[2; 32], pre, post, &c.attest, &c.r, &c.s
+        )
+        .is_err());
+        assert!(candor_core::tpm::verify_nv_inc(
+            &vk,
+            &qn,
+            &nv,
+            &[2; 32],
+            pre,
+            pre + 1,
+            &c.attest,
+            &c.r,
+            &c.s
+        )
+        .is_err());
+        assert!(candor_core::tpm::verify_nv_inc(
+            &vk,
+            &qn,
+            &nv,
+            &[2; 32],
+            post - 1,
+            post,
+            &c.attest,
+            &c.r,
+            &c.s
+        )
+        .is_err());
+        tpm.flush(key.handle).unwrap();
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
