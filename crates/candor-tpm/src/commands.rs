@@ -9,13 +9,9 @@ use crate::wire::{In, Out};
 pub const TPM_RH_OWNER: u32 = 0x4000_0001;
 /// The endorsement hierarchy.
 pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
-const TPM_RS_PW: u32 = 0x4000_0009;
-const ST_NO_SESSIONS: u16 = 0x8001;
-const ST_SESSIONS: u16 = 0x8002;
-const ALG_SHA256: u16 = 0x000B;
+use crate::wire::{ALG_NULL, ALG_SHA256, ST_NO_SESSIONS, ST_SESSIONS, TPM_RS_PW};
 const ALG_ECC: u16 = 0x0023;
 const ALG_ECDSA: u16 = 0x0018;
-const ALG_NULL: u16 = 0x0010;
 const ECC_NIST_P256: u16 = 0x0003;
 const RC_NV_DEFINED: u32 = 0x14C;
 

@@ -14,11 +14,7 @@ use candor_core::tpm::{
 use sha2::{Digest as _, Sha256};
 
 const TPM_RH_NULL: u32 = 0x4000_0007;
-const TPM_RS_PW: u32 = 0x4000_0009;
-const ST_NO_SESSIONS: u16 = 0x8001;
-const ST_SESSIONS: u16 = 0x8002;
-const ALG_SHA256: u16 = 0x000B;
-const ALG_NULL: u16 = 0x0010;
+use crate::wire::{ALG_NULL, ALG_SHA256, ST_NO_SESSIONS, ST_SESSIONS, TPM_RS_PW};
 const CC_START_AUTH_SESSION: u32 = 0x176;
 /// TPM_RC_EXCLUSIVE: a command used an exclusive audit session after another command ran.
 const RC_EXCLUSIVE: u32 = 0x121;

@@ -3,6 +3,17 @@
 
 use crate::transport::TpmError;
 
+/// The password authorization session.
+pub(crate) const TPM_RS_PW: u32 = 0x4000_0009;
+/// A command or response without sessions.
+pub(crate) const ST_NO_SESSIONS: u16 = 0x8001;
+/// A command or response with sessions.
+pub(crate) const ST_SESSIONS: u16 = 0x8002;
+/// SHA-256.
+pub(crate) const ALG_SHA256: u16 = 0x000B;
+/// No algorithm.
+pub(crate) const ALG_NULL: u16 = 0x0010;
+
 /// Builds a command.
 #[derive(Debug, Default)]
 pub(crate) struct Out(pub(crate) Vec<u8>);
