@@ -3,6 +3,7 @@
 //! the TPM derives from its endorsement hierarchy (the same key at every open).
 
 use crate::commands::{SigningKey, TPM_RH_ENDORSEMENT};
+use crate::session::InFlight;
 use crate::transport::{Tpm, TpmError, Transport};
 use candor_core::{
     CounterId, DeviceKey, DeviceSig, Digest, Inc, PeerId, Read, SignedInc, SignedRead, TpmKey,
@@ -25,6 +26,7 @@ struct Counter {
 
 /// A trusted device backed by a TPM 2.0.
 pub struct TpmDevice<T: Transport> {
+    journal: Option<std::path::PathBuf>,
     tpm: Mutex<Tpm<T>>,
     key: SigningKey,
     peer: PeerId,
@@ -84,12 +86,20 @@ impl<T: Transport> TpmDevice<T> {
         }));
         tracing::info!(counters = list.len(), "TPM 2.0 trusted device opened");
         Ok(Self {
+            journal: None,
             tpm: Mutex::new(tpm),
             key,
             peer,
             counters: list,
             device_key,
         })
+    }
+
+    /// Journals each IncSign in flight at `path` (written durably once the increment has
+    /// answered), so that after a crash `reissue` can finish it in the still-loaded session.
+    pub fn with_journal(mut self, path: std::path::PathBuf) -> Self {
+        self.journal = Some(path);
+        self
     }
 
     fn counter(&self, id: CounterId) -> Result<&Counter, DeviceError> {
@@ -169,9 +179,19 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
         let device = self.device_key.id();
         let mut out = Vec::with_capacity(payloads.len());
         for p in payloads {
+            let journal = self.journal.clone();
+            let mut write = |f: &InFlight| -> Result<(), TpmError> {
+                if let Some(path) = &journal {
+                    // Best effort: without it a crash now leaves a gap notice, not an error.
+                    if let Err(e) = write_journal(path, f) {
+                        tracing::warn!(%e, "cannot journal the IncSign in flight");
+                    }
+                }
+                Ok(())
+            };
             let inc = self
                 .tpm()
-                .inc_sign(&self.key, c.index, &c.name, p.as_bytes())
+                .inc_sign_journaled(&self.key, c.index, &c.name, p.as_bytes(), &mut write)
                 .map_err(backend)?;
             out.push(SignedInc {
                 inc: Inc {
@@ -193,15 +213,51 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
 
     fn reissue(
         &mut self,
-        _counter: CounterId,
-        _value: u64,
+        counter: CounterId,
+        value: u64,
     ) -> Result<Option<SignedInc>, DeviceError> {
-        // A TPM cannot sign an old step again: lost values get gap notices (DESIGN.md §7).
-        Ok(None)
+        // A TPM cannot sign an old step again; but a step a crash interrupted after its
+        // increment can be finished in its audit session if the TPM still has it loaded
+        // (DESIGN.md §7). Otherwise the node writes a gap notice.
+        let c = self.counter(counter)?.clone();
+        let Some(f) = self.journal.as_deref().and_then(read_journal) else {
+            return Ok(None);
+        };
+        if f.index != c.index || f.pre.checked_add(1) != Some(value) {
+            return Ok(None);
+        }
+        let recovered = self.tpm().recover_inc(&self.key, &c.name, &f);
+        match recovered {
+            Ok(inc) if inc.post == value => Ok(Some(SignedInc {
+                inc: Inc {
+                    device: self.device_key.id(),
+                    peer: self.peer.clone(),
+                    counter,
+                    value,
+                    payload: Digest(inc.payload),
+                },
+                sig: DeviceSig::Tpm(TpmProof {
+                    attest: inc.certified.attest,
+                    r: inc.certified.r,
+                    s: inc.certified.s,
+                }),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(%e, "the interrupted IncSign could not be finished: a gap notice will cover it");
+                Ok(None)
+            }
+        }
     }
 
-    fn acknowledge(&mut self, counter: CounterId, _value: u64) -> Result<(), DeviceError> {
-        self.counter(counter).map(|_| ())
+    fn acknowledge(&mut self, counter: CounterId, value: u64) -> Result<(), DeviceError> {
+        let c = self.counter(counter)?;
+        if let Some(path) = &self.journal {
+            if read_journal(path).is_some_and(|f| f.index == c.index && f.pre < value) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(())
     }
 
     fn acknowledged(&self, counter: CounterId) -> Result<u64, DeviceError> {
@@ -221,4 +277,41 @@ impl<T: Transport> Drop for TpmDevice<T> {
             let _ = tpm.flush(handle);
         }
     }
+}
+
+fn write_journal(path: &std::path::Path, f: &InFlight) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = candor_core::Writer::new();
+    w.u8(1)
+        .u32(f.index)
+        .u32(f.session)
+        .u64(f.pre)
+        .fixed(&f.payload)
+        .bytes8(&f.nonce_tpm)
+        .u64(f.seq);
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(w.as_slice())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn read_journal(path: &std::path::Path) -> Option<InFlight> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut r = candor_core::Reader::new(&bytes);
+    r.version(1, "tpm journal").ok()?;
+    let f = InFlight {
+        index: r.u32("index").ok()?,
+        session: r.u32("session").ok()?,
+        pre: r.u64("pre").ok()?,
+        payload: r.array("payload").ok()?,
+        nonce_tpm: r.bytes8(64, "nonce").ok()?.to_vec(),
+        seq: r.u64("seq").ok()?,
+    };
+    r.finish("tpm journal").ok()?;
+    Some(f)
 }

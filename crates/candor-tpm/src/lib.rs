@@ -34,6 +34,6 @@ pub use commands::{
     TPM_RH_OWNER,
 };
 pub use device::{TpmDevice, DEFAULT_NV_BASE};
-pub use session::IncAttest;
+pub use session::{InFlight, IncAttest};
 pub use swtpm::{Swtpm, SwtpmError};
 pub use transport::{DeviceTransport, TcpTransport, Tpm, TpmError, Transport, MAX_RESPONSE};

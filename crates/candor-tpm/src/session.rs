@@ -64,6 +64,24 @@ struct Session {
     seq: u64,
 }
 
+/// An IncSign in flight, as journaled once the increment has answered: enough to finish it in
+/// the same (still loaded) session after a crash (DESIGN.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The NV index.
+    pub index: u32,
+    /// The audit session's handle.
+    pub session: u32,
+    /// The counter before.
+    pub pre: u64,
+    /// The payload stirred in.
+    pub payload: [u8; 32],
+    /// The TPM's latest session nonce.
+    pub nonce_tpm: Vec<u8>,
+    /// Commands sent in the session so far.
+    pub seq: u64,
+}
+
 impl Session {
     fn next_caller_nonce(&mut self) -> Vec<u8> {
         // Fresh per command; it needs to be unique, not secret.
@@ -152,10 +170,23 @@ impl<T: Transport> Tpm<T> {
         // A foreign command inside the window before the increment makes the TPM refuse
         // the next exclusive command (TPM_RC_EXCLUSIVE) without counting: start over in a new
         // session. After the increment nothing is exclusive, so this never burns a value.
+        self.inc_sign_journaled(key, index, nv_name, payload, &mut |_| Ok(()))
+    }
+
+    /// [`Tpm::inc_sign`], calling `journal` once the increment has answered (with what a
+    /// restarted process needs to finish the step) before anything else is sent.
+    pub fn inc_sign_journaled(
+        &mut self,
+        key: &SigningKey,
+        index: u32,
+        nv_name: &[u8],
+        payload: &[u8; 32],
+        journal: &mut dyn FnMut(&InFlight) -> Result<(), TpmError>,
+    ) -> Result<IncAttest, TpmError> {
         let mut attempt = 0;
         loop {
             let mut s = self.start_audit_session()?;
-            let result = self.inc_in_session(&mut s, key, index, nv_name, payload);
+            let result = self.inc_in_session(&mut s, key, index, nv_name, payload, journal);
             let _ = self.flush(s.handle);
             match result {
                 Err(TpmError::Response { code, .. })
@@ -206,6 +237,7 @@ impl<T: Transport> Tpm<T> {
         index: u32,
         nv_name: &[u8],
         payload: &[u8; 32],
+        journal: &mut dyn FnMut(&InFlight) -> Result<(), TpmError>,
     ) -> Result<IncAttest, TpmError> {
         let read = |p: Vec<u8>| -> Result<u64, TpmError> {
             let d = In::new(&p).b()?.to_vec();
@@ -239,6 +271,52 @@ impl<T: Transport> Tpm<T> {
             &[],
             ATTR_AUDIT_EXCLUSIVE,
         )?;
+        journal(&InFlight {
+            index,
+            session: s.handle,
+            pre,
+            payload: *payload,
+            nonce_tpm: s.nonce_tpm.clone(),
+            seq: s.seq,
+        })?;
+        self.finish_inc(s, key, index, nv_name, payload, pre)
+    }
+
+    /// Finishes an IncSign after a crash, in the journaled session if the TPM still has it
+    /// loaded: the post read and the signed digest. The caller verifies the result.
+    pub fn recover_inc(
+        &mut self,
+        key: &SigningKey,
+        nv_name: &[u8],
+        f: &InFlight,
+    ) -> Result<IncAttest, TpmError> {
+        let mut s = Session {
+            handle: f.session,
+            nonce_tpm: f.nonce_tpm.clone(),
+            seq: f.seq,
+        };
+        let result = self.finish_inc(&mut s, key, f.index, nv_name, &f.payload, f.pre);
+        let _ = self.flush(s.handle);
+        result
+    }
+
+    fn finish_inc(
+        &mut self,
+        s: &mut Session,
+        key: &SigningKey,
+        index: u32,
+        nv_name: &[u8],
+        payload: &[u8; 32],
+        pre: u64,
+    ) -> Result<IncAttest, TpmError> {
+        let read = |p: Vec<u8>| -> Result<u64, TpmError> {
+            let d = In::new(&p).b()?.to_vec();
+            let a: [u8; 8] = d
+                .try_into()
+                .map_err(|_| TpmError::Malformed("counter is not 8 bytes"))?;
+            Ok(u64::from_be_bytes(a))
+        };
+        let names: [&[u8]; 2] = [nv_name, nv_name];
         // After the increment, only a failed command is retried, inside this session.
         let post = read(self.audited(
             s,
@@ -387,6 +465,64 @@ mod tests {
             &c.s
         )
         .is_err());
+        tpm.flush(key.handle).unwrap();
+    }
+
+    /// A crash right after the increment answered: a new connection finishes the step in the
+    /// journaled session (the TPM still has it loaded), and the result verifies; the session
+    /// is gone afterwards, so it cannot be finished twice.
+    #[test]
+    fn a_step_interrupted_after_the_increment_is_finished_after_reconnect() {
+        let sw = Swtpm::start().unwrap();
+        let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).unwrap());
+        let key = tpm.create_signing_key(TPM_RH_ENDORSEMENT).unwrap();
+        let index = 0x0150_0301;
+        tpm.nv_define_counter(index).unwrap();
+        tpm.nv_increment(index).unwrap();
+        let (_, nv) = tpm.nv_read_public(index).unwrap();
+        let before = tpm.nv_read_counter(index).unwrap();
+
+        // The process dies inside the journal hook: no post read, no signature, no flush.
+        let mut journaled = None;
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tpm.inc_sign_journaled(&key, index, &nv, &[7; 32], &mut |f| {
+                journaled = Some(f.clone());
+                panic!("simulated crash after the increment");
+            });
+        }));
+        assert!(crashed.is_err());
+        let f = journaled.expect("the hook ran once the increment answered");
+        assert_eq!(f.pre, before);
+        drop(tpm);
+
+        let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).unwrap());
+        assert_eq!(
+            tpm.nv_read_counter(index).unwrap(),
+            before + 1,
+            "it counted"
+        );
+        let inc = tpm.recover_inc(&key, &nv, &f).unwrap();
+        assert_eq!(
+            (inc.pre, inc.post, inc.payload),
+            (before, before + 1, [7; 32])
+        );
+        let vk = candor_core::tpm::verifying_key(&key.x, &key.y).unwrap();
+        let qn = key.qualified_name();
+        let c = &inc.certified;
+        assert_eq!(
+            candor_core::tpm::verify_nv_inc(
+                &vk, &qn, &nv, &[7; 32], inc.pre, inc.post, &c.attest, &c.r, &c.s
+            )
+            .unwrap(),
+            before + 1
+        );
+        // Claimed for another payload: rejected.
+        assert!(candor_core::tpm::verify_nv_inc(
+            &vk, &qn, &nv, &[8; 32], inc.pre, inc.post, &c.attest, &c.r, &c.s
+        )
+        .is_err());
+        // The session was flushed: a second recovery fails rather than sign anything.
+        assert!(tpm.recover_inc(&key, &nv, &f).is_err());
         tpm.flush(key.handle).unwrap();
     }
 

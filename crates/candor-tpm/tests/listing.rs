@@ -130,3 +130,113 @@ fn the_authority_vets_the_tpm_key_and_counters() {
     owner.hierarchy = candor_tpm::TPM_RH_OWNER;
     assert!(owner.vet().is_err());
 }
+
+/// A transport whose process "dies" right after the TPM answers an NV_Increment once armed:
+/// every later command fails, as if the node had crashed (nothing flushed, no post read).
+struct Dying {
+    inner: TcpTransport,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dead: bool,
+}
+
+impl candor_tpm::Transport for Dying {
+    fn exchange(&mut self, command: &[u8]) -> Result<Vec<u8>, candor_tpm::TpmError> {
+        if self.dead {
+            return Err(candor_tpm::TpmError::Io {
+                endpoint: "dying".into(),
+                source: std::io::Error::other("the process is gone"),
+            });
+        }
+        let response = self.inner.exchange(command)?;
+        let increment = command.get(6..10) == Some(&0x0000_0134u32.to_be_bytes()[..]);
+        if increment && self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.dead = true;
+        }
+        Ok(response)
+    }
+}
+
+/// The node crashes after the TPM counted a step but before the step was signed: with the
+/// journal, the next open finishes the step in its still-loaded audit session, so the offer
+/// is published and nothing is lost or accused; without it, the B node writes a gap notice.
+fn crash_after_increment(scheme: Scheme, journal: bool) {
+    let sw = Swtpm::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tpm.journal");
+    let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
+    let trusted = [authority.public()];
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let peer = PeerId::from_ed25519(&node_key.public());
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let open = |sw: &Swtpm| {
+        let t = Dying {
+            inner: TcpTransport::connect(sw.server()).unwrap(),
+            armed: armed.clone(),
+            dead: false,
+        };
+        let d = TpmDevice::open(t, peer.clone(), 1, DEFAULT_NV_BASE).unwrap();
+        if journal {
+            d.with_journal(path.clone())
+        } else {
+            d
+        }
+    };
+    let mut device = open(&sw);
+    let cert = enrol(
+        &authority,
+        &mut Registry::default(),
+        &node_key,
+        &mut device,
+        scheme,
+        1,
+        NOW,
+    )
+    .unwrap();
+    let (node, _) =
+        ListingNode::open(device, ListingStore::in_memory().unwrap(), cert.clone()).unwrap();
+    let item = Item::new("an item whose listing node crashes").unwrap();
+    let all = offers(&item, 3);
+    publish_to_any(&node, &trusted, &all[0], NOW).unwrap();
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(publish_to_any(&node, &trusted, &all[1], NOW).is_err());
+    armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        path.exists(),
+        journal,
+        "journaled once the increment answered"
+    );
+
+    let (device, store) = node.into_parts();
+    drop(device); // the transport is dead: nothing is flushed, the socket closes
+    let (node, report) = ListingNode::open(open(&sw), store, cert).unwrap();
+    if journal {
+        assert_eq!(report.recovered, 1);
+        assert!(report.gaps.is_empty());
+    } else {
+        assert_eq!(report.recovered, 0);
+        assert_eq!(report.gaps.len(), 1);
+    }
+    publish_to_any(&node, &trusted, &all[2], NOW).unwrap();
+    assert!(
+        !path.exists(),
+        "the journal is cleared once the step is acknowledged"
+    );
+    let out = retrieve_any(&node, &trusted, &item, Budget::default(), 3).unwrap();
+    let expected = if journal { 3 } else { 2 };
+    assert_eq!(out.offers().len(), expected);
+}
+
+#[test]
+fn a_crash_after_the_increment_is_finished_from_the_journal_scheme_b() {
+    crash_after_increment(Scheme::Basic, true);
+}
+
+#[test]
+fn a_crash_after_the_increment_is_finished_from_the_journal_scheme_m() {
+    crash_after_increment(Scheme::Merkle, true);
+}
+
+#[test]
+fn without_the_journal_a_crash_after_the_increment_leaves_a_gap_notice() {
+    crash_after_increment(Scheme::Basic, false);
+}

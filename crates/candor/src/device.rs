@@ -65,27 +65,32 @@ impl TrustedDevice for AnyDevice {
 }
 
 /// Where a TPM is: `tcp:HOST:PORT` (swtpm's server port) or a device path (`/dev/tpmrm0`).
-pub(crate) fn open_tpm(endpoint: &str, peer: PeerId, counters: u32) -> Result<AnyDevice, CliError> {
+/// With `journal`, each IncSign in flight is journaled there so that a step a crash interrupts
+/// after its increment can be finished at the next open (the TPM keeps the session loaded).
+pub(crate) fn open_tpm(
+    endpoint: &str,
+    peer: PeerId,
+    counters: u32,
+    journal: Option<std::path::PathBuf>,
+) -> Result<AnyDevice, CliError> {
     if let Some(addr) = endpoint.strip_prefix("tcp:") {
         let addr = addr
             .parse()
             .map_err(|e| CliError::Failed(format!("TPM endpoint {endpoint:?}: {e}")))?;
         let t = TcpTransport::connect(addr).map_err(|e| CliError::Failed(e.to_string()))?;
-        Ok(AnyDevice::TpmTcp(TpmDevice::open(
-            t,
-            peer,
-            counters,
-            DEFAULT_NV_BASE,
-        )?))
+        let d = TpmDevice::open(t, peer, counters, DEFAULT_NV_BASE)?;
+        Ok(AnyDevice::TpmTcp(match journal {
+            Some(path) => d.with_journal(path),
+            None => d,
+        }))
     } else {
         let t = DeviceTransport::open(Path::new(endpoint))
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        Ok(AnyDevice::TpmDev(TpmDevice::open(
-            t,
-            peer,
-            counters,
-            DEFAULT_NV_BASE,
-        )?))
+        let d = TpmDevice::open(t, peer, counters, DEFAULT_NV_BASE)?;
+        Ok(AnyDevice::TpmDev(match journal {
+            Some(path) => d.with_journal(path),
+            None => d,
+        }))
     }
 }
 
@@ -105,7 +110,7 @@ pub(crate) fn open_device(data: &Path, peer: PeerId) -> Result<AnyDevice, CliErr
         let mut parts = text.split_whitespace();
         let endpoint = parts.next().unwrap_or("");
         let counters: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-        return open_tpm(endpoint, peer, counters);
+        return open_tpm(endpoint, peer, counters, Some(data.join("tpm.journal")));
     }
     Ok(AnyDevice::Software(SoftwareDevice::open(
         &data.join("device.state"),

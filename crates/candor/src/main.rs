@@ -263,7 +263,7 @@ fn device_init(data: PathBuf, counters: Option<u32>, tpm: Option<String>) -> Res
     let peer = PeerId::from_ed25519(&node_key.public());
     if let Some(endpoint) = tpm {
         // Setup is idempotent: the key is re-derived, counters defined only when missing.
-        let device = device::open_tpm(&endpoint, peer.clone(), counters)?;
+        let device = device::open_tpm(&endpoint, peer.clone(), counters, None)?;
         files::write_atomic(
             &device::tpm_file(&d.0),
             format!("{endpoint} {counters}\n").as_bytes(),
