@@ -128,7 +128,9 @@ fn node_rate(
         peer,
         1,
         candor_tpm::DEFAULT_NV_BASE + 0x100 * (k + 1),
-    )?;
+    )?
+    // As `candor node` runs it: each IncSign journaled (one synced file write).
+    .with_journal(dir.join(format!("tpm-{k}.journal")));
     let cert = candor_listing::enrol(
         &authority,
         &mut candor_core::Registry::default(),
