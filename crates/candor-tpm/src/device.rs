@@ -227,8 +227,27 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
             return Ok(None);
         }
         let recovered = self.tpm().recover_inc(&self.key, &c.name, &f);
+        // Only a statement every buyer will accept leaves the device: a recovered step is
+        // verified like any other before it is stored and served.
+        let verified = |inc: &crate::IncAttest| {
+            candor_core::tpm::verifying_key(&self.key.x, &self.key.y)
+                .and_then(|vk| {
+                    candor_core::tpm::verify_nv_inc(
+                        &vk,
+                        &self.key.qualified_name(),
+                        &c.name,
+                        &inc.payload,
+                        inc.pre,
+                        inc.post,
+                        &inc.certified.attest,
+                        &inc.certified.r,
+                        &inc.certified.s,
+                    )
+                })
+                .is_ok_and(|v| v == value)
+        };
         match recovered {
-            Ok(inc) if inc.post == value => Ok(Some(SignedInc {
+            Ok(inc) if verified(&inc) => Ok(Some(SignedInc {
                 inc: Inc {
                     device: self.device_key.id(),
                     peer: self.peer.clone(),
@@ -242,7 +261,10 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
                     s: inc.certified.s,
                 }),
             })),
-            Ok(_) => Ok(None),
+            Ok(_) => {
+                tracing::warn!("the finished IncSign does not verify: a gap notice will cover it");
+                Ok(None)
+            }
             Err(e) => {
                 tracing::warn!(%e, "the interrupted IncSign could not be finished: a gap notice will cover it");
                 Ok(None)
