@@ -95,8 +95,9 @@ impl<T: Transport> TpmDevice<T> {
         })
     }
 
-    /// Journals each IncSign in flight at `path` (written durably once the increment has
-    /// answered), so that after a crash `reissue` can finish it in the still-loaded session.
+    /// Journals each IncSign in flight at `path` (once the increment has answered, and again
+    /// after the post read), so that after a crash `reissue` can finish it in the
+    /// still-loaded session.
     pub fn with_journal(mut self, path: std::path::PathBuf) -> Self {
         self.journal = Some(path);
         self
@@ -310,16 +311,16 @@ fn write_journal(path: &std::path::Path, f: &InFlight) -> std::io::Result<()> {
         .u64(f.pre)
         .fixed(&f.payload)
         .bytes8(&f.nonce_tpm)
-        .u64(f.seq);
+        .u64(f.seq)
+        .u8(u8::from(f.post.is_some()))
+        .u64(f.post.unwrap_or(0));
+    // Not synced: it only matters after a process crash, which keeps the page cache. A power
+    // loss resets the TPM, which flushes every session, so a synced journal would not help.
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(w.as_slice())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    drop(file);
+    std::fs::rename(&tmp, path)
 }
 
 fn read_journal(path: &std::path::Path) -> Option<InFlight> {
@@ -333,6 +334,11 @@ fn read_journal(path: &std::path::Path) -> Option<InFlight> {
         payload: r.array("payload").ok()?,
         nonce_tpm: r.bytes8(64, "nonce").ok()?.to_vec(),
         seq: r.u64("seq").ok()?,
+        post: match (r.u8("post?").ok()?, r.u64("post").ok()?) {
+            (0, _) => None,
+            (1, p) => Some(p),
+            _ => return None,
+        },
     };
     r.finish("tpm journal").ok()?;
     Some(f)

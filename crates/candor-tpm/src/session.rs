@@ -80,6 +80,8 @@ pub struct InFlight {
     pub nonce_tpm: Vec<u8>,
     /// Commands sent in the session so far.
     pub seq: u64,
+    /// The counter after, once the post read has answered (then only the digest is left).
+    pub post: Option<u64>,
 }
 
 impl Session {
@@ -239,13 +241,7 @@ impl<T: Transport> Tpm<T> {
         payload: &[u8; 32],
         journal: &mut dyn FnMut(&InFlight) -> Result<(), TpmError>,
     ) -> Result<IncAttest, TpmError> {
-        let read = |p: Vec<u8>| -> Result<u64, TpmError> {
-            let d = In::new(&p).b()?.to_vec();
-            let a: [u8; 8] = d
-                .try_into()
-                .map_err(|_| TpmError::Malformed("counter is not 8 bytes"))?;
-            Ok(u64::from_be_bytes(a))
-        };
+        let read = counter_value;
         let names: [&[u8]; 2] = [nv_name, nv_name];
         let pre = read(self.audited(
             s,
@@ -278,12 +274,14 @@ impl<T: Transport> Tpm<T> {
             payload: *payload,
             nonce_tpm: s.nonce_tpm.clone(),
             seq: s.seq,
+            post: None,
         })?;
-        self.finish_inc(s, key, index, nv_name, payload, pre)
+        self.finish_inc(s, key, index, nv_name, payload, pre, None, journal)
     }
 
     /// Finishes an IncSign after a crash, in the journaled session if the TPM still has it
-    /// loaded: the post read and the signed digest. The caller verifies the result.
+    /// loaded: the post read (unless journaled) and the signed digest. The caller verifies
+    /// the result.
     pub fn recover_inc(
         &mut self,
         key: &SigningKey,
@@ -295,7 +293,16 @@ impl<T: Transport> Tpm<T> {
             nonce_tpm: f.nonce_tpm.clone(),
             seq: f.seq,
         };
-        let result = self.finish_inc(&mut s, key, f.index, nv_name, &f.payload, f.pre);
+        let result = self.finish_inc(
+            &mut s,
+            key,
+            f.index,
+            nv_name,
+            &f.payload,
+            f.pre,
+            f.post,
+            &mut |_| Ok(()),
+        );
         let _ = self.flush(s.handle);
         result
     }
@@ -308,24 +315,34 @@ impl<T: Transport> Tpm<T> {
         nv_name: &[u8],
         payload: &[u8; 32],
         pre: u64,
+        post: Option<u64>,
+        journal: &mut dyn FnMut(&InFlight) -> Result<(), TpmError>,
     ) -> Result<IncAttest, TpmError> {
-        let read = |p: Vec<u8>| -> Result<u64, TpmError> {
-            let d = In::new(&p).b()?.to_vec();
-            let a: [u8; 8] = d
-                .try_into()
-                .map_err(|_| TpmError::Malformed("counter is not 8 bytes"))?;
-            Ok(u64::from_be_bytes(a))
+        let post = match post {
+            Some(post) => post,
+            None => {
+                let names: [&[u8]; 2] = [nv_name, nv_name];
+                // After the increment, only a failed command is retried, inside this session.
+                let post = counter_value(self.audited(
+                    s,
+                    CC_NV_READ,
+                    &[index, index],
+                    &names,
+                    &nv_read_params(),
+                    ATTR_AUDIT,
+                )?)?;
+                journal(&InFlight {
+                    index,
+                    session: s.handle,
+                    pre,
+                    payload: *payload,
+                    nonce_tpm: s.nonce_tpm.clone(),
+                    seq: s.seq,
+                    post: Some(post),
+                })?;
+                post
+            }
         };
-        let names: [&[u8]; 2] = [nv_name, nv_name];
-        // After the increment, only a failed command is retried, inside this session.
-        let post = read(self.audited(
-            s,
-            CC_NV_READ,
-            &[index, index],
-            &names,
-            &nv_read_params(),
-            ATTR_AUDIT,
-        )?)?;
         let certified = self.session_digest(s, key)?;
         Ok(IncAttest {
             pre,
@@ -334,6 +351,15 @@ impl<T: Transport> Tpm<T> {
             certified,
         })
     }
+}
+
+/// The counter value in an NV_Read response's parameters.
+fn counter_value(p: Vec<u8>) -> Result<u64, TpmError> {
+    let d = In::new(&p).b()?.to_vec();
+    let a: [u8; 8] = d
+        .try_into()
+        .map_err(|_| TpmError::Malformed("counter is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(a))
 }
 
 #[cfg(test)]

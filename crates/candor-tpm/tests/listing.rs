@@ -131,32 +131,47 @@ fn the_authority_vets_the_tpm_key_and_counters() {
     assert!(owner.vet().is_err());
 }
 
-/// A transport whose process "dies" once armed, `after` commands past the TPM's answer to an
-/// NV_Increment: every later command fails, as if the node had crashed (nothing flushed).
+/// Where the process dies, counted in TPM commands after the NV_Increment answered (1 = the
+/// post read, 2 = the signed digest), and whether the TPM ran that command (its answer lost)
+/// or never saw it. Every later command fails: nothing is flushed.
+#[derive(Clone, Copy)]
+struct Death {
+    at: usize,
+    executed: bool,
+}
+
 struct Dying {
     inner: TcpTransport,
     armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    after: usize,
-    countdown: Option<usize>,
+    death: Death,
+    since_increment: Option<usize>,
     dead: bool,
 }
 
 impl candor_tpm::Transport for Dying {
     fn exchange(&mut self, command: &[u8]) -> Result<Vec<u8>, candor_tpm::TpmError> {
+        let gone = || candor_tpm::TpmError::Io {
+            endpoint: "dying".into(),
+            source: std::io::Error::other("the process is gone"),
+        };
         if self.dead {
-            return Err(candor_tpm::TpmError::Io {
-                endpoint: "dying".into(),
-                source: std::io::Error::other("the process is gone"),
-            });
+            return Err(gone());
+        }
+        if let Some(n) = self.since_increment.as_mut() {
+            *n += 1;
+            if *n == self.death.at {
+                self.dead = true;
+                if self.death.executed {
+                    let _ = self.inner.exchange(command);
+                }
+                return Err(gone());
+            }
         }
         let response = self.inner.exchange(command)?;
         let increment = command.get(6..10) == Some(&0x0000_0134u32.to_be_bytes()[..]);
-        if let Some(n) = self.countdown.as_mut() {
-            *n = n.saturating_sub(1);
-        } else if increment && self.armed.load(std::sync::atomic::Ordering::SeqCst) {
-            self.countdown = Some(self.after);
+        if increment && self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.since_increment = Some(0);
         }
-        self.dead = self.countdown == Some(0);
         Ok(response)
     }
 }
@@ -164,7 +179,7 @@ impl candor_tpm::Transport for Dying {
 /// The node crashes after the TPM counted a step but before the step was signed: with the
 /// journal, the next open finishes the step in its still-loaded audit session, so the offer
 /// is published and nothing is lost or accused; without it, the B node writes a gap notice.
-fn crash_after_increment(scheme: Scheme, journal: bool, after: usize) {
+fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: bool) {
     let sw = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tpm.journal");
@@ -177,8 +192,8 @@ fn crash_after_increment(scheme: Scheme, journal: bool, after: usize) {
         let t = Dying {
             inner: TcpTransport::connect(sw.server()).unwrap(),
             armed: armed.clone(),
-            after,
-            countdown: None,
+            death,
+            since_increment: None,
             dead: false,
         };
         let d = TpmDevice::open(t, peer.clone(), 1, DEFAULT_NV_BASE).unwrap();
@@ -216,7 +231,7 @@ fn crash_after_increment(scheme: Scheme, journal: bool, after: usize) {
     let (device, store) = node.into_parts();
     drop(device); // the transport is dead: nothing is flushed, the socket closes
     let (node, report) = ListingNode::open(open(&sw), store, cert).unwrap();
-    if journal && after == 0 {
+    if recovers {
         assert_eq!(report.recovered, 1);
         assert!(report.gaps.is_empty());
     } else {
@@ -229,28 +244,55 @@ fn crash_after_increment(scheme: Scheme, journal: bool, after: usize) {
         "the journal is cleared once the step is acknowledged"
     );
     let out = retrieve_any(&node, &trusted, &item, Budget::default(), 3).unwrap();
-    let expected = if journal && after == 0 { 3 } else { 2 };
+    let expected = if recovers { 3 } else { 2 };
     assert_eq!(out.offers().len(), expected);
 }
 
+const BEFORE_POST_READ: Death = Death {
+    at: 1,
+    executed: false,
+};
+
 #[test]
 fn a_crash_after_the_increment_is_finished_from_the_journal_scheme_b() {
-    crash_after_increment(Scheme::Basic, true, 0);
+    crash_after_increment(Scheme::Basic, true, BEFORE_POST_READ, true);
 }
 
 #[test]
 fn a_crash_after_the_increment_is_finished_from_the_journal_scheme_m() {
-    crash_after_increment(Scheme::Merkle, true, 0);
+    crash_after_increment(Scheme::Merkle, true, BEFORE_POST_READ, true);
 }
 
 #[test]
 fn without_the_journal_a_crash_after_the_increment_leaves_a_gap_notice() {
-    crash_after_increment(Scheme::Basic, false, 0);
+    crash_after_increment(Scheme::Basic, false, BEFORE_POST_READ, false);
 }
 
-/// A crash after the post read: the journal's session nonce is stale, so the step cannot be
-/// finished; a gap notice covers it, and nothing unverifiable is ever stored or served.
+/// A crash before the digest was asked, or after the TPM signed it but before the answer was
+/// stored: the journal holds the post value, so only the digest is asked (again).
 #[test]
-fn a_crash_after_the_post_read_leaves_a_gap_notice() {
-    crash_after_increment(Scheme::Basic, true, 1);
+fn a_crash_around_the_signed_digest_is_finished_from_the_journal() {
+    let at = 2;
+    crash_after_increment(
+        Scheme::Basic,
+        true,
+        Death {
+            at,
+            executed: false,
+        },
+        true,
+    );
+    crash_after_increment(Scheme::Merkle, true, Death { at, executed: true }, true);
+}
+
+/// The TPM ran the post read but the process died before journaling its answer: the
+/// journal's session nonce is stale, the TPM refuses to go on in that session, and a gap
+/// notice covers the value. Nothing unverifiable is stored or served; no one is accused.
+#[test]
+fn a_crash_with_the_post_read_unjournaled_leaves_a_gap_notice() {
+    let death = Death {
+        at: 1,
+        executed: true,
+    };
+    crash_after_increment(Scheme::Basic, true, death, false);
 }
