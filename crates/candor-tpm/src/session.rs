@@ -267,7 +267,7 @@ impl<T: Transport> Tpm<T> {
             &[],
             ATTR_AUDIT_EXCLUSIVE,
         )?;
-        journal(&InFlight {
+        let f = InFlight {
             index,
             session: s.handle,
             pre,
@@ -275,8 +275,9 @@ impl<T: Transport> Tpm<T> {
             nonce_tpm: s.nonce_tpm.clone(),
             seq: s.seq,
             post: None,
-        })?;
-        self.finish_inc(s, key, index, nv_name, payload, pre, None, journal)
+        };
+        journal(&f)?;
+        self.finish_inc(s, key, nv_name, f, journal)
     }
 
     /// Finishes an IncSign after a crash, in the journaled session if the TPM still has it
@@ -293,16 +294,7 @@ impl<T: Transport> Tpm<T> {
             nonce_tpm: f.nonce_tpm.clone(),
             seq: f.seq,
         };
-        let result = self.finish_inc(
-            &mut s,
-            key,
-            f.index,
-            nv_name,
-            &f.payload,
-            f.pre,
-            f.post,
-            &mut |_| Ok(()),
-        );
+        let result = self.finish_inc(&mut s, key, nv_name, f.clone(), &mut |_| Ok(()));
         let _ = self.flush(s.handle);
         result
     }
@@ -311,14 +303,11 @@ impl<T: Transport> Tpm<T> {
         &mut self,
         s: &mut Session,
         key: &SigningKey,
-        index: u32,
         nv_name: &[u8],
-        payload: &[u8; 32],
-        pre: u64,
-        post: Option<u64>,
+        mut f: InFlight,
         journal: &mut dyn FnMut(&InFlight) -> Result<(), TpmError>,
     ) -> Result<IncAttest, TpmError> {
-        let post = match post {
+        let post = match f.post {
             Some(post) => post,
             None => {
                 let names: [&[u8]; 2] = [nv_name, nv_name];
@@ -326,28 +315,23 @@ impl<T: Transport> Tpm<T> {
                 let post = counter_value(self.audited(
                     s,
                     CC_NV_READ,
-                    &[index, index],
+                    &[f.index, f.index],
                     &names,
                     &nv_read_params(),
                     ATTR_AUDIT,
                 )?)?;
-                journal(&InFlight {
-                    index,
-                    session: s.handle,
-                    pre,
-                    payload: *payload,
-                    nonce_tpm: s.nonce_tpm.clone(),
-                    seq: s.seq,
-                    post: Some(post),
-                })?;
+                f.nonce_tpm.clone_from(&s.nonce_tpm);
+                f.seq = s.seq;
+                f.post = Some(post);
+                journal(&f)?;
                 post
             }
         };
         let certified = self.session_digest(s, key)?;
         Ok(IncAttest {
-            pre,
+            pre: f.pre,
             post,
-            payload: *payload,
+            payload: f.payload,
             certified,
         })
     }
