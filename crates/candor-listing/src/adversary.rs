@@ -373,6 +373,14 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
         Listing::publish_any(&self.honest, offer, now)
     }
 
+    fn publish_m(
+        &self,
+        offer: &SignedOffer,
+        now: u64,
+    ) -> Result<(candor_core::SignedCertificate, candor_core::MReceipt), Refusal> {
+        Listing::publish_m(&self.honest, offer, now)
+    }
+
     fn m_head(&self, req: &RetrieveRequest) -> Result<candor_core::MHead, Refusal> {
         let req = match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),

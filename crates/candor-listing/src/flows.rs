@@ -165,34 +165,26 @@ pub trait Listing {
     fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal>;
     /// Publish, whichever scheme the node runs.
     fn publish_any(&self, offer: &SignedOffer, now: u64) -> Result<AnyReply, Refusal>;
+    // The scheme-M calls have no defaults either: a wrapper that forgot one would refuse it
+    // for a node that runs scheme M (a node that does not answers with a refusal itself).
     /// Publish to a scheme-M node: the answer is the node's certificate and the whole step.
     fn publish_m(
         &self,
-        _offer: &SignedOffer,
-        _now: u64,
-    ) -> Result<(SignedCertificate, MReceipt), Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
+        offer: &SignedOffer,
+        now: u64,
+    ) -> Result<(SignedCertificate, MReceipt), Refusal>;
     /// Open a scheme-M retrieve.
-    fn m_head(&self, _req: &RetrieveRequest) -> Result<MHead, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
+    fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, Refusal>;
     /// A page of an item's list (scheme M).
-    fn m_page(&self, _req: &MPageRequest) -> Result<MPage, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
+    fn m_page(&self, req: &MPageRequest) -> Result<MPage, Refusal>;
     /// A whole step, for an audit (scheme M).
-    fn m_step(&self, _value: u64) -> Result<StepProof, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
+    fn m_step(&self, value: u64) -> Result<StepProof, Refusal>;
     /// A proof for an item under the root after any past step (scheme M).
     fn m_prove_at(
         &self,
-        _item: &candor_core::ItemKey,
-        _value: u64,
-    ) -> Result<candor_core::MPast, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
+        item: &candor_core::ItemKey,
+        value: u64,
+    ) -> Result<candor_core::MPast, Refusal>;
 }
 
 impl<D: TrustedDevice> Listing for ListingNode<D> {

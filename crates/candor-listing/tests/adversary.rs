@@ -332,6 +332,26 @@ impl Listing for ReceiptForger<'_> {
     ) -> Result<candor_listing::AnyReply, Refusal> {
         Listing::publish(self, offer, now).map(candor_listing::AnyReply::Counted)
     }
+    // The forger runs scheme B: every scheme-M call is refused, as a B node refuses it.
+    fn publish_m(
+        &self,
+        _: &SignedOffer,
+        _: u64,
+    ) -> Result<(candor_core::SignedCertificate, MReceipt), Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    fn m_head(&self, _: &RetrieveRequest) -> Result<MHead, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    fn m_page(&self, _: &MPageRequest) -> Result<MPage, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    fn m_step(&self, _: u64) -> Result<StepProof, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
+    fn m_prove_at(&self, _: &candor_core::ItemKey, _: u64) -> Result<candor_core::MPast, Refusal> {
+        Err(Refusal::refused("this node does not run scheme M"))
+    }
 }
 
 #[test]

@@ -294,6 +294,20 @@ impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
     ) -> Result<candor_core::MPast, candor_listing::Refusal> {
         Listing::m_prove_at(self.0, d, v)
     }
+    fn publish_m(
+        &self,
+        o: &SignedOffer,
+        now: u64,
+    ) -> Result<(candor_core::SignedCertificate, candor_core::MReceipt), candor_listing::Refusal>
+    {
+        Listing::publish_m(self.0, o, now)
+    }
+    fn m_head(
+        &self,
+        r: &candor_core::RetrieveRequest,
+    ) -> Result<candor_core::MHead, candor_listing::Refusal> {
+        Listing::m_head(self.0, r)
+    }
 }
 
 /// The candor PeerId of a libp2p one (for reports).

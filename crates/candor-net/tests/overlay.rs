@@ -175,6 +175,24 @@ impl Listing for LocalListing {
     fn m_step(&self, v: u64) -> Result<StepProof, candor_listing::Refusal> {
         Listing::m_step(self.0.as_ref(), v)
     }
+    fn m_prove_at(
+        &self,
+        d: &candor_core::ItemKey,
+        v: u64,
+    ) -> Result<candor_core::MPast, candor_listing::Refusal> {
+        Listing::m_prove_at(self.0.as_ref(), d, v)
+    }
+    fn publish_m(
+        &self,
+        o: &SignedOffer,
+        now: u64,
+    ) -> Result<(candor_core::SignedCertificate, candor_core::MReceipt), candor_listing::Refusal>
+    {
+        Listing::publish_m(self.0.as_ref(), o, now)
+    }
+    fn m_head(&self, r: &RetrieveRequest) -> Result<candor_core::MHead, candor_listing::Refusal> {
+        Listing::m_head(self.0.as_ref(), r)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
