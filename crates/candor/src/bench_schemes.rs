@@ -243,23 +243,7 @@ fn publish_rate<D: TrustedDevice>(
     )?;
     let store = ListingStore::open(&dir.join(format!("m-{}.redb", unique())))?;
     let (node, _) = ListingNode::open(device, store, cert)?;
-    let seller = Keypair::generate(&mut rand_core::OsRng);
-    let items: Vec<Item> = (0..(total / 10).max(1))
-        .filter_map(|i| Item::new(&format!("publish item {i}")).ok())
-        .collect();
-    let offers: Vec<SignedOffer> = (0..total)
-        .map(|i| {
-            SignedOffer::sign(
-                &seller,
-                &items[i % items.len()],
-                1 + i as u64,
-                Currency::EUR,
-                1,
-                u64::MAX,
-                i as u64 + 1,
-            )
-        })
-        .collect();
+    let offers = one_seller_offers("publish item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
         for r in node.publish_m(chunk, 0) {
@@ -418,4 +402,26 @@ fn write_plot(path: &std::path::Path, rows: &[Row]) -> Result<(), CliError> {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
     std::fs::write(path, svg).map_err(fail)
+}
+
+/// `total` offers from one seller over `total / 10` items named `{label} {i}`: the workload
+/// of the publish benchmarks.
+pub(crate) fn one_seller_offers(label: &str, total: usize) -> Vec<SignedOffer> {
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let items: Vec<Item> = (0..(total / 10).max(1))
+        .filter_map(|i| Item::new(&format!("{label} {i}")).ok())
+        .collect();
+    (0..total)
+        .map(|i| {
+            SignedOffer::sign(
+                &seller,
+                &items[i % items.len()],
+                1 + i as u64,
+                Currency::EUR,
+                1,
+                u64::MAX,
+                i as u64 + 1,
+            )
+        })
+        .collect()
 }

@@ -116,7 +116,7 @@ fn node_rate(
     batch: usize,
     total: usize,
 ) -> Result<f64, CliError> {
-    use candor_core::{Currency, Item, Keypair, PeerId, SignedOffer};
+    use candor_core::{Keypair, PeerId};
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let authority = candor_core::Authority::new(Keypair::generate(&mut rand_core::OsRng));
@@ -142,23 +142,7 @@ fn node_rate(
     )?;
     let store = candor_store::ListingStore::open(&dir.join(format!("tpm-{k}.redb")))?;
     let (node, _) = candor_listing::ListingNode::open(device, store, cert)?;
-    let seller = Keypair::generate(&mut rand_core::OsRng);
-    let items: Vec<Item> = (0..(total / 10).max(1))
-        .filter_map(|i| Item::new(&format!("tpm item {i}")).ok())
-        .collect();
-    let offers: Vec<SignedOffer> = (0..total)
-        .map(|i| {
-            SignedOffer::sign(
-                &seller,
-                &items[i % items.len()],
-                1 + i as u64,
-                Currency::EUR,
-                1,
-                u64::MAX,
-                i as u64 + 1,
-            )
-        })
-        .collect();
+    let offers = crate::bench_schemes::one_seller_offers("tpm item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
         let ok = if scheme == candor_core::Scheme::Merkle {
