@@ -323,8 +323,21 @@ fn write_journal(path: &std::path::Path, f: &InFlight) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The largest journal read (it holds a fixed set of fields and a nonce of at most 64 bytes).
+const MAX_JOURNAL: u64 = 256;
+
 fn read_journal(path: &std::path::Path) -> Option<InFlight> {
-    let bytes = std::fs::read(path).ok()?;
+    // A journal is under 200 bytes: anything larger is not one, and is not read whole.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, MAX_JOURNAL + 1),
+        &mut bytes,
+    )
+    .ok()?;
+    if bytes.len() as u64 > MAX_JOURNAL {
+        tracing::warn!(path = %path.display(), "the TPM journal is oversized: ignored");
+        return None;
+    }
     let mut r = candor_core::Reader::new(&bytes);
     r.version(1, "tpm journal").ok()?;
     let f = InFlight {
@@ -342,4 +355,40 @@ fn read_journal(path: &std::path::Path) -> Option<InFlight> {
     };
     r.finish("tpm journal").ok()?;
     Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_round_trips_and_bad_files_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tpm.journal");
+        for post in [None, Some(8)] {
+            let f = InFlight {
+                index: 0x0150_0000,
+                session: 0x0200_0000,
+                pre: 7,
+                payload: [3; 32],
+                nonce_tpm: vec![9; 32],
+                seq: 4,
+                post,
+            };
+            write_journal(&path, &f).unwrap();
+            assert_eq!(read_journal(&path), Some(f));
+        }
+        let good = std::fs::read(&path).unwrap();
+        // Truncated, trailing bytes, an unknown version, oversized, missing: none is read.
+        std::fs::write(&path, &good[..good.len() - 1]).unwrap();
+        assert_eq!(read_journal(&path), None);
+        std::fs::write(&path, [&good[..], &[0]].concat()).unwrap();
+        assert_eq!(read_journal(&path), None);
+        std::fs::write(&path, [&[2u8][..], &good[1..]].concat()).unwrap();
+        assert_eq!(read_journal(&path), None);
+        std::fs::write(&path, vec![1u8; 1 << 20]).unwrap();
+        assert_eq!(read_journal(&path), None);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read_journal(&path), None);
+    }
 }
