@@ -6,6 +6,9 @@
 //! device.
 
 use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::endorsement::{
+    Credential, EndorsementError, EndorsementRoots, MAX_CERT, MAX_CHAIN, SECRET_LEN,
+};
 use crate::hash::{tags, Digest, TaggedHasher};
 use crate::item::ItemKey;
 use crate::keys::{Keypair, PeerId, PublicKey, Signature};
@@ -14,9 +17,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use thiserror::Error;
 
-const CERT_VERSION: u8 = 1;
-const ENROL_VERSION: u8 = 1;
-const REGISTRY_VERSION: u8 = 1;
+const CERT_VERSION: u8 = 2;
+const ENROL_VERSION: u8 = 2;
+const REGISTRY_VERSION: u8 = 2;
 
 /// The most counters a certificate may name.
 pub const MAX_COUNTERS: usize = 4096;
@@ -84,6 +87,96 @@ pub struct CertifiedCounter {
     pub initial: u64,
 }
 
+/// Where the authority found the device key to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Residence {
+    /// A software device: nothing protects its key or its counters (development and
+    /// simulation only).
+    Software,
+    /// A TPM: its EK certificate chains to the TPM manufacturer root `root` (SHA-256 of the
+    /// root certificate), and the TPM holding that EK opened a credential for the device key.
+    Tpm {
+        /// The root's fingerprint.
+        root: Digest,
+        /// The root certifies no real hardware (swtpm's local CA): development only.
+        development: bool,
+    },
+}
+
+impl Residence {
+    /// Whether the certificate vouches for nothing a machine's owner could not fake.
+    pub fn is_development_only(&self) -> bool {
+        match self {
+            Self::Software => true,
+            Self::Tpm { development, .. } => *development,
+        }
+    }
+}
+
+impl fmt::Display for Residence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Software => f.write_str("software device (protects nothing; development only)"),
+            Self::Tpm {
+                root,
+                development: true,
+            } => write!(
+                f,
+                "TPM, EK chained to development root {} (no real hardware: development only)",
+                &root.to_string()[..12]
+            ),
+            Self::Tpm { root, .. } => {
+                write!(
+                    f,
+                    "TPM, EK chained to manufacturer root {}",
+                    &root.to_string()[..12]
+                )
+            }
+        }
+    }
+}
+
+impl Encode for Residence {
+    fn encode_to(&self, w: &mut Writer) {
+        match self {
+            Self::Software => {
+                w.u8(0);
+            }
+            Self::Tpm { root, development } => {
+                w.u8(1).fixed(root.as_bytes()).u8(u8::from(*development));
+            }
+        }
+    }
+}
+
+impl Decode for Residence {
+    const WHAT: &'static str = "residence";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("residence")? {
+            0 => Ok(Self::Software),
+            1 => {
+                let root = Digest(r.array("root")?);
+                let development = match r.u8("development")? {
+                    0 => false,
+                    1 => true,
+                    _ => {
+                        return Err(DecodeError::Invalid {
+                            field: "development",
+                            reason: "not 0 or 1",
+                        })
+                    }
+                };
+                Ok(Self::Tpm { root, development })
+            }
+            _ => Err(DecodeError::Invalid {
+                field: "residence",
+                reason: "unknown kind",
+            }),
+        }
+    }
+}
+
 /// What the authority certifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
@@ -93,6 +186,8 @@ pub struct Certificate {
     pub serial: u64,
     /// The device key.
     pub device: DeviceKey,
+    /// Where the device key lives, as the authority checked it.
+    pub residence: Residence,
     /// The node the device is bound to.
     pub peer: PeerId,
     /// The scheme the node runs.
@@ -107,6 +202,7 @@ impl Encode for Certificate {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(CERT_VERSION).fixed(&self.authority.0).u64(self.serial);
         self.device.encode_to(w);
+        self.residence.encode_to(w);
         self.peer.encode_to(w);
         w.u8(self.scheme.code()).u16(self.counters.len() as u16);
         for c in &self.counters {
@@ -123,6 +219,7 @@ impl Decode for Certificate {
         let authority = PublicKey(r.array("authority")?);
         let serial = r.u64("serial")?;
         let device = DeviceKey::decode_from(r)?;
+        let residence = Residence::decode_from(r)?;
         let peer = PeerId::decode_from(r)?;
         let scheme = Scheme::from_code(r.u8("scheme")?)?;
         let n = r.u16("counter count")? as usize;
@@ -144,11 +241,20 @@ impl Decode for Certificate {
             authority,
             serial,
             device,
+            residence,
             peer,
             scheme,
             counters,
             issued_at: r.u64("issued at")?,
         };
+        if matches!(cert.device, DeviceKey::Tpm(_))
+            != matches!(cert.residence, Residence::Tpm { .. })
+        {
+            return Err(DecodeError::Invalid {
+                field: "residence",
+                reason: "not the device key's kind",
+            });
+        }
         check_counters(cert.scheme, cert.counters.iter().map(|c| c.id)).map_err(|_| {
             DecodeError::Invalid {
                 field: "counters",
@@ -252,6 +358,13 @@ pub enum CertError {
     /// The device's public areas fail the authority's vetting.
     #[error("the trusted device is not acceptable: {0}")]
     BadDevice(&'static str),
+    /// The device's endorsement (the EK certificate chain) is missing or not accepted.
+    #[error("the TPM's endorsement is not accepted: {0}")]
+    Endorsement(#[from] EndorsementError),
+    /// The device did not open the authority's credential: its key does not live in the TPM
+    /// whose EK was certified.
+    #[error("the device did not prove its key lives in the certified TPM (ActivateCredential answer wrong or missing)")]
+    NotResident,
     /// The registry already holds a certificate for the PeerId or the device.
     #[error("already enrolled: {0}")]
     AlreadyEnrolled(&'static str),
@@ -289,8 +402,47 @@ impl SignedCertificate {
     }
 }
 
+/// What ties a TPM to its manufacturer: the EK certificate (DER, read from NV index
+/// [`crate::endorsement::EK_CERT_NV_INDEX`]) and any intermediate CA certificates the node has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endorsement {
+    /// The EK certificate.
+    pub ek_cert: Vec<u8>,
+    /// Intermediate CA certificates, at most [`MAX_CHAIN`].
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl Encode for Endorsement {
+    fn encode_to(&self, w: &mut Writer) {
+        w.bytes16(&self.ek_cert).u8(self.chain.len() as u8);
+        for c in &self.chain {
+            w.bytes16(c);
+        }
+    }
+}
+
+impl Decode for Endorsement {
+    const WHAT: &'static str = "endorsement";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let ek_cert = r.bytes16(MAX_CERT, "EK certificate")?.to_vec();
+        let n = r.u8("chain length")? as usize;
+        if n > MAX_CHAIN {
+            return Err(DecodeError::TooLong {
+                field: "chain",
+                len: n,
+                max: MAX_CHAIN,
+            });
+        }
+        let chain = (0..n)
+            .map(|_| r.bytes16(MAX_CERT, "CA certificate").map(<[u8]>::to_vec))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { ek_cert, chain })
+    }
+}
+
 /// A node's request to have its device certified: one `Read` per counter against the
-/// authority's nonce, signed with the node key its PeerId embeds.
+/// authority's nonce, and for a TPM its endorsement, signed with the node key its PeerId
+/// embeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrolRequest {
     /// The device key.
@@ -301,12 +453,20 @@ pub struct EnrolRequest {
     pub scheme: Scheme,
     /// One `Read` per counter, in cid order, against the authority's nonce.
     pub reads: Vec<SignedRead>,
+    /// The TPM's endorsement (none for a software device).
+    pub endorsement: Option<Endorsement>,
     /// The node key's signature on `candor/v1/enrol ‖ the fields above`.
     pub node_sig: Signature,
 }
 
 impl EnrolRequest {
-    fn body(device: &DeviceKey, peer: &PeerId, scheme: Scheme, reads: &[SignedRead]) -> Vec<u8> {
+    fn body(
+        device: &DeviceKey,
+        peer: &PeerId,
+        scheme: Scheme,
+        reads: &[SignedRead],
+        endorsement: Option<&Endorsement>,
+    ) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(ENROL_VERSION);
         device.encode_to(&mut w);
@@ -315,31 +475,55 @@ impl EnrolRequest {
         for r in reads {
             w.bytes16(&r.to_bytes());
         }
+        match endorsement {
+            None => {
+                w.u8(0);
+            }
+            Some(e) => {
+                w.u8(1);
+                e.encode_to(&mut w);
+            }
+        }
         w.into_bytes()
     }
 
     /// Builds and signs a request with the node key.
-    pub fn new(node: &Keypair, device: DeviceKey, scheme: Scheme, reads: Vec<SignedRead>) -> Self {
+    pub fn new(
+        node: &Keypair,
+        device: DeviceKey,
+        scheme: Scheme,
+        reads: Vec<SignedRead>,
+        endorsement: Option<Endorsement>,
+    ) -> Self {
         let peer = PeerId::from_ed25519(&node.public());
-        let node_sig = node.sign(tags::ENROL, &Self::body(&device, &peer, scheme, &reads));
+        let node_sig = node.sign(
+            tags::ENROL,
+            &Self::body(&device, &peer, scheme, &reads, endorsement.as_ref()),
+        );
         Self {
             device,
             peer,
             scheme,
             reads,
+            endorsement,
             node_sig,
         }
+    }
+
+    fn signed_body(&self) -> Vec<u8> {
+        Self::body(
+            &self.device,
+            &self.peer,
+            self.scheme,
+            &self.reads,
+            self.endorsement.as_ref(),
+        )
     }
 }
 
 impl Encode for EnrolRequest {
     fn encode_to(&self, w: &mut Writer) {
-        w.fixed(&Self::body(
-            &self.device,
-            &self.peer,
-            self.scheme,
-            &self.reads,
-        ));
+        w.fixed(&self.signed_body());
         self.node_sig.encode_to(w);
     }
 }
@@ -363,11 +547,22 @@ impl Decode for EnrolRequest {
         for _ in 0..n {
             reads.push(SignedRead::from_bytes(r.bytes16(512, "read")?)?);
         }
+        let endorsement = match r.u8("endorsement?")? {
+            0 => None,
+            1 => Some(Endorsement::decode_from(r)?),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "endorsement?",
+                    reason: "not 0 or 1",
+                })
+            }
+        };
         Ok(Self {
             device,
             peer,
             scheme,
             reads,
+            endorsement,
             node_sig: Signature::decode_from(r)?,
         })
     }
@@ -378,6 +573,9 @@ impl Decode for EnrolRequest {
 pub struct Registry {
     peers: BTreeSet<PeerId>,
     devices: BTreeSet<Digest>,
+    /// H(EK public key ‖ NV index) of every certified TPM counter: one TPM counter is never
+    /// certified twice, whatever signing key the TPM presents.
+    tpm_counters: BTreeSet<Digest>,
     next_serial: u64,
 }
 
@@ -396,9 +594,11 @@ impl Encode for Registry {
         for p in &self.peers {
             p.encode_to(w);
         }
-        w.u32(self.devices.len() as u32);
-        for d in &self.devices {
-            w.fixed(d.as_bytes());
+        for set in [&self.devices, &self.tpm_counters] {
+            w.u32(set.len() as u32);
+            for d in set {
+                w.fixed(d.as_bytes());
+            }
         }
     }
 }
@@ -428,16 +628,21 @@ impl Decode for Registry {
             }
             reg.peers.insert(p);
         }
-        let n = r.u32("device count")? as usize;
-        if n > r.remaining() / 32 {
-            return Err(DecodeError::Truncated { field: "devices" });
-        }
-        for _ in 0..n {
-            let d = Digest(r.array("device")?);
-            if reg.devices.last().is_some_and(|last| *last >= d) {
-                return Err(unordered("devices"));
+        for (field, set) in [
+            ("devices", &mut reg.devices),
+            ("tpm counters", &mut reg.tpm_counters),
+        ] {
+            let n = r.u32(field)? as usize;
+            if n > r.remaining() / 32 {
+                return Err(DecodeError::Truncated { field });
             }
-            reg.devices.insert(d);
+            for _ in 0..n {
+                let d = Digest(r.array(field)?);
+                if set.last().is_some_and(|last| *last >= d) {
+                    return Err(unordered(field));
+                }
+                set.insert(d);
+            }
         }
         Ok(reg)
     }
@@ -447,12 +652,51 @@ impl Decode for Registry {
 #[derive(Debug)]
 pub struct Authority {
     key: Keypair,
+    roots: EndorsementRoots,
+}
+
+/// An enrolment the authority has vetted, waiting for the device's answer to its credential
+/// (TPM devices) before a certificate is issued.
+#[derive(Debug)]
+pub struct PendingEnrolment {
+    req: EnrolRequest,
+    residence: Residence,
+    tpm_counters: Vec<Digest>,
+    challenge: Option<(Credential, [u8; SECRET_LEN])>,
+}
+
+impl PendingEnrolment {
+    /// The credential the device must open (TPM2_ActivateCredential); none for a software
+    /// device.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.challenge.as_ref().map(|(c, _)| c)
+    }
+
+    /// Where the device key lives, if the device answers.
+    pub fn residence(&self) -> Residence {
+        self.residence
+    }
 }
 
 impl Authority {
-    /// An authority with signing key `key`.
+    /// An authority with signing key `key`, trusting no TPM manufacturer root yet (it
+    /// certifies software devices only).
     pub fn new(key: Keypair) -> Self {
-        Self { key }
+        Self {
+            key,
+            roots: EndorsementRoots::new(),
+        }
+    }
+
+    /// Trusts `roots` for TPM EK certificate chains.
+    pub fn with_endorsement_roots(mut self, roots: EndorsementRoots) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// The TPM manufacturer roots it trusts.
+    pub fn endorsement_roots(&self) -> &EndorsementRoots {
+        &self.roots
     }
 
     /// The authority's public key, which buyers and sellers configure as trusted.
@@ -460,8 +704,9 @@ impl Authority {
         self.key.public()
     }
 
-    /// Vets `req` against the `nonce` this authority issued and, if it passes and neither the
-    /// PeerId nor the device was certified before, issues a certificate and records it.
+    /// Vets `req` against the `nonce` this authority issued and, for a software device, issues
+    /// the certificate at once ([`Self::begin`] then [`Self::finish`]). A TPM device must
+    /// answer a credential: use those two.
     pub fn certify(
         &self,
         registry: &mut Registry,
@@ -469,18 +714,27 @@ impl Authority {
         nonce: [u8; 32],
         now: u64,
     ) -> Result<SignedCertificate, CertError> {
+        let pending = self.begin(registry, req.clone(), nonce, now, &mut rand_core::OsRng)?;
+        self.finish(registry, pending, None, now)
+    }
+
+    /// The first half of an enrolment: the node's signature, the counters for the scheme, the
+    /// device's public areas (TPM), every `Read` against `nonce`, that neither the PeerId nor
+    /// the device (nor, for a TPM, any of its counters) was certified before; for a TPM, that
+    /// its EK certificate chains to a trusted root at `now`, and a credential for the key.
+    pub fn begin(
+        &self,
+        registry: &Registry,
+        req: EnrolRequest,
+        nonce: [u8; 32],
+        now: u64,
+        rng: &mut impl rand_core::CryptoRngCore,
+    ) -> Result<PendingEnrolment, CertError> {
         let node_key = req.peer.ed25519_key().ok_or(CertError::BadNodeSignature)?;
         node_key
-            .verify(
-                tags::ENROL,
-                &EnrolRequest::body(&req.device, &req.peer, req.scheme, &req.reads),
-                &req.node_sig,
-            )
+            .verify(tags::ENROL, &req.signed_body(), &req.node_sig)
             .map_err(|_| CertError::BadNodeSignature)?;
         check_counters(req.scheme, req.reads.iter().map(|r| r.read.counter))?;
-        if let DeviceKey::Tpm(k) = &req.device {
-            k.vet().map_err(CertError::BadDevice)?;
-        }
         let device_id = req.device.id();
         for r in &req.reads {
             let bad = |reason| CertError::BadRead {
@@ -506,10 +760,94 @@ impl Authority {
         if registry.devices.contains(&device_id) {
             return Err(CertError::AlreadyEnrolled("this device has a certificate"));
         }
+        let (residence, tpm_counters, challenge) = match &req.device {
+            DeviceKey::Software(_) => (Residence::Software, Vec::new(), None),
+            DeviceKey::Tpm(k) => {
+                k.vet().map_err(CertError::BadDevice)?;
+                let e = req
+                    .endorsement
+                    .as_ref()
+                    .ok_or(EndorsementError::Untrusted("no EK certificate was sent"))?;
+                let ek = self.roots.verify_ek(&e.ek_cert, &e.chain, now)?;
+                let modulus = ek.modulus();
+                let tpm_counters: Vec<Digest> = k
+                    .nv_public
+                    .iter()
+                    .map(|(_, public)| {
+                        let index = public.get(..4).unwrap_or_default();
+                        TaggedHasher::new(tags::TPM_COUNTER)
+                            .var(&modulus)
+                            .var(index)
+                            .finish()
+                    })
+                    .collect();
+                if tpm_counters
+                    .iter()
+                    .any(|c| registry.tpm_counters.contains(c))
+                {
+                    return Err(CertError::AlreadyEnrolled(
+                        "a counter of this TPM has a certificate",
+                    ));
+                }
+                let mut secret = [0u8; SECRET_LEN];
+                rng.fill_bytes(&mut secret);
+                let name = crate::tpm::name_of(&k.key_public);
+                let credential = ek.make_credential(rng, &name, &secret)?;
+                (
+                    Residence::Tpm {
+                        root: ek.root,
+                        development: ek.development,
+                    },
+                    tpm_counters,
+                    Some((credential, secret)),
+                )
+            }
+        };
+        Ok(PendingEnrolment {
+            req,
+            residence,
+            tpm_counters,
+            challenge,
+        })
+    }
+
+    /// The second half: checks the device's answer to the credential (the secret it
+    /// recovered; none for a software device), then issues the certificate and records it.
+    pub fn finish(
+        &self,
+        registry: &mut Registry,
+        pending: PendingEnrolment,
+        answer: Option<&[u8]>,
+        now: u64,
+    ) -> Result<SignedCertificate, CertError> {
+        if let Some((_, secret)) = &pending.challenge {
+            let ok = answer.is_some_and(|a| {
+                a.len() == SECRET_LEN
+                    && a.iter().zip(secret).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+            });
+            if !ok {
+                return Err(CertError::NotResident);
+            }
+        }
+        let req = pending.req;
+        let device_id = req.device.id();
+        // The registry may have changed since `begin`.
+        if registry.peers.contains(&req.peer) {
+            return Err(CertError::AlreadyEnrolled("this PeerId has a certificate"));
+        }
+        if registry.devices.contains(&device_id)
+            || pending
+                .tpm_counters
+                .iter()
+                .any(|c| registry.tpm_counters.contains(c))
+        {
+            return Err(CertError::AlreadyEnrolled("this device has a certificate"));
+        }
         let cert = Certificate {
             authority: self.public(),
             serial: registry.next_serial,
             device: req.device.clone(),
+            residence: pending.residence,
             peer: req.peer.clone(),
             scheme: req.scheme,
             counters: req
@@ -525,6 +863,7 @@ impl Authority {
         let sig = self.key.sign(tags::CERT, &cert.to_bytes());
         registry.peers.insert(req.peer.clone());
         registry.devices.insert(device_id);
+        registry.tpm_counters.extend(pending.tpm_counters);
         registry.next_serial += 1;
         Ok(SignedCertificate { cert, sig })
     }
@@ -546,7 +885,7 @@ mod tests {
             .iter()
             .map(|&c| signer.sign_read(c, 1, nonce))
             .collect();
-        let req = EnrolRequest::new(&node, signer.device_key(), scheme, reads);
+        let req = EnrolRequest::new(&node, signer.device_key(), scheme, reads, None);
         (node, req)
     }
 
@@ -611,7 +950,7 @@ mod tests {
             for p in peers {
                 p.encode_to(&mut w);
             }
-            w.u32(0);
+            w.u32(0).u32(0);
             w.into_bytes()
         };
         assert!(Registry::from_bytes(&encode(&[&a, &b])).is_ok());

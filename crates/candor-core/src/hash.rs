@@ -112,6 +112,8 @@ pub mod tags {
     pub const ENROL: &str = "candor/v1/enrol";
     /// The hash of an offer used to de-duplicate.
     pub const OFFER_ID: &str = "candor/v1/offer-id";
+    /// A TPM counter in the authority's registry: H(EK modulus ‖ NV index).
+    pub const TPM_COUNTER: &str = "candor/v1/tpm-counter";
 }
 
 #[cfg(test)]

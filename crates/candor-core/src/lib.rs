@@ -26,6 +26,7 @@ mod buyer;
 mod cert;
 mod checks;
 mod encoding;
+pub mod endorsement;
 mod entry;
 mod hash;
 mod item;
@@ -40,8 +41,8 @@ pub mod tpm;
 
 pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
 pub use cert::{
-    Authority, CertError, Certificate, CertifiedCounter, EnrolRequest, Registry, Scheme,
-    SignedCertificate, MAX_COUNTERS,
+    Authority, CertError, Certificate, CertifiedCounter, Endorsement, EnrolRequest,
+    PendingEnrolment, Registry, Residence, Scheme, SignedCertificate, MAX_COUNTERS,
 };
 pub use encoding::{Decode, DecodeError, Encode, Reader, Writer};
 pub use entry::{

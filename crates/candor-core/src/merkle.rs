@@ -1245,6 +1245,7 @@ mod tests {
                 signer.device_key(),
                 Scheme::Merkle,
                 vec![signer.sign_read(0, 5, [1; 32])],
+                None,
             );
             let cert = auth
                 .certify(&mut Registry::default(), &req, [1; 32], 0)

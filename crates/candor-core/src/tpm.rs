@@ -163,6 +163,25 @@ pub fn vet_counter(public: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// HMAC-SHA-256 (RFC 2104) over the concatenation of `parts`: TPM session HMACs and KDFa.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    for p in parts {
+        inner.update(p);
+    }
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 /// TPM2_NV_Read.
 pub const CC_NV_READ: u32 = 0x14E;
 /// TPM2_StirRandom.

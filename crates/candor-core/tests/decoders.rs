@@ -59,6 +59,7 @@ fn seeds() -> Vec<Vec<u8>> {
             signer.sign_read(0, 3, [1; 32]),
             signer.sign_read(1, 4, [1; 32]),
         ],
+        None,
     );
     let mut reg = Registry::default();
     let cert = authority.certify(&mut reg, &req, [1; 32], 9).unwrap();
@@ -121,6 +122,7 @@ fn seeds() -> Vec<Vec<u8>> {
         signer.device_key(),
         Scheme::Merkle,
         vec![signer.sign_read(0, 0, [1; 32])],
+        None,
     );
     let mcert = authority
         .certify(&mut Registry::default(), &mreq, [1; 32], 9)

@@ -85,4 +85,14 @@ impl TrustedDevice for EquivocatingDevice {
     fn protection(&self) -> &'static str {
         "NOTHING: a deliberately broken test device that equivocates"
     }
+
+    fn endorsement(&mut self) -> Result<Option<candor_core::Endorsement>, DeviceError> {
+        Ok(None)
+    }
+    fn activate_credential(
+        &mut self,
+        _credential: &candor_core::endorsement::Credential,
+    ) -> Result<Vec<u8>, DeviceError> {
+        Err(crate::no_hardware_root())
+    }
 }

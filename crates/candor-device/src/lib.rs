@@ -29,7 +29,8 @@ pub use broken::EquivocatingDevice;
 pub use slow::SlowDevice;
 pub use software::{SoftwareDevice, MAX_UNACKNOWLEDGED};
 
-use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
+use candor_core::endorsement::Credential;
+use candor_core::{CounterId, DeviceKey, Digest, Endorsement, PeerId, SignedInc, SignedRead};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -134,4 +135,19 @@ pub trait TrustedDevice: Send {
 
     /// What this device protects, in words (the software device: nothing).
     fn protection(&self) -> &'static str;
+
+    /// What ties the device to hardware, for the authority's residence check: a TPM's EK
+    /// certificate (and any CA certificates it has); none for a device without a hardware
+    /// root (the software device).
+    fn endorsement(&mut self) -> Result<Option<Endorsement>, DeviceError>;
+
+    /// Opens the authority's `credential` (TPM2_ActivateCredential with the EK and the
+    /// device's signing key) and returns its secret: possible only if the signing key lives in
+    /// the TPM whose EK the credential was made for. A device without a hardware root refuses.
+    fn activate_credential(&mut self, credential: &Credential) -> Result<Vec<u8>, DeviceError>;
+}
+
+/// The refusal of a device without a hardware root asked to open a credential.
+pub(crate) fn no_hardware_root() -> DeviceError {
+    DeviceError::Backend("this device has no hardware root: it cannot open a credential".into())
 }

@@ -63,4 +63,13 @@ impl<D: TrustedDevice> TrustedDevice for SlowDevice<D> {
     fn protection(&self) -> &'static str {
         self.inner.protection()
     }
+    fn endorsement(&mut self) -> Result<Option<candor_core::Endorsement>, DeviceError> {
+        self.inner.endorsement()
+    }
+    fn activate_credential(
+        &mut self,
+        credential: &candor_core::endorsement::Credential,
+    ) -> Result<Vec<u8>, DeviceError> {
+        self.inner.activate_credential(credential)
+    }
 }

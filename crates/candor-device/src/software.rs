@@ -401,6 +401,16 @@ impl TrustedDevice for SoftwareDevice {
     fn protection(&self) -> &'static str {
         PROTECTION
     }
+
+    fn endorsement(&mut self) -> Result<Option<candor_core::Endorsement>, DeviceError> {
+        Ok(None)
+    }
+    fn activate_credential(
+        &mut self,
+        _credential: &candor_core::endorsement::Credential,
+    ) -> Result<Vec<u8>, DeviceError> {
+        Err(crate::no_hardware_root())
+    }
 }
 
 #[cfg(test)]

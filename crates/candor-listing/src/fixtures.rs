@@ -41,6 +41,7 @@ impl SyntheticRetrieve {
             signer.device_key(),
             Scheme::Basic,
             vec![signer.sign_read(0, 0, enrol_nonce)],
+            None,
         );
         let cert = authority.certify(&mut Registry::default(), &req, enrol_nonce, 0)?;
         let item = Item::new("benchmark item d")?;

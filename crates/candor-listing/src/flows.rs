@@ -264,7 +264,8 @@ pub enum EnrolError {
 
 /// Enrols `device` (bound to `node_key`'s PeerId) with a local authority: the device answers
 /// the authority's fresh nonce with a `Read` on each of its first `counters` counters, the
-/// node signs the request, and the authority certifies it.
+/// node signs the request (with the TPM's EK certificate), a TPM opens the authority's
+/// credential for its key, and the authority certifies it.
 pub fn enrol<D: TrustedDevice>(
     authority: &Authority,
     registry: &mut Registry,
@@ -285,10 +286,22 @@ pub fn enrol<D: TrustedDevice>(
         .iter()
         .map(|&c| device.read_sign(c, nonce))
         .collect::<Result<Vec<_>, _>>()?;
-    let req = EnrolRequest::new(node_key, device.device_key(), scheme, reads);
+    let endorsement = device.endorsement()?;
+    let req = EnrolRequest::new(node_key, device.device_key(), scheme, reads, endorsement);
     // The request crosses to the authority as bytes.
     let req = EnrolRequest::from_bytes(&req.to_bytes()).map_err(|_| CertError::BadNodeSignature)?;
-    Ok(authority.certify(registry, &req, nonce, now)?)
+    let pending = authority.begin(registry, req, nonce, now, &mut rand_core::OsRng)?;
+    // A TPM proves its key lives beside the certified EK by opening the credential.
+    let answer = match pending.credential().map(|c| device.activate_credential(c)) {
+        Some(Ok(secret)) => Some(secret),
+        Some(Err(e)) => {
+            // The authority's verdict is what counts: no answer, not resident.
+            tracing::warn!(%e, "the device could not open the authority's credential");
+            None
+        }
+        None => None,
+    };
+    Ok(authority.finish(registry, pending, answer.as_deref(), now)?)
 }
 
 /// The seller's side of publish: send, then check the receipt (DESIGN.md §4).

@@ -5,6 +5,7 @@
 use crate::commands::{SigningKey, TPM_RH_ENDORSEMENT};
 use crate::session::InFlight;
 use crate::transport::{Tpm, TpmError, Transport};
+use candor_core::endorsement::EK_CERT_NV_INDEX;
 use candor_core::{
     CounterId, DeviceKey, DeviceSig, Digest, Inc, PeerId, Read, SignedInc, SignedRead, TpmKey,
     TpmProof,
@@ -289,6 +290,41 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
 
     fn protection(&self) -> &'static str {
         "TPM 2.0: the key and the counters live in the TPM (swtpm protects nothing: development only)"
+    }
+
+    fn endorsement(&mut self) -> Result<Option<candor_core::Endorsement>, DeviceError> {
+        let ek_cert = self
+            .tpm()
+            .nv_read_all(EK_CERT_NV_INDEX)
+            .map_err(|e| match e {
+                TpmError::Response { .. } => DeviceError::Backend(format!(
+                    "the TPM has no EK certificate at NV index {EK_CERT_NV_INDEX:#010x} ({e}); \
+                     for swtpm, create its state with `swtpm_setup --tpm2 --create-ek-cert`"
+                )),
+                e => backend(e),
+            })?;
+        Ok(Some(candor_core::Endorsement {
+            ek_cert,
+            chain: Vec::new(),
+        }))
+    }
+
+    fn activate_credential(
+        &mut self,
+        credential: &candor_core::endorsement::Credential,
+    ) -> Result<Vec<u8>, DeviceError> {
+        let mut tpm = self.tpm();
+        let (ek, transient) = tpm.ek_handle().map_err(backend)?;
+        let secret = tpm.activate_credential(&self.key, ek, credential);
+        if transient {
+            let _ = tpm.flush(ek);
+        }
+        secret.map_err(|e| {
+            DeviceError::Backend(format!(
+                "the TPM did not open the authority's credential ({e}): the signing key and \
+                 the EK are not in one TPM, or the credential was made for another EK"
+            ))
+        })
     }
 }
 

@@ -23,6 +23,7 @@
 
 mod commands;
 mod device;
+mod endorsement;
 mod session;
 mod swtpm;
 mod transport;
@@ -34,6 +35,7 @@ pub use commands::{
     TPM_RH_OWNER,
 };
 pub use device::{TpmDevice, DEFAULT_NV_BASE};
+pub use endorsement::EK_PERSISTENT_HANDLE;
 pub use session::{InFlight, IncAttest};
-pub use swtpm::{Swtpm, SwtpmError};
+pub use swtpm::{Swtpm, SwtpmCa, SwtpmError};
 pub use transport::{DeviceTransport, TcpTransport, Tpm, TpmError, Transport, MAX_RESPONSE};

@@ -26,24 +26,7 @@ const ATTR_AUDIT: u8 = 0x01 | 0x80;
 /// the TPM refuse it (TPM_RC_EXCLUSIVE) instead of burning a value.
 const ATTR_AUDIT_EXCLUSIVE: u8 = ATTR_AUDIT | 0x02;
 
-/// HMAC-SHA-256 (RFC 2104).
-pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    for p in parts {
-        inner.update(p);
-    }
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
+pub(crate) use candor_core::tpm::hmac_sha256 as hmac;
 
 /// A TPM `Inc`: the signed session-audit attestation and what it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! it stands in for a TPM in development and CI only.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -57,18 +57,31 @@ impl Swtpm {
             .is_ok_and(|s| s.success())
     }
 
-    /// Starts swtpm (TPM 2.0, started up) with a fresh state folder.
+    /// Starts swtpm (TPM 2.0, started up) with a fresh state folder and no EK certificate.
     pub fn start() -> Result<Self, SwtpmError> {
+        Self::start_inner(None)
+    }
+
+    /// Starts swtpm with a fresh state manufactured by `swtpm_setup`: an RSA-2048 EK
+    /// (persistent at 0x81010001) with its certificate at NV 0x01c00002, issued by `ca`.
+    pub fn start_endorsed(ca: &SwtpmCa) -> Result<Self, SwtpmError> {
+        Self::start_inner(Some(ca))
+    }
+
+    fn start_inner(ca: Option<&SwtpmCa>) -> Result<Self, SwtpmError> {
         if !Self::available() {
             return Err(SwtpmError::NotInstalled);
         }
         // Port choice and start are serialised in this process, and a start whose process
         // died (its port taken meanwhile) is retried on other ports.
         static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = SwtpmError::Failed("never started".into());
         for _ in 0..5 {
             let state = tempfile::tempdir().map_err(|e| SwtpmError::Failed(e.to_string()))?;
+            if let Some(ca) = ca {
+                ca.manufacture(state.path())?;
+            }
+            let _guard = STARTING.lock().unwrap_or_else(|p| p.into_inner());
             let port = free_port_pair()?;
             let mut child = spawn(state.path(), port)?;
             let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -130,6 +143,134 @@ fn wait_ready(child: &mut Child, server: SocketAddr) -> Result<(), SwtpmError> {
             )));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// swtpm's local certificate authority (`swtpm_localca`): it issues the EK certificates of the
+/// swtpms made with [`Swtpm::start_endorsed`]. Its root certifies no hardware, so an
+/// authority trusts it as a development-only root.
+#[derive(Debug)]
+pub struct SwtpmCa {
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// Whether the CA's own keys exist; held while the first certificate makes them, so that
+    /// two first certificates do not make two CAs.
+    made: std::sync::Mutex<bool>,
+}
+
+impl SwtpmCa {
+    /// A new CA in a temporary folder, removed when dropped (its keys are made with the first
+    /// EK certificate, ~2 s).
+    pub fn create() -> Result<Self, SwtpmError> {
+        let temp = tempfile::tempdir().map_err(|e| SwtpmError::Failed(e.to_string()))?;
+        let mut ca = Self::at(temp.path())?;
+        ca._temp = Some(temp);
+        Ok(ca)
+    }
+
+    /// The development CA shared by this machine's tests and demos, in the temporary folder
+    /// (`candor-swtpm-ca`): made once, then reused, so that each run does not make new CA keys.
+    pub fn shared() -> Result<Self, SwtpmError> {
+        Self::at(&std::env::temp_dir().join("candor-swtpm-ca"))
+    }
+
+    /// The CA kept in `dir` (made there if missing).
+    pub fn at(dir: &Path) -> Result<Self, SwtpmError> {
+        let fail = |e: std::io::Error| SwtpmError::Failed(format!("{}: {e}", dir.display()));
+        let ca = dir.join("ca");
+        std::fs::create_dir_all(&ca).map_err(fail)?;
+        let files = [
+            (
+                "localca.conf",
+                format!(
+                    "statedir = {0}\nsigningkey = {0}/signkey.pem\nissuercert = {0}/issuercert.pem\ncertserial = {0}/certserial\n",
+                    ca.display()
+                ),
+            ),
+            (
+                "localca.options",
+                "--platform-manufacturer Candor\n--platform-version 2.1\n--platform-model swtpm\n"
+                    .to_string(),
+            ),
+            (
+                "setup.conf",
+                format!(
+                    "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = {0}/localca.conf\ncreate_certs_tool_options = {0}/localca.options\nactive_pcr_banks = sha256\n",
+                    dir.display()
+                ),
+            ),
+        ];
+        for (name, text) in files {
+            let path = dir.join(name);
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                // Written whole, then renamed: a concurrent reader sees the old or the new.
+                let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+                std::fs::write(&tmp, text).map_err(fail)?;
+                std::fs::rename(&tmp, &path).map_err(fail)?;
+            }
+        }
+        let made = ca.join("issuercert.pem").exists();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            _temp: None,
+            made: std::sync::Mutex::new(made),
+        })
+    }
+
+    /// Runs `swtpm_setup` on `state`: an EK and its certificate. The first run makes the CA's
+    /// own keys, alone; later runs go in parallel.
+    fn manufacture(&self, state: &Path) -> Result<(), SwtpmError> {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if *made {
+            drop(made);
+            return self.setup(state);
+        }
+        self.setup(state)?;
+        *made = true;
+        Ok(())
+    }
+
+    fn setup(&self, state: &Path) -> Result<(), SwtpmError> {
+        let out = Command::new("swtpm_setup")
+            .arg("--tpm2")
+            .arg("--tpmstate")
+            .arg(state)
+            .arg("--create-ek-cert")
+            .arg("--config")
+            .arg(self.dir.join("setup.conf"))
+            .arg("--logfile")
+            .arg(state.join("setup.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| SwtpmError::Failed(format!("swtpm_setup (Debian: swtpm-tools): {e}")))?;
+        if !out.success() {
+            let log = std::fs::read_to_string(state.join("setup.log")).unwrap_or_default();
+            return Err(SwtpmError::Failed(format!(
+                "swtpm_setup failed ({out}): {}",
+                log.lines().rev().take(3).collect::<Vec<_>>().join(" / ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The CA's certificates in PEM: its self-signed root, then the issuer of EK certificates
+    /// (a CA that has issued none yet makes its keys first).
+    pub fn certificates_pem(&self) -> Result<Vec<u8>, SwtpmError> {
+        let ca = self.dir.join("ca");
+        if !*self.made.lock().unwrap_or_else(|p| p.into_inner()) {
+            let scratch = tempfile::tempdir().map_err(|e| SwtpmError::Failed(e.to_string()))?;
+            self.manufacture(scratch.path())?;
+        }
+        let mut out = Vec::new();
+        for f in ["swtpm-localca-rootca-cert.pem", "issuercert.pem"] {
+            out.extend(
+                std::fs::read(ca.join(f))
+                    .map_err(|e| SwtpmError::Failed(format!("the local CA has no {f} yet: {e}")))?,
+            );
+        }
+        Ok(out)
     }
 }
 

@@ -7,7 +7,21 @@
 use candor_core::*;
 use candor_listing::{enrol, publish_to_any, retrieve_any, AnyReceipt, ListingNode};
 use candor_store::ListingStore;
-use candor_tpm::{Swtpm, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
+use candor_tpm::{Swtpm, SwtpmCa, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
+
+/// An swtpm with an EK certificate from the shared development CA, and an authority that
+/// trusts that CA.
+fn endorsed() -> (Swtpm, Authority) {
+    let ca = SwtpmCa::shared().expect("swtpm_setup (scripts/test installs swtpm-tools)");
+    let sw = Swtpm::start_endorsed(&ca).expect("swtpm (scripts/test installs it)");
+    let mut roots = endorsement::EndorsementRoots::new();
+    roots
+        .add_pem(&ca.certificates_pem().unwrap(), true)
+        .unwrap();
+    let authority =
+        Authority::new(Keypair::generate(&mut rand_core::OsRng)).with_endorsement_roots(roots);
+    (sw, authority)
+}
 
 const NOW: u64 = 1_800_000_000;
 
@@ -21,8 +35,7 @@ fn offers(item: &Item, n: u64) -> Vec<SignedOffer> {
 }
 
 fn run(scheme: Scheme, counters: u32) {
-    let mut sw = Swtpm::start().expect("swtpm (scripts/test installs it)");
-    let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
+    let (mut sw, authority) = endorsed();
     let trusted = [authority.public()];
     let node_key = Keypair::generate(&mut rand_core::OsRng);
     let peer = PeerId::from_ed25519(&node_key.public());
@@ -180,10 +193,9 @@ impl candor_tpm::Transport for Dying {
 /// journal, the next open finishes the step in its still-loaded audit session, so the offer
 /// is published and nothing is lost or accused; without it, the B node writes a gap notice.
 fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: bool) {
-    let sw = Swtpm::start().unwrap();
+    let (sw, authority) = endorsed();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tpm.journal");
-    let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
     let trusted = [authority.public()];
     let node_key = Keypair::generate(&mut rand_core::OsRng);
     let peer = PeerId::from_ed25519(&node_key.public());

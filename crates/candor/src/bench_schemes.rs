@@ -89,6 +89,7 @@ fn m_fixture(w: u64) -> Result<MFixture, CliError> {
         signer.device_key(),
         Scheme::Merkle,
         vec![signer.sign_read(0, 0, [1; 32])],
+        None,
     );
     let cert = authority
         .certify(&mut Registry::default(), &req, [1; 32], 0)

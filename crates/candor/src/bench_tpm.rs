@@ -21,7 +21,10 @@ fn fail(e: impl std::fmt::Display) -> CliError {
 }
 
 pub(crate) fn run(args: Args) -> Result<(), CliError> {
-    let sw = Swtpm::start().map_err(fail)?;
+    // With an EK certificate, so that the TPM-backed nodes below are enrolled as `candor
+    // node` is: residence checked.
+    let ca = candor_tpm::SwtpmCa::shared().map_err(fail)?;
+    let sw = Swtpm::start_endorsed(&ca).map_err(fail)?;
     let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).map_err(fail)?);
     let key = tpm.create_signing_key(TPM_RH_ENDORSEMENT).map_err(fail)?;
     let index = 0x0150_0100;
@@ -103,7 +106,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
         (candor_core::Scheme::Merkle, 16, 3_200),
         (candor_core::Scheme::Merkle, 256, 25_600),
     ] {
-        let rate = node_rate(&sw, dir.path(), scheme, batch, total)?;
+        let rate = node_rate(&sw, &ca, dir.path(), scheme, batch, total)?;
         println!("| {} | {batch} | {rate:.0} |", scheme.name());
     }
     Ok(())
@@ -111,6 +114,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
 
 fn node_rate(
     sw: &Swtpm,
+    ca: &candor_tpm::SwtpmCa,
     dir: &std::path::Path,
     scheme: candor_core::Scheme,
     batch: usize,
@@ -119,7 +123,12 @@ fn node_rate(
     use candor_core::{Keypair, PeerId};
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let authority = candor_core::Authority::new(Keypair::generate(&mut rand_core::OsRng));
+    let mut roots = candor_core::endorsement::EndorsementRoots::new();
+    roots
+        .add_pem(&ca.certificates_pem().map_err(fail)?, true)
+        .map_err(fail)?;
+    let authority = candor_core::Authority::new(Keypair::generate(&mut rand_core::OsRng))
+        .with_endorsement_roots(roots);
     let node_key = Keypair::generate(&mut rand_core::OsRng);
     let peer = PeerId::from_ed25519(&node_key.public());
     // Each run its own NV counter, so runs do not share a counter.
@@ -138,7 +147,7 @@ fn node_rate(
         &mut device,
         scheme,
         1,
-        0,
+        crate::now(),
     )?;
     let store = candor_store::ListingStore::open(&dir.join(format!("tpm-{k}.redb")))?;
     let (node, _) = candor_listing::ListingNode::open(device, store, cert)?;

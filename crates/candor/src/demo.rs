@@ -144,14 +144,36 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
     );
     let counters = if scheme == Scheme::Counters { 8 } else { 1 };
     if args.device == "tpm" {
-        println!("Every device is a TPM 2.0 — swtpm, one per node: real TPM statements, no real protection.\n");
+        println!("Every device is a TPM 2.0 — swtpm, one per node: real TPM statements, no real protection.");
+        println!("Each is certified only once its EK certificate chains to swtpm's local CA (trusted as a");
+        println!("development-only root) and it has opened the authority's credential for its signing key.\n");
     } else {
         println!("Every device is the SOFTWARE device: it protects nothing against its owner.\n");
     }
     let started = Instant::now();
-    let authority = Authority::new(files::new_key(
+    // With TPMs: one swtpm per node, each manufactured with an EK certificate from swtpm's
+    // local CA, which the authority trusts as a development-only root.
+    let tpms: Vec<candor_tpm::Swtpm> = if args.device == "tpm" {
+        start_swtpms(n)?
+    } else {
+        Vec::new()
+    };
+    let mut authority = Authority::new(files::new_key(
         &dir.join("authority").join("authority.key"),
     )?);
+    if args.device == "tpm" {
+        let pem = candor_tpm::SwtpmCa::shared()
+            .and_then(|ca| ca.certificates_pem())
+            .map_err(|e| fail(e.to_string()))?;
+        files::write_atomic(
+            &dir.join("authority").join("ek-roots-development.pem"),
+            &pem,
+            false,
+        )?;
+        let mut roots = candor_core::endorsement::EndorsementRoots::new();
+        roots.add_pem(&pem, true).map_err(|e| fail(e.to_string()))?;
+        authority = authority.with_endorsement_roots(roots);
+    }
     let trusted = vec![authority.public()];
     let mut registry = Registry::default();
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -192,20 +214,19 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
         .collect();
 
     let b = bar(n as u64, "starting nodes");
-    // One swtpm per node with `--device tpm`; they stop when the demo ends.
-    let mut tpms: Vec<candor_tpm::Swtpm> = Vec::new();
     let mut nodes: Vec<DemoNode> = Vec::new();
     let mut boot: Option<candor_net::Multiaddr> = None;
     for (i, key) in keys.iter().enumerate() {
         let d = dir.join(format!("node-{i:02}"));
         let peer = PeerId::from_ed25519(&key.public());
         let mut device = if args.device == "tpm" {
-            let sw = candor_tpm::Swtpm::start().map_err(|e| fail(e.to_string()))?;
+            let sw = tpms
+                .get(i)
+                .ok_or_else(|| fail("fewer swtpms than nodes".into()))?;
             let t =
                 candor_tpm::TcpTransport::connect(sw.server()).map_err(|e| fail(e.to_string()))?;
             let dev =
                 candor_tpm::TpmDevice::open(t, peer, counters.max(2), candor_tpm::DEFAULT_NV_BASE)?;
-            tpms.push(sw);
             AnyDevice::TpmTcp(dev)
         } else {
             AnyDevice::Software(SoftwareDevice::create(
@@ -459,4 +480,33 @@ async fn futures_join(nets: Vec<NetHandle>) {
         });
     }
     while set.join_next().await.is_some() {}
+}
+
+/// `n` swtpms with EK certificates from the shared development CA, made in parallel
+/// (`swtpm_setup` takes most of a second each); they stop when dropped.
+fn start_swtpms(n: usize) -> Result<Vec<candor_tpm::Swtpm>, CliError> {
+    let ca = candor_tpm::SwtpmCa::shared().map_err(|e| CliError::Failed(e.to_string()))?;
+    // The CA's own keys first, alone.
+    ca.certificates_pem()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let b = bar(n as u64, "manufacturing swtpms (EK + certificate)");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let made = std::sync::Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    let sw = candor_tpm::Swtpm::start_endorsed(&ca);
+                    b.inc(1);
+                    made.lock().unwrap_or_else(|p| p.into_inner()).push(sw);
+                }
+            });
+        }
+    });
+    b.finish_and_clear();
+    made.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::Failed(e.to_string()))
 }

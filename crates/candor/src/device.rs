@@ -62,6 +62,15 @@ impl TrustedDevice for AnyDevice {
     fn protection(&self) -> &'static str {
         each!(self, d => d.protection())
     }
+    fn endorsement(&mut self) -> Result<Option<candor_core::Endorsement>, DeviceError> {
+        each!(self, d => d.endorsement())
+    }
+    fn activate_credential(
+        &mut self,
+        credential: &candor_core::endorsement::Credential,
+    ) -> Result<Vec<u8>, DeviceError> {
+        each!(self, d => d.activate_credential(credential))
+    }
 }
 
 /// Where a TPM is: `tcp:HOST:PORT` (swtpm's server port) or a device path (`/dev/tpmrm0`).

@@ -1,6 +1,7 @@
 //! The files the command line keeps: keys, the authority's registry, a node's data folder.
 
-use candor_core::{Decode, Encode, Keypair, PublicKey, Registry, SignedCertificate};
+use candor_core::endorsement::EndorsementRoots;
+use candor_core::{Authority, Decode, Encode, Keypair, PublicKey, Registry, SignedCertificate};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -134,6 +135,36 @@ impl AuthorityDir {
     }
     pub(crate) fn load_public(&self) -> Result<PublicKey, FileError> {
         load_public(&self.public(), "run `candor authority init` first")
+    }
+    /// The TPM manufacturer CA certificates trusted for EK chains (PEM), production or
+    /// development-only.
+    pub(crate) fn ek_roots(&self, development: bool) -> PathBuf {
+        self.0.join(if development {
+            "ek-roots-development.pem"
+        } else {
+            "ek-roots.pem"
+        })
+    }
+    /// The authority: its key and the EK roots it trusts.
+    pub(crate) fn load_authority(&self) -> Result<Authority, FileError> {
+        let key = load_key(&self.key(), "run `candor authority init` first")?;
+        let mut roots = EndorsementRoots::new();
+        for development in [false, true] {
+            let path = self.ek_roots(development);
+            let pem = match std::fs::read(&path) {
+                Ok(pem) => pem,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(FileError::Io { path, source }),
+            };
+            roots
+                .add_pem(&pem, development)
+                .map_err(|e| FileError::Invalid {
+                    path,
+                    what: "EK root certificates",
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Authority::new(key).with_endorsement_roots(roots))
     }
 }
 

@@ -19,7 +19,7 @@ mod files;
 mod walkthrough;
 mod wallet;
 
-use candor_core::{Authority, Decode, Encode, Evidence, PeerId, Scheme};
+use candor_core::{Decode, Encode, Evidence, PeerId, Scheme};
 use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
 use candor_listing::{enrol, EnrolError, OpenError};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -99,6 +99,20 @@ enum AuthorityCmd {
         /// The authority's folder.
         #[arg(long, default_value = "authority")]
         dir: PathBuf,
+    },
+    /// Trust a TPM manufacturer's CA certificates (PEM: roots and intermediates) for EK
+    /// certificate chains. Without one, the authority certifies no TPM.
+    TrustEk {
+        /// The authority's folder.
+        #[arg(long, default_value = "authority")]
+        dir: PathBuf,
+        /// The PEM file.
+        #[arg(long)]
+        pem: PathBuf,
+        /// The CA certifies no real hardware (swtpm's local CA): certificates it leads to
+        /// are marked development-only.
+        #[arg(long)]
+        development: bool,
     },
 }
 
@@ -207,6 +221,11 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.cmd {
         Cmd::Authority(AuthorityCmd::Init { dir }) => authority_init(dir),
+        Cmd::Authority(AuthorityCmd::TrustEk {
+            dir,
+            pem,
+            development,
+        }) => authority_trust_ek(dir, pem, development),
         Cmd::Device(DeviceCmd::Init {
             data,
             counters,
@@ -256,6 +275,44 @@ fn authority_init(dir: PathBuf) -> Result<(), CliError> {
     Ok(())
 }
 
+fn authority_trust_ek(dir: PathBuf, pem: PathBuf, development: bool) -> Result<(), CliError> {
+    let a = AuthorityDir(dir);
+    a.load_public()?;
+    let text = std::fs::read(&pem).map_err(|source| FileError::Io {
+        path: pem.clone(),
+        source,
+    })?;
+    let mut check = candor_core::endorsement::EndorsementRoots::new();
+    let n = check
+        .add_pem(&text, development)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", pem.display())))?;
+    if check.is_empty() {
+        return Err(CliError::Failed(format!(
+            "{} holds no self-signed root certificate: add the manufacturer's root with its intermediates",
+            pem.display()
+        )));
+    }
+    let path = a.ek_roots(development);
+    let mut all = std::fs::read(&path).unwrap_or_default();
+    if !all.is_empty() && !all.ends_with(b"\n") {
+        all.push(b'\n');
+    }
+    all.extend_from_slice(&text);
+    files::write_atomic(&path, &all, false)?;
+    let roots = a.load_authority()?;
+    println!(
+        "trusted {n} certificate(s) from {} as {}; the authority now trusts {} EK root(s)",
+        pem.display(),
+        if development {
+            "DEVELOPMENT-ONLY (no real hardware)"
+        } else {
+            "a TPM manufacturer's"
+        },
+        roots.endorsement_roots().len()
+    );
+    Ok(())
+}
+
 fn device_init(data: PathBuf, counters: Option<u32>, tpm: Option<String>) -> Result<(), CliError> {
     let counters = counters.unwrap_or(if tpm.is_some() { 4 } else { 64 });
     let d = NodeDir(data);
@@ -295,10 +352,7 @@ fn device_enroll(
         return Err(FileError::Exists(d.cert()).into());
     }
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
-    let auth = Authority::new(files::load_key(
-        &a.key(),
-        "run `candor authority init` first",
-    )?);
+    let auth = a.load_authority()?;
     let mut registry = a.load_registry()?;
     let mut device = device::open_device(&d.0, PeerId::from_ed25519(&node_key.public()))?;
     let (scheme, n) = match scheme {
@@ -333,6 +387,7 @@ fn device_enroll(
         cert.cert.counters.len(),
         cert.id()
     );
+    println!("residence: {}", cert.cert.residence);
     Ok(())
 }
 
@@ -348,11 +403,12 @@ fn device_show(data: PathBuf) -> Result<(), CliError> {
     }
     match d.load_cert() {
         Ok(cert) => println!(
-            "certificate: serial {} by authority {}, scheme {}, id {}",
+            "certificate: serial {} by authority {}, scheme {}, id {}\nresidence:   {}",
             cert.cert.serial,
             cert.cert.authority,
             cert.cert.scheme,
-            cert.id()
+            cert.id(),
+            cert.cert.residence
         ),
         Err(e) => println!("certificate: none ({e})"),
     }
