@@ -17,7 +17,7 @@
 
 use crate::cert::{CertifiedCounter, SignedCertificate};
 use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::hash::{Digest, TaggedHasher};
+use crate::hash::{tags, Digest, TaggedHasher};
 use crate::item::{Item, ItemKey};
 use crate::keys::{PeerId, PublicKey};
 use crate::misbehaviour::{BudgetKind, Misbehaviour};
@@ -26,7 +26,7 @@ use crate::smt::{empty, MultiProof, Smt, DEPTH};
 use crate::statement::{CounterId, SignedInc, SignedRead};
 use std::collections::BTreeMap;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// How many past trees a node keeps for proofs under past roots (older ones are rebuilt by
 /// replaying the stored steps).
@@ -123,8 +123,12 @@ pub fn leaf_of<'a>(d: &ItemKey, offers: impl IntoIterator<Item = &'a [u8]>) -> L
 pub struct StepHeader {
     /// The counter.
     pub counter: CounterId,
-    /// The step's value (its `Inc`'s value); it follows `value − 1`.
+    /// The step's value (its `Inc`'s value).
     pub value: u64,
+    /// The value of the step it follows: `value − 1`, except in a gap step (DESIGN.md §7),
+    /// which follows the last step before values a crash lost (`prev_value + 1 ..= value − 1`)
+    /// and is empty.
+    pub prev_value: u64,
     /// The root before the step.
     pub prev_root: Digest,
     /// The root after it.
@@ -138,18 +142,33 @@ pub struct StepHeader {
 }
 
 impl StepHeader {
-    /// The payload the step's `Inc` must carry.
+    /// The payload the step's `Inc` must carry: an ordinary step binds
+    /// `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖
+    /// batch_root ‖ batch_len ‖ total_offers)`; a gap step binds the gap notice
+    /// `H("candor/v1/gap" ‖ PeerId ‖ counter ‖ first ‖ last)` followed by the same fields.
     pub fn payload(&self, peer: &PeerId) -> Digest {
-        TaggedHasher::new("candor/v1/m-step")
-            .var(peer.as_bytes())
-            .u32(self.counter)
-            .u64(self.value.saturating_sub(1))
+        let h = match self.gap() {
+            None => TaggedHasher::new("candor/v1/m-step")
+                .var(peer.as_bytes())
+                .u32(self.counter),
+            Some((first, last)) => TaggedHasher::new(tags::GAP)
+                .var(peer.as_bytes())
+                .u32(self.counter)
+                .u64(first)
+                .u64(last),
+        };
+        h.u64(self.prev_value)
             .fixed(self.prev_root.as_bytes())
             .fixed(self.new_root.as_bytes())
             .fixed(self.batch_root.as_bytes())
             .u32(self.batch_len)
             .u64(self.total_offers)
             .finish()
+    }
+
+    /// The values a gap step covers (`first`, `last`): none for an ordinary step.
+    pub fn gap(&self) -> Option<(u64, u64)> {
+        (self.prev_value + 1 < self.value).then(|| (self.prev_value + 1, self.value - 1))
     }
 }
 
@@ -158,6 +177,7 @@ impl Encode for StepHeader {
         w.u8(VERSION)
             .u32(self.counter)
             .u64(self.value)
+            .u64(self.prev_value)
             .fixed(self.prev_root.as_bytes())
             .fixed(self.new_root.as_bytes())
             .fixed(self.batch_root.as_bytes())
@@ -170,9 +190,19 @@ impl Decode for StepHeader {
     const WHAT: &'static str = "step header";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
+        let counter = r.u32("counter")?;
+        let value = r.u64("value")?;
+        let prev_value = r.u64("prev value")?;
+        if prev_value >= value {
+            return Err(DecodeError::Invalid {
+                field: "prev value",
+                reason: "not below the step's value",
+            });
+        }
         Ok(Self {
-            counter: r.u32("counter")?,
-            value: r.u64("value")?,
+            counter,
+            value,
+            prev_value,
             prev_root: Digest(r.array("prev root")?),
             new_root: Digest(r.array("new root")?),
             batch_root: Digest(r.array("batch root")?),
@@ -407,8 +437,16 @@ pub fn verify_step(
         .ok_or(Misbehaviour::BadStep("no counter"))?;
     check_signed_step(cert, peer, &counter, &sp.step)?;
     let h = &sp.step.header;
-    // Chaining with the step before.
-    let (prev_root, prev_total) = if h.value == counter.initial + 1 {
+    if h.prev_value < counter.initial || h.prev_value >= h.value {
+        return Err(Misbehaviour::BadStep(
+            "the step follows a value outside the counter's range",
+        ));
+    }
+    if h.gap().is_some() && (h.batch_len != 0 || !sp.batch.is_empty()) {
+        return Err(Misbehaviour::BadStep("a gap step holds offers"));
+    }
+    // Chaining with the step before (for a gap step, the last step before the lost values).
+    let (prev_root, prev_total) = if h.prev_value == counter.initial {
         if sp.prev.is_some() {
             return Err(Misbehaviour::BadStep("a step before the first step"));
         }
@@ -419,7 +457,7 @@ pub fn verify_step(
             .as_ref()
             .ok_or(Misbehaviour::BadStep("the step before is missing"))?;
         check_signed_step(cert, peer, &counter, prev)?;
-        if prev.header.value + 1 != h.value {
+        if prev.header.value != h.prev_value {
             return Err(Misbehaviour::BadStep(
                 "the step before is not the one before",
             ));
@@ -703,8 +741,11 @@ pub struct MOutcome {
     pub root: Digest,
     /// d's whole list (ρ_t for d), in order.
     pub offers: Vec<SignedOffer>,
-    /// Steps audited.
+    /// Steps audited (a drawn value a crash lost counts as audited by the gap step over it).
     pub audited: Vec<u64>,
+    /// Gap steps seen (at t or in audits): values an honest node lost in a crash, reported, not
+    /// held against it.
+    pub gaps: Vec<crate::buyer::GapReport>,
     /// Worst-case probability that one bad step among t − base was caught: s / (t − base).
     pub detection: f64,
     /// Bytes received for the head and the list (audits excluded).
@@ -741,6 +782,7 @@ pub struct MRetrieval {
     audit_bytes: u64,
     audits: Vec<u64>,
     audited: Vec<u64>,
+    gaps: Vec<crate::buyer::GapReport>,
     step: Option<SignedStep>,
 }
 
@@ -766,6 +808,7 @@ impl MRetrieval {
             audit_bytes: 0,
             audits: Vec::new(),
             audited: Vec::new(),
+            gaps: Vec::new(),
             step: None,
         }
     }
@@ -807,6 +850,9 @@ impl MRetrieval {
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
         }
         let n = head.n;
+        if let Some(step) = &head.step {
+            self.note_gap(step);
+        }
         self.step = head.step;
         self.head = Some((head.cert, counter, read.value, root, head.proof, n));
         Ok(self.next_page())
@@ -885,12 +931,34 @@ impl MRetrieval {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
         let sp = StepProof::from_bytes(bytes)?;
-        if sp.step.header.value != value {
+        let h = &sp.step.header;
+        // A value lost in a crash has no step: the gap step over it answers for it.
+        let covered = h
+            .gap()
+            .is_some_and(|(first, last)| first <= value && value <= last);
+        if h.value != value && !covered {
             return Err(Misbehaviour::BadStep("the audit answered another step"));
         }
         verify_step(cert, &self.peer, &sp)?;
+        self.note_gap(&sp.step);
         self.audited.push(value);
         Ok(())
+    }
+
+    fn note_gap(&mut self, step: &SignedStep) {
+        if let Some((first, last)) = step.header.gap() {
+            if !self
+                .gaps
+                .iter()
+                .any(|g| g.inc.inc.value == step.inc.inc.value)
+            {
+                self.gaps.push(crate::buyer::GapReport {
+                    inc: step.inc.clone(),
+                    first,
+                    last,
+                });
+            }
+        }
     }
 
     /// The outcome, once the list is checked and the planned audits are answered.
@@ -929,6 +997,7 @@ impl MRetrieval {
             root,
             offers,
             audited: self.audited,
+            gaps: self.gaps,
             detection,
             bytes: self.bytes,
             audit_bytes: self.audit_bytes,
@@ -1178,6 +1247,7 @@ impl MState {
         let header = StepHeader {
             counter: self.counter.id,
             value: self.value + 1,
+            prev_value: self.value,
             prev_root,
             new_root: self.tree.root(),
             batch_root: batch_root(&pairs),
@@ -1190,6 +1260,28 @@ impl MState {
             old,
             proof,
             placements,
+        }
+    }
+
+    /// Prepares a gap step at `value` (DESIGN.md §7): an empty step after the last stored one
+    /// that covers the values a crash lost in between, so that buyers accept them as a gap.
+    pub fn prepare_gap(&mut self, value: u64) -> PreparedStep {
+        let root = self.tree.root();
+        PreparedStep {
+            header: StepHeader {
+                counter: self.counter.id,
+                value,
+                prev_value: self.value,
+                prev_root: root,
+                new_root: root,
+                batch_root: batch_root(&[]),
+                batch_len: 0,
+                total_offers: self.total,
+            },
+            batch: Vec::new(),
+            old: Vec::new(),
+            proof: MultiProof::default(),
+            placements: Vec::new(),
         }
     }
 
@@ -1337,10 +1429,31 @@ mod tests {
             }
             r.check_list()?;
             for v in r.plan_audits(audits, &mut OsRng) {
-                let sp = self.steps.get(&v).unwrap();
+                // As the node's store answers: the step at v, or the (gap) step above it.
+                let (_, sp) = self.steps.range(v..).next().unwrap();
                 r.on_audit_bytes(v, &sp.to_bytes())?;
             }
             r.finish()
+        }
+
+        /// The device counts `lost` values whose steps a crash loses; the node covers them
+        /// with a gap step from the state it has (its tree is at the last stored step).
+        fn crash_and_gap(&mut self, lost: u64) -> StepProof {
+            let v = self.state.value();
+            for i in 1..=lost {
+                let _ = self.signer.sign_inc(0, v + i, Digest([7; 32]));
+            }
+            self.gap_step(v + lost + 1)
+        }
+
+        fn gap_step(&mut self, value: u64) -> StepProof {
+            let p = self.state.prepare_gap(value);
+            let inc = self
+                .signer
+                .sign_inc(0, value, p.header.payload(&self.peer()));
+            let sp = self.state.apply(p, inc);
+            self.steps.insert(value, sp.clone());
+            sp
         }
     }
 
@@ -1352,6 +1465,114 @@ mod tests {
         (0..20)
             .map(|i| Item::new(&format!("m item {i}")).unwrap())
             .collect()
+    }
+
+    /// After a crash loses steps, a gap step covers them: an empty step binding the last
+    /// stored step's value. Buyers auditing every value, the lost ones included, accept it and
+    /// report the gap; the steps after it verify for their sellers as usual.
+    #[test]
+    fn a_gap_step_covers_lost_values_and_honest_nodes_pass_every_audit() {
+        let mut node = Node::new();
+        let items = items();
+        let seller = Keypair::generate(&mut OsRng);
+        node.publish(&[offer(&seller, &items[0], 10)]);
+        let gap = node.crash_and_gap(3);
+        assert_eq!(gap.step.header.gap(), Some((7, 9)));
+        assert_eq!(gap.step.header.prev_value, 6);
+        assert!(verify_step(&node.cert, &node.peer(), &gap)
+            .unwrap()
+            .is_empty());
+        // The gap step at the head, then with a step after it.
+        let out = node.retrieve(&items[0], 100).unwrap();
+        assert_eq!((out.offers.len(), out.gaps.len()), (1, 1));
+        assert_eq!((out.gaps[0].first, out.gaps[0].last), (7, 9));
+        let o = offer(&seller, &items[1], 20);
+        let r = node.publish(std::slice::from_ref(&o));
+        check_m_receipt(&node.trusted, &node.peer(), &node.cert, &o, &r[0]).unwrap();
+        let out = node.retrieve(&items[0], 100).unwrap();
+        assert_eq!(
+            out.audited.len(),
+            6,
+            "every value from the base, lost ones included"
+        );
+        assert_eq!(out.gaps.len(), 1);
+        // Decoders keep prev_value below value.
+        let mut bytes = gap.step.header.to_bytes();
+        bytes[13..21].copy_from_slice(&10u64.to_be_bytes());
+        assert!(StepHeader::from_bytes(&bytes).is_err());
+    }
+
+    /// Cheats with gap steps: offers smuggled into one, an audit of a real step answered with a
+    /// gap step that does not cover it, a gap step that claims another predecessor, and a gap
+    /// step over receipted steps (caught by the receipt holder's monitor, with evidence).
+    #[test]
+    fn cheating_with_gap_steps_is_caught() {
+        let mut node = Node::new();
+        let items = items();
+        let alice = Keypair::generate(&mut OsRng);
+        let oa = offer(&alice, &items[0], 10);
+        let ra = node.publish(std::slice::from_ref(&oa));
+        let pa = check_m_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+        node.publish(&[offer(&alice, &items[1], 11)]);
+        // A gap step that holds offers.
+        let mut stuffed = node.state.clone().prepare_gap(10);
+        stuffed.header.batch_len = 1;
+        stuffed.batch = vec![offer(&alice, &items[2], 12).to_bytes()];
+        let inc = node
+            .signer
+            .sign_inc(0, 10, stuffed.header.payload(&node.peer()));
+        let sp = node.state.clone().apply(stuffed, inc);
+        assert_eq!(
+            verify_step(&node.cert, &node.peer(), &sp)
+                .unwrap_err()
+                .kind(),
+            "bad-step"
+        );
+        // A gap step that names a predecessor it does not chain from.
+        let mut forged = node.state.clone();
+        let p = forged.prepare_gap(10);
+        let inc = node.signer.sign_inc(0, 10, p.header.payload(&node.peer()));
+        let mut sp = forged.apply(p, inc);
+        sp.prev = Some(node.steps[&6].step.clone());
+        assert_eq!(
+            verify_step(&node.cert, &node.peer(), &sp)
+                .unwrap_err()
+                .kind(),
+            "bad-step"
+        );
+        // An audit of step 7 (real) answered with a gap step over 8..9 only.
+        let gap = {
+            let mut n2 = node.state.clone();
+            let p = n2.prepare_gap(10);
+            let inc = node.signer.sign_inc(0, 10, p.header.payload(&node.peer()));
+            n2.apply(p, inc)
+        };
+        let mut r = MRetrieval::new(
+            node.trusted.clone(),
+            node.peer(),
+            items[0].clone(),
+            [9; 32],
+            100,
+        );
+        r.on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
+            .unwrap();
+        assert_eq!(
+            r.on_audit_bytes(7, &gap.to_bytes()).unwrap_err().kind(),
+            "bad-step"
+        );
+        // A gap step over the receipted steps: the node restarts from the base's empty tree,
+        // covering steps 6 and 7 as "lost". Buyers see a consistent answer; Alice's monitor
+        // finds her offer gone and holds transferable removal evidence.
+        node.state = MState::new(node.cert.cert.counters[0]);
+        node.lists.clear();
+        node.gap_step(8);
+        let out = node.retrieve(&items[0], 0).unwrap();
+        assert_eq!(out.gaps.len(), 1);
+        let Misbehaviour::Evidence(e) = check_monitor(&ra[0], &oa, &pa, &out).unwrap_err() else {
+            panic!("removal evidence expected")
+        };
+        assert_eq!(e.kind(), "removal");
+        e.verify(&node.trusted).unwrap();
     }
 
     #[test]

@@ -390,9 +390,10 @@ impl Evidence {
                         ));
                     }
                 }
-                if a.inc.inc.counter != b.inc.inc.counter || a.header.value + 1 != b.header.value {
+                // b follows a: the value before it (for a gap step, the last before the gap).
+                if a.inc.inc.counter != b.inc.inc.counter || a.header.value != b.header.prev_value {
                     return Err(EvidenceError::NotMisbehaviour(
-                        "the steps are not consecutive",
+                        "the second step does not follow the first",
                     ));
                 }
                 if a.header.new_root == b.header.prev_root {

@@ -125,11 +125,11 @@ impl AnyOutcome {
         }
     }
 
-    /// Gap notices reported (scheme M has none).
+    /// Gap notices reported (scheme M: the gap steps seen at t or in audits).
     pub fn gaps(&self) -> usize {
         match self {
             Self::Counted(o) => o.gaps.len(),
-            Self::Stepped(_) => 0,
+            Self::Stepped(o) => o.gaps.len(),
         }
     }
 

@@ -99,38 +99,41 @@ impl<D: TrustedDevice> ListingNode<D> {
         let acked = dev.acknowledged(counter.id)?;
         crate::node::check_rollback(counter.id, d, r, acked)?;
         let pending = self.store.pending(counter.id)?;
-        if d == r + 1 {
-            // The device counted the last step; its batch is in a pending record.
-            let inc = dev.reissue(counter.id, d)?.ok_or(OpenError::LostStep {
-                counter: counter.id,
-                value: d,
-            })?;
-            let batch = pending
-                .iter()
-                .find(|p| p.payload == inc.inc.payload)
-                .and_then(|p| match &p.item {
-                    PendingItem::Step(b) => decode_batch(b),
-                    _ => None,
-                })
-                .ok_or(OpenError::LostStep {
-                    counter: counter.id,
-                    value: d,
-                })?;
-            let p = state.prepare(keyed(&batch));
-            if p.header.payload(&self.peer) != inc.inc.payload {
-                return Err(OpenError::LostStep {
-                    counter: counter.id,
-                    value: d,
-                });
-            }
-            let sp = state.apply(p, inc);
-            self.commit_step(&state, &sp)?;
-            report.recovered += 1;
-        } else if d > r + 1 {
-            return Err(OpenError::LostStep {
-                counter: counter.id,
-                value: r + 1,
+        if d > r {
+            // The device counted past the last stored step: finish that step from its pending
+            // record if the device can reissue its `Inc` (an ordinary step at r + 1, or a gap
+            // step a crash interrupted), else cover the lost values with a gap step.
+            let found = dev.reissue(counter.id, d)?.and_then(|inc| {
+                let batch = pending
+                    .iter()
+                    .filter(|p| p.payload == inc.inc.payload)
+                    .find_map(|p| match &p.item {
+                        PendingItem::Step(b) => decode_batch(b),
+                        _ => None,
+                    })?;
+                Some((inc, batch))
             });
+            let mut finished = false;
+            if let Some((inc, batch)) = found {
+                let p = if d == r + 1 {
+                    state.prepare(keyed(&batch))
+                } else {
+                    state.prepare_gap(d)
+                };
+                if p.header.payload(&self.peer) == inc.inc.payload {
+                    let sp = state.apply(p, inc);
+                    self.commit_step(&state, &sp)?;
+                    report.recovered += 1;
+                    finished = true;
+                } else {
+                    // `prepare` took the batch into the tree: start again from the store.
+                    state = self.replay()?;
+                }
+            }
+            if !finished {
+                self.write_gap_step(&mut *dev, &mut state, r + 1, d)?;
+                report.gaps.push((counter.id, r + 1, d));
+            }
         }
         let left: Vec<_> = self
             .store
@@ -143,6 +146,41 @@ impl<D: TrustedDevice> ListingNode<D> {
         dev.acknowledge(counter.id, state.value())?;
         *self.m_state() = Some(state);
         Ok(report)
+    }
+
+    /// Covers values `first..=last`, which the device counted but a crash lost, with a gap
+    /// step at `last + 1` (DESIGN.md §7): pending record, one increment, store commit.
+    fn write_gap_step(
+        &self,
+        dev: &mut D,
+        state: &mut MState,
+        first: u64,
+        last: u64,
+    ) -> Result<(), OpenError> {
+        let counter = state.prev_counter();
+        let p = state.prepare_gap(last + 1);
+        let payload = p.header.payload(&self.peer);
+        self.store.put_pending(&[Pending {
+            counter,
+            payload,
+            item: PendingItem::Step(encode_batch(&[])),
+        }])?;
+        let inc = dev.inc_sign(counter, payload)?;
+        if inc.inc.value != last + 1 {
+            return Err(OpenError::LostStep {
+                counter,
+                value: inc.inc.value,
+            });
+        }
+        let sp = state.apply(p, inc);
+        self.commit_step(state, &sp)?;
+        tracing::warn!(
+            counter,
+            first,
+            last,
+            "scheme-M steps lost in a crash: gap step written"
+        );
+        Ok(())
     }
 
     fn commit_step(&self, state: &MState, sp: &StepProof) -> Result<(), candor_store::StoreError> {
@@ -332,13 +370,16 @@ impl<D: TrustedDevice> ListingNode<D> {
                     .1
             }
         };
+        let initial = self.cert.cert.counters.first().map(|c| c.initial);
         let step = match self.store.step(counter, value)? {
             Some(b) => Some(
                 StepProof::from_bytes(&b)
                     .map_err(|_| ServeError::NoSuchStep(value))?
                     .step,
             ),
-            None => None,
+            // The base has no step; a value a crash lost has none either (a gap step covers it).
+            None if Some(value) == initial => None,
+            None => return Err(ServeError::NoSuchStep(value)),
         };
         Ok(MPast {
             cert: self.cert.clone(),
@@ -357,13 +398,19 @@ impl<D: TrustedDevice> ListingNode<D> {
         })
     }
 
-    /// Answers an audit: the whole step at `value`, with the step before it.
+    /// Answers an audit: the whole step at `value`, with the step before it — or, for a value
+    /// a crash lost, the gap step over it.
     pub fn m_step(&self, value: u64) -> Result<Option<StepProof>, ServeError> {
         let counter = self.cert.cert.counters.first().map(|c| c.id).unwrap_or(0);
-        match self.store.step(counter, value)? {
-            None => Ok(None),
-            Some(b) => Ok(StepProof::from_bytes(&b).ok()),
-        }
+        let Some((_, b)) = self.store.step_from(counter, value)? else {
+            return Ok(None);
+        };
+        Ok(StepProof::from_bytes(&b).ok().filter(|sp| {
+            let h = &sp.step.header;
+            h.value == value
+                || h.gap()
+                    .is_some_and(|(first, last)| first <= value && value <= last)
+        }))
     }
 }
 

@@ -21,8 +21,9 @@ pub enum OpenError {
     /// A stored scheme-M step does not replay to the root it recorded.
     #[error("stored step {0} does not replay to its recorded root; the store is corrupt")]
     StepReplay(u64),
-    /// A scheme-M step the device counted cannot be recovered.
-    #[error("counter {counter}: the device counted step {value}, but its batch is lost; gap notices for scheme M are not implemented yet")]
+    /// The device answered a gap step's increment with another value than the next one (a
+    /// device or a second process counting behind the node's back).
+    #[error("counter {counter}: the gap step was counted at value {value}, not at the next value; is another process using the device?")]
     LostStep {
         /// The counter.
         counter: CounterId,

@@ -423,6 +423,28 @@ impl ListingStore {
             .map(|g| g.value().to_vec()))
     }
 
+    /// The first stored scheme-M step at or above `value`, with its value (the gap step over a
+    /// value a crash lost).
+    pub fn step_from(
+        &self,
+        counter: CounterId,
+        value: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
+        let mut rows = t
+            .range((counter, value)..=(counter, u64::MAX))
+            .map_err(|x| e(x.into()))?;
+        match rows.next() {
+            None => Ok(None),
+            Some(row) => {
+                let (k, v) = row.map_err(|x| e(x.into()))?;
+                Ok(Some((k.value().1, v.value().to_vec())))
+            }
+        }
+    }
+
     /// Every stored step of `counter`, in value order (to rebuild the tree on open).
     pub fn steps(&self, counter: CounterId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let e = self.err();

@@ -255,9 +255,15 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
         !path.exists(),
         "the journal is cleared once the step is acknowledged"
     );
-    let out = retrieve_any(&node, &trusted, &item, Budget::default(), 3).unwrap();
+    // Every value audited (scheme M): a lost one is answered by the gap step over it.
+    let out = retrieve_any(&node, &trusted, &item, Budget::default(), 16).unwrap();
     let expected = if recovers { 3 } else { 2 };
     assert_eq!(out.offers().len(), expected);
+    assert_eq!(
+        out.gaps(),
+        usize::from(!recovers),
+        "gaps reported, no accusation"
+    );
 }
 
 const BEFORE_POST_READ: Death = Death {
@@ -307,4 +313,16 @@ fn a_crash_with_the_post_read_unjournaled_leaves_a_gap_notice() {
         executed: true,
     };
     crash_after_increment(Scheme::Basic, true, death, false);
+}
+
+/// Scheme M: a step lost in a crash (no journal, or a stale one) is covered by a gap step, an
+/// empty step binding the last stored step's value; buyers auditing every value accept it.
+#[test]
+fn a_lost_scheme_m_step_is_covered_by_a_gap_step() {
+    crash_after_increment(Scheme::Merkle, false, BEFORE_POST_READ, false);
+    let death = Death {
+        at: 1,
+        executed: true,
+    };
+    crash_after_increment(Scheme::Merkle, true, death, false);
 }

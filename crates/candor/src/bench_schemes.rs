@@ -126,6 +126,7 @@ fn m_fixture(w: u64) -> Result<MFixture, CliError> {
     let header = candor_core::StepHeader {
         counter: 0,
         value: steps,
+        prev_value: steps - 1,
         prev_root: Digest([5; 32]),
         new_root: state.root(),
         batch_root: Digest([6; 32]),
