@@ -30,4 +30,10 @@ fuzz_target!(|data: &[u8]| {
     canonical::<MPage>(data);
     canonical::<MPageRequest>(data);
     canonical::<MPast>(data);
+    canonical::<Endorsement>(data);
+    canonical::<Residence>(data);
+    canonical::<StepHeader>(data);
+    // The authority's X.509 parsing of what a node sends.
+    let _ = endorsement::EndorsementRoots::new().verify_ek(data, &[], 0);
+    let _ = endorsement::pem_certificates(data);
 });

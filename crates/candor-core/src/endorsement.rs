@@ -13,7 +13,7 @@
 use crate::hash::Digest;
 use crate::tpm::hmac_sha256;
 use aes::cipher::{AsyncStreamCipher, KeyIvInit};
-use der::{Decode, Encode};
+use der::{Decode, DecodePem, Encode};
 use rand_core::CryptoRngCore;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::traits::PublicKeyParts;
@@ -126,20 +126,44 @@ fn parse(which: usize, der_bytes: &[u8]) -> Result<Certificate, EndorsementError
             reason: format!("{} bytes, over {MAX_CERT}", der_bytes.len()),
         });
     }
-    Certificate::from_der(der_bytes).map_err(|e| EndorsementError::BadCertificate {
-        which,
-        reason: e.to_string(),
-    })
+    let bad = |reason: String| EndorsementError::BadCertificate { which, reason };
+    let cert = Certificate::from_der(der_bytes).map_err(|e| bad(e.to_string()))?;
+    // The signed part exactly as sent: the first element of the outer SEQUENCE.
+    let signed = {
+        use der::Reader as _;
+        let mut r = der::SliceReader::new(der_bytes).map_err(|e| bad(e.to_string()))?;
+        der::Header::decode(&mut r).map_err(|e| bad(e.to_string()))?;
+        r.tlv_bytes().map_err(|e| bad(e.to_string()))?
+    };
+    if cert.tbs_certificate.to_der().ok().as_deref() != Some(signed) {
+        return Err(bad("not in canonical DER".into()));
+    }
+    Ok(cert)
 }
 
-/// The certificates in PEM text (`-----BEGIN CERTIFICATE-----` blocks), as DER.
+/// The certificates in PEM text (`-----BEGIN CERTIFICATE-----` blocks), as DER. Text
+/// outside the blocks is ignored. (The blocks are found here: `x509-cert` 0.2.5's
+/// `load_pem_chain` panics on empty input, found by this module's property tests.)
 pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, EndorsementError> {
-    let bad = |reason: String| EndorsementError::BadCertificate { which: 0, reason };
-    let certs = Certificate::load_pem_chain(pem).map_err(|e| bad(e.to_string()))?;
-    certs
-        .iter()
-        .map(|c| c.to_der().map_err(|e| bad(e.to_string())))
-        .collect()
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = find(rest, BEGIN) {
+        let which = out.len();
+        let bad = |reason: String| EndorsementError::BadCertificate { which, reason };
+        let block = &rest[start..];
+        let end = find(block, END).ok_or_else(|| bad("no END line".into()))? + END.len();
+        let cert = Certificate::from_pem(&block[..end]).map_err(|e| bad(e.to_string()))?;
+        let der_bytes = cert.to_der().map_err(|e| bad(e.to_string()))?;
+        if der_bytes.len() > MAX_CERT {
+            return Err(bad(format!("{} bytes, over {MAX_CERT}", der_bytes.len())));
+        }
+        out.push(der_bytes);
+        rest = &block[end..];
+    }
+    Ok(out)
 }
 
 fn is_ca(cert: &Certificate) -> bool {
@@ -161,6 +185,13 @@ fn valid_at(cert: &Certificate, now: u64) -> bool {
 
 /// Verifies that `issuer` signed `cert`.
 fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), EndorsementError> {
+    // The outer algorithm is not signed: it must be the one inside the signed part
+    // (RFC 5280 §4.1.1.2).
+    if cert.signature_algorithm != cert.tbs_certificate.signature {
+        return Err(EndorsementError::BadSignature);
+    }
+    // Strict DER: the parsed signed part re-encodes to exactly the bytes that were signed
+    // (checked in `parse`), so the signature covers what is read from it.
     let tbs = cert
         .tbs_certificate
         .to_der()

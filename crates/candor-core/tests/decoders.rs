@@ -25,6 +25,8 @@ fn all(bytes: &[u8]) -> Result<(), TestCaseError> {
     canonical::<SignedCertificate>(bytes)?;
     canonical::<EnrolRequest>(bytes)?;
     canonical::<Registry>(bytes)?;
+    canonical::<Endorsement>(bytes)?;
+    canonical::<Residence>(bytes)?;
     canonical::<Receipt>(bytes)?;
     canonical::<RetrieveRequest>(bytes)?;
     canonical::<RetrieveHead>(bytes)?;
