@@ -143,14 +143,35 @@ impl Transport for DeviceTransport {
                 endpoint: endpoint.clone(),
                 source,
             })?;
-        // The device returns the whole response in one read.
+        // The kernel's device returns the whole response to one read of a buffer that can
+        // hold it (older kernels drop what a short buffer leaves); a character device that
+        // delivers it in parts (a pty) is read on until the header's size is in.
+        let io = |source| TpmError::Io {
+            endpoint: endpoint.clone(),
+            source,
+        };
         let mut buf = vec![0u8; MAX_RESPONSE];
-        let n = self
-            .file
-            .read(&mut buf)
-            .map_err(|source| TpmError::Io { endpoint, source })?;
-        buf.truncate(n);
-        read_response(&mut buf.as_slice(), "device")
+        let mut have = 0;
+        loop {
+            let n = self.file.read(&mut buf[have..]).map_err(io)?;
+            if n == 0 {
+                return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            have += n;
+            let want = buf
+                .get(2..6)
+                .filter(|_| have >= 10)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            match want {
+                Some(size) if !(10..=MAX_RESPONSE).contains(&size) => {
+                    return Err(TpmError::Malformed("response size out of range"))
+                }
+                Some(size) if have >= size => break,
+                _ => {}
+            }
+        }
+        buf.truncate(have);
+        read_response(&mut buf.as_slice(), &endpoint)
     }
 }
 
