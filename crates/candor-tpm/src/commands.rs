@@ -63,13 +63,12 @@ fn with_sessions(cc: u32, handles: &[u32], sessions: usize, params: &[u8]) -> Ve
         o.u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
     }
     o.raw(params);
-    let len = o.0.len() as u32;
-    o.0.splice(2..6, len.to_be_bytes());
+    o.set_size();
     o.0
 }
 
 /// Splits a session response body into its handles and its parameter area.
-fn split(body: &[u8], handles: usize) -> Result<(Vec<u32>, &[u8]), TpmError> {
+pub(crate) fn split(body: &[u8], handles: usize) -> Result<(Vec<u32>, &[u8]), TpmError> {
     let mut r = In::new(body);
     let hs = (0..handles)
         .map(|_| r.u32())

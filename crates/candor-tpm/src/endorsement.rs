@@ -3,7 +3,7 @@
 //! TPM2_ActivateCredential of the authority's credential for the signing key, authorized for
 //! the EK by a PolicySecret(endorsement) policy session (the EK template's policy).
 
-use crate::commands::{SigningKey, TPM_RH_ENDORSEMENT};
+use crate::commands::{split, SigningKey, TPM_RH_ENDORSEMENT};
 use crate::transport::{Tpm, TpmError, Transport};
 use crate::wire::{In, Out, ALG_NULL, ALG_SHA256, ST_NO_SESSIONS, ST_SESSIONS, TPM_RS_PW};
 use candor_core::endorsement::{Credential, MAX_CERT};
@@ -33,21 +33,6 @@ const EK_POLICY: [u8; 32] = [
 /// Bytes read from NV per command (below every TPM's TPM_PT_NV_BUFFER_MAX).
 const NV_CHUNK: u16 = 512;
 
-fn finish_len(o: &mut Out) {
-    let len = o.0.len() as u32;
-    o.0.splice(2..6, len.to_be_bytes());
-}
-
-/// The parameter area of a response with sessions.
-fn params_of(body: &[u8], handles: usize) -> Result<Vec<u8>, TpmError> {
-    let mut r = In::new(body);
-    for _ in 0..handles {
-        r.u32()?;
-    }
-    let n = r.u32()? as usize;
-    Ok(r.take(n)?.to_vec())
-}
-
 impl<T: Transport> Tpm<T> {
     /// The whole contents of NV index `index`, read with its own (empty) authorization, at
     /// most [`MAX_CERT`] bytes.
@@ -75,10 +60,10 @@ impl<T: Transport> Tpm<T> {
                 .u32(index);
             o.u32(9).u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
             o.u16(n).u16(out.len() as u16);
-            finish_len(&mut o);
+            o.set_size();
             let body = self.command(&o.0)?;
-            let p = params_of(&body, 0)?;
-            let data = In::new(&p).b()?;
+            let (_, p) = split(&body, 0)?;
+            let data = In::new(p).b()?;
             if data.len() != n as usize {
                 return Err(TpmError::Malformed("NV_Read returned another size"));
             }
@@ -123,7 +108,7 @@ impl<T: Transport> Tpm<T> {
             .u32(TPM_RH_ENDORSEMENT);
         o.u32(9).u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
         o.raw(&p.0);
-        finish_len(&mut o);
+        o.set_size();
         let body = self.command(&o.0)?;
         let handle = In::new(&body).u32()?;
         Ok((handle, true))
@@ -148,7 +133,7 @@ impl<T: Transport> Tpm<T> {
             .u8(TPM_SE_POLICY)
             .u16(ALG_NULL)
             .u16(ALG_SHA256);
-        finish_len(&mut o);
+        o.set_size();
         let body = self.command(&o.0)?;
         let session = In::new(&body).u32()?;
         let result = self.activate_in(session, key, ek, credential, &nonce);
@@ -173,7 +158,7 @@ impl<T: Transport> Tpm<T> {
         o.u32(TPM_RH_ENDORSEMENT).u32(session);
         o.u32(9).u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
         o.b(&[]).b(&[]).b(&[]).u32(0); // nonceTPM, cpHashA, policyRef, expiration
-        finish_len(&mut o);
+        o.set_size();
         self.command(&o.0)?;
         // ActivateCredential: the key by password (ADMIN role, empty auth), the EK by the
         // policy session (continueSession clear: the session is spent).
@@ -185,9 +170,9 @@ impl<T: Transport> Tpm<T> {
         o.u32(key.handle).u32(ek);
         o.u32(area.0.len() as u32).raw(&area.0);
         o.b(&credential.blob).b(&credential.encrypted_seed);
-        finish_len(&mut o);
+        o.set_size();
         let body = self.command(&o.0)?;
-        let p = params_of(&body, 0)?;
-        Ok(In::new(&p).b()?.to_vec())
+        let (_, p) = split(&body, 0)?;
+        Ok(In::new(p).b()?.to_vec())
     }
 }

@@ -90,8 +90,7 @@ impl<T: Transport> Tpm<T> {
             .u8(0x00)
             .u16(ALG_NULL)
             .u16(ALG_SHA256);
-        let len = o.0.len() as u32;
-        o.0.splice(2..6, len.to_be_bytes());
+        o.set_size();
         let body = self.command(&o.0)?;
         let mut r = In::new(&body);
         let handle = r.u32()?;
@@ -125,8 +124,7 @@ impl<T: Transport> Tpm<T> {
         let mut area = Out::default();
         area.u32(s.handle).b(&nonce_caller).u8(attrs).b(&auth);
         o.u32(area.0.len() as u32).raw(&area.0).raw(params);
-        let len = o.0.len() as u32;
-        o.0.splice(2..6, len.to_be_bytes());
+        o.set_size();
         let body = self.command(&o.0)?;
         let mut r = In::new(&body);
         let n = r.u32()? as usize;
@@ -200,8 +198,7 @@ impl<T: Transport> Tpm<T> {
             o.u32(TPM_RS_PW).b(&[]).u8(0).b(&[]);
         }
         o.raw(&p.0);
-        let len = o.0.len() as u32;
-        o.0.splice(2..6, len.to_be_bytes());
+        o.set_size();
         let body = self.command(&o.0)?;
         let mut r = In::new(&body);
         let n = r.u32()? as usize;

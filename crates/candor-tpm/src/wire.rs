@@ -35,6 +35,12 @@ impl Out {
         self.0.extend_from_slice(v);
         self
     }
+    /// Writes the command's total size into its header (bytes 2..6), once it is complete.
+    pub(crate) fn set_size(&mut self) -> &mut Self {
+        let len = self.0.len() as u32;
+        self.0.splice(2..6, len.to_be_bytes());
+        self
+    }
     /// A TPM2B: u16 size, then the bytes.
     pub(crate) fn b(&mut self, v: &[u8]) -> &mut Self {
         self.u16(v.len() as u16).raw(v)
