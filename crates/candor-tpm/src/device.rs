@@ -28,6 +28,9 @@ struct Counter {
 /// A trusted device backed by a TPM 2.0.
 pub struct TpmDevice<T: Transport> {
     journal: Option<std::path::PathBuf>,
+    /// What the journal file holds (counter index, pre value), so that an acknowledgement
+    /// clears it without reading it.
+    journaled: Option<(u32, u64)>,
     tpm: Mutex<Tpm<T>>,
     key: SigningKey,
     peer: PeerId,
@@ -88,6 +91,7 @@ impl<T: Transport> TpmDevice<T> {
         tracing::info!(counters = list.len(), "TPM 2.0 trusted device opened");
         Ok(Self {
             journal: None,
+            journaled: None,
             tpm: Mutex::new(tpm),
             key,
             peer,
@@ -100,6 +104,7 @@ impl<T: Transport> TpmDevice<T> {
     /// after the post read), so that after a crash `reissue` can finish it in the
     /// still-loaded session.
     pub fn with_journal(mut self, path: std::path::PathBuf) -> Self {
+        self.journaled = read_journal(&path).map(|f| (f.index, f.pre));
         self.journal = Some(path);
         self
     }
@@ -182,19 +187,28 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
         let mut out = Vec::with_capacity(payloads.len());
         for p in payloads {
             let journal = self.journal.clone();
+            let mut written = None;
             let mut write = |f: &InFlight| -> Result<(), TpmError> {
                 if let Some(path) = &journal {
                     // Best effort: without it a crash now leaves a gap notice, not an error.
-                    if let Err(e) = write_journal(path, f) {
-                        tracing::warn!(%e, "cannot journal the IncSign in flight");
+                    match write_journal(path, f) {
+                        Ok(()) => written = Some((f.index, f.pre)),
+                        Err(e) => tracing::warn!(%e, "cannot journal the IncSign in flight"),
                     }
                 }
                 Ok(())
             };
-            let inc = self
-                .tpm()
-                .inc_sign_journaled(&self.key, c.index, &c.name, p.as_bytes(), &mut write)
-                .map_err(backend)?;
+            let inc = self.tpm().inc_sign_journaled(
+                &self.key,
+                c.index,
+                &c.name,
+                p.as_bytes(),
+                &mut write,
+            );
+            if written.is_some() {
+                self.journaled = written;
+            }
+            let inc = inc.map_err(backend)?;
             out.push(SignedInc {
                 inc: Inc {
                     device,
@@ -275,10 +289,12 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
     }
 
     fn acknowledge(&mut self, counter: CounterId, value: u64) -> Result<(), DeviceError> {
-        let c = self.counter(counter)?;
-        if let Some(path) = &self.journal {
-            if read_journal(path).is_some_and(|f| f.index == c.index && f.pre < value) {
+        let index = self.counter(counter)?.index;
+        if let (Some(path), Some((i, pre))) = (&self.journal, self.journaled) {
+            // Only the acknowledged counter's step: another counter's may still be unstored.
+            if i == index && pre < value {
                 let _ = std::fs::remove_file(path);
+                self.journaled = None;
             }
         }
         Ok(())
