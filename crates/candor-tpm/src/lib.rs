@@ -1,25 +1,27 @@
 //! # candor-tpm
 //!
-//! The TPM 2.0 backend of Candor's trusted device (issue 5), under construction. This first
-//! layer is what every TPM command needs:
+//! The TPM 2.0 backend of Candor's trusted device (`../shared/notes/tpm2.md`):
 //!
 //! - [`Transport`]: send one command's bytes, receive one response's bytes, with a hard size
-//!   limit — to swtpm over TCP ([`TcpTransport`]) or to the kernel's resource manager
-//!   ([`DeviceTransport`], `/dev/tpmrm0`);
+//!   limit — to swtpm over TCP ([`TcpTransport`]) or to a character device such as the
+//!   kernel's resource manager ([`DeviceTransport`], `/dev/tpmrm0`);
 //! - [`Tpm`]: command framing, typed response codes, and retry of the passing ones
 //!   (`TPM_RC_RETRY`, `TPM_RC_YIELDED`, `TPM_RC_TESTING`);
-//! - [`Swtpm`]: a swtpm process on 127.0.0.1 with a temporary state folder and free ports,
-//!   stopped by PID when dropped — for tests and benchmarks.
+//! - the commands the device uses, marshaled by hand (TPM 2.0 Part 3) with password or
+//!   session authorization: CreatePrimary of a restricted ECC P-256 signing key, NV counters
+//!   (define, increment, read, read public), NV_Certify (the `Read`), the audited HMAC
+//!   session behind the sound `Inc` ([`Tpm::inc_sign`]: NV_Read, StirRandom(payload),
+//!   NV_Increment, NV_Read, then GetSessionAuditDigest), and for enrolment the EK certificate
+//!   and ActivateCredential under a PolicySecret(endorsement) session;
+//! - [`TpmDevice`]: the `TrustedDevice` on a TPM, with idempotent setup and an IncSign
+//!   journal so a crash between an increment and its signature is finished at the next open;
+//! - [`Swtpm`] and [`SwtpmCa`]: a swtpm on 127.0.0.1 with a temporary state folder and free
+//!   ports, stopped by PID when dropped, manufactured with an EK certificate from a local CA —
+//!   for tests, benchmarks and the demo.
 //!
-//! On top of it, the commands the device uses, marshaled by hand with password authorization
-//! (CreatePrimary of a restricted ECC P-256 signing key, NV_DefineSpace of a non-orderly
-//! counter, NV_Increment, NV_Read, NV_ReadPublic, NV_Certify, FlushContext), and the
-//! pure-Rust verifier of a `Read` ([`verify_nv_read`]: every pinned field of the TPMS_ATTEST,
-//! ECDSA P-256/SHA-256 with high s accepted), and the sound `Inc` ([`Tpm::inc_sign`]: an
-//! audited HMAC session over NV_Read, StirRandom(payload), NV_Increment, NV_Read, then
-//! GetSessionAuditDigest; [`verify_nv_inc`] recomputes the digest from zero and requires
-//! post = pre + 1). Enrolment (EK chain, MakeCredential/ActivateCredential), the
-//! `TrustedDevice` backend and crash recovery come next (see `../shared/notes/tpm2.md`).
+//! The verifier of the statements ([`verify_nv_read`], [`verify_nv_inc`]) lives in the pure
+//! core (`candor_core::tpm`), and the authority's residence check (EK chain, MakeCredential)
+//! in `candor_core::endorsement`: buyers, sellers and the authority need no TPM.
 
 mod commands;
 mod device;
