@@ -141,6 +141,14 @@ impl AnyOutcome {
         }
     }
 
+    /// The node's certificate, as verified.
+    pub fn cert(&self) -> &candor_core::SignedCertificate {
+        match self {
+            Self::Counted(o) => &o.cert,
+            Self::Stepped(o) => &o.cert,
+        }
+    }
+
     /// Scheme M's worst-case detection probability of its audits (1 for B and C).
     pub fn detection(&self) -> f64 {
         match self {

@@ -115,6 +115,13 @@ pub(crate) struct NodeAnswer {
     pub(crate) offers: usize,
     pub(crate) gaps: usize,
     pub(crate) bytes: u64,
+    /// Where the node's device key lives, as its certificate says (verified answers only).
+    #[serde(default)]
+    pub(crate) device: Option<String>,
+    /// Whether that device protects nothing a machine's owner could not fake (a software
+    /// device, or a TPM whose EK chains to a development root such as swtpm's).
+    #[serde(default)]
+    pub(crate) development_only: Option<bool>,
 }
 
 /// `GET /v1/retrieve`.

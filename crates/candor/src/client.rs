@@ -224,11 +224,15 @@ fn print_retrieve(r: &api::RetrieveAnswer) {
     for n in &r.listing_nodes {
         let what = match n.status.as_str() {
             "verified" => format!(
-                "verified: t = {}, {} offer(s) for the item, {} gap(s), {} bytes",
+                "verified: t = {}, {} offer(s) for the item, {} gap(s), {} bytes{}",
                 n.t.unwrap_or(0),
                 n.offers,
                 n.gaps,
-                n.bytes
+                n.bytes,
+                n.device
+                    .as_ref()
+                    .map(|d| format!("\n      device: {d}"))
+                    .unwrap_or_default()
             ),
             _ => format!(
                 "{}{}: {}",

@@ -495,6 +495,10 @@ fn node_answer(peer: &candor_net::PeerId, r: &NodeReport) -> api::NodeAnswer {
         ),
         NodeReport::Unreachable(why) => (None, why.clone(), None, 0, 0, 0),
     };
+    let residence = match r {
+        NodeReport::Verified(o) => Some(o.cert().cert.residence),
+        _ => None,
+    };
     api::NodeAnswer {
         peer: peer.to_string(),
         status: r.status().into(),
@@ -504,6 +508,8 @@ fn node_answer(peer: &candor_net::PeerId, r: &NodeReport) -> api::NodeAnswer {
         offers,
         gaps,
         bytes,
+        device: residence.map(|r| r.to_string()),
+        development_only: residence.map(|r| r.is_development_only()),
     }
 }
 
