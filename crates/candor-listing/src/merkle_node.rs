@@ -73,7 +73,11 @@ impl<D: TrustedDevice> ListingNode<D> {
                 break;
             }
             let sp = StepProof::from_bytes(&bytes).map_err(|_| OpenError::StepReplay(value))?;
-            let p = state.prepare(keyed(&sp.batch));
+            let p = if sp.step.header.gap().is_some() {
+                state.prepare_gap(sp.step.header.value)
+            } else {
+                state.prepare(keyed(&sp.batch))
+            };
             if p.header != sp.step.header {
                 return Err(OpenError::StepReplay(value));
             }

@@ -242,7 +242,7 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
 
     let (device, store) = node.into_parts();
     drop(device); // the transport is dead: nothing is flushed, the socket closes
-    let (node, report) = ListingNode::open(open(&sw), store, cert).unwrap();
+    let (node, report) = ListingNode::open(open(&sw), store, cert.clone()).unwrap();
     if recovers {
         assert_eq!(report.recovered, 1);
         assert!(report.gaps.is_empty());
@@ -264,6 +264,13 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
         usize::from(!recovers),
         "gaps reported, no accusation"
     );
+    // And once more after a clean restart: the stored steps (a gap step among them) replay.
+    let (device, store) = node.into_parts();
+    drop(device);
+    let (node, report) = ListingNode::open(open(&sw), store, cert).unwrap();
+    assert!(report.gaps.is_empty() && report.recovered == 0);
+    let again = retrieve_any(&node, &trusted, &item, Budget::default(), 16).unwrap();
+    assert_eq!((again.offers().len(), again.gaps()), (expected, out.gaps()));
 }
 
 const BEFORE_POST_READ: Death = Death {
