@@ -170,8 +170,14 @@ impl SwtpmCa {
 
     /// The development CA shared by this machine's tests and demos, in the temporary folder
     /// (`candor-swtpm-ca`): made once, then reused, so that each run does not make new CA keys.
-    pub fn shared() -> Result<Self, SwtpmError> {
-        Self::at(&std::env::temp_dir().join("candor-swtpm-ca"))
+    /// One per process, so that its first certificate (which makes its keys) is made once.
+    pub fn shared() -> Result<&'static Self, SwtpmError> {
+        static SHARED: std::sync::OnceLock<SwtpmCa> = std::sync::OnceLock::new();
+        if let Some(ca) = SHARED.get() {
+            return Ok(ca);
+        }
+        let ca = Self::at(&std::env::temp_dir().join("candor-swtpm-ca"))?;
+        Ok(SHARED.get_or_init(|| ca))
     }
 
     /// The CA kept in `dir` (made there if missing).
