@@ -40,8 +40,8 @@ fn key() -> Keypair {
 #[test]
 fn a_tpm_with_a_certified_ek_is_enrolled_as_resident() {
     let ca = SwtpmCa::shared().unwrap();
-    let sw = Swtpm::start_endorsed(&ca).unwrap();
-    let authority = Authority::new(key()).with_endorsement_roots(roots(&ca));
+    let sw = Swtpm::start_endorsed(ca).unwrap();
+    let authority = Authority::new(key()).with_endorsement_roots(roots(ca));
     let node = key();
     let mut dev = device(&sw, &node, 2);
     let mut registry = Registry::default();
@@ -100,7 +100,7 @@ fn a_tpm_with_a_certified_ek_is_enrolled_as_resident() {
 #[test]
 fn an_authority_without_the_root_or_past_the_validity_refuses() {
     let ca = SwtpmCa::shared().unwrap();
-    let sw = Swtpm::start_endorsed(&ca).unwrap();
+    let sw = Swtpm::start_endorsed(ca).unwrap();
     let node = key();
     // No roots at all; another CA's roots.
     let bare = Authority::new(key());
@@ -140,7 +140,7 @@ fn an_authority_without_the_root_or_past_the_validity_refuses() {
         "{r:?}"
     );
     // Before the certificates were issued.
-    let right = Authority::new(key()).with_endorsement_roots(roots(&ca));
+    let right = Authority::new(key()).with_endorsement_roots(roots(ca));
     let r = enrol(
         &right,
         &mut Registry::default(),
@@ -164,7 +164,7 @@ fn an_authority_without_the_root_or_past_the_validity_refuses() {
 #[test]
 fn a_software_device_never_passes_as_a_tpm_and_a_tpm_needs_its_ek() {
     let ca = SwtpmCa::shared().unwrap();
-    let authority = Authority::new(key()).with_endorsement_roots(roots(&ca));
+    let authority = Authority::new(key()).with_endorsement_roots(roots(ca));
     // A swtpm without an EK certificate: the device says what is missing.
     let bare = Swtpm::start().unwrap();
     let node = key();
@@ -184,7 +184,7 @@ fn a_software_device_never_passes_as_a_tpm_and_a_tpm_needs_its_ek() {
         "{r:?}"
     );
     // `certify` (the one-step path) never certifies a TPM without its answer.
-    let sw = Swtpm::start_endorsed(&ca).unwrap();
+    let sw = Swtpm::start_endorsed(ca).unwrap();
     let mut dev = device(&sw, &node, 1);
     let reads = vec![dev.read_sign(0, nonce).unwrap()];
     let req = EnrolRequest::new(
@@ -206,9 +206,9 @@ fn a_software_device_never_passes_as_a_tpm_and_a_tpm_needs_its_ek() {
 #[test]
 fn a_key_beside_another_tpms_ek_is_not_resident() {
     let ca = SwtpmCa::shared().unwrap();
-    let a = Swtpm::start_endorsed(&ca).unwrap();
-    let b = Swtpm::start_endorsed(&ca).unwrap();
-    let authority = Authority::new(key()).with_endorsement_roots(roots(&ca));
+    let a = Swtpm::start_endorsed(ca).unwrap();
+    let b = Swtpm::start_endorsed(ca).unwrap();
+    let authority = Authority::new(key()).with_endorsement_roots(roots(ca));
     let node = key();
     let mut dev_a = device(&a, &node, 1);
     let mut dev_b = device(&b, &key(), 1);
@@ -275,10 +275,10 @@ fn a_key_beside_another_tpms_ek_is_not_resident() {
 #[test]
 fn make_credential_in_software_is_opened_by_the_tpm() {
     let ca = SwtpmCa::shared().unwrap();
-    let sw = Swtpm::start_endorsed(&ca).unwrap();
+    let sw = Swtpm::start_endorsed(ca).unwrap();
     let mut dev = device(&sw, &key(), 1);
     let e = dev.endorsement().unwrap().unwrap();
-    let ek = roots(&ca).verify_ek(&e.ek_cert, &e.chain, NOW).unwrap();
+    let ek = roots(ca).verify_ek(&e.ek_cert, &e.chain, NOW).unwrap();
     let DeviceKey::Tpm(k) = dev.device_key() else {
         panic!("a TPM key")
     };

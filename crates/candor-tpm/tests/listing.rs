@@ -13,7 +13,7 @@ use candor_tpm::{Swtpm, SwtpmCa, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
 /// trusts that CA.
 fn endorsed() -> (Swtpm, Authority) {
     let ca = SwtpmCa::shared().expect("swtpm_setup (scripts/test installs swtpm-tools)");
-    let sw = Swtpm::start_endorsed(&ca).expect("swtpm (scripts/test installs it)");
+    let sw = Swtpm::start_endorsed(ca).expect("swtpm (scripts/test installs it)");
     let mut roots = endorsement::EndorsementRoots::new();
     roots
         .add_pem(&ca.certificates_pem().unwrap(), true)

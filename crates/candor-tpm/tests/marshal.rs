@@ -52,7 +52,7 @@ fn check<C: TpmUnmarshalBody + std::fmt::Debug, R: TpmUnmarshalBody + TpmHeader>
 #[test]
 fn every_command_and_response_parses_with_tpm2_protocol() {
     let ca = SwtpmCa::shared().unwrap();
-    let sw = Swtpm::start_endorsed(&ca).unwrap();
+    let sw = Swtpm::start_endorsed(ca).unwrap();
     let log: Log = Arc::default();
     let open = || {
         TpmDevice::open(

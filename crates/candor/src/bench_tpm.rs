@@ -24,7 +24,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
     // With an EK certificate, so that the TPM-backed nodes below are enrolled as `candor
     // node` is: residence checked.
     let ca = candor_tpm::SwtpmCa::shared().map_err(fail)?;
-    let sw = Swtpm::start_endorsed(&ca).map_err(fail)?;
+    let sw = Swtpm::start_endorsed(ca).map_err(fail)?;
     let mut tpm = Tpm::new(TcpTransport::connect(sw.server()).map_err(fail)?);
     let key = tpm.create_signing_key(TPM_RH_ENDORSEMENT).map_err(fail)?;
     let index = 0x0150_0100;
@@ -177,7 +177,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
         (candor_core::Scheme::Merkle, 16, 3_200),
         (candor_core::Scheme::Merkle, 256, 25_600),
     ] {
-        let rate = node_rate(&sw, &ca, dir.path(), scheme, batch, total)?;
+        let rate = node_rate(&sw, ca, dir.path(), scheme, batch, total)?;
         println!("| {} | {batch} | {rate:.0} |", scheme.name());
     }
     Ok(())

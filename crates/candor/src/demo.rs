@@ -496,7 +496,7 @@ fn start_swtpms(n: usize) -> Result<Vec<candor_tpm::Swtpm>, CliError> {
         for _ in 0..4 {
             scope.spawn(|| {
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                    let sw = candor_tpm::Swtpm::start_endorsed(&ca);
+                    let sw = candor_tpm::Swtpm::start_endorsed(ca);
                     b.inc(1);
                     made.lock().unwrap_or_else(|p| p.into_inner()).push(sw);
                 }
