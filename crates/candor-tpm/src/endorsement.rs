@@ -5,8 +5,12 @@
 
 use crate::commands::{split, SigningKey, TPM_RH_ENDORSEMENT};
 use crate::transport::{Tpm, TpmError, Transport};
-use crate::wire::{In, Out, ALG_NULL, ALG_SHA256, ST_NO_SESSIONS, ST_SESSIONS, TPM_RS_PW};
+use crate::wire::{
+    In, Out, ALG_NULL, ALG_SHA256, CC_START_AUTH_SESSION, ST_NO_SESSIONS, ST_SESSIONS, TPM_RH_NULL,
+    TPM_RS_PW,
+};
 use candor_core::endorsement::{Credential, MAX_CERT};
+use candor_core::tpm::CC_NV_READ;
 use sha2::{Digest as _, Sha256};
 
 /// The persistent handle of the RSA-2048 EK (TCG TPM v2.0 Provisioning Guidance).
@@ -16,12 +20,9 @@ const ALG_RSA: u16 = 0x0001;
 const ALG_AES: u16 = 0x0006;
 const ALG_CFB: u16 = 0x0043;
 const TPM_SE_POLICY: u8 = 0x01;
-const TPM_RH_NULL: u32 = 0x4000_0007;
 const CC_READ_PUBLIC: u32 = 0x173;
-const CC_START_AUTH_SESSION: u32 = 0x176;
 const CC_POLICY_SECRET: u32 = 0x151;
 const CC_ACTIVATE_CREDENTIAL: u32 = 0x147;
-const CC_NV_READ: u32 = 0x14E;
 const CC_CREATE_PRIMARY: u32 = 0x131;
 /// fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt.
 const EK_ATTRIBUTES: u32 = 0x0003_00B2;

@@ -13,9 +13,10 @@ use candor_core::tpm::{
 };
 use sha2::{Digest as _, Sha256};
 
-const TPM_RH_NULL: u32 = 0x4000_0007;
-use crate::wire::{ALG_NULL, ALG_SHA256, ST_NO_SESSIONS, ST_SESSIONS, TPM_RS_PW};
-const CC_START_AUTH_SESSION: u32 = 0x176;
+use crate::wire::{
+    ALG_NULL, ALG_SHA256, CC_START_AUTH_SESSION, ST_NO_SESSIONS, ST_SESSIONS, TPM_RH_NULL,
+    TPM_RS_PW,
+};
 /// TPM_RC_EXCLUSIVE: a command used an exclusive audit session after another command ran.
 const RC_EXCLUSIVE: u32 = 0x121;
 const CC_GET_SESSION_AUDIT_DIGEST: u32 = 0x14D;

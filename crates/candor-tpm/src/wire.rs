@@ -13,6 +13,10 @@ pub(crate) const ST_SESSIONS: u16 = 0x8002;
 pub(crate) const ALG_SHA256: u16 = 0x000B;
 /// No algorithm.
 pub(crate) const ALG_NULL: u16 = 0x0010;
+/// The null hierarchy / no handle.
+pub(crate) const TPM_RH_NULL: u32 = 0x4000_0007;
+/// TPM2_StartAuthSession.
+pub(crate) const CC_START_AUTH_SESSION: u32 = 0x176;
 
 /// Builds a command.
 #[derive(Debug, Default)]
