@@ -6,8 +6,8 @@
 //!
 //! The EK is the TCG's standard RSA-2048 EK (EK Credential Profile, template L-1: SHA-256 Names,
 //! AES-128-CFB inner wrapping), whose certificate every TPM 2.0 carries at NV index 0x01c00002.
-//! Certificates are X.509 (DER), signed with RSA PKCS#1 v1.5 (SHA-256/384/512) or ECDSA P-256
-//! (SHA-256). A root the authority trusts is marked development-only when it certifies no real
+//! Certificates are X.509 (DER), signed with RSA PKCS#1 v1.5 (SHA-256/384/512), ECDSA P-256
+//! (SHA-256) or ECDSA P-384 (SHA-384), as TPM manufacturers' CAs sign them. A root the authority trusts is marked development-only when it certifies no real
 //! hardware (swtpm's local CA): the certificates it leads to say so.
 
 use crate::hash::Digest;
@@ -47,6 +47,10 @@ const OID_P256: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_ECDSA_SHA256: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const OID_P384: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_BASIC_CONSTRAINTS: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("2.5.29.19");
 
@@ -237,18 +241,21 @@ fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), Endorsement
             .parameters
             .as_ref()
             .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
-        if curve != Some(OID_P256) || alg != OID_ECDSA_SHA256 {
-            return Err(EndorsementError::Unsupported(format!(
-                "signature {alg} with an EC key other than P-256/SHA-256"
-            )));
-        }
         use p256::ecdsa::signature::Verifier as _;
-        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes)
-            .map_err(|_| EndorsementError::BadSignature)?;
-        let sig =
-            p256::ecdsa::Signature::from_der(sig).map_err(|_| EndorsementError::BadSignature)?;
-        key.verify(&tbs, &sig)
-            .map_err(|_| EndorsementError::BadSignature)
+        let bad = |_| EndorsementError::BadSignature;
+        if curve == Some(OID_P256) && alg == OID_ECDSA_SHA256 {
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(bad)?;
+            let sig = p256::ecdsa::Signature::from_der(sig).map_err(bad)?;
+            key.verify(&tbs, &sig).map_err(bad)
+        } else if curve == Some(OID_P384) && alg == OID_ECDSA_SHA384 {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(bad)?;
+            let sig = p384::ecdsa::Signature::from_der(sig).map_err(bad)?;
+            key.verify(&tbs, &sig).map_err(bad)
+        } else {
+            Err(EndorsementError::Unsupported(format!(
+                "signature {alg} with an EC key other than P-256/SHA-256 or P-384/SHA-384"
+            )))
+        }
     } else {
         Err(EndorsementError::Unsupported(format!(
             "issuer key {}",

@@ -52,6 +52,26 @@ fn the_swtpm_chain_verifies_and_names_its_development_root() {
         .is_err());
 }
 
+/// A chain signed with ECDSA P-384 / SHA-384 (as some TPM manufacturers' CAs sign): a test
+/// root and an RSA-2048 EK-like certificate made with openssl, valid to 2126.
+#[test]
+fn an_ecdsa_p384_chain_verifies_and_a_flipped_bit_is_refused() {
+    const ROOT: &[u8] = include_bytes!("data/p384-root.pem");
+    const EK: &[u8] = include_bytes!("data/p384-ek.der");
+    let mut roots = EndorsementRoots::new();
+    assert_eq!(roots.add_pem(ROOT, false).unwrap(), 1);
+    let ek = roots.verify_ek(EK, &[], NOW).unwrap();
+    assert!(!ek.development);
+    for i in 0..EK.len() {
+        let mut bad = EK.to_vec();
+        bad[i] ^= 1 << (i % 8);
+        assert!(roots.verify_ek(&bad, &[], NOW).is_err(), "byte {i}");
+    }
+    // The swtpm EK does not chain to this root, nor this EK to swtpm's.
+    assert!(roots.verify_ek(EK_DER, &[], NOW).is_err());
+    assert!(self::roots().verify_ek(EK, &[], NOW).is_err());
+}
+
 #[test]
 fn a_credential_has_the_tpm_layout() {
     let ek = roots().verify_ek(EK_DER, &[], NOW).unwrap();
