@@ -200,6 +200,40 @@ impl<T: Transport> Tpm<T> {
         })
     }
 
+    /// The loaded handles from `first` within its handle type (TPM2_GetCapability of
+    /// TPM_CAP_HANDLES), at most 256.
+    pub fn handles(&mut self, first: u32) -> Result<Vec<u32>, TpmError> {
+        let mut out = Vec::new();
+        let mut from = first;
+        // A bounded number of pages: a TPM holds a handful of transient objects and sessions.
+        for _ in 0..4 {
+            let mut o = Out::default();
+            o.u16(ST_NO_SESSIONS).u32(0).u32(0x17A);
+            o.u32(1).u32(from).u32(64); // TPM_CAP_HANDLES, property, count
+            o.set_size();
+            let body = self.command(&o.0)?;
+            let mut r = In::new(&body);
+            let more = r.u8()?;
+            if r.u32()? != 1 {
+                return Err(TpmError::Malformed(
+                    "GetCapability answered another capability",
+                ));
+            }
+            let n = r.u32()? as usize;
+            if n > 64 {
+                return Err(TpmError::Malformed("more handles than asked for"));
+            }
+            let page = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+            // Only handles of the same type as `first`.
+            out.extend(page.iter().filter(|h| *h >> 24 == first >> 24));
+            match page.last() {
+                Some(&last) if more != 0 && last >> 24 == first >> 24 => from = last + 1,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// TPM2_FlushContext of a transient object.
     pub fn flush(&mut self, handle: u32) -> Result<(), TpmError> {
         let mut o = Out::default();

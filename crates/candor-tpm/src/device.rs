@@ -17,6 +17,12 @@ use std::sync::Mutex;
 pub const DEFAULT_NV_BASE: u32 = 0x0150_1000;
 
 const RC_NV_UNINITIALIZED: u32 = 0x14A;
+/// The first transient object handle.
+const TRANSIENT_FIRST: u32 = 0x8000_0000;
+/// The first loaded HMAC session handle.
+const HMAC_SESSION_FIRST: u32 = 0x0200_0000;
+/// The first policy session handle.
+const POLICY_SESSION_FIRST: u32 = 0x0300_0000;
 
 #[derive(Debug, Clone)]
 struct Counter {
@@ -60,7 +66,38 @@ impl<T: Transport> TpmDevice<T> {
         counters: u32,
         nv_base: u32,
     ) -> Result<Self, DeviceError> {
+        Self::open_journaled(transport, peer, counters, nv_base, None)
+    }
+
+    /// [`Self::open`], journaling each IncSign in flight at `journal` (once the increment has
+    /// answered, and again after the post read), so that after a crash `reissue` can finish it
+    /// in the still-loaded session.
+    ///
+    /// Without a resource manager (swtpm's port, a direct device) a process that died left
+    /// its transient key and perhaps an audit session loaded: they are flushed first, all but
+    /// the journaled session, so that repeated crashes do not exhaust the TPM's slots. (Through
+    /// `/dev/tpmrm0` a connection sees only its own handles, so there is nothing to flush.)
+    pub fn open_journaled(
+        transport: T,
+        peer: PeerId,
+        counters: u32,
+        nv_base: u32,
+        journal: Option<std::path::PathBuf>,
+    ) -> Result<Self, DeviceError> {
         let mut tpm = Tpm::new(transport);
+        let in_flight = journal.as_deref().and_then(read_journal);
+        let keep = in_flight.as_ref().map(|f| f.session);
+        let mut stale = tpm.handles(TRANSIENT_FIRST).map_err(backend)?;
+        for first in [HMAC_SESSION_FIRST, POLICY_SESSION_FIRST] {
+            stale.extend(tpm.handles(first).map_err(backend)?);
+        }
+        for h in stale.into_iter().filter(|h| Some(*h) != keep) {
+            tracing::debug!(
+                handle = format_args!("{h:#010x}"),
+                "flushing a handle a dead process left loaded"
+            );
+            let _ = tpm.flush(h);
+        }
         let key = tpm
             .create_signing_key(TPM_RH_ENDORSEMENT)
             .map_err(backend)?;
@@ -90,23 +127,14 @@ impl<T: Transport> TpmDevice<T> {
         }));
         tracing::info!(counters = list.len(), "TPM 2.0 trusted device opened");
         Ok(Self {
-            journal: None,
-            journaled: None,
+            journaled: in_flight.map(|f| (f.index, f.pre)),
+            journal,
             tpm: Mutex::new(tpm),
             key,
             peer,
             counters: list,
             device_key,
         })
-    }
-
-    /// Journals each IncSign in flight at `path` (once the increment has answered, and again
-    /// after the post read), so that after a crash `reissue` can finish it in the
-    /// still-loaded session.
-    pub fn with_journal(mut self, path: std::path::PathBuf) -> Self {
-        self.journaled = read_journal(&path).map(|f| (f.index, f.pre));
-        self.journal = Some(path);
-        self
     }
 
     fn counter(&self, id: CounterId) -> Result<&Counter, DeviceError> {

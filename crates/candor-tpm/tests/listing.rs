@@ -208,12 +208,14 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
             since_increment: None,
             dead: false,
         };
-        let d = TpmDevice::open(t, peer.clone(), 1, DEFAULT_NV_BASE).unwrap();
-        if journal {
-            d.with_journal(path.clone())
-        } else {
-            d
-        }
+        TpmDevice::open_journaled(
+            t,
+            peer.clone(),
+            1,
+            DEFAULT_NV_BASE,
+            journal.then(|| path.clone()),
+        )
+        .unwrap()
     };
     let mut device = open(&sw);
     let cert = enrol(

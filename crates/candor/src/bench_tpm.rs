@@ -203,14 +203,14 @@ fn node_rate(
     let node_key = Keypair::generate(&mut rand_core::OsRng);
     let peer = PeerId::from_ed25519(&node_key.public());
     // Each run its own NV counter, so runs do not share a counter.
-    let mut device = candor_tpm::TpmDevice::open(
+    // As `candor node` runs it: each IncSign journaled (two small unsynced file writes).
+    let mut device = candor_tpm::TpmDevice::open_journaled(
         TcpTransport::connect(sw.server()).map_err(fail)?,
         peer,
         1,
         candor_tpm::DEFAULT_NV_BASE + 0x100 * (k + 1),
-    )?
-    // As `candor node` runs it: each IncSign journaled (one synced file write).
-    .with_journal(dir.join(format!("tpm-{k}.journal")));
+        Some(dir.join(format!("tpm-{k}.journal"))),
+    )?;
     let cert = candor_listing::enrol(
         &authority,
         &mut candor_core::Registry::default(),

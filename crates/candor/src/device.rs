@@ -87,19 +87,23 @@ pub(crate) fn open_tpm(
             .parse()
             .map_err(|e| CliError::Failed(format!("TPM endpoint {endpoint:?}: {e}")))?;
         let t = TcpTransport::connect(addr).map_err(|e| CliError::Failed(e.to_string()))?;
-        let d = TpmDevice::open(t, peer, counters, DEFAULT_NV_BASE)?;
-        Ok(AnyDevice::TpmTcp(match journal {
-            Some(path) => d.with_journal(path),
-            None => d,
-        }))
+        Ok(AnyDevice::TpmTcp(TpmDevice::open_journaled(
+            t,
+            peer,
+            counters,
+            DEFAULT_NV_BASE,
+            journal,
+        )?))
     } else {
         let t = DeviceTransport::open(Path::new(endpoint))
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        let d = TpmDevice::open(t, peer, counters, DEFAULT_NV_BASE)?;
-        Ok(AnyDevice::TpmDev(match journal {
-            Some(path) => d.with_journal(path),
-            None => d,
-        }))
+        Ok(AnyDevice::TpmDev(TpmDevice::open_journaled(
+            t,
+            peer,
+            counters,
+            DEFAULT_NV_BASE,
+            journal,
+        )?))
     }
 }
 
