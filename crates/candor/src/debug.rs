@@ -4,7 +4,6 @@
 use crate::files::{self, NodeDir};
 use crate::{now, CliError};
 use candor_core::{Currency, Encode, Item, Keypair, SignedOffer};
-use candor_device::SoftwareDevice;
 use candor_listing::ListingNode;
 use candor_store::ListingStore;
 use std::io::Write;
@@ -33,7 +32,8 @@ pub(crate) fn run(cmd: Cmd) -> Result<(), CliError> {
 fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError> {
     let d = NodeDir(data);
     let cert = d.load_cert()?;
-    let device = SoftwareDevice::open(&d.device())?;
+    // The node's own device, software or TPM (with its IncSign journal), as `candor node`.
+    let device = crate::device::open_device(&d.0, cert.cert.peer.clone())?;
     let store = ListingStore::open(&d.store())?;
     let (node, report) = ListingNode::open(device, store, cert)?;
     let mut out = std::io::stdout().lock();
