@@ -37,6 +37,9 @@ pub struct TpmDevice<T: Transport> {
     /// What the journal file holds (counter index, pre value), so that an acknowledgement
     /// clears it without reading it.
     journaled: Option<(u32, u64)>,
+    /// The audit session of the last IncSign, kept loaded until its step is acknowledged: a
+    /// crash before the node stored the step is then finished by signing its digest again.
+    kept: Option<u32>,
     tpm: Mutex<Tpm<T>>,
     key: SigningKey,
     peer: PeerId,
@@ -128,6 +131,7 @@ impl<T: Transport> TpmDevice<T> {
         tracing::info!(counters = list.len(), "TPM 2.0 trusted device opened");
         Ok(Self {
             journaled: in_flight.map(|f| (f.index, f.pre)),
+            kept: None,
             journal,
             tpm: Mutex::new(tpm),
             key,
@@ -226,17 +230,22 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
                 }
                 Ok(())
             };
-            let inc = self.tpm().inc_sign_journaled(
-                &self.key,
-                c.index,
-                &c.name,
-                p.as_bytes(),
-                &mut write,
-            );
+            let mut tpm = self.tpm.lock().unwrap_or_else(|p| p.into_inner());
+            // The previous step's session: its journal is about to be replaced.
+            if let Some(h) = self.kept.take() {
+                let _ = tpm.flush(h);
+            }
+            let inc = tpm.inc_sign_journaled(&self.key, c.index, &c.name, p.as_bytes(), &mut write);
             if written.is_some() {
                 self.journaled = written;
             }
             let inc = inc.map_err(backend)?;
+            if self.journal.is_some() {
+                self.kept = Some(inc.session);
+            } else {
+                let _ = tpm.flush(inc.session);
+            }
+            drop(tpm);
             out.push(SignedInc {
                 inc: Inc {
                     device,
@@ -323,6 +332,9 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
             if i == index && pre < value {
                 let _ = std::fs::remove_file(path);
                 self.journaled = None;
+                if let Some(h) = self.kept.take() {
+                    let _ = self.tpm().flush(h);
+                }
             }
         }
         Ok(())
@@ -374,10 +386,14 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
 
 impl<T: Transport> Drop for TpmDevice<T> {
     fn drop(&mut self) {
-        // swtpm has no resource manager: free the key's object slot.
+        // swtpm has no resource manager: free the key's object slot (and a kept session: a
+        // clean close has nothing left to finish).
         let handle = self.key.handle;
         if let Ok(mut tpm) = self.tpm.lock() {
             let _ = tpm.flush(handle);
+            if let Some(h) = self.kept.take() {
+                let _ = tpm.flush(h);
+            }
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct IncAttest {
     pub payload: [u8; 32],
     /// The signed TPMS_ATTEST (session audit) and its signature.
     pub certified: Certified,
+    /// The audit session's handle (flushed by [`Tpm::inc_sign`]; left loaded by
+    /// [`Tpm::inc_sign_journaled`], whose caller flushes it once the step is stored).
+    pub session: u32,
 }
 
 struct Session {
@@ -154,11 +157,15 @@ impl<T: Transport> Tpm<T> {
         // A foreign command inside the window before the increment makes the TPM refuse
         // the next exclusive command (TPM_RC_EXCLUSIVE) without counting: start over in a new
         // session. After the increment nothing is exclusive, so this never burns a value.
-        self.inc_sign_journaled(key, index, nv_name, payload, &mut |_| Ok(()))
+        let inc = self.inc_sign_journaled(key, index, nv_name, payload, &mut |_| Ok(()))?;
+        let _ = self.flush(inc.session);
+        Ok(inc)
     }
 
     /// [`Tpm::inc_sign`], calling `journal` once the increment has answered (with what a
-    /// restarted process needs to finish the step) before anything else is sent.
+    /// restarted process needs to finish the step) before anything else is sent. On success
+    /// the audit session stays loaded (`IncAttest::session`): until the step is stored, a
+    /// crash can still be followed by asking the TPM to sign the session's digest again.
     pub fn inc_sign_journaled(
         &mut self,
         key: &SigningKey,
@@ -171,7 +178,9 @@ impl<T: Transport> Tpm<T> {
         loop {
             let mut s = self.start_audit_session()?;
             let result = self.inc_in_session(&mut s, key, index, nv_name, payload, journal);
-            let _ = self.flush(s.handle);
+            if result.is_err() {
+                let _ = self.flush(s.handle);
+            }
             match result {
                 Err(TpmError::Response { code, .. })
                     if code & 0xfff == RC_EXCLUSIVE && attempt < 5 =>
@@ -314,6 +323,7 @@ impl<T: Transport> Tpm<T> {
             post,
             payload: f.payload,
             certified,
+            session: s.handle,
         })
     }
 }

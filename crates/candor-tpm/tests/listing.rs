@@ -335,3 +335,76 @@ fn a_lost_scheme_m_step_is_covered_by_a_gap_step() {
     };
     crash_after_increment(Scheme::Merkle, true, death, false);
 }
+
+/// A connection the test cuts, as a SIGKILL does: nothing more reaches the TPM (no flush).
+struct Cuttable(std::sync::Arc<std::sync::Mutex<Option<TcpTransport>>>);
+
+impl candor_tpm::Transport for Cuttable {
+    fn exchange(&mut self, command: &[u8]) -> Result<Vec<u8>, candor_tpm::TpmError> {
+        match self.0.lock().unwrap().as_mut() {
+            Some(t) => t.exchange(command),
+            None => Err(candor_tpm::TpmError::Io {
+                endpoint: "cut".into(),
+                source: std::io::ErrorKind::BrokenPipe.into(),
+            }),
+        }
+    }
+}
+
+/// The process dies after the TPM signed a step but before the node stored it: the audit
+/// session was kept loaded, so the next open has the TPM sign its digest again and stores
+/// the step — nothing lost, no gap (schemes B and M).
+#[test]
+fn a_crash_after_the_signature_before_the_store_is_finished_by_signing_again() {
+    use candor_listing::CrashAt;
+    for scheme in [Scheme::Basic, Scheme::Merkle] {
+        let (sw, authority) = endorsed();
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("tpm.journal");
+        let trusted = [authority.public()];
+        let node_key = Keypair::generate(&mut rand_core::OsRng);
+        let peer = PeerId::from_ed25519(&node_key.public());
+        let open = || {
+            let link = std::sync::Arc::new(std::sync::Mutex::new(Some(
+                TcpTransport::connect(sw.server()).unwrap(),
+            )));
+            let d = TpmDevice::open_journaled(
+                Cuttable(link.clone()),
+                peer.clone(),
+                1,
+                DEFAULT_NV_BASE,
+                Some(journal.clone()),
+            )
+            .unwrap();
+            (d, link)
+        };
+        let (mut device, link) = open();
+        let cert = enrol(
+            &authority,
+            &mut Registry::default(),
+            &node_key,
+            &mut device,
+            scheme,
+            1,
+            NOW,
+        )
+        .unwrap();
+        let (node, _) =
+            ListingNode::open(device, ListingStore::in_memory().unwrap(), cert.clone()).unwrap();
+        let item = Item::new("signed but not stored").unwrap();
+        let all = offers(&item, 2);
+        publish_to_any(&node, &trusted, &all[0], NOW).unwrap();
+        match scheme {
+            Scheme::Merkle => node.publish_m_crashing(&all[1..], NOW, CrashAt::AfterInc),
+            _ => node.publish_batch_crashing(&all[1..], CrashAt::AfterInc),
+        }
+        *link.lock().unwrap() = None; // killed: nothing is flushed
+        let (device, store) = node.into_parts();
+        drop(device);
+        let (device, _link) = open();
+        let (node, report) = ListingNode::open(device, store, cert).unwrap();
+        assert_eq!((report.recovered, report.gaps.len()), (1, 0), "{scheme}");
+        let out = retrieve_any(&node, &trusted, &item, Budget::default(), 16).unwrap();
+        assert_eq!((out.offers().len(), out.gaps()), (2, 0), "{scheme}");
+    }
+}
