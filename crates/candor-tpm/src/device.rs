@@ -40,6 +40,9 @@ pub struct TpmDevice<T: Transport> {
     /// The audit session of the last IncSign, kept loaded until its step is acknowledged: a
     /// crash before the node stored the step is then finished by signing its digest again.
     kept: Option<u32>,
+    /// Statements signed but not yet acknowledged as stored, kept beside the journal (as the
+    /// software device keeps them) so that `reissue` returns them after a crash.
+    unacked: Vec<SignedInc>,
     tpm: Mutex<Tpm<T>>,
     key: SigningKey,
     peer: PeerId,
@@ -132,6 +135,10 @@ impl<T: Transport> TpmDevice<T> {
         Ok(Self {
             journaled: in_flight.map(|f| (f.index, f.pre)),
             kept: None,
+            unacked: journal
+                .as_deref()
+                .map(|j| read_statements(&statements_path(j), &device_key, &peer))
+                .unwrap_or_default(),
             journal,
             tpm: Mutex::new(tpm),
             key,
@@ -246,7 +253,7 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
                 let _ = tpm.flush(inc.session);
             }
             drop(tpm);
-            out.push(SignedInc {
+            let signed = SignedInc {
                 inc: Inc {
                     device,
                     peer: self.peer.clone(),
@@ -259,7 +266,17 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
                     r: inc.certified.r,
                     s: inc.certified.s,
                 }),
-            });
+            };
+            if let Some(j) = &self.journal {
+                // Best effort, like the journal: without it a crash now leaves a gap notice.
+                if let Err(e) = append_statement(&statements_path(j), &signed) {
+                    tracing::warn!(%e, "cannot keep the signed statement until it is stored");
+                }
+                if self.unacked.len() < MAX_UNACKED {
+                    self.unacked.push(signed.clone());
+                }
+            }
+            out.push(signed);
         }
         Ok(out)
     }
@@ -273,6 +290,14 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
         // increment can be finished in its audit session if the TPM still has it loaded
         // (DESIGN.md §7). Otherwise the node writes a gap notice.
         let c = self.counter(counter)?.clone();
+        // Signed before the crash but not stored: kept, and verified when it was read back.
+        if let Some(kept) = self
+            .unacked
+            .iter()
+            .find(|s| s.inc.counter == counter && s.inc.value == value)
+        {
+            return Ok(Some(kept.clone()));
+        }
         let Some(f) = self.journal.as_deref().and_then(read_journal) else {
             return Ok(None);
         };
@@ -327,6 +352,14 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
 
     fn acknowledge(&mut self, counter: CounterId, value: u64) -> Result<(), DeviceError> {
         let index = self.counter(counter)?.index;
+        let before = self.unacked.len();
+        self.unacked
+            .retain(|s| s.inc.counter != counter || s.inc.value > value);
+        if let (Some(j), true) = (&self.journal, self.unacked.len() != before) {
+            if let Err(e) = write_statements(&statements_path(j), &self.unacked) {
+                tracing::warn!(%e, "cannot rewrite the kept statements");
+            }
+        }
         if let (Some(path), Some((i, pre))) = (&self.journal, self.journaled) {
             // Only the acknowledged counter's step: another counter's may still be unstored.
             if i == index && pre < value {
@@ -398,6 +431,87 @@ impl<T: Transport> Drop for TpmDevice<T> {
     }
 }
 
+/// The most signed-but-unstored statements kept (a batch's worth, with room to spare).
+const MAX_UNACKED: usize = 4096;
+/// The largest kept statement (a TPM `Inc` is ~400 bytes).
+const MAX_STATEMENT: usize = 2048;
+
+/// Where the kept statements live: beside the journal.
+fn statements_path(journal: &std::path::Path) -> std::path::PathBuf {
+    journal.with_extension("statements")
+}
+
+/// Appends one statement (u16 length, then its bytes). Not synced, like the journal: it
+/// matters after a process crash, which keeps the page cache.
+fn append_statement(path: &std::path::Path, s: &SignedInc) -> std::io::Result<()> {
+    use candor_core::Encode as _;
+    use std::io::Write;
+    let bytes = s.to_bytes();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut rec = (bytes.len() as u16).to_be_bytes().to_vec();
+    rec.extend_from_slice(&bytes);
+    f.write_all(&rec)
+}
+
+/// Rewrites the kept statements whole (or removes the file when none is left).
+fn write_statements(path: &std::path::Path, all: &[SignedInc]) -> std::io::Result<()> {
+    use candor_core::Encode as _;
+    if all.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let mut out = Vec::new();
+    for s in all {
+        let bytes = s.to_bytes();
+        out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    let tmp = path.with_extension("statements.tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The kept statements that decode and verify as this device's for `peer`; anything else in
+/// the file (a torn last record, garbage) is ignored. Read bounded.
+fn read_statements(path: &std::path::Path, key: &DeviceKey, peer: &PeerId) -> Vec<SignedInc> {
+    use candor_core::Decode as _;
+    let limit = (MAX_UNACKED * (MAX_STATEMENT + 2)) as u64;
+    let mut bytes = Vec::new();
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if std::io::Read::read_to_end(&mut std::io::Read::take(file, limit), &mut bytes).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let [a, b, tail @ ..] = rest {
+        let n = u16::from_be_bytes([*a, *b]) as usize;
+        let Some(rec) = tail.get(..n) else { break };
+        rest = &tail[n..];
+        match SignedInc::from_bytes(rec) {
+            Ok(s)
+                if n <= MAX_STATEMENT
+                    && out.len() < MAX_UNACKED
+                    && &s.inc.peer == peer
+                    && s.inc.device == key.id()
+                    && key.verify_inc(&s).is_ok() =>
+            {
+                out.push(s)
+            }
+            _ => {
+                tracing::warn!(path = %path.display(), "a kept statement does not verify: ignored")
+            }
+        }
+    }
+    out
+}
+
 fn write_journal(path: &std::path::Path, f: &InFlight) -> std::io::Result<()> {
     use std::io::Write;
     let mut w = candor_core::Writer::new();
@@ -456,6 +570,60 @@ fn read_journal(path: &std::path::Path) -> Option<InFlight> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Signed statements are kept until acknowledged, read back only if they verify as this
+    /// device's, and a torn or foreign record is ignored.
+    #[test]
+    fn signed_statements_are_kept_until_acknowledged() {
+        use candor_device::TrustedDevice;
+        let sw = crate::Swtpm::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("tpm.journal");
+        let peer = PeerId::from_bytes(&[0, 1, 2]).unwrap();
+        let open = || {
+            TpmDevice::open_journaled(
+                crate::TcpTransport::connect(sw.server()).unwrap(),
+                peer.clone(),
+                1,
+                DEFAULT_NV_BASE,
+                Some(journal.clone()),
+            )
+            .unwrap()
+        };
+        let mut dev = open();
+        let incs = dev
+            .inc_sign_batch(0, &[Digest([1; 32]), Digest([2; 32]), Digest([3; 32])])
+            .unwrap();
+        let path = statements_path(&journal);
+        let key = dev.device_key();
+        assert_eq!(read_statements(&path, &key, &peer), incs);
+        assert_eq!(
+            dev.reissue(0, incs[1].inc.value).unwrap().as_ref(),
+            Some(&incs[1])
+        );
+        dev.acknowledge(0, incs[1].inc.value).unwrap();
+        assert_eq!(read_statements(&path, &key, &peer), incs[2..]);
+        assert_eq!(dev.reissue(0, incs[1].inc.value).unwrap(), None);
+        // Another node's view of the same statements, a torn record, garbage: ignored.
+        let other = PeerId::from_bytes(&[9, 9]).unwrap();
+        assert!(read_statements(&path, &key, &other).is_empty());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0, 200, 1, 2, 3]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_statements(&path, &key, &peer), incs[2..]);
+        std::fs::write(&path, [0u8, 3, 1, 2, 3, 0, 1]).unwrap();
+        assert!(read_statements(&path, &key, &peer).is_empty());
+        drop(dev);
+        // Acknowledging everything removes the file.
+        write_statements(&path, &incs[2..]).unwrap();
+        let mut dev = open();
+        assert_eq!(
+            dev.reissue(0, incs[2].inc.value).unwrap().as_ref(),
+            Some(&incs[2])
+        );
+        dev.acknowledge(0, incs[2].inc.value).unwrap();
+        assert!(!path.exists());
+    }
 
     #[test]
     fn the_journal_round_trips_and_bad_files_are_ignored() {
