@@ -93,9 +93,13 @@ impl<T: Transport> TpmDevice<T> {
         let mut tpm = Tpm::new(transport);
         let in_flight = journal.as_deref().and_then(read_journal);
         let keep = in_flight.as_ref().map(|f| f.session);
-        let mut stale = tpm.handles(TRANSIENT_FIRST).map_err(backend)?;
-        for first in [HMAC_SESSION_FIRST, POLICY_SESSION_FIRST] {
-            stale.extend(tpm.handles(first).map_err(backend)?);
+        // Best effort: a TPM that will not list a handle range is left as it is.
+        let mut stale = Vec::new();
+        for first in [TRANSIENT_FIRST, HMAC_SESSION_FIRST, POLICY_SESSION_FIRST] {
+            match tpm.handles(first) {
+                Ok(hs) => stale.extend(hs),
+                Err(e) => tracing::debug!(%e, "cannot list the TPM's loaded handles"),
+            }
         }
         for h in stale.into_iter().filter(|h| Some(*h) != keep) {
             tracing::debug!(
