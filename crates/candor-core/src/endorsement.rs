@@ -358,30 +358,47 @@ impl EndorsementRoots {
                 return Err(EndorsementError::Expired);
             }
             let issuer = &current.tbs_certificate.issuer;
-            if let Some(root) = self
+            // Every certificate named as the issuer is tried (a manufacturer may have several
+            // generations under one name); the first whose signature verifies is taken.
+            let mut roots = self
                 .roots
                 .iter()
-                .find(|r| &r.cert.tbs_certificate.subject == issuer)
-            {
-                if !valid_at(&root.cert, now) {
-                    return Err(EndorsementError::Expired);
+                .filter(|r| &r.cert.tbs_certificate.subject == issuer)
+                .peekable();
+            if roots.peek().is_some() {
+                let mut last = EndorsementError::BadSignature;
+                for root in roots {
+                    match (valid_at(&root.cert, now), signed_by(&current, &root.cert)) {
+                        (true, Ok(())) => {
+                            return Ok(VerifiedEk {
+                                key: ek_key(&ek)?,
+                                root: root.fingerprint,
+                                development: root.development,
+                            })
+                        }
+                        (false, Ok(())) => last = EndorsementError::Expired,
+                        (_, Err(e)) => last = e,
+                    }
                 }
-                signed_by(&current, &root.cert)?;
-                return Ok(VerifiedEk {
-                    key: ek_key(&ek)?,
-                    root: root.fingerprint,
-                    development: root.development,
-                });
+                return Err(last);
             }
-            let next = intermediates
+            let mut found = None;
+            let mut last =
+                EndorsementError::Untrusted("no trusted root or CA certificate issued it");
+            for c in intermediates
                 .iter()
                 .chain(&self.intermediates)
-                .find(|c| &c.tbs_certificate.subject == issuer && is_ca(c))
-                .ok_or(EndorsementError::Untrusted(
-                    "no trusted root or CA certificate issued it",
-                ))?;
-            signed_by(&current, next)?;
-            current = next.clone();
+                .filter(|c| &c.tbs_certificate.subject == issuer && is_ca(c))
+            {
+                match signed_by(&current, c) {
+                    Ok(()) => {
+                        found = Some(c.clone());
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            current = found.ok_or(last)?;
         }
         Err(EndorsementError::Untrusted("the chain is too long"))
     }

@@ -72,6 +72,28 @@ fn an_ecdsa_p384_chain_verifies_and_a_flipped_bit_is_refused() {
     assert!(self::roots().verify_ek(EK, &[], NOW).is_err());
 }
 
+/// Two trusted roots under one name (a decoy with the swtpm root's subject, trusted first):
+/// the chain is still found through the one that signed it, and alone the decoy is refused.
+#[test]
+fn roots_that_share_a_name_are_each_tried() {
+    const DECOY: &[u8] = include_bytes!("data/decoy-root.pem");
+    let mut decoy_only = EndorsementRoots::new();
+    decoy_only.add_pem(DECOY, false).unwrap();
+    let certs = pem_certificates(CA_PEM).unwrap();
+    decoy_only.add_intermediate(&certs[1]).unwrap();
+    assert_eq!(
+        decoy_only.verify_ek(EK_DER, &[], NOW).unwrap_err(),
+        EndorsementError::BadSignature
+    );
+    let mut both = decoy_only.clone();
+    both.add(&certs[0], true).unwrap();
+    let ek = both.verify_ek(EK_DER, &[], NOW).unwrap();
+    assert!(
+        ek.development,
+        "found through the swtpm root, not the decoy"
+    );
+}
+
 #[test]
 fn a_credential_has_the_tpm_layout() {
     let ek = roots().verify_ek(EK_DER, &[], NOW).unwrap();
