@@ -4,6 +4,9 @@
 //! where they were.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::Cuttable;
+
 use candor_core::*;
 use candor_listing::{enrol, publish_to_any, retrieve_any, AnyReceipt, ListingNode};
 use candor_store::ListingStore;
@@ -336,21 +339,6 @@ fn a_lost_scheme_m_step_is_covered_by_a_gap_step() {
     crash_after_increment(Scheme::Merkle, true, death, false);
 }
 
-/// A connection the test cuts, as a SIGKILL does: nothing more reaches the TPM (no flush).
-struct Cuttable(std::sync::Arc<std::sync::Mutex<Option<TcpTransport>>>);
-
-impl candor_tpm::Transport for Cuttable {
-    fn exchange(&mut self, command: &[u8]) -> Result<Vec<u8>, candor_tpm::TpmError> {
-        match self.0.lock().unwrap().as_mut() {
-            Some(t) => t.exchange(command),
-            None => Err(candor_tpm::TpmError::Io {
-                endpoint: "cut".into(),
-                source: std::io::ErrorKind::BrokenPipe.into(),
-            }),
-        }
-    }
-}
-
 /// The process dies after the TPM signed a step but before the node stored it: the audit
 /// session was kept loaded, so the next open has the TPM sign its digest again and stores
 /// the step — nothing lost, no gap (schemes B and M).
@@ -365,11 +353,9 @@ fn a_crash_after_the_signature_before_the_store_is_finished_by_signing_again() {
         let node_key = Keypair::generate(&mut rand_core::OsRng);
         let peer = PeerId::from_ed25519(&node_key.public());
         let open = || {
-            let link = std::sync::Arc::new(std::sync::Mutex::new(Some(
-                TcpTransport::connect(sw.server()).unwrap(),
-            )));
+            let (transport, link) = Cuttable::connect(sw.server());
             let d = TpmDevice::open_journaled(
-                Cuttable(link.clone()),
+                transport,
                 peer.clone(),
                 1,
                 DEFAULT_NV_BASE,

@@ -2,6 +2,9 @@
 //! `./scripts/test` when missing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::Cuttable;
+
 use candor_tpm::{Swtpm, TcpTransport, Tpm};
 
 #[test]
@@ -179,21 +182,6 @@ fn the_device_file_transport_runs_the_device_through_a_character_device() {
     let _ = socat.wait();
 }
 
-/// A connection the test can cut, as a SIGKILL does: nothing more reaches the TPM.
-struct Cuttable(std::sync::Arc<std::sync::Mutex<Option<TcpTransport>>>);
-
-impl candor_tpm::Transport for Cuttable {
-    fn exchange(&mut self, command: &[u8]) -> Result<Vec<u8>, candor_tpm::TpmError> {
-        match self.0.lock().unwrap().as_mut() {
-            Some(t) => t.exchange(command),
-            None => Err(candor_tpm::TpmError::Io {
-                endpoint: "cut".into(),
-                source: std::io::ErrorKind::BrokenPipe.into(),
-            }),
-        }
-    }
-}
-
 /// A process that dies without flushing (SIGKILL) leaves its transient key loaded in swtpm,
 /// which has no resource manager: reopening many times must not run out of object slots.
 #[test]
@@ -204,10 +192,8 @@ fn reopening_after_many_unclean_exits_does_not_exhaust_the_tpm() {
     let sw = Swtpm::start().unwrap();
     let peer = PeerId::from_bytes(&[0, 1, 2]).unwrap();
     for i in 0..8u8 {
-        let link = std::sync::Arc::new(std::sync::Mutex::new(Some(
-            TcpTransport::connect(sw.server()).unwrap(),
-        )));
-        let mut dev = TpmDevice::open(Cuttable(link.clone()), peer.clone(), 1, DEFAULT_NV_BASE)
+        let (transport, link) = Cuttable::connect(sw.server());
+        let mut dev = TpmDevice::open(transport, peer.clone(), 1, DEFAULT_NV_BASE)
             .unwrap_or_else(|e| panic!("open {i}: {e}"));
         let inc = dev.inc_sign(0, Digest([i; 32])).unwrap();
         dev.device_key().verify_inc(&inc).unwrap();
