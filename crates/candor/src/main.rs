@@ -278,10 +278,23 @@ fn authority_init(dir: PathBuf) -> Result<(), CliError> {
 fn authority_trust_ek(dir: PathBuf, pem: PathBuf, development: bool) -> Result<(), CliError> {
     let a = AuthorityDir(dir);
     a.load_public()?;
-    let text = std::fs::read(&pem).map_err(|source| FileError::Io {
-        path: pem.clone(),
-        source,
-    })?;
+    // A CA bundle is a few certificates: read at most 1 MiB of it.
+    const MAX_PEM: u64 = 1 << 20;
+    let mut text = Vec::new();
+    std::fs::File::open(&pem)
+        .and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_PEM + 1), &mut text)
+        })
+        .map_err(|source| FileError::Io {
+            path: pem.clone(),
+            source,
+        })?;
+    if text.len() as u64 > MAX_PEM {
+        return Err(CliError::Failed(format!(
+            "{} is over 1 MiB: not a CA certificate bundle",
+            pem.display()
+        )));
+    }
     let mut check = candor_core::endorsement::EndorsementRoots::new();
     let n = check
         .add_pem(&text, development)
