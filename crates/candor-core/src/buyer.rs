@@ -116,6 +116,11 @@ pub struct Retrieval {
     gaps: Vec<GapReport>,
     faults: Vec<Evidence>,
     bytes: u64,
+    /// The receipts a monitoring seller holds, until the head names the certificate and the
+    /// counter they are checked against.
+    receipts: Vec<Receipt>,
+    /// Other statements of this node the checker holds (gap notices it saw before).
+    known: Vec<SignedInc>,
     watch: BTreeMap<u64, SignedInc>,
 }
 
@@ -145,16 +150,28 @@ impl Retrieval {
             gaps: Vec::new(),
             faults: Vec::new(),
             bytes: 0,
+            receipts: Vec::new(),
+            known: Vec::new(),
             watch: BTreeMap::new(),
         }
     }
 
     /// Makes this a seller's monitoring retrieve: each receipt's value must hold the same
-    /// payload, and no gap notice may cover it (both give transferable evidence).
+    /// payload, and no gap notice may cover it (both give transferable evidence). Only the
+    /// receipts on the item's counter count; every receipt must name the certificate the node
+    /// answers under.
     pub fn watching(mut self, receipts: impl IntoIterator<Item = Receipt>) -> Self {
-        for r in receipts {
-            self.watch.insert(r.inc.inc.value, r.inc);
-        }
+        self.receipts.extend(receipts);
+        self
+    }
+
+    /// Device statements of this node the checker already holds besides receipts (the gap
+    /// notices it saw in earlier retrieves): a gap notice over one of their values, or another
+    /// payload at one, is transferable evidence. An honest node covers only values whose
+    /// statements never left it, so a node cannot show one checker a gap notice and another a
+    /// history in which that gap notice was "lost".
+    pub fn knowing(mut self, incs: impl IntoIterator<Item = SignedInc>) -> Self {
+        self.known.extend(incs);
         self
     }
 
@@ -187,6 +204,7 @@ impl Retrieval {
             return Err(Misbehaviour::NoAnswer("a second head"));
         }
         head.cert.verify_for(&self.trusted, &self.peer)?;
+        crate::checks::require_counted(&head.cert)?;
         let cert = &head.cert.cert;
         let counter = cert.counter_for(&self.item.key());
         let read = &head.read.read;
@@ -194,6 +212,23 @@ impl Retrieval {
         if read.value == u64::MAX {
             // A counter at its very end cannot be paged (values are checked up to t + 1).
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+        }
+        let cert_id = head.cert.id();
+        let device = cert.device.id();
+        for r in std::mem::take(&mut self.receipts) {
+            if r.cert_id != cert_id {
+                return Err(Misbehaviour::OtherCertificate);
+            }
+            // A receipt of another counter (another item's) says nothing about this one.
+            if r.inc.inc.counter == counter.id && r.inc.inc.device == device {
+                self.watch.insert(r.inc.inc.value, r.inc);
+            }
+        }
+        for k in std::mem::take(&mut self.known) {
+            let i = &k.inc;
+            if i.counter == counter.id && i.device == device && i.peer == self.peer {
+                self.watch.entry(i.value).or_insert(k);
+            }
         }
         if let Some((&v, _)) = self.watch.range(read.value + 1..).next() {
             return Err(Misbehaviour::ReadBelowReceipt {

@@ -31,6 +31,7 @@ mod entry;
 mod hash;
 mod item;
 mod keys;
+mod m_retrieve;
 mod merkle;
 mod misbehaviour;
 mod offer;
@@ -52,11 +53,11 @@ pub use entry::{
 pub use hash::{sha256, tags, Digest, TaggedHasher};
 pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
+pub use m_retrieve::{MHead, MOutcome, MPage, MPageRequest, MRetrieval};
 pub use merkle::{
     batch_root, chain_next, chain_start, check_m_receipt, check_monitor, empty_root, leaf_of,
-    offer_hash, verify_past, verify_step, Leaf, MHead, MOutcome, MPage, MPageRequest, MPast,
-    MReceipt, MRetrieval, MState, Placement, PreparedStep, SignedStep, StepHeader, StepProof,
-    MAX_BATCH, MAX_HISTORY, MAX_LIST_PAGE,
+    offer_hash, verify_past, verify_step, Leaf, MPast, MReceipt, MState, Placement, PreparedStep,
+    SignedStep, StepHeader, StepProof, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,

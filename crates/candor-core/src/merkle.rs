@@ -20,13 +20,15 @@ use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::{tags, Digest, TaggedHasher};
 use crate::item::{Item, ItemKey};
 use crate::keys::{PeerId, PublicKey};
-use crate::misbehaviour::{BudgetKind, Misbehaviour};
-use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
+use crate::m_retrieve::{MHead, MOutcome};
+use crate::misbehaviour::Misbehaviour;
+use crate::offer::{SignedOffer, MAX_OFFER_BYTES};
 use crate::smt::{empty, MultiProof, Smt, DEPTH};
 use crate::statement::{CounterId, SignedInc, SignedRead};
 use std::collections::BTreeMap;
 
-const VERSION: u8 = 2;
+/// The version of every scheme-M structure (3: step headers chain their gap steps).
+pub(crate) const VERSION: u8 = 3;
 
 /// How many past trees a node keeps for proofs under past roots (older ones are rebuilt by
 /// replaying the stored steps).
@@ -34,6 +36,9 @@ pub const MAX_HISTORY: usize = 4096;
 
 /// The most offers one step may commit.
 pub const MAX_BATCH: usize = 1024;
+
+/// The most gap steps a head carries (buyers accept fewer: [`crate::Budget::max_gaps`]).
+pub const MAX_GAP_STEPS: usize = 256;
 
 /// The most offers of one item a retrieve page carries.
 pub const MAX_LIST_PAGE: usize = 256;
@@ -83,12 +88,21 @@ impl Leaf {
         }
     }
 
-    /// The leaf after appending `offer_hash`.
+    /// The leaf after appending `offer_hash` (a count at its very end stays there: checkers
+    /// use [`Leaf::checked_push`] on leaves a node sent).
     pub fn push(&self, offer_hash: &Digest) -> Self {
         Self {
-            n: self.n + 1,
+            n: self.n.saturating_add(1),
             chain: chain_next(&self.chain, offer_hash),
         }
+    }
+
+    /// The leaf after appending `offer_hash`, or `None` when the count would overflow.
+    pub fn checked_push(&self, offer_hash: &Digest) -> Option<Self> {
+        Some(Self {
+            n: self.n.checked_add(1)?,
+            chain: chain_next(&self.chain, offer_hash),
+        })
     }
 
     /// The value hash the tree stores for this leaf.
@@ -99,11 +113,11 @@ impl Leaf {
             .finish()
     }
 
-    fn encode_to(&self, w: &mut Writer) {
+    pub(crate) fn encode_to(&self, w: &mut Writer) {
         w.u64(self.n).fixed(self.chain.as_bytes());
     }
 
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             n: r.u64("leaf n")?,
             chain: Digest(r.array("leaf chain")?),
@@ -139,9 +153,23 @@ pub struct StepHeader {
     pub batch_len: u32,
     /// How many offers all steps up to this one hold.
     pub total_offers: u64,
+    /// The value of the last gap step on the chain before this step (the counter's base
+    /// when there is none): gap steps chain, so a buyer learns from the step at t exactly
+    /// which values the chain to t skips ([`StepHeader::last_gap`]).
+    pub gap_link: u64,
 }
 
 impl StepHeader {
+    /// The value of the last gap step on the chain up to and including this step: its own
+    /// value for a gap step, else its `gap_link`. The next step's `gap_link` must be this.
+    pub fn last_gap(&self) -> u64 {
+        if self.gap().is_some() {
+            self.value
+        } else {
+            self.gap_link
+        }
+    }
+
     /// The payload the step's `Inc` must carry: an ordinary step binds
     /// `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖
     /// batch_root ‖ batch_len ‖ total_offers)`; a gap step binds the gap notice
@@ -163,6 +191,7 @@ impl StepHeader {
             .fixed(self.batch_root.as_bytes())
             .u32(self.batch_len)
             .u64(self.total_offers)
+            .u64(self.gap_link)
             .finish()
     }
 
@@ -182,7 +211,8 @@ impl Encode for StepHeader {
             .fixed(self.new_root.as_bytes())
             .fixed(self.batch_root.as_bytes())
             .u32(self.batch_len)
-            .u64(self.total_offers);
+            .u64(self.total_offers)
+            .u64(self.gap_link);
     }
 }
 
@@ -199,7 +229,7 @@ impl Decode for StepHeader {
                 reason: "not below the step's value",
             });
         }
-        Ok(Self {
+        let header = Self {
             counter,
             value,
             prev_value,
@@ -208,7 +238,16 @@ impl Decode for StepHeader {
             batch_root: Digest(r.array("batch root")?),
             batch_len: r.u32("batch len")?,
             total_offers: r.u64("total offers")?,
-        })
+            gap_link: r.u64("gap link")?,
+        };
+        // The last gap before a step lies at or before the step it follows.
+        if header.gap_link > header.prev_value {
+            return Err(DecodeError::Invalid {
+                field: "gap link",
+                reason: "after the step it follows",
+            });
+        }
+        Ok(header)
     }
 }
 
@@ -247,7 +286,7 @@ pub fn batch_root(batch: &[(ItemKey, Digest)]) -> Digest {
     h.finish()
 }
 
-fn encode_opt_step(w: &mut Writer, s: &Option<SignedStep>) {
+pub(crate) fn encode_opt_step(w: &mut Writer, s: &Option<SignedStep>) {
     match s {
         None => {
             w.u8(0);
@@ -259,7 +298,7 @@ fn encode_opt_step(w: &mut Writer, s: &Option<SignedStep>) {
     }
 }
 
-fn decode_opt_step(r: &mut Reader<'_>) -> Result<Option<SignedStep>, DecodeError> {
+pub(crate) fn decode_opt_step(r: &mut Reader<'_>) -> Result<Option<SignedStep>, DecodeError> {
     match r.u8("step present")? {
         0 => Ok(None),
         1 => Ok(Some(SignedStep::decode_from(r)?)),
@@ -375,7 +414,7 @@ pub struct Placement {
     pub chain: Digest,
 }
 
-fn check_signed_step(
+pub(crate) fn check_signed_step(
     cert: &SignedCertificate,
     peer: &PeerId,
     counter: &CertifiedCounter,
@@ -399,7 +438,7 @@ fn check_signed_step(
 
 /// The root after step `value`: the empty root at the base (and no step), else the signed
 /// step at exactly that value.
-fn root_at(
+pub(crate) fn root_at(
     cert: &SignedCertificate,
     peer: &PeerId,
     counter: &CertifiedCounter,
@@ -430,11 +469,7 @@ pub fn verify_step(
     peer: &PeerId,
     sp: &StepProof,
 ) -> Result<Vec<Placement>, Misbehaviour> {
-    let counter = *cert
-        .cert
-        .counters
-        .first()
-        .ok_or(Misbehaviour::BadStep("no counter"))?;
+    let counter = crate::checks::require_stepped(cert)?;
     check_signed_step(cert, peer, &counter, &sp.step)?;
     let h = &sp.step.header;
     if h.prev_value < counter.initial || h.prev_value >= h.value {
@@ -446,11 +481,11 @@ pub fn verify_step(
         return Err(Misbehaviour::BadStep("a gap step holds offers"));
     }
     // Chaining with the step before (for a gap step, the last step before the lost values).
-    let (prev_root, prev_total) = if h.prev_value == counter.initial {
+    let (prev_root, prev_total, prev_last_gap) = if h.prev_value == counter.initial {
         if sp.prev.is_some() {
             return Err(Misbehaviour::BadStep("a step before the first step"));
         }
-        (empty_root(), 0)
+        (empty_root(), 0, counter.initial)
     } else {
         let prev = sp
             .prev
@@ -462,8 +497,17 @@ pub fn verify_step(
                 "the step before is not the one before",
             ));
         }
-        (prev.header.new_root, prev.header.total_offers)
+        (
+            prev.header.new_root,
+            prev.header.total_offers,
+            prev.header.last_gap(),
+        )
     };
+    if h.gap_link != prev_last_gap {
+        return Err(Misbehaviour::BadStep(
+            "the step's gap link is not the last gap step before it",
+        ));
+    }
     if h.prev_root != prev_root {
         return Err(match &sp.prev {
             Some(prev) => {
@@ -477,7 +521,7 @@ pub fn verify_step(
         });
     }
     if h.batch_len as usize != sp.batch.len()
-        || h.total_offers != prev_total + u64::from(h.batch_len)
+        || prev_total.checked_add(u64::from(h.batch_len)) != Some(h.total_offers)
     {
         return Err(Misbehaviour::BadStep(
             "the batch length or the offer total is wrong",
@@ -521,7 +565,9 @@ pub fn verify_step(
             return Err(Misbehaviour::BadStep("a batch item is not touched"));
         };
         let index = l.n;
-        *l = l.push(oh);
+        *l = l
+            .checked_push(oh)
+            .ok_or(Misbehaviour::BadStep("an item's list length overflows"))?;
         placements.push(Placement {
             item: *d,
             index,
@@ -614,397 +660,6 @@ pub fn check_m_receipt(
     }
 }
 
-/// The node's first answer to a scheme-M retrieve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MHead {
-    /// The certificate.
-    pub cert: SignedCertificate,
-    /// `Read(t, nonce)`.
-    pub read: SignedRead,
-    /// The step at t (None when t is the base value).
-    pub step: Option<SignedStep>,
-    /// n_d under that step's root.
-    pub n: u64,
-    /// The proof for d under that root.
-    pub proof: MultiProof,
-}
-
-impl Encode for MHead {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION).bytes32(&self.cert.to_bytes());
-        self.read.encode_to(w);
-        encode_opt_step(w, &self.step);
-        w.u64(self.n);
-        self.proof.encode_to(w);
-    }
-}
-
-impl Decode for MHead {
-    const WHAT: &'static str = "M head";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
-        let read = SignedRead::decode_from(r)?;
-        let step = decode_opt_step(r)?;
-        Ok(Self {
-            cert,
-            read,
-            step,
-            n: r.u64("n")?,
-            proof: MultiProof::decode_from(r)?,
-        })
-    }
-}
-
-/// A page of an item's list: offers `from ..` in order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MPage {
-    /// Encoded signed offers.
-    pub offers: Vec<Vec<u8>>,
-}
-
-impl Encode for MPage {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION).u16(self.offers.len() as u16);
-        for o in &self.offers {
-            w.bytes16(o);
-        }
-    }
-}
-
-impl Decode for MPage {
-    const WHAT: &'static str = "M page";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        let n = r.u16("offers")? as usize;
-        if n > MAX_LIST_PAGE {
-            return Err(DecodeError::TooLong {
-                field: "list page",
-                len: n,
-                max: MAX_LIST_PAGE,
-            });
-        }
-        let mut offers = Vec::with_capacity(n);
-        for _ in 0..n {
-            offers.push(r.bytes16(MAX_OFFER_BYTES, "offer")?.to_vec());
-        }
-        Ok(Self { offers })
-    }
-}
-
-/// A request for offers `from .. from + count` of item `item`'s list (as of the head's step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MPageRequest {
-    /// The item.
-    pub item: ItemKey,
-    /// First index.
-    pub from: u64,
-    /// How many.
-    pub count: u32,
-}
-
-impl Encode for MPageRequest {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION)
-            .fixed(self.item.0.as_bytes())
-            .u64(self.from)
-            .u32(self.count);
-    }
-}
-
-impl Decode for MPageRequest {
-    const WHAT: &'static str = "M page request";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        Ok(Self {
-            item: ItemKey(Digest(r.array("item")?)),
-            from: r.u64("from")?,
-            count: r.u32("count")?,
-        })
-    }
-}
-
-/// What a scheme-M retrieve yields.
-#[derive(Debug, Clone)]
-pub struct MOutcome {
-    /// The node's certificate.
-    pub cert: SignedCertificate,
-    /// The step at t (None at the base value), with the proof for d under its root.
-    pub step: Option<SignedStep>,
-    /// The proof for d under the root at t.
-    pub proof: MultiProof,
-    /// The `Read`'s value.
-    pub t: u64,
-    /// The counter's base.
-    pub base: u64,
-    /// The root at t.
-    pub root: Digest,
-    /// d's whole list (ρ_t for d), in order.
-    pub offers: Vec<SignedOffer>,
-    /// Steps audited (a drawn value a crash lost counts as audited by the gap step over it).
-    pub audited: Vec<u64>,
-    /// Gap steps seen (at t or in audits): values an honest node lost in a crash, reported, not
-    /// held against it.
-    pub gaps: Vec<crate::buyer::GapReport>,
-    /// Worst-case probability that one bad step among t − base was caught: s / (t − base).
-    pub detection: f64,
-    /// Bytes received for the head and the list (audits excluded).
-    pub bytes: u64,
-    /// Bytes received for audits.
-    pub audit_bytes: u64,
-}
-
-impl MOutcome {
-    /// The offers a buyer can act on at `now`.
-    pub fn current(&self, now: u64) -> Vec<Offer> {
-        current_offers(self.offers.iter().map(|o| &o.offer), now)
-    }
-}
-
-/// A scheme-M retrieve from one node, as a state machine: head, list pages, audits.
-#[derive(Debug)]
-pub struct MRetrieval {
-    trusted: Vec<PublicKey>,
-    peer: PeerId,
-    item: Item,
-    nonce: [u8; 32],
-    max_offers: u64,
-    head: Option<(
-        SignedCertificate,
-        CertifiedCounter,
-        u64,
-        Digest,
-        MultiProof,
-        u64,
-    )>,
-    offers: Vec<Vec<u8>>,
-    bytes: u64,
-    audit_bytes: u64,
-    audits: Vec<u64>,
-    audited: Vec<u64>,
-    gaps: Vec<crate::buyer::GapReport>,
-    step: Option<SignedStep>,
-}
-
-impl MRetrieval {
-    /// Starts a retrieve of `item` from `peer`, with a fresh `nonce`; at most `max_offers`
-    /// offers of the item are taken.
-    pub fn new(
-        trusted: Vec<PublicKey>,
-        peer: PeerId,
-        item: Item,
-        nonce: [u8; 32],
-        max_offers: u64,
-    ) -> Self {
-        Self {
-            trusted,
-            peer,
-            item,
-            nonce,
-            max_offers,
-            head: None,
-            offers: Vec::new(),
-            bytes: 0,
-            audit_bytes: 0,
-            audits: Vec::new(),
-            audited: Vec::new(),
-            gaps: Vec::new(),
-            step: None,
-        }
-    }
-
-    /// The opening request.
-    pub fn request(&self) -> crate::entry::RetrieveRequest {
-        crate::entry::RetrieveRequest {
-            item: self.item.key(),
-            nonce: self.nonce,
-        }
-    }
-
-    /// Takes the head (encoded). Returns the first list page to ask for, if any.
-    pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
-        self.bytes += bytes.len() as u64;
-        let head = MHead::from_bytes(bytes)?;
-        head.cert.verify_for(&self.trusted, &self.peer)?;
-        if head.cert.cert.scheme != crate::cert::Scheme::Merkle {
-            return Err(Misbehaviour::BadStep(
-                "the node's certificate is not for scheme M",
-            ));
-        }
-        let counter = *head
-            .cert
-            .cert
-            .counters
-            .first()
-            .ok_or(Misbehaviour::BadStep("no counter"))?;
-        let read = &head.read.read;
-        crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
-        let root = root_at(
-            &head.cert,
-            &self.peer,
-            &counter,
-            head.step.as_ref(),
-            read.value,
-        )?;
-        if head.n > self.max_offers {
-            return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
-        }
-        let n = head.n;
-        if let Some(step) = &head.step {
-            self.note_gap(step);
-        }
-        self.step = head.step;
-        self.head = Some((head.cert, counter, read.value, root, head.proof, n));
-        Ok(self.next_page())
-    }
-
-    fn next_page(&self) -> Option<MPageRequest> {
-        let (_, _, _, _, _, n) = self.head.as_ref()?;
-        let have = self.offers.len() as u64;
-        (have < *n).then(|| MPageRequest {
-            item: self.item.key(),
-            from: have,
-            count: ((n - have) as usize).min(MAX_LIST_PAGE) as u32,
-        })
-    }
-
-    /// Takes a list page (encoded).
-    pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
-        self.bytes += bytes.len() as u64;
-        let page = MPage::from_bytes(bytes)?;
-        let Some(want) = self.next_page() else {
-            return Err(Misbehaviour::NoAnswer("a page after the list"));
-        };
-        if page.offers.is_empty() || page.offers.len() > want.count as usize {
-            return Err(Misbehaviour::Truncated {
-                next: want.from,
-                t: want.from + u64::from(want.count),
-            });
-        }
-        self.offers.extend(page.offers);
-        Ok(self.next_page())
-    }
-
-    /// Checks the list against the proof. Call once every page is in.
-    pub fn check_list(&mut self) -> Result<(), Misbehaviour> {
-        let Some((_, _, _, root, proof, n)) = &self.head else {
-            return Err(Misbehaviour::NoAnswer("a head"));
-        };
-        if self.offers.len() as u64 != *n {
-            return Err(Misbehaviour::Truncated {
-                next: self.offers.len() as u64,
-                t: *n,
-            });
-        }
-        let d = self.item.key();
-        let value =
-            (*n > 0).then(|| leaf_of(&d, self.offers.iter().map(Vec::as_slice)).value_hash());
-        proof.verify(root, &[(d.0 .0, value)]).map_err(|_| {
-            Misbehaviour::BadProof("the list for the item is not the one under the root")
-        })?;
-        Ok(())
-    }
-
-    /// Draws `s` steps to audit, without replacement, from base+1..=t, with `rng`.
-    pub fn plan_audits<R: rand_core::RngCore>(&mut self, s: u64, rng: &mut R) -> Vec<u64> {
-        let Some((_, counter, t, _, _, _)) = &self.head else {
-            return Vec::new();
-        };
-        let span = t - counter.initial;
-        let s = s.min(span);
-        let mut chosen = std::collections::BTreeSet::new();
-        // Floyd's algorithm: s distinct values from 1..=span.
-        for j in span - s + 1..=span {
-            let r = 1 + rng.next_u64() % j;
-            if !chosen.insert(r) {
-                chosen.insert(j);
-            }
-        }
-        self.audits = chosen.into_iter().map(|x| counter.initial + x).collect();
-        self.audits.clone()
-    }
-
-    /// Takes the answer to the audit of step `value` (encoded).
-    pub fn on_audit_bytes(&mut self, value: u64, bytes: &[u8]) -> Result<(), Misbehaviour> {
-        self.audit_bytes += bytes.len() as u64;
-        let Some((cert, _, _, _, _, _)) = &self.head else {
-            return Err(Misbehaviour::NoAnswer("a head"));
-        };
-        let sp = StepProof::from_bytes(bytes)?;
-        let h = &sp.step.header;
-        // A value lost in a crash has no step: the gap step over it answers for it.
-        let covered = h
-            .gap()
-            .is_some_and(|(first, last)| first <= value && value <= last);
-        if h.value != value && !covered {
-            return Err(Misbehaviour::BadStep("the audit answered another step"));
-        }
-        verify_step(cert, &self.peer, &sp)?;
-        self.note_gap(&sp.step);
-        self.audited.push(value);
-        Ok(())
-    }
-
-    fn note_gap(&mut self, step: &SignedStep) {
-        if let Some((first, last)) = step.header.gap() {
-            if !self
-                .gaps
-                .iter()
-                .any(|g| g.inc.inc.value == step.inc.inc.value)
-            {
-                self.gaps.push(crate::buyer::GapReport {
-                    inc: step.inc.clone(),
-                    first,
-                    last,
-                });
-            }
-        }
-    }
-
-    /// The outcome, once the list is checked and the planned audits are answered.
-    pub fn finish(self) -> Result<MOutcome, Misbehaviour> {
-        let Some((cert, counter, t, root, proof, _)) = self.head else {
-            return Err(Misbehaviour::NoAnswer("a head"));
-        };
-        if let Some(missing) = self.audits.iter().find(|v| !self.audited.contains(v)) {
-            return Err(Misbehaviour::Refused(format!(
-                "the audit of step {missing} was not answered"
-            )));
-        }
-        let mut offers = Vec::with_capacity(self.offers.len());
-        for b in &self.offers {
-            let o = SignedOffer::from_bytes(b)
-                .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
-            if o.offer.key != self.item.key() || o.verify().is_err() {
-                return Err(Misbehaviour::BadStep(
-                    "the list holds an invalid offer or one for another item",
-                ));
-            }
-            offers.push(o);
-        }
-        let span = t - counter.initial;
-        let detection = if span == 0 {
-            1.0
-        } else {
-            self.audited.len() as f64 / span as f64
-        };
-        Ok(MOutcome {
-            cert,
-            step: self.step,
-            proof,
-            t,
-            base: counter.initial,
-            root,
-            offers,
-            audited: self.audited,
-            gaps: self.gaps,
-            detection,
-            bytes: self.bytes,
-            audit_bytes: self.audit_bytes,
-        })
-    }
-}
-
 /// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
 /// still at index k with the same chain prefix. Otherwise transferable removal evidence: the
 /// receipted step and the later signed step with d's list under its root.
@@ -1014,6 +669,9 @@ pub fn check_monitor(
     placement: &Placement,
     outcome: &MOutcome,
 ) -> Result<(), Misbehaviour> {
+    if receipt.cert_id != outcome.cert.id() {
+        return Err(Misbehaviour::OtherCertificate);
+    }
     let k = placement.index as usize;
     let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
     let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
@@ -1055,7 +713,7 @@ pub(crate) fn verify_removal(
     let p = placements
         .get(position as usize)
         .ok_or("no offer at that position")?;
-    let counter = *cert.cert.counters.first().ok_or("no counter")?;
+    let counter = crate::checks::require_stepped(cert).map_err(|_| "not a scheme-M certificate")?;
     check_signed_step(cert, peer, &counter, later)
         .map_err(|_| "the later step is not signed by the device")?;
     if later.header.value < receipt.step.header.value {
@@ -1114,6 +772,8 @@ pub struct MState {
     value: u64,
     total: u64,
     last: Option<SignedStep>,
+    /// The gap steps on the chain, oldest first (a buyer gets them with every head).
+    gaps: Vec<SignedStep>,
 }
 
 impl MState {
@@ -1127,6 +787,7 @@ impl MState {
             value: counter.initial,
             total: 0,
             last: None,
+            gaps: Vec::new(),
         }
     }
 
@@ -1195,12 +856,41 @@ impl MState {
         self.last.as_ref()
     }
 
-    /// Item `d`'s leaf and the proof for it under the current root.
-    pub fn prove(&self, d: &ItemKey) -> (u64, MultiProof) {
-        (
-            self.leaves.get(d).map(|l| l.n).unwrap_or(0),
-            self.tree.prove(&[d.0 .0]),
-        )
+    /// The value of the last gap step on the chain (the base when there is none).
+    fn last_gap(&self) -> u64 {
+        self.last
+            .as_ref()
+            .map_or(self.counter.initial, |s| s.header.last_gap())
+    }
+
+    /// The gap steps on the chain to the last step, newest first, as a head carries them
+    /// (at most [`MAX_GAP_STEPS`]: a node with more has lost too much to be checked).
+    pub fn gap_steps(&self) -> Vec<SignedStep> {
+        self.gaps
+            .iter()
+            .rev()
+            .take(MAX_GAP_STEPS)
+            .cloned()
+            .collect()
+    }
+
+    /// Item `d`'s leaf (None: absent) and the proof for it under the current root.
+    pub fn prove(&self, d: &ItemKey) -> (Option<Leaf>, MultiProof) {
+        (self.leaves.get(d).copied(), self.tree.prove(&[d.0 .0]))
+    }
+
+    /// The head a node answers a retrieve of `d` with: its certificate, the `Read` its
+    /// device just signed, the last step, d's leaf and proof, and the chain's gap steps.
+    pub fn head(&self, cert: SignedCertificate, read: SignedRead, d: &ItemKey) -> MHead {
+        let (leaf, proof) = self.prove(d);
+        MHead {
+            cert,
+            read,
+            step: self.last.clone(),
+            leaf,
+            proof,
+            gaps: self.gap_steps(),
+        }
     }
 
     /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys):
@@ -1253,6 +943,7 @@ impl MState {
             batch_root: batch_root(&pairs),
             batch_len: batch.len() as u32,
             total_offers: self.total + batch.len() as u64,
+            gap_link: self.last_gap(),
         };
         PreparedStep {
             header,
@@ -1277,6 +968,7 @@ impl MState {
                 batch_root: batch_root(&[]),
                 batch_len: 0,
                 total_offers: self.total,
+                gap_link: self.last_gap(),
             },
             batch: Vec::new(),
             old: Vec::new(),
@@ -1297,6 +989,9 @@ impl MState {
             header: p.header,
             inc,
         };
+        if step.header.gap().is_some() {
+            self.gaps.push(step.clone());
+        }
         let prev = self.last.replace(step.clone());
         StepProof {
             step,
@@ -1313,6 +1008,7 @@ mod tests {
     use super::*;
     use crate::cert::{Authority, EnrolRequest, Registry, Scheme};
     use crate::keys::Keypair;
+    use crate::m_retrieve::{MPage, MRetrieval};
     use crate::offer::Currency;
     use crate::statement::Ed25519StatementSigner;
     use rand_core::OsRng;
@@ -1379,14 +1075,11 @@ mod tests {
         }
 
         fn head(&self, item: &Item, nonce: [u8; 32]) -> MHead {
-            let (n, proof) = self.state.prove(&item.key());
-            MHead {
-                cert: self.cert.clone(),
-                read: self.signer.sign_read(0, self.state.value(), nonce),
-                step: self.state.last().cloned(),
-                n,
-                proof,
-            }
+            self.state.head(
+                self.cert.clone(),
+                self.signer.sign_read(0, self.state.value(), nonce),
+                &item.key(),
+            )
         }
 
         fn retrieve(&self, item: &Item, audits: u64) -> Result<MOutcome, Misbehaviour> {
@@ -1405,7 +1098,7 @@ mod tests {
                 self.peer(),
                 item.clone(),
                 [9; 32],
-                10_000,
+                crate::buyer::Budget::default(),
             );
             let head = head_f(self.head(item, [9; 32]));
             let mut next = r.on_head_bytes(&head.to_bytes())?;
@@ -1552,7 +1245,7 @@ mod tests {
             node.peer(),
             items[0].clone(),
             [9; 32],
-            100,
+            crate::buyer::Budget::default(),
         );
         r.on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
             .unwrap();
@@ -1664,7 +1357,9 @@ mod tests {
                 &items[0],
                 0,
                 |mut h| {
-                    h.n -= 1;
+                    if let Some(l) = h.leaf.as_mut() {
+                        l.n -= 1;
+                    }
                     h
                 },
                 |_, l| l[1..].to_vec(),
@@ -1834,7 +1529,7 @@ mod tests {
                 node.peer(),
                 items[0].clone(),
                 [9; 32],
-                1000,
+                crate::buyer::Budget::default(),
             );
             let head = node.head(&items[0], [9; 32]);
             let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
@@ -1912,26 +1607,22 @@ impl Decode for MPast {
 }
 
 /// Checks a proof for `item` under a past step's root with the item's list as it was then
-/// (`list`, the first n offers). Returns the offers.
+/// (`list`, the first n offers), for the step `value` the checker asked for. Returns the offers.
 pub fn verify_past(
     trusted: &[PublicKey],
     peer: &PeerId,
     item: &Item,
+    value: u64,
     past: &MPast,
     list: &[Vec<u8>],
 ) -> Result<Vec<SignedOffer>, Misbehaviour> {
     past.cert.verify_for(trusted, peer)?;
-    if past.cert.cert.scheme != crate::cert::Scheme::Merkle {
+    let counter = crate::checks::require_stepped(&past.cert)?;
+    if past.value != value {
         return Err(Misbehaviour::BadStep(
-            "the node's certificate is not for scheme M",
+            "the proof is under another step than the one asked for",
         ));
     }
-    let counter = *past
-        .cert
-        .cert
-        .counters
-        .first()
-        .ok_or(Misbehaviour::BadStep("no counter"))?;
     let root = root_at(&past.cert, peer, &counter, past.step.as_ref(), past.value)?;
     if list.len() as u64 != past.n {
         return Err(Misbehaviour::Truncated {

@@ -34,6 +34,17 @@ pub enum Misbehaviour {
     /// The node's certificate is not acceptable.
     #[error("bad certificate: {0}")]
     Certificate(#[from] CertError),
+    /// The node answered with a reply of another scheme than its certificate names (the
+    /// certificate decides which checks run; a reply of another scheme is never checked).
+    #[error(
+        "the node is certified for scheme {certified} but answered with a scheme-{answered} reply"
+    )]
+    WrongScheme {
+        /// The scheme the certificate names.
+        certified: crate::cert::Scheme,
+        /// The kind of reply the node sent (`B/C` or `M`).
+        answered: &'static str,
+    },
     /// A device statement's signature does not verify.
     #[error("the {what} at value {value} is not signed by the certified device")]
     BadStatementSignature {
@@ -131,6 +142,14 @@ pub enum Misbehaviour {
         /// The list's length now.
         now: u64,
     },
+    /// The node shows more gap notices or gap steps than the checker accepts: it lost (or
+    /// claims to have lost) too much to be checked. Local: an honest node that crashes this
+    /// often is not fit to list either.
+    #[error("the node shows more than {max} gap notices or gap steps")]
+    TooManyGaps {
+        /// The checker's cap.
+        max: u32,
+    },
     /// The node's `Read` is below a value the checker holds a receipt for.
     #[error("the Read's t = {t} is below receipted value {receipted}")]
     ReadBelowReceipt {
@@ -139,6 +158,10 @@ pub enum Misbehaviour {
         /// The receipted value.
         receipted: u64,
     },
+    /// The node answers under another certificate than the one its receipt names (an
+    /// authority never certifies one PeerId twice).
+    #[error("the node answers under another certificate than the one its receipt names")]
+    OtherCertificate,
     /// The node refused the request.
     #[error("the node refused: {0}")]
     Refused(String),
@@ -166,6 +189,7 @@ impl Misbehaviour {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Certificate(_) => "bad-certificate",
+            Self::WrongScheme { .. } => "wrong-scheme",
             Self::BadStatementSignature { .. } => "bad-statement-signature",
             Self::StaleNonce => "stale-nonce",
             Self::WrongDevice => "wrong-device",
@@ -181,9 +205,11 @@ impl Misbehaviour {
             Self::Malformed(_) => "malformed",
             Self::BadReceipt(_) => "bad-receipt",
             Self::ReadBelowReceipt { .. } => "read-below-receipt",
+            Self::TooManyGaps { .. } => "too-many-gaps",
             Self::BadStep(_) => "bad-step",
             Self::BadProof(_) => "bad-proof",
             Self::Removed { .. } => "removed",
+            Self::OtherCertificate => "other-certificate",
             Self::Refused(_) => "refused",
             Self::NoAnswer(_) => "no-answer",
             Self::Unreachable(_) => "unreachable",
@@ -218,6 +244,17 @@ pub enum Evidence {
         first: u64,
         /// Last value it covers.
         last: u64,
+    },
+    /// A scheme-M gap step that skips a value for which the device signed an `Inc` that left
+    /// the node (a receipt, a step a buyer saw): an honest node covers only values it lost
+    /// before any statement about them left it.
+    GapStepOverInc {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The `Inc` at the skipped value.
+        inc: SignedInc,
+        /// The gap step.
+        gap: Box<crate::merkle::SignedStep>,
     },
     /// Two consecutive scheme-M steps whose roots do not chain.
     RootsDoNotChain {
@@ -297,6 +334,7 @@ impl Evidence {
         match self {
             Self::Equivocation { .. } => "equivocation",
             Self::GapOverReceipt { .. } => "gap-over-receipt",
+            Self::GapStepOverInc { .. } => "gap-step-over-inc",
             Self::BadEntry { .. } => "bad-entry",
             Self::RootsDoNotChain { .. } => "roots-do-not-chain",
             Self::Removal { .. } => "removal",
@@ -307,6 +345,7 @@ impl Evidence {
         match self {
             Self::Equivocation { cert, .. }
             | Self::GapOverReceipt { cert, .. }
+            | Self::GapStepOverInc { cert, .. }
             | Self::RootsDoNotChain { cert, .. }
             | Self::Removal { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
@@ -320,6 +359,23 @@ impl Evidence {
             .map_err(|_| EvidenceError::BadSignature)?;
         if s.inc.device != cert.cert.device.id() || s.inc.peer != cert.cert.peer {
             return Err(EvidenceError::WrongSubject);
+        }
+        Ok(())
+    }
+
+    /// A scheme-M step whose `Inc` is the device's and binds its header.
+    fn check_step(
+        cert: &SignedCertificate,
+        s: &crate::merkle::SignedStep,
+    ) -> Result<(), EvidenceError> {
+        Self::check_inc(cert, &s.inc)?;
+        if s.inc.inc.value != s.header.value
+            || s.inc.inc.counter != s.header.counter
+            || s.inc.inc.payload != s.header.payload(&cert.cert.peer)
+        {
+            return Err(EvidenceError::NotMisbehaviour(
+                "an Inc does not bind its step header",
+            ));
         }
         Ok(())
     }
@@ -378,6 +434,27 @@ impl Evidence {
                     v,
                     gap.inc.counter
                 ))
+            }
+            Self::GapStepOverInc { inc, gap, .. } => {
+                Self::check_inc(cert, inc)?;
+                Self::check_step(cert, gap)?;
+                if inc.inc.counter != gap.inc.inc.counter {
+                    return Err(EvidenceError::NotMisbehaviour("different counters"));
+                }
+                let v = inc.inc.value;
+                match gap.header.gap() {
+                    Some((first, last)) if first <= v && v <= last => Ok(format!(
+                        "node {} signed a gap step at value {} over value {} of counter {}, whose Inc had left it",
+                        peer.short(),
+                        gap.header.value,
+                        v,
+                        inc.inc.counter
+                    )),
+                    Some(_) => Err(EvidenceError::NotMisbehaviour(
+                        "the gap step does not skip the value",
+                    )),
+                    None => Err(EvidenceError::NotMisbehaviour("the step is no gap step")),
+                }
             }
             Self::RootsDoNotChain { a, b, .. } => {
                 for s in [a.as_ref(), b.as_ref()] {
@@ -458,6 +535,11 @@ impl Encode for Evidence {
                 gap.encode_to(w);
                 w.u64(*first).u64(*last);
             }
+            Self::GapStepOverInc { inc, gap, .. } => {
+                w.u8(6).bytes32(&cert.to_bytes());
+                inc.encode_to(w);
+                gap.encode_to(w);
+            }
             Self::RootsDoNotChain { a, b, .. } => {
                 w.u8(4).bytes32(&cert.to_bytes());
                 a.encode_to(w);
@@ -494,7 +576,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=5).contains(&kind) {
+        if !(1..=6).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -513,6 +595,11 @@ impl Decode for Evidence {
                 gap: SignedInc::decode_from(r)?,
                 first: r.u64("first")?,
                 last: r.u64("last")?,
+            },
+            6 => Self::GapStepOverInc {
+                cert,
+                inc: SignedInc::decode_from(r)?,
+                gap: Box::new(crate::merkle::SignedStep::decode_from(r)?),
             },
             4 => Self::RootsDoNotChain {
                 cert,

@@ -20,6 +20,7 @@ pub fn check_receipt(
     receipt: &Receipt,
 ) -> Result<(), Misbehaviour> {
     cert.verify_for(trusted, peer)?;
+    crate::checks::require_counted(cert)?;
     if receipt.cert_id != cert.id() {
         return Err(Misbehaviour::BadReceipt("it names another certificate"));
     }

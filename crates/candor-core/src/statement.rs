@@ -57,8 +57,20 @@ impl TpmKey {
         if self.nv_public.is_empty() {
             return Err("no counter");
         }
-        for (_, p) in &self.nv_public {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut indices = std::collections::BTreeSet::new();
+        for (id, p) in &self.nv_public {
             crate::tpm::vet_counter(p)?;
+            if !ids.insert(*id) {
+                return Err("a counter id is named twice");
+            }
+            // Two counter ids on one NV area would count one increment twice.
+            let index = p
+                .get(..4)
+                .ok_or("the counter's NV public area is truncated")?;
+            if !indices.insert(index.to_vec()) {
+                return Err("two counters name one NV index");
+            }
         }
         Ok(())
     }

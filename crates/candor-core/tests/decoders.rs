@@ -133,7 +133,8 @@ fn seeds() -> Vec<Vec<u8>> {
     let p = state.prepare(vec![(item.key(), offer.to_bytes())]);
     let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
     let sp = state.apply(p, inc);
-    let (n, proof) = state.prove(&item.key());
+    let (leaf, proof) = state.prove(&item.key());
+    let n = leaf.map_or(0, |l| l.n);
     let mut out = out;
     out.extend([
         sp.to_bytes(),
@@ -148,8 +149,9 @@ fn seeds() -> Vec<Vec<u8>> {
             cert: mcert.clone(),
             read: signer.sign_read(0, 1, [4; 32]),
             step: Some(sp.step.clone()),
-            n,
+            leaf,
             proof: proof.clone(),
+            gaps: vec![sp.step.clone()],
         }
         .to_bytes(),
         MPage {

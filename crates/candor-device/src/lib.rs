@@ -22,10 +22,12 @@
 //! ```
 
 mod broken;
+mod failing;
 mod slow;
 mod software;
 
 pub use broken::EquivocatingDevice;
+pub use failing::{FailingDevice, Fault, Faults};
 pub use slow::SlowDevice;
 pub use software::{SoftwareDevice, MAX_UNACKNOWLEDGED};
 

@@ -402,25 +402,15 @@ pub fn publish_to_m(
     Ok((receipt, placement))
 }
 
-/// The buyer's side of a scheme-M retrieve: fresh nonce, `Read(t)` and the step at t, d's
-/// list checked against the proof, then `audits` steps drawn at random and checked whole.
-pub fn retrieve_from_m(
+/// Runs a scheme-M retrieve from the head on: d's list in pages, checked against the leaf
+/// under the root, then `audits` steps drawn at random and checked whole (an unanswered audit
+/// fails the retrieve).
+fn drive_m(
     node: &dyn Listing,
-    trusted: &[PublicKey],
-    item: &Item,
-    max_offers: u64,
+    mut r: MRetrieval,
+    head: &MHead,
     audits: u64,
 ) -> Result<MOutcome, Misbehaviour> {
-    let mut r = MRetrieval::new(
-        trusted.to_vec(),
-        node.peer(),
-        item.clone(),
-        fresh_nonce(),
-        max_offers,
-    );
-    let head = node
-        .m_head(&r.request())
-        .map_err(Refusal::into_misbehaviour)?;
     let mut next = r.on_head_bytes(&head.to_bytes())?;
     while let Some(req) = next {
         let page = node.m_page(&req).map_err(Refusal::into_misbehaviour)?;
@@ -428,22 +418,59 @@ pub fn retrieve_from_m(
     }
     r.check_list()?;
     for v in r.plan_audits(audits, &mut rand_core::OsRng) {
-        // An unanswered audit fails the retrieve.
         let step = node.m_step(v).map_err(Refusal::into_misbehaviour)?;
         r.on_audit_bytes(v, &step.to_bytes())?;
     }
     r.finish()
 }
 
-/// A seller's monitoring of its scheme-M offers of `item`: an ordinary retrieve, then each
-/// receipted offer still at its index with the same chain prefix.
+fn open_m(node: &dyn Listing, r: MRetrieval, audits: u64) -> Result<MOutcome, Misbehaviour> {
+    let head = node
+        .m_head(&r.request())
+        .map_err(Refusal::into_misbehaviour)?;
+    drive_m(node, r, &head, audits)
+}
+
+/// The buyer's side of a scheme-M retrieve: fresh nonce, `Read(t)` and the step at t, d's
+/// leaf under its root and the chain's gap steps, d's list within `budget`, then `audits`
+/// steps drawn at random and checked whole.
+pub fn retrieve_from_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    budget: Budget,
+    audits: u64,
+) -> Result<MOutcome, Misbehaviour> {
+    let r = MRetrieval::new(
+        trusted.to_vec(),
+        node.peer(),
+        item.clone(),
+        fresh_nonce(),
+        budget,
+    );
+    open_m(node, r, audits)
+}
+
+/// A seller's monitoring of its scheme-M offers of `item`: an ordinary retrieve within
+/// `budget` that also holds the node to the steps of its receipts (a gap step over one, or
+/// another payload at its value, is transferable evidence), then each receipted offer still at
+/// its index with the same chain prefix.
 pub fn monitor_m(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
     mine: &[(SignedOffer, MReceipt, Placement)],
+    budget: Budget,
 ) -> Result<MOutcome, Misbehaviour> {
-    let out = retrieve_from_m(node, trusted, item, u64::MAX, 0)?;
+    let r = MRetrieval::new(
+        trusted.to_vec(),
+        node.peer(),
+        item.clone(),
+        fresh_nonce(),
+        budget,
+    )
+    .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()));
+    let out = open_m(node, r, 0)?;
     for (offer, receipt, p) in mine {
         check_monitor(receipt, offer, p, &out)?;
     }
@@ -501,30 +528,8 @@ pub fn retrieve_any(
             Ok(AnyOutcome::Counted(s.finish()?))
         }
         AnyHead::Stepped(head) => {
-            let mut r = MRetrieval::new(
-                trusted.to_vec(),
-                node.peer(),
-                item.clone(),
-                nonce,
-                budget.max_entries,
-            );
-            let mut next = r.on_head_bytes(&head.to_bytes())?;
-            let mut bytes = 0u64;
-            while let Some(req) = next {
-                let page = node.m_page(&req).map_err(Refusal::into_misbehaviour)?;
-                let encoded = page.to_bytes();
-                bytes += encoded.len() as u64;
-                if bytes > budget.max_bytes {
-                    return Err(Misbehaviour::OverBudget(candor_core::BudgetKind::Bytes));
-                }
-                next = r.on_page_bytes(&encoded)?;
-            }
-            r.check_list()?;
-            for v in r.plan_audits(audits, &mut rand_core::OsRng) {
-                let step = node.m_step(v).map_err(Refusal::into_misbehaviour)?;
-                r.on_audit_bytes(v, &step.to_bytes())?;
-            }
-            Ok(AnyOutcome::Stepped(r.finish()?))
+            let r = MRetrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget);
+            Ok(AnyOutcome::Stepped(drive_m(node, r, &head, audits)?))
         }
     }
 }
@@ -553,7 +558,7 @@ pub fn monitor_any(
         })
         .collect();
     if !stepped.is_empty() {
-        return monitor_m(node, trusted, item, &stepped).map(AnyOutcome::Stepped);
+        return monitor_m(node, trusted, item, &stepped, budget).map(AnyOutcome::Stepped);
     }
     monitor(node, trusted, item, counted, budget).map(AnyOutcome::Counted)
 }
@@ -589,5 +594,5 @@ pub fn retrieve_at_m(
         }
         list.extend(page.offers.into_iter().take(want as usize));
     }
-    candor_core::verify_past(trusted, &node.peer(), item, &past, &list)
+    candor_core::verify_past(trusted, &node.peer(), item, value, &past, &list)
 }

@@ -87,7 +87,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// Rebuilds the tree from the stored steps and reconciles the last step with the device.
-    pub(crate) fn open_merkle(&self) -> Result<ReconcileReport, OpenError> {
+    pub(crate) fn open_merkle_with(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
         let counter = self
             .cert
             .cert
@@ -97,7 +97,6 @@ impl<D: TrustedDevice> ListingNode<D> {
             .ok_or(OpenError::CertMismatch("no counter"))?;
         let mut state = self.replay()?;
         let mut report = ReconcileReport::default();
-        let mut dev = self.device();
         let d = dev.value(counter.id)?;
         let r = state.value();
         let acked = dev.acknowledged(counter.id)?;
@@ -135,7 +134,7 @@ impl<D: TrustedDevice> ListingNode<D> {
                 }
             }
             if !finished {
-                self.write_gap_step(&mut *dev, &mut state, r + 1, d)?;
+                self.write_gap_step(dev, &mut state, r + 1, d)?;
                 report.gaps.push((counter.id, r + 1, d));
             }
         }
@@ -253,67 +252,40 @@ impl<D: TrustedDevice> ListingNode<D> {
             return out;
         }
         let mut dev = self.device();
-        let mut guard = self.m_state();
-        let Some(state) = guard.as_mut() else {
-            return out;
-        };
-        let counter = state.prev_counter();
-        let prepared = state.prepare(batch);
-        let payload = prepared.header.payload(&self.peer);
-        let pending = Pending {
-            counter,
-            payload,
-            item: PendingItem::Step(encode_batch(&prepared.batch)),
-        };
-        let fail = |out: &mut Vec<Result<MReceipt, PublishError>>, e: PublishError| {
+        if let Err(why) = self.settle(&mut dev) {
             for &i in &slots {
                 if let Some(s) = out.get_mut(i) {
-                    *s = Err(match &e {
-                        PublishError::Device(x) => PublishError::Device(x.clone()),
-                        PublishError::Store(x) => PublishError::Store(x.clone()),
-                        _ => PublishError::Unavailable("failed"),
-                    });
+                    *s = Err(PublishError::Reconciling(why.clone()));
                 }
             }
-        };
-        // The tree took the batch in `prepare`: on a failure below, it is rebuilt from the
-        // stored steps (a reopen reconciles anything the device counted).
-        let rebuild = |state: &mut MState| {
-            if let Ok(s) = self.replay() {
-                *state = s;
-            }
-        };
-        if let Err(e) = self.store.put_pending(&[pending]) {
-            rebuild(state);
-            fail(&mut out, PublishError::Store(e.to_string()));
             return out;
         }
-        #[cfg(feature = "fault-injection")]
-        if crash == Some(crate::node::CrashAt::AfterPending) {
-            return out;
-        }
-        let inc = match dev.inc_sign(counter, payload) {
-            Ok(inc) => inc,
+        let step = {
+            let mut guard = self.m_state();
+            let Some(state) = guard.as_mut() else {
+                return out;
+            };
+            self.count_step(&mut dev, state, batch, crash)
+        };
+        // The state lock is released: after a failure the node reconciles from the store.
+        let sp = match step {
+            Ok(sp) => sp,
             Err(e) => {
-                rebuild(state);
-                fail(&mut out, PublishError::Device(e.to_string()));
+                if !matches!(e, PublishError::Unavailable(_)) {
+                    self.write_failed(&mut dev, &e);
+                }
+                for &i in &slots {
+                    if let Some(s) = out.get_mut(i) {
+                        *s = Err(match &e {
+                            PublishError::Device(x) => PublishError::Device(x.clone()),
+                            PublishError::Store(x) => PublishError::Store(x.clone()),
+                            _ => PublishError::Unavailable("failed"),
+                        });
+                    }
+                }
                 return out;
             }
         };
-        #[cfg(feature = "fault-injection")]
-        if crash == Some(crate::node::CrashAt::AfterInc) {
-            return out;
-        }
-        let sp = state.apply(prepared, inc);
-        if let Err(e) = self.commit_step(state, &sp) {
-            fail(&mut out, PublishError::Store(e.to_string()));
-            return out;
-        }
-        #[cfg(feature = "fault-injection")]
-        if crash == Some(crate::node::CrashAt::AfterCommit) {
-            return out;
-        }
-        let _ = dev.acknowledge(counter, sp.step.header.value);
         let sp = std::sync::Arc::new(sp);
         for (pos, &i) in slots.iter().enumerate() {
             if let Some(s) = out.get_mut(i) {
@@ -327,22 +299,60 @@ impl<D: TrustedDevice> ListingNode<D> {
         out
     }
 
+    /// One step over `batch`: pending record, one device increment, the store's commit, the
+    /// device's acknowledgement. A failure after the pending record leaves `state` ahead of
+    /// the store or the device ahead of both: the caller reconciles.
+    fn count_step(
+        &self,
+        dev: &mut D,
+        state: &mut MState,
+        batch: Vec<(ItemKey, Vec<u8>)>,
+        #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
+    ) -> Result<StepProof, PublishError> {
+        let counter = state.prev_counter();
+        let prepared = state.prepare(batch);
+        let payload = prepared.header.payload(&self.peer);
+        let pending = Pending {
+            counter,
+            payload,
+            item: PendingItem::Step(encode_batch(&prepared.batch)),
+        };
+        self.store
+            .put_pending(&[pending])
+            .map_err(|e| PublishError::Store(e.to_string()))?;
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(crate::node::CrashAt::AfterPending) {
+            return Err(PublishError::Unavailable("crashed (simulated)"));
+        }
+        let inc = dev
+            .inc_sign(counter, payload)
+            .map_err(|e| PublishError::Device(e.to_string()))?;
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(crate::node::CrashAt::AfterInc) {
+            return Err(PublishError::Unavailable("crashed (simulated)"));
+        }
+        let sp = state.apply(prepared, inc);
+        self.commit_step(state, &sp)
+            .map_err(|e| PublishError::Store(e.to_string()))?;
+        #[cfg(feature = "fault-injection")]
+        if crash == Some(crate::node::CrashAt::AfterCommit) {
+            return Err(PublishError::Unavailable("crashed (simulated)"));
+        }
+        dev.acknowledge(counter, sp.step.header.value)
+            .map_err(|e| PublishError::Device(e.to_string()))?;
+        Ok(sp)
+    }
+
     /// Answers a scheme-M retrieve's opening: the certificate, `Read(t, nonce)`, the step at
     /// t and the proof for the item — all under the device lock, so they agree.
     pub fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, ServeError> {
         let mut dev = self.device();
+        self.settle(&mut dev).map_err(ServeError::Reconciling)?;
         let guard = self.m_state();
         let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
         let counter = state.prev_counter();
         let read = dev.read_sign(counter, req.nonce)?;
-        let (n, proof) = state.prove(&req.item);
-        Ok(MHead {
-            cert: self.cert.clone(),
-            read,
-            step: state.last().cloned(),
-            n,
-            proof,
-        })
+        Ok(state.head(self.cert.clone(), read, &req.item))
     }
 
     /// A proof for `item` under the root after step `value` (any past step): from a recent

@@ -113,6 +113,10 @@ pub enum PublishError {
     /// The node is shutting down or overloaded.
     #[error("the node is not accepting publishes: {0}")]
     Unavailable(&'static str),
+    /// A write failed half-way and the node could not yet reconcile its store with its
+    /// device; it answers nothing it cannot back until it has.
+    #[error("the node is reconciling its store with its device after a failed write ({0}); try again later")]
+    Reconciling(String),
 }
 
 /// Why a retrieve request was refused.
@@ -128,6 +132,10 @@ pub enum ServeError {
     /// A counter the certificate does not name.
     #[error("counter {0} is not certified")]
     UnknownCounter(CounterId),
+    /// A write failed half-way and the node could not yet reconcile (no `Read` is served
+    /// until it has: it would be a state the store cannot back).
+    #[error("the node is reconciling its store with its device after a failed write ({0}); try again later")]
+    Reconciling(String),
     /// The device failed.
     #[error("trusted device: {0}")]
     Device(#[from] DeviceError),
@@ -168,6 +176,10 @@ pub struct ListingNode<D> {
     pub(crate) device: Mutex<D>,
     /// Scheme M's tree and leaves (locked after the device, never before it).
     pub(crate) m: Mutex<Option<candor_core::MState>>,
+    /// Set (under the device lock) when a write failed after its pending record: the device
+    /// may have counted what the store lacks. Nothing is counted or `Read` until a reconcile
+    /// (DESIGN.md §7) clears it.
+    pub(crate) unsettled: std::sync::atomic::AtomicBool,
 }
 
 impl<D> std::fmt::Debug for ListingNode<D> {
@@ -217,13 +229,46 @@ impl<D: TrustedDevice> ListingNode<D> {
             store,
             device: Mutex::new(device),
             m: Mutex::new(None),
+            unsettled: std::sync::atomic::AtomicBool::new(false),
         };
-        if node.cert.cert.scheme == candor_core::Scheme::Merkle {
-            let report = node.open_merkle()?;
-            return Ok((node, report));
-        }
-        let report = node.reconcile()?;
+        let report = {
+            let mut dev = node.device();
+            node.reconcile_any(&mut dev)?
+        };
         Ok((node, report))
+    }
+
+    /// Reconciles the store with the device (DESIGN.md §7), for the node's scheme.
+    fn reconcile_any(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
+        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+            self.open_merkle_with(dev)
+        } else {
+            self.reconcile_with(dev)
+        }
+    }
+
+    /// Records that a write failed after its pending record (the device may have counted),
+    /// then tries to reconcile at once. Called with the device lock held.
+    pub(crate) fn write_failed(&self, dev: &mut D, what: &dyn std::fmt::Display) {
+        tracing::warn!(%what, "a write failed half-way: reconciling the store with the device");
+        self.unsettled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = self.settle(dev) {
+            tracing::warn!(%e, "reconcile failed: serving no Read and counting nothing until it succeeds");
+        }
+    }
+
+    /// After a failed write, reconciles before anything is counted or read; a no-op
+    /// otherwise. Called with the device lock held (and the scheme-M state's not).
+    pub(crate) fn settle(&self, dev: &mut D) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if !self.unsettled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let report = self.reconcile_any(dev).map_err(|e| e.to_string())?;
+        self.unsettled.store(false, Ordering::SeqCst);
+        tracing::info!(?report, "reconciled after a failed write");
+        Ok(())
     }
 
     pub(crate) fn device(&self) -> MutexGuard<'_, D> {
@@ -232,9 +277,8 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.device.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn reconcile(&self) -> Result<ReconcileReport, OpenError> {
+    fn reconcile_with(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
         let mut report = ReconcileReport::default();
-        let mut dev = self.device();
         for c in &self.cert.cert.counters {
             let d = dev.value(c.id)?;
             let r = self.store.head(c.id)?.unwrap_or(c.initial);
@@ -434,6 +478,7 @@ impl<D: TrustedDevice> ListingNode<D> {
                     *slot = Err(match &e {
                         AppendError::Device(d) => PublishError::Device(d.to_string()),
                         AppendError::Store(s) => PublishError::Store(s.to_string()),
+                        AppendError::Unsettled(why) => PublishError::Reconciling(why.clone()),
                         AppendError::Crashed => PublishError::Unavailable("crashed (simulated)"),
                     });
                 }
@@ -478,6 +523,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             return Ok(Vec::new());
         }
         let mut dev = self.device();
+        self.settle(&mut dev).map_err(AppendError::Unsettled)?;
         let mut by_counter: BTreeMap<CounterId, Vec<(Digest, PendingItem, usize)>> =
             BTreeMap::new();
         let mut pending = Vec::with_capacity(items.len());
@@ -504,8 +550,27 @@ impl<D: TrustedDevice> ListingNode<D> {
         if crash == Some(CrashAt::AfterPending) {
             return Err(AppendError::Crashed);
         }
-        let mut counted = Vec::with_capacity(pending.len());
-        let mut out = Vec::with_capacity(pending.len());
+        // From here on the device may count what the store lacks: any failure leaves the
+        // node unsettled until a reconcile.
+        let result = self.count_and_store(&mut dev, by_counter, crash);
+        match result {
+            Err(AppendError::Device(ref e)) => self.write_failed(&mut dev, e),
+            Err(AppendError::Store(ref e)) => self.write_failed(&mut dev, e),
+            _ => {}
+        }
+        result
+    }
+
+    /// The device counts each counter's group, the store takes every counted item, the
+    /// device is told.
+    fn count_and_store(
+        &self,
+        dev: &mut D,
+        by_counter: BTreeMap<CounterId, Vec<(Digest, PendingItem, usize)>>,
+        #[allow(unused_variables)] crash: Option<CrashAtInner>,
+    ) -> Result<Vec<(usize, SignedInc)>, AppendError> {
+        let mut counted = Vec::new();
+        let mut out = Vec::new();
         let mut heads = Vec::new();
         for (counter, group) in by_counter {
             let payloads: Vec<Digest> = group.iter().map(|g| g.0).collect();
@@ -549,7 +614,9 @@ impl<D: TrustedDevice> ListingNode<D> {
             return Err(ServeError::WrongScheme);
         }
         let counter = self.cert.cert.counter_for(&req.item).id;
-        let read = self.device().read_sign(counter, req.nonce)?;
+        let mut dev = self.device();
+        self.settle(&mut dev).map_err(ServeError::Reconciling)?;
+        let read = dev.read_sign(counter, req.nonce)?;
         Ok(RetrieveHead {
             cert: self.cert.clone(),
             read,
@@ -608,6 +675,8 @@ pub(crate) type CrashAtInner = std::convert::Infallible;
 pub(crate) enum AppendError {
     Device(DeviceError),
     Store(StoreError),
+    /// An earlier failed write is not reconciled yet.
+    Unsettled(String),
     #[allow(dead_code)]
     Crashed,
 }

@@ -67,7 +67,7 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
     let (r, p) = publish_to_m(&node, &m.trusted, &extra, NOW).unwrap();
     mine.push((extra, r, p));
     for item in &items {
-        let out = retrieve_from_m(&node, &m.trusted, item, 10_000, 3).unwrap();
+        let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 3).unwrap();
         let expected: Vec<&SignedOffer> = mine
             .iter()
             .filter(|(o, _, _)| o.offer.key == item.key())
@@ -81,7 +81,7 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
             .filter(|(o, _, _)| o.offer.key == item.key())
             .cloned()
             .collect();
-        monitor_m(&node, &m.trusted, item, &own).unwrap();
+        monitor_m(&node, &m.trusted, item, &own, Budget::default()).unwrap();
     }
     // Restart on the same files: the tree is replayed and everything still verifies.
     drop(node);
@@ -99,8 +99,8 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
             .filter(|(o, _, _)| o.offer.key == item.key())
             .cloned()
             .collect();
-        monitor_m(&node, &m.trusted, item, &own).unwrap();
-        let out = retrieve_from_m(&node, &m.trusted, item, 10_000, 7).unwrap();
+        monitor_m(&node, &m.trusted, item, &own, Budget::default()).unwrap();
+        let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 7).unwrap();
         assert!((out.detection - 1.0).abs() < 1e-9);
     }
     // A scheme-B flow against an M node is refused, typed.
@@ -190,7 +190,7 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
         let recovered = !matches!(crash, CrashAt::AfterPending);
         let mut total = 0;
         for item in items().iter().take(3) {
-            let out = retrieve_from_m(&node, &m.trusted, item, 1000, 5).unwrap();
+            let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 5).unwrap();
             total += out.offers.len();
         }
         assert_eq!(total, if recovered { 9 } else { 5 });
@@ -386,7 +386,7 @@ proptest::proptest! {
         }
         let mut gaps = 0;
         for item in items.iter().take(3) {
-            let out = retrieve_from_m(&node, &m.trusted, item, 1000, 1000).unwrap();
+            let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 1000).unwrap();
             proptest::prop_assert_eq!(out.offers.len(), stored.get(&item.key()).copied().unwrap_or(0));
             gaps = gaps.max(out.gaps.len());
         }

@@ -18,7 +18,7 @@
 //! ```
 
 use candor_core::{CounterId, Decode, Digest, Encode, PageItem, MAX_ENTRY_BYTES};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -28,6 +28,11 @@ const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads"
 const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-payload");
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
 const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// The store's format. 2: scheme-M steps chain their gap steps (step format 3). A store of
+/// another format is refused (there is no migration: nothing runs in production yet).
+pub const STORE_FORMAT: u64 = 2;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -56,6 +61,20 @@ pub enum StoreError {
     /// A counter the store was never told about.
     #[error("the store has no counter {0}; it was initialised for another certificate")]
     UnknownCounter(CounterId),
+    /// A failure a test asked for.
+    #[cfg(feature = "fault-injection")]
+    #[error("listing store: injected fault: the commit failed")]
+    Injected,
+    /// The store was written in another format than this version reads.
+    #[error("listing store {path}: written in store format {found}, but this Candor reads format {expected}. There is no migration (nothing runs in production yet): move the data folder aside and set the node up again (candor device init, candor device enroll)")]
+    Format {
+        /// The database file.
+        path: PathBuf,
+        /// The format found.
+        found: u64,
+        /// The format this version reads.
+        expected: u64,
+    },
 }
 
 /// What a pending record will become once counted.
@@ -122,6 +141,9 @@ pub struct Pending {
 pub struct ListingStore {
     db: Database,
     path: PathBuf,
+    /// Commits still to fail (tests of what a node does when a write fails).
+    #[cfg(feature = "fault-injection")]
+    failing: std::sync::atomic::AtomicU32,
 }
 
 impl ListingStore {
@@ -133,8 +155,39 @@ impl ListingStore {
     }
 
     fn setup(db: Database, path: PathBuf) -> Result<Self, StoreError> {
-        let store = Self { db, path };
+        let store = Self {
+            db,
+            path,
+            #[cfg(feature = "fault-injection")]
+            failing: std::sync::atomic::AtomicU32::new(0),
+        };
         let txn = store.db.begin_write().map_err(|e| store.err()(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| store.err()(e.into()))?;
+            let found = match meta.get("format").map_err(|e| store.err()(e.into()))? {
+                Some(f) => Some(f.value()),
+                // Stores of format 1 had no format record, but had counters.
+                None => {
+                    let heads = txn.open_table(HEADS).map_err(|e| store.err()(e.into()))?;
+                    let used = !heads.is_empty().map_err(|e| store.err()(e.into()))?;
+                    used.then_some(1)
+                }
+            };
+            match found {
+                Some(f) if f != STORE_FORMAT => {
+                    return Err(StoreError::Format {
+                        path: store.path.clone(),
+                        found: f,
+                        expected: STORE_FORMAT,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format", STORE_FORMAT)
+                        .map_err(|e| store.err()(e.into()))?;
+                }
+            }
+        }
         {
             txn.open_table(ENTRIES).map_err(|e| store.err()(e.into()))?;
             txn.open_table(PENDING).map_err(|e| store.err()(e.into()))?;
@@ -146,6 +199,30 @@ impl ListingStore {
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)
+    }
+
+    /// Makes the next `n` entry or step commits fail, as a full disk would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_commits(&self, n: u32) {
+        self.failing.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn injected(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let took = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match took {
+            Ok(_) => Err(StoreError::Injected),
+            Err(_) => Ok(()),
+        }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline(always)]
+    fn injected(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// Opens (or creates) the store at `path`.
@@ -255,6 +332,7 @@ impl ListingStore {
         items: &[PageItem],
         drop_pending: &[(CounterId, Digest)],
     ) -> Result<(), StoreError> {
+        self.injected()?;
         let e = self.err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         {
@@ -377,6 +455,7 @@ impl ListingStore {
         step: &[u8],
         appended: &[([u8; 32], u64, Vec<u8>)],
     ) -> Result<(), StoreError> {
+        self.injected()?;
         let e = self.err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         {
@@ -517,6 +596,50 @@ mod tests {
             Keypair::generate(&mut rand_core::OsRng),
             PeerId::from_ed25519(&node.public()),
         )
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        {
+            let store = ListingStore::open(&path).unwrap();
+            store.init_counters(&[(0, 0)]).unwrap();
+            // A store of format 1 had counters and no format record.
+            let txn = store.db.begin_write().unwrap();
+            txn.delete_table(META).unwrap();
+            txn.commit().unwrap();
+        }
+        let err = ListingStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Format {
+                    found: 1,
+                    expected: STORE_FORMAT,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("set the node up again"), "{err}");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("format", 99).unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(
+            ListingStore::open(&path).unwrap_err(),
+            StoreError::Format { found: 99, .. }
+        ));
+        // A new store gets this format; reopening it works.
+        let fresh = dir.path().join("fresh.redb");
+        ListingStore::open(&fresh)
+            .unwrap()
+            .init_counters(&[(0, 0)])
+            .unwrap();
+        ListingStore::open(&fresh).unwrap();
     }
 
     #[test]

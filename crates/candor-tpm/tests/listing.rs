@@ -141,6 +141,13 @@ fn the_authority_vets_the_tpm_key_and_counters() {
     let a = u32::from_be_bytes(nv[6..10].try_into().unwrap()) | (1 << 26);
     nv[6..10].copy_from_slice(&a.to_be_bytes());
     assert!(orderly.vet().unwrap_err().contains("orderly"));
+    // Two counter ids naming one NV area (one increment would count twice), or one id twice.
+    let mut twice = (*key).clone();
+    twice.nv_public[1].1 = twice.nv_public[0].1.clone();
+    assert_eq!(twice.vet().unwrap_err(), "two counters name one NV index");
+    let mut same_id = (*key).clone();
+    same_id.nv_public[1].0 = same_id.nv_public[0].0;
+    assert_eq!(same_id.vet().unwrap_err(), "a counter id is named twice");
     // A key under another hierarchy is refused.
     let mut owner = (*key).clone();
     owner.hierarchy = candor_tpm::TPM_RH_OWNER;

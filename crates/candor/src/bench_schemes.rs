@@ -6,7 +6,7 @@
 use crate::CliError;
 use candor_core::{
     Authority, Currency, Digest, Ed25519StatementSigner, Encode, EnrolRequest, Item, ItemKey,
-    Keypair, Leaf, MHead, MPage, MRetrieval, MState, PeerId, Registry, Scheme, SignedCertificate,
+    Keypair, Leaf, MPage, MRetrieval, MState, PeerId, Registry, Scheme, SignedCertificate,
     SignedOffer, SignedStep, StepProof,
 };
 use candor_device::{SlowDevice, SoftwareDevice, TrustedDevice};
@@ -132,6 +132,7 @@ fn m_fixture(w: u64) -> Result<MFixture, CliError> {
         batch_root: Digest([6; 32]),
         batch_len: 256,
         total_offers: w,
+        gap_link: 0,
     };
     let inc = signer.sign_inc(0, steps, header.payload(&peer));
     state = MState::from_leaves(cert.cert.counters[0], Vec::new(), 0, 0, None)
@@ -149,15 +150,14 @@ fn m_fixture(w: u64) -> Result<MFixture, CliError> {
 
 fn m_row(w: u64) -> Result<(Row, u64, f64), CliError> {
     let f = m_fixture(w)?;
-    let (n, proof) = f.state.prove(&f.item.key());
-    let head = MHead {
-        cert: f.cert.clone(),
-        read: f.signer.sign_read(0, f.state.value(), [9; 32]),
-        step: f.state.last().cloned(),
-        n,
-        proof,
-    }
-    .to_bytes();
+    let head = f
+        .state
+        .head(
+            f.cert.clone(),
+            f.signer.sign_read(0, f.state.value(), [9; 32]),
+            &f.item.key(),
+        )
+        .to_bytes();
     let page = MPage {
         offers: f.d_offers.clone(),
     }
@@ -168,7 +168,7 @@ fn m_row(w: u64) -> Result<(Row, u64, f64), CliError> {
             f.peer.clone(),
             f.item.clone(),
             [9; 32],
-            10_000,
+            candor_core::Budget::default(),
         );
         r.on_head_bytes(&head).map_err(fail)?;
         r.on_page_bytes(&page).map_err(fail)?;

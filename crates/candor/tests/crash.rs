@@ -254,7 +254,14 @@ fn check_node<D: candor_device::TrustedDevice>(
     if scheme == "m" {
         let item = Item::new("crash test item").unwrap();
         // Every value audited: lost ones are answered by gap steps.
-        let out = candor_listing::retrieve_from_m(&node, trusted, &item, u64::MAX, 10_000).unwrap();
+        let out = candor_listing::retrieve_from_m(
+            &node,
+            trusted,
+            &item,
+            candor_core::Budget::default(),
+            10_000,
+        )
+        .unwrap();
         for (o, r) in m_receipts {
             let p = check_m_receipt(trusted, &cert.cert.peer, cert, o, r).unwrap();
             check_monitor(r, o, &p, &out).unwrap();

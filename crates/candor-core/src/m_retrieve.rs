@@ -1,0 +1,611 @@
+//! The buyer's side of a scheme-M retrieve (and a seller's monitoring one), as a state
+//! machine independent of any transport: the head, the item's list in pages, audits.
+//!
+//! ```text
+//! buyer                                   listing node
+//!   RetrieveRequest { item, nonce }  ──▶
+//!                                    ◀──  MHead { cert, Read(t, nonce), step at t,
+//!                                                 d's leaf and its proof, gap steps }
+//!   MPageRequest { from, count }     ──▶
+//!                                    ◀──  MPage { d's offers from .. }   … until n
+//!   audit of value v (s drawn)       ──▶
+//!                                    ◀──  StepProof of the step at v, or of the gap step
+//!                                          on the chain to t that skips v
+//! ```
+//!
+//! What makes gaps safe to accept: every step names the last gap step before it on its chain
+//! (`gap_link`), and the head carries those gap steps. So the step at t fixes exactly which
+//! values the chain to t skips. An audit of a skipped value is answered only by the gap step
+//! on the chain that skips it; an audit of any other value only by the step at exactly that
+//! value. A gap step made after the `Read`, or one off the chain, answers nothing. A false
+//! gap list needs a step with a false `gap_link` on the chain, at a value no listed gap
+//! covers, which the audits catch like any bad step. Every number a node sends is checked
+//! before it is used: the item's list length comes with the leaf under the signed root, so
+//! "over budget" is reachable only through a list the node has committed to.
+
+use crate::buyer::{Budget, GapReport};
+use crate::cert::{CertifiedCounter, SignedCertificate};
+use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::Digest;
+use crate::item::{Item, ItemKey};
+use crate::keys::{PeerId, PublicKey};
+use crate::merkle::{
+    check_signed_step, leaf_of, root_at, Leaf, SignedStep, StepProof, MAX_GAP_STEPS, MAX_LIST_PAGE,
+    VERSION,
+};
+use crate::misbehaviour::{BudgetKind, Evidence, Misbehaviour};
+use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
+use crate::smt::MultiProof;
+use crate::statement::{SignedInc, SignedRead};
+
+/// The node's first answer to a scheme-M retrieve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MHead {
+    /// The certificate.
+    pub cert: SignedCertificate,
+    /// `Read(t, nonce)`.
+    pub read: SignedRead,
+    /// The step at t (None when t is the base value).
+    pub step: Option<SignedStep>,
+    /// d's leaf under that step's root (None: d is absent).
+    pub leaf: Option<Leaf>,
+    /// The proof for d's leaf under that root.
+    pub proof: MultiProof,
+    /// The gap steps on the chain to t, newest first, each the one the previous names.
+    pub gaps: Vec<SignedStep>,
+}
+
+impl Encode for MHead {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).bytes32(&self.cert.to_bytes());
+        self.read.encode_to(w);
+        crate::merkle::encode_opt_step(w, &self.step);
+        match &self.leaf {
+            None => {
+                w.u8(0);
+            }
+            Some(l) => {
+                w.u8(1);
+                l.encode_to(w);
+            }
+        }
+        self.proof.encode_to(w);
+        w.u16(self.gaps.len() as u16);
+        for g in &self.gaps {
+            g.encode_to(w);
+        }
+    }
+}
+
+impl Decode for MHead {
+    const WHAT: &'static str = "M head";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let read = SignedRead::decode_from(r)?;
+        let step = crate::merkle::decode_opt_step(r)?;
+        let leaf = match r.u8("leaf present")? {
+            0 => None,
+            1 => Some(Leaf::decode_from(r)?),
+            kind => return Err(DecodeError::UnknownKind { what: "leaf", kind }),
+        };
+        let proof = MultiProof::decode_from(r)?;
+        let n = r.u16("gap steps")? as usize;
+        if n > MAX_GAP_STEPS {
+            return Err(DecodeError::TooLong {
+                field: "gap steps",
+                len: n,
+                max: MAX_GAP_STEPS,
+            });
+        }
+        let mut gaps = Vec::with_capacity(n);
+        for _ in 0..n {
+            gaps.push(SignedStep::decode_from(r)?);
+        }
+        Ok(Self {
+            cert,
+            read,
+            step,
+            leaf,
+            proof,
+            gaps,
+        })
+    }
+}
+
+/// A page of an item's list: offers `from ..` in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MPage {
+    /// Encoded signed offers.
+    pub offers: Vec<Vec<u8>>,
+}
+
+impl Encode for MPage {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).u16(self.offers.len() as u16);
+        for o in &self.offers {
+            w.bytes16(o);
+        }
+    }
+}
+
+impl Decode for MPage {
+    const WHAT: &'static str = "M page";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let n = r.u16("offers")? as usize;
+        if n > MAX_LIST_PAGE {
+            return Err(DecodeError::TooLong {
+                field: "list page",
+                len: n,
+                max: MAX_LIST_PAGE,
+            });
+        }
+        let mut offers = Vec::with_capacity(n);
+        for _ in 0..n {
+            offers.push(r.bytes16(MAX_OFFER_BYTES, "offer")?.to_vec());
+        }
+        Ok(Self { offers })
+    }
+}
+
+/// A request for offers `from .. from + count` of item `item`'s list (as of the head's step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MPageRequest {
+    /// The item.
+    pub item: ItemKey,
+    /// First index.
+    pub from: u64,
+    /// How many.
+    pub count: u32,
+}
+
+impl Encode for MPageRequest {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION)
+            .fixed(self.item.0.as_bytes())
+            .u64(self.from)
+            .u32(self.count);
+    }
+}
+
+impl Decode for MPageRequest {
+    const WHAT: &'static str = "M page request";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        Ok(Self {
+            item: ItemKey(Digest(r.array("item")?)),
+            from: r.u64("from")?,
+            count: r.u32("count")?,
+        })
+    }
+}
+
+/// What a scheme-M retrieve yields.
+#[derive(Debug, Clone)]
+pub struct MOutcome {
+    /// The node's certificate.
+    pub cert: SignedCertificate,
+    /// The step at t (None at the base value), with the proof for d under its root.
+    pub step: Option<SignedStep>,
+    /// The proof for d under the root at t.
+    pub proof: MultiProof,
+    /// The `Read`'s value.
+    pub t: u64,
+    /// The counter's base.
+    pub base: u64,
+    /// The root at t.
+    pub root: Digest,
+    /// d's whole list (ρ_t for d), in order.
+    pub offers: Vec<SignedOffer>,
+    /// Steps audited (a drawn value a crash lost counts as audited by the gap step over it).
+    pub audited: Vec<u64>,
+    /// The gap steps on the chain to t: values an honest node lost in a crash, reported, not
+    /// held against it.
+    pub gaps: Vec<GapReport>,
+    /// Worst-case probability that one bad step among t − base was caught: s / (t − base).
+    pub detection: f64,
+    /// Bytes received for the head and the list (audits excluded).
+    pub bytes: u64,
+    /// Bytes received for audits.
+    pub audit_bytes: u64,
+}
+
+impl MOutcome {
+    /// The offers a buyer can act on at `now`.
+    pub fn current(&self, now: u64) -> Vec<Offer> {
+        current_offers(self.offers.iter().map(|o| &o.offer), now)
+    }
+}
+
+/// What the head established, once checked.
+#[derive(Debug)]
+struct Head {
+    cert: SignedCertificate,
+    counter: CertifiedCounter,
+    t: u64,
+    root: Digest,
+    leaf: Option<Leaf>,
+    proof: MultiProof,
+    /// The gap steps on the chain to t, newest first.
+    gaps: Vec<SignedStep>,
+}
+
+impl Head {
+    /// The gap step on the chain to t that skips `value`, if any.
+    fn gap_over(&self, value: u64) -> Option<&SignedStep> {
+        self.gaps.iter().find(|g| {
+            g.header
+                .gap()
+                .is_some_and(|(first, last)| first <= value && value <= last)
+        })
+    }
+
+    fn n(&self) -> u64 {
+        self.leaf.map_or(0, |l| l.n)
+    }
+}
+
+/// A scheme-M retrieve from one node, as a state machine: head, list pages, audits.
+#[derive(Debug)]
+pub struct MRetrieval {
+    trusted: Vec<PublicKey>,
+    peer: PeerId,
+    item: Item,
+    nonce: [u8; 32],
+    budget: Budget,
+    known: Vec<SignedInc>,
+    head: Option<Head>,
+    offers: Vec<Vec<u8>>,
+    bytes: u64,
+    audit_bytes: u64,
+    audits: Vec<u64>,
+    audited: Vec<u64>,
+    step: Option<SignedStep>,
+}
+
+impl MRetrieval {
+    /// Starts a retrieve of `item` from `peer`, with a fresh `nonce`, within `budget` (its
+    /// entries bound the item's offers, its bytes the head and the list, its gaps the gap
+    /// steps accepted).
+    pub fn new(
+        trusted: Vec<PublicKey>,
+        peer: PeerId,
+        item: Item,
+        nonce: [u8; 32],
+        budget: Budget,
+    ) -> Self {
+        Self {
+            trusted,
+            peer,
+            item,
+            nonce,
+            budget,
+            known: Vec::new(),
+            head: None,
+            offers: Vec::new(),
+            bytes: 0,
+            audit_bytes: 0,
+            audits: Vec::new(),
+            audited: Vec::new(),
+            step: None,
+        }
+    }
+
+    /// Device statements of this node the checker already holds (a seller's receipts, the
+    /// steps and gap steps it saw before): a gap step on the chain over one of their values,
+    /// or another payload at one of their values, is transferable evidence; a `Read` below
+    /// one of them is a rolled-back answer.
+    pub fn knowing(mut self, incs: impl IntoIterator<Item = SignedInc>) -> Self {
+        self.known.extend(incs);
+        self
+    }
+
+    /// The opening request.
+    pub fn request(&self) -> crate::entry::RetrieveRequest {
+        crate::entry::RetrieveRequest {
+            item: self.item.key(),
+            nonce: self.nonce,
+        }
+    }
+
+    fn take_bytes(&mut self, n: usize) -> Result<(), Misbehaviour> {
+        self.bytes = self.bytes.saturating_add(n as u64);
+        if self.bytes > self.budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+        }
+        Ok(())
+    }
+
+    /// Takes the head (encoded). Returns the first list page to ask for, if any.
+    pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
+        if self.head.is_some() {
+            return Err(Misbehaviour::NoAnswer("a second head"));
+        }
+        self.take_bytes(bytes.len())?;
+        let head = MHead::from_bytes(bytes)?;
+        head.cert.verify_for(&self.trusted, &self.peer)?;
+        let counter = crate::checks::require_stepped(&head.cert)?;
+        let read = &head.read.read;
+        crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
+        let t = read.value;
+        let root = root_at(&head.cert, &self.peer, &counter, head.step.as_ref(), t)?;
+        // d's leaf, and so its list length, is bound under the root before anything is
+        // fetched: a node cannot claim a long list to leave as "over budget".
+        let d = self.item.key();
+        head.proof
+            .verify(&root, &[(d.0 .0, head.leaf.map(|l| l.value_hash()))])
+            .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
+        let gaps = gap_chain(&head, &self.peer, &counter, self.budget.max_gaps)?;
+        let checked = Head {
+            cert: head.cert,
+            counter,
+            t,
+            root,
+            leaf: head.leaf,
+            proof: head.proof,
+            gaps,
+        };
+        check_known(&checked, head.step.as_ref(), &self.known)?;
+        if checked.n() > self.budget.max_entries {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+        }
+        self.step = head.step;
+        self.head = Some(checked);
+        Ok(self.next_page())
+    }
+
+    fn next_page(&self) -> Option<MPageRequest> {
+        let n = self.head.as_ref()?.n();
+        let have = self.offers.len() as u64;
+        (have < n).then(|| MPageRequest {
+            item: self.item.key(),
+            from: have,
+            count: (n - have)
+                .min(u64::from(self.budget.page_items.max(1)))
+                .min(MAX_LIST_PAGE as u64) as u32,
+        })
+    }
+
+    /// Takes a list page (encoded).
+    pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
+        self.take_bytes(bytes.len())?;
+        let page = MPage::from_bytes(bytes)?;
+        let Some(want) = self.next_page() else {
+            return Err(Misbehaviour::NoAnswer("a page after the list"));
+        };
+        if page.offers.is_empty() || page.offers.len() > want.count as usize {
+            return Err(Misbehaviour::Truncated {
+                next: want.from,
+                t: want.from.saturating_add(u64::from(want.count)),
+            });
+        }
+        self.offers.extend(page.offers);
+        Ok(self.next_page())
+    }
+
+    /// Checks the list against the leaf under the root. Call once every page is in.
+    pub fn check_list(&mut self) -> Result<(), Misbehaviour> {
+        let Some(head) = &self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        if self.offers.len() as u64 != head.n() {
+            return Err(Misbehaviour::Truncated {
+                next: self.offers.len() as u64,
+                t: head.n(),
+            });
+        }
+        let d = self.item.key();
+        let got =
+            (!self.offers.is_empty()).then(|| leaf_of(&d, self.offers.iter().map(Vec::as_slice)));
+        if got != head.leaf {
+            return Err(Misbehaviour::BadProof(
+                "the list for the item is not the one under the root",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Draws `s` steps to audit, without replacement, from base+1..=t, with `rng`.
+    pub fn plan_audits<R: rand_core::RngCore>(&mut self, s: u64, rng: &mut R) -> Vec<u64> {
+        let Some(head) = &self.head else {
+            return Vec::new();
+        };
+        let span = head.t - head.counter.initial;
+        let s = s.min(span);
+        let mut chosen = std::collections::BTreeSet::new();
+        // Floyd's algorithm: s distinct values from 1..=span.
+        for j in span - s + 1..=span {
+            let r = 1 + rng.next_u64() % j;
+            if !chosen.insert(r) {
+                chosen.insert(j);
+            }
+        }
+        self.audits = chosen
+            .into_iter()
+            .map(|x| head.counter.initial + x)
+            .collect();
+        self.audits.clone()
+    }
+
+    /// Takes the answer to the audit of step `value` (encoded): the step at exactly `value`,
+    /// or, when the chain to t skips `value`, the gap step on that chain that skips it.
+    pub fn on_audit_bytes(&mut self, value: u64, bytes: &[u8]) -> Result<(), Misbehaviour> {
+        self.audit_bytes = self.audit_bytes.saturating_add(bytes.len() as u64);
+        let Some(head) = &self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        if value <= head.counter.initial || value > head.t {
+            return Err(Misbehaviour::BadStep(
+                "an audit of a value outside base+1..=t",
+            ));
+        }
+        let sp = StepProof::from_bytes(bytes)?;
+        let h = &sp.step.header;
+        match head.gap_over(value) {
+            Some(gap) if sp.step != *gap => {
+                return Err(Misbehaviour::BadStep(
+                    "the audit of a skipped value was not answered by the gap step that skips it",
+                ))
+            }
+            Some(_) => {}
+            None if h.value != value => {
+                return Err(Misbehaviour::BadStep("the audit answered another step"))
+            }
+            // A gap step at exactly `value` is on the chain only if the head listed it.
+            None if h.gap().is_some() && !head.gaps.contains(&sp.step) => {
+                return Err(Misbehaviour::BadStep(
+                    "the audit was answered by a gap step that is not on the chain to t",
+                ))
+            }
+            None => {}
+        }
+        crate::merkle::verify_step(&head.cert, &self.peer, &sp)?;
+        if !self.audited.contains(&value) {
+            self.audited.push(value);
+        }
+        Ok(())
+    }
+
+    /// The outcome, once the list is checked and the planned audits are answered.
+    pub fn finish(self) -> Result<MOutcome, Misbehaviour> {
+        let Some(head) = self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        if let Some(missing) = self.audits.iter().find(|v| !self.audited.contains(v)) {
+            return Err(Misbehaviour::Refused(format!(
+                "the audit of step {missing} was not answered"
+            )));
+        }
+        let mut offers = Vec::with_capacity(self.offers.len());
+        for b in &self.offers {
+            let o = SignedOffer::from_bytes(b)
+                .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
+            if o.offer.key != self.item.key() || o.verify().is_err() {
+                return Err(Misbehaviour::BadStep(
+                    "the list holds an invalid offer or one for another item",
+                ));
+            }
+            offers.push(o);
+        }
+        let span = head.t - head.counter.initial;
+        let detection = if span == 0 {
+            1.0
+        } else {
+            self.audited.len() as f64 / span as f64
+        };
+        let gaps = head
+            .gaps
+            .iter()
+            .filter_map(|g| {
+                let (first, last) = g.header.gap()?;
+                Some(GapReport {
+                    inc: g.inc.clone(),
+                    first,
+                    last,
+                })
+            })
+            .collect();
+        Ok(MOutcome {
+            cert: head.cert,
+            step: self.step,
+            proof: head.proof,
+            t: head.t,
+            base: head.counter.initial,
+            root: head.root,
+            offers,
+            audited: self.audited,
+            gaps,
+            detection,
+            bytes: self.bytes,
+            audit_bytes: self.audit_bytes,
+        })
+    }
+}
+
+/// Checks the head's gap steps: each signed, a gap step, the one the step before names
+/// (starting from the step at t), ending at the base; at most `max` of them.
+fn gap_chain(
+    head: &MHead,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    max: u32,
+) -> Result<Vec<SignedStep>, Misbehaviour> {
+    let mut expected = head
+        .step
+        .as_ref()
+        .map_or(counter.initial, |s| s.header.last_gap());
+    let mut chain = Vec::with_capacity(head.gaps.len());
+    for g in &head.gaps {
+        if expected == counter.initial {
+            return Err(Misbehaviour::BadStep(
+                "the head lists a gap step beyond the chain's last",
+            ));
+        }
+        if chain.len() >= max as usize {
+            return Err(Misbehaviour::TooManyGaps { max });
+        }
+        check_signed_step(&head.cert, peer, counter, g)?;
+        if g.header.value != expected || g.header.gap().is_none() {
+            return Err(Misbehaviour::BadStep(
+                "the head's gap steps are not the ones the chain names",
+            ));
+        }
+        expected = g.header.gap_link;
+        chain.push(g.clone());
+    }
+    if expected != counter.initial {
+        return if chain.len() >= max as usize || head.gaps.len() >= MAX_GAP_STEPS {
+            Err(Misbehaviour::TooManyGaps { max })
+        } else {
+            Err(Misbehaviour::BadStep(
+                "the head leaves out a gap step the chain names",
+            ))
+        };
+    }
+    Ok(chain)
+}
+
+/// Checks the statements the checker already holds against the head: none above t, none
+/// skipped by a gap step on the chain, none contradicted by a statement at its value.
+fn check_known(
+    head: &Head,
+    step: Option<&SignedStep>,
+    known: &[SignedInc],
+) -> Result<(), Misbehaviour> {
+    let device = head.cert.cert.device.id();
+    let peer = &head.cert.cert.peer;
+    for k in known {
+        let i = &k.inc;
+        if i.device != device || &i.peer != peer || i.counter != head.counter.id {
+            continue;
+        }
+        if i.value > head.t {
+            return Err(Misbehaviour::ReadBelowReceipt {
+                t: head.t,
+                receipted: i.value,
+            });
+        }
+        let at_value = step
+            .into_iter()
+            .chain(head.gaps.iter())
+            .find(|s| s.inc.inc.value == i.value);
+        if let Some(s) = at_value {
+            if s.inc.inc.payload != i.payload {
+                return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
+                    cert: head.cert.clone(),
+                    a: k.clone(),
+                    b: s.inc.clone(),
+                })));
+            }
+        }
+        if let Some(gap) = head.gap_over(i.value) {
+            return Err(Misbehaviour::Evidence(Box::new(Evidence::GapStepOverInc {
+                cert: head.cert.clone(),
+                inc: k.clone(),
+                gap: Box::new(gap.clone()),
+            })));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,740 @@
+//! The soundness holes an outside review found (issue 9), each tried by a cheating node that
+//! is caught, or an honest node that is not accused: audits answered by gap steps off the
+//! chain, replies of another scheme than the certificate's, budgets a node could steer, and
+//! numbers from a peer that overflowed.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use candor_core::*;
+use rand_core::OsRng;
+use std::collections::BTreeMap;
+
+/// A scheme-M node in one process: an honest state, plus the means to sign any step.
+struct MNode {
+    signer: Ed25519StatementSigner,
+    cert: SignedCertificate,
+    trusted: Vec<PublicKey>,
+    state: MState,
+    /// Every item's list as the node serves it.
+    lists: BTreeMap<ItemKey, Vec<Vec<u8>>>,
+    /// The step proof the node answers an audit of each value with.
+    steps: BTreeMap<u64, StepProof>,
+}
+
+impl MNode {
+    fn new(scheme: Scheme) -> Self {
+        let node = Keypair::generate(&mut OsRng);
+        let peer = PeerId::from_ed25519(&node.public());
+        let signer = Ed25519StatementSigner::new(Keypair::generate(&mut OsRng), peer);
+        let auth = Authority::new(Keypair::generate(&mut OsRng));
+        let req = EnrolRequest::new(
+            &node,
+            signer.device_key(),
+            scheme,
+            vec![signer.sign_read(0, 5, [1; 32])],
+            None,
+        );
+        let cert = auth
+            .certify(&mut Registry::default(), &req, [1; 32], 0)
+            .unwrap();
+        let state = MState::new(cert.cert.counters[0]);
+        Self {
+            signer,
+            trusted: vec![auth.public()],
+            cert,
+            state,
+            lists: BTreeMap::new(),
+            steps: BTreeMap::new(),
+        }
+    }
+
+    fn peer(&self) -> PeerId {
+        self.signer.peer().clone()
+    }
+
+    fn sign(&self, header: &StepHeader) -> SignedInc {
+        self.signer
+            .sign_inc(0, header.value, header.payload(&self.peer()))
+    }
+
+    /// An honest step over `offers`.
+    fn publish(&mut self, offers: &[SignedOffer]) -> Vec<MReceipt> {
+        let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
+        let p = self.state.prepare(batch);
+        let inc = self.sign(&p.header);
+        let sp = self.state.apply(p, inc);
+        for b in &sp.batch {
+            let o = SignedOffer::from_bytes(b).unwrap();
+            self.lists.entry(o.offer.key).or_default().push(b.clone());
+        }
+        self.steps.insert(sp.step.header.value, sp.clone());
+        (0..offers.len() as u32)
+            .map(|position| MReceipt {
+                cert_id: self.cert.id(),
+                step: std::sync::Arc::new(sp.clone()),
+                position,
+            })
+            .collect()
+    }
+
+    /// An honest gap step at `value` over the values after the last step (which a crash
+    /// lost: the device counted them, nothing of them left the node).
+    fn gap_step(&mut self, value: u64) -> StepProof {
+        let p = self.state.prepare_gap(value);
+        let inc = self.sign(&p.header);
+        let sp = self.state.apply(p, inc);
+        self.steps.insert(value, sp.clone());
+        sp
+    }
+
+    fn head(&self, item: &Item, nonce: [u8; 32]) -> MHead {
+        self.state.head(
+            self.cert.clone(),
+            self.signer.sign_read(0, self.state.value(), nonce),
+            &item.key(),
+        )
+    }
+
+    /// A retrieve that audits every value, each answered by `answer` (the node's own steps
+    /// by default).
+    fn retrieve_all(
+        &self,
+        item: &Item,
+        budget: Budget,
+        head: MHead,
+        answer: &dyn Fn(u64) -> StepProof,
+    ) -> Result<MOutcome, Misbehaviour> {
+        let mut r = MRetrieval::new(
+            self.trusted.clone(),
+            self.peer(),
+            item.clone(),
+            [9; 32],
+            budget,
+        );
+        let mut next = r.on_head_bytes(&head.to_bytes())?;
+        let list = self.lists.get(&item.key()).cloned().unwrap_or_default();
+        while let Some(req) = next {
+            let page = MPage {
+                offers: list
+                    .iter()
+                    .skip(req.from as usize)
+                    .take(req.count as usize)
+                    .cloned()
+                    .collect(),
+            };
+            next = r.on_page_bytes(&page.to_bytes())?;
+        }
+        r.check_list()?;
+        for v in r.plan_audits(u64::MAX, &mut OsRng) {
+            r.on_audit_bytes(v, &answer(v).to_bytes())?;
+        }
+        r.finish()
+    }
+
+    /// What an honest store answers an audit of `v` with: the step at v, or the first one
+    /// above it (the gap step over a lost value).
+    fn own(&self, v: u64) -> StepProof {
+        self.steps.range(v..).next().unwrap().1.clone()
+    }
+
+    fn retrieve(&self, item: &Item) -> Result<MOutcome, Misbehaviour> {
+        self.retrieve_all(item, Budget::default(), self.head(item, [9; 32]), &|v| {
+            self.own(v)
+        })
+    }
+}
+
+/// What `verify_step` says of a step whose new root is not its transition's.
+const NEW_ROOT_WRONG: &str = "new_root is not the old tree with exactly the batch appended";
+
+fn offer(seller: &Keypair, item: &Item, price: u64) -> SignedOffer {
+    SignedOffer::sign(seller, item, price, Currency::EUR, 1, u64::MAX, price)
+}
+
+fn item(i: u32) -> Item {
+    Item::new(&format!("soundness item {i}")).unwrap()
+}
+
+/// Turns `node` into a cheater that signs a bad step: it claims to append `extra` to the
+/// honest tree, but its new root is that of a tree in which d's list lost its first offer,
+/// and the node serves that tree from now on. Returns the bad step and the honest state
+/// before it.
+fn cheat_dropping(node: &mut MNode, d: &Item, extra: &SignedOffer) -> (StepProof, MState) {
+    let before = node.state.clone();
+    let counter = node.cert.cert.counters[0];
+    // The lists without d's first offer, with the extra offer appended.
+    let mut lists = node.lists.clone();
+    lists.get_mut(&d.key()).unwrap().remove(0);
+    lists
+        .entry(extra.offer.key)
+        .or_default()
+        .push(extra.to_bytes());
+    let mut forged = MState::new(counter);
+    forged.prepare(
+        lists
+            .iter()
+            .flat_map(|(k, l)| l.iter().map(move |b| (*k, b.clone())))
+            .collect(),
+    );
+    // The honest transition, with the forged root put in.
+    let mut honest = before.clone();
+    let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())]);
+    p.header.new_root = forged.root();
+    let inc = node.sign(&p.header);
+    let bad = honest.apply(p, inc);
+    node.state = MState::new(counter).with_tree_of(forged, bad.step.clone());
+    node.lists = lists;
+    node.steps.insert(bad.step.header.value, bad.clone());
+    (bad, before)
+}
+
+/// Issue 9, item 1 (critical): a bad step at t, then a gap step at t + 1 that claims step t
+/// was lost. A buyer whose head is at t audits t: only the step at t answers it, and the
+/// bad step is caught. The gap step answers nothing (it is after the `Read`).
+#[test]
+fn an_audit_is_not_answered_by_a_gap_step_made_after_the_read() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    node.publish(&[offer(&seller, &item(1), 5)]);
+    let (bad, before) = cheat_dropping(&mut node, &d, &offer(&seller, &item(2), 7));
+    let t = bad.step.header.value;
+    // The gap step at t + 1 over t, following t − 1.
+    let mut after = before;
+    let gap_p = after.prepare_gap(t + 1);
+    let gap = after.apply(gap_p.clone(), node.sign(&gap_p.header));
+    assert_eq!(gap.step.header.gap(), Some((t, t)));
+    // Without audits the buyer takes the forged list: the audit is what catches it.
+    let head = node.head(&d, [9; 32]);
+    let err = node
+        .retrieve_all(&d, Budget::default(), head.clone(), &|v| {
+            if v == t {
+                gap.clone()
+            } else {
+                node.own(v)
+            }
+        })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Misbehaviour::BadStep("the audit answered another step")
+    );
+    // Answered with the bad step itself, the audit catches it.
+    let err = node
+        .retrieve_all(&d, Budget::default(), head, &|v| node.own(v))
+        .unwrap_err();
+    assert_eq!(err, Misbehaviour::BadStep(NEW_ROOT_WRONG));
+}
+
+/// Issue 9, item 1 (variant): a decoy gap step at v + 1 over a bad step v, then a gap step at
+/// v + 2 that follows v (skipping the decoy). The chain to t runs through v, so the audit of
+/// v must be answered by step v; the decoy answers nothing. A gap step that names the decoy
+/// as the last gap before it does not even decode (it would lie after the step it follows).
+#[test]
+fn a_decoy_gap_step_off_the_chain_answers_no_audit() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    let base = node.cert.cert.counters[0].initial;
+    let (bad, before) = cheat_dropping(&mut node, &d, &offer(&seller, &item(2), 7));
+    let v = bad.step.header.value;
+    // The decoy: a gap step at v + 1 following v − 1.
+    let decoy = {
+        let mut s = before;
+        let p = s.prepare_gap(v + 1);
+        s.apply(p.clone(), node.sign(&p.header))
+    };
+    // The cheater's chain: v (bad), then a gap step at v + 2 following v.
+    let p = node.state.prepare_gap(v + 2);
+    assert_eq!(p.header.prev_value, v);
+    assert_eq!(p.header.gap_link, base, "the decoy is not on the chain");
+    let inc = node.sign(&p.header);
+    let over_decoy = node.state.apply(p, inc);
+    node.steps.insert(v + 2, over_decoy.clone());
+    // Naming the decoy as the last gap before it: not even a valid header.
+    let mut lying = over_decoy.step.header;
+    lying.gap_link = v + 1;
+    assert!(StepHeader::from_bytes(&lying.to_bytes()).is_err());
+    let mut head = node.head(&d, [9; 32]);
+    // The audit of v answered by the decoy, or by the bad step: refused.
+    for (answer_v, why) in [
+        (decoy.clone(), "the audit answered another step"),
+        (bad.clone(), NEW_ROOT_WRONG),
+    ] {
+        let err = node
+            .retrieve_all(&d, Budget::default(), head.clone(), &|x| {
+                if x == v {
+                    answer_v.clone()
+                } else {
+                    node.own(x)
+                }
+            })
+            .unwrap_err();
+        assert_eq!(err, Misbehaviour::BadStep(why));
+    }
+    // The head listing the decoy as a gap on the chain: refused before any audit.
+    head.gaps.push(decoy.step.clone());
+    let err = node
+        .retrieve_all(&d, Budget::default(), head, &|x| node.own(x))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Misbehaviour::BadStep("the head lists a gap step beyond the chain's last")
+    );
+}
+
+/// A gap step at exactly the audited value, but off the chain to t (a later gap step skips
+/// it): it answers nothing; the gap step on the chain does.
+#[test]
+fn a_gap_step_at_the_value_but_off_the_chain_answers_no_audit() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    let r = node.state.value();
+    // Off the chain: a gap step at r + 2 over r + 1 (then "lost").
+    let off = {
+        let mut s = node.state.clone();
+        let p = s.prepare_gap(r + 2);
+        s.apply(p.clone(), node.sign(&p.header))
+    };
+    // On the chain: a gap step at r + 3 over r + 1 ..= r + 2.
+    node.gap_step(r + 3);
+    node.publish(&[offer(&seller, &item(1), 5)]);
+    let out = node.retrieve(&d).unwrap();
+    assert_eq!(out.gaps.len(), 1);
+    assert_eq!((out.gaps[0].first, out.gaps[0].last), (r + 1, r + 2));
+    let err = node
+        .retrieve_all(&d, Budget::default(), node.head(&d, [9; 32]), &|v| {
+            if v == r + 2 {
+                off.clone()
+            } else {
+                node.own(v)
+            }
+        })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Misbehaviour::BadStep(
+            "the audit of a skipped value was not answered by the gap step that skips it"
+        )
+    );
+}
+
+/// Honest nodes that lost steps in several crashes: every audit passes, every gap reported;
+/// a head that leaves a gap step out, or lists one too many, is refused; more gap steps than
+/// the buyer accepts is a named failure, not "over budget".
+#[test]
+fn gap_steps_chain_and_are_capped() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    for round in 0..3u64 {
+        node.publish(&[offer(&seller, &d, 100 + round)]);
+        let v = node.state.value();
+        node.gap_step(v + 2 + round);
+    }
+    node.publish(&[offer(&seller, &item(1), 5)]);
+    let out = node.retrieve(&d).unwrap();
+    assert_eq!(out.gaps.len(), 3);
+    assert_eq!(out.offers.len(), 3);
+    assert_eq!(out.detection, 1.0);
+    // Leaving the oldest gap step out, or the newest.
+    for drop in [0usize, 2] {
+        let mut head = node.head(&d, [9; 32]);
+        head.gaps.remove(drop);
+        let err = node
+            .retrieve_all(&d, Budget::default(), head, &|v| node.own(v))
+            .unwrap_err();
+        assert!(matches!(err, Misbehaviour::BadStep(_)), "{err}");
+    }
+    // One too many (an honest step listed as a gap).
+    let mut head = node.head(&d, [9; 32]);
+    head.gaps
+        .push(node.own(node.cert.cert.counters[0].initial + 1).step);
+    let err = node
+        .retrieve_all(&d, Budget::default(), head, &|v| node.own(v))
+        .unwrap_err();
+    assert!(matches!(err, Misbehaviour::BadStep(_)), "{err}");
+    // A buyer that accepts two gaps.
+    let budget = Budget {
+        max_gaps: 2,
+        ..Budget::default()
+    };
+    let err = node
+        .retrieve_all(&d, budget, node.head(&d, [9; 32]), &|v| node.own(v))
+        .unwrap_err();
+    assert_eq!(err, Misbehaviour::TooManyGaps { max: 2 });
+}
+
+/// A gap step over a receipted step (the node reverts to a root before the seller's offer):
+/// the seller's monitor holds transferable evidence, which a third party verifies alone.
+#[test]
+fn a_gap_step_over_a_receipt_is_transferable_evidence() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    let before = node.state.clone();
+    let receipt = node.publish(&[offer(&seller, &d, 90)]).remove(0);
+    // The cheater goes back to the tree before the receipted step and covers it with a gap.
+    let v = node.state.value();
+    node.state = before;
+    node.lists.get_mut(&d.key()).unwrap().pop();
+    node.steps.remove(&v);
+    node.gap_step(v + 1);
+    let head = node.head(&d, [9; 32]);
+    let mut r = MRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        d.clone(),
+        [9; 32],
+        Budget::default(),
+    )
+    .knowing([receipt.step.step.inc.clone()]);
+    let Err(Misbehaviour::Evidence(e)) = r.on_head_bytes(&head.to_bytes()) else {
+        panic!("evidence expected")
+    };
+    assert_eq!(e.kind(), "gap-step-over-inc");
+    let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
+    assert!(e.verify(&node.trusted).unwrap().contains("gap step"));
+    // The same statements from an honest crash (the lost step never left the node): no
+    // knowledge, so no evidence; a buyer sees the gap reported.
+    let out = node.retrieve(&d).unwrap();
+    assert_eq!(out.gaps.len(), 1);
+}
+
+/// Issue 9, item 6: d's list length is bound under the signed root before anything is
+/// fetched, so a node cannot claim a long list to leave as "over budget": the claim is a bad
+/// proof. A list the node really committed to above the buyer's cap is over budget; so is a
+/// list whose bytes exceed the buyer's byte budget, in every flow.
+#[test]
+fn over_budget_is_reachable_only_by_real_volume() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    for p in 0..5 {
+        node.publish(&[offer(&seller, &d, 100 + p)]);
+    }
+    let mut head = node.head(&d, [9; 32]);
+    head.leaf.as_mut().unwrap().n = u64::MAX;
+    let err = node
+        .retrieve_all(&d, Budget::default(), head, &|v| node.own(v))
+        .unwrap_err();
+    assert!(matches!(err, Misbehaviour::BadProof(_)), "{err}");
+    let small = Budget {
+        max_entries: 4,
+        ..Budget::default()
+    };
+    let err = node
+        .retrieve_all(&d, small, node.head(&d, [9; 32]), &|v| node.own(v))
+        .unwrap_err();
+    assert_eq!(err, Misbehaviour::OverBudget(BudgetKind::Entries));
+    let tight = Budget {
+        max_bytes: 1_500,
+        ..Budget::default()
+    };
+    let err = node
+        .retrieve_all(&d, tight, node.head(&d, [9; 32]), &|v| node.own(v))
+        .unwrap_err();
+    assert_eq!(err, Misbehaviour::OverBudget(BudgetKind::Bytes));
+    assert_eq!(node.retrieve(&d).unwrap().offers.len(), 5);
+}
+
+/// Issue 9, item 2: every check takes the scheme from the certificate. A counted (B/C)
+/// receipt or head from a node certified for M is refused, and a step, a step receipt or an
+/// M head from a node certified for B.
+#[test]
+fn replies_of_another_scheme_than_the_certificates_are_refused() {
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let o = offer(&seller, &d, 100);
+    // An M node hands out a B receipt: an Inc binding the entry payload.
+    let m = MNode::new(Scheme::Merkle);
+    let inc = m
+        .signer
+        .sign_inc(0, 6, entry_payload(&m.peer(), 0, &o.to_bytes()));
+    let receipt = Receipt {
+        cert_id: m.cert.id(),
+        inc,
+    };
+    let err = check_receipt(&m.trusted, &m.peer(), &m.cert, &o, &receipt).unwrap_err();
+    assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
+    // ...and a B/C head.
+    let mut r = Retrieval::new(
+        m.trusted.clone(),
+        m.peer(),
+        d.clone(),
+        [3; 32],
+        Budget::default(),
+    );
+    let head = RetrieveHead {
+        cert: m.cert.clone(),
+        read: m.signer.sign_read(0, 6, [3; 32]),
+    };
+    let err = r.on_head_bytes(&head.to_bytes()).unwrap_err();
+    assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
+    // A B node hands out steps, step receipts and M heads.
+    let mut b = MNode::new(Scheme::Basic);
+    let rm = b.publish(std::slice::from_ref(&o)).remove(0);
+    let err = check_m_receipt(&b.trusted, &b.peer(), &b.cert, &o, &rm).unwrap_err();
+    assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
+    let err = verify_step(&b.cert, &b.peer(), &rm.step).unwrap_err();
+    assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
+    let err = b.retrieve(&d).unwrap_err();
+    assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
+}
+
+/// Issue 9, item 7: numbers from a peer are checked before use; the monitor holds the node to
+/// its receipt's certificate; a proof under a past root must be for the step asked for.
+#[test]
+fn attacker_numbers_and_certificates_are_checked() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let o = offer(&seller, &d, 100);
+    node.publish(std::slice::from_ref(&o));
+    // A step whose old leaf claims u64::MAX offers: a typed refusal, not a wrap or a panic.
+    let mut sp = node.publish(&[offer(&seller, &d, 90)]).remove(0).step;
+    let s = std::sync::Arc::make_mut(&mut sp);
+    s.old[0].1.as_mut().unwrap().n = u64::MAX;
+    let err = verify_step(&node.cert, &node.peer(), s).unwrap_err();
+    assert!(matches!(err, Misbehaviour::BadStep(_)), "{err}");
+    // total_offers near the end of u64.
+    let mut s2 = node.own(node.state.value());
+    s2.step.header.total_offers = u64::MAX;
+    s2.step.inc = node.sign(&s2.step.header);
+    assert!(verify_step(&node.cert, &node.peer(), &s2).is_err());
+    // The monitor: the node answers under another certificate than the receipt's.
+    let receipt = node
+        .publish(std::slice::from_ref(&offer(&seller, &d, 80)))
+        .remove(0);
+    let placement = check_m_receipt(
+        &node.trusted,
+        &node.peer(),
+        &node.cert,
+        &offer(&seller, &d, 80),
+        &receipt,
+    )
+    .unwrap();
+    let out = node.retrieve(&d).unwrap();
+    check_monitor(&receipt, &offer(&seller, &d, 80), &placement, &out).unwrap();
+    let mut other = receipt.clone();
+    other.cert_id = Digest([0xEE; 32]);
+    assert_eq!(
+        check_monitor(&other, &offer(&seller, &d, 80), &placement, &out).unwrap_err(),
+        Misbehaviour::OtherCertificate
+    );
+    // A proof under a past root, for another step than the one asked for.
+    let past = MPast {
+        cert: node.cert.clone(),
+        step: Some(node.own(node.state.value()).step),
+        value: node.state.value(),
+        n: 3,
+        proof: node.state.prove(&d.key()).1,
+    };
+    let list = node.lists[&d.key()].clone();
+    verify_past(
+        &node.trusted,
+        &node.peer(),
+        &d,
+        node.state.value(),
+        &past,
+        &list,
+    )
+    .unwrap();
+    let err = verify_past(
+        &node.trusted,
+        &node.peer(),
+        &d,
+        node.state.value() - 1,
+        &past,
+        &list,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Misbehaviour::BadStep(_)), "{err}");
+}
+
+/// A B/C node in one process: a device signer and its certificate.
+struct CNode {
+    signer: Ed25519StatementSigner,
+    cert: SignedCertificate,
+    trusted: Vec<PublicKey>,
+}
+
+impl CNode {
+    fn new(scheme: Scheme, counters: u32) -> Self {
+        let node = Keypair::generate(&mut OsRng);
+        let peer = PeerId::from_ed25519(&node.public());
+        let signer = Ed25519StatementSigner::new(Keypair::generate(&mut OsRng), peer);
+        let auth = Authority::new(Keypair::generate(&mut OsRng));
+        let reads = (0..counters)
+            .map(|c| signer.sign_read(c, 5, [1; 32]))
+            .collect();
+        let req = EnrolRequest::new(&node, signer.device_key(), scheme, reads, None);
+        let cert = auth
+            .certify(&mut Registry::default(), &req, [1; 32], 0)
+            .unwrap();
+        Self {
+            signer,
+            trusted: vec![auth.public()],
+            cert,
+        }
+    }
+
+    fn peer(&self) -> PeerId {
+        self.signer.peer().clone()
+    }
+
+    fn entry(&self, counter: CounterId, value: u64, o: &SignedOffer) -> PageItem {
+        let bytes = o.to_bytes();
+        PageItem::Entry {
+            inc: self
+                .signer
+                .sign_inc(counter, value, entry_payload(&self.peer(), counter, &bytes)),
+            bytes,
+        }
+    }
+
+    fn gap(&self, counter: CounterId, value: u64, first: u64, last: u64) -> PageItem {
+        PageItem::Gap {
+            inc: self.signer.sign_inc(
+                counter,
+                value,
+                gap_payload(&self.peer(), counter, first, last),
+            ),
+            first,
+            last,
+        }
+    }
+
+    /// A retrieve of `item` served `items` under a `Read` at `t` on `counter`.
+    fn retrieve(
+        &self,
+        r: Retrieval,
+        counter: CounterId,
+        t: u64,
+        items: Vec<PageItem>,
+    ) -> Result<Outcome, Misbehaviour> {
+        let mut r = r;
+        let nonce = r.request().nonce;
+        let head = RetrieveHead {
+            cert: self.cert.clone(),
+            read: self.signer.sign_read(counter, t, nonce),
+        };
+        if r.on_head_bytes(&head.to_bytes())?.is_some() {
+            r.on_page_bytes(&Page { items }.to_bytes())?;
+        }
+        r.finish()
+    }
+
+    fn session(&self, d: &Item) -> Retrieval {
+        Retrieval::new(
+            self.trusted.clone(),
+            self.peer(),
+            d.clone(),
+            [4; 32],
+            Budget::default(),
+        )
+    }
+}
+
+/// Issue 9, item 3 (schemes B and C): a node shows buyers "value 6 lost, covered by the gap
+/// notice at 7", and later shows the seller "entry 6 present, 7 lost, covered by the gap
+/// notice at 8". Each view alone is what an honest node shows after crashes. But the gap
+/// notice at 7 left the node: a buyer that keeps the gap notices it saw holds the device's
+/// own statement at 7, and the later view's gap over 7 is transferable evidence. A seller
+/// monitoring while the first view is served catches the gap over its receipt.
+#[test]
+fn a_node_cannot_show_buyer_and_seller_contradicting_gap_histories() {
+    let node = CNode::new(Scheme::Basic, 1);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let x = offer(&seller, &d, 100);
+    let entry6 = node.entry(0, 6, &x);
+    let receipt = Receipt {
+        cert_id: node.cert.id(),
+        inc: entry6.inc().clone(),
+    };
+    let g1 = node.gap(0, 7, 6, 6);
+    // The buyers' view at t = 7: the offer hidden behind a gap.
+    let seen = node
+        .retrieve(node.session(&d), 0, 7, vec![g1.clone()])
+        .unwrap();
+    assert!(seen.offers.is_empty());
+    assert_eq!(seen.gaps.len(), 1);
+    // A seller monitoring now catches it.
+    let err = node
+        .retrieve(
+            node.session(&d).watching([receipt.clone()]),
+            0,
+            7,
+            vec![g1.clone()],
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), "gap-over-receipt");
+    // The seller's view at t = 8: its entry, and the gap notice at 7 "lost".
+    let g2 = node.gap(0, 8, 7, 7);
+    let view = vec![entry6, g2];
+    let out = node
+        .retrieve(node.session(&d).watching([receipt]), 0, 8, view.clone())
+        .unwrap();
+    assert_eq!(out.offers.len(), 1);
+    // The buyer that kept the gap notice it saw holds evidence against the later view.
+    let remembered: Vec<SignedInc> = seen.gaps.iter().map(|g| g.inc.clone()).collect();
+    let Err(Misbehaviour::Evidence(e)) =
+        node.retrieve(node.session(&d).knowing(remembered), 0, 8, view)
+    else {
+        panic!("evidence expected")
+    };
+    assert_eq!(e.kind(), "gap-over-receipt");
+    let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
+    e.verify(&node.trusted).unwrap();
+}
+
+/// Issue 9, item 7: a seller monitoring one item of a C node holds receipts of another
+/// counter with higher values. Those say nothing about this counter: the honest node is not
+/// accused ("read below receipt" or a local "equivocation" before the fix).
+#[test]
+fn a_monitor_holds_the_node_only_to_receipts_of_the_items_counter() {
+    let node = CNode::new(Scheme::Counters, 2);
+    let seller = Keypair::generate(&mut OsRng);
+    let on = |c: u32| {
+        (0..)
+            .map(item)
+            .find(|i| node.cert.cert.counter_for(&i.key()).id == c)
+            .unwrap()
+    };
+    let (d0, d1) = (on(0), on(1));
+    // Receipts on counter 0 at values 6..=9.
+    let receipts: Vec<Receipt> = (6..=9)
+        .map(|v| Receipt {
+            cert_id: node.cert.id(),
+            inc: node.entry(0, v, &offer(&seller, &d0, v)).inc().clone(),
+        })
+        .collect();
+    // Item d1 on counter 1, with one entry at 6.
+    let x = offer(&seller, &d1, 50);
+    let out = node
+        .retrieve(
+            node.session(&d1).watching(receipts.clone()),
+            1,
+            6,
+            vec![node.entry(1, 6, &x)],
+        )
+        .unwrap();
+    assert_eq!(out.offers.len(), 1);
+    // A receipt under another certificate: the node must answer under the receipt's.
+    let mut other = receipts[0].clone();
+    other.cert_id = Digest([0xAB; 32]);
+    let err = node
+        .retrieve(
+            node.session(&d1).watching([other]),
+            1,
+            6,
+            vec![node.entry(1, 6, &x)],
+        )
+        .unwrap_err();
+    assert_eq!(err, Misbehaviour::OtherCertificate);
+}

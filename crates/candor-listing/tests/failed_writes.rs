@@ -1,0 +1,193 @@
+//! An error in the middle of a publish (issue 9, item 4): the device fails after counting,
+//! with its statement kept or lost, or before; the store's commit fails; the device goes away.
+//! Each time the node stops serving what it cannot back, reconciles (DESIGN.md §7) before it
+//! counts or reads again, and is never accused by a buyer or a monitoring seller — before and
+//! after a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use candor_core::*;
+use candor_device::{FailingDevice, Fault, Faults, SoftwareDevice};
+use candor_listing::{
+    monitor, monitor_m, publish_to, publish_to_m, retrieve_from, retrieve_from_m, ListingNode,
+    PublishError, ServeError,
+};
+use candor_store::ListingStore;
+use common::*;
+use std::path::Path;
+
+type Node = ListingNode<FailingDevice<SoftwareDevice>>;
+
+fn node(m: &mut Market, dir: &Path, scheme: Scheme) -> (Node, Faults, SignedCertificate) {
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let mut device = SoftwareDevice::create(
+        &dir.join("device.state"),
+        PeerId::from_ed25519(&node_key.public()),
+        1,
+    )
+    .unwrap();
+    let cert = m.enrol_device(&node_key, &mut device, scheme, 1);
+    let (device, faults) = FailingDevice::new(device);
+    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
+    let (node, _) = ListingNode::open(device, store, cert.clone()).unwrap();
+    (node, faults, cert)
+}
+
+fn reopen(node: Node, dir: &Path, cert: &SignedCertificate) -> Node {
+    drop(node);
+    let device = SoftwareDevice::open(&dir.join("device.state")).unwrap();
+    let (device, _) = FailingDevice::new(device);
+    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
+    ListingNode::open(device, store, cert.clone()).unwrap().0
+}
+
+/// Everything a buyer and the seller check passes: every value accounted for (scheme M:
+/// every step audited), every receipt still served. Returns (offers, gaps).
+fn check(node: &Node, m: &Market, scheme: Scheme, receipts: &Receipts) -> (usize, usize) {
+    if scheme == Scheme::Merkle {
+        let out =
+            retrieve_from_m(node, &m.trusted, &target(), Budget::default(), u64::MAX).unwrap();
+        assert_eq!(out.detection, 1.0);
+        let mine: Vec<_> = receipts.m.clone();
+        monitor_m(node, &m.trusted, &target(), &mine, Budget::default()).unwrap();
+        (out.offers.len(), out.gaps.len())
+    } else {
+        let out = retrieve_from(node, &m.trusted, &target(), Budget::default()).unwrap();
+        monitor(
+            node,
+            &m.trusted,
+            &target(),
+            receipts.b.clone(),
+            Budget::default(),
+        )
+        .unwrap();
+        (out.offers.len(), out.gaps.len())
+    }
+}
+
+#[derive(Default)]
+struct Receipts {
+    b: Vec<Receipt>,
+    m: Vec<(SignedOffer, MReceipt, Placement)>,
+}
+
+/// Publishes one offer as an honest seller would; keeps the receipt if there is one.
+fn publish(node: &Node, m: &Market, scheme: Scheme, price: u64, r: &mut Receipts) -> bool {
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let o = offer(&seller, &target(), price, 1);
+    if scheme == Scheme::Merkle {
+        match publish_to_m(node, &m.trusted, &o, NOW) {
+            Ok((receipt, p)) => {
+                r.m.push((o, receipt, p));
+                true
+            }
+            Err(Misbehaviour::Refused(_)) => false,
+            Err(e) => panic!("the seller accused the node: {e}"),
+        }
+    } else {
+        match publish_to(node, &m.trusted, &o, NOW) {
+            Ok(receipt) => {
+                r.b.push(receipt);
+                true
+            }
+            Err(Misbehaviour::Refused(_)) => false,
+            Err(e) => panic!("the seller accused the node: {e}"),
+        }
+    }
+}
+
+/// One fault in the middle of a publish, then more publishes, checks, a restart, checks.
+fn survives(scheme: Scheme, fault: Fault, expect_gap: bool) {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, faults, cert) = node(&mut m, dir.path(), scheme);
+    let mut r = Receipts::default();
+    assert!(publish(&node, &m, scheme, 100, &mut r));
+    faults.arm(fault);
+    assert!(
+        !publish(&node, &m, scheme, 200, &mut r),
+        "the failed publish gave a receipt"
+    );
+    // The node goes on: the next publishes build on what the device really counted.
+    assert!(publish(&node, &m, scheme, 300, &mut r));
+    assert!(publish(&node, &m, scheme, 400, &mut r));
+    let (offers, gaps) = check(&node, &m, scheme, &r);
+    assert_eq!(gaps, usize::from(expect_gap), "{scheme:?} {fault:?}");
+    // The failed offer is there when the device's statement was kept, else a gap covers it.
+    let failed_kept = matches!(fault, Fault::AfterCount);
+    assert_eq!(offers, 3 + usize::from(failed_kept), "{scheme:?} {fault:?}");
+    let node = reopen(node, dir.path(), &cert);
+    assert_eq!(check(&node, &m, scheme, &r), (offers, gaps));
+    assert!(publish(&node, &m, scheme, 500, &mut r));
+    assert_eq!(check(&node, &m, scheme, &r).0, offers + 1);
+}
+
+#[test]
+fn a_device_error_after_counting_is_reconciled_and_never_accused() {
+    for scheme in [Scheme::Basic, Scheme::Merkle] {
+        survives(scheme, Fault::AfterCount, false);
+        survives(scheme, Fault::AfterCountLost, true);
+        survives(scheme, Fault::BeforeCount, false);
+    }
+}
+
+/// The store's commit fails after the device counted: the node reconciles from the pending
+/// record and the device's kept statement, and serves nothing it has not stored.
+#[test]
+fn a_failed_store_commit_is_reconciled_and_never_accused() {
+    for scheme in [Scheme::Basic, Scheme::Merkle] {
+        let mut m = Market::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (node, _faults, cert) = node(&mut m, dir.path(), scheme);
+        let mut r = Receipts::default();
+        assert!(publish(&node, &m, scheme, 100, &mut r));
+        node.store().fail_commits(1);
+        assert!(!publish(&node, &m, scheme, 200, &mut r));
+        assert!(publish(&node, &m, scheme, 300, &mut r));
+        assert_eq!(check(&node, &m, scheme, &r), (3, 0), "{scheme:?}");
+        let node = reopen(node, dir.path(), &cert);
+        assert_eq!(check(&node, &m, scheme, &r), (3, 0), "{scheme:?}");
+    }
+}
+
+/// A device that goes away in the middle of a publish: the node refuses `Read`s and publishes
+/// with a typed "reconciling" answer (never a state it cannot back) until the device is back,
+/// then reconciles and serves as before.
+#[test]
+fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
+    for scheme in [Scheme::Basic, Scheme::Merkle] {
+        let mut m = Market::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (node, faults, _) = node(&mut m, dir.path(), scheme);
+        let mut r = Receipts::default();
+        assert!(publish(&node, &m, scheme, 100, &mut r));
+        faults.arm(Fault::Down);
+        assert!(!publish(&node, &m, scheme, 200, &mut r));
+        let req = RetrieveRequest {
+            item: target().key(),
+            nonce: [1; 32],
+        };
+        let head = if scheme == Scheme::Merkle {
+            node.m_head(&req).map(|_| ())
+        } else {
+            node.head(&req).map(|_| ())
+        };
+        assert!(matches!(head, Err(ServeError::Reconciling(_))), "{head:?}");
+        let o = offer(&Keypair::generate(&mut rand_core::OsRng), &target(), 1, 1);
+        let again = if scheme == Scheme::Merkle {
+            node.publish_m(std::slice::from_ref(&o), NOW)
+                .remove(0)
+                .map(|_| ())
+        } else {
+            node.publish(&o, NOW).map(|_| ())
+        };
+        assert!(
+            matches!(again, Err(PublishError::Reconciling(_))),
+            "{again:?}"
+        );
+        faults.clear();
+        assert!(publish(&node, &m, scheme, 300, &mut r));
+        assert_eq!(check(&node, &m, scheme, &r), (2, 0), "{scheme:?}");
+    }
+}
