@@ -31,23 +31,33 @@ use std::collections::BTreeMap;
 /// How much a buyer will take from one listing node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Most counter values (t − base) it will check.
+    /// Most counter values (t − base) it will check (scheme M: most offers of the item).
     pub max_entries: u64,
     /// Most bytes of pages it will take.
     pub max_bytes: u64,
-    /// Most gap notices it accepts.
+    /// Most gap notices (scheme M: gap steps) it accepts; a node with more fails with
+    /// [`Misbehaviour::TooManyGaps`], never "over budget".
     pub max_gaps: u32,
     /// Items per page it asks for.
     pub page_items: u32,
+    /// Most values one scheme-M gap step may skip. An honest node loses at most the step it
+    /// was writing per crash (plus gap steps lost in crashes right after), so a wide gap step
+    /// is a node reverting to an old root, which fails with [`Misbehaviour::GapTooWide`].
+    pub max_gap_width: u64,
 }
 
+/// The default budget per listing node: 64 MiB and 200,000 values (a scheme-B counter holds
+/// ~180,000 offers in 64 MiB; an M or C retrieve of one item needs far less), 64 gaps. With
+/// the default 30 s per node and at most 256 MiB per retrieve across Δ(d), a retrieve fits a
+/// buyer's ordinary machine whatever the listing nodes send.
 impl Default for Budget {
     fn default() -> Self {
         Self {
-            max_entries: 2_000_000,
-            max_bytes: 1 << 30,
+            max_entries: 200_000,
+            max_bytes: 64 << 20,
             max_gaps: 64,
             page_items: MAX_PAGE_ITEMS as u32,
+            max_gap_width: 16,
         }
     }
 }
@@ -329,9 +339,10 @@ impl Retrieval {
             }
             if value > self.next {
                 self.holes.push((self.next, value - 1));
+                // Each hole needs a gap notice of its own.
                 if self.holes.len() > self.budget.max_gaps as usize {
-                    return Err(Misbehaviour::MissingEntry {
-                        value: self.holes.first().map(|h| h.0).unwrap_or(self.next),
+                    return Err(Misbehaviour::TooManyGaps {
+                        max: self.budget.max_gaps,
                     });
                 }
             }
@@ -367,7 +378,9 @@ impl Retrieval {
                     }
                     self.cover(value, first, last)?;
                     if self.gaps.len() >= self.budget.max_gaps as usize {
-                        return Err(Misbehaviour::OverBudget(BudgetKind::Gaps));
+                        return Err(Misbehaviour::TooManyGaps {
+                            max: self.budget.max_gaps,
+                        });
                     }
                     self.gaps.push(GapReport { inc, first, last });
                 }

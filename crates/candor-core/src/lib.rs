@@ -56,8 +56,9 @@ pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signatur
 pub use m_retrieve::{MHead, MOutcome, MPage, MPageRequest, MRetrieval};
 pub use merkle::{
     batch_root, chain_next, chain_start, check_m_receipt, check_monitor, empty_root, leaf_of,
-    offer_hash, verify_past, verify_step, Leaf, MPast, MReceipt, MState, Placement, PreparedStep,
-    SignedStep, StepHeader, StepProof, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
+    offer_hash, past_len, verify_past, verify_step, Leaf, MPast, MReceipt, MState, Placement,
+    PreparedStep, SignedStep, StepHeader, StepProof, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY,
+    MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,

@@ -262,6 +262,17 @@ pub struct MRetrieval {
     audits: Vec<u64>,
     audited: Vec<u64>,
     step: Option<SignedStep>,
+    list_checked: bool,
+    /// A verdict the head earned that only volume or gaps justify ("over budget", "too many
+    /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
+    /// escape a check it would fail.
+    deferred: Option<Misbehaviour>,
+}
+
+/// Whether two signed steps are the same statement (header and `Inc` fields; not the
+/// signature bytes, which a TPM randomises).
+fn same(a: &SignedStep, b: &SignedStep) -> bool {
+    a.header == b.header && a.inc.inc == b.inc.inc
 }
 
 impl MRetrieval {
@@ -289,6 +300,8 @@ impl MRetrieval {
             audits: Vec::new(),
             audited: Vec::new(),
             step: None,
+            list_checked: false,
+            deferred: None,
         }
     }
 
@@ -336,7 +349,19 @@ impl MRetrieval {
         head.proof
             .verify(&root, &[(d.0 .0, head.leaf.map(|l| l.value_hash()))])
             .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
-        let gaps = gap_chain(&head, &self.peer, &counter, self.budget.max_gaps)?;
+        let gaps = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
+        if let (Some(leaf), Some(step)) = (&head.leaf, &head.step) {
+            if leaf.n > step.header.total_offers {
+                return Err(Misbehaviour::BadStep(
+                    "the item's list is longer than every offer the node ever counted",
+                ));
+            }
+        }
+        if gaps.len() > self.budget.max_gaps as usize {
+            self.deferred = Some(Misbehaviour::TooManyGaps {
+                max: self.budget.max_gaps,
+            });
+        }
         let checked = Head {
             cert: head.cert,
             counter,
@@ -347,8 +372,8 @@ impl MRetrieval {
             gaps,
         };
         check_known(&checked, head.step.as_ref(), &self.known)?;
-        if checked.n() > self.budget.max_entries {
-            return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+        if checked.n() > self.budget.max_entries && self.deferred.is_none() {
+            self.deferred = Some(Misbehaviour::OverBudget(BudgetKind::Entries));
         }
         self.step = head.step;
         self.head = Some(checked);
@@ -356,6 +381,10 @@ impl MRetrieval {
     }
 
     fn next_page(&self) -> Option<MPageRequest> {
+        if self.deferred.is_some() {
+            // The list is not fetched; the audits still run.
+            return None;
+        }
         let n = self.head.as_ref()?.n();
         let have = self.offers.len() as u64;
         (have < n).then(|| MPageRequest {
@@ -389,6 +418,9 @@ impl MRetrieval {
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
+        if self.deferred.is_some() {
+            return Ok(());
+        }
         if self.offers.len() as u64 != head.n() {
             return Err(Misbehaviour::Truncated {
                 next: self.offers.len() as u64,
@@ -403,6 +435,7 @@ impl MRetrieval {
                 "the list for the item is not the one under the root",
             ));
         }
+        self.list_checked = true;
         Ok(())
     }
 
@@ -432,6 +465,9 @@ impl MRetrieval {
     /// or, when the chain to t skips `value`, the gap step on that chain that skips it.
     pub fn on_audit_bytes(&mut self, value: u64, bytes: &[u8]) -> Result<(), Misbehaviour> {
         self.audit_bytes = self.audit_bytes.saturating_add(bytes.len() as u64);
+        if self.audit_bytes > self.budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+        }
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
@@ -443,7 +479,7 @@ impl MRetrieval {
         let sp = StepProof::from_bytes(bytes)?;
         let h = &sp.step.header;
         match head.gap_over(value) {
-            Some(gap) if sp.step != *gap => {
+            Some(gap) if !same(&sp.step, gap) => {
                 return Err(Misbehaviour::BadStep(
                     "the audit of a skipped value was not answered by the gap step that skips it",
                 ))
@@ -453,7 +489,7 @@ impl MRetrieval {
                 return Err(Misbehaviour::BadStep("the audit answered another step"))
             }
             // A gap step at exactly `value` is on the chain only if the head listed it.
-            None if h.gap().is_some() && !head.gaps.contains(&sp.step) => {
+            None if h.gap().is_some() && !head.gaps.iter().any(|g| same(g, &sp.step)) => {
                 return Err(Misbehaviour::BadStep(
                     "the audit was answered by a gap step that is not on the chain to t",
                 ))
@@ -468,7 +504,10 @@ impl MRetrieval {
     }
 
     /// The outcome, once the list is checked and the planned audits are answered.
-    pub fn finish(self) -> Result<MOutcome, Misbehaviour> {
+    pub fn finish(mut self) -> Result<MOutcome, Misbehaviour> {
+        if !self.list_checked {
+            self.check_list()?;
+        }
         let Some(head) = self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
@@ -476,6 +515,10 @@ impl MRetrieval {
             return Err(Misbehaviour::Refused(format!(
                 "the audit of step {missing} was not answered"
             )));
+        }
+        // Every planned audit passed: only now may volume or gaps be the verdict.
+        if let Some(m) = self.deferred {
+            return Err(m);
         }
         let mut offers = Vec::with_capacity(self.offers.len());
         for b in &self.offers {
@@ -523,13 +566,14 @@ impl MRetrieval {
     }
 }
 
-/// Checks the head's gap steps: each signed, a gap step, the one the step before names
-/// (starting from the step at t), ending at the base; at most `max` of them.
+/// Checks the head's gap steps: each signed, a gap step no wider than `max_width`, the one
+/// the step before names (starting from the step at t), ending at the base. Their number is
+/// judged later (after the audits); a chain longer than a head can carry cannot be checked.
 fn gap_chain(
     head: &MHead,
     peer: &PeerId,
     counter: &CertifiedCounter,
-    max: u32,
+    max_width: u64,
 ) -> Result<Vec<SignedStep>, Misbehaviour> {
     let mut expected = head
         .step
@@ -542,21 +586,33 @@ fn gap_chain(
                 "the head lists a gap step beyond the chain's last",
             ));
         }
-        if chain.len() >= max as usize {
-            return Err(Misbehaviour::TooManyGaps { max });
-        }
         check_signed_step(&head.cert, peer, counter, g)?;
-        if g.header.value != expected || g.header.gap().is_none() {
+        let Some((first, last)) = g.header.gap() else {
             return Err(Misbehaviour::BadStep(
                 "the head's gap steps are not the ones the chain names",
             ));
+        };
+        if g.header.value != expected {
+            return Err(Misbehaviour::BadStep(
+                "the head's gap steps are not the ones the chain names",
+            ));
+        }
+        let width = last - first + 1;
+        if width > max_width {
+            return Err(Misbehaviour::GapTooWide {
+                value: g.header.value,
+                width,
+                max: max_width,
+            });
         }
         expected = g.header.gap_link;
         chain.push(g.clone());
     }
     if expected != counter.initial {
-        return if chain.len() >= max as usize || head.gaps.len() >= MAX_GAP_STEPS {
-            Err(Misbehaviour::TooManyGaps { max })
+        return if head.gaps.len() >= MAX_GAP_STEPS {
+            Err(Misbehaviour::TooManyGaps {
+                max: MAX_GAP_STEPS as u32,
+            })
         } else {
             Err(Misbehaviour::BadStep(
                 "the head leaves out a gap step the chain names",

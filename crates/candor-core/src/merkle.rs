@@ -1564,8 +1564,9 @@ mod tests {
     }
 }
 
-/// A proof for an item under the root after a past step: the step's signed header, how many
-/// offers the item's list held then, and the proof. The list itself comes in pages.
+/// A proof for an item under the root after a past step: the step's signed header, the item's
+/// leaf then (how many offers its list held, and their chain), and the proof of that leaf.
+/// The list itself comes in pages, after the leaf is checked ([`past_len`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MPast {
     /// The node's certificate.
@@ -1574,9 +1575,9 @@ pub struct MPast {
     pub step: Option<SignedStep>,
     /// The step's value.
     pub value: u64,
-    /// n_d after that step.
-    pub n: u64,
-    /// The proof for d under that step's root.
+    /// d's leaf after that step (None: absent).
+    pub leaf: Option<Leaf>,
+    /// The proof for d's leaf under that step's root.
     pub proof: MultiProof,
 }
 
@@ -1584,7 +1585,15 @@ impl Encode for MPast {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
         encode_opt_step(w, &self.step);
-        w.u64(self.n);
+        match &self.leaf {
+            None => {
+                w.u8(0);
+            }
+            Some(l) => {
+                w.u8(1);
+                l.encode_to(w);
+            }
+        }
         self.proof.encode_to(w);
     }
 }
@@ -1600,10 +1609,39 @@ impl Decode for MPast {
             cert,
             step,
             value,
-            n: r.u64("n")?,
+            leaf: match r.u8("leaf present")? {
+                0 => None,
+                1 => Some(Leaf::decode_from(r)?),
+                kind => return Err(DecodeError::UnknownKind { what: "leaf", kind }),
+            },
             proof: MultiProof::decode_from(r)?,
         })
     }
+}
+
+/// Checks the leaf of `item` under the root of the past step `value` the checker asked for;
+/// returns how many offers the list held then (bound under the signed root, so a budget can
+/// be applied before anything is fetched).
+pub fn past_len(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    item: &Item,
+    value: u64,
+    past: &MPast,
+) -> Result<u64, Misbehaviour> {
+    past.cert.verify_for(trusted, peer)?;
+    let counter = crate::checks::require_stepped(&past.cert)?;
+    if past.value != value {
+        return Err(Misbehaviour::BadStep(
+            "the proof is under another step than the one asked for",
+        ));
+    }
+    let root = root_at(&past.cert, peer, &counter, past.step.as_ref(), past.value)?;
+    let d = item.key();
+    past.proof
+        .verify(&root, &[(d.0 .0, past.leaf.map(|l| l.value_hash()))])
+        .map_err(|_| Misbehaviour::BadProof("the leaf is not the one under that step's root"))?;
+    Ok(past.leaf.map_or(0, |l| l.n))
 }
 
 /// Checks a proof for `item` under a past step's root with the item's list as it was then
@@ -1616,25 +1654,20 @@ pub fn verify_past(
     past: &MPast,
     list: &[Vec<u8>],
 ) -> Result<Vec<SignedOffer>, Misbehaviour> {
-    past.cert.verify_for(trusted, peer)?;
-    let counter = crate::checks::require_stepped(&past.cert)?;
-    if past.value != value {
-        return Err(Misbehaviour::BadStep(
-            "the proof is under another step than the one asked for",
-        ));
-    }
-    let root = root_at(&past.cert, peer, &counter, past.step.as_ref(), past.value)?;
-    if list.len() as u64 != past.n {
+    let n = past_len(trusted, peer, item, value, past)?;
+    if list.len() as u64 != n {
         return Err(Misbehaviour::Truncated {
             next: list.len() as u64,
-            t: past.n,
+            t: n,
         });
     }
     let d = item.key();
-    let value = (past.n > 0).then(|| leaf_of(&d, list.iter().map(Vec::as_slice)).value_hash());
-    past.proof
-        .verify(&root, &[(d.0 .0, value)])
-        .map_err(|_| Misbehaviour::BadProof("the list is not the one under that step's root"))?;
+    let got = (!list.is_empty()).then(|| leaf_of(&d, list.iter().map(Vec::as_slice)));
+    if got != past.leaf {
+        return Err(Misbehaviour::BadProof(
+            "the list is not the one under that step's root",
+        ));
+    }
     list.iter()
         .map(|b| {
             let o = SignedOffer::from_bytes(b)

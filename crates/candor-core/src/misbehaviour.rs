@@ -14,17 +14,15 @@ use thiserror::Error;
 
 const EVIDENCE_VERSION: u8 = 1;
 
-/// Which budget a listing node exhausted.
+/// Which budget a listing node exhausted. Only volume the node has committed to (a signed
+/// `Read`, a leaf under a signed root) or really sent counts: nothing a node merely claims, and
+/// not time (a node that stalls gets [`Misbehaviour::Timeout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BudgetKind {
-    /// More values than the buyer will check.
+    /// More values (scheme M: offers of the item) than the buyer will check.
     Entries,
     /// More bytes than the buyer will take.
     Bytes,
-    /// More gap notices than the buyer accepts.
-    Gaps,
-    /// It took longer than the buyer waits.
-    Time,
 }
 
 /// A failed check, named.
@@ -150,6 +148,18 @@ pub enum Misbehaviour {
         /// The checker's cap.
         max: u32,
     },
+    /// A scheme-M gap step skips more values than an honest node loses in crashes: it goes
+    /// back to an old root (local: the step is device-signed, but an honest node could in
+    /// principle crash that often in a row).
+    #[error("the gap step at value {value} skips {width} values (at most {max} accepted)")]
+    GapTooWide {
+        /// The gap step's value.
+        value: u64,
+        /// How many values it skips.
+        width: u64,
+        /// The checker's cap.
+        max: u64,
+    },
     /// The node's `Read` is below a value the checker holds a receipt for.
     #[error("the Read's t = {t} is below receipted value {receipted}")]
     ReadBelowReceipt {
@@ -165,6 +175,10 @@ pub enum Misbehaviour {
     /// The node refused the request.
     #[error("the node refused: {0}")]
     Refused(String),
+    /// The node did not answer within the checker's time budget (local: a node that stalls
+    /// to escape a check it would fail gets no "verified", and no "over budget" either).
+    #[error("the node did not answer within the time budget")]
+    Timeout,
     /// The node could not be reached (not necessarily its fault).
     #[error("the node could not be reached: {0}")]
     Unreachable(String),
@@ -206,6 +220,7 @@ impl Misbehaviour {
             Self::BadReceipt(_) => "bad-receipt",
             Self::ReadBelowReceipt { .. } => "read-below-receipt",
             Self::TooManyGaps { .. } => "too-many-gaps",
+            Self::GapTooWide { .. } => "gap-too-wide",
             Self::BadStep(_) => "bad-step",
             Self::BadProof(_) => "bad-proof",
             Self::Removed { .. } => "removed",
@@ -213,6 +228,7 @@ impl Misbehaviour {
             Self::Refused(_) => "refused",
             Self::NoAnswer(_) => "no-answer",
             Self::Unreachable(_) => "unreachable",
+            Self::Timeout => "timeout",
             Self::OverBudget(_) => "over-budget",
             Self::Evidence(e) => e.kind(),
         }

@@ -134,7 +134,6 @@ fn seeds() -> Vec<Vec<u8>> {
     let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
     let sp = state.apply(p, inc);
     let (leaf, proof) = state.prove(&item.key());
-    let n = leaf.map_or(0, |l| l.n);
     let mut out = out;
     out.extend([
         sp.to_bytes(),
@@ -162,7 +161,7 @@ fn seeds() -> Vec<Vec<u8>> {
             cert: mcert,
             step: Some(sp.step.clone()),
             value: 1,
-            n,
+            leaf,
             proof,
         }
         .to_bytes(),

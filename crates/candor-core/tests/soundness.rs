@@ -531,7 +531,7 @@ fn attacker_numbers_and_certificates_are_checked() {
         cert: node.cert.clone(),
         step: Some(node.own(node.state.value()).step),
         value: node.state.value(),
-        n: 3,
+        leaf: node.state.prove(&d.key()).0,
         proof: node.state.prove(&d.key()).1,
     };
     let list = node.lists[&d.key()].clone();
@@ -737,4 +737,104 @@ fn a_monitor_holds_the_node_only_to_receipts_of_the_items_counter() {
         )
         .unwrap_err();
     assert_eq!(err, Misbehaviour::OtherCertificate);
+}
+
+/// A cheater signs a bad step whose tree gives d a list longer than the buyer's budget, to
+/// leave as "over budget" instead of failing a check: the budget verdict waits for the audits,
+/// which catch the bad step. (And a list longer than every offer ever counted is refused at
+/// once.)
+#[test]
+fn over_budget_waits_for_the_audits() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    for p in 0..3 {
+        node.publish(&[offer(&seller, &d, 100 + p)]);
+    }
+    let counter = node.cert.cert.counters[0];
+    let forge = |node: &mut MNode, n: u64| {
+        let mut honest = node.state.clone();
+        let extra = offer(&seller, &item(1), 5);
+        let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())]);
+        let forged = MState::from_leaves(
+            counter,
+            [(
+                d.key(),
+                Leaf {
+                    n,
+                    chain: Digest([7; 32]),
+                },
+            )],
+            0,
+            0,
+            None,
+        );
+        p.header.new_root = forged.root();
+        let inc = node.sign(&p.header);
+        let bad = honest.apply(p, inc);
+        node.steps.insert(bad.step.header.value, bad.clone());
+        MState::new(counter).with_tree_of(forged, bad.step)
+    };
+    let small = Budget {
+        max_entries: 3,
+        ..Budget::default()
+    };
+    let mut cheat = MNode::new(Scheme::Merkle);
+    std::mem::swap(&mut cheat, &mut node);
+    let state = forge(&mut cheat, 4);
+    let read = cheat.signer.sign_read(0, state.value(), [9; 32]);
+    let head = state.head(cheat.cert.clone(), read, &d.key());
+    let err = cheat
+        .retrieve_all(&d, small, head.clone(), &|v| cheat.own(v))
+        .unwrap_err();
+    assert_eq!(err, Misbehaviour::BadStep(NEW_ROOT_WRONG));
+    // Without audits the budget is the verdict (the node committed to that list).
+    let mut r = MRetrieval::new(
+        cheat.trusted.clone(),
+        cheat.peer(),
+        d.clone(),
+        [9; 32],
+        small,
+    );
+    assert_eq!(r.on_head_bytes(&head.to_bytes()).unwrap(), None);
+    assert_eq!(
+        r.finish().unwrap_err(),
+        Misbehaviour::OverBudget(BudgetKind::Entries)
+    );
+    // A list longer than all offers ever counted: refused before anything else.
+    let state = forge(&mut cheat, 1_000);
+    let read = cheat.signer.sign_read(0, state.value(), [9; 32]);
+    let head = state.head(cheat.cert.clone(), read, &d.key());
+    let err = cheat
+        .retrieve_all(&d, small, head, &|v| cheat.own(v))
+        .unwrap_err();
+    assert!(matches!(err, Misbehaviour::BadStep(_)), "{err}");
+}
+
+/// A gap step that reverts to an old root (skipping many steps, receipted ones among them)
+/// to show buyers a history without a recent offer: an honest node loses one step per crash,
+/// so such a gap step is refused as too wide.
+#[test]
+fn a_gap_step_reverting_to_an_old_root_is_too_wide() {
+    let mut node = MNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    let old = node.state.clone();
+    for p in 0..20 {
+        node.publish(&[offer(&seller, &item(1 + p % 3), 5 + u64::from(p))]);
+    }
+    let v = node.state.value();
+    node.state = old;
+    let g = node.gap_step(v + 2);
+    assert_eq!(g.step.header.gap().map(|(a, b)| b - a + 1), Some(21));
+    let err = node.retrieve(&d).unwrap_err();
+    assert_eq!(
+        err,
+        Misbehaviour::GapTooWide {
+            value: v + 2,
+            width: 21,
+            max: 16
+        }
+    );
 }

@@ -46,7 +46,7 @@ impl Refusal {
         match self.kind {
             RefusalKind::Refused => Misbehaviour::Refused(self.reason),
             RefusalKind::Unreachable => Misbehaviour::Unreachable(self.reason),
-            RefusalKind::Timeout => Misbehaviour::OverBudget(candor_core::BudgetKind::Time),
+            RefusalKind::Timeout => Misbehaviour::Timeout,
         }
     }
 }
@@ -564,20 +564,28 @@ pub fn monitor_any(
 }
 
 /// What item d's list was after a past step `value` of a scheme-M node, proved under that
-/// step's signed root (DESIGN.md §5: proofs under any past root are served).
+/// step's signed root (DESIGN.md §5), within `budget`: the leaf is checked under the root
+/// before the list is fetched, so the list's length is the node's signed word.
 pub fn retrieve_at_m(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
     value: u64,
+    budget: Budget,
 ) -> Result<Vec<SignedOffer>, Misbehaviour> {
     let past = node
         .m_prove_at(&item.key(), value)
         .map_err(Refusal::into_misbehaviour)?;
-    let past = candor_core::MPast::from_bytes(&past.to_bytes())?;
+    let bytes = past.to_bytes();
+    let mut taken = bytes.len() as u64;
+    let past = candor_core::MPast::from_bytes(&bytes)?;
+    let n = candor_core::past_len(trusted, &node.peer(), item, value, &past)?;
+    if n > budget.max_entries {
+        return Err(Misbehaviour::OverBudget(candor_core::BudgetKind::Entries));
+    }
     let mut list: Vec<Vec<u8>> = Vec::new();
-    while (list.len() as u64) < past.n {
-        let want = (past.n - list.len() as u64).min(candor_core::MAX_LIST_PAGE as u64) as u32;
+    while (list.len() as u64) < n {
+        let want = (n - list.len() as u64).min(candor_core::MAX_LIST_PAGE as u64) as u32;
         let page = node
             .m_page(&MPageRequest {
                 item: item.key(),
@@ -585,11 +593,16 @@ pub fn retrieve_at_m(
                 count: want,
             })
             .map_err(Refusal::into_misbehaviour)?;
-        let page = MPage::from_bytes(&page.to_bytes())?;
+        let bytes = page.to_bytes();
+        taken = taken.saturating_add(bytes.len() as u64);
+        if taken > budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(candor_core::BudgetKind::Bytes));
+        }
+        let page = MPage::from_bytes(&bytes)?;
         if page.offers.is_empty() {
             return Err(Misbehaviour::Truncated {
                 next: list.len() as u64,
-                t: past.n,
+                t: n,
             });
         }
         list.extend(page.offers.into_iter().take(want as usize));

@@ -260,6 +260,10 @@ impl<D: TrustedDevice> ListingNode<D> {
             }
             return out;
         }
+        // Unsettled until the step is stored and acknowledged: a panic in between leaves the
+        // flag set, and the next request reconciles first.
+        self.unsettled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let step = {
             let mut guard = self.m_state();
             let Some(state) = guard.as_mut() else {
@@ -269,7 +273,11 @@ impl<D: TrustedDevice> ListingNode<D> {
         };
         // The state lock is released: after a failure the node reconciles from the store.
         let sp = match step {
-            Ok(sp) => sp,
+            Ok(sp) => {
+                self.unsettled
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                sp
+            }
             Err(e) => {
                 if !matches!(e, PublishError::Unavailable(_)) {
                     self.write_failed(&mut dev, &e);
@@ -327,6 +335,12 @@ impl<D: TrustedDevice> ListingNode<D> {
         let inc = dev
             .inc_sign(counter, payload)
             .map_err(|e| PublishError::Device(e.to_string()))?;
+        if inc.inc.value != prepared.header.value {
+            return Err(PublishError::Device(format!(
+                "the device counted value {}, not {}: is another process using it?",
+                inc.inc.value, prepared.header.value
+            )));
+        }
         #[cfg(feature = "fault-injection")]
         if crash == Some(crate::node::CrashAt::AfterInc) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
@@ -355,8 +369,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(state.head(self.cert.clone(), read, &req.item))
     }
 
-    /// A proof for `item` under the root after step `value` (any past step): from a recent
-    /// snapshot, or by replaying the stored steps up to it.
+    /// A proof for `item` under the root after step `value`, for the last
+    /// [`candor_core::MAX_HISTORY`] steps (and the base); older ones are refused with
+    /// [`ServeError::HistoryGone`].
     pub fn m_prove_at(&self, item: &ItemKey, value: u64) -> Result<MPast, ServeError> {
         let (proof, counter) = {
             let guard = self.m_state();
@@ -375,15 +390,12 @@ impl<D: TrustedDevice> ListingNode<D> {
             }
             (state.prove_at(item, value), state.prev_counter())
         };
-        let proof = match proof {
-            Some(p) => p,
-            None => {
-                self.replay_until(value)
-                    .map_err(|_| ServeError::NoSuchStep(value))?
-                    .prove(item)
-                    .1
-            }
-        };
+        // Proofs under roots older than the kept snapshots are refused, not rebuilt: a
+        // replay of every stored step per request is work any peer could make the node do.
+        let proof = proof.ok_or(ServeError::HistoryGone {
+            value,
+            kept: candor_core::MAX_HISTORY,
+        })?;
         let initial = self.cert.cert.counters.first().map(|c| c.initial);
         let step = match self.store.step(counter, value)? {
             Some(b) => Some(
@@ -395,11 +407,27 @@ impl<D: TrustedDevice> ListingNode<D> {
             None if Some(value) == initial => None,
             None => return Err(ServeError::NoSuchStep(value)),
         };
+        // The leaf then: the chain over the list's first n offers (bounded by the rate limit
+        // on requests; the list is served in pages anyway).
+        let n = self.store.list_len_at(&item.0 .0, value)?;
+        let mut leaf = candor_core::Leaf::start(item);
+        let mut from = 0u64;
+        while from < n {
+            let count = (n - from).min(MAX_LIST_PAGE as u64) as usize;
+            let page = self.store.list(&item.0 .0, from, count)?;
+            if page.is_empty() {
+                return Err(ServeError::NoSuchStep(value));
+            }
+            for b in &page {
+                leaf = leaf.push(&candor_core::offer_hash(b));
+            }
+            from += page.len() as u64;
+        }
         Ok(MPast {
             cert: self.cert.clone(),
             step,
             value,
-            n: self.store.list_len_at(&item.0 .0, value)?,
+            leaf: (n > 0).then_some(leaf),
             proof,
         })
     }

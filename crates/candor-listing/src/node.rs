@@ -126,6 +126,14 @@ pub enum ServeError {
     /// No such step (yet).
     #[error("there is no step {0} to prove under")]
     NoSuchStep(u64),
+    /// A proof under a root older than the snapshots the node keeps (scheme M).
+    #[error("step {value} is older than the {kept} steps whose trees this node keeps")]
+    HistoryGone {
+        /// The step asked for.
+        value: u64,
+        /// How many recent steps are kept.
+        kept: usize,
+    },
     /// The request is for another scheme than the node runs.
     #[error("this node runs another scheme")]
     WrongScheme,
@@ -543,9 +551,14 @@ impl<D: TrustedDevice> ListingNode<D> {
                 .or_default()
                 .push((payload, item, tag));
         }
-        self.store
-            .put_pending(&pending)
-            .map_err(AppendError::Store)?;
+        // Unsettled from the pending record until the device is told: a panic in between
+        // leaves the flag set, and the next request reconciles first.
+        self.unsettled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = self.store.put_pending(&pending) {
+            self.write_failed(&mut dev, &e);
+            return Err(AppendError::Store(e));
+        }
         #[cfg(feature = "fault-injection")]
         if crash == Some(CrashAt::AfterPending) {
             return Err(AppendError::Crashed);
@@ -554,9 +567,12 @@ impl<D: TrustedDevice> ListingNode<D> {
         // node unsettled until a reconcile.
         let result = self.count_and_store(&mut dev, by_counter, crash);
         match result {
+            Ok(_) => self
+                .unsettled
+                .store(false, std::sync::atomic::Ordering::SeqCst),
             Err(AppendError::Device(ref e)) => self.write_failed(&mut dev, e),
             Err(AppendError::Store(ref e)) => self.write_failed(&mut dev, e),
-            _ => {}
+            Err(_) => {}
         }
         result
     }

@@ -244,7 +244,14 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
         history.push(list.clone());
     }
     for (v, expected) in history.iter().enumerate() {
-        let got = candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], v as u64).unwrap();
+        let got = candor_listing::retrieve_at_m(
+            &node,
+            &m.trusted,
+            &items[0],
+            v as u64,
+            Budget::default(),
+        )
+        .unwrap();
         assert_eq!(&got, expected, "after step {v}");
     }
     // After a restart the snapshots of the replayed steps are rebuilt too; a step that does
@@ -257,9 +264,12 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
         cert,
     )
     .unwrap();
-    let got = candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 2).unwrap();
+    let got =
+        candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 2, Budget::default()).unwrap();
     assert_eq!(got, history[2]);
-    assert!(candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 99).is_err());
+    assert!(
+        candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 99, Budget::default()).is_err()
+    );
 }
 
 /// A software device that, like a TPM whose audit session a crash flushed, cannot reissue a

@@ -22,7 +22,7 @@ pub enum NodeReport {
     Verified(Box<AnyOutcome>),
     /// A check failed: the node misbehaved (its kind names how).
     Misbehaviour(Misbehaviour),
-    /// The node exceeded the budget (entries, bytes, gaps or time).
+    /// The node's committed answer exceeded the budget (entries or bytes).
     OverBudget(BudgetKind),
     /// The node could not be reached.
     Unreachable(String),
@@ -80,8 +80,11 @@ pub struct Market<D> {
     runtime: tokio::runtime::Handle,
     /// Publish to every node of Δ(d) (default) or only the closest (the paper's choice).
     pub publish_to_all: bool,
-    /// The budget per listing node for a retrieve.
+    /// The budget per listing node for a retrieve (and a monitor).
     pub budget: Budget,
+    /// The most bytes one retrieve takes from all of Δ(d) together: each node's byte budget
+    /// is at most this divided by |Δ(d)|.
+    pub retrieve_bytes: u64,
     /// Time allowed to each listing node for a whole retrieve.
     pub time_budget: Duration,
     /// Steps a buyer audits per scheme-M listing node.
@@ -111,6 +114,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
             runtime,
             publish_to_all: true,
             budget: Budget::default(),
+            retrieve_bytes: 256 << 20,
             time_budget: Duration::from_secs(30),
             audits: 4,
         }
@@ -182,6 +186,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
     pub fn retrieve(&self, item: &Item, now: u64) -> Result<RetrieveReport, NetError> {
         let listing_nodes = self.listing_nodes(item)?;
         let deadline = Instant::now() + self.time_budget;
+        let budget = per_node(self.budget, self.retrieve_bytes, listing_nodes.len());
         let reports = std::thread::scope(|s| {
             let jobs: Vec<_> = listing_nodes
                 .iter()
@@ -192,7 +197,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
                             self.listing(p, deadline).as_ref(),
                             &self.trusted,
                             item,
-                            self.budget,
+                            budget,
                             self.audits,
                         );
                         (p, NodeReport::from(r))
@@ -236,6 +241,15 @@ impl<D: TrustedDevice + 'static> Market<D> {
             mine,
             self.budget,
         ))
+    }
+}
+
+/// Each node's budget when `nodes` share `total` bytes.
+fn per_node(budget: Budget, total: u64, nodes: usize) -> Budget {
+    let share = total / (nodes.max(1) as u64);
+    Budget {
+        max_bytes: budget.max_bytes.min(share),
+        ..budget
     }
 }
 
@@ -313,4 +327,18 @@ impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
 /// The candor PeerId of a libp2p one (for reports).
 pub fn short(peer: &PeerId) -> String {
     to_candor_peer(peer).short()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retrieve_shares_its_bytes_among_the_listing_nodes() {
+        let b = Budget::default();
+        assert_eq!(per_node(b, 256 << 20, 3).max_bytes, b.max_bytes);
+        assert_eq!(per_node(b, 256 << 20, 8).max_bytes, 32 << 20);
+        assert_eq!(per_node(b, 256 << 20, 0).max_bytes, b.max_bytes);
+        assert_eq!(per_node(b, 256 << 20, 8).max_entries, b.max_entries);
+    }
 }

@@ -40,6 +40,11 @@ pub struct NetConfig {
     pub memory: bool,
     /// `Read`s (retrieve heads) a peer may ask for per second (burst: twice that).
     pub reads_per_second: f64,
+    /// Other requests that cost the node work (pages, steps, proofs, publishes, re-issues)
+    /// a peer may make per second (burst: twice that).
+    pub work_per_second: f64,
+    /// Requests being answered at once, from all peers; more are refused as busy.
+    pub max_inflight: usize,
 }
 
 impl Default for NetConfig {
@@ -52,6 +57,8 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(60),
             memory: false,
             reads_per_second: 20.0,
+            work_per_second: 200.0,
+            max_inflight: 64,
         }
     }
 }
@@ -364,6 +371,9 @@ pub async fn start(
         k: config.k.max(1),
         service,
         rate: config.reads_per_second,
+        work_rate: config.work_per_second,
+        inflight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        max_inflight: config.max_inflight.max(1),
         pending: HashMap::new(),
         queries: HashMap::new(),
         bootstraps: HashMap::new(),
@@ -378,10 +388,15 @@ struct Task {
     k: usize,
     service: Option<Arc<dyn Service>>,
     rate: f64,
+    work_rate: f64,
+    /// Requests whose answers are being computed off the network task.
+    inflight: Arc<std::sync::atomic::AtomicUsize>,
+    max_inflight: usize,
     pending: HashMap<(Proto, OutboundRequestId), Reply<Vec<u8>>>,
     queries: HashMap<kad::QueryId, (Vec<u8>, Reply<Vec<PeerId>>)>,
     bootstraps: HashMap<kad::QueryId, Reply<()>>,
-    buckets: HashMap<PeerId, (f64, Instant)>,
+    /// Token buckets per (peer, is a `Read`).
+    buckets: HashMap<(PeerId, bool), (f64, Instant)>,
 }
 
 /// An answer computed off the network task, to send back on it.
@@ -499,15 +514,17 @@ impl Task {
         self.closest_k(key, known.into_iter()).contains(&me)
     }
 
-    fn allow_read(&mut self, peer: PeerId) -> bool {
+    /// Whether `peer` may make one more request of its kind (a `Read`, or other work) now.
+    fn allow(&mut self, peer: PeerId, read: bool) -> bool {
         let now = Instant::now();
         if self.buckets.len() > 10_000 {
             self.buckets
                 .retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(10));
         }
-        let burst = self.rate * 2.0;
-        let (tokens, last) = self.buckets.entry(peer).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
+        let rate = if read { self.rate } else { self.work_rate };
+        let burst = rate * 2.0;
+        let (tokens, last) = self.buckets.entry((peer, read)).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -649,6 +666,7 @@ impl Task {
             return;
         };
         // Decode on the network task (cheap, bounded); refuse early what can be refused.
+        let mut read = false;
         let job: Box<dyn FnOnce() -> Vec<u8> + Send> = match proto {
             Proto::Publish | Proto::Reissue => match PublishRequest::from_bytes(&request) {
                 Err(e) => {
@@ -680,23 +698,38 @@ impl Task {
                     return;
                 }
                 Ok(msg) => {
-                    if matches!(msg, RetrieveMsg::Head(_)) && !self.allow_read(peer) {
-                        let _ = self.rr(proto).send_response(
-                            channel,
-                            refuse(
-                                RefusalCode::RateLimited,
-                                "too many Reads from this peer; slow down".into(),
-                            ),
-                        );
-                        return;
-                    }
+                    read = matches!(msg, RetrieveMsg::Head(_));
                     Box::new(move || service.retrieve(peer, msg).to_bytes())
                 }
             },
         };
+        // Every request that costs work is metered per peer: `Read`s (device signatures) on
+        // their own, slower bucket; and all of them share a bound on work in flight.
+        if !self.allow(peer, read) {
+            let what = if read { "Reads" } else { "requests" };
+            let _ = self.rr(proto).send_response(
+                channel,
+                refuse(
+                    RefusalCode::RateLimited,
+                    format!("too many {what} from this peer; slow down"),
+                ),
+            );
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        if self.inflight.fetch_add(1, Ordering::SeqCst) >= self.max_inflight {
+            self.inflight.fetch_sub(1, Ordering::SeqCst);
+            let _ = self.rr(proto).send_response(
+                channel,
+                refuse(RefusalCode::Unavailable, "busy; try again".into()),
+            );
+            return;
+        }
+        let inflight = self.inflight.clone();
         let answers = answers.clone();
         tokio::task::spawn_blocking(move || {
             let bytes = job();
+            inflight.fetch_sub(1, Ordering::SeqCst);
             let _ = answers.blocking_send(Answer {
                 proto,
                 channel,

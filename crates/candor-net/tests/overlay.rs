@@ -471,6 +471,33 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
         }
     }
     assert!(limited >= 30, "only {limited} of 80 Reads were limited");
+    // Every other request that costs the node work is metered too (pages, steps, proofs
+    // under past roots): a burst beyond 2 × 200 is refused.
+    let mut limited = 0;
+    for i in 0..600u64 {
+        let req = match i % 3 {
+            0 => RetrieveMsg::MStep(i),
+            1 => RetrieveMsg::MProveAt(item.key(), i),
+            _ => RetrieveMsg::Page(candor_core::PageRequest {
+                counter: 0,
+                after: 0,
+                upto: 1,
+                max_items: 1,
+            }),
+        }
+        .to_bytes();
+        if let RetrieveAnswer::Refused(r) =
+            RetrieveAnswer::from_bytes(&a.request(Proto::Retrieve, b, req).await.unwrap()).unwrap()
+        {
+            if r.code == RefusalCode::RateLimited {
+                limited += 1;
+            }
+        }
+    }
+    assert!(
+        limited >= 100,
+        "only {limited} of 600 requests were limited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,6 +575,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                         &net2.trusted,
                         &item,
                         v,
+                        candor_core::Budget::default(),
                     )
                     .unwrap();
                     assert_eq!(past.len() as u64, v);

@@ -108,6 +108,8 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
                 memory: true,
                 idle_timeout: Duration::from_secs(300),
                 reads_per_second: 1e6,
+                work_per_second: 1e6,
+                max_inflight: 4096,
                 ..NetConfig::default()
             };
             let (net, addrs) = runtime
