@@ -217,6 +217,23 @@ mod tests {
         assert_eq!(Item::new("x").unwrap().key().counter_index(1), 0);
     }
 
+    /// The bytes ARCHITECTURE.md documents for cid(d): SHA-256(0x0d ‖ "candor/v1/cid" ‖ d),
+    /// its first 8 bytes big-endian, mod C.
+    #[test]
+    fn cid_hashes_the_documented_bytes() {
+        use sha2::Digest as _;
+        let key = ItemKey(crate::hash::Digest([0x11; 32]));
+        let mut input = vec![13u8];
+        input.extend_from_slice(b"candor/v1/cid");
+        input.extend_from_slice(&[0x11; 32]);
+        assert_eq!(input.len(), 46);
+        let h = sha2::Sha256::digest(&input);
+        let first = u64::from_be_bytes(h[..8].try_into().unwrap());
+        for c in [1u32, 7, 64, 1000, 4096] {
+            assert_eq!(u64::from(key.counter_index(c)), first % u64::from(c));
+        }
+    }
+
     proptest! {
         #[test]
         fn canonical_form_is_idempotent(s in "\\PC{0,40}") {

@@ -192,7 +192,15 @@ impl SoftwareDevice {
             return Ok(());
         };
         let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        // The state holds the device's secret key: readable by its owner only.
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&self.encode()).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;
         drop(f);

@@ -115,6 +115,8 @@ pub trait Service: Send + Sync + 'static {
 struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     identify: identify::Behaviour,
+    /// libp2p ping: stock Kademlia clients drop peers that do not answer it.
+    ping: libp2p::ping::Behaviour,
     publish: request_response::Behaviour<BytesCodec>,
     retrieve: request_response::Behaviour<BytesCodec>,
     reissue: request_response::Behaviour<BytesCodec>,
@@ -152,6 +154,8 @@ pub struct NetStatus {
     pub connected: usize,
     /// Peers in the routing table.
     pub routing_table: usize,
+    /// Kademlia records and provider records held (Candor stores none: always 0).
+    pub records: usize,
 }
 
 /// A handle on a running node. Cheap to clone; the node stops when every handle is dropped
@@ -275,7 +279,19 @@ pub async fn start(
         let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         kcfg.set_query_timeout(Duration::from_secs(30));
         kcfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(120)));
-        let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kcfg);
+        // Candor keeps no Kademlia records or providers: what foreign peers PUT or ADD is
+        // handed to the task (which drops it), never stored; idle inbound streams time out.
+        kcfg.set_record_filtering(kad::StoreInserts::FilterBoth);
+        kcfg.set_caching(kad::Caching::Disabled);
+        kcfg.set_substreams_timeout(Duration::from_secs(10));
+        let store_cfg = kad::store::MemoryStoreConfig {
+            max_records: 0,
+            max_provided_keys: 0,
+            max_providers_per_key: 0,
+            ..Default::default()
+        };
+        let mut kad =
+            kad::Behaviour::with_config(peer, MemoryStore::with_config(peer, store_cfg), kcfg);
         // Loopback and memory addresses are never confirmed external: stay a server.
         kad.set_mode(Some(Mode::Server));
         Behaviour {
@@ -284,6 +300,7 @@ pub async fn start(
                 "/candor/id/1.0.0".into(),
                 key.public(),
             )),
+            ping: libp2p::ping::Behaviour::default(),
             publish: rr(
                 PUBLISH_PROTOCOL,
                 MAX_PUBLISH_REQUEST,
@@ -337,6 +354,9 @@ pub async fn start(
             .build()
     };
     for addr in &config.listen {
+        if !config.memory {
+            refuse_taken_port(addr)?;
+        }
         swarm.listen_on(addr.clone()).map_err(|e| setup(&e))?;
     }
     // Wait for the listeners to be up, so callers can hand out addresses.
@@ -474,6 +494,11 @@ impl Task {
                     listen: self.swarm.listeners().cloned().collect(),
                     connected: self.swarm.connected_peers().count(),
                     routing_table,
+                    records: {
+                        use libp2p::kad::store::RecordStore;
+                        let store = self.swarm.behaviour_mut().kad.store_mut();
+                        store.records().count() + store.provided().count()
+                    },
                 });
             }
             Command::Bootstrap { reply } => match self.swarm.behaviour_mut().kad.bootstrap() {
@@ -736,6 +761,38 @@ impl Task {
                 bytes,
             });
         });
+    }
+}
+
+/// libp2p's TCP listeners set SO_REUSEPORT, so a second node could listen on a port another
+/// node already uses and take half its connections. A plain bind of a fixed port first (no
+/// SO_REUSEPORT: it fails while any socket listens there) refuses that with a clear error.
+fn refuse_taken_port(addr: &Multiaddr) -> Result<(), NetError> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Setup(format!(
+            "{addr}: port {port} is already in use (another candor node, or another program); pick another port or stop the other node"
+        ))),
+        Err(e) => Err(NetError::Setup(format!("{addr}: {e}"))),
     }
 }
 

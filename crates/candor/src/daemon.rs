@@ -136,6 +136,14 @@ async fn serve(args: Args) -> Result<(), CliError> {
             })
             .collect::<Result<_, _>>()?
     };
+    // The node's own certificate must be by an authority it trusts: a node that would serve
+    // a certificate its own users refuse is misconfigured.
+    cert.verify(&trusted).map_err(|e| {
+        fail(format!(
+            "this node's certificate ({}) does not verify against the trusted authorities: {e}",
+            d.cert().display()
+        ))
+    })?;
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
     } else {

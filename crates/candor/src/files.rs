@@ -43,7 +43,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension("tmp");
+    // A temporary name of this process's own: two writers never rename each other's file.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -133,6 +134,20 @@ impl AuthorityDir {
     pub(crate) fn save_registry(&self, r: &Registry) -> Result<(), FileError> {
         write_atomic(&self.registry(), &r.to_bytes(), false)
     }
+    /// Holds the registry for one enrolment: an exclusive lock on `registry.lock`, waited
+    /// for, released when the returned file is dropped. Every load-certify-save runs under it,
+    /// so concurrent enrolments never certify one node, device or counter twice.
+    pub(crate) fn lock_registry(&self) -> Result<File, FileError> {
+        let path = self.0.join("registry.lock");
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        f.lock().map_err(io(&path))?;
+        Ok(f)
+    }
     pub(crate) fn load_public(&self) -> Result<PublicKey, FileError> {
         load_public(&self.public(), "run `candor authority init` first")
     }
@@ -184,11 +199,23 @@ impl NodeDir {
     pub(crate) fn store(&self) -> PathBuf {
         self.0.join("store.redb")
     }
+    /// The node's certificate, checked: it decodes and its authority's signature verifies
+    /// (a damaged file is refused, never shown or served as valid). Whether that authority is
+    /// one the user trusts is the caller's check.
     pub(crate) fn load_cert(&self) -> Result<SignedCertificate, FileError> {
-        decode(
+        let cert: SignedCertificate = decode(
             &self.cert(),
             "certificate",
             "run `candor device enroll` first",
-        )
+        )?;
+        cert.verify(&[cert.cert.authority])
+            .map_err(|e| FileError::Invalid {
+                path: self.cert(),
+                what: "certificate",
+                reason: format!(
+                    "{e}: the file is damaged. Nothing else is wrong with the node: move cert.bin aside and ask the authority for it again (candor device enroll)"
+                ),
+            })?;
+        Ok(cert)
     }
 }

@@ -366,6 +366,7 @@ fn device_enroll(
     }
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
     let auth = a.load_authority()?;
+    let _registry_lock = a.lock_registry()?;
     let mut registry = a.load_registry()?;
     let mut device = device::open_device(&d.0, PeerId::from_ed25519(&node_key.public()))?;
     let (scheme, n) = match scheme {
@@ -416,14 +417,18 @@ fn device_show(data: PathBuf) -> Result<(), CliError> {
     }
     match d.load_cert() {
         Ok(cert) => println!(
-            "certificate: serial {} by authority {}, scheme {}, id {}\nresidence:   {}",
+            "certificate: valid (signed by the authority it names); serial {} by authority {}, scheme {}, id {}\nresidence:   {}",
             cert.cert.serial,
             cert.cert.authority,
             cert.cert.scheme,
             cert.id(),
             cert.cert.residence
         ),
-        Err(e) => println!("certificate: none ({e})"),
+        Err(e @ FileError::Missing { .. }) => println!("certificate: none ({e})"),
+        Err(e) => {
+            println!("certificate: UNUSABLE");
+            return Err(e.into());
+        }
     }
     Ok(())
 }
