@@ -77,14 +77,14 @@ async fn foreign_records_are_not_stored_and_ping_is_answered() {
             .await
             .expect("timed out: no pong from the Candor node, or no answer to get_record");
         match ev {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == candor_peer => {
-                if put.is_none() {
-                    put = Some(swarm.behaviour_mut().kad.put_record_to(
-                        record.clone(),
-                        std::iter::once(candor_peer),
-                        Quorum::One,
-                    ));
-                }
+            SwarmEvent::ConnectionEstablished { peer_id, .. }
+                if peer_id == candor_peer && put.is_none() =>
+            {
+                put = Some(swarm.behaviour_mut().kad.put_record_to(
+                    record.clone(),
+                    std::iter::once(candor_peer),
+                    Quorum::One,
+                ));
             }
             SwarmEvent::Behaviour(ForeignEvent::Ping(ping::Event {
                 peer,
