@@ -427,6 +427,10 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
         Listing::m_step(&self.honest, value)
     }
 
+    fn certificate(&self) -> Option<candor_core::SignedCertificate> {
+        Some(self.honest.certificate().clone())
+    }
+
     fn m_prove_at(&self, d: &candor_core::ItemKey, v: u64) -> Result<candor_core::MPast, Refusal> {
         Listing::m_prove_at(&self.honest, d, v)
     }

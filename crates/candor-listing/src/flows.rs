@@ -193,11 +193,20 @@ pub trait Listing {
         item: &candor_core::ItemKey,
         value: u64,
     ) -> Result<candor_core::MPast, Refusal>;
+    /// The node's own certificate, when this is the node itself (not a remote view of it):
+    /// what it shows peers so that they count it as a member of Δ(d). A wrapper that lacks
+    /// it is simply not counted.
+    fn certificate(&self) -> Option<SignedCertificate> {
+        None
+    }
 }
 
 impl<D: TrustedDevice> Listing for ListingNode<D> {
     fn peer(&self) -> PeerId {
         ListingNode::peer(self).clone()
+    }
+    fn certificate(&self) -> Option<SignedCertificate> {
+        Some(ListingNode::certificate(self).clone())
     }
     fn publish(&self, offer: &SignedOffer, now: u64) -> Result<PublishReply, Refusal> {
         let receipt =

@@ -22,6 +22,7 @@
 mod client;
 mod codec;
 mod market;
+mod members;
 mod service;
 mod swarm;
 mod wire;

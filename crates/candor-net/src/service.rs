@@ -96,6 +96,9 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
                 .node
                 .m_prove_at(&d, v)
                 .map(|p| RetrieveAnswer::MPast(Box::new(p))),
+            RetrieveMsg::Cert => Ok(RetrieveAnswer::Cert(Box::new(
+                self.node.certificate().clone(),
+            ))),
             RetrieveMsg::MStep(v) => match self.node.m_step(v) {
                 Ok(Some(sp)) => Ok(RetrieveAnswer::MStep(Box::new(sp))),
                 Ok(None) => Ok(RetrieveAnswer::Refused(Refused::new(
@@ -156,6 +159,11 @@ impl<L: candor_listing::Listing + Send + Sync + 'static> Service for ServeListin
                 .0
                 .m_prove_at(&d, v)
                 .map(|p| RetrieveAnswer::MPast(Box::new(p))),
+            RetrieveMsg::Cert => self
+                .0
+                .certificate()
+                .map(|c| RetrieveAnswer::Cert(Box::new(c)))
+                .ok_or_else(|| candor_listing::Refusal::refused("no certificate")),
             RetrieveMsg::MStep(v) => self.0.m_step(v).map(|s| RetrieveAnswer::MStep(Box::new(s))),
         };
         r.unwrap_or_else(|e| RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)))

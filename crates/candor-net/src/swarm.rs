@@ -45,6 +45,9 @@ pub struct NetConfig {
     pub work_per_second: f64,
     /// Requests being answered at once, from all peers; more are refused as busy.
     pub max_inflight: usize,
+    /// Authorities whose certificates make a peer a member of Δ(d) (empty: any authority whose
+    /// signature on the certificate verifies; the certificate must name the peer either way).
+    pub trusted: Vec<candor_core::PublicKey>,
 }
 
 impl Default for NetConfig {
@@ -59,6 +62,7 @@ impl Default for NetConfig {
             reads_per_second: 20.0,
             work_per_second: 200.0,
             max_inflight: 64,
+            trusted: Vec::new(),
         }
     }
 }
@@ -123,6 +127,10 @@ struct Behaviour {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+/// A lookup whose answer waits for certificates: key, candidates (closest first), reply,
+/// deadline.
+type Waiting = (Vec<u8>, Vec<PeerId>, Reply<Vec<PeerId>>, Instant);
 
 enum Command {
     Request {
@@ -396,6 +404,9 @@ pub async fn start(
         max_inflight: config.max_inflight.max(1),
         pending: HashMap::new(),
         queries: HashMap::new(),
+        members: crate::members::Members::new(config.trusted.clone()),
+        cert_requests: HashMap::new(),
+        waiting: Vec::new(),
         bootstraps: HashMap::new(),
         buckets: HashMap::new(),
     };
@@ -414,6 +425,13 @@ struct Task {
     max_inflight: usize,
     pending: HashMap<(Proto, OutboundRequestId), Reply<Vec<u8>>>,
     queries: HashMap<kad::QueryId, (Vec<u8>, Reply<Vec<PeerId>>)>,
+    /// Which peers showed a valid certificate (only they count as members of Δ(d)).
+    members: crate::members::Members,
+    /// Certificate requests in flight.
+    cert_requests: HashMap<OutboundRequestId, PeerId>,
+    /// Lookups whose answer waits for certificates: key, candidates (closest first), reply,
+    /// deadline.
+    waiting: Vec<Waiting>,
     bootstraps: HashMap<kad::QueryId, Reply<()>>,
     /// Token buckets per (peer, is a `Read`).
     buckets: HashMap<(PeerId, bool), (f64, Instant)>,
@@ -429,8 +447,10 @@ struct Answer {
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, stop: Arc<tokio::sync::Notify>) {
         let (answers_tx, mut answers) = mpsc::channel::<Answer>(256);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
+                _ = tick.tick() => self.serve_waiting(),
                 ev = self.swarm.select_next_some() => self.on_event(ev, &answers_tx),
                 cmd = rx.recv() => match cmd {
                     Some(c) => self.on_command(c),
@@ -513,30 +533,70 @@ impl Task {
     }
 
     /// Δ(d) as this node knows it: the k closest of `peers` and itself.
-    fn closest_k(&self, key: &[u8], peers: impl Iterator<Item = PeerId>) -> Vec<PeerId> {
+    /// `peers` and this node, closest to `key` first.
+    fn sorted(&self, key: &[u8], peers: impl Iterator<Item = PeerId>) -> Vec<PeerId> {
         let target = KBucketKey::new(key.to_vec());
         let me = *self.swarm.local_peer_id();
         let mut all: Vec<PeerId> = peers.filter(|p| *p != me).collect();
         all.push(me);
         all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
         all.dedup();
-        all.truncate(self.k);
         all
+    }
+
+    /// Asks `peer` for its certificate, unless it was asked lately.
+    fn ask_cert(&mut self, peer: PeerId) {
+        if self.members.should_ask(peer, Instant::now()) {
+            let bytes = RetrieveMsg::Cert.to_bytes();
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .retrieve
+                .send_request(&peer, bytes);
+            self.cert_requests.insert(id, peer);
+        }
+    }
+
+    /// Answers the lookups whose members are known (or whose time to wait is over).
+    fn serve_waiting(&mut self) {
+        let now = Instant::now();
+        let me = *self.swarm.local_peer_id();
+        let mut ask = Vec::new();
+        let mut still = Vec::new();
+        for (key, sorted, reply, deadline) in std::mem::take(&mut self.waiting) {
+            match self.members.select(&sorted, self.k, me, now, deadline) {
+                crate::members::Selection::Done(members) => {
+                    let _ = reply.send(Ok(members));
+                }
+                crate::members::Selection::Wait(peers) => {
+                    ask.extend(peers);
+                    still.push((key, sorted, reply, deadline));
+                }
+            }
+        }
+        self.waiting = still;
+        for p in ask {
+            self.ask_cert(p);
+        }
     }
 
     /// Whether this node is among the k closest to `key`, as far as its routing table knows.
     fn responsible(&mut self, key: &[u8]) -> bool {
         let target = KBucketKey::new(key.to_vec());
+        // Only certified peers count: a foreign peer ground next to the key pushes nobody out.
         let known: Vec<PeerId> = self
             .swarm
             .behaviour_mut()
             .kad
             .get_closest_local_peers(&target)
-            .take(self.k)
             .map(|k| *k.preimage())
+            .filter(|p| self.members.certified(p))
+            .take(self.k)
             .collect();
         let me = *self.swarm.local_peer_id();
-        self.closest_k(key, known.into_iter()).contains(&me)
+        let mut closest = self.sorted(key, known.into_iter());
+        closest.truncate(self.k);
+        closest.contains(&me)
     }
 
     /// Whether `peer` may make one more request of its kind (a `Read`, or other work) now.
@@ -569,6 +629,7 @@ impl Task {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
+                self.ask_cert(peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
@@ -587,7 +648,10 @@ impl Task {
                                 peers.into_iter().map(|p| p.peer_id).collect()
                             }
                         };
-                        let _ = reply.send(Ok(self.closest_k(&key, peers.into_iter())));
+                        let sorted = self.sorted(&key, peers.into_iter());
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        self.waiting.push((key, sorted, reply, deadline));
+                        self.serve_waiting();
                     }
                 }
                 kad::QueryResult::Bootstrap(r) if step.last => {
@@ -640,7 +704,11 @@ impl Task {
                     },
                 ..
             } => {
-                if let Some(reply) = self.pending.remove(&(proto, request_id)) {
+                if let Some(peer) = self.cert_requests.remove(&request_id) {
+                    self.members
+                        .on_answer(peer, Some(&response), Instant::now());
+                    self.serve_waiting();
+                } else if let Some(reply) = self.pending.remove(&(proto, request_id)) {
                     let _ = reply.send(Ok(response));
                 }
             }
@@ -650,7 +718,10 @@ impl Task {
                 error,
                 ..
             } => {
-                if let Some(reply) = self.pending.remove(&(proto, request_id)) {
+                if let Some(peer) = self.cert_requests.remove(&request_id) {
+                    self.members.on_answer(peer, None, Instant::now());
+                    self.serve_waiting();
+                } else if let Some(reply) = self.pending.remove(&(proto, request_id)) {
                     let err = match error {
                         OutboundFailure::Timeout => NetError::Timeout(peer),
                         other => NetError::Unreachable {

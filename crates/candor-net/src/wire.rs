@@ -222,6 +222,8 @@ pub enum RetrieveMsg {
     MStep(u64),
     /// A proof for an item under the root after a past step (scheme M).
     MProveAt(ItemKey, u64),
+    /// The node's certificate (only certified peers count as members of Δ(d)).
+    Cert,
 }
 
 impl Encode for RetrieveMsg {
@@ -246,6 +248,9 @@ impl Encode for RetrieveMsg {
             Self::MProveAt(d, v) => {
                 w.u8(5).fixed(d.0.as_bytes()).u64(*v);
             }
+            Self::Cert => {
+                w.u8(6);
+            }
         }
     }
 }
@@ -259,6 +264,7 @@ impl Decode for RetrieveMsg {
             2 => Ok(Self::Page(PageRequest::decode_from(r)?)),
             3 => Ok(Self::MPage(MPageRequest::decode_from(r)?)),
             4 => Ok(Self::MStep(r.u64("step")?)),
+            6 => Ok(Self::Cert),
             5 => Ok(Self::MProveAt(
                 ItemKey(Digest(r.array("item")?)),
                 r.u64("step")?,
@@ -289,6 +295,8 @@ pub enum RetrieveAnswer {
     MStep(Box<StepProof>),
     /// A proof under a past root.
     MPast(Box<MPast>),
+    /// The node's certificate.
+    Cert(Box<SignedCertificate>),
 }
 
 impl Encode for RetrieveAnswer {
@@ -323,6 +331,10 @@ impl Encode for RetrieveAnswer {
                 w.u8(7);
                 p.encode_to(w);
             }
+            Self::Cert(c) => {
+                w.u8(8);
+                c.encode_to(w);
+            }
         }
     }
 }
@@ -339,6 +351,7 @@ impl Decode for RetrieveAnswer {
             5 => Ok(Self::MPage(MPage::decode_from(r)?)),
             6 => Ok(Self::MStep(Box::new(StepProof::decode_from(r)?))),
             7 => Ok(Self::MPast(Box::new(MPast::decode_from(r)?))),
+            8 => Ok(Self::Cert(Box::new(SignedCertificate::decode_from(r)?))),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,

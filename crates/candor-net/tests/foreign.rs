@@ -4,34 +4,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use candor_core::Keypair;
-use candor_net::{identity, start, NetConfig, KAD_PROTOCOL};
+use candor_net::{dht_key, identity, start, KBucketKey, NetConfig, KAD_PROTOCOL};
 use futures::StreamExt;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade::Version;
 use libp2p::kad::{self, store::MemoryStore, Mode, Quorum, Record, RecordKey};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, ping, yamux, StreamProtocol, SwarmBuilder, Transport};
+use libp2p::{identify, noise, ping, yamux, StreamProtocol, Swarm, SwarmBuilder, Transport};
 use std::time::Duration;
 
 #[derive(NetworkBehaviour)]
 struct Foreign {
     kad: kad::Behaviour<MemoryStore>,
     ping: ping::Behaviour,
+    identify: identify::Behaviour,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_records_are_not_stored_and_ping_is_answered() {
-    let key = Keypair::generate(&mut rand_core::OsRng);
-    let port = 7_000_000 + u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 1000);
-    let config = NetConfig {
-        listen: vec![format!("/memory/{port}").parse().unwrap()],
-        memory: true,
-        ..NetConfig::default()
-    };
-    let (candor, addrs) = start(identity(&key).unwrap(), config, None).await.unwrap();
-    let candor_peer = candor.peer();
-
-    let mut swarm = SwarmBuilder::with_new_identity()
+/// A stock Kademlia server with ping and identify, on the memory transport.
+fn foreign(key: libp2p::identity::Keypair) -> Swarm<Foreign> {
+    SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(|k| {
             Ok(MemoryTransport::default()
@@ -54,11 +45,88 @@ async fn foreign_records_are_not_stored_and_ping_is_answered() {
                 ping: ping::Behaviour::new(
                     ping::Config::new().with_interval(Duration::from_millis(200)),
                 ),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/js-like/1.0.0".into(),
+                    k.public(),
+                )),
             }
         })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build();
+        .build()
+}
+
+fn memory_port() -> u64 {
+    7_000_000 + u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 100_000)
+}
+
+/// An uncertified peer with a PeerId ground to sit closer to an item than the Candor node is
+/// in its routing table, yet never a member of Δ(d): the certified node still lists the item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncertified_peer_next_to_an_item_is_no_member_of_its_listing_nodes() {
+    let key = Keypair::generate(&mut rand_core::OsRng);
+    let config = NetConfig {
+        listen: vec![format!("/memory/{}", memory_port()).parse().unwrap()],
+        memory: true,
+        k: 1,
+        ..NetConfig::default()
+    };
+    let (candor, addrs) = start(identity(&key).unwrap(), config, None).await.unwrap();
+    let item = dht_key(
+        &candor_core::Item::new("an item worth capturing")
+            .unwrap()
+            .key(),
+    );
+    let target = KBucketKey::new(item.clone());
+    let me = KBucketKey::from(candor.peer());
+    // Grind an identity closer to the item than the Candor node.
+    let id = loop {
+        let k = libp2p::identity::Keypair::generate_ed25519();
+        let d = target.distance(&KBucketKey::from(k.public().to_peer_id()));
+        if d < target.distance(&me) {
+            break k;
+        }
+    };
+    let grinder = id.public().to_peer_id();
+    let mut swarm = foreign(id);
+    swarm
+        .listen_on(format!("/memory/{}", memory_port()).parse().unwrap())
+        .unwrap();
+    swarm.dial(addrs[0].clone()).unwrap();
+    // Until the Candor node has it in its routing table.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while candor.status().await.unwrap().routing_table == 0 {
+        let _ = tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some()).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never in the routing table"
+        );
+    }
+    let lookup = candor.listing_nodes(&item);
+    tokio::pin!(lookup);
+    let members = loop {
+        tokio::select! {
+            r = &mut lookup => break r.unwrap(),
+            _ = swarm.select_next_some() => {}
+        }
+    };
+    assert!(!members.contains(&grinder), "{members:?}");
+    assert_eq!(members, vec![candor.peer()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_records_are_not_stored_and_ping_is_answered() {
+    let key = Keypair::generate(&mut rand_core::OsRng);
+    let port = memory_port();
+    let config = NetConfig {
+        listen: vec![format!("/memory/{port}").parse().unwrap()],
+        memory: true,
+        ..NetConfig::default()
+    };
+    let (candor, addrs) = start(identity(&key).unwrap(), config, None).await.unwrap();
+    let candor_peer = candor.peer();
+
+    let mut swarm = foreign(libp2p::identity::Keypair::generate_ed25519());
     swarm
         .behaviour_mut()
         .kad

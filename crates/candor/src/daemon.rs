@@ -161,6 +161,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
         listen: parse_addrs(&listen)?,
         bootstrap: parse_addrs(&bootstrap)?,
         k,
+        trusted: trusted.clone(),
         ..NetConfig::default()
     };
     let service = Arc::new(ListingService::new(node.clone(), candor_net::system_clock));

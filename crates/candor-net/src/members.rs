@@ -1,0 +1,175 @@
+//! Who may count as a member of Δ(d): only peers that showed a certificate that verifies (by
+//! a trusted authority, for their PeerId). Kademlia takes any peer that speaks its protocol
+//! into its tables, so a foreign or uncertified peer with a PeerId ground next to an item
+//! would otherwise push a listing node out of Δ(d) (DESIGN.md §10 will replace this with the
+//! authority's roster).
+
+use crate::swarm::to_candor_peer;
+use crate::wire::RetrieveAnswer;
+use candor_core::{Decode, PublicKey};
+use libp2p::PeerId;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The most peers whose certificate state is kept (older entries are forgotten first).
+const MAX_KNOWN: usize = 10_000;
+
+/// How long a peer that showed no valid certificate is not asked again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Asked at this time; no answer yet.
+    Asked(Instant),
+    /// Showed a valid certificate.
+    Certified,
+    /// Showed none, or an invalid one, at this time.
+    Not(Instant),
+}
+
+/// What the selection of Δ(d) came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// The members, closest first.
+    Done(Vec<PeerId>),
+    /// Wait for the certificates of these peers (ask the ones not asked yet).
+    Wait(Vec<PeerId>),
+}
+
+/// The certificate state of the peers this node met.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    trusted: Vec<PublicKey>,
+    states: HashMap<PeerId, State>,
+}
+
+impl Members {
+    /// Members certified by one of `trusted` (none: any authority whose signature verifies;
+    /// the certificate must still name the peer).
+    pub(crate) fn new(trusted: Vec<PublicKey>) -> Self {
+        Self {
+            trusted,
+            states: HashMap::new(),
+        }
+    }
+
+    /// Whether `peer`'s certificate should be asked for now (and notes that it is).
+    pub(crate) fn should_ask(&mut self, peer: PeerId, now: Instant) -> bool {
+        let ask = match self.states.get(&peer) {
+            None => true,
+            Some(State::Not(t)) => now.duration_since(*t) > RETRY_AFTER,
+            Some(State::Asked(t)) => now.duration_since(*t) > RETRY_AFTER,
+            Some(State::Certified) => false,
+        };
+        if ask {
+            if self.states.len() >= MAX_KNOWN {
+                self.states.retain(|_, s| matches!(s, State::Certified));
+            }
+            self.states.insert(peer, State::Asked(now));
+        }
+        ask
+    }
+
+    /// Takes `peer`'s answer to a certificate request (None: the request failed).
+    pub(crate) fn on_answer(&mut self, peer: PeerId, answer: Option<&[u8]>, now: Instant) {
+        let ok = answer.is_some_and(|bytes| self.verifies(peer, bytes));
+        if !ok {
+            tracing::debug!(%peer, "peer showed no valid certificate: not a member of any Δ(d)");
+        }
+        self.states.insert(
+            peer,
+            if ok {
+                State::Certified
+            } else {
+                State::Not(now)
+            },
+        );
+    }
+
+    fn verifies(&self, peer: PeerId, bytes: &[u8]) -> bool {
+        let Ok(RetrieveAnswer::Cert(cert)) = RetrieveAnswer::from_bytes(bytes) else {
+            return false;
+        };
+        let own = [cert.cert.authority];
+        let trusted = if self.trusted.is_empty() {
+            &own[..]
+        } else {
+            &self.trusted[..]
+        };
+        cert.verify_for(trusted, &to_candor_peer(&peer)).is_ok()
+    }
+
+    /// Whether `peer` showed a valid certificate.
+    pub(crate) fn certified(&self, peer: &PeerId) -> bool {
+        matches!(self.states.get(peer), Some(State::Certified))
+    }
+
+    /// The first `k` members among `sorted` (closest first; `me` counts without a
+    /// certificate check). Before `deadline`, a peer still unanswered ahead of the k-th
+    /// member makes the caller wait for it; after, it is passed over.
+    pub(crate) fn select(
+        &self,
+        sorted: &[PeerId],
+        k: usize,
+        me: PeerId,
+        now: Instant,
+        deadline: Instant,
+    ) -> Selection {
+        let mut out = Vec::with_capacity(k);
+        let mut wait = Vec::new();
+        for p in sorted {
+            if out.len() >= k {
+                break;
+            }
+            match (*p == me, self.states.get(p)) {
+                (true, _) | (false, Some(State::Certified)) => out.push(*p),
+                (false, Some(State::Not(_))) => {}
+                (false, _) if now < deadline => wait.push(*p),
+                (false, _) => {}
+            }
+        }
+        if wait.is_empty() {
+            Selection::Done(out)
+        } else {
+            Selection::Wait(wait)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerId {
+        PeerId::random()
+    }
+
+    #[test]
+    fn only_certified_peers_and_me_are_selected_and_unknown_ones_are_waited_for() {
+        let mut m = Members::new(Vec::new());
+        let now = Instant::now();
+        let (me, a, b, c) = (peer(), peer(), peer(), peer());
+        m.states.insert(a, State::Certified);
+        m.states.insert(b, State::Not(now));
+        assert!(m.should_ask(c, now));
+        assert!(!m.should_ask(c, now), "asked once");
+        let later = now + Duration::from_secs(5);
+        assert_eq!(
+            m.select(&[b, c, a, me], 2, me, now, later),
+            Selection::Wait(vec![c])
+        );
+        assert_eq!(
+            m.select(&[b, c, a, me], 2, me, later, later),
+            Selection::Done(vec![a, me])
+        );
+        // A garbage answer, or none, is no certificate.
+        m.on_answer(c, Some(&[1, 2, 3]), now);
+        assert!(!m.certified(&c));
+        m.on_answer(c, None, now);
+        assert!(!m.certified(&c));
+        assert_eq!(
+            m.select(&[b, c, a, me], 3, me, now, later),
+            Selection::Done(vec![a, me])
+        );
+    }
+}
