@@ -51,6 +51,18 @@ impl MNode {
         self.signer.peer().clone()
     }
 
+    /// A view of `other` (same device key and certificate) for serving a doctored answer.
+    fn from_parts(other: &MNode) -> Self {
+        Self {
+            signer: other.signer.clone(),
+            cert: other.cert.clone(),
+            trusted: other.trusted.clone(),
+            state: other.state.clone(),
+            lists: other.lists.clone(),
+            steps: other.steps.clone(),
+        }
+    }
+
     fn sign(&self, header: &StepHeader) -> SignedInc {
         self.signer
             .sign_inc(0, header.value, header.payload(&self.peer()))
@@ -837,4 +849,116 @@ fn a_gap_step_reverting_to_an_old_root_is_too_wide() {
             max: 16
         }
     );
+}
+
+mod mixed {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// How a cheating node departs from the truth (0: it does not).
+    #[derive(Debug, Clone, Copy)]
+    enum Cheat {
+        Honest,
+        DropAGapStep,
+        ListAnExtraStep,
+        AnswerAnAuditWithAnotherStep,
+        ClaimALongerList,
+        DropAnOfferFromThePage,
+        ServeAnOlderStep,
+    }
+
+    fn cheat() -> impl Strategy<Value = Cheat> {
+        prop_oneof![
+            Just(Cheat::Honest),
+            Just(Cheat::DropAGapStep),
+            Just(Cheat::ListAnExtraStep),
+            Just(Cheat::AnswerAnAuditWithAnotherStep),
+            Just(Cheat::ClaimALongerList),
+            Just(Cheat::DropAnOfferFromThePage),
+            Just(Cheat::ServeAnOlderStep),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Random histories of publishes and crashes (each crash loses the step being written
+        /// and leaves a gap step), then one cheat at random against a buyer who audits every
+        /// value: the buyer either catches it or got exactly the truth; an honest node is never
+        /// accused, and the gaps it reports are the node's.
+        #[test]
+        fn a_cheat_is_caught_or_the_answer_is_the_truth(
+            ops in proptest::collection::vec((0u8..3, any::<bool>()), 1..10),
+            cheat in cheat(),
+            pick in any::<u64>(),
+        ) {
+            let mut node = MNode::new(Scheme::Merkle);
+            let seller = Keypair::generate(&mut OsRng);
+            let mut crashes = 0usize;
+            for (i, (it, crash)) in ops.iter().enumerate() {
+                node.publish(&[offer(&seller, &item(u32::from(*it)), 10 + i as u64)]);
+                if *crash {
+                    // The device counts a step a crash then loses; a gap step covers it.
+                    let v = node.state.value();
+                    let _ = node.signer.sign_inc(0, v + 1, Digest([9; 32]));
+                    node.gap_step(v + 2);
+                    crashes += 1;
+                }
+            }
+            let d = item(0);
+            let truth: Vec<Vec<u8>> = node.lists.get(&d.key()).cloned().unwrap_or_default();
+            let mut head = node.head(&d, [9; 32]);
+            let values: Vec<u64> = node.steps.keys().copied().collect();
+            let other = values[(pick % values.len() as u64) as usize];
+            let mut audit_override: Option<(u64, StepProof)> = None;
+            let mut lists = node.lists.clone();
+            match cheat {
+                Cheat::Honest => {}
+                Cheat::DropAGapStep if !head.gaps.is_empty() => {
+                    let i = (pick % head.gaps.len() as u64) as usize;
+                    head.gaps.remove(i);
+                }
+                Cheat::ListAnExtraStep => head.gaps.push(node.steps[&other].step.clone()),
+                Cheat::AnswerAnAuditWithAnotherStep => {
+                    let base = node.cert.cert.counters[0].initial;
+                    let v = base + 1 + pick % (node.state.value() - base);
+                    audit_override = Some((v, node.steps[&other].clone()));
+                }
+                Cheat::ClaimALongerList => {
+                    if let Some(l) = head.leaf.as_mut() {
+                        l.n += 1;
+                    }
+                }
+                Cheat::DropAnOfferFromThePage => {
+                    if let Some(l) = lists.get_mut(&d.key()) {
+                        if !l.is_empty() {
+                            l.remove((pick % l.len() as u64) as usize);
+                        }
+                    }
+                }
+                Cheat::ServeAnOlderStep => head.step = Some(node.steps[&other].step.clone()),
+                Cheat::DropAGapStep => {}
+            }
+            let served = MNode { lists, ..MNode::from_parts(&node) };
+            let result = served.retrieve_all(&d, Budget::default(), head, &|v| {
+                match &audit_override {
+                    Some((w, sp)) if *w == v => sp.clone(),
+                    _ => node.own(v),
+                }
+            });
+            match (cheat, result) {
+                (Cheat::Honest, Err(e)) => prop_assert!(false, "an honest node was accused: {e}"),
+                (Cheat::Honest, Ok(out)) => {
+                    prop_assert_eq!(out.gaps.len(), crashes);
+                    prop_assert_eq!(out.detection, 1.0);
+                }
+                (_, Err(_)) => {}
+                (_, Ok(out)) => {
+                    let got: Vec<Vec<u8>> = out.offers.iter().map(|o| o.to_bytes()).collect();
+                    prop_assert_eq!(got, truth, "a cheat ({:?}) passed with a false answer", cheat);
+                    prop_assert_eq!(out.gaps.len(), crashes);
+                }
+            }
+        }
+    }
 }

@@ -35,11 +35,18 @@ fn node(m: &mut Market, dir: &Path, scheme: Scheme) -> (Node, Faults, SignedCert
 }
 
 fn reopen(node: Node, dir: &Path, cert: &SignedCertificate) -> Node {
+    reopen_with(node, dir, cert).0
+}
+
+fn reopen_with(node: Node, dir: &Path, cert: &SignedCertificate) -> (Node, Faults) {
     drop(node);
     let device = SoftwareDevice::open(&dir.join("device.state")).unwrap();
-    let (device, _) = FailingDevice::new(device);
+    let (device, faults) = FailingDevice::new(device);
     let store = ListingStore::open(&dir.join("store.redb")).unwrap();
-    ListingNode::open(device, store, cert.clone()).unwrap().0
+    (
+        ListingNode::open(device, store, cert.clone()).unwrap().0,
+        faults,
+    )
 }
 
 /// Everything a buyer and the seller check passes: every value accounted for (scheme M:
@@ -189,5 +196,55 @@ fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
         faults.clear();
         assert!(publish(&node, &m, scheme, 300, &mut r));
         assert_eq!(check(&node, &m, scheme, &r), (2, 0), "{scheme:?}");
+    }
+}
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fault() -> impl Strategy<Value = Option<Fault>> {
+        prop_oneof![
+            3 => Just(None),
+            1 => Just(Some(Fault::AfterCount)),
+            1 => Just(Some(Fault::AfterCountLost)),
+            1 => Just(Some(Fault::BeforeCount)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Random publishes with random device errors and store failures in the middle of
+        /// them, with restarts: a buyer auditing every value and every monitoring seller
+        /// always verify the node; every receipt given is served.
+        #[test]
+        fn honest_nodes_with_random_failures_are_never_accused(
+            merkle in any::<bool>(),
+            ops in proptest::collection::vec((fault(), any::<bool>(), 0u8..8), 1..10),
+        ) {
+            let scheme = if merkle { Scheme::Merkle } else { Scheme::Basic };
+            let mut m = Market::new();
+            let dir = tempfile::tempdir().unwrap();
+            let (mut node, mut faults, cert) = node(&mut m, dir.path(), scheme);
+            let mut r = Receipts::default();
+            for (i, (f, store_fails, restart)) in ops.into_iter().enumerate() {
+                match f {
+                    Some(f) => faults.arm(f),
+                    None => faults.clear(),
+                }
+                if store_fails {
+                    node.store().fail_commits(1);
+                }
+                publish(&node, &m, scheme, 100 + i as u64, &mut r);
+                faults.clear();
+                node.store().fail_commits(0);
+                check(&node, &m, scheme, &r);
+                if restart == 0 {
+                    (node, faults) = reopen_with(node, dir.path(), &cert);
+                    check(&node, &m, scheme, &r);
+                }
+            }
+        }
     }
 }
