@@ -21,6 +21,7 @@
 
 mod client;
 mod codec;
+mod limits;
 mod market;
 mod members;
 mod service;

@@ -363,7 +363,7 @@ pub async fn start(
     };
     for addr in &config.listen {
         if !config.memory {
-            refuse_taken_port(addr)?;
+            crate::limits::refuse_taken_port(addr)?;
         }
         swarm.listen_on(addr.clone()).map_err(|e| setup(&e))?;
     }
@@ -398,8 +398,7 @@ pub async fn start(
         swarm,
         k: config.k.max(1),
         service,
-        rate: config.reads_per_second,
-        work_rate: config.work_per_second,
+        limits: crate::limits::Limits::new(config.reads_per_second, config.work_per_second),
         inflight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         max_inflight: config.max_inflight.max(1),
         pending: HashMap::new(),
@@ -408,7 +407,6 @@ pub async fn start(
         cert_requests: HashMap::new(),
         waiting: Vec::new(),
         bootstraps: HashMap::new(),
-        buckets: HashMap::new(),
     };
     tokio::spawn(task.run(rx, stop));
     Ok((handle, listening))
@@ -418,8 +416,8 @@ struct Task {
     swarm: Swarm<Behaviour>,
     k: usize,
     service: Option<Arc<dyn Service>>,
-    rate: f64,
-    work_rate: f64,
+    /// Per-peer token buckets for `Read`s and for other work.
+    limits: crate::limits::Limits,
     /// Requests whose answers are being computed off the network task.
     inflight: Arc<std::sync::atomic::AtomicUsize>,
     max_inflight: usize,
@@ -433,8 +431,6 @@ struct Task {
     /// deadline.
     waiting: Vec<Waiting>,
     bootstraps: HashMap<kad::QueryId, Reply<()>>,
-    /// Token buckets per (peer, is a `Read`).
-    buckets: HashMap<(PeerId, bool), (f64, Instant)>,
 }
 
 /// An answer computed off the network task, to send back on it.
@@ -597,26 +593,6 @@ impl Task {
         let mut closest = self.sorted(key, known.into_iter());
         closest.truncate(self.k);
         closest.contains(&me)
-    }
-
-    /// Whether `peer` may make one more request of its kind (a `Read`, or other work) now.
-    fn allow(&mut self, peer: PeerId, read: bool) -> bool {
-        let now = Instant::now();
-        if self.buckets.len() > 10_000 {
-            self.buckets
-                .retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(10));
-        }
-        let rate = if read { self.rate } else { self.work_rate };
-        let burst = rate * 2.0;
-        let (tokens, last) = self.buckets.entry((peer, read)).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 
     fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>, answers: &mpsc::Sender<Answer>) {
@@ -801,7 +777,7 @@ impl Task {
         };
         // Every request that costs work is metered per peer: `Read`s (device signatures) on
         // their own, slower bucket; and all of them share a bound on work in flight.
-        if !self.allow(peer, read) {
+        if !self.limits.allow(peer, read) {
             let what = if read { "Reads" } else { "requests" };
             let _ = self.rr(proto).send_response(
                 channel,
@@ -832,38 +808,6 @@ impl Task {
                 bytes,
             });
         });
-    }
-}
-
-/// libp2p's TCP listeners set SO_REUSEPORT, so a second node could listen on a port another
-/// node already uses and take half its connections. A plain bind of a fixed port first (no
-/// SO_REUSEPORT: it fails while any socket listens there) refuses that with a clear error.
-fn refuse_taken_port(addr: &Multiaddr) -> Result<(), NetError> {
-    let mut ip = None;
-    let mut port = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    let (Some(ip), Some(port)) = (ip, port) else {
-        return Ok(());
-    };
-    if port == 0 {
-        return Ok(());
-    }
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(probe) => {
-            drop(probe);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Setup(format!(
-            "{addr}: port {port} is already in use (another candor node, or another program); pick another port or stop the other node"
-        ))),
-        Err(e) => Err(NetError::Setup(format!("{addr}: {e}"))),
     }
 }
 
