@@ -350,6 +350,16 @@ impl MRetrieval {
             .verify(&root, &[(d.0 .0, head.leaf.map(|l| l.value_hash()))])
             .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
         let gaps = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
+        if let Some(step) = &head.step {
+            // No step commits more than MAX_BATCH offers: a total beyond that is a lie any
+            // checker sees without an audit.
+            let most = (t - counter.initial).saturating_mul(crate::merkle::MAX_BATCH as u64);
+            if step.header.total_offers > most {
+                return Err(Misbehaviour::BadStep(
+                    "the offer total is more than the steps so far can hold",
+                ));
+            }
+        }
         if let (Some(leaf), Some(step)) = (&head.leaf, &head.step) {
             if leaf.n > step.header.total_offers {
                 return Err(Misbehaviour::BadStep(

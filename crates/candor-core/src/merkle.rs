@@ -197,7 +197,8 @@ impl StepHeader {
 
     /// The values a gap step covers (`first`, `last`): none for an ordinary step.
     pub fn gap(&self) -> Option<(u64, u64)> {
-        (self.prev_value + 1 < self.value).then(|| (self.prev_value + 1, self.value - 1))
+        let first = self.prev_value.saturating_add(1);
+        (first < self.value).then(|| (first, self.value - 1))
     }
 }
 

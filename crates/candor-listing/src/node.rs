@@ -14,6 +14,12 @@ use thiserror::Error;
 /// The most bytes of items a page carries.
 pub(crate) const MAX_PAGE_BYTES: usize = 256 * 1024;
 
+/// The first pause before another reconcile attempt after one failed; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+/// The longest pause between reconcile attempts.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a node would not open.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -188,6 +194,9 @@ pub struct ListingNode<D> {
     /// may have counted what the store lacks. Nothing is counted or `Read` until a reconcile
     /// (DESIGN.md §7) clears it.
     pub(crate) unsettled: std::sync::atomic::AtomicBool,
+    /// When a reconcile after a failed write may be tried next, and the pause after that:
+    /// a device that keeps failing is not driven (and its counter not spent) once per request.
+    pub(crate) retry: Mutex<(Option<std::time::Instant>, std::time::Duration)>,
 }
 
 impl<D> std::fmt::Debug for ListingNode<D> {
@@ -238,6 +247,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             device: Mutex::new(device),
             m: Mutex::new(None),
             unsettled: std::sync::atomic::AtomicBool::new(false),
+            retry: Mutex::new((None, RETRY_FIRST)),
         };
         let report = {
             let mut dev = node.device();
@@ -273,7 +283,22 @@ impl<D: TrustedDevice> ListingNode<D> {
         if !self.unsettled.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let report = self.reconcile_any(dev).map_err(|e| e.to_string())?;
+        let now = std::time::Instant::now();
+        let mut retry = self.retry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(next) = retry.0 {
+            if now < next {
+                return Err("waiting before the next reconcile attempt".into());
+            }
+        }
+        let report = match self.reconcile_any(dev) {
+            Ok(r) => r,
+            Err(e) => {
+                let pause = retry.1;
+                *retry = (Some(now + pause), (pause * 2).min(RETRY_MAX));
+                return Err(e.to_string());
+            }
+        };
+        *retry = (None, RETRY_FIRST);
         self.unsettled.store(false, Ordering::SeqCst);
         tracing::info!(?report, "reconciled after a failed write");
         Ok(())

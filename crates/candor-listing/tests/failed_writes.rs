@@ -52,6 +52,32 @@ fn reopen_with(node: Node, dir: &Path, cert: &SignedCertificate) -> (Node, Fault
 /// Everything a buyer and the seller check passes: every value accounted for (scheme M:
 /// every step audited), every receipt still served. Returns (offers, gaps).
 fn check(node: &Node, m: &Market, scheme: Scheme, receipts: &Receipts) -> (usize, usize) {
+    // A node still pausing between reconcile attempts answers "reconciling": wait it out,
+    // as a buyer that retries would (it is a refusal, never a false answer).
+    let start = std::time::Instant::now();
+    let req = RetrieveRequest {
+        item: target().key(),
+        nonce: [0; 32],
+    };
+    let reconciling = || {
+        let r = if scheme == Scheme::Merkle {
+            node.m_head(&req).map(|_| ())
+        } else {
+            node.head(&req).map(|_| ())
+        };
+        matches!(r, Err(ServeError::Reconciling(_)))
+    };
+    while reconciling() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "never settled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    check_now(node, m, scheme, receipts)
+}
+
+fn check_now(node: &Node, m: &Market, scheme: Scheme, receipts: &Receipts) -> (usize, usize) {
     if scheme == Scheme::Merkle {
         let out =
             retrieve_from_m(node, &m.trusted, &target(), Budget::default(), u64::MAX).unwrap();
@@ -194,7 +220,16 @@ fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
             "{again:?}"
         );
         faults.clear();
-        assert!(publish(&node, &m, scheme, 300, &mut r));
+        // The node retries its reconcile after a pause (doubling from 200 ms), not once per
+        // request: a publish succeeds once the pause is over.
+        let start = std::time::Instant::now();
+        while !publish(&node, &m, scheme, 300, &mut r) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "never settled"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         assert_eq!(check(&node, &m, scheme, &r), (2, 0), "{scheme:?}");
     }
 }

@@ -12,6 +12,24 @@ use candor_listing::{AnyHead, AnyReply, Listing, PublishReply, Refusal, RefusalK
 use libp2p::PeerId;
 use std::time::Instant;
 
+/// Whether an answer asks the caller to slow down (rate-limited, or busy).
+fn slow_down(proto: Proto, answer: &[u8]) -> bool {
+    let refused = match proto {
+        Proto::Retrieve => match RetrieveAnswer::from_bytes(answer) {
+            Ok(RetrieveAnswer::Refused(r)) => Some(r.code),
+            _ => None,
+        },
+        _ => match PublishResponse::from_bytes(answer) {
+            Ok(PublishResponse::Refused(r)) => Some(r.code),
+            _ => None,
+        },
+    };
+    matches!(
+        refused,
+        Some(RefusalCode::RateLimited) | Some(RefusalCode::Unavailable)
+    )
+}
+
 /// A remote listing node, reached through a local [`NetHandle`], within a time budget.
 ///
 /// Its methods block: call them from a blocking thread (not from an async task).
@@ -45,7 +63,26 @@ impl RemoteListing {
         self.peer
     }
 
+    /// Sends a request; a node that answers "rate-limited" or "busy" is asked again after a
+    /// growing pause, within the deadline (a checker that gave up at once would report an
+    /// honest, loaded node as refusing).
     fn call(&self, proto: Proto, bytes: Vec<u8>) -> Result<Vec<u8>, Refusal> {
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let answer = self.call_once(proto, bytes.clone())?;
+            if !slow_down(proto, &answer) {
+                return Ok(answer);
+            }
+            let late = self.deadline.is_some_and(|d| Instant::now() + pause >= d);
+            if late || pause > std::time::Duration::from_secs(5) {
+                return Ok(answer);
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
+        }
+    }
+
+    fn call_once(&self, proto: Proto, bytes: Vec<u8>) -> Result<Vec<u8>, Refusal> {
         let fut = self.net.request(proto, self.peer, bytes);
         let result = match self.deadline {
             None => self.runtime.block_on(fut),

@@ -72,6 +72,16 @@ impl Members {
 
     /// Takes `peer`'s answer to a certificate request (None: the request failed).
     pub(crate) fn on_answer(&mut self, peer: PeerId, answer: Option<&[u8]>, now: Instant) {
+        // A busy or rate-limited peer is not a peer without a certificate: ask again soon.
+        if let Some(Ok(RetrieveAnswer::Refused(r))) = answer.map(RetrieveAnswer::from_bytes) {
+            if matches!(
+                r.code,
+                crate::wire::RefusalCode::RateLimited | crate::wire::RefusalCode::Unavailable
+            ) {
+                self.states.remove(&peer);
+                return;
+            }
+        }
         let ok = answer.is_some_and(|bytes| self.verifies(peer, bytes));
         if !ok {
             tracing::debug!(%peer, "peer showed no valid certificate: not a member of any Δ(d)");

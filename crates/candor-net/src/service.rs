@@ -113,6 +113,10 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
         })
     }
 
+    fn certificate(&self) -> Option<candor_core::SignedCertificate> {
+        Some(self.node.certificate().clone())
+    }
+
     fn reissue(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
         match self.node.reissue(&request.0) {
             Ok(Some(receipt)) => PublishResponse::Accepted {
@@ -167,6 +171,10 @@ impl<L: candor_listing::Listing + Send + Sync + 'static> Service for ServeListin
             RetrieveMsg::MStep(v) => self.0.m_step(v).map(|s| RetrieveAnswer::MStep(Box::new(s))),
         };
         r.unwrap_or_else(|e| RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)))
+    }
+
+    fn certificate(&self) -> Option<candor_core::SignedCertificate> {
+        self.0.certificate()
     }
 
     fn reissue(&self, _from: PeerId, _request: PublishRequest) -> PublishResponse {

@@ -113,6 +113,9 @@ pub trait Service: Send + Sync + 'static {
     fn retrieve(&self, from: PeerId, request: RetrieveMsg) -> RetrieveAnswer;
     /// Answers a receipt re-issue (an encoded offer). Returns an encoded `PublishResponse`.
     fn reissue(&self, from: PeerId, request: PublishRequest) -> PublishResponse;
+    /// The node's certificate, shown to every peer that asks (answered on the network task,
+    /// outside the rate limits: a busy node is still counted as a member of Δ(d)).
+    fn certificate(&self) -> Option<candor_core::SignedCertificate>;
 }
 
 #[derive(NetworkBehaviour)]
@@ -394,6 +397,10 @@ pub async fn start(
         tx,
         stop: stop.clone(),
     };
+    let own_cert = service
+        .as_ref()
+        .and_then(|s| s.certificate())
+        .map(|c| RetrieveAnswer::Cert(Box::new(c)).to_bytes());
     let task = Task {
         swarm,
         k: config.k.max(1),
@@ -404,6 +411,7 @@ pub async fn start(
         pending: HashMap::new(),
         queries: HashMap::new(),
         members: crate::members::Members::new(config.trusted.clone()),
+        own_cert,
         cert_requests: HashMap::new(),
         waiting: Vec::new(),
         bootstraps: HashMap::new(),
@@ -425,6 +433,8 @@ struct Task {
     queries: HashMap<kad::QueryId, (Vec<u8>, Reply<Vec<PeerId>>)>,
     /// Which peers showed a valid certificate (only they count as members of Δ(d)).
     members: crate::members::Members,
+    /// This node's certificate answer, if it is a listing node.
+    own_cert: Option<Vec<u8>>,
     /// Certificate requests in flight.
     cert_requests: HashMap<OutboundRequestId, PeerId>,
     /// Lookups whose answer waits for certificates: key, candidates (closest first), reply,
@@ -680,7 +690,10 @@ impl Task {
                     },
                 ..
             } => {
-                if let Some(peer) = self.cert_requests.remove(&request_id) {
+                let cert = (proto == Proto::Retrieve)
+                    .then(|| self.cert_requests.remove(&request_id))
+                    .flatten();
+                if let Some(peer) = cert {
                     self.members
                         .on_answer(peer, Some(&response), Instant::now());
                     self.serve_waiting();
@@ -694,7 +707,10 @@ impl Task {
                 error,
                 ..
             } => {
-                if let Some(peer) = self.cert_requests.remove(&request_id) {
+                let cert = (proto == Proto::Retrieve)
+                    .then(|| self.cert_requests.remove(&request_id))
+                    .flatten();
+                if let Some(peer) = cert {
                     self.members.on_answer(peer, None, Instant::now());
                     self.serve_waiting();
                 } else if let Some(reply) = self.pending.remove(&(proto, request_id)) {
@@ -769,6 +785,13 @@ impl Task {
                         .send_response(channel, refuse(RefusalCode::Invalid, e.to_string()));
                     return;
                 }
+                Ok(RetrieveMsg::Cert) => {
+                    let bytes = self.own_cert.clone().unwrap_or_else(|| {
+                        refuse(RefusalCode::NotFound, "this node has no certificate".into())
+                    });
+                    let _ = self.rr(proto).send_response(channel, bytes);
+                    return;
+                }
                 Ok(msg) => {
                     read = matches!(msg, RetrieveMsg::Head(_));
                     Box::new(move || service.retrieve(peer, msg).to_bytes())
@@ -797,17 +820,26 @@ impl Task {
             );
             return;
         }
-        let inflight = self.inflight.clone();
+        let slot = InFlight(self.inflight.clone());
         let answers = answers.clone();
         tokio::task::spawn_blocking(move || {
             let bytes = job();
-            inflight.fetch_sub(1, Ordering::SeqCst);
+            drop(slot);
             let _ = answers.blocking_send(Answer {
                 proto,
                 channel,
                 bytes,
             });
         });
+    }
+}
+
+/// A request being answered; its slot is given back however the job ends (a panic too).
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -473,30 +473,34 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
     assert!(limited >= 30, "only {limited} of 80 Reads were limited");
     // Every other request that costs the node work is metered too (pages, steps, proofs
     // under past roots): a burst beyond 2 × 200 is refused.
+    // Sent 60 at a time (a connection's stream limit), as fast as they are answered.
     let mut limited = 0;
-    for i in 0..600u64 {
-        let req = match i % 3 {
-            0 => RetrieveMsg::MStep(i),
-            1 => RetrieveMsg::MProveAt(item.key(), i),
-            _ => RetrieveMsg::Page(candor_core::PageRequest {
-                counter: 0,
-                after: 0,
-                upto: 1,
-                max_items: 1,
-            }),
-        }
-        .to_bytes();
-        if let RetrieveAnswer::Refused(r) =
-            RetrieveAnswer::from_bytes(&a.request(Proto::Retrieve, b, req).await.unwrap()).unwrap()
-        {
-            if r.code == RefusalCode::RateLimited {
-                limited += 1;
+    for chunk in (0..1200u64).collect::<Vec<_>>().chunks(60) {
+        let flood = chunk.iter().map(|&i| {
+            let req = match i % 3 {
+                0 => RetrieveMsg::MStep(i),
+                1 => RetrieveMsg::MProveAt(item.key(), i),
+                _ => RetrieveMsg::Page(candor_core::PageRequest {
+                    counter: 0,
+                    after: 0,
+                    upto: 1,
+                    max_items: 1,
+                }),
+            }
+            .to_bytes();
+            a.request(Proto::Retrieve, b, req)
+        });
+        for answer in futures::future::join_all(flood).await.into_iter().flatten() {
+            if let Ok(RetrieveAnswer::Refused(r)) = RetrieveAnswer::from_bytes(&answer) {
+                if r.code == RefusalCode::RateLimited {
+                    limited += 1;
+                }
             }
         }
     }
     assert!(
         limited >= 100,
-        "only {limited} of 600 requests were limited"
+        "only {limited} of 1200 requests were limited"
     );
 }
 

@@ -110,6 +110,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
                 reads_per_second: 1e6,
                 work_per_second: 1e6,
                 max_inflight: 4096,
+                trusted: trusted.clone(),
                 ..NetConfig::default()
             };
             let (net, addrs) = runtime

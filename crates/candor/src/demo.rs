@@ -273,6 +273,7 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
                 .map_err(|e: candor_net::MultiaddrError| fail(e.to_string()))?],
             bootstrap: boot.iter().cloned().collect(),
             k: args.k,
+            trusted: trusted.clone(),
             ..NetConfig::default()
         };
         let id = identity(key).map_err(|e| fail(e.to_string()))?;
