@@ -70,8 +70,9 @@ impl Members {
         ask
     }
 
-    /// Takes `peer`'s answer to a certificate request (None: the request failed).
-    pub(crate) fn on_answer(&mut self, peer: PeerId, answer: Option<&[u8]>, now: Instant) {
+    /// Takes `peer`'s answer to a certificate request (None: the request failed); returns
+    /// whether the peer is now certified.
+    pub(crate) fn on_answer(&mut self, peer: PeerId, answer: Option<&[u8]>, now: Instant) -> bool {
         // A busy or rate-limited peer is not a peer without a certificate: ask again soon.
         if let Some(Ok(RetrieveAnswer::Refused(r))) = answer.map(RetrieveAnswer::from_bytes) {
             if matches!(
@@ -79,7 +80,7 @@ impl Members {
                 crate::wire::RefusalCode::RateLimited | crate::wire::RefusalCode::Unavailable
             ) {
                 self.states.remove(&peer);
-                return;
+                return false;
             }
         }
         let ok = answer.is_some_and(|bytes| self.verifies(peer, bytes));
@@ -94,6 +95,7 @@ impl Members {
                 State::Not(now)
             },
         );
+        ok
     }
 
     fn verifies(&self, peer: PeerId, bytes: &[u8]) -> bool {

@@ -295,6 +295,9 @@ pub async fn start(
         kcfg.set_record_filtering(kad::StoreInserts::FilterBoth);
         kcfg.set_caching(kad::Caching::Disabled);
         kcfg.set_substreams_timeout(Duration::from_secs(10));
+        // A peer enters the routing table only once its certificate verified (the task adds
+        // it): honest nodes then never hand uncertified peers to anyone's lookups.
+        kcfg.set_kbucket_inserts(kad::BucketInserts::Manual);
         let store_cfg = kad::store::MemoryStoreConfig {
             max_records: 0,
             max_provided_keys: 0,
@@ -412,6 +415,7 @@ pub async fn start(
         queries: HashMap::new(),
         members: crate::members::Members::new(config.trusted.clone()),
         own_cert,
+        addrs: HashMap::new(),
         cert_requests: HashMap::new(),
         waiting: Vec::new(),
         bootstraps: HashMap::new(),
@@ -433,6 +437,8 @@ struct Task {
     queries: HashMap<kad::QueryId, (Vec<u8>, Reply<Vec<PeerId>>)>,
     /// Which peers showed a valid certificate (only they count as members of Δ(d)).
     members: crate::members::Members,
+    /// Listen addresses of peers whose certificate is not verified yet.
+    addrs: HashMap<PeerId, Vec<Multiaddr>>,
     /// This node's certificate answer, if it is a listing node.
     own_cert: Option<Vec<u8>>,
     /// Certificate requests in flight.
@@ -612,10 +618,18 @@ impl Task {
                 info,
                 ..
             })) if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) => {
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                let addrs: Vec<Multiaddr> = info.listen_addrs.into_iter().take(8).collect();
+                if self.members.certified(&peer_id) {
+                    for addr in addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                } else {
+                    if self.addrs.len() >= 10_000 {
+                        self.addrs.clear();
+                    }
+                    self.addrs.insert(peer_id, addrs);
+                    self.ask_cert(peer_id);
                 }
-                self.ask_cert(peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
@@ -694,8 +708,15 @@ impl Task {
                     .then(|| self.cert_requests.remove(&request_id))
                     .flatten();
                 if let Some(peer) = cert {
-                    self.members
+                    let certified = self
+                        .members
                         .on_answer(peer, Some(&response), Instant::now());
+                    let addrs = self.addrs.remove(&peer).unwrap_or_default();
+                    if certified {
+                        for addr in addrs {
+                            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                        }
+                    }
                     self.serve_waiting();
                 } else if let Some(reply) = self.pending.remove(&(proto, request_id)) {
                     let _ = reply.send(Ok(response));
@@ -712,6 +733,7 @@ impl Task {
                     .flatten();
                 if let Some(peer) = cert {
                     self.members.on_answer(peer, None, Instant::now());
+                    self.addrs.remove(&peer);
                     self.serve_waiting();
                 } else if let Some(reply) = self.pending.remove(&(proto, request_id)) {
                     let err = match error {
