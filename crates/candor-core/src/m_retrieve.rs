@@ -60,15 +60,7 @@ impl Encode for MHead {
         w.u8(VERSION).bytes32(&self.cert.to_bytes());
         self.read.encode_to(w);
         crate::merkle::encode_opt_step(w, &self.step);
-        match &self.leaf {
-            None => {
-                w.u8(0);
-            }
-            Some(l) => {
-                w.u8(1);
-                l.encode_to(w);
-            }
-        }
+        Leaf::encode_opt(w, &self.leaf);
         self.proof.encode_to(w);
         w.u16(self.gaps.len() as u16);
         for g in &self.gaps {
@@ -84,11 +76,7 @@ impl Decode for MHead {
         let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
         let read = SignedRead::decode_from(r)?;
         let step = crate::merkle::decode_opt_step(r)?;
-        let leaf = match r.u8("leaf present")? {
-            0 => None,
-            1 => Some(Leaf::decode_from(r)?),
-            kind => return Err(DecodeError::UnknownKind { what: "leaf", kind }),
-        };
+        let leaf = Leaf::decode_opt(r)?;
         let proof = MultiProof::decode_from(r)?;
         let n = r.u16("gap steps")? as usize;
         if n > MAX_GAP_STEPS {

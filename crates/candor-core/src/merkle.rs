@@ -117,6 +117,28 @@ impl Leaf {
         w.u64(self.n).fixed(self.chain.as_bytes());
     }
 
+    /// An optional leaf: a presence byte, then the leaf.
+    pub(crate) fn encode_opt(w: &mut Writer, leaf: &Option<Self>) {
+        match leaf {
+            None => {
+                w.u8(0);
+            }
+            Some(l) => {
+                w.u8(1);
+                l.encode_to(w);
+            }
+        }
+    }
+
+    /// Decodes what [`Leaf::encode_opt`] wrote.
+    pub(crate) fn decode_opt(r: &mut Reader<'_>) -> Result<Option<Self>, DecodeError> {
+        match r.u8("leaf present")? {
+            0 => Ok(None),
+            1 => Ok(Some(Self::decode_from(r)?)),
+            kind => Err(DecodeError::UnknownKind { what: "leaf", kind }),
+        }
+    }
+
     pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             n: r.u64("leaf n")?,
@@ -1586,15 +1608,7 @@ impl Encode for MPast {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
         encode_opt_step(w, &self.step);
-        match &self.leaf {
-            None => {
-                w.u8(0);
-            }
-            Some(l) => {
-                w.u8(1);
-                l.encode_to(w);
-            }
-        }
+        Leaf::encode_opt(w, &self.leaf);
         self.proof.encode_to(w);
     }
 }
@@ -1610,11 +1624,7 @@ impl Decode for MPast {
             cert,
             step,
             value,
-            leaf: match r.u8("leaf present")? {
-                0 => None,
-                1 => Some(Leaf::decode_from(r)?),
-                kind => return Err(DecodeError::UnknownKind { what: "leaf", kind }),
-            },
+            leaf: Leaf::decode_opt(r)?,
             proof: MultiProof::decode_from(r)?,
         })
     }

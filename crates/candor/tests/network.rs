@@ -3,27 +3,14 @@
 //! and verify.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::ok;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn candor(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (good, out) = candor(args);
-    assert!(good, "candor {args:?} failed: {out}");
-    out
-}
 
 fn json(args: &[&str]) -> Value {
     let mut a = args.to_vec();

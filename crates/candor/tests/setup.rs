@@ -4,26 +4,13 @@
 //! port another node uses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{candor, ok};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn candor(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (good, out) = candor(args);
-    assert!(good, "candor {args:?} failed: {out}");
-    out
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
