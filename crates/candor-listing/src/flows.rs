@@ -6,7 +6,8 @@ use candor_core::{
     check_m_receipt, check_monitor, check_receipt, Authority, Budget, CertError, Decode, Encode,
     EnrolRequest, Item, Keypair, MHead, MOutcome, MPage, MPageRequest, MReceipt, MRetrieval,
     Misbehaviour, Outcome, Page, PageRequest, PeerId, Placement, PublicKey, Receipt, Registry,
-    Retrieval, RetrieveHead, RetrieveRequest, Scheme, SignedCertificate, SignedOffer, StepProof,
+    Retrieval, RetrieveHead, RetrieveRequest, Scheme, SignedCertificate, SignedInc, SignedOffer,
+    StepProof,
 };
 use candor_device::{DeviceError, TrustedDevice};
 use thiserror::Error;
@@ -130,6 +131,22 @@ impl AnyOutcome {
         match self {
             Self::Counted(o) => o.gaps.len(),
             Self::Stepped(o) => o.gaps.len(),
+        }
+    }
+
+    /// The device statements of this answer a checker keeps, to hold the node to them later
+    /// (`known` of [`retrieve_any`]): its gap notices or gap steps and, in scheme M, the step
+    /// at t. An honest node serves only statements it has stored, so it never covers one of
+    /// them with a gap afterwards.
+    pub fn statements(&self) -> Vec<SignedInc> {
+        match self {
+            Self::Counted(o) => o.gaps.iter().map(|g| g.inc.clone()).collect(),
+            Self::Stepped(o) => o
+                .gaps
+                .iter()
+                .map(|g| g.inc.clone())
+                .chain(o.step.iter().map(|s| s.inc.clone()))
+                .collect(),
         }
     }
 
@@ -471,6 +488,17 @@ pub fn monitor_m(
     mine: &[(SignedOffer, MReceipt, Placement)],
     budget: Budget,
 ) -> Result<MOutcome, Misbehaviour> {
+    monitor_m_knowing(node, trusted, item, mine, budget, &[])
+}
+
+fn monitor_m_knowing(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    mine: &[(SignedOffer, MReceipt, Placement)],
+    budget: Budget,
+    known: &[SignedInc],
+) -> Result<MOutcome, Misbehaviour> {
     let r = MRetrieval::new(
         trusted.to_vec(),
         node.peer(),
@@ -478,7 +506,8 @@ pub fn monitor_m(
         fresh_nonce(),
         budget,
     )
-    .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()));
+    .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
+    .knowing(known.iter().cloned());
     let out = open_m(node, r, 0)?;
     for (offer, receipt, p) in mine {
         check_monitor(receipt, offer, p, &out)?;
@@ -514,12 +543,17 @@ pub fn publish_to_any(
 
 /// The buyer's side of retrieve, whichever scheme the node's certificate names: B and C
 /// pages every value; M checks d's list against the step at t and audits `audits` steps.
+///
+/// `known` are statements of this node's device the checker saw before (gap notices, gap
+/// steps, steps at t of earlier answers): the node is held to them, so a view that hides one
+/// behind a gap is transferable evidence.
 pub fn retrieve_any(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
     budget: Budget,
     audits: u64,
+    known: &[SignedInc],
 ) -> Result<AnyOutcome, Misbehaviour> {
     let nonce = fresh_nonce();
     let req = candor_core::RetrieveRequest {
@@ -528,7 +562,8 @@ pub fn retrieve_any(
     };
     match node.head_any(&req).map_err(Refusal::into_misbehaviour)? {
         AnyHead::Counted(head) => {
-            let mut s = Retrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget);
+            let mut s = Retrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget)
+                .knowing(known.iter().cloned());
             let mut next = s.on_head_bytes(&head.to_bytes())?;
             while let Some(req) = next {
                 let page = node.page(&req).map_err(Refusal::into_misbehaviour)?;
@@ -537,7 +572,8 @@ pub fn retrieve_any(
             Ok(AnyOutcome::Counted(s.finish()?))
         }
         AnyHead::Stepped(head) => {
-            let r = MRetrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget);
+            let r = MRetrieval::new(trusted.to_vec(), node.peer(), item.clone(), nonce, budget)
+                .knowing(known.iter().cloned());
             Ok(AnyOutcome::Stepped(drive_m(node, r, &head, audits)?))
         }
     }
@@ -545,12 +581,14 @@ pub fn retrieve_any(
 
 /// A seller's monitoring, whichever scheme: B and C watch the receipts' values; M checks each
 /// receipted offer is still at its index with its chain prefix.
+/// `known` as for [`retrieve_any`].
 pub fn monitor_any(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
     mine: &[(SignedOffer, AnyReceipt)],
     budget: Budget,
+    known: &[SignedInc],
 ) -> Result<AnyOutcome, Misbehaviour> {
     let counted: Vec<Receipt> = mine
         .iter()
@@ -567,9 +605,19 @@ pub fn monitor_any(
         })
         .collect();
     if !stepped.is_empty() {
-        return monitor_m(node, trusted, item, &stepped, budget).map(AnyOutcome::Stepped);
+        return monitor_m_knowing(node, trusted, item, &stepped, budget, known)
+            .map(AnyOutcome::Stepped);
     }
-    monitor(node, trusted, item, counted, budget).map(AnyOutcome::Counted)
+    let session = Retrieval::new(
+        trusted.to_vec(),
+        node.peer(),
+        item.clone(),
+        fresh_nonce(),
+        budget,
+    )
+    .watching(counted)
+    .knowing(known.iter().cloned());
+    drive(node, session).map(AnyOutcome::Counted)
 }
 
 /// What item d's list was after a past step `value` of a scheme-M node, proved under that

@@ -197,12 +197,29 @@ impl<D: TrustedDevice> ListingNode<D> {
             .zip(&placements)
             .map(|(b, (d, i))| (d.0 .0, *i, b.clone()))
             .collect();
+        // The touched items' leaves after the step, kept for proofs under this root.
+        let mut leaves: std::collections::BTreeMap<ItemKey, candor_core::Leaf> = sp
+            .old
+            .iter()
+            .map(|(d, l)| (*d, l.unwrap_or_else(|| candor_core::Leaf::start(d))))
+            .collect();
+        for (b, (d, _)) in sp.batch.iter().zip(&placements) {
+            if let Some(l) = leaves.get_mut(d) {
+                *l = l.push(&candor_core::offer_hash(b));
+            }
+        }
+        let leaves: Vec<([u8; 32], u64, [u8; 32])> = leaves
+            .into_iter()
+            .filter(|(_, l)| l.n > 0)
+            .map(|(d, l)| (d.0 .0, l.n, l.chain.0))
+            .collect();
         self.store.commit_step(
             h.counter,
             h.value,
             &h.payload(&self.peer),
             &sp.to_bytes(),
             &appended,
+            &leaves,
         )
     }
 
@@ -407,27 +424,19 @@ impl<D: TrustedDevice> ListingNode<D> {
             None if Some(value) == initial => None,
             None => return Err(ServeError::NoSuchStep(value)),
         };
-        // The leaf then: the chain over the list's first n offers (bounded by the rate limit
-        // on requests; the list is served in pages anyway).
-        let n = self.store.list_len_at(&item.0 .0, value)?;
-        let mut leaf = candor_core::Leaf::start(item);
-        let mut from = 0u64;
-        while from < n {
-            let count = (n - from).min(MAX_LIST_PAGE as u64) as usize;
-            let page = self.store.list(&item.0 .0, from, count)?;
-            if page.is_empty() {
-                return Err(ServeError::NoSuchStep(value));
-            }
-            for b in &page {
-                leaf = leaf.push(&candor_core::offer_hash(b));
-            }
-            from += page.len() as u64;
-        }
+        // The leaf then, as kept when the step that last appended to d's list was stored.
+        let leaf = self
+            .store
+            .leaf_at(&item.0 .0, value)?
+            .map(|(n, chain)| candor_core::Leaf {
+                n,
+                chain: candor_core::Digest(chain),
+            });
         Ok(MPast {
             cert: self.cert.clone(),
             step,
             value,
-            leaf: (n > 0).then_some(leaf),
+            leaf,
             proof,
         })
     }

@@ -24,6 +24,8 @@ mod codec;
 mod limits;
 mod market;
 mod members;
+mod memory;
+mod reader;
 mod service;
 mod swarm;
 mod wire;
@@ -33,6 +35,7 @@ pub use libp2p::kad::KBucketKey;
 pub use libp2p::multiaddr::Error as MultiaddrError;
 pub use libp2p::{Multiaddr, PeerId};
 pub use market::{short, Market, NodeReport, PublishReport, RetrieveReport};
+pub use memory::{merge_statements, Memory, Recent, MAX_NODES, MAX_STATEMENTS_PER_NODE};
 pub use service::{system_clock, ListingService, ServeListing};
 pub use swarm::{
     dht_key, identity, start, to_candor_peer, to_libp2p_peer, with_peer, NetConfig, NetError,

@@ -3,6 +3,7 @@
 //! report per listing node.
 
 use crate::client::RemoteListing;
+use crate::memory::{Memory, Recent};
 use crate::swarm::{dht_key, to_candor_peer, NetError, NetHandle};
 use candor_core::{
     current_offers, Budget, BudgetKind, Item, Misbehaviour, Offer, PublicKey, SignedOffer,
@@ -89,6 +90,11 @@ pub struct Market<D> {
     pub time_budget: Duration,
     /// Steps a buyer audits per scheme-M listing node.
     pub audits: u64,
+    /// Read through a fresh identity per retrieve and per monitoring run (default), so a
+    /// listing node cannot tell a monitor from a buyer by its PeerId.
+    pub fresh_reads: bool,
+    /// The statements seen from each listing node's device, to hold it to them later.
+    pub memory: Arc<dyn Memory>,
 }
 
 impl<D> std::fmt::Debug for Market<D> {
@@ -117,6 +123,8 @@ impl<D: TrustedDevice + 'static> Market<D> {
             retrieve_bytes: 256 << 20,
             time_budget: Duration::from_secs(30),
             audits: 4,
+            fresh_reads: true,
+            memory: Arc::new(Recent::default()),
         }
     }
 
@@ -125,13 +133,35 @@ impl<D: TrustedDevice + 'static> Market<D> {
         &self.net
     }
 
-    fn listing(&self, peer: PeerId, deadline: Instant) -> Box<dyn Listing + Send + '_> {
+    fn listing(
+        &self,
+        via: &NetHandle,
+        peer: PeerId,
+        deadline: Instant,
+    ) -> Box<dyn Listing + Send + '_> {
         match &self.local {
             Some(node) if peer == self.net.peer() => Box::new(LocalRef(node.as_ref())),
             _ => Box::new(
-                RemoteListing::new(self.net.clone(), peer, self.runtime.clone())
-                    .with_deadline(deadline),
+                RemoteListing::new(via.clone(), peer, self.runtime.clone()).with_deadline(deadline),
             ),
+        }
+    }
+
+    /// What reads to `peers` go through: a fresh reader, or this node.
+    fn via(&self, peers: &[PeerId]) -> Result<NetHandle, NetError> {
+        if !self.fresh_reads {
+            return Ok(self.net.clone());
+        }
+        self.runtime.block_on(self.net.reader(peers))
+    }
+
+    /// Keeps what a verified answer's device signed.
+    fn remember(&self, peer: &PeerId, r: &NodeReport) {
+        if let NodeReport::Verified(o) = r {
+            let seen = o.statements();
+            if !seen.is_empty() {
+                self.memory.remember(&to_candor_peer(peer), seen);
+            }
         }
     }
 
@@ -162,7 +192,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
                         (
                             p,
                             publish_to_any(
-                                self.listing(p, deadline).as_ref(),
+                                self.listing(&self.net, p, deadline).as_ref(),
                                 &self.trusted,
                                 offer,
                                 now,
@@ -185,6 +215,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
     /// Blocks: call from a blocking thread.
     pub fn retrieve(&self, item: &Item, now: u64) -> Result<RetrieveReport, NetError> {
         let listing_nodes = self.listing_nodes(item)?;
+        let via = self.via(&listing_nodes)?;
         let deadline = Instant::now() + self.time_budget;
         let budget = per_node(self.budget, self.retrieve_bytes, listing_nodes.len());
         let reports = std::thread::scope(|s| {
@@ -192,15 +223,20 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .iter()
                 .map(|p| {
                     let p = *p;
+                    let via = &via;
                     s.spawn(move || {
+                        let known = self.memory.recall(&to_candor_peer(&p));
                         let r = retrieve_any(
-                            self.listing(p, deadline).as_ref(),
+                            self.listing(via, p, deadline).as_ref(),
                             &self.trusted,
                             item,
                             budget,
                             self.audits,
+                            &known,
                         );
-                        (p, NodeReport::from(r))
+                        let report = NodeReport::from(r);
+                        self.remember(&p, &report);
+                        (p, report)
                     })
                 })
                 .collect();
@@ -233,14 +269,22 @@ impl<D: TrustedDevice + 'static> Market<D> {
         item: &Item,
         mine: &[(SignedOffer, AnyReceipt)],
     ) -> NodeReport {
+        let via = match self.via(&[peer]) {
+            Ok(v) => v,
+            Err(e) => return NodeReport::Unreachable(e.to_string()),
+        };
         let deadline = Instant::now() + self.time_budget;
-        NodeReport::from(monitor_any(
-            self.listing(peer, deadline).as_ref(),
+        let known = self.memory.recall(&to_candor_peer(&peer));
+        let report = NodeReport::from(monitor_any(
+            self.listing(&via, peer, deadline).as_ref(),
             &self.trusted,
             item,
             mine,
             self.budget,
-        ))
+            &known,
+        ));
+        self.remember(&peer, &report);
+        report
     }
 }
 

@@ -135,7 +135,7 @@ type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 /// deadline.
 type Waiting = (Vec<u8>, Vec<PeerId>, Reply<Vec<PeerId>>, Instant);
 
-enum Command {
+pub(crate) enum Command {
     Request {
         proto: Proto,
         peer: PeerId,
@@ -151,6 +151,11 @@ enum Command {
     },
     Bootstrap {
         reply: Reply<()>,
+    },
+    /// The addresses this node knows for a peer (its routing table's).
+    Addresses {
+        peer: PeerId,
+        reply: oneshot::Sender<Vec<Multiaddr>>,
     },
 }
 
@@ -177,6 +182,7 @@ pub struct NetHandle {
     k: usize,
     tx: mpsc::Sender<Command>,
     stop: Arc<tokio::sync::Notify>,
+    reader: crate::reader::ReaderConfig,
 }
 
 impl std::fmt::Debug for NetHandle {
@@ -188,6 +194,36 @@ impl std::fmt::Debug for NetHandle {
 }
 
 impl NetHandle {
+    pub(crate) fn new(
+        peer: PeerId,
+        k: usize,
+        tx: mpsc::Sender<Command>,
+        stop: Arc<tokio::sync::Notify>,
+        reader: crate::reader::ReaderConfig,
+    ) -> Self {
+        Self {
+            peer,
+            k,
+            tx,
+            stop,
+            reader,
+        }
+    }
+
+    pub(crate) fn reader_config(&self) -> crate::reader::ReaderConfig {
+        self.reader
+    }
+
+    /// The addresses this node knows for `peer` (none if it is not in the routing table).
+    pub async fn addresses(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Addresses { peer, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
     /// This node's PeerId.
     pub fn peer(&self) -> PeerId {
         self.peer
@@ -394,12 +430,16 @@ pub async fn start(
     let peer = *swarm.local_peer_id();
     let (tx, rx) = mpsc::channel(1024);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let handle = NetHandle {
+    let handle = NetHandle::new(
         peer,
-        k: config.k.max(1),
+        config.k.max(1),
         tx,
-        stop: stop.clone(),
-    };
+        stop.clone(),
+        crate::reader::ReaderConfig {
+            memory: config.memory,
+            request_timeout: config.request_timeout,
+        },
+    );
     let own_cert = service
         .as_ref()
         .and_then(|s| s.certificate())
@@ -532,6 +572,17 @@ impl Task {
                         store.records().count() + store.provided().count()
                     },
                 });
+            }
+            Command::Addresses { peer, reply } => {
+                let mut found: Vec<Multiaddr> = Vec::new();
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    for e in bucket.iter() {
+                        if *e.node.key.preimage() == peer {
+                            found.extend(e.node.value.iter().cloned());
+                        }
+                    }
+                }
+                let _ = reply.send(found);
             }
             Command::Bootstrap { reply } => match self.swarm.behaviour_mut().kad.bootstrap() {
                 Ok(id) => {

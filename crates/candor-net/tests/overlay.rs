@@ -565,6 +565,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 &item,
                 Budget::default(),
                 3,
+                &[],
             );
             if *p == cheater {
                 assert_eq!(r.unwrap_err().kind(), "bad-proof");

@@ -28,11 +28,15 @@ const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads"
 const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-payload");
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
 const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
+/// Each item's leaf after every step that appended to its list: n (8 bytes, big-endian) and
+/// the chain (32 bytes), so a proof under a past root finds its leaf without a replay.
+const M_LEAVES: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-leaves");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
-/// The store's format. 2: scheme-M steps chain their gap steps (step format 3). A store of
-/// another format is refused (there is no migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 2;
+/// The store's format. 2: scheme-M steps chain their gap steps (step format 3). 3: each
+/// item's leaf is kept per step (`m-leaves`). A store of another format is refused (there is
+/// no migration: nothing runs in production yet).
+pub const STORE_FORMAT: u64 = 3;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -196,6 +200,8 @@ impl ListingStore {
                 .map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_LISTS).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_LEAVES)
+                .map_err(|e| store.err()(e.into()))?;
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)
@@ -445,8 +451,9 @@ impl ListingStore {
         }
     }
 
-    /// Stores a counted scheme-M step and the offers it appends to items' lists, advances
-    /// the counter's head and clears the step's pending record — one transaction.
+    /// Stores a counted scheme-M step, the offers it appends to items' lists (item, index,
+    /// offer) and those items' leaves after it (item, n, chain), advances the counter's head
+    /// and clears the step's pending record — one transaction.
     pub fn commit_step(
         &self,
         counter: CounterId,
@@ -454,6 +461,7 @@ impl ListingStore {
         payload: &Digest,
         step: &[u8],
         appended: &[([u8; 32], u64, Vec<u8>)],
+        leaves: &[([u8; 32], u64, [u8; 32])],
     ) -> Result<(), StoreError> {
         self.injected()?;
         let e = self.err();
@@ -461,6 +469,7 @@ impl ListingStore {
         {
             let mut steps = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
             let mut lists = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
+            let mut leaf_table = txn.open_table(M_LEAVES).map_err(|x| e(x.into()))?;
             let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
             let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
             steps
@@ -473,6 +482,14 @@ impl ListingStore {
                 rec.extend_from_slice(bytes);
                 lists
                     .insert((d, *i), rec.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+            for (d, n, chain) in leaves {
+                let mut rec = [0u8; 40];
+                rec[..8].copy_from_slice(&n.to_be_bytes());
+                rec[8..].copy_from_slice(chain);
+                leaf_table
+                    .insert((d, value), rec.as_slice())
                     .map_err(|x| e(x.into()))?;
             }
             pending
@@ -557,26 +574,28 @@ impl ListingStore {
         Ok(out)
     }
 
-    /// How many offers item `d`'s list held after step `value`.
-    pub fn list_len_at(&self, d: &[u8; 32], value: u64) -> Result<u64, StoreError> {
+    /// Item `d`'s leaf after step `value` (n and chain), or `None` while its list was empty.
+    pub fn leaf_at(&self, d: &[u8; 32], value: u64) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         let e = self.err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let t = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
-        let mut n = 0;
-        for row in t.range((d, 0)..=(d, u64::MAX)).map_err(|x| e(x.into()))? {
-            let (_, v) = row.map_err(|x| e(x.into()))?;
-            let step = v
-                .value()
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(u64::MAX);
-            if step > value {
-                break;
+        let t = txn.open_table(M_LEAVES).map_err(|x| e(x.into()))?;
+        let mut rows = t.range((d, 0)..=(d, value)).map_err(|x| e(x.into()))?;
+        let Some(row) = rows.next_back() else {
+            return Ok(None);
+        };
+        let (_, v) = row.map_err(|x| e(x.into()))?;
+        let rec = v.value();
+        match (rec.get(..8), rec.get(8..)) {
+            (Some(n), Some(chain)) if rec.len() == 40 => {
+                let n = u64::from_be_bytes(n.try_into().unwrap_or_default());
+                let chain: [u8; 32] = chain.try_into().unwrap_or_default();
+                Ok(Some((n, chain)))
             }
-            n += 1;
+            _ => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("a leaf record of {} bytes", rec.len()),
+            }),
         }
-        Ok(n)
     }
 
     /// Where the store lives.
@@ -632,6 +651,17 @@ mod tests {
         assert!(matches!(
             ListingStore::open(&path).unwrap_err(),
             StoreError::Format { found: 99, .. }
+        ));
+        // Format 2 kept no per-step leaves: proofs under its past roots would be wrong.
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("format", 2).unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(
+            ListingStore::open(&path).unwrap_err(),
+            StoreError::Format { found: 2, .. }
         ));
         // A new store gets this format; reopening it works.
         let fresh = dir.path().join("fresh.redb");

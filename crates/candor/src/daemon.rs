@@ -218,6 +218,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
         files::new_key(&seller_path)?
     };
     let wallet = Arc::new(Wallet::open(&args.data.join("wallet.redb")).map_err(fail)?);
+    market.memory = wallet.clone();
     let mut token = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut token);
     let token = hex::encode(token);

@@ -1,14 +1,16 @@
 //! The seller's wallet: its offers and the receipts listing nodes gave for them, in redb.
 
 use candor_core::{
-    Decode, Digest, Encode, ItemKey, MReceipt, PeerId, Placement, Reader, Receipt, SignedOffer,
-    Writer,
+    Decode, Digest, Encode, ItemKey, MReceipt, PeerId, Placement, Reader, Receipt, SignedInc,
+    SignedOffer, Writer,
 };
 use candor_listing::AnyReceipt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const OFFERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("offers");
+/// Listing nodes' device statements this user saw, by the node's PeerId.
+const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("seen");
 
 /// An offer and its receipts, by listing node.
 #[derive(Debug, Clone)]
@@ -73,6 +75,42 @@ impl Entry {
     }
 }
 
+fn encode_seen(list: &[SignedInc]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(1).u16(list.len() as u16);
+    for s in list {
+        w.bytes16(&s.to_bytes());
+    }
+    w.into_bytes()
+}
+
+fn decode_seen(bytes: &[u8]) -> Result<Vec<SignedInc>, candor_core::DecodeError> {
+    let mut r = Reader::new(bytes);
+    r.version(1, "seen statements")?;
+    let n = r.u16("statements")?;
+    let mut out = Vec::with_capacity(usize::from(n).min(candor_net::MAX_STATEMENTS_PER_NODE));
+    for _ in 0..n {
+        out.push(SignedInc::from_bytes(r.bytes16(8192, "statement")?)?);
+    }
+    r.finish("seen statements")?;
+    Ok(out)
+}
+
+impl candor_net::Memory for Wallet {
+    fn recall(&self, node: &PeerId) -> Vec<SignedInc> {
+        self.seen(node).unwrap_or_else(|e| {
+            tracing::warn!(%e, "cannot read the statements kept for a listing node");
+            Vec::new()
+        })
+    }
+
+    fn remember(&self, node: &PeerId, seen: Vec<SignedInc>) {
+        if let Err(e) = self.keep_seen(node, seen) {
+            tracing::warn!(%e, "cannot keep the statements a listing node signed");
+        }
+    }
+}
+
 /// Why the wallet failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WalletError {
@@ -98,8 +136,35 @@ impl Wallet {
         let db = db!(Database::create(path));
         let txn = db!(db.begin_write());
         db!(txn.open_table(OFFERS));
+        db!(txn.open_table(SEEN));
         db!(txn.commit());
         Ok(Self { db })
+    }
+
+    /// The statements kept for `node`.
+    pub(crate) fn seen(&self, node: &PeerId) -> Result<Vec<SignedInc>, WalletError> {
+        let txn = db!(self.db.begin_read());
+        let t = db!(txn.open_table(SEEN));
+        let Some(v) = db!(t.get(node.as_bytes())) else {
+            return Ok(Vec::new());
+        };
+        Ok(decode_seen(v.value())?)
+    }
+
+    /// Keeps `seen` for `node` beside what was kept (bounded, newest first).
+    pub(crate) fn keep_seen(&self, node: &PeerId, seen: Vec<SignedInc>) -> Result<(), WalletError> {
+        let txn = db!(self.db.begin_write());
+        {
+            let mut t = db!(txn.open_table(SEEN));
+            let kept = match db!(t.get(node.as_bytes())) {
+                Some(v) => decode_seen(v.value())?,
+                None => Vec::new(),
+            };
+            let all = candor_net::merge_statements(kept, seen);
+            db!(t.insert(node.as_bytes(), encode_seen(&all).as_slice()));
+        }
+        db!(txn.commit());
+        Ok(())
     }
 
     pub(crate) fn add(&self, entry: &Entry) -> Result<(), WalletError> {
@@ -134,5 +199,66 @@ impl Wallet {
             .max()
             .unwrap_or(0)
             + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::{Digest, Ed25519StatementSigner, Keypair};
+    use candor_net::Memory;
+
+    fn signer() -> Ed25519StatementSigner {
+        let node = Keypair::generate(&mut rand_core::OsRng);
+        Ed25519StatementSigner::new(
+            Keypair::generate(&mut rand_core::OsRng),
+            PeerId::from_ed25519(&node.public()),
+        )
+    }
+
+    #[test]
+    fn seen_statements_are_kept_across_restarts_bounded_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.redb");
+        let s = signer();
+        let node = s.peer().clone();
+        {
+            let w = Wallet::open(&path).unwrap();
+            assert!(w.recall(&node).is_empty());
+            w.remember(&node, vec![s.sign_inc(0, 5, Digest([1; 32]))]);
+            // The same statement twice is kept once; a second statement at one value is kept
+            // beside it (the pair is the node's equivocation).
+            w.remember(
+                &node,
+                vec![
+                    s.sign_inc(0, 5, Digest([1; 32])),
+                    s.sign_inc(0, 5, Digest([2; 32])),
+                ],
+            );
+        }
+        let w = Wallet::open(&path).unwrap();
+        assert_eq!(w.recall(&node).len(), 2);
+        // At most MAX_STATEMENTS_PER_NODE, the highest values kept.
+        w.remember(
+            &node,
+            (10..400)
+                .map(|v| s.sign_inc(0, v, Digest([3; 32])))
+                .collect(),
+        );
+        let kept = w.recall(&node);
+        assert_eq!(kept.len(), candor_net::MAX_STATEMENTS_PER_NODE);
+        assert_eq!(kept.first().map(|k| k.inc.value), Some(399));
+        assert!(kept.iter().all(|k| k.inc.value >= 144));
+        // A damaged record is an error, not a panic, and reads as nothing kept.
+        {
+            let txn = w.db.begin_write().unwrap();
+            txn.open_table(SEEN)
+                .unwrap()
+                .insert(node.as_bytes(), [9u8, 9, 9].as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(w.seen(&node), Err(WalletError::Corrupt(_))));
+        assert!(w.recall(&node).is_empty());
     }
 }
