@@ -357,6 +357,16 @@ impl Evidence {
         }
     }
 
+    /// The node the evidence is against (its certificate's PeerId).
+    pub fn subject(&self) -> &crate::PeerId {
+        &self.cert().cert.peer
+    }
+
+    /// The authority its certificate names (whether to trust it is the checker's choice).
+    pub fn authority(&self) -> crate::PublicKey {
+        self.cert().cert.authority
+    }
+
     fn cert(&self) -> &SignedCertificate {
         match self {
             Self::Equivocation { cert, .. }

@@ -32,14 +32,14 @@ mod wire;
 
 pub use client::RemoteListing;
 pub use libp2p::kad::KBucketKey;
-pub use libp2p::multiaddr::Error as MultiaddrError;
+pub use libp2p::multiaddr::{Error as MultiaddrError, Protocol};
 pub use libp2p::{Multiaddr, PeerId};
 pub use market::{short, Market, NodeReport, PublishReport, RetrieveReport};
 pub use memory::{merge_statements, Memory, Recent, MAX_NODES, MAX_STATEMENTS_PER_NODE};
 pub use service::{system_clock, ListingService, ServeListing};
 pub use swarm::{
     dht_key, identity, start, to_candor_peer, to_libp2p_peer, with_peer, NetConfig, NetError,
-    NetHandle, NetStatus, Proto, Service,
+    NetHandle, NetStatus, PeerInfo, Proto, Service,
 };
 pub use wire::{
     PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,

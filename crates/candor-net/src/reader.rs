@@ -158,6 +158,12 @@ impl ReaderTask {
             Command::Bootstrap { reply } => {
                 let _ = reply.send(Err(not_here("join the overlay")));
             }
+            Command::Dial { reply, .. } => {
+                let _ = reply.send(Err(not_here("dial")));
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(Vec::new());
+            }
             Command::Addresses { reply, peer } => {
                 let _ = reply.send(self.addresses.get(&peer).cloned().unwrap_or_default());
             }

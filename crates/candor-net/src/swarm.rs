@@ -152,11 +152,32 @@ pub(crate) enum Command {
     Bootstrap {
         reply: Reply<()>,
     },
+    /// Dials an address (`…/p2p/<PeerId>`); the peer joins the routing table once its
+    /// certificate verifies.
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
+    /// The peers in the routing table (each certified), with addresses.
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
     /// The addresses this node knows for a peer (its routing table's).
     Addresses {
         peer: PeerId,
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+}
+
+/// A peer in the routing table.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Its PeerId.
+    pub peer: PeerId,
+    /// Its addresses, as the routing table keeps them.
+    pub addrs: Vec<Multiaddr>,
+    /// Whether a connection to it is open now.
+    pub connected: bool,
 }
 
 /// What the node knows of the overlay.
@@ -219,6 +240,27 @@ impl NetHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Addresses { peer, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Dials `addr` (ending in `/p2p/<PeerId>`); the peer counts once its certificate
+    /// verifies.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Dial { addr, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// The peers in the routing table (every one certified), with their addresses.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Peers { reply })
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
@@ -572,6 +614,46 @@ impl Task {
                         store.records().count() + store.provided().count()
                     },
                 });
+            }
+            Command::Dial { addr, reply } => {
+                let has_peer = matches!(addr.iter().last(), Some(Protocol::P2p(_)));
+                let r = if has_peer {
+                    self.swarm
+                        .dial(addr.clone())
+                        .map_err(|e| NetError::Lookup(format!("cannot dial {addr}: {e}")))
+                } else {
+                    Err(NetError::Lookup(format!(
+                        "{addr} does not end in /p2p/<PeerId>"
+                    )))
+                };
+                let _ = reply.send(r);
+            }
+            Command::Peers { reply } => {
+                let mut out = Vec::new();
+                let entries: Vec<(PeerId, Vec<Multiaddr>)> = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .kbuckets()
+                    .flat_map(|b| {
+                        b.iter()
+                            .map(|e| {
+                                (
+                                    *e.node.key.preimage(),
+                                    e.node.value.iter().cloned().collect(),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                for (peer, addrs) in entries {
+                    out.push(PeerInfo {
+                        peer,
+                        addrs,
+                        connected: self.swarm.is_connected(&peer),
+                    });
+                }
+                let _ = reply.send(out);
             }
             Command::Addresses { peer, reply } => {
                 let mut found: Vec<Multiaddr> = Vec::new();

@@ -8,6 +8,8 @@
 //! | `GET /v1/offers` | – | [`MyOffers`] |
 //! | `GET /v1/retrieve?item=…` | – | [`RetrieveAnswer`] |
 //! | `POST /v1/monitor` | [`MonitorRequest`] | [`RetrieveAnswer`] (each node checked against your receipts) |
+//! | `GET /v1/peers` | – | [`Peers`] |
+//! | `POST /v1/peers` | [`Connect`] | [`Connected`] |
 //!
 //! Errors are `{"error": "..."}` with a 4xx/5xx status.
 
@@ -69,6 +71,8 @@ pub(crate) struct PublishAnswer {
     pub(crate) item: String,
     pub(crate) item_key: String,
     pub(crate) serial: u64,
+    /// |Δ(d)| the node aims for: fewer receipts than this is a partial publish.
+    pub(crate) k: usize,
     pub(crate) listing_nodes: Vec<PublishResult>,
 }
 
@@ -122,6 +126,10 @@ pub(crate) struct NodeAnswer {
     /// device, or a TPM whose EK chains to a development root such as swtpm's).
     #[serde(default)]
     pub(crate) development_only: Option<bool>,
+    /// The id of the evidence this answer produced, kept in the node's data folder
+    /// (`candor evidence show ID`).
+    #[serde(default)]
+    pub(crate) evidence: Option<String>,
 }
 
 /// `GET /v1/retrieve`.
@@ -129,6 +137,8 @@ pub(crate) struct NodeAnswer {
 pub(crate) struct RetrieveAnswer {
     pub(crate) item: String,
     pub(crate) item_key: String,
+    /// |Δ(d)| the node aims for: fewer verified answers than this is a partial retrieve.
+    pub(crate) k: usize,
     pub(crate) listing_nodes: Vec<NodeAnswer>,
     /// Current offers from the verified nodes, cheapest first per currency.
     pub(crate) offers: Vec<OfferView>,
@@ -138,6 +148,34 @@ pub(crate) struct RetrieveAnswer {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct MonitorRequest {
     pub(crate) item: String,
+}
+
+/// `GET /v1/peers`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Peers {
+    pub(crate) peers: Vec<PeerView>,
+}
+
+/// A peer in the routing table (every one showed a certificate this node trusts).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PeerView {
+    pub(crate) peer: String,
+    pub(crate) addrs: Vec<String>,
+    pub(crate) connected: bool,
+}
+
+/// `POST /v1/peers`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Connect {
+    /// `/ip4/…/tcp/…/p2p/<PeerId>`.
+    pub(crate) addr: String,
+}
+
+/// The answer to `POST /v1/peers`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Connected {
+    pub(crate) peer: String,
+    pub(crate) certified: bool,
 }
 
 /// An error.

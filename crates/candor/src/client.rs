@@ -4,7 +4,7 @@ use crate::api;
 use crate::CliError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where the node is and the token, both from its data folder.
 #[derive(clap::Args, Debug, Clone)]
@@ -17,30 +17,41 @@ pub(crate) struct Conn {
     json: bool,
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| {
-            CliError::Failed(format!(
-                "{}: {e} (is `candor node --data {}` running?)",
-                path.display(),
-                path.parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ))
-        })
+impl Conn {
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+
+    fn not_running(&self, why: &str) -> CliError {
+        CliError::NotRunning(format!(
+            "the node is not running ({why}); start it with `candor node --data {}`",
+            self.data.display()
+        ))
+    }
+}
+
+fn read(conn: &Conn, name: &str) -> Result<String, CliError> {
+    let path = conn.data.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(conn.not_running(&format!("no {}", path.display())))
+        }
+        Err(e) => Err(CliError::Failed(format!("{}: {e}", path.display()))),
+    }
 }
 
 struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
+    conn: Conn,
 }
 
 impl Client {
     fn new(conn: &Conn) -> Result<Self, CliError> {
-        let addr = read(&conn.data.join("control.addr"))?;
-        let token = read(&conn.data.join("control.token"))?;
+        let addr = read(conn, "control.addr")?;
+        let token = read(conn, "control.token")?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(120)))
@@ -50,30 +61,48 @@ impl Client {
             base: format!("http://{addr}"),
             token,
             agent,
+            conn: conn.clone(),
         })
     }
 
     fn answer<T: DeserializeOwned>(
+        &self,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, CliError> {
-        let mut r =
-            r.map_err(|e| CliError::Failed(format!("cannot reach the node's control API: {e}")))?;
+        let mut r = r.map_err(|e| match e {
+            ureq::Error::ConnectionFailed => {
+                self.not_running("nothing answers at its control address")
+            }
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                self.not_running("nothing answers at its control address")
+            }
+            e => CliError::Failed(format!("cannot reach the node's control API: {e}")),
+        })?;
         let ok = r.status().is_success();
         let text = r
             .body_mut()
             .read_to_string()
             .map_err(|e| CliError::Failed(format!("reading the answer: {e}")))?;
         if !ok {
+            let status = r.status().as_u16();
             let msg = serde_json::from_str::<api::ApiError>(&text)
                 .map(|e| e.error)
                 .unwrap_or(text);
+            // The node refused the input itself: a usage error, like a bad flag.
+            if status == 400 || status == 422 {
+                return Err(CliError::Usage(msg));
+            }
             return Err(CliError::Failed(msg));
         }
         serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("unexpected answer: {e}")))
     }
 
+    fn not_running(&self, why: &str) -> CliError {
+        self.conn.not_running(why)
+    }
+
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        Self::answer(
+        self.answer(
             self.agent
                 .get(format!("{}{path}", self.base))
                 .header("authorization", format!("Bearer {}", self.token))
@@ -82,7 +111,7 @@ impl Client {
     }
 
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, CliError> {
-        Self::answer(
+        self.answer(
             self.agent
                 .post(format!("{}{path}", self.base))
                 .header("authorization", format!("Bearer {}", self.token))
@@ -139,12 +168,172 @@ pub(crate) fn status(conn: Conn) -> Result<(), CliError> {
         "peers       {} connected, {} in the routing table (k = {})",
         s.connected, s.routing_table, s.k
     );
+    if s.connected == 0 {
+        println!(
+            "WARNING     no peers: publishes and retrieves reach only this node (`candor connect ADDR`)"
+        );
+    }
     println!(
         "listing     scheme {}, {} counter(s), {} entries counted",
         s.scheme, s.counters, s.entries
     );
     println!("device      {}", s.device);
     println!("trusts      {}", s.trusted_authorities.join(", "));
+    Ok(())
+}
+
+/// Whether a listing node's status is a failed check (a cheat found), rather than a node
+/// that could not or would not answer (a refusal, a time-out, unreachable, over budget).
+fn failed_check(status: &str, kind: Option<&str>) -> bool {
+    let kind = kind.unwrap_or(status);
+    !matches!(
+        kind,
+        "receipt"
+            | "verified"
+            | "refused"
+            | "timeout"
+            | "unreachable"
+            | "over-budget"
+            | "no-receipt"
+    )
+}
+
+/// The verdict of an answer, once it is shown: `Ok`, or the error whose exit code says how it
+/// went (1 a check failed, 3 partial). Under `--json` the answer was printed already.
+fn verdict(json: bool, e: Option<CliError>) -> Result<(), CliError> {
+    match e {
+        None => Ok(()),
+        Some(e) if json => Err(CliError::Reported(Box::new(e))),
+        Some(e) => Err(e),
+    }
+}
+
+fn publish_verdict(r: &api::PublishAnswer) -> Option<CliError> {
+    let ok = r
+        .listing_nodes
+        .iter()
+        .filter(|n| n.status == "receipt")
+        .count();
+    if let Some(bad) = r
+        .listing_nodes
+        .iter()
+        .find(|n| failed_check(&n.status, None))
+    {
+        return Some(CliError::Check(format!(
+            "listing node {} failed a check ({}): {}",
+            bad.peer, bad.status, bad.detail
+        )));
+    }
+    (ok < r.k).then(|| {
+        CliError::Partial(format!(
+            "only {ok} of k = {} listing nodes gave a valid receipt{}",
+            r.k,
+            if r.listing_nodes.len() < r.k {
+                format!(
+                    "; this node knows only {} listing node(s) for the item: is it joined? (`candor peers`)",
+                    r.listing_nodes.len()
+                )
+            } else {
+                String::new()
+            }
+        ))
+    })
+}
+
+fn retrieve_verdict(r: &api::RetrieveAnswer, what: &str) -> Option<CliError> {
+    if let Some(bad) = r
+        .listing_nodes
+        .iter()
+        .find(|n| failed_check(&n.status, n.kind.as_deref()))
+    {
+        return Some(CliError::Check(format!(
+            "listing node {} misbehaved{what} ({}){}",
+            bad.peer,
+            bad.kind.as_deref().unwrap_or(&bad.status),
+            bad.evidence
+                .as_ref()
+                .map(|id| format!("; evidence kept: `candor evidence show {id}`"))
+                .unwrap_or_default()
+        )));
+    }
+    let ok = r
+        .listing_nodes
+        .iter()
+        .filter(|n| n.status == "verified")
+        .count();
+    (ok < r.k).then(|| {
+        CliError::Partial(format!(
+            "only {ok} of k = {} listing nodes verified{}",
+            r.k,
+            if r.listing_nodes.len() < r.k {
+                format!(
+                    "; this node knows only {} listing node(s) for the item: is it joined? (`candor peers`)",
+                    r.listing_nodes.len()
+                )
+            } else {
+                String::new()
+            }
+        ))
+    })
+}
+
+pub(crate) fn peers(conn: Conn) -> Result<(), CliError> {
+    let r: api::Peers = Client::new(&conn)?.get("/v1/peers")?;
+    if conn.json {
+        return print_json(&r);
+    }
+    let connected = r.peers.iter().filter(|p| p.connected).count();
+    println!(
+        "{} peer(s) in the routing table, {connected} connected",
+        r.peers.len()
+    );
+    for p in &r.peers {
+        println!(
+            "  {}  {}  {}",
+            p.peer,
+            if p.connected {
+                "connected"
+            } else {
+                "known    "
+            },
+            p.addrs.first().map(String::as_str).unwrap_or("")
+        );
+    }
+    if connected == 0 {
+        println!(
+            "WARNING: no peers connected: publishes and retrieves reach only this node. \
+             Connect it: `candor connect /ip4/…/tcp/…/p2p/<PeerId>`"
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ConnectArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The peer's address, ending in /p2p/<PeerId> (another node prints it at start and keeps
+    /// it in its DATA/node.addr).
+    addr: String,
+}
+
+impl ConnectArgs {
+    pub(crate) fn json(&self) -> bool {
+        self.conn.json
+    }
+}
+
+pub(crate) fn connect(a: ConnectArgs) -> Result<(), CliError> {
+    let r: api::Connected = Client::new(&a.conn)?.post(
+        "/v1/peers",
+        &api::Connect {
+            addr: a.addr.clone(),
+        },
+    )?;
+    if a.conn.json {
+        return print_json(&r);
+    }
+    println!("connected to {} (certificate verified)", r.peer);
     Ok(())
 }
 
@@ -179,7 +368,8 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
     };
     let r: api::PublishAnswer = Client::new(&a.conn)?.post("/v1/offers", &req)?;
     if a.conn.json {
-        return print_json(&r);
+        print_json(&r)?;
+        return verdict(true, publish_verdict(&r));
     }
     println!(
         "offer for {:?} at {} (serial {}), item key {}",
@@ -188,22 +378,15 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
         r.serial,
         &r.item_key[..16]
     );
-    let mut ok = 0;
     for n in &r.listing_nodes {
         match (n.counter, n.value) {
             (Some(c), Some(v)) => {
-                ok += 1;
                 println!("  {}  receipt checked: counter {c} value {v}", n.peer);
             }
             _ => println!("  {}  {}: {}", n.peer, n.status, n.detail),
         }
     }
-    if ok == 0 {
-        return Err(CliError::Failed(
-            "no listing node gave a valid receipt".into(),
-        ));
-    }
-    Ok(())
+    verdict(false, publish_verdict(&r))
 }
 
 #[derive(clap::Args, Debug)]
@@ -213,6 +396,18 @@ pub(crate) struct ItemArgs {
     /// The item's description.
     #[arg(long)]
     item: String,
+}
+
+impl ItemArgs {
+    pub(crate) fn json(&self) -> bool {
+        self.conn.json
+    }
+}
+
+impl PublishArgs {
+    pub(crate) fn json(&self) -> bool {
+        self.conn.json
+    }
 }
 
 fn print_retrieve(r: &api::RetrieveAnswer) {
@@ -275,30 +470,22 @@ pub(crate) fn retrieve(a: ItemArgs) -> Result<(), CliError> {
         .collect();
     let r: api::RetrieveAnswer = c.get(&format!("/v1/retrieve?item={query}"))?;
     if a.conn.json {
-        return print_json(&r);
+        print_json(&r)?;
+        return verdict(true, retrieve_verdict(&r, ""));
     }
     print_retrieve(&r);
-    if r.listing_nodes.iter().any(|n| n.status == "misbehaviour") {
-        return Err(CliError::Failed(
-            "a listing node misbehaved (see above)".into(),
-        ));
-    }
-    Ok(())
+    verdict(false, retrieve_verdict(&r, ""))
 }
 
 pub(crate) fn monitor(a: ItemArgs) -> Result<(), CliError> {
     let r: api::RetrieveAnswer =
         Client::new(&a.conn)?.post("/v1/monitor", &api::MonitorRequest { item: a.item })?;
     if a.conn.json {
-        return print_json(&r);
+        print_json(&r)?;
+        return verdict(true, retrieve_verdict(&r, " against your receipts"));
     }
     print_retrieve(&r);
-    if r.listing_nodes.iter().any(|n| n.status == "misbehaviour") {
-        return Err(CliError::Failed(
-            "a listing node misbehaved against your receipts".into(),
-        ));
-    }
-    Ok(())
+    verdict(false, retrieve_verdict(&r, " against your receipts"))
 }
 
 pub(crate) fn offers(conn: Conn) -> Result<(), CliError> {

@@ -1,21 +1,14 @@
 //! `candor node`: the daemon every user runs. It opens its trusted device and store, joins the
 //! overlay, serves as a listing node, and offers the local control API to its user.
 
-use crate::api;
 use crate::device::AnyDevice;
 use crate::files::{self, NodeDir};
-use crate::wallet::{Entry, Wallet};
-use crate::{now, CliError};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use candor_core::{Currency, Item, Keypair, PublicKey, SignedOffer};
-use candor_listing::AnyReceipt;
+use crate::wallet::Wallet;
+use crate::CliError;
+use candor_core::{Keypair, PublicKey};
 use candor_listing::ListingNode;
 use candor_net::{
-    identity, start, to_candor_peer, to_libp2p_peer, with_peer, ListingService, Market, Multiaddr,
-    NetConfig, NetHandle, NodeReport, Service,
+    identity, start, with_peer, ListingService, Market, Multiaddr, NetConfig, NetHandle, Service,
 };
 use candor_store::ListingStore;
 use serde::Deserialize;
@@ -63,17 +56,17 @@ struct FileConfig {
     publish_to: Option<String>,
 }
 
-struct AppState {
-    node: Arc<ListingNode<AnyDevice>>,
-    market: Arc<Market<AnyDevice>>,
-    net: NetHandle,
-    wallet: Arc<Wallet>,
-    seller: Keypair,
-    token: String,
-    trusted: Vec<PublicKey>,
+/// What the control API's handlers share.
+pub(crate) struct AppState {
+    pub(crate) node: Arc<ListingNode<AnyDevice>>,
+    pub(crate) market: Arc<Market<AnyDevice>>,
+    pub(crate) net: NetHandle,
+    pub(crate) wallet: Arc<Wallet>,
+    pub(crate) seller: Keypair,
+    pub(crate) token: String,
+    pub(crate) trusted: Vec<PublicKey>,
+    pub(crate) evidence: crate::evidence::EvidenceDir,
 }
-
-type Shared = Arc<AppState>;
 
 fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
@@ -144,34 +137,61 @@ async fn serve(args: Args) -> Result<(), CliError> {
             d.cert().display()
         ))
     })?;
-    let listen = if !args.listen.is_empty() {
-        args.listen.clone()
+    let peer_files = crate::peers::PeerFiles::of(&args.data);
+    // Where to listen: the flag, the config, or the address kept from the first start (a
+    // free port picked then), so peers that knew this node find it again.
+    let configured = if !args.listen.is_empty() {
+        Some(args.listen.clone())
     } else {
-        cfg.listen
-            .clone()
-            .unwrap_or_else(|| vec!["/ip4/127.0.0.1/tcp/0".into()])
+        cfg.listen.clone()
     };
-    let bootstrap = if !args.bootstrap.is_empty() {
+    let kept = peer_files.kept_listen();
+    let listen = match &configured {
+        Some(l) => l.clone(),
+        None if !kept.is_empty() => kept.clone(),
+        None => vec!["/ip4/127.0.0.1/tcp/0".into()],
+    };
+    let bootstrap = parse_addrs(&if !args.bootstrap.is_empty() {
         args.bootstrap.clone()
     } else {
         cfg.bootstrap.clone().unwrap_or_default()
-    };
+    })?;
+    let mut join = bootstrap.clone();
+    join.extend(peer_files.kept_peers());
     let k = args.k.or(cfg.k).unwrap_or(3);
     let config = NetConfig {
         listen: parse_addrs(&listen)?,
-        bootstrap: parse_addrs(&bootstrap)?,
+        bootstrap: join.clone(),
         k,
         trusted: trusted.clone(),
         ..NetConfig::default()
     };
     let service = Arc::new(ListingService::new(node.clone(), candor_net::system_clock));
-    let (net, addrs) = start(
-        identity(&node_key).map_err(fail)?,
-        config,
+    let key = identity(&node_key).map_err(fail)?;
+    let started = start(
+        key.clone(),
+        config.clone(),
         Some(service.clone() as Arc<dyn Service>),
     )
-    .await
-    .map_err(fail)?;
+    .await;
+    let (net, addrs) = match started {
+        Ok(s) => s,
+        // The kept port is taken now: pick a new one (peers learn it when this node dials).
+        Err(e) if configured.is_none() && !kept.is_empty() => {
+            tracing::warn!(%e, "the kept listen address is not free; picking a new port");
+            let config = NetConfig {
+                listen: parse_addrs(&["/ip4/127.0.0.1/tcp/0".to_string()])?,
+                ..config
+            };
+            start(key, config, Some(service.clone() as Arc<dyn Service>))
+                .await
+                .map_err(fail)?
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    if configured.is_none() {
+        peer_files.keep_listen(&addrs)?;
+    }
     let full: Vec<String> = addrs
         .iter()
         .map(|a| with_peer(a, net.peer()).to_string())
@@ -189,7 +209,12 @@ async fn serve(args: Args) -> Result<(), CliError> {
     for a in &full {
         println!("listening on {a}");
     }
-    if !bootstrap.is_empty() {
+    if join.is_empty() {
+        println!(
+            "WARNING: no peers: this node knows nobody to join, so publishes and retrieves reach \
+             only itself. Give it one: `candor connect ADDR` or `--bootstrap ADDR`."
+        );
+    } else {
         let net = net.clone();
         tokio::spawn(async move {
             for attempt in 0..5u64 {
@@ -204,6 +229,11 @@ async fn serve(args: Args) -> Result<(), CliError> {
             }
         });
     }
+    tokio::spawn(crate::peers::keep_joined(
+        net.clone(),
+        peer_files.clone(),
+        bootstrap,
+    ));
     let mut market = Market::new(
         net.clone(),
         Some(node.clone()),
@@ -230,6 +260,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
         seller,
         token: token.clone(),
         trusted,
+        evidence: crate::evidence::EvidenceDir::of(&args.data),
     });
     let control = args
         .control
@@ -253,17 +284,16 @@ async fn serve(args: Args) -> Result<(), CliError> {
         "control API on http://{local} (token in {})",
         args.data.join("control.token").display()
     );
-    let app = Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/offers", post(publish).get(my_offers))
-        .route("/v1/retrieve", get(retrieve))
-        .route("/v1/monitor", post(monitor))
-        .with_state(state.clone());
+    let app = crate::routes::router(state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(fail)?;
     println!("shutting down: finishing queued publishes");
+    // Clients that find no control address know the node is not running.
+    for f in ["control.addr", "control.token"] {
+        let _ = std::fs::remove_file(args.data.join(f));
+    }
     net.shutdown();
     drop(state);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -291,317 +321,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-}
-
-type ApiResult<T> = Result<Json<T>, (StatusCode, Json<api::ApiError>)>;
-
-fn err(code: StatusCode, e: impl std::fmt::Display) -> (StatusCode, Json<api::ApiError>) {
-    (
-        code,
-        Json(api::ApiError {
-            error: e.to_string(),
-        }),
-    )
-}
-
-fn check_token(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(), (StatusCode, Json<api::ApiError>)> {
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Constant-time comparison of equal-length tokens.
-    let ok = given.len() == state.token.len()
-        && given
-            .bytes()
-            .zip(state.token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if ok {
-        Ok(())
-    } else {
-        Err(err(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (see DATA/control.token)",
-        ))
-    }
-}
-
-async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::Status> {
-    check_token(&s, &headers)?;
-    let st = s
-        .net
-        .status()
-        .await
-        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    let cert = s.node.certificate();
-    let mut entries = 0;
-    for c in &cert.cert.counters {
-        if let Ok(Some((initial, head))) = s.node.store().heads(c.id) {
-            entries += head - initial;
-        }
-    }
-    Ok(Json(api::Status {
-        peer: st.peer.to_string(),
-        listen: st
-            .listen
-            .iter()
-            .map(|a| with_peer(a, st.peer).to_string())
-            .collect(),
-        connected: st.connected,
-        routing_table: st.routing_table,
-        k: s.net.k(),
-        scheme: cert.cert.scheme.to_string(),
-        counters: cert.cert.counters.len(),
-        entries,
-        device: cert.cert.device.backend().to_string(),
-        trusted_authorities: s.trusted.iter().map(|k| k.to_hex()).collect(),
-    }))
-}
-
-fn result_view(
-    peer: &candor_net::PeerId,
-    r: &Result<AnyReceipt, candor_core::Misbehaviour>,
-) -> api::PublishResult {
-    match r {
-        Ok(rc) => api::PublishResult {
-            peer: peer.to_string(),
-            status: "receipt".into(),
-            counter: Some(rc.value().0),
-            value: Some(rc.value().1),
-            detail: match rc {
-                AnyReceipt::Counted(_) => "receipt checked".into(),
-                AnyReceipt::Stepped(_, p) => {
-                    format!("whole step checked; index {} in the item's list", p.index)
-                }
-            },
-        },
-        Err(m) => api::PublishResult {
-            peer: peer.to_string(),
-            status: m.kind().into(),
-            counter: None,
-            value: None,
-            detail: m.to_string(),
-        },
-    }
-}
-
-async fn publish(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    Json(req): Json<api::NewOffer>,
-) -> ApiResult<api::PublishAnswer> {
-    check_token(&s, &headers)?;
-    let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let currency = Currency::new(&req.currency).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let state = s.clone();
-    let answer = tokio::task::spawn_blocking(
-        move || -> Result<api::PublishAnswer, (StatusCode, Json<api::ApiError>)> {
-            let serial = state
-                .wallet
-                .next_serial(&item.key())
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            let t = now();
-            let offer = SignedOffer::sign(
-                &state.seller,
-                &item,
-                req.price,
-                currency,
-                req.quantity,
-                t.saturating_add(req.expires_in),
-                serial,
-            );
-            let report = state
-                .market
-                .publish(&offer, t)
-                .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
-            let receipts = report
-                .results
-                .iter()
-                .filter_map(|(p, r)| r.as_ref().ok().map(|rc| (to_candor_peer(p), rc.clone())))
-                .collect();
-            state
-                .wallet
-                .add(&Entry { offer, receipts })
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            Ok(api::PublishAnswer {
-                item: item.description().to_string(),
-                item_key: item.key().to_string(),
-                serial,
-                listing_nodes: report
-                    .results
-                    .iter()
-                    .map(|(p, r)| result_view(p, r))
-                    .collect(),
-            })
-        },
-    )
-    .await
-    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
-    Ok(Json(answer))
-}
-
-async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::MyOffers> {
-    check_token(&s, &headers)?;
-    let list = s
-        .wallet
-        .list()
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok(Json(api::MyOffers {
-        seller: s.seller.public().to_hex(),
-        offers: list
-            .into_iter()
-            .map(|e| api::MyOffer {
-                item: e.offer.offer.description.clone(),
-                price: e.offer.offer.price,
-                currency: e.offer.offer.currency.to_string(),
-                quantity: e.offer.offer.quantity,
-                serial: e.offer.offer.serial,
-                expiry: e.offer.offer.expiry,
-                receipts: e
-                    .receipts
-                    .iter()
-                    .map(|(p, r)| api::PublishResult {
-                        peer: to_libp2p_peer(p)
-                            .map(|p| p.to_string())
-                            .unwrap_or_else(|| p.to_string()),
-                        status: "receipt".into(),
-                        counter: Some(r.value().0),
-                        value: Some(r.value().1),
-                        detail: String::new(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }))
-}
-
-#[derive(Deserialize)]
-struct ItemQuery {
-    item: String,
-}
-
-fn node_answer(peer: &candor_net::PeerId, r: &NodeReport) -> api::NodeAnswer {
-    let (kind, detail, t, offers, gaps, bytes) = match r {
-        NodeReport::Verified(o) => (
-            None,
-            "every check passed".to_string(),
-            Some(o.t()),
-            o.offers().len(),
-            o.gaps(),
-            o.bytes(),
-        ),
-        NodeReport::Misbehaviour(m) => (Some(m.kind().to_string()), m.to_string(), None, 0, 0, 0),
-        NodeReport::OverBudget(k) => (
-            Some("over-budget".into()),
-            format!("over budget ({k:?})"),
-            None,
-            0,
-            0,
-            0,
-        ),
-        NodeReport::Unreachable(why) => (None, why.clone(), None, 0, 0, 0),
-    };
-    let residence = match r {
-        NodeReport::Verified(o) => Some(o.cert().cert.residence),
-        _ => None,
-    };
-    api::NodeAnswer {
-        peer: peer.to_string(),
-        status: r.status().into(),
-        kind,
-        detail,
-        t,
-        offers,
-        gaps,
-        bytes,
-        device: residence.map(|r| r.to_string()),
-        development_only: residence.map(|r| r.is_development_only()),
-    }
-}
-
-fn retrieve_answer(report: &candor_net::RetrieveReport) -> api::RetrieveAnswer {
-    api::RetrieveAnswer {
-        item: report.item.description().to_string(),
-        item_key: report.item.key().to_string(),
-        listing_nodes: report
-            .reports
-            .iter()
-            .map(|(p, r)| node_answer(p, r))
-            .collect(),
-        offers: report
-            .offers
-            .iter()
-            .map(|o| api::OfferView {
-                seller: o.seller.to_hex(),
-                price: o.price,
-                currency: o.currency.to_string(),
-                quantity: o.quantity,
-                expiry: o.expiry,
-                serial: o.serial,
-            })
-            .collect(),
-    }
-}
-
-async fn retrieve(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    Query(q): Query<ItemQuery>,
-) -> ApiResult<api::RetrieveAnswer> {
-    check_token(&s, &headers)?;
-    let item = Item::new(&q.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let market = s.market.clone();
-    let report = tokio::task::spawn_blocking(move || market.retrieve(&item, now()))
-        .await
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
-        .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
-    Ok(Json(retrieve_answer(&report)))
-}
-
-async fn monitor(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    Json(req): Json<api::MonitorRequest>,
-) -> ApiResult<api::RetrieveAnswer> {
-    check_token(&s, &headers)?;
-    let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let state = s.clone();
-    let answer = tokio::task::spawn_blocking(
-        move || -> Result<api::RetrieveAnswer, (StatusCode, Json<api::ApiError>)> {
-            let list = state
-                .wallet
-                .list()
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, AnyReceipt)>> =
-                Default::default();
-            for e in list.iter().filter(|e| e.offer.offer.key == item.key()) {
-                for (p, r) in &e.receipts {
-                    by_peer
-                        .entry(p.as_bytes().to_vec())
-                        .or_default()
-                        .push((e.offer.clone(), r.clone()));
-                }
-            }
-            let mut reports = Vec::new();
-            for (p, receipts) in by_peer {
-                let Ok(peer) = candor_net::PeerId::from_bytes(&p) else {
-                    continue;
-                };
-                reports.push((peer, state.market.monitor(peer, &item, &receipts)));
-            }
-            Ok(retrieve_answer(&candor_net::RetrieveReport {
-                item: item.clone(),
-                listing_nodes: reports.iter().map(|(p, _)| *p).collect(),
-                reports,
-                offers: Vec::new(),
-            }))
-        },
-    )
-    .await
-    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
-    Ok(Json(answer))
 }

@@ -15,7 +15,10 @@ mod daemon;
 mod debug;
 mod demo;
 mod device;
+mod evidence;
 mod files;
+mod peers;
+mod routes;
 mod walkthrough;
 mod wallet;
 
@@ -65,6 +68,10 @@ enum Cmd {
     Offers(client::Conn),
     /// Your node's status.
     Status(client::Conn),
+    /// The peers your node knows (each showed a certificate it trusts).
+    Peers(client::Conn),
+    /// Connect your running node to a peer: `/ip4/…/tcp/…/p2p/<PeerId>`.
+    Connect(client::ConnectArgs),
     /// A whole marketplace on this machine: ~24 nodes over TCP, sellers, buyers, and cheating
     /// listing nodes caught. Exits non-zero if an honest node is accused or a cheat unnoticed.
     Demo(demo::Args),
@@ -167,6 +174,26 @@ enum DeviceCmd {
 
 #[derive(Subcommand)]
 enum EvidenceCmd {
+    /// The evidence your node's checks produced, newest first.
+    List {
+        /// The node's data folder.
+        #[arg(long, default_value = "candor-data")]
+        data: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One piece of kept evidence: what it shows, checked; `--out` writes the file to share.
+    Show {
+        /// Its id (from `candor evidence list`).
+        id: String,
+        /// The node's data folder.
+        #[arg(long, default_value = "candor-data")]
+        data: PathBuf,
+        /// Write the evidence file here (anyone can check it: `candor evidence verify FILE`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check an evidence file with nothing but the authority's public key.
     Verify {
         /// The evidence file (as written by a buyer or seller).
@@ -192,6 +219,58 @@ enum CliError {
     Store(#[from] candor_store::StoreError),
     #[error("{0}")]
     Failed(String),
+    /// A check failed or a cheat was found (exit 1).
+    #[error("{0}")]
+    Check(String),
+    /// The command was used wrongly, or its input is out of bounds (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Fewer than k listing nodes verified (exit 3).
+    #[error("{0}")]
+    Partial(String),
+    /// The node is not running (exit 4).
+    #[error("{0}")]
+    NotRunning(String),
+    /// An error whose answer was already printed (under `--json`); only its exit code is left.
+    #[error("{0}")]
+    Reported(Box<CliError>),
+}
+
+/// The exit codes (README, "Exit codes").
+pub(crate) mod exit {
+    /// A check failed, a cheat was found, or the command failed.
+    pub(crate) const FAILED: u8 = 1;
+    /// Usage: a wrong flag, or input out of bounds.
+    pub(crate) const USAGE: u8 = 2;
+    /// Partial: fewer than k listing nodes verified.
+    pub(crate) const PARTIAL: u8 = 3;
+    /// The node is not running.
+    pub(crate) const NOT_RUNNING: u8 = 4;
+}
+
+impl CliError {
+    /// The process's exit code for this error.
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => exit::USAGE,
+            Self::Partial(_) => exit::PARTIAL,
+            Self::NotRunning(_) => exit::NOT_RUNNING,
+            Self::Reported(e) => e.exit_code(),
+            _ => exit::FAILED,
+        }
+    }
+
+    /// A short name for `--json` error bodies.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Check(_) => "check-failed",
+            Self::Usage(_) => "usage",
+            Self::Partial(_) => "partial",
+            Self::NotRunning(_) => "not-running",
+            Self::Reported(e) => e.kind(),
+            _ => "failed",
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {
@@ -216,9 +295,24 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+impl Cmd {
+    /// Whether the command prints JSON (`--json`): its errors are JSON then too.
+    fn json(&self) -> bool {
+        match self {
+            Self::Publish(a) => a.json(),
+            Self::Retrieve(a) | Self::Monitor(a) => a.json(),
+            Self::Offers(c) | Self::Status(c) | Self::Peers(c) => c.json(),
+            Self::Connect(a) => a.json(),
+            Self::Evidence(EvidenceCmd::List { json, .. }) => *json,
+            _ => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let json = cli.cmd.json();
     let result = match cli.cmd {
         Cmd::Authority(AuthorityCmd::Init { dir }) => authority_init(dir),
         Cmd::Authority(AuthorityCmd::TrustEk {
@@ -239,6 +333,8 @@ fn main() -> ExitCode {
         }) => device_enroll(data, authority, scheme, counters),
         Cmd::Device(DeviceCmd::Show { data }) => device_show(data),
         Cmd::Evidence(EvidenceCmd::Verify { file, authority }) => evidence_verify(file, authority),
+        Cmd::Evidence(EvidenceCmd::List { data, json }) => evidence_list(data, json),
+        Cmd::Evidence(EvidenceCmd::Show { id, data, out }) => evidence_show(data, id, out),
         Cmd::Walkthrough(args) => return walkthrough::run(args),
         Cmd::Demo(args) => return demo::run(args),
         Cmd::Node(args) => daemon::run(args),
@@ -247,6 +343,8 @@ fn main() -> ExitCode {
         Cmd::Monitor(a) => client::monitor(a),
         Cmd::Offers(c) => client::offers(c),
         Cmd::Status(c) => client::status(c),
+        Cmd::Peers(c) => client::peers(c),
+        Cmd::Connect(a) => client::connect(a),
         Cmd::Debug(cmd) => debug::run(cmd),
         Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
         Cmd::Bench(BenchCmd::Net(args)) => bench_net::run(args),
@@ -256,8 +354,17 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            if json && !matches!(e, CliError::Reported(_)) {
+                let body = serde_json::json!({
+                    "error": e.to_string(),
+                    "kind": e.kind(),
+                    "exit": e.exit_code(),
+                });
+                println!("{body}");
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -448,4 +555,52 @@ fn evidence_verify(file: PathBuf, authority: PathBuf) -> Result<(), CliError> {
         }
         Err(e) => Err(CliError::Failed(format!("the evidence does not hold: {e}"))),
     }
+}
+
+fn evidence_list(data: PathBuf, json: bool) -> Result<(), CliError> {
+    let kept = evidence::EvidenceDir::of(&data).list()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&kept).map_err(|e| CliError::Failed(e.to_string()))?
+        );
+        return Ok(());
+    }
+    if kept.is_empty() {
+        println!("no evidence kept in {}", data.join("evidence").display());
+    }
+    for k in &kept {
+        println!(
+            "{}  {:<22} against {}  (kept at unix {})",
+            k.id, k.kind, k.node, k.kept_at
+        );
+    }
+    Ok(())
+}
+
+fn evidence_show(data: PathBuf, id: String, out: Option<PathBuf>) -> Result<(), CliError> {
+    let (e, path) = evidence::EvidenceDir::of(&data).load(&id)?;
+    println!("evidence {id}: {}", e.kind());
+    println!(
+        "against:  {}",
+        candor_net::to_libp2p_peer(e.subject())
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| e.subject().to_string())
+    );
+    println!("file:     {}", path.display());
+    // Checked against the authority its certificate names: that the authority is one you
+    // trust is for whoever you show it to (`evidence verify --authority`).
+    match e.verify(&[e.authority()]) {
+        Ok(what) => println!("checks:   {what}"),
+        Err(err) => println!("checks:   DOES NOT HOLD: {err}"),
+    }
+    if let Some(out) = out {
+        files::write_atomic(&out, &e.to_bytes(), false)?;
+        println!(
+            "written to {}; anyone can check it: candor evidence verify {} --authority DIR",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,193 @@
+//! The evidence a node's checks produced, kept in its data folder (`DATA/evidence/ID.evidence`,
+//! the encoded evidence; ID is the first 16 hex digits of its hash, so the same evidence is
+//! kept once). Anyone can check a file with nothing but the authority's public key:
+//! `candor evidence verify FILE`.
+
+use crate::files::{self, FileError};
+use crate::CliError;
+use candor_core::{Decode, Encode, Evidence, TaggedHasher};
+use std::path::{Path, PathBuf};
+
+/// At most this many pieces are kept; more are logged and dropped (a node that produces this
+/// much evidence has been reported many times over).
+pub(crate) const MAX_KEPT: usize = 10_000;
+/// The largest evidence file read back.
+const MAX_FILE: u64 = 16 << 20;
+
+/// A data folder's evidence.
+#[derive(Debug, Clone)]
+pub(crate) struct EvidenceDir(pub(crate) PathBuf);
+
+/// One kept piece, as listed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Kept {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    /// The listing node it is against (its PeerId).
+    pub(crate) node: String,
+    /// Unix seconds when it was kept.
+    pub(crate) kept_at: u64,
+    /// Where the file is.
+    pub(crate) file: String,
+}
+
+impl EvidenceDir {
+    /// The evidence folder of data folder `data`.
+    pub(crate) fn of(data: &Path) -> Self {
+        Self(data.join("evidence"))
+    }
+
+    /// The id of `e`.
+    pub(crate) fn id(e: &Evidence) -> String {
+        let d = TaggedHasher::new("candor/v1/evidence-id")
+            .var(&e.to_bytes())
+            .finish();
+        d.to_hex()[..16].to_string()
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.0.join(format!("{id}.evidence"))
+    }
+
+    /// Keeps `e` (once) and returns its id.
+    pub(crate) fn keep(&self, e: &Evidence) -> Result<String, FileError> {
+        let id = Self::id(e);
+        let path = self.path(&id);
+        if path.exists() {
+            return Ok(id);
+        }
+        let count = std::fs::read_dir(&self.0).map(|d| d.count()).unwrap_or(0);
+        if count >= MAX_KEPT {
+            tracing::warn!(%id, "the evidence folder is full ({MAX_KEPT} pieces); not kept");
+            return Ok(id);
+        }
+        files::write_atomic(&path, &e.to_bytes(), false)?;
+        tracing::warn!(%id, kind = e.kind(), "transferable evidence kept in {}", path.display());
+        Ok(id)
+    }
+
+    /// Reads a kept piece by id.
+    pub(crate) fn load(&self, id: &str) -> Result<(Evidence, PathBuf), CliError> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CliError::Usage(format!(
+                "{id:?} is not an evidence id (16 hex digits, from `candor evidence list`)"
+            )));
+        }
+        let path = self.path(id);
+        let bytes = read_bounded(&path).map_err(|e| match e {
+            FileError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                CliError::Failed(format!(
+                    "no evidence {id} in {} (see `candor evidence list`)",
+                    self.0.display()
+                ))
+            }
+            e => e.into(),
+        })?;
+        let e = Evidence::from_bytes(&bytes)
+            .map_err(|e| CliError::Failed(format!("{} is damaged: {e}", path.display())))?;
+        Ok((e, path))
+    }
+
+    /// Every kept piece, newest first. Files that do not decode are listed as damaged.
+    pub(crate) fn list(&self) -> Result<Vec<Kept>, FileError> {
+        let rd = match std::fs::read_dir(&self.0) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(FileError::Io {
+                    path: self.0.clone(),
+                    source,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for entry in rd.flatten().take(MAX_KEPT) {
+            let path = entry.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".evidence"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let kept_at = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let (kind, node) = match read_bounded(&path)
+                .ok()
+                .and_then(|b| Evidence::from_bytes(&b).ok())
+            {
+                Some(e) => (
+                    e.kind().to_string(),
+                    candor_net::to_libp2p_peer(e.subject())
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| e.subject().to_string()),
+                ),
+                None => ("damaged".into(), String::new()),
+            };
+            out.push(Kept {
+                id,
+                kind,
+                node,
+                kept_at,
+                file: path.display().to_string(),
+            });
+        }
+        out.sort_by(|a, b| b.kept_at.cmp(&a.kept_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    let io = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(FileError::Invalid {
+            path: path.to_path_buf(),
+            what: "evidence file",
+            reason: "over 16 MiB".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_refused_unless_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = EvidenceDir::of(dir.path());
+        assert!(matches!(ev.load("../x"), Err(CliError::Usage(_))));
+        assert!(matches!(ev.load(""), Err(CliError::Usage(_))));
+        assert!(matches!(
+            ev.load("abcdef0123456789"),
+            Err(CliError::Failed(_))
+        ));
+        assert!(ev.list().unwrap().is_empty());
+        std::fs::create_dir_all(&ev.0).unwrap();
+        std::fs::write(ev.0.join("0000000000000000.evidence"), b"junk").unwrap();
+        let l = ev.list().unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].kind, "damaged");
+        assert!(matches!(
+            ev.load("0000000000000000"),
+            Err(CliError::Failed(m)) if m.contains("damaged")
+        ));
+    }
+}

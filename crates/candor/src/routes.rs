@@ -1,0 +1,432 @@
+//! The control API's routes (HTTP/JSON on loopback, bearer token): what `candor status`,
+//! `publish`, `offers`, `retrieve`, `monitor`, `peers`, `connect` and `evidence` ask the
+//! running node. The messages are in `api.rs`.
+
+use crate::api;
+use crate::daemon::AppState;
+use crate::now;
+use crate::wallet::Entry;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use candor_core::{Currency, Item, SignedOffer};
+use candor_listing::AnyReceipt;
+use candor_net::{to_candor_peer, to_libp2p_peer, with_peer, NodeReport};
+use serde::Deserialize;
+use std::sync::Arc;
+
+type Shared = Arc<AppState>;
+
+/// The API's routes.
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/offers", post(publish).get(my_offers))
+        .route("/v1/retrieve", get(retrieve))
+        .route("/v1/monitor", post(monitor))
+        .route("/v1/peers", get(peers).post(connect))
+        .with_state(state)
+}
+
+type ApiResult<T> = Result<Json<T>, (StatusCode, Json<api::ApiError>)>;
+
+fn err(code: StatusCode, e: impl std::fmt::Display) -> (StatusCode, Json<api::ApiError>) {
+    (
+        code,
+        Json(api::ApiError {
+            error: e.to_string(),
+        }),
+    )
+}
+
+fn check_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, Json<api::ApiError>)> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant-time comparison of equal-length tokens.
+    let ok = given.len() == state.token.len()
+        && given
+            .bytes()
+            .zip(state.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see DATA/control.token)",
+        ))
+    }
+}
+
+async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::Status> {
+    check_token(&s, &headers)?;
+    let st = s
+        .net
+        .status()
+        .await
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let cert = s.node.certificate();
+    let mut entries = 0;
+    for c in &cert.cert.counters {
+        if let Ok(Some((initial, head))) = s.node.store().heads(c.id) {
+            entries += head - initial;
+        }
+    }
+    Ok(Json(api::Status {
+        peer: st.peer.to_string(),
+        listen: st
+            .listen
+            .iter()
+            .map(|a| with_peer(a, st.peer).to_string())
+            .collect(),
+        connected: st.connected,
+        routing_table: st.routing_table,
+        k: s.net.k(),
+        scheme: cert.cert.scheme.to_string(),
+        counters: cert.cert.counters.len(),
+        entries,
+        device: cert.cert.device.backend().to_string(),
+        trusted_authorities: s.trusted.iter().map(|k| k.to_hex()).collect(),
+    }))
+}
+
+fn result_view(
+    peer: &candor_net::PeerId,
+    r: &Result<AnyReceipt, candor_core::Misbehaviour>,
+) -> api::PublishResult {
+    match r {
+        Ok(rc) => api::PublishResult {
+            peer: peer.to_string(),
+            status: "receipt".into(),
+            counter: Some(rc.value().0),
+            value: Some(rc.value().1),
+            detail: match rc {
+                AnyReceipt::Counted(_) => "receipt checked".into(),
+                AnyReceipt::Stepped(_, p) => {
+                    format!("whole step checked; index {} in the item's list", p.index)
+                }
+            },
+        },
+        Err(m) => api::PublishResult {
+            peer: peer.to_string(),
+            status: m.kind().into(),
+            counter: None,
+            value: None,
+            detail: m.to_string(),
+        },
+    }
+}
+
+async fn publish(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::NewOffer>,
+) -> ApiResult<api::PublishAnswer> {
+    check_token(&s, &headers)?;
+    let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let currency = Currency::new(&req.currency).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let state = s.clone();
+    let answer = tokio::task::spawn_blocking(
+        move || -> Result<api::PublishAnswer, (StatusCode, Json<api::ApiError>)> {
+            let serial = state
+                .wallet
+                .next_serial(&item.key())
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let t = now();
+            let offer = SignedOffer::sign(
+                &state.seller,
+                &item,
+                req.price,
+                currency,
+                req.quantity,
+                t.saturating_add(req.expires_in),
+                serial,
+            );
+            let report = state
+                .market
+                .publish(&offer, t)
+                .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
+            let receipts = report
+                .results
+                .iter()
+                .filter_map(|(p, r)| r.as_ref().ok().map(|rc| (to_candor_peer(p), rc.clone())))
+                .collect();
+            state
+                .wallet
+                .add(&Entry { offer, receipts })
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            Ok(api::PublishAnswer {
+                item: item.description().to_string(),
+                item_key: item.key().to_string(),
+                serial,
+                k: state.net.k(),
+                listing_nodes: report
+                    .results
+                    .iter()
+                    .map(|(p, r)| result_view(p, r))
+                    .collect(),
+            })
+        },
+    )
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
+    Ok(Json(answer))
+}
+
+async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::MyOffers> {
+    check_token(&s, &headers)?;
+    let list = s
+        .wallet
+        .list()
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(api::MyOffers {
+        seller: s.seller.public().to_hex(),
+        offers: list
+            .into_iter()
+            .map(|e| api::MyOffer {
+                item: e.offer.offer.description.clone(),
+                price: e.offer.offer.price,
+                currency: e.offer.offer.currency.to_string(),
+                quantity: e.offer.offer.quantity,
+                serial: e.offer.offer.serial,
+                expiry: e.offer.offer.expiry,
+                receipts: e
+                    .receipts
+                    .iter()
+                    .map(|(p, r)| api::PublishResult {
+                        peer: to_libp2p_peer(p)
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| p.to_string()),
+                        status: "receipt".into(),
+                        counter: Some(r.value().0),
+                        value: Some(r.value().1),
+                        detail: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct ItemQuery {
+    item: String,
+}
+
+/// One node's verdict for the API; evidence it produced is kept in the data folder first, and
+/// the answer names it.
+fn node_answer(
+    evidence: &crate::evidence::EvidenceDir,
+    peer: &candor_net::PeerId,
+    r: &NodeReport,
+) -> api::NodeAnswer {
+    let kept = match r {
+        NodeReport::Misbehaviour(candor_core::Misbehaviour::Evidence(e)) => {
+            match evidence.keep(e) {
+                Ok(id) => Some(id),
+                Err(err) => {
+                    tracing::error!(%err, "cannot keep evidence");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let (kind, detail, t, offers, gaps, bytes) = match r {
+        NodeReport::Verified(o) => (
+            None,
+            "every check passed".to_string(),
+            Some(o.t()),
+            o.offers().len(),
+            o.gaps(),
+            o.bytes(),
+        ),
+        NodeReport::Misbehaviour(m) => (Some(m.kind().to_string()), m.to_string(), None, 0, 0, 0),
+        NodeReport::OverBudget(k) => (
+            Some("over-budget".into()),
+            format!("over budget ({k:?})"),
+            None,
+            0,
+            0,
+            0,
+        ),
+        NodeReport::Unreachable(why) => (None, why.clone(), None, 0, 0, 0),
+    };
+    let residence = match r {
+        NodeReport::Verified(o) => Some(o.cert().cert.residence),
+        _ => None,
+    };
+    api::NodeAnswer {
+        peer: peer.to_string(),
+        status: r.status().into(),
+        kind,
+        detail,
+        t,
+        offers,
+        gaps,
+        bytes,
+        device: residence.map(|r| r.to_string()),
+        development_only: residence.map(|r| r.is_development_only()),
+        evidence: kept,
+    }
+}
+
+fn retrieve_answer(
+    evidence: &crate::evidence::EvidenceDir,
+    k: usize,
+    report: &candor_net::RetrieveReport,
+) -> api::RetrieveAnswer {
+    api::RetrieveAnswer {
+        item: report.item.description().to_string(),
+        item_key: report.item.key().to_string(),
+        k,
+        listing_nodes: report
+            .reports
+            .iter()
+            .map(|(p, r)| node_answer(evidence, p, r))
+            .collect(),
+        offers: report
+            .offers
+            .iter()
+            .map(|o| api::OfferView {
+                seller: o.seller.to_hex(),
+                price: o.price,
+                currency: o.currency.to_string(),
+                quantity: o.quantity,
+                expiry: o.expiry,
+                serial: o.serial,
+            })
+            .collect(),
+    }
+}
+
+async fn retrieve(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ItemQuery>,
+) -> ApiResult<api::RetrieveAnswer> {
+    check_token(&s, &headers)?;
+    let item = Item::new(&q.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let market = s.market.clone();
+    let report = tokio::task::spawn_blocking(move || market.retrieve(&item, now()))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
+    Ok(Json(retrieve_answer(&s.evidence, s.net.k(), &report)))
+}
+
+async fn monitor(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::MonitorRequest>,
+) -> ApiResult<api::RetrieveAnswer> {
+    check_token(&s, &headers)?;
+    let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let state = s.clone();
+    let answer = tokio::task::spawn_blocking(
+        move || -> Result<api::RetrieveAnswer, (StatusCode, Json<api::ApiError>)> {
+            let list = state
+                .wallet
+                .list()
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, AnyReceipt)>> =
+                Default::default();
+            for e in list.iter().filter(|e| e.offer.offer.key == item.key()) {
+                for (p, r) in &e.receipts {
+                    by_peer
+                        .entry(p.as_bytes().to_vec())
+                        .or_default()
+                        .push((e.offer.clone(), r.clone()));
+                }
+            }
+            let mut reports = Vec::new();
+            for (p, receipts) in by_peer {
+                let Ok(peer) = candor_net::PeerId::from_bytes(&p) else {
+                    continue;
+                };
+                reports.push((peer, state.market.monitor(peer, &item, &receipts)));
+            }
+            // A monitor checks the nodes that gave receipts: all of them must verify.
+            let k = reports.len();
+            Ok(retrieve_answer(
+                &state.evidence,
+                k,
+                &candor_net::RetrieveReport {
+                    item: item.clone(),
+                    listing_nodes: reports.iter().map(|(p, _)| *p).collect(),
+                    reports,
+                    offers: Vec::new(),
+                },
+            ))
+        },
+    )
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
+    Ok(Json(answer))
+}
+
+/// `GET /v1/peers`: the peers in the routing table (every one certified).
+async fn peers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::Peers> {
+    check_token(&s, &headers)?;
+    let list = s
+        .net
+        .peers()
+        .await
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    Ok(Json(api::Peers {
+        peers: list
+            .into_iter()
+            .map(|p| api::PeerView {
+                peer: p.peer.to_string(),
+                addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
+                connected: p.connected,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /v1/peers`: dial an address; the peer counts once its certificate verifies.
+async fn connect(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::Connect>,
+) -> ApiResult<api::Connected> {
+    check_token(&s, &headers)?;
+    let addr: candor_net::Multiaddr = req.addr.parse().map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{:?} is not an address: {e}", req.addr),
+        )
+    })?;
+    s.net
+        .dial(addr.clone())
+        .await
+        .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    // Give the connection and the certificate exchange a moment, then join through it.
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let peers = s.net.peers().await.unwrap_or_default();
+        if let Some(p) = peers
+            .iter()
+            .find(|p| addr.iter().any(|c| c == candor_net::Protocol::P2p(p.peer)))
+        {
+            let _ = s.net.bootstrap().await;
+            return Ok(Json(api::Connected {
+                peer: p.peer.to_string(),
+                certified: true,
+            }));
+        }
+    }
+    Err(err(
+        StatusCode::BAD_GATEWAY,
+        format!("{addr} did not show a certificate this node trusts within 5 s"),
+    ))
+}

@@ -1,0 +1,231 @@
+//! Running a node day to day, with real processes (issue 10): exit codes that do not depend on
+//! `--json`, a node that is not running said as such, a restarted node that comes back on its
+//! port and rejoins the peers it knew, `peers` and `connect`, and the evidence folder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::ok;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `candor args…`: the exit code and stdout.
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+struct Node {
+    data: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn start(data: &Path, extra: &[&str]) -> Self {
+        let _ = std::fs::remove_file(data.join("control.addr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_candor"))
+            .args(["node", "--data", data.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(|| data.join("control.addr").exists(), "the node to start");
+        Node {
+            data: data.to_path_buf(),
+            child: Some(child),
+        }
+    }
+
+    fn d(&self) -> &str {
+        self.data.to_str().unwrap()
+    }
+
+    fn addr(&self) -> String {
+        std::fs::read_to_string(self.data.join("node.addr"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Stops the node as a user would (SIGTERM) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .arg(c.id().to_string())
+                .status()
+                .unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn connected(&self) -> u64 {
+        let (code, out) = run(&["status", "--data", self.d(), "--json"]);
+        if code != 0 {
+            return 0;
+        }
+        serde_json::from_str::<Value>(&out).unwrap()["connected"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn setup(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let auth = dir.join("auth");
+    ok(&["authority", "init", "--dir", auth.to_str().unwrap()]);
+    (0..n)
+        .map(|i| {
+            let d = dir.join(format!("n{i}"));
+            ok(&["device", "init", "--data", d.to_str().unwrap()]);
+            ok(&[
+                "device",
+                "enroll",
+                "--data",
+                d.to_str().unwrap(),
+                "--authority",
+                auth.to_str().unwrap(),
+                "--scheme",
+                "b",
+            ]);
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn exit_codes_say_the_same_with_and_without_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let datas = setup(dir.path(), 1);
+    let d = datas[0].to_str().unwrap();
+    // Not running: 4, and under --json the error is JSON on stdout.
+    let (code, _) = run(&["status", "--data", d]);
+    assert_eq!(code, 4);
+    let (code, out) = run(&["status", "--data", d, "--json"]);
+    assert_eq!(code, 4);
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["kind"], "not-running");
+    assert_eq!(e["exit"], 4);
+    assert!(e["error"].as_str().unwrap().contains("candor node --data"));
+
+    // A node alone: a publish reaches only itself, one receipt of k = 3: partial (3), with and
+    // without --json; the JSON answer still prints, and parses.
+    let mut node = Node::start(&datas[0], &[]);
+    let publish = |json: bool| {
+        let mut a = vec![
+            "publish",
+            "--data",
+            d,
+            "--item",
+            "a brass telescope",
+            "--price",
+            "80",
+        ];
+        if json {
+            a.push("--json");
+        }
+        run(&a)
+    };
+    let (code, _) = publish(false);
+    assert_eq!(code, 3);
+    let (code, out) = publish(true);
+    assert_eq!(code, 3);
+    let p: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["k"], 3);
+    assert_eq!(p["listing_nodes"].as_array().unwrap().len(), 1);
+    for json in [false, true] {
+        let mut a = vec!["retrieve", "--data", d, "--item", "a brass telescope"];
+        if json {
+            a.push("--json");
+        }
+        assert_eq!(run(&a).0, 3, "retrieve from a lone node is partial");
+    }
+    // A bad evidence id is a usage error; the folder is empty.
+    assert_eq!(run(&["evidence", "show", "../x", "--data", d]).0, 2);
+    let (code, out) = run(&["evidence", "list", "--data", d, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        Value::Array(vec![])
+    );
+
+    // A stopped node leaves no control address: clients say it is not running.
+    node.stop();
+    assert!(!datas[0].join("control.addr").exists());
+    assert_eq!(run(&["offers", "--data", d]).0, 4);
+}
+
+#[test]
+fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let datas = setup(dir.path(), 4);
+    let mut nodes = vec![Node::start(&datas[0], &[])];
+    let boot = nodes[0].addr();
+    for d in &datas[1..3] {
+        nodes.push(Node::start(d, &["--bootstrap", &boot]));
+    }
+    for n in &nodes {
+        wait_for(|| n.connected() >= 2, "the three nodes to connect");
+    }
+    // Node 1 knew its peers; give it time to keep them, then stop it and start it with no
+    // bootstrap at all: same address, and it finds its peers again.
+    let before = nodes[1].addr();
+    wait_for(
+        || {
+            std::fs::read_to_string(datas[1].join("peers"))
+                .map(|t| t.lines().count() >= 2)
+                .unwrap_or(false)
+        },
+        "node 1 to keep its peers",
+    );
+    nodes[1].stop();
+    nodes[1] = Node::start(&datas[1], &[]);
+    assert_eq!(nodes[1].addr(), before, "the port is kept");
+    wait_for(|| nodes[1].connected() >= 2, "node 1 to rejoin");
+    let (code, out) = run(&["peers", "--data", nodes[1].d(), "--json"]);
+    assert_eq!(code, 0);
+    let peers: Value = serde_json::from_str(&out).unwrap();
+    assert!(peers["peers"].as_array().unwrap().len() >= 2, "{peers}");
+
+    // A node started alone is told to connect, and `connect` joins it.
+    let lone = Node::start(&datas[3], &[]);
+    assert_eq!(lone.connected(), 0);
+    let out = ok(&["peers", "--data", lone.d()]);
+    assert!(out.contains("WARNING"), "{out}");
+    ok(&["connect", "--data", lone.d(), &boot]);
+    wait_for(|| lone.connected() >= 1, "the lone node to connect");
+    // A wrong address is refused with a usage error.
+    assert_eq!(
+        run(&["connect", "--data", lone.d(), "/ip4/127.0.0.1/tcp/1"]).0,
+        2
+    );
+}
