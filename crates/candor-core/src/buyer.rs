@@ -237,7 +237,25 @@ impl Retrieval {
         for k in std::mem::take(&mut self.known) {
             let i = &k.inc;
             if i.counter == counter.id && i.device == device && i.peer == self.peer {
-                self.watch.entry(i.value).or_insert(k);
+                match self.watch.get(&i.value) {
+                    // Two statements the checker holds at one value: the device signed both,
+                    // so the node equivocated (checked: both must verify).
+                    Some(w) if w.inc.payload != i.payload => {
+                        let ok =
+                            cert.device.verify_inc(w).is_ok() && cert.device.verify_inc(&k).is_ok();
+                        if ok {
+                            return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
+                                cert: head.cert.clone(),
+                                a: w.clone(),
+                                b: k,
+                            })));
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.watch.insert(i.value, k);
+                    }
+                }
             }
         }
         if let Some((&v, _)) = self.watch.range(read.value + 1..).next() {

@@ -488,7 +488,7 @@ pub fn monitor_m(
     mine: &[(SignedOffer, MReceipt, Placement)],
     budget: Budget,
 ) -> Result<MOutcome, Misbehaviour> {
-    monitor_m_knowing(node, trusted, item, mine, budget, &[])
+    monitor_m_knowing(node, trusted, item, mine, budget, 0, &[])
 }
 
 fn monitor_m_knowing(
@@ -497,6 +497,7 @@ fn monitor_m_knowing(
     item: &Item,
     mine: &[(SignedOffer, MReceipt, Placement)],
     budget: Budget,
+    audits: u64,
     known: &[SignedInc],
 ) -> Result<MOutcome, Misbehaviour> {
     let r = MRetrieval::new(
@@ -508,7 +509,8 @@ fn monitor_m_knowing(
     )
     .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
     .knowing(known.iter().cloned());
-    let out = open_m(node, r, 0)?;
+    // The same audits as a buyer's: a node must not tell a monitor from a buyer by them.
+    let out = open_m(node, r, audits)?;
     for (offer, receipt, p) in mine {
         check_monitor(receipt, offer, p, &out)?;
     }
@@ -581,13 +583,14 @@ pub fn retrieve_any(
 
 /// A seller's monitoring, whichever scheme: B and C watch the receipts' values; M checks each
 /// receipted offer is still at its index with its chain prefix.
-/// `known` as for [`retrieve_any`].
+/// `known` as for [`retrieve_any`]; scheme M audits `audits` steps, as a buyer does.
 pub fn monitor_any(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
     mine: &[(SignedOffer, AnyReceipt)],
     budget: Budget,
+    audits: u64,
     known: &[SignedInc],
 ) -> Result<AnyOutcome, Misbehaviour> {
     let counted: Vec<Receipt> = mine
@@ -605,7 +608,7 @@ pub fn monitor_any(
         })
         .collect();
     if !stepped.is_empty() {
-        return monitor_m_knowing(node, trusted, item, &stepped, budget, known)
+        return monitor_m_knowing(node, trusted, item, &stepped, budget, audits, known)
             .map(AnyOutcome::Stepped);
     }
     let session = Retrieval::new(

@@ -35,7 +35,10 @@ pub use libp2p::kad::KBucketKey;
 pub use libp2p::multiaddr::{Error as MultiaddrError, Protocol};
 pub use libp2p::{Multiaddr, PeerId};
 pub use market::{short, Market, NodeReport, PublishReport, RetrieveReport};
-pub use memory::{merge_statements, Memory, Recent, MAX_NODES, MAX_STATEMENTS_PER_NODE};
+pub use memory::{
+    merge_statements, Memory, Recent, MAX_NODES, MAX_STATEMENTS_PER_COUNTER,
+    MAX_STATEMENTS_PER_NODE,
+};
 pub use service::{system_clock, ListingService, ServeListing};
 pub use swarm::{
     dht_key, identity, start, to_candor_peer, to_libp2p_peer, with_peer, NetConfig, NetError,

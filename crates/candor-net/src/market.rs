@@ -147,12 +147,17 @@ impl<D: TrustedDevice + 'static> Market<D> {
         }
     }
 
-    /// What reads to `peers` go through: a fresh reader, or this node.
-    fn via(&self, peers: &[PeerId]) -> Result<NetHandle, NetError> {
+    /// What a read of `item` (Δ(d)'s lookup, and reads from Δ(d) and `peers`) goes through:
+    /// a fresh reader, or this node; and Δ(d) as it found it.
+    fn via(&self, item: &Item, peers: &[PeerId]) -> Result<(NetHandle, Vec<PeerId>), NetError> {
+        let key = dht_key(&item.key());
         if !self.fresh_reads {
-            return Ok(self.net.clone());
+            let nodes = self.runtime.block_on(self.net.listing_nodes(&key))?;
+            return Ok((self.net.clone(), nodes));
         }
-        self.runtime.block_on(self.net.reader(peers))
+        let reader = self.runtime.block_on(self.net.reader(&key, peers))?;
+        let nodes = self.runtime.block_on(reader.listing_nodes(&key))?;
+        Ok((reader, nodes))
     }
 
     /// Keeps what a verified answer's device signed.
@@ -214,8 +219,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
     /// Retrieves `item` from every node of Δ(d), each checked independently.
     /// Blocks: call from a blocking thread.
     pub fn retrieve(&self, item: &Item, now: u64) -> Result<RetrieveReport, NetError> {
-        let listing_nodes = self.listing_nodes(item)?;
-        let via = self.via(&listing_nodes)?;
+        let (via, listing_nodes) = self.via(item, &[])?;
         let deadline = Instant::now() + self.time_budget;
         let budget = per_node(self.budget, self.retrieve_bytes, listing_nodes.len());
         let reports = std::thread::scope(|s| {
@@ -269,8 +273,10 @@ impl<D: TrustedDevice + 'static> Market<D> {
         item: &Item,
         mine: &[(SignedOffer, AnyReceipt)],
     ) -> NodeReport {
-        let via = match self.via(&[peer]) {
-            Ok(v) => v,
+        // A monitor looks Δ(d) up like a buyer, through its own reader, so the two cannot be
+        // told apart by what comes before the read.
+        let via = match self.via(item, &[peer]) {
+            Ok((v, _)) => v,
             Err(e) => return NodeReport::Unreachable(e.to_string()),
         };
         let deadline = Instant::now() + self.time_budget;
@@ -281,6 +287,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
             item,
             mine,
             self.budget,
+            self.audits,
             &known,
         ));
         self.remember(&peer, &report);

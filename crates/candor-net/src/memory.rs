@@ -9,8 +9,11 @@ use candor_core::{PeerId, SignedInc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Statements kept per listing node: the newest (highest values) win.
-pub const MAX_STATEMENTS_PER_NODE: usize = 256;
+/// Statements kept per counter of a listing node: the newest (highest values) win. Per
+/// counter, so a busy counter never pushes a quiet one's statements out.
+pub const MAX_STATEMENTS_PER_COUNTER: u32 = 32;
+/// Statements kept per listing node, all counters together.
+pub const MAX_STATEMENTS_PER_NODE: usize = 512;
 /// Listing nodes an in-process memory keeps statements of.
 pub const MAX_NODES: usize = 4096;
 
@@ -23,17 +26,27 @@ pub trait Memory: Send + Sync {
     fn remember(&self, node: &PeerId, seen: Vec<SignedInc>);
 }
 
-/// `kept` and `seen` together: no statement twice, at most [`MAX_STATEMENTS_PER_NODE`], the
-/// highest values kept. Two different statements at one value are both kept: together they
-/// are the node's equivocation, and the next check says so.
+/// `kept` and `seen` together: no statement twice (compared as statements, not signature
+/// bytes: a TPM signs one statement anew with a fresh nonce), at most
+/// [`MAX_STATEMENTS_PER_COUNTER`] per counter and [`MAX_STATEMENTS_PER_NODE`] in all, the
+/// highest values of each counter kept. Two different statements at one value are both kept:
+/// together they are the node's equivocation.
 pub fn merge_statements(kept: Vec<SignedInc>, seen: Vec<SignedInc>) -> Vec<SignedInc> {
     let mut all = kept;
     for s in seen {
-        if !all.contains(&s) {
+        if !all.iter().any(|k| k.inc == s.inc) {
             all.push(s);
         }
     }
-    all.sort_by_key(|s| std::cmp::Reverse((s.inc.value, s.inc.counter)));
+    all.sort_by_key(|s| (s.inc.counter, std::cmp::Reverse(s.inc.value)));
+    let mut per: (Option<u32>, u32) = (None, 0);
+    all.retain(|s| {
+        if per.0 != Some(s.inc.counter) {
+            per = (Some(s.inc.counter), 0);
+        }
+        per.1 += 1;
+        per.1 <= MAX_STATEMENTS_PER_COUNTER
+    });
     all.truncate(MAX_STATEMENTS_PER_NODE);
     all
 }
@@ -60,5 +73,34 @@ impl Memory for Recent {
         }
         let kept = m.remove(node).unwrap_or_default();
         m.insert(node.clone(), merge_statements(kept, seen));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::{Digest, Ed25519StatementSigner, Keypair, PeerId};
+
+    #[test]
+    fn a_busy_counter_never_pushes_a_quiet_ones_statements_out() {
+        let node = Keypair::generate(&mut rand_core::OsRng);
+        let s = Ed25519StatementSigner::new(
+            Keypair::generate(&mut rand_core::OsRng),
+            PeerId::from_ed25519(&node.public()),
+        );
+        let quiet = s.sign_inc(0, 5, Digest([1; 32]));
+        let busy: Vec<SignedInc> = (0..1000)
+            .map(|v| s.sign_inc(1, 1_000_000 + v, Digest([2; 32])))
+            .collect();
+        let kept = merge_statements(vec![quiet.clone()], busy);
+        assert!(kept.contains(&quiet));
+        assert_eq!(kept.len(), 1 + MAX_STATEMENTS_PER_COUNTER as usize);
+        assert!(kept
+            .iter()
+            .filter(|k| k.inc.counter == 1)
+            .all(|k| k.inc.value >= 1_000_000 + 1000 - u64::from(MAX_STATEMENTS_PER_COUNTER)));
+        // One statement seen twice is kept once.
+        let again = merge_statements(kept.clone(), vec![quiet]);
+        assert_eq!(again.len(), kept.len());
     }
 }

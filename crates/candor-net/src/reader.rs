@@ -1,70 +1,101 @@
 //! Reads under a fresh identity. Every retrieve and every monitoring run of a [`Market`]
-//! goes out from a libp2p identity made for it alone and dropped after it, so a listing node
-//! cannot tell a seller's monitor from any buyer by its PeerId, nor link two reads to one
-//! user (ARCHITECTURE.md, "Readers a node cannot single out"). A reader only asks: it speaks
-//! the retrieve protocol outbound, listens nowhere and runs no Kademlia, so it never enters
-//! anyone's routing table.
+//! goes out from a libp2p identity made for it alone and dropped after it — the lookup of
+//! Δ(d) included, so a node of Δ(d) cannot link the read to a lookup by the user's own node —
+//! and a listing node cannot tell a seller's monitor from any buyer by its PeerId, nor link
+//! two reads to one user (ARCHITECTURE.md, "Readers a node cannot single out"). A reader only
+//! asks: Kademlia in client mode (seeded with the peers its node knows closest to the key),
+//! the retrieve protocol outbound, no listening, so it never enters anyone's routing table.
+//! Like its node, it counts as a member of Δ(d) only a peer whose certificate verifies.
 //!
-//! The identity is all it hides: the IP address and the timing of a read still show, which is
-//! why the daemon jitters its monitoring; a user who needs more runs its node behind an
-//! anonymising transport.
+//! The identity is all it hides: the IP address and the timing of a read still show; a user
+//! who needs more runs its node behind an anonymising transport.
 //!
 //! [`Market`]: crate::Market
 
 use crate::codec::BytesCodec;
+use crate::members::{Members, Selection};
 use crate::swarm::{Command, NetError, NetHandle, NetStatus, Proto};
-use crate::wire::{MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE, RETRIEVE_PROTOCOL};
+use crate::wire::{
+    RetrieveMsg, KAD_PROTOCOL, MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE, RETRIEVE_PROTOCOL,
+};
+use candor_core::Encode;
 use futures::StreamExt;
 use libp2p::core::transport::{MemoryTransport, Transport};
 use libp2p::core::upgrade::Version;
+use libp2p::kad::{self, store::MemoryStore, KBucketKey, Mode};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// How a reader reaches peers: the transport and time limits of the node it reads for.
-#[derive(Debug, Clone, Copy)]
+/// How a reader reaches peers: the transport, time limits and trusted authorities of the
+/// node it reads for.
+#[derive(Debug, Clone)]
 pub(crate) struct ReaderConfig {
     pub(crate) memory: bool,
     pub(crate) request_timeout: Duration,
+    pub(crate) trusted: Vec<candor_core::PublicKey>,
 }
 
-/// Most peers one reader is told addresses of, and addresses per peer.
-const MAX_PEERS: usize = 64;
+/// Most peers one reader keeps addresses of, and addresses per peer.
+const MAX_PEERS: usize = 256;
 const MAX_ADDRS: usize = 8;
+/// How long a lookup waits for the candidates' certificates.
+const CERT_WAIT: Duration = Duration::from_secs(5);
 
-type Behaviour = request_response::Behaviour<BytesCodec>;
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    kad: kad::Behaviour<MemoryStore>,
+    retrieve: request_response::Behaviour<BytesCodec>,
+}
 
-/// Starts a reader with a fresh identity that knows `addresses` (the peers it may ask).
-/// The reader stops when every handle on it is dropped.
+/// Where Δ(d) is sent once found.
+type MembersReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
+/// A lookup waiting for certificates: candidates closest first, the reply, the deadline.
+type Waiting = (Vec<PeerId>, MembersReply, Instant);
+
+/// Starts a reader with a fresh identity that knows `addresses` (its node's peers closest to
+/// what it will read, and the peers it will read from); `me` is its node (a member of Δ(d)
+/// without a certificate check). The reader stops when every handle on it is dropped.
 pub(crate) async fn start_reader(
     config: ReaderConfig,
     k: usize,
+    me: PeerId,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
 ) -> Result<NetHandle, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let key = libp2p::identity::Keypair::generate_ed25519();
     let timeout = config.request_timeout;
-    let behaviour = move |_: &libp2p::identity::Keypair| {
-        request_response::Behaviour::with_codec(
-            BytesCodec {
-                max_request: MAX_RETRIEVE_REQUEST,
-                max_response: MAX_RETRIEVE_RESPONSE,
-            },
-            [(
-                StreamProtocol::new(RETRIEVE_PROTOCOL),
-                ProtocolSupport::Outbound,
-            )],
-            request_response::Config::default()
-                .with_request_timeout(timeout)
-                .with_max_concurrent_streams(64),
-        )
+    let behaviour = move |key: &libp2p::identity::Keypair| {
+        let peer = key.public().to_peer_id();
+        let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kcfg.set_query_timeout(Duration::from_secs(20));
+        kcfg.set_periodic_bootstrap_interval(None);
+        kcfg.set_caching(kad::Caching::Disabled);
+        let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kcfg);
+        kad.set_mode(Some(Mode::Client));
+        Behaviour {
+            kad,
+            retrieve: request_response::Behaviour::with_codec(
+                BytesCodec {
+                    max_request: MAX_RETRIEVE_REQUEST,
+                    max_response: MAX_RETRIEVE_RESPONSE,
+                },
+                [(
+                    StreamProtocol::new(RETRIEVE_PROTOCOL),
+                    ProtocolSupport::Outbound,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(timeout)
+                    .with_max_concurrent_streams(64),
+            ),
+        }
     };
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(5));
-    let swarm: Swarm<Behaviour> = if config.memory {
+    let mut swarm: Swarm<Behaviour> = if config.memory {
         SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_other_transport(
@@ -95,19 +126,30 @@ pub(crate) async fn start_reader(
             .with_swarm_config(idle)
             .build()
     };
-    let peer = *swarm.local_peer_id();
-    let addresses = addresses
+    let addresses: HashMap<PeerId, Vec<Multiaddr>> = addresses
         .into_iter()
         .take(MAX_PEERS)
         .map(|(p, a)| (p, a.into_iter().take(MAX_ADDRS).collect()))
         .collect();
+    for (p, addrs) in &addresses {
+        for a in addrs {
+            swarm.behaviour_mut().kad.add_address(p, a.clone());
+        }
+    }
+    let peer = *swarm.local_peer_id();
     let (tx, rx) = mpsc::channel(256);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let handle = NetHandle::new(peer, k, tx, stop.clone(), config);
+    let handle = NetHandle::new(peer, k, tx, stop.clone(), config.clone());
     let task = ReaderTask {
         swarm,
+        k,
+        me,
         addresses,
+        members: Members::new(config.trusted),
         pending: HashMap::new(),
+        certs: HashMap::new(),
+        lookups: HashMap::new(),
+        waiting: Vec::new(),
     };
     tokio::spawn(task.run(rx, stop));
     Ok(handle)
@@ -115,20 +157,47 @@ pub(crate) async fn start_reader(
 
 struct ReaderTask {
     swarm: Swarm<Behaviour>,
+    k: usize,
+    me: PeerId,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    members: Members,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
+    /// Certificate requests in flight.
+    certs: HashMap<OutboundRequestId, PeerId>,
+    lookups: HashMap<kad::QueryId, (Vec<u8>, MembersReply)>,
+    waiting: Vec<Waiting>,
 }
 
 impl ReaderTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, stop: Arc<tokio::sync::Notify>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
+                _ = tick.tick() => self.serve_waiting(),
                 ev = self.swarm.select_next_some() => self.on_event(ev),
                 cmd = rx.recv() => match cmd {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
                 _ = stop.notified() => break,
+            }
+        }
+    }
+
+    fn addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.addresses.get(peer).cloned().unwrap_or_default()
+    }
+
+    fn learn(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if addrs.is_empty()
+            || (self.addresses.len() >= MAX_PEERS && !self.addresses.contains_key(&peer))
+        {
+            return;
+        }
+        let e = self.addresses.entry(peer).or_default();
+        for a in addrs {
+            if e.len() < MAX_ADDRS && !e.contains(&a) {
+                e.push(a);
             }
         }
     }
@@ -142,18 +211,24 @@ impl ReaderTask {
                 bytes,
                 reply,
             } => {
-                let addrs = self.addresses.get(&peer).cloned().unwrap_or_default();
+                let addrs = self.addrs(&peer);
                 let id = self
                     .swarm
                     .behaviour_mut()
+                    .retrieve
                     .send_request_with_addresses(&peer, bytes, addrs);
                 self.pending.insert(id, reply);
             }
             Command::Request { reply, .. } => {
                 let _ = reply.send(Err(not_here("publish")));
             }
-            Command::Closest { reply, .. } => {
-                let _ = reply.send(Err(not_here("look up peers")));
+            Command::Closest { key, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_closest_peers(key.clone());
+                self.lookups.insert(id, (key, reply));
             }
             Command::Bootstrap { reply } => {
                 let _ = reply.send(Err(not_here("join the overlay")));
@@ -164,8 +239,11 @@ impl ReaderTask {
             Command::Peers { reply } => {
                 let _ = reply.send(Vec::new());
             }
+            Command::Seeds { reply, .. } => {
+                let _ = reply.send(Vec::new());
+            }
             Command::Addresses { reply, peer } => {
-                let _ = reply.send(self.addresses.get(&peer).cloned().unwrap_or_default());
+                let _ = reply.send(self.addrs(&peer));
             }
             Command::Status { reply } => {
                 let _ = reply.send(NetStatus {
@@ -179,28 +257,99 @@ impl ReaderTask {
         }
     }
 
-    fn on_event(&mut self, ev: SwarmEvent<request_response::Event<Vec<u8>, Vec<u8>>>) {
+    fn ask_cert(&mut self, peer: PeerId) {
+        if self.members.should_ask(peer, Instant::now()) {
+            let addrs = self.addrs(&peer);
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .retrieve
+                .send_request_with_addresses(&peer, RetrieveMsg::Cert.to_bytes(), addrs);
+            self.certs.insert(id, peer);
+        }
+    }
+
+    /// Answers the lookups whose members are known (or whose time to wait is over).
+    fn serve_waiting(&mut self) {
+        let now = Instant::now();
+        let mut ask = Vec::new();
+        let mut still = Vec::new();
+        for (sorted, reply, deadline) in std::mem::take(&mut self.waiting) {
+            match self.members.select(&sorted, self.k, self.me, now, deadline) {
+                Selection::Done(members) => {
+                    let _ = reply.send(Ok(members));
+                }
+                Selection::Wait(peers) => {
+                    ask.extend(peers);
+                    still.push((sorted, reply, deadline));
+                }
+            }
+        }
+        self.waiting = still;
+        for p in ask {
+            self.ask_cert(p);
+        }
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         use request_response::{Event, Message, OutboundFailure};
         match ev {
-            SwarmEvent::Behaviour(Event::Message {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(r),
+                step,
+                ..
+            })) => {
+                if !step.last {
+                    return;
+                }
+                let Some((key, reply)) = self.lookups.remove(&id) else {
+                    return;
+                };
+                let found = match r {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                let mut peers: Vec<PeerId> = Vec::new();
+                for p in found {
+                    self.learn(p.peer_id, p.addrs);
+                    peers.push(p.peer_id);
+                }
+                // The node itself is a candidate too, as in its own lookups.
+                peers.push(self.me);
+                let target = KBucketKey::new(key);
+                peers.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+                peers.dedup();
+                self.waiting
+                    .push((peers, reply, Instant::now() + CERT_WAIT));
+                self.serve_waiting();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Retrieve(Event::Message {
                 message:
                     Message::Response {
                         request_id,
                         response,
                     },
                 ..
-            }) => {
-                if let Some(reply) = self.pending.remove(&request_id) {
+            })) => {
+                if let Some(peer) = self.certs.remove(&request_id) {
+                    self.members
+                        .on_answer(peer, Some(&response), Instant::now());
+                    self.serve_waiting();
+                } else if let Some(reply) = self.pending.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
             }
-            SwarmEvent::Behaviour(Event::OutboundFailure {
+            SwarmEvent::Behaviour(BehaviourEvent::Retrieve(Event::OutboundFailure {
                 peer,
                 request_id,
                 error,
                 ..
-            }) => {
-                if let Some(reply) = self.pending.remove(&request_id) {
+            })) => {
+                if let Some(peer) = self.certs.remove(&request_id) {
+                    self.members.on_answer(peer, None, Instant::now());
+                    self.serve_waiting();
+                } else if let Some(reply) = self.pending.remove(&request_id) {
                     let err = match error {
                         OutboundFailure::Timeout => NetError::Timeout(peer),
                         other => NetError::Unreachable {
@@ -217,14 +366,17 @@ impl ReaderTask {
 }
 
 impl NetHandle {
-    /// A reader with a fresh identity for `peers` (their addresses as this node knows them):
-    /// reads sent through it cannot be told, by PeerId, from any other reader's. It stops when
-    /// its last handle is dropped.
-    pub async fn reader(&self, peers: &[PeerId]) -> Result<NetHandle, NetError> {
-        let mut addresses = HashMap::new();
+    /// A reader with a fresh identity, to read `key`'s listing nodes and `peers`: seeded with
+    /// the peers this node knows closest to `key` and the addresses it knows for `peers`.
+    /// Reads (and its lookup of Δ(d)) cannot be told, by PeerId, from any other reader's. It
+    /// stops when its last handle is dropped.
+    pub async fn reader(&self, key: &[u8], peers: &[PeerId]) -> Result<NetHandle, NetError> {
+        let mut addresses: HashMap<PeerId, Vec<Multiaddr>> =
+            self.seeds(key.to_vec()).await?.into_iter().collect();
         for p in peers.iter().take(MAX_PEERS) {
-            addresses.insert(*p, self.addresses(*p).await?);
+            let a = self.addresses(*p).await?;
+            addresses.entry(*p).or_default().extend(a);
         }
-        start_reader(self.reader_config(), self.k(), addresses).await
+        start_reader(self.reader_config(), self.k(), self.peer(), addresses).await
     }
 }

@@ -162,6 +162,12 @@ pub(crate) enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
+    /// The certified peers this node knows closest to a key, with addresses (a reader's
+    /// starting points).
+    Seeds {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>,
+    },
     /// The addresses this node knows for a peer (its routing table's).
     Addresses {
         peer: PeerId,
@@ -232,7 +238,7 @@ impl NetHandle {
     }
 
     pub(crate) fn reader_config(&self) -> crate::reader::ReaderConfig {
-        self.reader
+        self.reader.clone()
     }
 
     /// The addresses this node knows for `peer` (none if it is not in the routing table).
@@ -254,6 +260,19 @@ impl NetHandle {
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// The certified peers this node knows closest to `key` (at most 20), with addresses.
+    pub(crate) async fn seeds(
+        &self,
+        key: Vec<u8>,
+    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Seeds { key, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
     }
 
     /// The peers in the routing table (every one certified), with their addresses.
@@ -480,6 +499,7 @@ pub async fn start(
         crate::reader::ReaderConfig {
             memory: config.memory,
             request_timeout: config.request_timeout,
+            trusted: config.trusted.clone(),
         },
     );
     let own_cert = service
@@ -652,6 +672,28 @@ impl Task {
                         addrs,
                         connected: self.swarm.is_connected(&peer),
                     });
+                }
+                let _ = reply.send(out);
+            }
+            Command::Seeds { key, reply } => {
+                let target = KBucketKey::new(key);
+                let closest: Vec<PeerId> = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_closest_local_peers(&target)
+                    .map(|k| *k.preimage())
+                    .filter(|p| self.members.certified(p))
+                    .take(20)
+                    .collect();
+                let mut out = Vec::new();
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    for e in bucket.iter() {
+                        let p = *e.node.key.preimage();
+                        if closest.contains(&p) {
+                            out.push((p, e.node.value.iter().cloned().collect()));
+                        }
+                    }
                 }
                 let _ = reply.send(out);
             }

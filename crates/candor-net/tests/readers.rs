@@ -182,6 +182,8 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
         // A buyer sees a gap, not an accusation: alone it cannot tell a crash from a cheat.
         let bm = market(&o, buyer_at);
         let seen = bm.retrieve(&item, system_clock()).unwrap();
+        // The reader looked Δ(d) up itself, and found what the buyer's node finds.
+        assert_eq!(seen.listing_nodes, bm.listing_nodes(&item).unwrap());
         let (_, r) = seen.reports.iter().find(|(p, _)| *p == cheater_id).unwrap();
         let NodeReport::Verified(out) = r else {
             panic!("{r:?}")
