@@ -236,20 +236,22 @@ impl Retrieval {
         }
         for k in std::mem::take(&mut self.known) {
             let i = &k.inc;
-            if i.counter == counter.id && i.device == device && i.peer == self.peer {
+            // Only the device's own statements about this counter hold the node to anything
+            // (a statement whose signature fails is dropped, never turned against the node).
+            if i.counter == counter.id
+                && i.device == device
+                && i.peer == self.peer
+                && cert.device.verify_inc(&k).is_ok()
+            {
                 match self.watch.get(&i.value) {
                     // Two statements the checker holds at one value: the device signed both,
-                    // so the node equivocated (checked: both must verify).
+                    // so the node equivocated.
                     Some(w) if w.inc.payload != i.payload => {
-                        let ok =
-                            cert.device.verify_inc(w).is_ok() && cert.device.verify_inc(&k).is_ok();
-                        if ok {
-                            return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
-                                cert: head.cert.clone(),
-                                a: w.clone(),
-                                b: k,
-                            })));
-                        }
+                        return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
+                            cert: head.cert.clone(),
+                            a: w.clone(),
+                            b: k,
+                        })));
                     }
                     Some(_) => {}
                     None => {

@@ -631,7 +631,11 @@ fn check_known(
     let peer = &head.cert.cert.peer;
     for k in known {
         let i = &k.inc;
-        if i.device != device || &i.peer != peer || i.counter != head.counter.id {
+        if i.device != device
+            || &i.peer != peer
+            || i.counter != head.counter.id
+            || head.cert.cert.device.verify_inc(k).is_err()
+        {
             continue;
         }
         if i.value > head.t {

@@ -705,6 +705,51 @@ fn a_node_cannot_show_buyer_and_seller_contradicting_gap_histories() {
     e.verify(&node.trusted).unwrap();
 }
 
+/// A checker that holds two different statements of the device at one value (one from a
+/// buyer's earlier read, one from a receipt) has the node's equivocation in hand, before any
+/// page: transferable evidence. One statement held twice, or a forged second one, is not.
+#[test]
+fn two_held_statements_at_one_value_are_equivocation() {
+    let node = CNode::new(Scheme::Basic, 1);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let e6 = node.entry(0, 6, &offer(&seller, &d, 100));
+    let g6 = node.gap(0, 6, 6, 6);
+    let Err(Misbehaviour::Evidence(e)) = node.retrieve(
+        node.session(&d)
+            .knowing([e6.inc().clone(), g6.inc().clone()]),
+        0,
+        6,
+        vec![e6.clone()],
+    ) else {
+        panic!("evidence expected")
+    };
+    assert_eq!(e.kind(), "equivocation");
+    Evidence::from_bytes(&e.to_bytes())
+        .unwrap()
+        .verify(&node.trusted)
+        .unwrap();
+    // The same statement twice: nothing to hold against the node.
+    node.retrieve(
+        node.session(&d)
+            .knowing([e6.inc().clone(), e6.inc().clone()]),
+        0,
+        6,
+        vec![e6.clone()],
+    )
+    .unwrap();
+    // A second statement whose signature does not verify accuses nobody.
+    let mut forged = g6.inc().clone();
+    forged.inc.payload = Digest([9; 32]);
+    for known in [
+        [e6.inc().clone(), forged.clone()],
+        [forged.clone(), e6.inc().clone()],
+    ] {
+        let r = node.retrieve(node.session(&d).knowing(known), 0, 6, vec![e6.clone()]);
+        assert!(r.is_ok(), "{r:?}");
+    }
+}
+
 /// Issue 9, item 7: a seller monitoring one item of a C node holds receipts of another
 /// counter with higher values. Those say nothing about this counter: the honest node is not
 /// accused ("read below receipt" or a local "equivocation" before the fix).

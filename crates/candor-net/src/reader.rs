@@ -20,12 +20,10 @@ use crate::wire::{
 };
 use candor_core::Encode;
 use futures::StreamExt;
-use libp2p::core::transport::{MemoryTransport, Transport};
-use libp2p::core::upgrade::Version;
 use libp2p::kad::{self, store::MemoryStore, KBucketKey, Mode};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +64,6 @@ pub(crate) async fn start_reader(
     me: PeerId,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
 ) -> Result<NetHandle, NetError> {
-    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let key = libp2p::identity::Keypair::generate_ed25519();
     let timeout = config.request_timeout;
     let behaviour = move |key: &libp2p::identity::Keypair| {
@@ -94,38 +91,8 @@ pub(crate) async fn start_reader(
             ),
         }
     };
-    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(5));
-    let mut swarm: Swarm<Behaviour> = if config.memory {
-        SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_other_transport(
-                |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                    Ok(MemoryTransport::default()
-                        .upgrade(Version::V1)
-                        .authenticate(noise::Config::new(key)?)
-                        .multiplex(yamux::Config::default())
-                        .boxed())
-                },
-            )
-            .map_err(|e| setup(&e))?
-            .with_behaviour(behaviour)
-            .map_err(|e| setup(&e))?
-            .with_swarm_config(idle)
-            .build()
-    } else {
-        SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| setup(&e))?
-            .with_behaviour(behaviour)
-            .map_err(|e| setup(&e))?
-            .with_swarm_config(idle)
-            .build()
-    };
+    let mut swarm: Swarm<Behaviour> =
+        crate::swarm::build_swarm(key, config.memory, Duration::from_secs(5), behaviour)?;
     let addresses: HashMap<PeerId, Vec<Multiaddr>> = addresses
         .into_iter()
         .take(MAX_PEERS)

@@ -373,6 +373,49 @@ fn rr(
     )
 }
 
+/// A swarm with identity `key` over TCP (or libp2p's memory transport), noise and yamux,
+/// running `behaviour`, closing connections idle for `idle`.
+pub(crate) fn build_swarm<B: NetworkBehaviour>(
+    key: libp2p::identity::Keypair,
+    memory: bool,
+    idle: Duration,
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> Result<Swarm<B>, NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let swarm = if memory {
+        SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_other_transport(
+                |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(MemoryTransport::default()
+                        .upgrade(Version::V1)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default())
+                        .boxed())
+                },
+            )
+            .map_err(|e| setup(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else {
+        SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| setup(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    };
+    Ok(swarm)
+}
+
 /// Starts a node with identity `key` (the node key whose PeerId the device certificate
 /// binds), serving `service` if it is a listing node. Returns once it listens.
 pub async fn start(
@@ -432,38 +475,8 @@ pub async fn start(
             ),
         }
     };
-    let idle = config.idle_timeout;
-    let mut swarm: Swarm<Behaviour> = if config.memory {
-        SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_other_transport(
-                |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                    Ok(MemoryTransport::default()
-                        .upgrade(Version::V1)
-                        .authenticate(noise::Config::new(key)?)
-                        .multiplex(yamux::Config::default())
-                        .boxed())
-                },
-            )
-            .map_err(|e| setup(&e))?
-            .with_behaviour(|k| behaviour(k))
-            .map_err(|e| setup(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build()
-    } else {
-        SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| setup(&e))?
-            .with_behaviour(|k| behaviour(k))
-            .map_err(|e| setup(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build()
-    };
+    let mut swarm: Swarm<Behaviour> =
+        build_swarm(key, config.memory, config.idle_timeout, behaviour)?;
     for addr in &config.listen {
         if !config.memory {
             crate::limits::refuse_taken_port(addr)?;

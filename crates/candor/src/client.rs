@@ -208,6 +208,20 @@ fn verdict(json: bool, e: Option<CliError>) -> Result<(), CliError> {
     }
 }
 
+/// `ok` of `k` listing nodes did `what`; `known` were found: partial when `ok < k`.
+fn partial(ok: usize, k: usize, known: usize, what: &str) -> Option<CliError> {
+    (ok < k).then(|| {
+        let alone = if known < k {
+            format!(
+                "; this node knows only {known} listing node(s) for the item: is it joined? (`candor peers`)"
+            )
+        } else {
+            String::new()
+        };
+        CliError::Partial(format!("only {ok} of k = {k} listing nodes {what}{alone}"))
+    })
+}
+
 fn publish_verdict(r: &api::PublishAnswer) -> Option<CliError> {
     let ok = r
         .listing_nodes
@@ -224,20 +238,7 @@ fn publish_verdict(r: &api::PublishAnswer) -> Option<CliError> {
             bad.peer, bad.status, bad.detail
         )));
     }
-    (ok < r.k).then(|| {
-        CliError::Partial(format!(
-            "only {ok} of k = {} listing nodes gave a valid receipt{}",
-            r.k,
-            if r.listing_nodes.len() < r.k {
-                format!(
-                    "; this node knows only {} listing node(s) for the item: is it joined? (`candor peers`)",
-                    r.listing_nodes.len()
-                )
-            } else {
-                String::new()
-            }
-        ))
-    })
+    partial(ok, r.k, r.listing_nodes.len(), "gave a valid receipt")
 }
 
 fn retrieve_verdict(r: &api::RetrieveAnswer, what: &str) -> Option<CliError> {
@@ -261,20 +262,7 @@ fn retrieve_verdict(r: &api::RetrieveAnswer, what: &str) -> Option<CliError> {
         .iter()
         .filter(|n| n.status == "verified")
         .count();
-    (ok < r.k).then(|| {
-        CliError::Partial(format!(
-            "only {ok} of k = {} listing nodes verified{}",
-            r.k,
-            if r.listing_nodes.len() < r.k {
-                format!(
-                    "; this node knows only {} listing node(s) for the item: is it joined? (`candor peers`)",
-                    r.listing_nodes.len()
-                )
-            } else {
-                String::new()
-            }
-        ))
-    })
+    partial(ok, r.k, r.listing_nodes.len(), "verified")
 }
 
 pub(crate) fn peers(conn: Conn) -> Result<(), CliError> {
@@ -312,7 +300,7 @@ pub(crate) fn peers(conn: Conn) -> Result<(), CliError> {
 pub(crate) struct ConnectArgs {
     #[command(flatten)]
     conn: Conn,
-    /// The peer's address, ending in /p2p/<PeerId> (another node prints it at start and keeps
+    /// The peer's address, ending in `/p2p/<PeerId>` (another node prints it at start and keeps
     /// it in its DATA/node.addr).
     addr: String,
 }
