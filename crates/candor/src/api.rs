@@ -28,6 +28,8 @@ pub(crate) struct Status {
     pub(crate) entries: u64,
     pub(crate) device: String,
     pub(crate) trusted_authorities: Vec<String>,
+    /// The node's own monitoring of your receipted offers.
+    pub(crate) monitoring: crate::watch::Watch,
 }
 
 /// `POST /v1/offers`.

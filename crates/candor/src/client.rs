@@ -179,6 +179,26 @@ pub(crate) fn status(conn: Conn) -> Result<(), CliError> {
     );
     println!("device      {}", s.device);
     println!("trusts      {}", s.trusted_authorities.join(", "));
+    let m = &s.monitoring;
+    if m.every == 0 {
+        println!("monitoring  off (`candor node --monitor-every SECS` turns it on)");
+    } else {
+        println!(
+            "monitoring  every ~{} s; {} run(s){}",
+            m.every,
+            m.runs,
+            match m.last_at {
+                Some(_) => format!(
+                    ", last: {} check(s), {} failed, {} not verified",
+                    m.checked, m.failed, m.unverified
+                ),
+                None => String::new(),
+            }
+        );
+        for id in &m.evidence {
+            println!("WARNING     evidence kept: `candor evidence show {id}`");
+        }
+    }
     Ok(())
 }
 
@@ -398,7 +418,8 @@ impl PublishArgs {
     }
 }
 
-fn print_retrieve(r: &api::RetrieveAnswer) {
+/// Prints each listing node's verdict and, for a retrieve (`offers`), the current offers.
+fn print_retrieve(r: &api::RetrieveAnswer, offers: bool) {
     println!(
         "item {:?} (key {})",
         r.item,
@@ -428,6 +449,9 @@ fn print_retrieve(r: &api::RetrieveAnswer) {
             ),
         };
         println!("  {}  {what}", n.peer);
+    }
+    if !offers {
+        return;
     }
     if r.offers.is_empty() {
         println!("no current offers");
@@ -461,7 +485,7 @@ pub(crate) fn retrieve(a: ItemArgs) -> Result<(), CliError> {
         print_json(&r)?;
         return verdict(true, retrieve_verdict(&r, ""));
     }
-    print_retrieve(&r);
+    print_retrieve(&r, true);
     verdict(false, retrieve_verdict(&r, ""))
 }
 
@@ -472,7 +496,14 @@ pub(crate) fn monitor(a: ItemArgs) -> Result<(), CliError> {
         print_json(&r)?;
         return verdict(true, retrieve_verdict(&r, " against your receipts"));
     }
-    print_retrieve(&r);
+    if r.listing_nodes.is_empty() {
+        println!(
+            "you have no live offer with receipts for {:?}: nothing to monitor",
+            r.item
+        );
+        return Ok(());
+    }
+    print_retrieve(&r, false);
     verdict(false, retrieve_verdict(&r, " against your receipts"))
 }
 

@@ -43,6 +43,10 @@ pub(crate) struct Args {
     /// Publish to the closest listing node only (the paper's choice) instead of all of Δ(d).
     #[arg(long)]
     publish_to_one: bool,
+    /// Seconds between the node's own checks of your receipted offers (jittered by a quarter
+    /// either way; default 3600; 0 turns them off).
+    #[arg(long)]
+    monitor_every: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +58,7 @@ struct FileConfig {
     k: Option<usize>,
     trust: Option<Vec<String>>,
     publish_to: Option<String>,
+    monitor_every: Option<u64>,
 }
 
 /// What the control API's handlers share.
@@ -66,6 +71,8 @@ pub(crate) struct AppState {
     pub(crate) token: String,
     pub(crate) trusted: Vec<PublicKey>,
     pub(crate) evidence: crate::evidence::EvidenceDir,
+    /// What the node's own monitoring has done.
+    pub(crate) watch: std::sync::Mutex<crate::watch::Watch>,
 }
 
 fn fail(e: impl std::fmt::Display) -> CliError {
@@ -159,6 +166,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
     let mut join = bootstrap.clone();
     join.extend(peer_files.kept_peers());
     let k = args.k.or(cfg.k).unwrap_or(3);
+    let monitor_every = args.monitor_every.or(cfg.monitor_every).unwrap_or(3600);
     let config = NetConfig {
         listen: parse_addrs(&listen)?,
         bootstrap: join.clone(),
@@ -261,7 +269,17 @@ async fn serve(args: Args) -> Result<(), CliError> {
         token: token.clone(),
         trusted,
         evidence: crate::evidence::EvidenceDir::of(&args.data),
+        watch: std::sync::Mutex::new(crate::watch::Watch {
+            every: monitor_every,
+            ..Default::default()
+        }),
     });
+    if monitor_every > 0 {
+        tokio::spawn(crate::watch::keep_watch(
+            state.clone(),
+            Duration::from_secs(monitor_every),
+        ));
+    }
     let control = args
         .control
         .clone()

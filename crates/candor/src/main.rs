@@ -21,6 +21,7 @@ mod peers;
 mod routes;
 mod walkthrough;
 mod wallet;
+mod watch;
 
 use candor_core::{Decode, Encode, Evidence, PeerId, Scheme};
 use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};

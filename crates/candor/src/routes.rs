@@ -95,6 +95,7 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
         entries,
         device: cert.cert.device.backend().to_string(),
         trusted_authorities: s.trusted.iter().map(|k| k.to_hex()).collect(),
+        monitoring: s.watch.lock().map(|w| w.clone()).unwrap_or_default(),
     }))
 }
 
@@ -333,44 +334,55 @@ async fn monitor(
     let state = s.clone();
     let answer = tokio::task::spawn_blocking(
         move || -> Result<api::RetrieveAnswer, (StatusCode, Json<api::ApiError>)> {
-            let list = state
-                .wallet
-                .list()
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, AnyReceipt)>> =
-                Default::default();
-            for e in list.iter().filter(|e| e.offer.offer.key == item.key()) {
-                for (p, r) in &e.receipts {
-                    by_peer
-                        .entry(p.as_bytes().to_vec())
-                        .or_default()
-                        .push((e.offer.clone(), r.clone()));
-                }
-            }
-            let mut reports = Vec::new();
-            for (p, receipts) in by_peer {
-                let Ok(peer) = candor_net::PeerId::from_bytes(&p) else {
-                    continue;
-                };
-                reports.push((peer, state.market.monitor(peer, &item, &receipts)));
-            }
-            // A monitor checks the nodes that gave receipts: all of them must verify.
-            let k = reports.len();
-            Ok(retrieve_answer(
-                &state.evidence,
-                k,
-                &candor_net::RetrieveReport {
-                    item: item.clone(),
-                    listing_nodes: reports.iter().map(|(p, _)| *p).collect(),
-                    reports,
-                    offers: Vec::new(),
-                },
-            ))
+            monitor_item(&state, &item, now())
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))
         },
     )
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
     Ok(Json(answer))
+}
+
+/// Checks the live receipted offers of `item` at each listing node that gave a receipt (its
+/// own reader per node), keeps any evidence, and says how each node answered. A monitor
+/// checks the nodes that gave receipts: all of them must verify, so `k` is their number.
+pub(crate) fn monitor_item(
+    state: &AppState,
+    item: &Item,
+    now: u64,
+) -> Result<api::RetrieveAnswer, crate::wallet::WalletError> {
+    let list = state.wallet.list()?;
+    let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, AnyReceipt)>> =
+        Default::default();
+    for e in list
+        .iter()
+        .filter(|e| e.offer.offer.key == item.key() && e.offer.offer.expiry > now)
+    {
+        for (p, r) in &e.receipts {
+            by_peer
+                .entry(p.as_bytes().to_vec())
+                .or_default()
+                .push((e.offer.clone(), r.clone()));
+        }
+    }
+    let mut reports = Vec::new();
+    for (p, receipts) in by_peer {
+        let Ok(peer) = candor_net::PeerId::from_bytes(&p) else {
+            continue;
+        };
+        reports.push((peer, state.market.monitor(peer, item, &receipts)));
+    }
+    let k = reports.len();
+    Ok(retrieve_answer(
+        &state.evidence,
+        k,
+        &candor_net::RetrieveReport {
+            item: item.clone(),
+            listing_nodes: reports.iter().map(|(p, _)| *p).collect(),
+            reports,
+            offers: Vec::new(),
+        },
+    ))
 }
 
 /// `GET /v1/peers`: the peers in the routing table (every one certified).

@@ -188,7 +188,8 @@ fn exit_codes_say_the_same_with_and_without_json() {
 fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let datas = setup(dir.path(), 4);
-    let mut nodes = vec![Node::start(&datas[0], &[])];
+    // Node 0 checks its own receipts every second or so.
+    let mut nodes = vec![Node::start(&datas[0], &["--monitor-every", "1"])];
     let boot = nodes[0].addr();
     for d in &datas[1..3] {
         nodes.push(Node::start(d, &["--bootstrap", &boot]));
@@ -215,6 +216,36 @@ fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
     assert_eq!(code, 0);
     let peers: Value = serde_json::from_str(&out).unwrap();
     assert!(peers["peers"].as_array().unwrap().len() >= 2, "{peers}");
+
+    // Node 0's own monitoring checks its receipted offer at every listing node, accusing
+    // none; an item never sold has nothing to monitor.
+    let d0 = nodes[0].d().to_string();
+    let (code, _) = run(&[
+        "publish",
+        "--data",
+        &d0,
+        "--item",
+        "an oak writing desk",
+        "--price",
+        "300",
+    ]);
+    assert_eq!(code, 0);
+    let status =
+        || -> Value { serde_json::from_str(&run(&["status", "--data", &d0, "--json"]).1).unwrap() };
+    let runs_now = status()["monitoring"]["runs"].as_u64().unwrap();
+    wait_for(
+        || {
+            let m = &status()["monitoring"];
+            m["runs"].as_u64().unwrap() > runs_now + 1 && m["checked"].as_u64().unwrap() == 3
+        },
+        "node 0's monitoring to check its offer",
+    );
+    let m = &status()["monitoring"];
+    assert_eq!(m["failed"], 0, "{m}");
+    assert_eq!(m["unverified"], 0, "{m}");
+    let (code, out) = run(&["monitor", "--data", &d0, "--item", "a chair never sold"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to monitor"), "{out}");
 
     // A node started alone is told to connect, and `connect` joins it.
     let lone = Node::start(&datas[3], &[]);
