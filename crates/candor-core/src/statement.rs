@@ -95,6 +95,21 @@ impl fmt::Debug for DeviceKey {
     }
 }
 
+/// For people: the backend and the key's id (the hash every statement names).
+impl fmt::Display for DeviceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Software(_) => write!(f, "software ed25519 key, id {}", self.id().to_hex()),
+            Self::Tpm(k) => write!(
+                f,
+                "TPM 2.0 P-256 key with {} NV counter(s), id {}",
+                k.nv_public.len(),
+                self.id().to_hex()
+            ),
+        }
+    }
+}
+
 /// The most counters a TPM key names.
 const MAX_TPM_COUNTERS: usize = 64;
 

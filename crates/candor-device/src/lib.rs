@@ -50,7 +50,7 @@ pub enum DeviceError {
         source: std::io::Error,
     },
     /// The state file is not a valid device state (truncated, corrupted, or not ours).
-    #[error("device state {path} is corrupt ({reason}); refusing to use it. Restore it from a backup taken by a clean shutdown, or create a new device and enrol it again")]
+    #[error("device state {path} is corrupt ({reason}); refusing to use it. Do not put an older copy of it back: a device whose counters go back signs a second statement for values it already signed, which is exactly what makes a node an equivocator. Keep the damaged file for inspection, then make a new device (a new node key and data folder: `candor device init`) and have it certified again (`candor device enroll`); offers you published stay in your wallet and can be published again")]
     Corrupt {
         /// The file.
         path: PathBuf,

@@ -494,6 +494,12 @@ mod tests {
         fs::write(&path, &bad).unwrap();
         let err = SoftwareDevice::open(&path).unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
+        // The advice never says to put an old copy back: that is what makes an equivocator.
+        assert!(
+            err.to_string().contains("Do not put an older copy"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("Restore"), "{err}");
         fs::write(&path, &good).unwrap();
         SoftwareDevice::open(&path).unwrap();
     }

@@ -406,6 +406,13 @@ impl<D: TrustedDevice> ListingNode<D> {
         &self.store
     }
 
+    /// Runs `f` on the device, under its lock (what `candor device show` asks a running
+    /// node: the device cannot be opened twice).
+    pub fn with_device<R>(&self, f: impl FnOnce(&D) -> R) -> R {
+        let guard = self.device.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
     /// Gives the device and the store back (for a restart in tests and tools).
     pub fn into_parts(self) -> (D, ListingStore) {
         (

@@ -9,6 +9,7 @@
 //! | `GET /v1/retrieve?item=…` | – | [`RetrieveAnswer`] |
 //! | `POST /v1/monitor` | [`MonitorRequest`] | [`RetrieveAnswer`] (each node checked against your receipts) |
 //! | `GET /v1/peers` | – | [`Peers`] |
+//! | `GET /v1/device` | – | [`DeviceView`] |
 //! | `POST /v1/peers` | [`Connect`] | [`Connected`] |
 //!
 //! Errors are `{"error": "..."}` with a 4xx/5xx status.
@@ -178,6 +179,18 @@ pub(crate) struct Connect {
 pub(crate) struct Connected {
     pub(crate) peer: String,
     pub(crate) certified: bool,
+}
+
+/// `GET /v1/device`: the running node's device, counters and certificate.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DeviceView {
+    pub(crate) peer: String,
+    pub(crate) device_key: String,
+    pub(crate) protection: String,
+    /// (counter, value), at most 8.
+    pub(crate) counters: Vec<(u32, u64)>,
+    pub(crate) certificate: String,
+    pub(crate) residence: String,
 }
 
 /// An error.

@@ -285,6 +285,22 @@ fn retrieve_verdict(r: &api::RetrieveAnswer, what: &str) -> Option<CliError> {
     partial(ok, r.k, r.listing_nodes.len(), "verified")
 }
 
+/// The device as the running node at `data` holds it, or `None` when no node runs there (the
+/// device is then free to open directly).
+pub(crate) fn device_from_node(
+    data: &std::path::Path,
+) -> Result<Option<api::DeviceView>, CliError> {
+    let conn = Conn {
+        data: data.to_path_buf(),
+        json: false,
+    };
+    match Client::new(&conn).and_then(|c| c.get::<api::DeviceView>("/v1/device")) {
+        Ok(v) => Ok(Some(v)),
+        Err(CliError::NotRunning(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn peers(conn: Conn) -> Result<(), CliError> {
     let r: api::Peers = Client::new(&conn)?.get("/v1/peers")?;
     if conn.json {
@@ -349,20 +365,20 @@ pub(crate) fn connect(a: ConnectArgs) -> Result<(), CliError> {
 pub(crate) struct PublishArgs {
     #[command(flatten)]
     conn: Conn,
-    /// The item's description.
-    #[arg(long)]
+    /// The item's description (at most 512 bytes once canonical).
+    #[arg(long, value_parser = crate::limits::item)]
     item: String,
     /// The price, e.g. 12.50 (two decimals).
     #[arg(long, value_parser = parse_price)]
     price: u64,
     /// ISO 4217 currency code.
-    #[arg(long, default_value = "EUR")]
+    #[arg(long, default_value = "EUR", value_parser = crate::limits::currency)]
     currency: String,
     /// Units for sale (0 withdraws your offer for the item).
     #[arg(long, default_value_t = 1)]
     quantity: u32,
-    /// Days until the offer expires.
-    #[arg(long, default_value_t = 30)]
+    /// Days until the offer expires (1 to 365).
+    #[arg(long, default_value = "30", value_parser = crate::limits::days)]
     days: u64,
 }
 
@@ -401,8 +417,8 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
 pub(crate) struct ItemArgs {
     #[command(flatten)]
     conn: Conn,
-    /// The item's description.
-    #[arg(long)]
+    /// The item's description (at most 512 bytes once canonical).
+    #[arg(long, value_parser = crate::limits::item)]
     item: String,
 }
 

@@ -109,6 +109,9 @@ fn parse_addrs(list: &[String]) -> Result<Vec<Multiaddr>, CliError> {
 
 async fn serve(args: Args) -> Result<(), CliError> {
     let cfg = load_config(&args)?;
+    let k = crate::limits::k(args.k.or(cfg.k).unwrap_or(3))?;
+    let publish_to_all =
+        !args.publish_to_one && crate::limits::publish_to(cfg.publish_to.as_deref())?;
     let d = NodeDir(args.data.clone());
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
     let cert = d.load_cert()?;
@@ -165,7 +168,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
     })?;
     let mut join = bootstrap.clone();
     join.extend(peer_files.kept_peers());
-    let k = args.k.or(cfg.k).unwrap_or(3);
+
     let monitor_every = args.monitor_every.or(cfg.monitor_every).unwrap_or(3600);
     let config = NetConfig {
         listen: parse_addrs(&listen)?,
@@ -248,7 +251,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
         trusted.clone(),
         tokio::runtime::Handle::current(),
     );
-    market.publish_to_all = !(args.publish_to_one || cfg.publish_to.as_deref() == Some("one"));
+    market.publish_to_all = publish_to_all;
     let seller_path = args.data.join("seller.key");
     let seller = if seller_path.exists() {
         files::load_key(&seller_path, "")?

@@ -90,8 +90,13 @@ pub(crate) fn new_key(path: &Path) -> Result<Keypair, FileError> {
         return Err(FileError::Exists(path.to_path_buf()));
     }
     let key = Keypair::generate(&mut rand_core::OsRng);
-    write_atomic(path, hex::encode(key.secret_bytes()).as_bytes(), true)?;
+    save_key(path, &key)?;
     Ok(key)
+}
+
+/// Writes `key` to `path` (mode 0600).
+pub(crate) fn save_key(path: &Path, key: &Keypair) -> Result<(), FileError> {
+    write_atomic(path, hex::encode(key.secret_bytes()).as_bytes(), true)
 }
 
 pub(crate) fn load_key(path: &Path, hint: &'static str) -> Result<Keypair, FileError> {

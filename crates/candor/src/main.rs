@@ -17,13 +17,14 @@ mod demo;
 mod device;
 mod evidence;
 mod files;
+mod limits;
 mod peers;
 mod routes;
 mod walkthrough;
 mod wallet;
 mod watch;
 
-use candor_core::{Decode, Encode, Evidence, PeerId, Scheme};
+use candor_core::{Decode, Encode, Evidence, Keypair, PeerId, Scheme};
 use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
 use candor_listing::{enrol, EnrolError, OpenError};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -136,7 +137,8 @@ pub(crate) enum SchemeArg {
 
 #[derive(Subcommand)]
 enum DeviceCmd {
-    /// Create this node's key and a software trusted device (which protects nothing).
+    /// Create this node's key and its trusted device: a software device (which protects
+    /// nothing), or with `--tpm` a TPM 2.0 (set-up run again re-derives the same device).
     Init {
         /// The node's data folder.
         #[arg(long, default_value = "candor-data")]
@@ -435,30 +437,63 @@ fn authority_trust_ek(dir: PathBuf, pem: PathBuf, development: bool) -> Result<(
 }
 
 fn device_init(data: PathBuf, counters: Option<u32>, tpm: Option<String>) -> Result<(), CliError> {
+    const MAX_COUNTERS: u32 = 4096;
     let counters = counters.unwrap_or(if tpm.is_some() { 4 } else { 64 });
+    if counters == 0 || counters > MAX_COUNTERS {
+        return Err(CliError::Usage(format!(
+            "--counters {counters}: a device has 1 to {MAX_COUNTERS} counters"
+        )));
+    }
     let d = NodeDir(data);
-    let node_key = files::new_key(&d.node_key())?;
-    let peer = PeerId::from_ed25519(&node_key.public());
+    // Set-up completes or leaves nothing: the node key is written only once the device is
+    // made. A TPM set-up run again with the key in place re-derives the same device.
+    let key_path = d.node_key();
+    let existing = key_path.exists();
     if let Some(endpoint) = tpm {
-        // Setup is idempotent: the key is re-derived, counters defined only when missing.
+        let node_key = if existing {
+            files::load_key(&key_path, "")?
+        } else {
+            Keypair::generate(&mut rand_core::OsRng)
+        };
+        let peer = PeerId::from_ed25519(&node_key.public());
         let device = device::open_tpm(&endpoint, peer.clone(), counters, None)?;
+        if !existing {
+            files::save_key(&key_path, &node_key)?;
+        }
         files::write_atomic(
             &device::tpm_file(&d.0),
             format!("{endpoint} {counters}\n").as_bytes(),
             false,
         )?;
-        println!("node PeerId:  {peer}");
-        println!("device key:   {:?}", device.device_key());
+        println!("node PeerId:  {}", libp2p_form(&peer));
+        println!("device key:   {}", device.device_key());
         println!("counters:     {}", device.counters().len());
         println!("protection:   {}", device.protection());
         return Ok(());
     }
+    if existing {
+        return Err(FileError::Exists(key_path).into());
+    }
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let peer = PeerId::from_ed25519(&node_key.public());
     let device = SoftwareDevice::create(&d.device(), peer.clone(), counters)?;
-    println!("node PeerId:  {peer}");
-    println!("device key:   {:?}", device.device_key());
+    if let Err(e) = files::save_key(&key_path, &node_key) {
+        drop(device);
+        let _ = std::fs::remove_file(d.device());
+        return Err(e.into());
+    }
+    println!("node PeerId:  {}", libp2p_form(&peer));
+    println!("device key:   {}", device.device_key());
     println!("counters:     {}", device.counters().len());
     println!("WARNING: {}", device.protection());
     Ok(())
+}
+
+/// A PeerId as libp2p prints it (`12D3Koo…`), as every other command shows it.
+fn libp2p_form(peer: &PeerId) -> String {
+    candor_net::to_libp2p_peer(peer)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| peer.to_string())
 }
 
 fn device_enroll(
@@ -514,11 +549,26 @@ fn device_enroll(
 }
 
 fn device_show(data: PathBuf) -> Result<(), CliError> {
+    // A running node holds the device (a TPM's session, a software device's lock): ask it.
+    if let Some(v) = client::device_from_node(&data)? {
+        println!("node PeerId: {}", v.peer);
+        println!("device key:  {}", v.device_key);
+        println!("protection:  {}", v.protection);
+        for (c, value) in &v.counters {
+            println!("counter {c}: value {value}");
+        }
+        println!(
+            "certificate: {}\nresidence:   {}",
+            v.certificate, v.residence
+        );
+        println!("(from the running node)");
+        return Ok(());
+    }
     let d = NodeDir(data);
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
     let device = device::open_device(&d.0, PeerId::from_ed25519(&node_key.public()))?;
-    println!("node PeerId: {}", device.peer());
-    println!("device key:  {:?}", device.device_key());
+    println!("node PeerId: {}", libp2p_form(device.peer()));
+    println!("device key:  {}", device.device_key());
     println!("protection:  {}", device.protection());
     for c in device.counters().into_iter().take(8) {
         println!("counter {c}: value {}", device.value(c)?);

@@ -26,6 +26,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/retrieve", get(retrieve))
         .route("/v1/monitor", post(monitor))
         .route("/v1/peers", get(peers).post(connect))
+        .route("/v1/device", get(device))
         .with_state(state)
 }
 
@@ -133,7 +134,21 @@ async fn publish(
 ) -> ApiResult<api::PublishAnswer> {
     check_token(&s, &headers)?;
     let item = Item::new(&req.item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let currency = Currency::new(&req.currency).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    // Checked before anything is signed or kept: a refused publish leaves no trace.
+    let code =
+        crate::limits::currency(&req.currency).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let currency = Currency::new(&code).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let max = crate::limits::MAX_DAYS * 86_400;
+    if !(3600..=max).contains(&req.expires_in) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expires_in = {} s: an offer lives from an hour to {} days",
+                req.expires_in,
+                crate::limits::MAX_DAYS
+            ),
+        ));
+    }
     let state = s.clone();
     let answer = tokio::task::spawn_blocking(
         move || -> Result<api::PublishAnswer, (StatusCode, Json<api::ApiError>)> {
@@ -441,4 +456,38 @@ async fn connect(
         StatusCode::BAD_GATEWAY,
         format!("{addr} did not show a certificate this node trusts within 5 s"),
     ))
+}
+
+/// `GET /v1/device`: the device as the running node holds it.
+async fn device(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::DeviceView> {
+    check_token(&s, &headers)?;
+    let state = s.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        use candor_device::TrustedDevice;
+        let cert = state.node.certificate().clone();
+        state.node.with_device(|d| api::DeviceView {
+            peer: candor_net::to_libp2p_peer(d.peer())
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| d.peer().to_string()),
+            device_key: d.device_key().to_string(),
+            protection: d.protection().to_string(),
+            counters: d
+                .counters()
+                .into_iter()
+                .take(8)
+                .filter_map(|c| d.value(c).ok().map(|v| (c, v)))
+                .collect(),
+            certificate: format!(
+                "valid (signed by the authority it names); serial {} by authority {}, scheme {}, id {}",
+                cert.cert.serial,
+                cert.cert.authority,
+                cert.cert.scheme,
+                cert.id()
+            ),
+            residence: cert.cert.residence.to_string(),
+        })
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(view))
 }

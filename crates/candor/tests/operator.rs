@@ -178,10 +178,79 @@ fn exit_codes_say_the_same_with_and_without_json() {
         Value::Array(vec![])
     );
 
+    // `device show` while the node runs asks the node (the device is in use), in people's
+    // words: the PeerId as every other command prints it, no debug text.
+    let (code, out) = run(&["device", "show", "--data", d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("from the running node"), "{out}");
+    assert!(out.contains("node PeerId: 12D3Koo"), "{out}");
+    assert!(!out.contains("Software("), "{out}");
+
     // A stopped node leaves no control address: clients say it is not running.
     node.stop();
     assert!(!datas[0].join("control.addr").exists());
     assert_eq!(run(&["offers", "--data", d]).0, 4);
+    let (code, out) = run(&["device", "show", "--data", d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("from the running node"), "{out}");
+}
+
+#[test]
+fn set_up_that_fails_leaves_nothing_and_bad_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n");
+    let d = data.to_str().unwrap();
+    // No TPM answers there: the set-up fails, leaves no node key, and fails the same way
+    // when tried again (not "already exists").
+    for _ in 0..2 {
+        let (code, _) = run(&["device", "init", "--data", d, "--tpm", "tcp:127.0.0.1:1"]);
+        assert_eq!(code, 1);
+        assert!(!data.join("node.key").exists());
+    }
+    for n in ["0", "100000"] {
+        assert_eq!(run(&["device", "init", "--data", d, "--counters", n]).0, 2);
+        assert!(!data.join("node.key").exists());
+    }
+    ok(&["device", "init", "--data", d]);
+    // Input out of bounds is refused at the edge (exit 2), naming the limit, before anything
+    // is signed or kept.
+    for (args, says) in [
+        (
+            vec![
+                "publish",
+                "--item",
+                "a lamp",
+                "--price",
+                "5",
+                "--currency",
+                "XYZ",
+            ],
+            "ISO 4217",
+        ),
+        (
+            vec!["publish", "--item", "a lamp", "--price", "5", "--days", "0"],
+            "1 to 365",
+        ),
+        (
+            vec!["retrieve", "--item", &"x".repeat(100_000)],
+            "512 bytes",
+        ),
+        (vec!["node", "--k", "0"], "1 to 20"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+            .args(&args)
+            .args(["--data", d])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+    // A second software set-up refuses, and keeps the first.
+    let key = std::fs::read(data.join("node.key")).unwrap();
+    assert_eq!(run(&["device", "init", "--data", d]).0, 1);
+    assert_eq!(std::fs::read(data.join("node.key")).unwrap(), key);
 }
 
 #[test]
