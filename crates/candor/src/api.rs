@@ -82,6 +82,9 @@ pub(crate) struct PublishAnswer {
 /// One of my offers with its receipts.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct MyOffer {
+    /// `current`, `superseded` (a newer offer of the item replaced it), `expired` or
+    /// `withdrawn` (quantity 0).
+    pub(crate) state: String,
     pub(crate) item: String,
     pub(crate) price: u64,
     pub(crate) currency: String,

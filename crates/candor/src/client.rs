@@ -529,22 +529,59 @@ pub(crate) fn offers(conn: Conn) -> Result<(), CliError> {
         return print_json(&r);
     }
     println!("seller key {}", r.seller);
+    if r.offers.is_empty() {
+        println!("no offers yet (`candor publish`)");
+    }
     for o in &r.offers {
         println!(
-            "  {:?}  {}  x{}  serial {}  — {} receipt(s)",
+            "  {:<10}  {:?}  {}  x{}  serial {}  expires {}  — {} receipt(s)",
+            o.state,
             o.item,
             money(o.price, &o.currency),
             o.quantity,
             o.serial,
+            utc_date(o.expiry),
             o.receipts.len()
         );
     }
     Ok(())
 }
 
+/// A unix time as a UTC date and time, `YYYY-MM-DD HH:MM` (civil calendar from days since
+/// the epoch).
+pub(crate) fn utc_date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_price;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(super::utc_date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(
+            super::utc_date(1_796_256_000 + 3_660),
+            "2026-12-03 01:01 UTC"
+        );
+    }
 
     #[test]
     fn prices_parse_to_minor_units() {

@@ -7,7 +7,9 @@ use crate::catalogue::CATALOGUE;
 use crate::device::AnyDevice;
 use crate::files;
 use crate::{now, CliError};
-use candor_core::{Authority, Currency, Item, Keypair, PeerId, Registry, Scheme, SignedOffer};
+use candor_core::{
+    Authority, Currency, Encode, Item, Keypair, PeerId, Registry, Scheme, SignedOffer,
+};
 use candor_device::SoftwareDevice;
 use candor_listing::{enrol, CheatingNode, ListingNode, Strategy};
 use candor_net::{
@@ -17,7 +19,7 @@ use candor_net::{
 use candor_store::ListingStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -137,10 +139,15 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
     };
     let n = args.nodes.max(args.k + 1);
     let cheaters = args.cheaters.min(n.saturating_sub(args.k + 1));
+    // The files are named only when they are kept (`--data`); a temporary folder is gone
+    // when the demo ends.
     println!(
-        "Candor demo, scheme {scheme}: {n} nodes on 127.0.0.1 (k = {}), {cheaters} of them cheating; files in {}",
+        "Candor demo, scheme {scheme}: {n} nodes on 127.0.0.1 (k = {}), {cheaters} of them cheating; {}",
         args.k,
-        dir.display()
+        match &args.data {
+            Some(d) => format!("files kept in {}", d.display()),
+            None => "files in a temporary folder (`--data DIR` keeps them)".to_string(),
+        }
     );
     let counters = if scheme == Scheme::Counters { 8 } else { 1 };
     if args.device == "tpm" {
@@ -368,6 +375,8 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
     let mut rows = Vec::new();
     let mut accused = Vec::new();
     let mut unnoticed = Vec::new();
+    // Cheaters' answers that were exactly the truth (the cheat had nothing to act on).
+    let mut harmless = 0u32;
     let mut caught: BTreeMap<usize, (u32, u32, String)> = BTreeMap::new();
     for (j, (desc, _)) in CATALOGUE.iter().enumerate() {
         let item = Item::new(desc).map_err(|e| fail(e.to_string()))?;
@@ -375,6 +384,22 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
         let report = market(buyer)
             .retrieve(&item, now())
             .map_err(|e| fail(e.to_string()))?;
+        // The truth for this item: what the honest listing nodes verified (every node of Δ(d)
+        // was given the same offers). A cheater whose verified answer is exactly that changed
+        // nothing — an omit-entry cheater on an item with no offers has nothing to omit.
+        let offer_set = |o: &candor_listing::AnyOutcome| -> BTreeSet<Vec<u8>> {
+            o.offers().into_iter().map(|x| x.to_bytes()).collect()
+        };
+        let mut truth: Option<BTreeSet<Vec<u8>>> = None;
+        for (peer, r) in &report.reports {
+            let honest_node = nodes
+                .iter()
+                .find(|x| x.net.peer() == *peer)
+                .is_some_and(|x| x.cheat.is_none());
+            if let (true, NodeReport::Verified(o)) = (honest_node, r) {
+                truth.get_or_insert_with(BTreeSet::new).extend(offer_set(o));
+            }
+        }
         let mut verdicts = Vec::new();
         for (peer, r) in &report.reports {
             let idx = nodes.iter().position(|x| x.net.peer() == *peer);
@@ -388,6 +413,9 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
                 (None, NodeReport::Verified(_)) => {}
                 (None, _) => {
                     accused.push(format!("{} on {:?}: {v}", short(peer), item.description()))
+                }
+                (Some(_), NodeReport::Verified(o)) if truth.as_ref() == Some(&offer_set(o)) => {
+                    harmless += 1;
                 }
                 (Some(s), NodeReport::Verified(_)) => unnoticed.push(format!(
                     "{} ({}) on {:?}",
@@ -447,6 +475,11 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
             "   {} runs {:<14} listed {listed} item(s), caught on {c}",
             short(&nodes[*i].net.peer()),
             s.name()
+        );
+    }
+    if harmless > 0 {
+        println!(
+            "   ({harmless} cheater answer(s) were exactly the honest nodes' answer: nothing to cheat on there)"
         );
     }
     for a in &accused {

@@ -203,11 +203,19 @@ async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api
         .wallet
         .list()
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let t = now();
+    // The newest serial per item: an older offer of the same item is superseded by it.
+    let mut newest: std::collections::HashMap<candor_core::ItemKey, u64> = Default::default();
+    for e in &list {
+        let n = newest.entry(e.offer.offer.key).or_insert(0);
+        *n = (*n).max(e.offer.offer.serial);
+    }
     Ok(Json(api::MyOffers {
         seller: s.seller.public().to_hex(),
         offers: list
             .into_iter()
             .map(|e| api::MyOffer {
+                state: offer_state(&e.offer.offer, newest.get(&e.offer.offer.key), t).into(),
                 item: e.offer.offer.description.clone(),
                 price: e.offer.offer.price,
                 currency: e.offer.offer.currency.to_string(),
@@ -230,6 +238,20 @@ async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api
             })
             .collect(),
     }))
+}
+
+/// What an offer of mine is now: `superseded` by a newer one of the same item, `expired`,
+/// `withdrawn` (quantity 0: the offer that withdraws the item), or `current`.
+fn offer_state(o: &candor_core::Offer, newest: Option<&u64>, now: u64) -> &'static str {
+    if newest.is_some_and(|n| *n > o.serial) {
+        "superseded"
+    } else if o.expiry <= now {
+        "expired"
+    } else if o.quantity == 0 {
+        "withdrawn"
+    } else {
+        "current"
+    }
 }
 
 #[derive(Deserialize)]

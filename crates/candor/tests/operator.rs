@@ -312,6 +312,32 @@ fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
     let m = &status()["monitoring"];
     assert_eq!(m["failed"], 0, "{m}");
     assert_eq!(m["unverified"], 0, "{m}");
+    // `offers` shows each offer's state and expiry: a new price supersedes the old one.
+    let (code, _) = run(&[
+        "publish",
+        "--data",
+        &d0,
+        "--item",
+        "an oak writing desk",
+        "--price",
+        "280",
+    ]);
+    assert_eq!(code, 0);
+    let (code, out) = run(&["offers", "--data", &d0, "--json"]);
+    assert_eq!(code, 0);
+    let mine: Value = serde_json::from_str(&out).unwrap();
+    let states: Vec<&str> = mine["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["superseded", "current"], "{mine}");
+    let (_, out) = run(&["offers", "--data", &d0]);
+    assert!(
+        out.contains("expires 20") && out.contains("superseded"),
+        "{out}"
+    );
     let (code, out) = run(&["monitor", "--data", &d0, "--item", "a chair never sold"]);
     assert_eq!(code, 0);
     assert!(out.contains("nothing to monitor"), "{out}");
