@@ -254,7 +254,9 @@ fn warn_protects_nothing(path: &Path) {
     if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         return;
     }
-    tracing::warn!(
+    // Logged, not shouted: the tools that open it say it once where it matters (`device
+    // init`, the node's start, `device show`), not on every command that touches it.
+    tracing::info!(
         path = %path.display(),
         "software trusted device: it protects NOTHING against this machine's owner \
          (key and counters are a plain file); use it for development and simulation only"

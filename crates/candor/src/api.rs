@@ -10,6 +10,7 @@
 //! | `POST /v1/monitor` | [`MonitorRequest`] | [`RetrieveAnswer`] (each node checked against your receipts) |
 //! | `GET /v1/peers` | – | [`Peers`] |
 //! | `GET /v1/device` | – | [`DeviceView`] |
+//! | `POST /v1/stop` | – | [`Stopping`] (the node stops as on SIGTERM) |
 //! | `POST /v1/peers` | [`Connect`] | [`Connected`] |
 //!
 //! Errors are `{"error": "..."}` with a 4xx/5xx status.
@@ -194,6 +195,12 @@ pub(crate) struct DeviceView {
     pub(crate) counters: Vec<(u32, u64)>,
     pub(crate) certificate: String,
     pub(crate) residence: String,
+}
+
+/// The answer to `POST /v1/stop`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Stopping {
+    pub(crate) stopping: bool,
 }
 
 /// An error.

@@ -285,6 +285,38 @@ fn retrieve_verdict(r: &api::RetrieveAnswer, what: &str) -> Option<CliError> {
     partial(ok, r.k, r.listing_nodes.len(), "verified")
 }
 
+/// Stops the running node (as SIGTERM does) and waits until it has.
+pub(crate) fn stop(conn: Conn) -> Result<(), CliError> {
+    let _: api::Stopping = Client::new(&conn)?.post("/v1/stop", &serde_json::json!({}))?;
+    let addr = conn.data.join("control.addr");
+    // The process itself (Linux: /proc), so the data folder is free once this returns.
+    let process = std::fs::read_to_string(conn.data.join("node.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .map(|pid| PathBuf::from(format!("/proc/{pid}/stat")));
+    // Running: its /proc entry exists and is not a zombie (ended, not yet reaped).
+    let running = |stat: &PathBuf| {
+        std::fs::read_to_string(stat).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    let start = std::time::Instant::now();
+    while addr.exists() || process.as_ref().is_some_and(running) {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            return Err(CliError::Failed(
+                "the node was asked to stop but is still finishing after 60 s".into(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if conn.json {
+        return print_json(&serde_json::json!({"stopped": true}));
+    }
+    println!("the node has stopped");
+    Ok(())
+}
+
 /// The device as the running node at `data` holds it, or `None` when no node runs there (the
 /// device is then free to open directly).
 pub(crate) fn device_from_node(

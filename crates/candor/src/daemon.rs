@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// either way; default 3600; 0 turns them off).
     #[arg(long)]
     monitor_every: Option<u64>,
+    /// Print a sample `node.toml` with every key (the values this node would use) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,13 +76,69 @@ pub(crate) struct AppState {
     pub(crate) evidence: crate::evidence::EvidenceDir,
     /// What the node's own monitoring has done.
     pub(crate) watch: std::sync::Mutex<crate::watch::Watch>,
+    /// Notified by `POST /v1/stop` (`candor stop`).
+    pub(crate) stop: Arc<tokio::sync::Notify>,
 }
 
 fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
 }
 
+/// A sample `node.toml`: every key, with what it does and the value this node would use.
+fn sample_config(args: &Args, cfg: &FileConfig) -> String {
+    let list = |v: &[String]| {
+        let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+        format!("[{}]", items.join(", "))
+    };
+    let or = |flag: &[String], file: &Option<Vec<String>>| {
+        if flag.is_empty() {
+            file.clone().unwrap_or_default()
+        } else {
+            flag.to_vec()
+        }
+    };
+    let listen = or(&args.listen, &cfg.listen);
+    format!(
+        "# Candor node configuration (DATA/node.toml, or --config FILE). Flags win over it.\n\
+         # Addresses to listen on: a list, even of one. Empty: the address kept from the first\n\
+         # start (DATA/listen), else a free port on 127.0.0.1.\n\
+         listen = {}\n\
+         # Peers to join through, each ending in /p2p/<PeerId> (a list).\n\
+         bootstrap = {}\n\
+         # The control API's address (loopback).\n\
+         control = {:?}\n\
+         # Listing nodes per item, 1 to {}.\n\
+         k = {}\n\
+         # Authority public keys to trust (hex; a list). Empty: the one that certified this node.\n\
+         trust = {}\n\
+         # \"all\" listing nodes of an item, or \"one\" (the closest).\n\
+         publish_to = {:?}\n\
+         # Seconds between this node's own checks of your receipted offers (0: off).\n\
+         monitor_every = {}\n",
+        list(&listen),
+        list(&or(&args.bootstrap, &cfg.bootstrap)),
+        args.control
+            .clone()
+            .or(cfg.control.clone())
+            .unwrap_or_else(|| "127.0.0.1:0".into()),
+        crate::limits::MAX_K,
+        args.k.or(cfg.k).unwrap_or(3),
+        list(&or(&args.trust, &cfg.trust)),
+        if args.publish_to_one {
+            "one".to_string()
+        } else {
+            cfg.publish_to.clone().unwrap_or_else(|| "all".into())
+        },
+        args.monitor_every.or(cfg.monitor_every).unwrap_or(3600),
+    )
+}
+
 pub(crate) fn run(args: Args) -> Result<(), CliError> {
+    if args.print_config {
+        let cfg = load_config(&args)?;
+        print!("{}", sample_config(&args, &cfg));
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,6 +175,13 @@ async fn serve(args: Args) -> Result<(), CliError> {
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
     let cert = d.load_cert()?;
     let device = crate::device::open_device(&d.0, cert.cert.peer.clone())?;
+    {
+        use candor_device::TrustedDevice;
+        let p = device.protection();
+        if p.starts_with("NOTHING") {
+            println!("WARNING: the trusted device protects {p}");
+        }
+    }
     let store = ListingStore::open(&d.store())?;
     let (node, report) = ListingNode::open(device, store, cert.clone())?;
     if !report.gaps.is_empty() || report.recovered > 0 {
@@ -263,7 +329,9 @@ async fn serve(args: Args) -> Result<(), CliError> {
     let mut token = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut token);
     let token = hex::encode(token);
+    let stop = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(AppState {
+        stop: stop.clone(),
         node: node.clone(),
         market: Arc::new(market),
         net: net.clone(),
@@ -296,6 +364,12 @@ async fn serve(args: Args) -> Result<(), CliError> {
         tracing::warn!(%local, "the control API listens beyond loopback; only the token protects it");
     }
     files::write_atomic(&args.data.join("control.token"), token.as_bytes(), true)?;
+    // Which process holds this data folder (`candor stop` waits for it to end).
+    files::write_atomic(
+        &args.data.join("node.pid"),
+        format!("{}\n", std::process::id()).as_bytes(),
+        false,
+    )?;
     files::write_atomic(
         &args.data.join("control.addr"),
         local.to_string().as_bytes(),
@@ -307,19 +381,24 @@ async fn serve(args: Args) -> Result<(), CliError> {
     );
     let app = crate::routes::router(state.clone());
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {},
+                _ = stop.notified() => {},
+            }
+        })
         .await
         .map_err(fail)?;
     println!("shutting down: finishing queued publishes");
-    // Clients that find no control address know the node is not running.
-    for f in ["control.addr", "control.token"] {
-        let _ = std::fs::remove_file(args.data.join(f));
-    }
     net.shutdown();
     drop(state);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The committer drains its queue when the last reference goes; the store then closes.
     drop(service);
+    // Clients that find no control address know the node is not running.
+    for f in ["control.addr", "control.token"] {
+        let _ = std::fs::remove_file(args.data.join(f));
+    }
     Ok(())
 }
 

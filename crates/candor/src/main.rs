@@ -43,6 +43,9 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Only errors in the log output (on stderr).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -74,6 +77,8 @@ enum Cmd {
     Peers(client::Conn),
     /// Connect your running node to a peer: `/ip4/…/tcp/…/p2p/<PeerId>`.
     Connect(client::ConnectArgs),
+    /// Stop your running node (queued publishes are committed first).
+    Stop(client::Conn),
     /// A whole marketplace on this machine: ~24 nodes over TCP, sellers, buyers, and cheating
     /// listing nodes caught. Exits non-zero if an honest node is accused or a cheat unnoticed.
     Demo(demo::Args),
@@ -276,18 +281,27 @@ impl CliError {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "debug",
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
         _ => "trace",
     };
+    // `-v` is about Candor: the HTTP and transport libraries stay at warnings unless RUST_LOG
+    // asks for them.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{default},libp2p_kad=error"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},libp2p_kad=error,ureq=warn,ureq_proto=warn,hyper=warn,hyper_util=warn,\
+             h2=warn,rustls=warn,axum=warn,tower=warn,yamux=warn,multistream_select=warn"
+        ))
     });
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -304,7 +318,7 @@ impl Cmd {
         match self {
             Self::Publish(a) => a.json(),
             Self::Retrieve(a) | Self::Monitor(a) => a.json(),
-            Self::Offers(c) | Self::Status(c) | Self::Peers(c) => c.json(),
+            Self::Offers(c) | Self::Status(c) | Self::Peers(c) | Self::Stop(c) => c.json(),
             Self::Connect(a) => a.json(),
             Self::Evidence(EvidenceCmd::List { json, .. }) => *json,
             _ => false,
@@ -314,7 +328,7 @@ impl Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.quiet);
     let json = cli.cmd.json();
     let result = match cli.cmd {
         Cmd::Authority(AuthorityCmd::Init { dir }) => authority_init(dir),
@@ -348,6 +362,7 @@ fn main() -> ExitCode {
         Cmd::Status(c) => client::status(c),
         Cmd::Peers(c) => client::peers(c),
         Cmd::Connect(a) => client::connect(a),
+        Cmd::Stop(c) => client::stop(c),
         Cmd::Debug(cmd) => debug::run(cmd),
         Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
         Cmd::Bench(BenchCmd::Net(args)) => bench_net::run(args),

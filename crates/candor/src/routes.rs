@@ -27,6 +27,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/monitor", post(monitor))
         .route("/v1/peers", get(peers).post(connect))
         .route("/v1/device", get(device))
+        .route("/v1/stop", post(stop))
         .with_state(state)
 }
 
@@ -512,4 +513,11 @@ async fn device(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::D
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(view))
+}
+
+/// `POST /v1/stop`: stops the node as SIGTERM does (queued publishes are committed first).
+async fn stop(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::Stopping> {
+    check_token(&s, &headers)?;
+    s.stop.notify_one();
+    Ok(Json(api::Stopping { stopping: true }))
 }

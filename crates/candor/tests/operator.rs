@@ -247,6 +247,26 @@ fn set_up_that_fails_leaves_nothing_and_bad_input_is_refused() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(text.contains(says), "{args:?}: {text}");
     }
+    // The sample configuration is a valid node.toml with every key: the node reads it back.
+    let (code, sample) = run(&["node", "--print-config", "--data", d, "--k", "5"]);
+    assert_eq!(code, 0);
+    let parsed: toml::Table = toml::from_str(&sample).unwrap();
+    for key in [
+        "listen",
+        "bootstrap",
+        "control",
+        "k",
+        "trust",
+        "publish_to",
+        "monitor_every",
+    ] {
+        assert!(parsed.contains_key(key), "{key} missing:\n{sample}");
+    }
+    assert_eq!(parsed["k"].as_integer(), Some(5));
+    std::fs::write(data.join("node.toml"), &sample).unwrap();
+    let (code, again) = run(&["node", "--print-config", "--data", d]);
+    assert_eq!(code, 0);
+    assert_eq!(again, sample);
     // A second software set-up refuses, and keeps the first.
     let key = std::fs::read(data.join("node.key")).unwrap();
     assert_eq!(run(&["device", "init", "--data", d]).0, 1);
