@@ -535,10 +535,16 @@ fn device_enroll(
         ),
         SchemeArg::M => (Scheme::Merkle, 1),
     };
-    if matches!(scheme, Scheme::Basic) && counters.is_some_and(|c| c != 1) {
-        return Err(CliError::Failed(
-            "scheme B certifies exactly one counter".into(),
-        ));
+    if !matches!(scheme, Scheme::Counters) && counters.is_some_and(|c| c != 1) {
+        return Err(CliError::Usage(format!(
+            "scheme {scheme} certifies exactly one counter"
+        )));
+    }
+    let have = device.counters().len() as u32;
+    if n == 0 || n > have {
+        return Err(CliError::Usage(format!(
+            "--counters {n}: this device has {have} counter(s); certify 1 to {have}"
+        )));
     }
     let cert = enrol(
         &auth,

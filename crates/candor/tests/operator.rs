@@ -375,3 +375,55 @@ fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
         2
     );
 }
+
+/// TPM set-up is idempotent (swtpm): run again, it keeps the node key and re-derives the same
+/// device; enrolment refuses a counter count the device does not have.
+#[test]
+fn tpm_set_up_run_twice_is_the_same_device() {
+    let ca = candor_tpm::SwtpmCa::shared().expect("swtpm_setup (scripts/install-deps)");
+    let sw = candor_tpm::Swtpm::start_endorsed(ca).expect("swtpm (scripts/install-deps)");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t");
+    let d = data.to_str().unwrap();
+    let tpm = format!("tcp:{}", sw.server());
+    let first = ok(&[
+        "device",
+        "init",
+        "--data",
+        d,
+        "--tpm",
+        &tpm,
+        "--counters",
+        "1",
+    ]);
+    let key = std::fs::read(data.join("node.key")).unwrap();
+    let again = ok(&[
+        "device",
+        "init",
+        "--data",
+        d,
+        "--tpm",
+        &tpm,
+        "--counters",
+        "1",
+    ]);
+    assert_eq!(std::fs::read(data.join("node.key")).unwrap(), key);
+    let line = |s: &str, what: &str| s.lines().find(|l| l.starts_with(what)).unwrap().to_string();
+    assert_eq!(line(&first, "node PeerId"), line(&again, "node PeerId"));
+    assert_eq!(line(&first, "device key"), line(&again, "device key"));
+    let auth = dir.path().join("auth");
+    ok(&["authority", "init", "--dir", auth.to_str().unwrap()]);
+    let (code, _) = run(&[
+        "device",
+        "enroll",
+        "--data",
+        d,
+        "--authority",
+        auth.to_str().unwrap(),
+        "--scheme",
+        "c",
+        "--counters",
+        "3",
+    ]);
+    assert_eq!(code, 2, "the device has one counter");
+}
