@@ -175,6 +175,11 @@ pub enum Misbehaviour {
     /// The node refused the request.
     #[error("the node refused: {0}")]
     Refused(String),
+    /// After its signed `Read` committed it to an answer, the node refused a page or an
+    /// audit, or answered with something that is not one (local: a node with a bad step
+    /// cannot dodge the audit by refusing it).
+    #[error("the node stopped answering after its Read: {0}")]
+    RefusedAfterRead(String),
     /// The node did not answer within the checker's time budget (local: a node that stalls
     /// to escape a check it would fail gets no "verified", and no "over budget" either).
     #[error("the node did not answer within the time budget")]
@@ -226,6 +231,7 @@ impl Misbehaviour {
             Self::Removed { .. } => "removed",
             Self::OtherCertificate => "other-certificate",
             Self::Refused(_) => "refused",
+            Self::RefusedAfterRead(_) => "refused-after-read",
             Self::NoAnswer(_) => "no-answer",
             Self::Unreachable(_) => "unreachable",
             Self::Timeout => "timeout",

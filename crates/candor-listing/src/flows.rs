@@ -21,6 +21,8 @@ pub enum RefusalKind {
     Unreachable,
     /// The node took longer than the caller's time budget.
     Timeout,
+    /// The node kept answering "busy" or "rate-limited" until the caller's time was up.
+    Busy,
 }
 
 /// A request that got no useful answer: the node refused, was unreachable, or was too slow.
@@ -42,12 +44,24 @@ impl Refusal {
         }
     }
 
-    /// What a checker makes of it.
+    /// What a checker makes of it, before the node committed to an answer.
     pub fn into_misbehaviour(self) -> Misbehaviour {
         match self.kind {
-            RefusalKind::Refused => Misbehaviour::Refused(self.reason),
+            RefusalKind::Refused | RefusalKind::Busy => Misbehaviour::Refused(self.reason),
             RefusalKind::Unreachable => Misbehaviour::Unreachable(self.reason),
             RefusalKind::Timeout => Misbehaviour::Timeout,
+        }
+    }
+
+    /// What a checker makes of it once the node's signed `Read` committed it to an answer
+    /// (a page, an audit): a refusal or a malformed answer is a failed check; a node that
+    /// became unreachable, stayed busy or ran out of time is not verified, but not called a
+    /// cheat either (an honest node can crash mid-answer).
+    pub fn after_read(self) -> Misbehaviour {
+        match self.kind {
+            RefusalKind::Refused => Misbehaviour::RefusedAfterRead(self.reason),
+            RefusalKind::Unreachable => Misbehaviour::Unreachable(self.reason),
+            RefusalKind::Timeout | RefusalKind::Busy => Misbehaviour::Timeout,
         }
     }
 }
@@ -361,7 +375,7 @@ fn drive(node: &dyn Listing, mut session: Retrieval) -> Result<Outcome, Misbehav
         .map_err(Refusal::into_misbehaviour)?;
     let mut next = session.on_head_bytes(&head.to_bytes())?;
     while let Some(req) = next {
-        let page = node.page(&req).map_err(Refusal::into_misbehaviour)?;
+        let page = node.page(&req).map_err(Refusal::after_read)?;
         next = session.on_page_bytes(&page.to_bytes())?;
     }
     session.finish()
@@ -439,12 +453,12 @@ fn drive_m(
 ) -> Result<MOutcome, Misbehaviour> {
     let mut next = r.on_head_bytes(&head.to_bytes())?;
     while let Some(req) = next {
-        let page = node.m_page(&req).map_err(Refusal::into_misbehaviour)?;
+        let page = node.m_page(&req).map_err(Refusal::after_read)?;
         next = r.on_page_bytes(&page.to_bytes())?;
     }
     r.check_list()?;
     for v in r.plan_audits(audits, &mut rand_core::OsRng) {
-        let step = node.m_step(v).map_err(Refusal::into_misbehaviour)?;
+        let step = node.m_step(v).map_err(Refusal::after_read)?;
         r.on_audit_bytes(v, &step.to_bytes())?;
     }
     r.finish()
@@ -568,7 +582,7 @@ pub fn retrieve_any(
                 .knowing(known.iter().cloned());
             let mut next = s.on_head_bytes(&head.to_bytes())?;
             while let Some(req) = next {
-                let page = node.page(&req).map_err(Refusal::into_misbehaviour)?;
+                let page = node.page(&req).map_err(Refusal::after_read)?;
                 next = s.on_page_bytes(&page.to_bytes())?;
             }
             Ok(AnyOutcome::Counted(s.finish()?))
@@ -652,7 +666,7 @@ pub fn retrieve_at_m(
                 from: list.len() as u64,
                 count: want,
             })
-            .map_err(Refusal::into_misbehaviour)?;
+            .map_err(Refusal::after_read)?;
         let bytes = page.to_bytes();
         taken = taken.saturating_add(bytes.len() as u64);
         if taken > budget.max_bytes {

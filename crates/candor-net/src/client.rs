@@ -137,7 +137,15 @@ fn publish_reply(bytes: &[u8]) -> Result<PublishReply, Refusal> {
 }
 
 fn refused(code: RefusalCode, reason: &str) -> Refusal {
-    Refusal::refused(format!("{}: {reason}", code.name()))
+    let reason = format!("{}: {reason}", code.name());
+    match code {
+        // Still busy when the caller's time ran out: not a refusal to answer.
+        RefusalCode::RateLimited | RefusalCode::Unavailable => Refusal {
+            kind: RefusalKind::Busy,
+            reason,
+        },
+        _ => Refusal::refused(reason),
+    }
 }
 
 impl RemoteListing {

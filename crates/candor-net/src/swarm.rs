@@ -275,7 +275,7 @@ impl NetHandle {
         rx.await.map_err(|_| NetError::Stopped)
     }
 
-    /// The peers in the routing table (every one certified), with their addresses.
+    /// The certified peers in the routing table, with their addresses.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -679,7 +679,12 @@ impl Task {
                             .collect::<Vec<_>>()
                     })
                     .collect();
+                // Bootstrap and kept peers enter the table before their certificate is seen:
+                // only the certified ones are peers to show, keep or count as joined.
                 for (peer, addrs) in entries {
+                    if !self.members.certified(&peer) {
+                        continue;
+                    }
                     out.push(PeerInfo {
                         peer,
                         addrs,

@@ -67,6 +67,9 @@ pub(crate) struct PublishResult {
     pub(crate) counter: Option<u32>,
     pub(crate) value: Option<u64>,
     pub(crate) detail: String,
+    /// The id of the evidence the receipt check produced (`candor evidence show ID`).
+    #[serde(default)]
+    pub(crate) evidence: Option<String>,
 }
 
 /// The answer to a publish.

@@ -195,16 +195,35 @@ pub(crate) fn status(conn: Conn) -> Result<(), CliError> {
                 None => String::new(),
             }
         );
-        for id in &m.evidence {
-            println!("WARNING     evidence kept: `candor evidence show {id}`");
+        if m.failed_total > 0 {
+            println!(
+                "WARNING     monitoring found {} failed check(s) since the node started:",
+                m.failed_total
+            );
+            for f in &m.findings {
+                println!(
+                    "            {} on {:?}: {} — {}{}",
+                    f.node,
+                    f.item,
+                    f.kind,
+                    f.detail,
+                    f.evidence
+                        .as_ref()
+                        .map(|id| format!(" (evidence: `candor evidence show {id}`)"))
+                        .unwrap_or_default()
+                );
+            }
         }
     }
     Ok(())
 }
 
-/// Whether a listing node's status is a failed check (a cheat found), rather than a node
-/// that could not or would not answer (a refusal, a time-out, unreachable, over budget).
-fn failed_check(status: &str, kind: Option<&str>) -> bool {
+/// Whether a listing node's status (`receipt`, `verified`, or a misbehaviour's kind) is a
+/// failed check — a cheat found — rather than a node that could not or would not answer in
+/// time (refused before committing to an answer, timed out, unreachable, over budget) or one
+/// whose crashes left more gaps than a buyer takes (`too-many-gaps`, `gap-too-wide`: what an
+/// honest node that crashes often shows too). The first is exit 1, the others exit 3.
+pub(crate) fn failed_check(status: &str, kind: Option<&str>) -> bool {
     let kind = kind.unwrap_or(status);
     !matches!(
         kind,
@@ -214,7 +233,8 @@ fn failed_check(status: &str, kind: Option<&str>) -> bool {
             | "timeout"
             | "unreachable"
             | "over-budget"
-            | "no-receipt"
+            | "too-many-gaps"
+            | "gap-too-wide"
     )
 }
 
@@ -254,8 +274,14 @@ fn publish_verdict(r: &api::PublishAnswer) -> Option<CliError> {
         .find(|n| failed_check(&n.status, None))
     {
         return Some(CliError::Check(format!(
-            "listing node {} failed a check ({}): {}",
-            bad.peer, bad.status, bad.detail
+            "listing node {} failed a check ({}): {}{}",
+            bad.peer,
+            bad.status,
+            bad.detail,
+            bad.evidence
+                .as_ref()
+                .map(|id| format!("; evidence kept: `candor evidence show {id}`"))
+                .unwrap_or_default()
         )));
     }
     partial(ok, r.k, r.listing_nodes.len(), "gave a valid receipt")
@@ -302,7 +328,13 @@ pub(crate) fn stop(conn: Conn) -> Result<(), CliError> {
         })
     };
     let start = std::time::Instant::now();
-    while addr.exists() || process.as_ref().is_some_and(running) {
+    loop {
+        match &process {
+            // The process has ended: done, whether or not it cleaned up after itself.
+            Some(p) if !running(p) => break,
+            None if !addr.exists() => break,
+            _ => {}
+        }
         if start.elapsed() > std::time::Duration::from_secs(60) {
             return Err(CliError::Failed(
                 "the node was asked to stop but is still finishing after 60 s".into(),
@@ -604,6 +636,35 @@ pub(crate) fn utc_date(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::parse_price;
+
+    #[test]
+    fn failed_checks_are_cheats_and_the_rest_is_partial() {
+        use super::failed_check;
+        for partial in [
+            "refused",
+            "timeout",
+            "unreachable",
+            "over-budget",
+            "too-many-gaps",
+        ] {
+            assert!(!failed_check("misbehaviour", Some(partial)), "{partial}");
+        }
+        for cheat in [
+            "refused-after-read",
+            "missing-entry",
+            "equivocation",
+            "gap-over-receipt",
+            "bad-step",
+            "wrong-scheme",
+            "bad-proof",
+        ] {
+            assert!(failed_check("misbehaviour", Some(cheat)), "{cheat}");
+        }
+        assert!(!failed_check("verified", None));
+        assert!(!failed_check("receipt", None));
+        assert!(!failed_check("unreachable", None));
+        assert!(!failed_check("over-budget", Some("over-budget")));
+    }
 
     #[test]
     fn dates_are_civil_utc() {

@@ -168,6 +168,8 @@ fn parse_addrs(list: &[String]) -> Result<Vec<Multiaddr>, CliError> {
 
 async fn serve(args: Args) -> Result<(), CliError> {
     let cfg = load_config(&args)?;
+    let monitor_every =
+        crate::limits::monitor_every(args.monitor_every.or(cfg.monitor_every).unwrap_or(3600))?;
     let k = crate::limits::k(args.k.or(cfg.k).unwrap_or(3))?;
     let publish_to_all =
         !args.publish_to_one && crate::limits::publish_to(cfg.publish_to.as_deref())?;
@@ -235,7 +237,6 @@ async fn serve(args: Args) -> Result<(), CliError> {
     let mut join = bootstrap.clone();
     join.extend(peer_files.kept_peers());
 
-    let monitor_every = args.monitor_every.or(cfg.monitor_every).unwrap_or(3600);
     let config = NetConfig {
         listen: parse_addrs(&listen)?,
         bootstrap: join.clone(),
@@ -396,7 +397,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
     // The committer drains its queue when the last reference goes; the store then closes.
     drop(service);
     // Clients that find no control address know the node is not running.
-    for f in ["control.addr", "control.token"] {
+    for f in ["control.addr", "control.token", "node.pid"] {
         let _ = std::fs::remove_file(args.data.join(f));
     }
     Ok(())

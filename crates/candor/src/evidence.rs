@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 /// At most this many pieces are kept; more are logged and dropped (a node that produces this
 /// much evidence has been reported many times over).
 pub(crate) const MAX_KEPT: usize = 10_000;
-/// The largest evidence file read back.
-const MAX_FILE: u64 = 16 << 20;
+/// The largest evidence file kept and read back: removal evidence carries an item's whole
+/// list, which a checker's byte budget (64 MiB) bounds.
+const MAX_FILE: u64 = 96 << 20;
 
 /// A data folder's evidence.
 #[derive(Debug, Clone)]
@@ -61,7 +62,12 @@ impl EvidenceDir {
             tracing::warn!(%id, "the evidence folder is full ({MAX_KEPT} pieces); not kept");
             return Ok(id);
         }
-        files::write_atomic(&path, &e.to_bytes(), false)?;
+        let bytes = e.to_bytes();
+        if bytes.len() as u64 > MAX_FILE {
+            tracing::warn!(%id, bytes = bytes.len(), "evidence over {MAX_FILE} bytes; not kept");
+            return Ok(id);
+        }
+        files::write_atomic(&path, &bytes, false)?;
         tracing::warn!(%id, kind = e.kind(), "transferable evidence kept in {}", path.display());
         Ok(id)
     }
@@ -159,7 +165,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, FileError> {
         return Err(FileError::Invalid {
             path: path.to_path_buf(),
             what: "evidence file",
-            reason: "over 16 MiB".into(),
+            reason: "over 96 MiB".into(),
         });
     }
     Ok(bytes)

@@ -64,6 +64,17 @@ pub(crate) fn k(k: usize) -> Result<usize, CliError> {
     }
 }
 
+/// Seconds between the node's own monitoring runs: 0 (off) or 1 to a week.
+pub(crate) fn monitor_every(s: u64) -> Result<u64, CliError> {
+    if s <= 7 * 86_400 {
+        Ok(s)
+    } else {
+        Err(CliError::Usage(format!(
+            "monitor_every = {s}: 0 (off) or at most 604800 seconds (a week)"
+        )))
+    }
+}
+
 /// `publish_to` in a config file: "all" (default) or "one".
 pub(crate) fn publish_to(v: Option<&str>) -> Result<bool, CliError> {
     match v {
@@ -92,6 +103,8 @@ mod tests {
         assert!(matches!(k(0), Err(CliError::Usage(_))));
         assert!(matches!(k(21), Err(CliError::Usage(_))));
         assert!(publish_to(Some("bogus")).is_err());
+        assert!(matches!(monitor_every(u64::MAX), Err(CliError::Usage(_))));
+        assert_eq!(monitor_every(0).unwrap(), 0);
         assert!(!publish_to(Some("one")).unwrap());
     }
 }

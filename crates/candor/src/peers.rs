@@ -62,6 +62,14 @@ impl PeerFiles {
     }
 }
 
+fn loopback(a: &Multiaddr) -> bool {
+    a.iter().any(|c| match c {
+        candor_net::Protocol::Ip4(ip) => ip.is_loopback(),
+        candor_net::Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
 fn read_lines(path: &Path, max: usize) -> Vec<String> {
     std::fs::read_to_string(path)
         .map(|t| {
@@ -96,7 +104,15 @@ pub(crate) async fn keep_joined(net: NetHandle, files: PeerFiles, bootstrap: Vec
             sorted.sort_by_key(|p| !p.connected);
             let addrs: Vec<Multiaddr> = sorted
                 .iter()
-                .filter_map(|p| p.addrs.first().map(|a| candor_net::with_peer(a, p.peer)))
+                .filter_map(|p| {
+                    // A routable address before a loopback one: the list is for another start,
+                    // perhaps after the peers moved.
+                    p.addrs
+                        .iter()
+                        .find(|a| !loopback(a))
+                        .or(p.addrs.first())
+                        .map(|a| candor_net::with_peer(a, p.peer))
+                })
                 .collect();
             if let Err(e) = files.keep_peers(&addrs) {
                 tracing::warn!(%e, "cannot save the peer list");

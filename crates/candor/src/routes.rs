@@ -101,7 +101,9 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
     }))
 }
 
+/// One node's part in a publish for the API; evidence its receipt check produced is kept.
 fn result_view(
+    evidence: &crate::evidence::EvidenceDir,
     peer: &candor_net::PeerId,
     r: &Result<AnyReceipt, candor_core::Misbehaviour>,
 ) -> api::PublishResult {
@@ -117,6 +119,7 @@ fn result_view(
                     format!("whole step checked; index {} in the item's list", p.index)
                 }
             },
+            evidence: None,
         },
         Err(m) => api::PublishResult {
             peer: peer.to_string(),
@@ -124,7 +127,25 @@ fn result_view(
             counter: None,
             value: None,
             detail: m.to_string(),
+            evidence: keep_evidence(evidence, m),
         },
+    }
+}
+
+/// Keeps the evidence a check produced, if any; its id.
+fn keep_evidence(
+    evidence: &crate::evidence::EvidenceDir,
+    m: &candor_core::Misbehaviour,
+) -> Option<String> {
+    let candor_core::Misbehaviour::Evidence(e) = m else {
+        return None;
+    };
+    match evidence.keep(e) {
+        Ok(id) => Some(id),
+        Err(err) => {
+            tracing::error!(%err, "cannot keep evidence");
+            None
+        }
     }
 }
 
@@ -188,7 +209,7 @@ async fn publish(
                 listing_nodes: report
                     .results
                     .iter()
-                    .map(|(p, r)| result_view(p, r))
+                    .map(|(p, r)| result_view(&state.evidence, p, r))
                     .collect(),
             })
         },
@@ -234,6 +255,7 @@ async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api
                         counter: Some(r.value().0),
                         value: Some(r.value().1),
                         detail: String::new(),
+                        evidence: None,
                     })
                     .collect(),
             })
@@ -268,15 +290,7 @@ fn node_answer(
     r: &NodeReport,
 ) -> api::NodeAnswer {
     let kept = match r {
-        NodeReport::Misbehaviour(candor_core::Misbehaviour::Evidence(e)) => {
-            match evidence.keep(e) {
-                Ok(id) => Some(id),
-                Err(err) => {
-                    tracing::error!(%err, "cannot keep evidence");
-                    None
-                }
-            }
-        }
+        NodeReport::Misbehaviour(m) => keep_evidence(evidence, m),
         _ => None,
     };
     let (kind, detail, t, offers, gaps, bytes) = match r {

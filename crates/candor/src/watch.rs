@@ -24,7 +24,25 @@ pub(crate) struct Watch {
     pub(crate) unverified: usize,
     /// Evidence ids the runs kept.
     pub(crate) evidence: Vec<String>,
+    /// Failed checks since the node started, and the latest of them (kept even when the
+    /// node answers well again: a cheat found once stays found).
+    pub(crate) failed_total: u64,
+    pub(crate) findings: Vec<Finding>,
 }
+
+/// A failed check the monitoring found.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Finding {
+    pub(crate) at: u64,
+    pub(crate) node: String,
+    pub(crate) item: String,
+    pub(crate) kind: String,
+    pub(crate) detail: String,
+    pub(crate) evidence: Option<String>,
+}
+
+/// Findings kept for `candor status`.
+const MAX_FINDINGS: usize = 50;
 
 /// `every`, moved by up to a quarter either way, so runs do not line up with anything a
 /// listing node could watch for.
@@ -65,7 +83,8 @@ pub(crate) fn run_once(state: &AppState) {
             return;
         }
     };
-    let (mut checked, mut failed, mut unverified, mut evidence) = (0, 0, 0, Vec::new());
+    let (mut checked, mut failed, mut unverified) = (0, 0, 0);
+    let mut found = Vec::new();
     for description in items {
         let Ok(item) = candor_core::Item::new(&description) else {
             continue;
@@ -74,25 +93,29 @@ pub(crate) fn run_once(state: &AppState) {
             Ok(answer) => {
                 for n in &answer.listing_nodes {
                     checked += 1;
-                    match n.status.as_str() {
-                        "verified" => {}
-                        "misbehaviour"
-                            if !matches!(n.kind.as_deref(), Some("refused" | "timeout")) =>
-                        {
-                            failed += 1;
-                            tracing::warn!(
-                                node = %n.peer,
-                                kind = n.kind.as_deref().unwrap_or(""),
-                                evidence = n.evidence.as_deref().unwrap_or("none"),
-                                item = %description,
-                                "MONITORING FOUND A CHEAT: {}", n.detail
-                            );
-                            evidence.extend(n.evidence.clone());
-                        }
-                        _ => {
-                            unverified += 1;
-                            tracing::info!(node = %n.peer, status = %n.status, "monitoring: not verified: {}", n.detail);
-                        }
+                    if n.status == "verified" {
+                        continue;
+                    }
+                    if crate::client::failed_check(&n.status, n.kind.as_deref()) {
+                        failed += 1;
+                        tracing::warn!(
+                            node = %n.peer,
+                            kind = n.kind.as_deref().unwrap_or(""),
+                            evidence = n.evidence.as_deref().unwrap_or("none"),
+                            item = %description,
+                            "MONITORING FOUND A CHEAT: {}", n.detail
+                        );
+                        found.push(Finding {
+                            at: t,
+                            node: n.peer.clone(),
+                            item: description.clone(),
+                            kind: n.kind.clone().unwrap_or_else(|| n.status.clone()),
+                            detail: n.detail.clone(),
+                            evidence: n.evidence.clone(),
+                        });
+                    } else {
+                        unverified += 1;
+                        tracing::warn!(node = %n.peer, status = %n.status, item = %description, "monitoring: a listing node did not verify: {}", n.detail);
                     }
                 }
             }
@@ -105,10 +128,17 @@ pub(crate) fn run_once(state: &AppState) {
         w.checked = checked;
         w.failed = failed;
         w.unverified = unverified;
-        for id in evidence {
-            if !w.evidence.contains(&id) && w.evidence.len() < 1000 {
-                w.evidence.push(id);
+        w.failed_total += found.len() as u64;
+        for f in found {
+            if let Some(id) = &f.evidence {
+                if !w.evidence.contains(id) && w.evidence.len() < 1000 {
+                    w.evidence.push(id.clone());
+                }
             }
+            if w.findings.len() >= MAX_FINDINGS {
+                w.findings.remove(0);
+            }
+            w.findings.push(f);
         }
     }
     tracing::info!(checked, failed, unverified, "monitoring run done");

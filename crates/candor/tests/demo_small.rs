@@ -34,5 +34,8 @@ fn small_demos_over_many_seeds_pass() {
             !text.contains("UNNOTICED") && !text.contains("ACCUSED"),
             "{text}"
         );
+        // Every cheater was caught at least once ("caught on 0" would mean its strategy never
+        // showed: the run would prove nothing about it).
+        assert!(!text.contains("caught on 0"), "seed {seed}: {text}");
     }
 }
