@@ -5,83 +5,15 @@
 
 mod common;
 
-use common::ok;
+use common::{ok, wait_for, Node};
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 fn json(args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
     serde_json::from_str(&ok(&a)).unwrap()
-}
-
-struct Node {
-    data: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(data: &Path, extra: &[String]) -> Self {
-        let _ = std::fs::remove_file(data.join("control.addr"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_candor"));
-        cmd.args(["node", "--data", data.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().unwrap();
-        let start = Instant::now();
-        while !data.join("control.addr").exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "node did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Node {
-            data: data.to_path_buf(),
-            child: Some(child),
-        }
-    }
-
-    fn d(&self) -> &str {
-        self.data.to_str().unwrap()
-    }
-
-    fn addr(&self) -> String {
-        std::fs::read_to_string(self.data.join("node.addr"))
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_string()
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap(); // SIGKILL
-            c.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -110,10 +42,10 @@ fn four_processes_publish_retrieve_and_survive_sigkill() {
             "b",
         ]);
     }
-    let mut nodes = vec![Node::start(&datas[0], &[])];
+    let mut nodes = vec![Node::start(&datas[0], &[] as &[&str])];
     let boot = nodes[0].addr();
     for d in &datas[1..] {
-        nodes.push(Node::start(d, &["--bootstrap".into(), boot.clone()]));
+        nodes.push(Node::start(d, &["--bootstrap", &boot]));
     }
     for n in &nodes {
         wait_for(

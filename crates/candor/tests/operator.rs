@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::ok;
+use common::{ok, wait_for, Node};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// Runs `candor args…`: the exit code and stdout.
 fn run(args: &[&str]) -> (i32, String) {
@@ -23,81 +22,14 @@ fn run(args: &[&str]) -> (i32, String) {
     )
 }
 
-struct Node {
-    data: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        let _ = std::fs::remove_file(data.join("control.addr"));
-        let child = Command::new(env!("CARGO_BIN_EXE_candor"))
-            .args(["node", "--data", data.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for(|| data.join("control.addr").exists(), "the node to start");
-        Node {
-            data: data.to_path_buf(),
-            child: Some(child),
-        }
+fn connected(n: &Node) -> u64 {
+    let (code, out) = run(&["status", "--data", n.d(), "--json"]);
+    if code != 0 {
+        return 0;
     }
-
-    fn d(&self) -> &str {
-        self.data.to_str().unwrap()
-    }
-
-    fn addr(&self) -> String {
-        std::fs::read_to_string(self.data.join("node.addr"))
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_string()
-    }
-
-    /// Stops the node as a user would (SIGTERM) and waits for it.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            Command::new("kill")
-                .arg(c.id().to_string())
-                .status()
-                .unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn connected(&self) -> u64 {
-        let (code, out) = run(&["status", "--data", self.d(), "--json"]);
-        if code != 0 {
-            return 0;
-        }
-        serde_json::from_str::<Value>(&out).unwrap()["connected"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    serde_json::from_str::<Value>(&out).unwrap()["connected"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 fn setup(dir: &Path, n: usize) -> Vec<PathBuf> {
@@ -139,7 +71,7 @@ fn exit_codes_say_the_same_with_and_without_json() {
 
     // A node alone: a publish reaches only itself, one receipt of k = 3: partial (3), with and
     // without --json; the JSON answer still prints, and parses.
-    let mut node = Node::start(&datas[0], &[]);
+    let mut node = Node::start(&datas[0], &[] as &[&str]);
     let publish = |json: bool| {
         let mut a = vec![
             "publish",
@@ -284,7 +216,7 @@ fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
         nodes.push(Node::start(d, &["--bootstrap", &boot]));
     }
     for n in &nodes {
-        wait_for(|| n.connected() >= 2, "the three nodes to connect");
+        wait_for(|| connected(n) >= 2, "the three nodes to connect");
     }
     // Node 1 knew its peers; give it time to keep them, then stop it and start it with no
     // bootstrap at all: same address, and it finds its peers again.
@@ -298,9 +230,9 @@ fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
         "node 1 to keep its peers",
     );
     nodes[1].stop();
-    nodes[1] = Node::start(&datas[1], &[]);
+    nodes[1] = Node::start(&datas[1], &[] as &[&str]);
     assert_eq!(nodes[1].addr(), before, "the port is kept");
-    wait_for(|| nodes[1].connected() >= 2, "node 1 to rejoin");
+    wait_for(|| connected(&nodes[1]) >= 2, "node 1 to rejoin");
     let (code, out) = run(&["peers", "--data", nodes[1].d(), "--json"]);
     assert_eq!(code, 0);
     let peers: Value = serde_json::from_str(&out).unwrap();
@@ -363,12 +295,12 @@ fn a_restarted_node_comes_back_on_its_port_and_rejoins() {
     assert!(out.contains("nothing to monitor"), "{out}");
 
     // A node started alone is told to connect, and `connect` joins it.
-    let lone = Node::start(&datas[3], &[]);
-    assert_eq!(lone.connected(), 0);
+    let lone = Node::start(&datas[3], &[] as &[&str]);
+    assert_eq!(connected(&lone), 0);
     let out = ok(&["peers", "--data", lone.d()]);
     assert!(out.contains("WARNING"), "{out}");
     ok(&["connect", "--data", lone.d(), &boot]);
-    wait_for(|| lone.connected() >= 1, "the lone node to connect");
+    wait_for(|| connected(&lone) >= 1, "the lone node to connect");
     // A wrong address is refused with a usage error.
     assert_eq!(
         run(&["connect", "--data", lone.d(), "/ip4/127.0.0.1/tcp/1"]).0,
