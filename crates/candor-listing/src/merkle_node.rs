@@ -191,35 +191,27 @@ impl<D: TrustedDevice> ListingNode<D> {
         let _ = state;
         // Each batch offer's list index comes from replaying the placements.
         let placements = batch_placements(sp);
-        let appended: Vec<([u8; 32], u64, Vec<u8>)> = sp
-            .batch
-            .iter()
-            .zip(&placements)
-            .map(|(b, (d, i))| (d.0 .0, *i, b.clone()))
-            .collect();
-        // The touched items' leaves after the step, kept for proofs under this root.
+        // Each offer with its list index and the item's chain after it (kept in the row, so
+        // a proof under this root finds the item's leaf without a replay).
         let mut leaves: std::collections::BTreeMap<ItemKey, candor_core::Leaf> = sp
             .old
             .iter()
             .map(|(d, l)| (*d, l.unwrap_or_else(|| candor_core::Leaf::start(d))))
             .collect();
-        for (b, (d, _)) in sp.batch.iter().zip(&placements) {
-            if let Some(l) = leaves.get_mut(d) {
-                *l = l.push(&candor_core::offer_hash(b));
-            }
+        let mut appended: Vec<([u8; 32], u64, [u8; 32], Vec<u8>)> = Vec::new();
+        for (b, (d, i)) in sp.batch.iter().zip(&placements) {
+            let leaf = leaves
+                .entry(*d)
+                .or_insert_with(|| candor_core::Leaf::start(d));
+            *leaf = leaf.push(&candor_core::offer_hash(b));
+            appended.push((d.0 .0, *i, leaf.chain.0, b.clone()));
         }
-        let leaves: Vec<([u8; 32], u64, [u8; 32])> = leaves
-            .into_iter()
-            .filter(|(_, l)| l.n > 0)
-            .map(|(d, l)| (d.0 .0, l.n, l.chain.0))
-            .collect();
         self.store.commit_step(
             h.counter,
             h.value,
             &h.payload(&self.peer),
             &sp.to_bytes(),
             &appended,
-            &leaves,
         )
     }
 

@@ -28,15 +28,17 @@ const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads"
 const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-payload");
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
 const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
-/// Each item's leaf after every step that appended to its list: n (8 bytes, big-endian) and
-/// the chain (32 bytes), so a proof under a past root finds its leaf without a replay.
-const M_LEAVES: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-leaves");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// A scheme-M list row: the step that appended it (8 bytes, big-endian), the item's chain
+/// after it (32 bytes), then the offer.
+const LIST_HEADER: usize = 40;
 
-/// The store's format. 2: scheme-M steps chain their gap steps (step format 3). 3: each
-/// item's leaf is kept per step (`m-leaves`). A store of another format is refused (there is
+/// The store's format. 2: scheme-M steps chain their gap steps (step format 3). 4: each
+/// scheme-M list row holds the step that appended it, the item's chain after it, then the
+/// offer, so the leaf under any past root is found in O(log n) reads (3, never released,
+/// kept the leaves in a table of their own). A store of another format is refused (there is
 /// no migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 3;
+pub const STORE_FORMAT: u64 = 4;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -200,8 +202,6 @@ impl ListingStore {
                 .map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_LISTS).map_err(|e| store.err()(e.into()))?;
-            txn.open_table(M_LEAVES)
-                .map_err(|e| store.err()(e.into()))?;
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)
@@ -451,17 +451,16 @@ impl ListingStore {
         }
     }
 
-    /// Stores a counted scheme-M step, the offers it appends to items' lists (item, index,
-    /// offer) and those items' leaves after it (item, n, chain), advances the counter's head
-    /// and clears the step's pending record — one transaction.
+    /// Stores a counted scheme-M step and the offers it appends to items' lists (item, index,
+    /// the item's chain after the offer, offer), advances the counter's head and clears the
+    /// step's pending record — one transaction.
     pub fn commit_step(
         &self,
         counter: CounterId,
         value: u64,
         payload: &Digest,
         step: &[u8],
-        appended: &[([u8; 32], u64, Vec<u8>)],
-        leaves: &[([u8; 32], u64, [u8; 32])],
+        appended: &[([u8; 32], u64, [u8; 32], Vec<u8>)],
     ) -> Result<(), StoreError> {
         self.injected()?;
         let e = self.err();
@@ -469,27 +468,19 @@ impl ListingStore {
         {
             let mut steps = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
             let mut lists = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
-            let mut leaf_table = txn.open_table(M_LEAVES).map_err(|x| e(x.into()))?;
             let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
             let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
             steps
                 .insert((counter, value), step)
                 .map_err(|x| e(x.into()))?;
-            for (d, i, bytes) in appended {
-                // Each list entry records the step that appended it.
-                let mut rec = Vec::with_capacity(8 + bytes.len());
+            for (d, i, chain, bytes) in appended {
+                // Each list entry records the step that appended it and the chain after it.
+                let mut rec = Vec::with_capacity(LIST_HEADER + bytes.len());
                 rec.extend_from_slice(&value.to_be_bytes());
+                rec.extend_from_slice(chain);
                 rec.extend_from_slice(bytes);
                 lists
                     .insert((d, *i), rec.as_slice())
-                    .map_err(|x| e(x.into()))?;
-            }
-            for (d, n, chain) in leaves {
-                let mut rec = [0u8; 40];
-                rec[..8].copy_from_slice(&n.to_be_bytes());
-                rec[8..].copy_from_slice(chain);
-                leaf_table
-                    .insert((d, value), rec.as_slice())
                     .map_err(|x| e(x.into()))?;
             }
             pending
@@ -569,33 +560,58 @@ impl ListingStore {
             .take(count)
         {
             let (_, v) = row.map_err(|x| e(x.into()))?;
-            out.push(v.value().get(8..).unwrap_or_default().to_vec());
+            out.push(v.value().get(LIST_HEADER..).unwrap_or_default().to_vec());
         }
         Ok(out)
     }
 
-    /// Item `d`'s leaf after step `value` (n and chain), or `None` while its list was empty.
+    /// Item `d`'s leaf after step `value` (n and chain), or `None` while its list was empty:
+    /// the list's rows are in the order their steps were counted, so the last row appended by
+    /// step `value` or earlier is found by bisection.
     pub fn leaf_at(&self, d: &[u8; 32], value: u64) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         let e = self.err();
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let t = txn.open_table(M_LEAVES).map_err(|x| e(x.into()))?;
-        let mut rows = t.range((d, 0)..=(d, value)).map_err(|x| e(x.into()))?;
-        let Some(row) = rows.next_back() else {
+        let t = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
+        let corrupt = |why: &str| StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: why.to_string(),
+        };
+        let row = |i: u64| -> Result<(u64, [u8; 32]), StoreError> {
+            let v = t
+                .get((d, i))
+                .map_err(|x| e(x.into()))?
+                .ok_or_else(|| corrupt("a hole in an item's list"))?;
+            let rec = v.value();
+            match (rec.get(..8), rec.get(8..LIST_HEADER)) {
+                (Some(step), Some(chain)) => Ok((
+                    u64::from_be_bytes(step.try_into().unwrap_or_default()),
+                    chain.try_into().unwrap_or_default(),
+                )),
+                _ => Err(corrupt("a list row shorter than its header")),
+            }
+        };
+        let Some(last) = t
+            .range((d, 0)..=(d, u64::MAX))
+            .map_err(|x| e(x.into()))?
+            .next_back()
+        else {
             return Ok(None);
         };
-        let (_, v) = row.map_err(|x| e(x.into()))?;
-        let rec = v.value();
-        match (rec.get(..8), rec.get(8..)) {
-            (Some(n), Some(chain)) if rec.len() == 40 => {
-                let n = u64::from_be_bytes(n.try_into().unwrap_or_default());
-                let chain: [u8; 32] = chain.try_into().unwrap_or_default();
-                Ok(Some((n, chain)))
+        let n = last.map_err(|x| e(x.into()))?.0.value().1 + 1;
+        // The number of rows appended by steps up to `value`: rows 0..lo.
+        let (mut lo, mut hi) = (0u64, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if row(mid)?.0 <= value {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
-            _ => Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                reason: format!("a leaf record of {} bytes", rec.len()),
-            }),
         }
+        if lo == 0 {
+            return Ok(None);
+        }
+        Ok(Some((lo, row(lo - 1)?.1)))
     }
 
     /// Where the store lives.
@@ -652,17 +668,19 @@ mod tests {
             ListingStore::open(&path).unwrap_err(),
             StoreError::Format { found: 99, .. }
         ));
-        // Format 2 kept no per-step leaves: proofs under its past roots would be wrong.
-        {
-            let db = Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert("format", 2).unwrap();
-            txn.commit().unwrap();
+        // Formats 2 and 3 laid list rows out otherwise: proofs under past roots would be wrong.
+        for old in [2, 3] {
+            {
+                let db = Database::create(&path).unwrap();
+                let txn = db.begin_write().unwrap();
+                txn.open_table(META).unwrap().insert("format", old).unwrap();
+                txn.commit().unwrap();
+            }
+            assert!(matches!(
+                ListingStore::open(&path).unwrap_err(),
+                StoreError::Format { found, .. } if found == old
+            ));
         }
-        assert!(matches!(
-            ListingStore::open(&path).unwrap_err(),
-            StoreError::Format { found: 2, .. }
-        ));
         // A new store gets this format; reopening it works.
         let fresh = dir.path().join("fresh.redb");
         ListingStore::open(&fresh)
