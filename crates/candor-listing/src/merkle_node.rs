@@ -198,7 +198,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             .iter()
             .map(|(d, l)| (*d, l.unwrap_or_else(|| candor_core::Leaf::start(d))))
             .collect();
-        let mut appended: Vec<([u8; 32], u64, [u8; 32], Vec<u8>)> = Vec::new();
+        let mut appended: Vec<candor_store::ListRow> = Vec::new();
         for (b, (d, i)) in sp.batch.iter().zip(&placements) {
             let leaf = leaves
                 .entry(*d)

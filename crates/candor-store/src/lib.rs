@@ -29,6 +29,10 @@ const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
 const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// An offer a scheme-M step appends: the item, its index in the item's list, the item's chain
+/// after it, and the offer.
+pub type ListRow = ([u8; 32], u64, [u8; 32], Vec<u8>);
+
 /// A scheme-M list row: the step that appended it (8 bytes, big-endian), the item's chain
 /// after it (32 bytes), then the offer.
 const LIST_HEADER: usize = 40;
@@ -460,7 +464,7 @@ impl ListingStore {
         value: u64,
         payload: &Digest,
         step: &[u8],
-        appended: &[([u8; 32], u64, [u8; 32], Vec<u8>)],
+        appended: &[ListRow],
     ) -> Result<(), StoreError> {
         self.injected()?;
         let e = self.err();
