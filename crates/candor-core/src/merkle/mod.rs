@@ -1,0 +1,61 @@
+//! Scheme M (DESIGN.md §5): each value of the node's counter is one *step* of an authenticated
+//! map from item key d to d's append-only offer list, leaf_d = (n_d, chain_d) with
+//! chain = H(previous chain ‖ H(offer)). A step's `Inc` binds
+//! `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖ batch_root ‖
+//! batch_len ‖ total_offers)`.
+//!
+//! What each party checks:
+//! - the seller at publish: the whole step ([`verify_step`]): its `Inc`, that prev_root is the
+//!   new_root of the step before, the transition of every touched key from its old list to the
+//!   old list plus its batch offers (no other key changes), and batch_root over exactly the
+//!   batch; then its own offer's index k in d's list and the chain prefix up to k;
+//! - the buyer at retrieve ([`MRetrieval`]): `Read(t, nonce)`, `Inc(t)` and its step header,
+//!   and a proof for d under that root — membership with d's full list, or an empty branch;
+//!   then audits of s sampled steps, with π = s / (t − base) for the worst case reported;
+//! - the seller monitoring: an ordinary retrieve, and its offer still at index k with the same
+//!   chain prefix.
+
+//!
+//! The module is split by what is checked: `leaf` (lists and chains), `step` (what a step says
+//! and its encodings), `verify` (every check a seller, buyer, auditor or monitor runs), `state`
+//! (the node's tree: the prover).
+
+use crate::cert::{CertifiedCounter, SignedCertificate};
+use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::{tags, Digest, TaggedHasher};
+use crate::item::{Item, ItemKey};
+use crate::keys::{PeerId, PublicKey};
+use crate::m_retrieve::{MHead, MOutcome};
+use crate::misbehaviour::Misbehaviour;
+use crate::offer::{SignedOffer, MAX_OFFER_BYTES};
+use crate::smt::{empty, MultiProof, Smt, DEPTH};
+use crate::statement::{CounterId, SignedInc, SignedRead};
+use std::collections::BTreeMap;
+
+/// The version of every scheme-M structure (3: step headers chain their gap steps).
+pub(crate) const VERSION: u8 = 3;
+
+/// How many past trees a node keeps for proofs under past roots (older ones are rebuilt by
+/// replaying the stored steps).
+pub const MAX_HISTORY: usize = 4096;
+
+/// The most offers one step may commit.
+pub const MAX_BATCH: usize = 1024;
+
+/// The most gap steps a head carries (buyers accept fewer: [`crate::Budget::max_gaps`]).
+pub const MAX_GAP_STEPS: usize = 256;
+
+/// The most offers of one item a retrieve page carries.
+pub const MAX_LIST_PAGE: usize = 256;
+
+mod leaf;
+mod state;
+mod step;
+#[cfg(test)]
+mod tests;
+mod verify;
+
+pub use leaf::*;
+pub use state::*;
+pub use step::*;
+pub use verify::*;

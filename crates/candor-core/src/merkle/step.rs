@@ -1,0 +1,322 @@
+//! Steps and their encodings: the header an `Inc` binds, signed steps, step proofs, receipts.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// What one step's `Inc` binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepHeader {
+    /// The counter.
+    pub counter: CounterId,
+    /// The step's value (its `Inc`'s value).
+    pub value: u64,
+    /// The value of the step it follows: `value − 1`, except in a gap step (DESIGN.md §7),
+    /// which follows the last step before values a crash lost (`prev_value + 1 ..= value − 1`)
+    /// and is empty.
+    pub prev_value: u64,
+    /// The root before the step.
+    pub prev_root: Digest,
+    /// The root after it.
+    pub new_root: Digest,
+    /// H over the batch's (item key, offer hash) pairs, in order.
+    pub batch_root: Digest,
+    /// How many offers the batch holds.
+    pub batch_len: u32,
+    /// How many offers all steps up to this one hold.
+    pub total_offers: u64,
+    /// The value of the last gap step on the chain before this step (the counter's base
+    /// when there is none): gap steps chain, so a buyer learns from the step at t exactly
+    /// which values the chain to t skips ([`StepHeader::last_gap`]).
+    pub gap_link: u64,
+}
+
+impl StepHeader {
+    /// The value of the last gap step on the chain up to and including this step: its own
+    /// value for a gap step, else its `gap_link`. The next step's `gap_link` must be this.
+    pub fn last_gap(&self) -> u64 {
+        if self.gap().is_some() {
+            self.value
+        } else {
+            self.gap_link
+        }
+    }
+
+    /// The payload the step's `Inc` must carry: an ordinary step binds
+    /// `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖
+    /// batch_root ‖ batch_len ‖ total_offers)`; a gap step binds the gap notice
+    /// `H("candor/v1/gap" ‖ PeerId ‖ counter ‖ first ‖ last)` followed by the same fields.
+    pub fn payload(&self, peer: &PeerId) -> Digest {
+        let h = match self.gap() {
+            None => TaggedHasher::new("candor/v1/m-step")
+                .var(peer.as_bytes())
+                .u32(self.counter),
+            Some((first, last)) => TaggedHasher::new(tags::GAP)
+                .var(peer.as_bytes())
+                .u32(self.counter)
+                .u64(first)
+                .u64(last),
+        };
+        h.u64(self.prev_value)
+            .fixed(self.prev_root.as_bytes())
+            .fixed(self.new_root.as_bytes())
+            .fixed(self.batch_root.as_bytes())
+            .u32(self.batch_len)
+            .u64(self.total_offers)
+            .u64(self.gap_link)
+            .finish()
+    }
+
+    /// The values a gap step covers (`first`, `last`): none for an ordinary step.
+    pub fn gap(&self) -> Option<(u64, u64)> {
+        let first = self.prev_value.saturating_add(1);
+        (first < self.value).then(|| (first, self.value - 1))
+    }
+}
+
+impl Encode for StepHeader {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION)
+            .u32(self.counter)
+            .u64(self.value)
+            .u64(self.prev_value)
+            .fixed(self.prev_root.as_bytes())
+            .fixed(self.new_root.as_bytes())
+            .fixed(self.batch_root.as_bytes())
+            .u32(self.batch_len)
+            .u64(self.total_offers)
+            .u64(self.gap_link);
+    }
+}
+
+impl Decode for StepHeader {
+    const WHAT: &'static str = "step header";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let counter = r.u32("counter")?;
+        let value = r.u64("value")?;
+        let prev_value = r.u64("prev value")?;
+        if prev_value >= value {
+            return Err(DecodeError::Invalid {
+                field: "prev value",
+                reason: "not below the step's value",
+            });
+        }
+        let header = Self {
+            counter,
+            value,
+            prev_value,
+            prev_root: Digest(r.array("prev root")?),
+            new_root: Digest(r.array("new root")?),
+            batch_root: Digest(r.array("batch root")?),
+            batch_len: r.u32("batch len")?,
+            total_offers: r.u64("total offers")?,
+            gap_link: r.u64("gap link")?,
+        };
+        // The last gap before a step lies at or before the step it follows.
+        if header.gap_link > header.prev_value {
+            return Err(DecodeError::Invalid {
+                field: "gap link",
+                reason: "after the step it follows",
+            });
+        }
+        Ok(header)
+    }
+}
+
+/// A step header with its `Inc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedStep {
+    /// The header.
+    pub header: StepHeader,
+    /// The `Inc` binding it.
+    pub inc: SignedInc,
+}
+
+impl Encode for SignedStep {
+    fn encode_to(&self, w: &mut Writer) {
+        self.header.encode_to(w);
+        self.inc.encode_to(w);
+    }
+}
+
+impl Decode for SignedStep {
+    const WHAT: &'static str = "signed step";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            header: StepHeader::decode_from(r)?,
+            inc: SignedInc::decode_from(r)?,
+        })
+    }
+}
+
+/// H over a batch's (item key, offer hash) pairs, in batch order.
+pub fn batch_root(batch: &[(ItemKey, Digest)]) -> Digest {
+    let mut h = TaggedHasher::new("candor/v1/m-batch").u32(batch.len() as u32);
+    for (d, o) in batch {
+        h = h.fixed(d.0.as_bytes()).fixed(o.as_bytes());
+    }
+    h.finish()
+}
+
+pub(crate) fn encode_opt_step(w: &mut Writer, s: &Option<SignedStep>) {
+    match s {
+        None => {
+            w.u8(0);
+        }
+        Some(s) => {
+            w.u8(1);
+            s.encode_to(w);
+        }
+    }
+}
+
+pub(crate) fn decode_opt_step(r: &mut Reader<'_>) -> Result<Option<SignedStep>, DecodeError> {
+    match r.u8("step present")? {
+        0 => Ok(None),
+        1 => Ok(Some(SignedStep::decode_from(r)?)),
+        kind => Err(DecodeError::UnknownKind {
+            what: "optional step",
+            kind,
+        }),
+    }
+}
+
+/// A whole step as the node serves it to sellers and auditors: the signed header, the step
+/// before it (absent at the base), the batch's offers, the touched keys' old leaves, and the
+/// transition proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepProof {
+    /// This step.
+    pub step: SignedStep,
+    /// The step before (None when this step follows the base value).
+    pub prev: Option<SignedStep>,
+    /// The batch's offers (encoded signed offers), in order.
+    pub batch: Vec<Vec<u8>>,
+    /// Every touched key's leaf before the step (None: absent), sorted by key.
+    pub old: Vec<(ItemKey, Option<Leaf>)>,
+    /// The touched keys' siblings under both roots.
+    pub proof: MultiProof,
+}
+
+impl Encode for StepProof {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        self.step.encode_to(w);
+        encode_opt_step(w, &self.prev);
+        w.u32(self.batch.len() as u32);
+        for b in &self.batch {
+            w.bytes16(b);
+        }
+        w.u32(self.old.len() as u32);
+        for (d, l) in &self.old {
+            w.fixed(d.0.as_bytes());
+            match l {
+                None => {
+                    w.u8(0);
+                }
+                Some(l) => {
+                    w.u8(1);
+                    l.encode_to(w);
+                }
+            }
+        }
+        self.proof.encode_to(w);
+    }
+}
+
+impl Decode for StepProof {
+    const WHAT: &'static str = "step proof";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let step = SignedStep::decode_from(r)?;
+        let prev = decode_opt_step(r)?;
+        let n = r.u32("batch size")? as usize;
+        if n > MAX_BATCH {
+            return Err(DecodeError::TooLong {
+                field: "batch",
+                len: n,
+                max: MAX_BATCH,
+            });
+        }
+        let mut batch = Vec::with_capacity(n);
+        for _ in 0..n {
+            batch.push(r.bytes16(MAX_OFFER_BYTES, "batch offer")?.to_vec());
+        }
+        let m = r.u32("touched keys")? as usize;
+        if m > MAX_BATCH {
+            return Err(DecodeError::TooLong {
+                field: "touched keys",
+                len: m,
+                max: MAX_BATCH,
+            });
+        }
+        let mut old = Vec::with_capacity(m);
+        for _ in 0..m {
+            let d = ItemKey(Digest(r.array("key")?));
+            let l = match r.u8("leaf present")? {
+                0 => None,
+                1 => Some(Leaf::decode_from(r)?),
+                kind => {
+                    return Err(DecodeError::UnknownKind {
+                        what: "old leaf",
+                        kind,
+                    })
+                }
+            };
+            old.push((d, l));
+        }
+        Ok(Self {
+            step,
+            prev,
+            batch,
+            old,
+            proof: MultiProof::decode_from(r)?,
+        })
+    }
+}
+
+/// Where one batch offer landed: its item, its index in the item's list, the chain after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The item.
+    pub item: ItemKey,
+    /// Index k in the item's list.
+    pub index: u64,
+    /// The chain prefix up to and including it.
+    pub chain: Digest,
+}
+
+/// A seller's receipt in scheme M: the whole step (kept as evidence) and where its offer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MReceipt {
+    /// The certificate's id.
+    pub cert_id: Digest,
+    /// The step, as verified.
+    pub step: std::sync::Arc<StepProof>,
+    /// The offer's index in the batch.
+    pub position: u32,
+}
+
+impl Encode for MReceipt {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION)
+            .fixed(self.cert_id.as_bytes())
+            .u32(self.position);
+        w.bytes32(&self.step.to_bytes());
+    }
+}
+
+impl Decode for MReceipt {
+    const WHAT: &'static str = "M receipt";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert_id = Digest(r.array("cert id")?);
+        let position = r.u32("position")?;
+        let step = StepProof::from_bytes(r.bytes32(8 << 20, "step")?)?;
+        Ok(Self {
+            cert_id,
+            step: std::sync::Arc::new(step),
+            position,
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! The checks of scheme M: a step whole (sellers, auditors), a receipt, a monitor, a removal,
+//! a proof under a past root. The prover is elsewhere (`state`).
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(crate) fn check_signed_step(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    s: &SignedStep,
+) -> Result<(), Misbehaviour> {
+    let inc = &s.inc.inc;
+    crate::checks::check_inc(cert, peer, counter, &s.inc)?;
+    if s.header.counter != counter.id {
+        return Err(Misbehaviour::WrongCounter {
+            expected: counter.id,
+            got: s.header.counter,
+        });
+    }
+    if inc.value != s.header.value || inc.payload != s.header.payload(peer) {
+        return Err(Misbehaviour::BadStep(
+            "the Inc does not bind this step header",
+        ));
+    }
+    Ok(())
+}
+
+/// The root after step `value`: the empty root at the base (and no step), else the signed
+/// step at exactly that value.
+pub(crate) fn root_at(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    step: Option<&SignedStep>,
+    value: u64,
+) -> Result<Digest, Misbehaviour> {
+    match (step, value == counter.initial) {
+        (None, true) => Ok(empty_root()),
+        (Some(s), false) => {
+            check_signed_step(cert, peer, counter, s)?;
+            if s.header.value != value {
+                return Err(Misbehaviour::BadStep(
+                    "the step is not the one at that value",
+                ));
+            }
+            Ok(s.header.new_root)
+        }
+        _ => Err(Misbehaviour::BadStep(
+            "the step at that value is missing or extra",
+        )),
+    }
+}
+
+/// Checks a whole step (DESIGN.md §5, the seller's and the auditor's check). Returns where
+/// each batch offer landed, in batch order.
+pub fn verify_step(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    sp: &StepProof,
+) -> Result<Vec<Placement>, Misbehaviour> {
+    let counter = crate::checks::require_stepped(cert)?;
+    check_signed_step(cert, peer, &counter, &sp.step)?;
+    let h = &sp.step.header;
+    if h.prev_value < counter.initial || h.prev_value >= h.value {
+        return Err(Misbehaviour::BadStep(
+            "the step follows a value outside the counter's range",
+        ));
+    }
+    if h.gap().is_some() && (h.batch_len != 0 || !sp.batch.is_empty()) {
+        return Err(Misbehaviour::BadStep("a gap step holds offers"));
+    }
+    // Chaining with the step before (for a gap step, the last step before the lost values).
+    let (prev_root, prev_total, prev_last_gap) = if h.prev_value == counter.initial {
+        if sp.prev.is_some() {
+            return Err(Misbehaviour::BadStep("a step before the first step"));
+        }
+        (empty_root(), 0, counter.initial)
+    } else {
+        let prev = sp
+            .prev
+            .as_ref()
+            .ok_or(Misbehaviour::BadStep("the step before is missing"))?;
+        check_signed_step(cert, peer, &counter, prev)?;
+        if prev.header.value != h.prev_value {
+            return Err(Misbehaviour::BadStep(
+                "the step before is not the one before",
+            ));
+        }
+        (
+            prev.header.new_root,
+            prev.header.total_offers,
+            prev.header.last_gap(),
+        )
+    };
+    if h.gap_link != prev_last_gap {
+        return Err(Misbehaviour::BadStep(
+            "the step's gap link is not the last gap step before it",
+        ));
+    }
+    if h.prev_root != prev_root {
+        return Err(match &sp.prev {
+            Some(prev) => {
+                Misbehaviour::Evidence(Box::new(crate::misbehaviour::Evidence::RootsDoNotChain {
+                    cert: cert.clone(),
+                    a: Box::new(prev.clone()),
+                    b: Box::new(sp.step.clone()),
+                }))
+            }
+            None => Misbehaviour::BadStep("the first step does not start from the empty root"),
+        });
+    }
+    if h.batch_len as usize != sp.batch.len()
+        || prev_total.checked_add(u64::from(h.batch_len)) != Some(h.total_offers)
+    {
+        return Err(Misbehaviour::BadStep(
+            "the batch length or the offer total is wrong",
+        ));
+    }
+    // The batch: each a valid offer; batch_root over exactly these.
+    let mut pairs = Vec::with_capacity(sp.batch.len());
+    for bytes in &sp.batch {
+        let o = SignedOffer::from_bytes(bytes)
+            .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
+        o.verify()
+            .map_err(|_| Misbehaviour::BadStep("a batch offer is invalid"))?;
+        pairs.push((o.offer.key, offer_hash(bytes)));
+    }
+    if batch_root(&pairs) != h.batch_root {
+        return Err(Misbehaviour::BadStep(
+            "batch_root does not cover exactly the batch",
+        ));
+    }
+    // Touched keys: exactly the batch's items, sorted, each with its old leaf.
+    let mut touched: BTreeMap<ItemKey, Option<Leaf>> = BTreeMap::new();
+    for (d, _) in &pairs {
+        touched.insert(*d, None);
+    }
+    if sp.old.len() != touched.len() || sp.old.iter().zip(touched.keys()).any(|((a, _), b)| a != b)
+    {
+        return Err(Misbehaviour::BadStep(
+            "the touched keys are not the batch's items",
+        ));
+    }
+    for (d, l) in &sp.old {
+        touched.insert(*d, *l);
+    }
+    let mut cur: BTreeMap<ItemKey, Leaf> = touched
+        .iter()
+        .map(|(d, l)| (*d, l.unwrap_or_else(|| Leaf::start(d))))
+        .collect();
+    let mut placements = Vec::with_capacity(pairs.len());
+    for (d, oh) in &pairs {
+        let Some(l) = cur.get_mut(d) else {
+            return Err(Misbehaviour::BadStep("a batch item is not touched"));
+        };
+        let index = l.n;
+        *l = l
+            .checked_push(oh)
+            .ok_or(Misbehaviour::BadStep("an item's list length overflows"))?;
+        placements.push(Placement {
+            item: *d,
+            index,
+            chain: l.chain,
+        });
+    }
+    if pairs.is_empty() {
+        if h.new_root != h.prev_root || !sp.old.is_empty() {
+            return Err(Misbehaviour::BadStep("an empty step changed the root"));
+        }
+        return Ok(placements);
+    }
+    let old_leaves: Vec<([u8; 32], Option<Digest>)> = sp
+        .old
+        .iter()
+        .map(|(d, l)| (d.0 .0, l.map(|l| l.value_hash())))
+        .collect();
+    let new_leaves: Vec<([u8; 32], Option<Digest>)> = cur
+        .iter()
+        .map(|(d, l)| (d.0 .0, Some(l.value_hash())))
+        .collect();
+    let bad = |_| Misbehaviour::BadStep("the transition proof does not fit");
+    if sp.proof.root(&old_leaves).map_err(bad)? != h.prev_root {
+        return Err(Misbehaviour::BadStep(
+            "the touched keys' old leaves are not under prev_root",
+        ));
+    }
+    if sp.proof.root(&new_leaves).map_err(bad)? != h.new_root {
+        return Err(Misbehaviour::BadStep(
+            "new_root is not the old tree with exactly the batch appended",
+        ));
+    }
+    Ok(placements)
+}
+
+/// The seller's check of an M receipt: the whole step verifies and holds its offer.
+pub fn check_m_receipt(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    cert: &SignedCertificate,
+    offer: &SignedOffer,
+    receipt: &MReceipt,
+) -> Result<Placement, Misbehaviour> {
+    cert.verify_for(trusted, peer)?;
+    if receipt.cert_id != cert.id() {
+        return Err(Misbehaviour::BadReceipt("it names another certificate"));
+    }
+    let placements = verify_step(cert, peer, &receipt.step)?;
+    let i = receipt.position as usize;
+    match (receipt.step.batch.get(i), placements.get(i)) {
+        (Some(b), Some(p)) if *b == offer.to_bytes() => Ok(*p),
+        _ => Err(Misbehaviour::BadReceipt(
+            "the step does not hold the offer at that position",
+        )),
+    }
+}
+
+/// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
+/// still at index k with the same chain prefix. Otherwise transferable removal evidence: the
+/// receipted step and the later signed step with d's list under its root.
+pub fn check_monitor(
+    receipt: &MReceipt,
+    offer: &SignedOffer,
+    placement: &Placement,
+    outcome: &MOutcome,
+) -> Result<(), Misbehaviour> {
+    if receipt.cert_id != outcome.cert.id() {
+        return Err(Misbehaviour::OtherCertificate);
+    }
+    let k = placement.index as usize;
+    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
+    let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
+        && leaf_of(&placement.item, lists.iter().take(k + 1).map(Vec::as_slice)).chain
+            == placement.chain;
+    if intact {
+        return Ok(());
+    }
+    match &outcome.step {
+        Some(later) => Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::Removal {
+                cert: outcome.cert.clone(),
+                receipt: Box::new((*receipt.step).clone()),
+                position: receipt.position,
+                later: Box::new(later.clone()),
+                proof: outcome.proof.clone(),
+                list: lists,
+            },
+        ))),
+        None => Err(Misbehaviour::Removed {
+            index: placement.index,
+            now: outcome.offers.len() as u64,
+        }),
+    }
+}
+
+/// Checks removal evidence (see [`crate::Evidence::Removal`]).
+pub(crate) fn verify_removal(
+    cert: &SignedCertificate,
+    receipt: &StepProof,
+    position: u32,
+    later: &SignedStep,
+    proof: &MultiProof,
+    list: &[Vec<u8>],
+) -> Result<String, &'static str> {
+    let peer = &cert.cert.peer;
+    let placements =
+        verify_step(cert, peer, receipt).map_err(|_| "the receipted step does not verify")?;
+    let p = placements
+        .get(position as usize)
+        .ok_or("no offer at that position")?;
+    let counter = crate::checks::require_stepped(cert).map_err(|_| "not a scheme-M certificate")?;
+    check_signed_step(cert, peer, &counter, later)
+        .map_err(|_| "the later step is not signed by the device")?;
+    if later.header.value < receipt.step.header.value {
+        return Err("the later step is not later");
+    }
+    let n = list.len() as u64;
+    let value = (n > 0).then(|| leaf_of(&p.item, list.iter().map(Vec::as_slice)).value_hash());
+    proof
+        .verify(&later.header.new_root, &[(p.item.0 .0, value)])
+        .map_err(|_| "the list is not the one under the later root")?;
+    let k = p.index as usize;
+    if list.len() <= k {
+        return Ok(format!(
+            "node {} receipted an offer at index {k} of an item's list in step {}, and step {} signs a list of {n}",
+            peer.short(),
+            receipt.step.header.value,
+            later.header.value
+        ));
+    }
+    if leaf_of(&p.item, list.iter().take(k + 1).map(Vec::as_slice)).chain != p.chain {
+        return Ok(format!(
+            "node {} signed in step {} a list whose prefix up to index {k} differs from the one it receipted in step {}",
+            peer.short(),
+            later.header.value,
+            receipt.step.header.value
+        ));
+    }
+    Err("the receipted offer is still there")
+}
+
+/// A proof for an item under the root after a past step: the step's signed header, the item's
+/// leaf then (how many offers its list held, and their chain), and the proof of that leaf.
+/// The list itself comes in pages, after the leaf is checked ([`past_len`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MPast {
+    /// The node's certificate.
+    pub cert: SignedCertificate,
+    /// The step (None at the base value, whose root is the empty root).
+    pub step: Option<SignedStep>,
+    /// The step's value.
+    pub value: u64,
+    /// d's leaf after that step (None: absent).
+    pub leaf: Option<Leaf>,
+    /// The proof for d's leaf under that step's root.
+    pub proof: MultiProof,
+}
+
+impl Encode for MPast {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
+        encode_opt_step(w, &self.step);
+        Leaf::encode_opt(w, &self.leaf);
+        self.proof.encode_to(w);
+    }
+}
+
+impl Decode for MPast {
+    const WHAT: &'static str = "past proof";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let value = r.u64("value")?;
+        let step = decode_opt_step(r)?;
+        Ok(Self {
+            cert,
+            step,
+            value,
+            leaf: Leaf::decode_opt(r)?,
+            proof: MultiProof::decode_from(r)?,
+        })
+    }
+}
+
+/// Checks the leaf of `item` under the root of the past step `value` the checker asked for;
+/// returns how many offers the list held then (bound under the signed root, so a budget can
+/// be applied before anything is fetched).
+pub fn past_len(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    item: &Item,
+    value: u64,
+    past: &MPast,
+) -> Result<u64, Misbehaviour> {
+    past.cert.verify_for(trusted, peer)?;
+    let counter = crate::checks::require_stepped(&past.cert)?;
+    if past.value != value {
+        return Err(Misbehaviour::BadStep(
+            "the proof is under another step than the one asked for",
+        ));
+    }
+    let root = root_at(&past.cert, peer, &counter, past.step.as_ref(), past.value)?;
+    let d = item.key();
+    past.proof
+        .verify(&root, &[(d.0 .0, past.leaf.map(|l| l.value_hash()))])
+        .map_err(|_| Misbehaviour::BadProof("the leaf is not the one under that step's root"))?;
+    Ok(past.leaf.map_or(0, |l| l.n))
+}
+
+/// Checks a proof for `item` under a past step's root with the item's list as it was then
+/// (`list`, the first n offers), for the step `value` the checker asked for. Returns the offers.
+pub fn verify_past(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    item: &Item,
+    value: u64,
+    past: &MPast,
+    list: &[Vec<u8>],
+) -> Result<Vec<SignedOffer>, Misbehaviour> {
+    let n = past_len(trusted, peer, item, value, past)?;
+    if list.len() as u64 != n {
+        return Err(Misbehaviour::Truncated {
+            next: list.len() as u64,
+            t: n,
+        });
+    }
+    let d = item.key();
+    let got = (!list.is_empty()).then(|| leaf_of(&d, list.iter().map(Vec::as_slice)));
+    if got != past.leaf {
+        return Err(Misbehaviour::BadProof(
+            "the list is not the one under that step's root",
+        ));
+    }
+    list.iter()
+        .map(|b| {
+            let o = SignedOffer::from_bytes(b)
+                .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
+            if o.offer.key != d || o.verify().is_err() {
+                return Err(Misbehaviour::BadStep("the list holds an invalid offer"));
+            }
+            Ok(o)
+        })
+        .collect()
+}
