@@ -53,10 +53,10 @@ pub use entry::{
 pub use hash::{sha256, tags, Digest, TaggedHasher};
 pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
-pub use m_retrieve::{MHead, MOutcome, MPage, MPageRequest, MRetrieval};
+pub use m_retrieve::{check_monitor, MOutcome, MPage, MPageRequest, MRetrieval};
 pub use merkle::{
-    batch_root, chain_next, chain_start, check_m_receipt, check_monitor, empty_root, leaf_of,
-    offer_hash, past_len, verify_past, verify_step, Leaf, MPast, MReceipt, MState, Placement,
+    batch_root, chain_next, chain_start, check_m_receipt, empty_root, leaf_of, offer_hash,
+    past_len, verify_past, verify_step, Leaf, MHead, MPast, MReceipt, MState, Placement,
     PreparedStep, SignedStep, StepHeader, StepProof, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY,
     MAX_LIST_PAGE,
 };

@@ -30,76 +30,13 @@ use crate::hash::Digest;
 use crate::item::{Item, ItemKey};
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
-    check_signed_step, leaf_of, root_at, Leaf, SignedStep, StepProof, MAX_GAP_STEPS, MAX_LIST_PAGE,
-    VERSION,
+    check_signed_step, leaf_of, root_at, Leaf, MHead, MReceipt, Placement, SignedStep, StepProof,
+    MAX_GAP_STEPS, MAX_LIST_PAGE, VERSION,
 };
 use crate::misbehaviour::{BudgetKind, Evidence, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
 use crate::smt::MultiProof;
-use crate::statement::{SignedInc, SignedRead};
-
-/// The node's first answer to a scheme-M retrieve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MHead {
-    /// The certificate.
-    pub cert: SignedCertificate,
-    /// `Read(t, nonce)`.
-    pub read: SignedRead,
-    /// The step at t (None when t is the base value).
-    pub step: Option<SignedStep>,
-    /// d's leaf under that step's root (None: d is absent).
-    pub leaf: Option<Leaf>,
-    /// The proof for d's leaf under that root.
-    pub proof: MultiProof,
-    /// The gap steps on the chain to t, newest first, each the one the previous names.
-    pub gaps: Vec<SignedStep>,
-}
-
-impl Encode for MHead {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION).bytes32(&self.cert.to_bytes());
-        self.read.encode_to(w);
-        crate::merkle::encode_opt_step(w, &self.step);
-        Leaf::encode_opt(w, &self.leaf);
-        self.proof.encode_to(w);
-        w.u16(self.gaps.len() as u16);
-        for g in &self.gaps {
-            g.encode_to(w);
-        }
-    }
-}
-
-impl Decode for MHead {
-    const WHAT: &'static str = "M head";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
-        let read = SignedRead::decode_from(r)?;
-        let step = crate::merkle::decode_opt_step(r)?;
-        let leaf = Leaf::decode_opt(r)?;
-        let proof = MultiProof::decode_from(r)?;
-        let n = r.u16("gap steps")? as usize;
-        if n > MAX_GAP_STEPS {
-            return Err(DecodeError::TooLong {
-                field: "gap steps",
-                len: n,
-                max: MAX_GAP_STEPS,
-            });
-        }
-        let mut gaps = Vec::with_capacity(n);
-        for _ in 0..n {
-            gaps.push(SignedStep::decode_from(r)?);
-        }
-        Ok(Self {
-            cert,
-            read,
-            step,
-            leaf,
-            proof,
-            gaps,
-        })
-    }
-}
+use crate::statement::SignedInc;
 
 /// A page of an item's list: offers `from ..` in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -666,4 +603,42 @@ fn check_known(
         }
     }
     Ok(())
+}
+
+/// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
+/// still at index k with the same chain prefix. Otherwise transferable removal evidence: the
+/// receipted step and the later signed step with d's list under its root.
+pub fn check_monitor(
+    receipt: &MReceipt,
+    offer: &SignedOffer,
+    placement: &Placement,
+    outcome: &MOutcome,
+) -> Result<(), Misbehaviour> {
+    if receipt.cert_id != outcome.cert.id() {
+        return Err(Misbehaviour::OtherCertificate);
+    }
+    let k = placement.index as usize;
+    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
+    let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
+        && leaf_of(&placement.item, lists.iter().take(k + 1).map(Vec::as_slice)).chain
+            == placement.chain;
+    if intact {
+        return Ok(());
+    }
+    match &outcome.step {
+        Some(later) => Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::Removal {
+                cert: outcome.cert.clone(),
+                receipt: Box::new((*receipt.step).clone()),
+                position: receipt.position,
+                later: Box::new(later.clone()),
+                proof: outcome.proof.clone(),
+                list: lists,
+            },
+        ))),
+        None => Err(Misbehaviour::Removed {
+            index: placement.index,
+            now: outcome.offers.len() as u64,
+        }),
+    }
 }

@@ -320,3 +320,66 @@ impl Decode for MReceipt {
         })
     }
 }
+
+/// The node's first answer to a scheme-M retrieve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MHead {
+    /// The certificate.
+    pub cert: SignedCertificate,
+    /// `Read(t, nonce)`.
+    pub read: SignedRead,
+    /// The step at t (None when t is the base value).
+    pub step: Option<SignedStep>,
+    /// d's leaf under that step's root (None: d is absent).
+    pub leaf: Option<Leaf>,
+    /// The proof for d's leaf under that root.
+    pub proof: MultiProof,
+    /// The gap steps on the chain to t, newest first, each the one the previous names.
+    pub gaps: Vec<SignedStep>,
+}
+
+impl Encode for MHead {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).bytes32(&self.cert.to_bytes());
+        self.read.encode_to(w);
+        encode_opt_step(w, &self.step);
+        Leaf::encode_opt(w, &self.leaf);
+        self.proof.encode_to(w);
+        w.u16(self.gaps.len() as u16);
+        for g in &self.gaps {
+            g.encode_to(w);
+        }
+    }
+}
+
+impl Decode for MHead {
+    const WHAT: &'static str = "M head";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let read = SignedRead::decode_from(r)?;
+        let step = decode_opt_step(r)?;
+        let leaf = Leaf::decode_opt(r)?;
+        let proof = MultiProof::decode_from(r)?;
+        let n = r.u16("gap steps")? as usize;
+        if n > MAX_GAP_STEPS {
+            return Err(DecodeError::TooLong {
+                field: "gap steps",
+                len: n,
+                max: MAX_GAP_STEPS,
+            });
+        }
+        let mut gaps = Vec::with_capacity(n);
+        for _ in 0..n {
+            gaps.push(SignedStep::decode_from(r)?);
+        }
+        Ok(Self {
+            cert,
+            read,
+            step,
+            leaf,
+            proof,
+            gaps,
+        })
+    }
+}

@@ -1,7 +1,7 @@
 use super::*;
 use crate::cert::{Authority, EnrolRequest, Registry, Scheme};
 use crate::keys::Keypair;
-use crate::m_retrieve::{MPage, MRetrieval};
+use crate::m_retrieve::{check_monitor, MOutcome, MPage, MRetrieval};
 use crate::offer::Currency;
 use crate::statement::Ed25519StatementSigner;
 use rand_core::OsRng;

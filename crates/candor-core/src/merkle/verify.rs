@@ -215,44 +215,6 @@ pub fn check_m_receipt(
     }
 }
 
-/// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
-/// still at index k with the same chain prefix. Otherwise transferable removal evidence: the
-/// receipted step and the later signed step with d's list under its root.
-pub fn check_monitor(
-    receipt: &MReceipt,
-    offer: &SignedOffer,
-    placement: &Placement,
-    outcome: &MOutcome,
-) -> Result<(), Misbehaviour> {
-    if receipt.cert_id != outcome.cert.id() {
-        return Err(Misbehaviour::OtherCertificate);
-    }
-    let k = placement.index as usize;
-    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
-    let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
-        && leaf_of(&placement.item, lists.iter().take(k + 1).map(Vec::as_slice)).chain
-            == placement.chain;
-    if intact {
-        return Ok(());
-    }
-    match &outcome.step {
-        Some(later) => Err(Misbehaviour::Evidence(Box::new(
-            crate::misbehaviour::Evidence::Removal {
-                cert: outcome.cert.clone(),
-                receipt: Box::new((*receipt.step).clone()),
-                position: receipt.position,
-                later: Box::new(later.clone()),
-                proof: outcome.proof.clone(),
-                list: lists,
-            },
-        ))),
-        None => Err(Misbehaviour::Removed {
-            index: placement.index,
-            now: outcome.offers.len() as u64,
-        }),
-    }
-}
-
 /// Checks removal evidence (see [`crate::Evidence::Removal`]).
 pub(crate) fn verify_removal(
     cert: &SignedCertificate,
