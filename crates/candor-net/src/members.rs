@@ -27,6 +27,13 @@ enum State {
     Not(Instant),
 }
 
+/// Where a lookup's members are sent once known.
+pub(crate) type MembersReply =
+    tokio::sync::oneshot::Sender<Result<Vec<PeerId>, crate::swarm::NetError>>;
+
+/// A lookup waiting for certificates: its candidates (closest first), the reply, the deadline.
+pub(crate) type Waiting = (Vec<PeerId>, MembersReply, Instant);
+
 /// What the selection of Δ(d) came to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Selection {
@@ -114,6 +121,32 @@ impl Members {
     /// Whether `peer` showed a valid certificate.
     pub(crate) fn certified(&self, peer: &PeerId) -> bool {
         matches!(self.states.get(peer), Some(State::Certified))
+    }
+
+    /// Answers the lookups in `waiting` whose members are known (or whose time to wait is
+    /// over) and keeps the others; returns the peers whose certificates to ask for.
+    pub(crate) fn serve(
+        &self,
+        waiting: &mut Vec<Waiting>,
+        k: usize,
+        me: PeerId,
+        now: Instant,
+    ) -> Vec<PeerId> {
+        let mut ask = Vec::new();
+        let mut still = Vec::new();
+        for (sorted, reply, deadline) in std::mem::take(waiting) {
+            match self.select(&sorted, k, me, now, deadline) {
+                Selection::Done(members) => {
+                    let _ = reply.send(Ok(members));
+                }
+                Selection::Wait(peers) => {
+                    ask.extend(peers);
+                    still.push((sorted, reply, deadline));
+                }
+            }
+        }
+        *waiting = still;
+        ask
     }
 
     /// The first `k` members among `sorted` (closest first; `me` counts without a

@@ -13,7 +13,7 @@
 //! [`Market`]: crate::Market
 
 use crate::codec::BytesCodec;
-use crate::members::{Members, Selection};
+use crate::members::{Members, MembersReply, Waiting};
 use crate::swarm::{Command, NetError, NetHandle, NetStatus, Proto};
 use crate::wire::{
     RetrieveMsg, KAD_PROTOCOL, MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE, RETRIEVE_PROTOCOL,
@@ -49,11 +49,6 @@ struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     retrieve: request_response::Behaviour<BytesCodec>,
 }
-
-/// Where Δ(d) is sent once found.
-type MembersReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
-/// A lookup waiting for certificates: candidates closest first, the reply, the deadline.
-type Waiting = (Vec<PeerId>, MembersReply, Instant);
 
 /// Starts a reader with a fresh identity that knows `addresses` (its node's peers closest to
 /// what it will read, and the peers it will read from); `me` is its node (a member of Δ(d)
@@ -238,21 +233,9 @@ impl ReaderTask {
 
     /// Answers the lookups whose members are known (or whose time to wait is over).
     fn serve_waiting(&mut self) {
-        let now = Instant::now();
-        let mut ask = Vec::new();
-        let mut still = Vec::new();
-        for (sorted, reply, deadline) in std::mem::take(&mut self.waiting) {
-            match self.members.select(&sorted, self.k, self.me, now, deadline) {
-                Selection::Done(members) => {
-                    let _ = reply.send(Ok(members));
-                }
-                Selection::Wait(peers) => {
-                    ask.extend(peers);
-                    still.push((sorted, reply, deadline));
-                }
-            }
-        }
-        self.waiting = still;
+        let ask = self
+            .members
+            .serve(&mut self.waiting, self.k, self.me, Instant::now());
         for p in ask {
             self.ask_cert(p);
         }

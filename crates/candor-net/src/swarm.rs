@@ -131,10 +131,6 @@ struct Behaviour {
 
 type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
-/// A lookup whose answer waits for certificates: key, candidates (closest first), reply,
-/// deadline.
-type Waiting = (Vec<u8>, Vec<PeerId>, Reply<Vec<PeerId>>, Instant);
-
 pub(crate) enum Command {
     Request {
         proto: Proto,
@@ -560,7 +556,7 @@ struct Task {
     cert_requests: HashMap<OutboundRequestId, PeerId>,
     /// Lookups whose answer waits for certificates: key, candidates (closest first), reply,
     /// deadline.
-    waiting: Vec<Waiting>,
+    waiting: Vec<crate::members::Waiting>,
     bootstraps: HashMap<kad::QueryId, Reply<()>>,
 }
 
@@ -764,22 +760,10 @@ impl Task {
 
     /// Answers the lookups whose members are known (or whose time to wait is over).
     fn serve_waiting(&mut self) {
-        let now = Instant::now();
         let me = *self.swarm.local_peer_id();
-        let mut ask = Vec::new();
-        let mut still = Vec::new();
-        for (key, sorted, reply, deadline) in std::mem::take(&mut self.waiting) {
-            match self.members.select(&sorted, self.k, me, now, deadline) {
-                crate::members::Selection::Done(members) => {
-                    let _ = reply.send(Ok(members));
-                }
-                crate::members::Selection::Wait(peers) => {
-                    ask.extend(peers);
-                    still.push((key, sorted, reply, deadline));
-                }
-            }
-        }
-        self.waiting = still;
+        let ask = self
+            .members
+            .serve(&mut self.waiting, self.k, me, Instant::now());
         for p in ask {
             self.ask_cert(p);
         }
@@ -843,7 +827,7 @@ impl Task {
                         };
                         let sorted = self.sorted(&key, peers.into_iter());
                         let deadline = Instant::now() + Duration::from_secs(5);
-                        self.waiting.push((key, sorted, reply, deadline));
+                        self.waiting.push((sorted, reply, deadline));
                         self.serve_waiting();
                     }
                 }
