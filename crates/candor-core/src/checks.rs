@@ -1,7 +1,7 @@
 //! The checks every party runs on a device statement: signed by the certified device, naming
 //! it and the node spoken to, on the expected counter, above the counter's base.
 
-use crate::cert::{CertifiedCounter, Scheme, SignedCertificate};
+use crate::cert::{CertifiedCounter, Protocol, SignedCertificate};
 use crate::keys::PeerId;
 use crate::misbehaviour::Misbehaviour;
 use crate::statement::{SignedInc, SignedRead};
@@ -86,10 +86,10 @@ fn subject(
 /// A reply of the counted kind (schemes B and C: `Read`, pages of `Inc`s, entry receipts) is
 /// checked only for a node whose certificate names B or C.
 pub(crate) fn require_counted(cert: &SignedCertificate) -> Result<(), Misbehaviour> {
-    match cert.cert.scheme {
-        Scheme::Basic | Scheme::Counters => Ok(()),
-        certified => Err(Misbehaviour::WrongScheme {
-            certified,
+    match cert.cert.scheme.protocol() {
+        Protocol::Entries => Ok(()),
+        Protocol::Steps => Err(Misbehaviour::WrongScheme {
+            certified: cert.cert.scheme,
             answered: "B/C",
         }),
     }
@@ -98,13 +98,13 @@ pub(crate) fn require_counted(cert: &SignedCertificate) -> Result<(), Misbehavio
 /// A reply of the stepped kind (scheme M: steps, step receipts, proofs under roots) is checked
 /// only for a node whose certificate names M; returns its one counter.
 pub(crate) fn require_stepped(cert: &SignedCertificate) -> Result<CertifiedCounter, Misbehaviour> {
-    match (cert.cert.scheme, cert.cert.counters.as_slice()) {
-        (Scheme::Merkle, [counter]) => Ok(*counter),
-        (Scheme::Merkle, _) => Err(Misbehaviour::Certificate(
+    match (cert.cert.scheme.protocol(), cert.cert.counters.as_slice()) {
+        (Protocol::Steps, [counter]) => Ok(*counter),
+        (Protocol::Steps, _) => Err(Misbehaviour::Certificate(
             crate::cert::CertError::BadCounters("scheme M has one counter"),
         )),
-        (certified, _) => Err(Misbehaviour::WrongScheme {
-            certified,
+        (Protocol::Entries, _) => Err(Misbehaviour::WrongScheme {
+            certified: cert.cert.scheme,
             answered: "M",
         }),
     }

@@ -43,12 +43,13 @@ pub mod tpm;
 pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
 pub use cert::{
     Authority, CertError, Certificate, CertifiedCounter, Endorsement, EnrolRequest,
-    PendingEnrolment, Registry, Residence, Scheme, SignedCertificate, MAX_COUNTERS,
+    PendingEnrolment, Protocol, Registry, Residence, Scheme, SignedCertificate, MAX_CERT_BYTES,
+    MAX_COUNTERS,
 };
 pub use encoding::{Decode, DecodeError, Encode, Reader, Writer};
 pub use entry::{
-    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead,
-    RetrieveRequest, MAX_ENTRY_BYTES, MAX_PAGE_ITEMS,
+    entry_payload, gap_payload, head_certificate, Page, PageItem, PageRequest, Receipt,
+    RetrieveHead, RetrieveRequest, MAX_ENTRY_BYTES, MAX_PAGE_ITEMS,
 };
 pub use hash::{sha256, tags, Digest, TaggedHasher};
 pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};

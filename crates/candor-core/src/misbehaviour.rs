@@ -614,7 +614,8 @@ impl Decode for Evidence {
                 kind,
             });
         }
-        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let cert =
+            SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
         Ok(match kind {
             1 => Self::Equivocation {
                 cert,

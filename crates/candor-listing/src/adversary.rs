@@ -3,11 +3,11 @@
 //! Each [`Strategy`] is something a rational listing node might try (DESIGN.md §2). The node
 //! keeps a real device and a real store; it cheats only in what it counts and what it sends.
 
-use crate::flows::{Listing, PublishReply, Refusal};
+use crate::listing::{Listing, Query, Refusal};
 use crate::node::{ListingNode, MAX_PAGE_BYTES};
 use candor_core::{
     CounterId, Currency, Decode, Encode, Item, ItemKey, Keypair, Page, PageItem, PageRequest,
-    PeerId, PublicKey, RetrieveHead, RetrieveRequest, SignedOffer, MAX_PAGE_ITEMS,
+    PeerId, Protocol, PublicKey, RetrieveHead, RetrieveRequest, SignedOffer, MAX_PAGE_ITEMS,
 };
 use candor_device::TrustedDevice;
 use candor_store::PendingItem;
@@ -352,35 +352,26 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
         self.honest.peer().clone()
     }
 
-    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<PublishReply, Refusal> {
+    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
         Listing::publish(&self.honest, offer, now)
     }
 
-    fn head_any(&self, req: &RetrieveRequest) -> Result<crate::flows::AnyHead, Refusal> {
-        if self.honest.certificate().cert.scheme == candor_core::Scheme::Merkle {
-            self.m_head(req)
-                .map(|h| crate::flows::AnyHead::Stepped(Box::new(h)))
-        } else {
-            self.head(req).map(crate::flows::AnyHead::Counted)
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        match (query, self.honest.protocol()) {
+            (Query::Head(req), Protocol::Entries) => self.head(req).map(|h| h.to_bytes()),
+            (Query::Head(req), Protocol::Steps) => self.m_head(req).map(|h| h.to_bytes()),
+            (Query::Page(req), Protocol::Entries) => self.page(req).map(|p| p.to_bytes()),
+            (Query::List(req), Protocol::Steps) => self.m_page(req).map(|p| p.to_bytes()),
+            _ => Listing::ask(&self.honest, query),
         }
     }
+}
 
-    fn publish_any(
-        &self,
-        offer: &SignedOffer,
-        now: u64,
-    ) -> Result<crate::flows::AnyReply, Refusal> {
-        Listing::publish_any(&self.honest, offer, now)
-    }
+fn refused(e: impl std::fmt::Display) -> Refusal {
+    Refusal::refused(e.to_string())
+}
 
-    fn publish_m(
-        &self,
-        offer: &SignedOffer,
-        now: u64,
-    ) -> Result<(candor_core::SignedCertificate, candor_core::MReceipt), Refusal> {
-        Listing::publish_m(&self.honest, offer, now)
-    }
-
+impl<D: TrustedDevice> CheatingNode<D> {
     fn m_head(&self, req: &RetrieveRequest) -> Result<candor_core::MHead, Refusal> {
         let req = match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),
@@ -391,7 +382,7 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
             },
             _ => req.clone(),
         };
-        let mut head = Listing::m_head(&self.honest, &req)?;
+        let mut head = self.honest.m_head(&req).map_err(refused)?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }
@@ -399,7 +390,7 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
     }
 
     fn m_page(&self, req: &candor_core::MPageRequest) -> Result<candor_core::MPage, Refusal> {
-        let mut page = Listing::m_page(&self.honest, req)?;
+        let mut page = self.honest.m_page(req).map_err(refused)?;
         match &self.strategy {
             Self_::OmitEntry if req.from == 0 && !page.offers.is_empty() => {
                 page.offers.remove(0);
@@ -423,18 +414,6 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
         Ok(page)
     }
 
-    fn m_step(&self, value: u64) -> Result<candor_core::StepProof, Refusal> {
-        Listing::m_step(&self.honest, value)
-    }
-
-    fn certificate(&self) -> Option<candor_core::SignedCertificate> {
-        Some(self.honest.certificate().clone())
-    }
-
-    fn m_prove_at(&self, d: &candor_core::ItemKey, v: u64) -> Result<candor_core::MPast, Refusal> {
-        Listing::m_prove_at(&self.honest, d, v)
-    }
-
     fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
         match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),
@@ -443,13 +422,13 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
                     return Ok(h);
                 }
                 // No Read made earlier: make one now for an old nonce and keep serving it.
-                let h = Listing::head(
-                    &self.honest,
-                    &RetrieveRequest {
+                let h = self
+                    .honest
+                    .head(&RetrieveRequest {
                         item: req.item,
                         nonce: [0xAA; 32],
-                    },
-                )?;
+                    })
+                    .map_err(refused)?;
                 self.state().stale_head = Some(h.clone());
                 return Ok(h);
             }
@@ -484,7 +463,7 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
             st.pages = 0;
         }
         self.plan();
-        let mut head = Listing::head(&self.honest, req)?;
+        let mut head = self.honest.head(req).map_err(refused)?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }
@@ -495,7 +474,7 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
     }
 
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
-        let mut page = Listing::page(&self.honest, req)?;
+        let mut page = self.honest.page(req).map_err(refused)?;
         let mut st = self.state();
         st.pages += 1;
         page.items.retain(|i| !st.omit.contains(&i.value()));

@@ -1,7 +1,8 @@
 //! Group commit: publishes from many callers share one device call and one fsync.
 
 use crate::node::{ListingNode, PublishError};
-use candor_core::{Receipt, SignedOffer};
+use crate::serve::Published;
+use candor_core::SignedOffer;
 use candor_device::TrustedDevice;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -27,15 +28,6 @@ struct Job {
     offer: SignedOffer,
     now: u64,
     reply: SyncSender<Result<Published, PublishError>>,
-}
-
-/// A durable receipt from the committer, whichever scheme the node runs.
-#[derive(Debug, Clone)]
-pub enum Published {
-    /// Schemes B and C.
-    Counted(Receipt),
-    /// Scheme M: the whole step.
-    Stepped(Box<candor_core::MReceipt>),
 }
 
 /// A thread that takes publishes from a bounded queue and commits them in batches of up to
@@ -69,18 +61,8 @@ impl Committer {
         }
     }
 
-    /// Publishes `offer` to a scheme B or C node and waits for its durable receipt.
-    pub fn publish(&self, offer: SignedOffer, now: u64) -> Result<Receipt, CommitterError> {
-        match self.publish_any(offer, now)? {
-            Published::Counted(r) => Ok(r),
-            Published::Stepped(_) => Err(CommitterError::Publish(PublishError::Unavailable(
-                "this node runs scheme M: use publish_any",
-            ))),
-        }
-    }
-
-    /// Publishes `offer` and waits for its durable receipt, whichever scheme.
-    pub fn publish_any(&self, offer: SignedOffer, now: u64) -> Result<Published, CommitterError> {
+    /// Publishes `offer` and waits for its durable receipt.
+    pub fn publish(&self, offer: SignedOffer, now: u64) -> Result<Published, CommitterError> {
         let tx = self.tx.as_ref().ok_or(CommitterError::Stopped)?;
         let (reply, answer) = sync_channel(1);
         match tx.try_send(Job { offer, now, reply }) {
@@ -125,18 +107,7 @@ fn run<D: TrustedDevice>(node: Arc<ListingNode<D>>, rx: Receiver<Job>, max_batch
         // One clock for the batch: the newest caller's.
         let now = jobs.iter().map(|j| j.now).max().unwrap_or(0);
         let offers: Vec<SignedOffer> = jobs.iter().map(|j| j.offer.clone()).collect();
-        let results: Vec<Result<Published, PublishError>> =
-            if node.certificate().cert.scheme == candor_core::Scheme::Merkle {
-                node.publish_m(&offers, now)
-                    .into_iter()
-                    .map(|r| r.map(|r| Published::Stepped(Box::new(r))))
-                    .collect()
-            } else {
-                node.publish_batch(&offers, now)
-                    .into_iter()
-                    .map(|r| r.map(Published::Counted))
-                    .collect()
-            };
+        let results = node.publish_all(&offers, now);
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }

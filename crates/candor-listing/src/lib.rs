@@ -7,8 +7,10 @@
 //!   only then returns the receipt; batches share one device call and one fsync per step
 //!   ([`Committer`] groups concurrent publishes). On open it reconciles the store with the
 //!   device (DESIGN.md §7) and refuses a rolled-back device or store.
-//! - [`Listing`] is what a seller or buyer can ask of a node; [`publish_to`] and
-//!   [`retrieve_from`] run the seller's and the buyer's checks over it.
+//! - [`Listing`] is what a seller or buyer can ask of a node: a transport, whose answers come
+//!   back as bytes. [`publish_to`], [`retrieve_from`] and [`monitor`] ([`check`]) run the
+//!   seller's and the buyer's checks over it: one flow per operation for every scheme, the
+//!   checks picked from the node's certificate and never from the shape of a reply.
 //! - [`CheatingNode`] is built from the honest node and runs one [`Strategy`] from the
 //!   adversary suite; the tests show each one caught.
 //!
@@ -29,24 +31,28 @@
 //! let trusted = [authority.public()];
 //! publish_to(&node, &trusted, &offer, 0).unwrap();
 //! let outcome = retrieve_from(&node, &trusted, &item, Budget::default()).unwrap();
-//! assert_eq!(outcome.current(0)[0].price, 12_000);
+//! assert_eq!(outcome.offers()[0].offer.price, 12_000);
 //! ```
 
 mod adversary;
+pub mod check;
 mod committer;
+mod enrol;
 mod fixtures;
-mod flows;
+mod listing;
 mod merkle_node;
 mod node;
+mod serve;
 
 pub use adversary::{CheatingNode, Strategy};
-pub use committer::{Committer, CommitterError, Published};
+pub use check::{monitor, publish_to, retrieve_from, PublishReceipt, Reading, RetrieveOutcome};
+pub use committer::{Committer, CommitterError};
+pub use enrol::{enrol, EnrolError};
 pub use fixtures::{FixtureError, SyntheticRetrieve};
-pub use flows::{
-    enrol, monitor, monitor_any, monitor_m, publish_to, publish_to_any, publish_to_m, retrieve_any,
-    retrieve_at_m, retrieve_from, retrieve_from_m, AnyHead, AnyOutcome, AnyReceipt, AnyReply,
-    EnrolError, Listing, PublishReply, Refusal, RefusalKind,
+pub use listing::{
+    certificate_of, Listing, PublishAnswer, Query, Refusal, RefusalKind, MAX_ANSWER_BYTES,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;
 pub use node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
+pub use serve::Published;

@@ -2,7 +2,7 @@
 
 use candor_core::{
     entry_payload, gap_payload, tags, BatchVerifier, CounterId, Decode, DecodeError, Digest,
-    Encode, OfferFault, Page, PageItem, PageRequest, PeerId, Receipt, RetrieveHead,
+    Encode, OfferFault, Page, PageItem, PageRequest, PeerId, Protocol, Receipt, RetrieveHead,
     RetrieveRequest, SignedCertificate, SignedInc, SignedOffer, MAX_PAGE_ITEMS,
 };
 use candor_device::{DeviceError, TrustedDevice};
@@ -184,6 +184,8 @@ pub enum CrashAt {
 /// An honest listing node.
 pub struct ListingNode<D> {
     pub(crate) cert: SignedCertificate,
+    /// The protocol the certificate's scheme runs, decided once, at open.
+    pub(crate) protocol: Protocol,
     pub(crate) cert_id: Digest,
     pub(crate) peer: PeerId,
     pub(crate) store: ListingStore,
@@ -241,6 +243,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         tracing::info!(protection = device.protection(), "trusted device opened");
         let node = Self {
             cert_id: cert.id(),
+            protocol: cert.cert.scheme.protocol(),
             peer: cert.cert.peer.clone(),
             cert,
             store,
@@ -258,10 +261,9 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Reconciles the store with the device (DESIGN.md §7), for the node's scheme.
     fn reconcile_any(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
-        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
-            self.open_merkle_with(dev)
-        } else {
-            self.reconcile_with(dev)
+        match self.protocol {
+            Protocol::Entries => self.reconcile_with(dev),
+            Protocol::Steps => self.open_merkle_with(dev),
         }
     }
 
@@ -396,6 +398,11 @@ impl<D: TrustedDevice> ListingNode<D> {
         &self.cert
     }
 
+    /// The protocol its certificate's scheme runs.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     /// The node's PeerId.
     pub fn peer(&self) -> &PeerId {
         &self.peer
@@ -465,12 +472,12 @@ impl<D: TrustedDevice> ListingNode<D> {
         offers: &[SignedOffer],
         now: u64,
     ) -> Vec<Result<Receipt, PublishError>> {
-        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+        if self.protocol != Protocol::Entries {
             return offers
                 .iter()
                 .map(|_| {
                     Err(PublishError::Unavailable(
-                        "this node runs scheme M: use publish_m",
+                        "this node runs scheme M: use publish_all",
                     ))
                 })
                 .collect();
@@ -658,7 +665,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// Answers a retrieve's opening request: the certificate and a fresh `Read` on the
     /// item's counter. Taken under the device lock, so every value up to the `Read` is stored.
     pub fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
-        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+        if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
         }
         let counter = self.cert.cert.counter_for(&req.item).id;
@@ -673,7 +680,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers a page request from the store.
     pub fn page(&self, req: &PageRequest) -> Result<Page, ServeError> {
-        if self.cert.cert.scheme == candor_core::Scheme::Merkle {
+        if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
         }
         if self.cert.cert.counter(req.counter).is_none() {

@@ -7,8 +7,8 @@ mod common;
 use candor_core::*;
 use candor_device::{EquivocatingDevice, SoftwareDevice};
 use candor_listing::{
-    monitor, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, PublishReply, Refusal,
-    Strategy,
+    monitor, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, PublishAnswer, Query,
+    Refusal, Strategy,
 };
 use candor_store::ListingStore;
 use common::*;
@@ -30,7 +30,7 @@ fn run(
     let strategy = strategy_of(&w);
     let cheater = CheatingNode::new(honest, strategy, target());
     cheater.prepare(NOW);
-    let result = retrieve_from(&cheater, &m.trusted, &target(), budget);
+    let result = retrieve_from(&cheater, &m.trusted, &target(), budget).map(entries);
     (m, w, cheater, result)
 }
 
@@ -181,7 +181,7 @@ fn gap_over_a_receipt_is_caught_by_the_sellers_monitor() {
         &cheater,
         &m.trusted,
         &target(),
-        w.receipts_of(victim),
+        &w.receipts_of(victim),
         Budget::default(),
     )
     .unwrap_err();
@@ -196,7 +196,7 @@ fn gap_over_a_receipt_is_caught_by_the_sellers_monitor() {
         &cheater,
         &m.trusted,
         &target(),
-        w.receipts_of(&w.sellers[1]),
+        &w.receipts_of(&w.sellers[1]),
         Budget::default(),
     )
     .unwrap();
@@ -218,7 +218,7 @@ fn every_strategy_is_caught_and_the_honest_one_is_not() {
         let name = cheater.strategy().name();
         if name == "replay-answer" {
             // The first buyer's answer is genuine; the cheat is on the next buyer.
-            result = retrieve_from(&cheater, &m.trusted, &target(), budget);
+            result = retrieve_from(&cheater, &m.trusted, &target(), budget).map(entries);
         }
         let detected = match &result {
             Err(_) => true,
@@ -230,7 +230,7 @@ fn every_strategy_is_caught_and_the_honest_one_is_not() {
                                 &cheater,
                                 &m.trusted,
                                 &target(),
-                                w.receipts_of(s),
+                                &w.receipts_of(s),
                                 Budget::default(),
                             )
                             .is_err()
@@ -268,9 +268,9 @@ fn equivocating_device_yields_transferable_evidence() {
     let (node, _) = ListingNode::open(device, store, cert).unwrap();
     let b = offer(&bob, &target(), 90, 1);
     let rb = publish_to(&node, &m.trusted, &b, NOW).unwrap();
-    assert_eq!(ra.inc.inc.value, rb.inc.inc.value);
+    assert_eq!(ra.value(), rb.value());
     // Alice monitors: the value of her receipt now binds another payload.
-    let err = monitor(&node, &m.trusted, &target(), vec![ra], Budget::default()).unwrap_err();
+    let err = monitor(&node, &m.trusted, &target(), &[(a, ra)], Budget::default()).unwrap_err();
     let Misbehaviour::Evidence(e) = err else {
         panic!("{err}")
     };
@@ -300,57 +300,29 @@ impl Listing for ReceiptForger<'_> {
     fn peer(&self) -> PeerId {
         Listing::peer(self.inner)
     }
-    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<PublishReply, Refusal> {
-        let mut reply = Listing::publish(self.inner, offer, now)?;
+    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
+        let receipt_of = |answer: &[u8]| {
+            let answer = PublishAnswer::from_bytes(answer).unwrap();
+            (Receipt::from_bytes(&answer.receipt).unwrap(), answer)
+        };
+        let (mut receipt, mut answer) = receipt_of(&Listing::publish(self.inner, offer, now)?);
         match self.how {
             // A receipt for another offer (the node counted something else).
             0 => {
                 let decoy =
                     common::offer(&Keypair::generate(&mut rand_core::OsRng), &target(), 1, 1);
-                reply.receipt = Listing::publish(self.inner, &decoy, now)?.receipt;
+                receipt = receipt_of(&Listing::publish(self.inner, &decoy, now)?).0;
             }
             // A receipt with its value altered.
-            1 => reply.receipt.inc.inc.value += 1,
+            1 => receipt.inc.inc.value += 1,
             // A receipt naming another certificate.
-            _ => reply.receipt.cert_id = Digest([0; 32]),
+            _ => receipt.cert_id = Digest([0; 32]),
         }
-        Ok(reply)
+        answer.receipt = receipt.to_bytes();
+        Ok(answer.to_bytes())
     }
-    fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
-        Listing::head(self.inner, req)
-    }
-    fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
-        Listing::page(self.inner, req)
-    }
-    fn head_any(&self, req: &RetrieveRequest) -> Result<candor_listing::AnyHead, Refusal> {
-        self.head(req).map(candor_listing::AnyHead::Counted)
-    }
-    fn publish_any(
-        &self,
-        offer: &SignedOffer,
-        now: u64,
-    ) -> Result<candor_listing::AnyReply, Refusal> {
-        Listing::publish(self, offer, now).map(candor_listing::AnyReply::Counted)
-    }
-    // The forger runs scheme B: every scheme-M call is refused, as a B node refuses it.
-    fn publish_m(
-        &self,
-        _: &SignedOffer,
-        _: u64,
-    ) -> Result<(candor_core::SignedCertificate, MReceipt), Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
-    fn m_head(&self, _: &RetrieveRequest) -> Result<MHead, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
-    fn m_page(&self, _: &MPageRequest) -> Result<MPage, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
-    fn m_step(&self, _: u64) -> Result<StepProof, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
-    }
-    fn m_prove_at(&self, _: &candor_core::ItemKey, _: u64) -> Result<candor_core::MPast, Refusal> {
-        Err(Refusal::refused("this node does not run scheme M"))
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        self.inner.ask(query)
     }
 }
 
@@ -380,7 +352,7 @@ fn wrong_counter_receipt_is_caught_by_the_seller() {
     let seller = Keypair::generate(&mut rand_core::OsRng);
     let item = target();
     let o = offer(&seller, &item, 10, 1);
-    let receipt = publish_to(&node, &m.trusted, &o, NOW).unwrap();
+    let receipt = entry(publish_to(&node, &m.trusted, &o, NOW).unwrap());
     let cert = node.certificate().clone();
     assert_eq!(
         receipt.inc.inc.counter,
@@ -391,7 +363,8 @@ fn wrong_counter_receipt_is_caught_by_the_seller() {
         .map(|i| Item::new(&format!("other {i}")).unwrap())
         .find(|it| cert.cert.counter_for(&it.key()).id != receipt.inc.inc.counter)
         .unwrap();
-    let r2 = publish_to(&node, &m.trusted, &offer(&seller, &other_item, 10, 1), NOW).unwrap();
+    let r2 =
+        entry(publish_to(&node, &m.trusted, &offer(&seller, &other_item, 10, 1), NOW).unwrap());
     let err = check_receipt(&m.trusted, node.peer(), &cert, &o, &r2).unwrap_err();
     assert_eq!(err.kind(), "wrong-counter");
 }
@@ -402,7 +375,7 @@ fn scheme_c_wrong_counter_for_the_item_is_caught_by_the_buyer() {
     let honest = m.node(Scheme::Counters, 4, 4);
     let _w = standard_workload(&honest, &m.trusted);
     // Honest first: the item's counter only, fewer values than the node holds in all.
-    let o = retrieve_from(&honest, &m.trusted, &target(), Budget::default()).unwrap();
+    let o = entries(retrieve_from(&honest, &m.trusted, &target(), Budget::default()).unwrap());
     assert_eq!(
         o.counter,
         honest.certificate().cert.counter_for(&target().key())

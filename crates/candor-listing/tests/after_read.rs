@@ -8,9 +8,7 @@
 mod common;
 
 use candor_core::*;
-use candor_listing::{
-    retrieve_any, AnyHead, AnyReply, Listing, PublishReply, Refusal, RefusalKind,
-};
+use candor_listing::{retrieve_from, Listing, Query, Reading, Refusal, RefusalKind};
 use common::*;
 
 /// Answers heads honestly and then fails every page and audit in the way `how` says; or
@@ -34,46 +32,18 @@ impl Listing for Quits<'_> {
     fn peer(&self) -> PeerId {
         self.inner.peer()
     }
-    fn publish(&self, o: &SignedOffer, now: u64) -> Result<PublishReply, Refusal> {
+    fn publish(&self, o: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
         self.inner.publish(o, now)
     }
-    fn head(&self, r: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
-        if self.before {
-            return self.fail();
+    fn ask(&self, q: &Query) -> Result<Vec<u8>, Refusal> {
+        match q {
+            Query::Head(_) if self.before => self.fail(),
+            // Scheme M: the list is served; the audits are what the node dodges.
+            Query::Head(_) | Query::List(_) | Query::ProveAt(..) | Query::Certificate => {
+                self.inner.ask(q)
+            }
+            Query::Page(_) | Query::Step(_) => self.fail(),
         }
-        self.inner.head(r)
-    }
-    fn page(&self, _: &PageRequest) -> Result<Page, Refusal> {
-        self.fail()
-    }
-    fn head_any(&self, r: &RetrieveRequest) -> Result<AnyHead, Refusal> {
-        if self.before {
-            return self.fail();
-        }
-        self.inner.head_any(r)
-    }
-    fn publish_any(&self, o: &SignedOffer, now: u64) -> Result<AnyReply, Refusal> {
-        self.inner.publish_any(o, now)
-    }
-    fn publish_m(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<(SignedCertificate, MReceipt), Refusal> {
-        self.inner.publish_m(o, now)
-    }
-    fn m_head(&self, r: &RetrieveRequest) -> Result<MHead, Refusal> {
-        self.inner.m_head(r)
-    }
-    fn m_page(&self, r: &MPageRequest) -> Result<MPage, Refusal> {
-        // Scheme M: the list is served; the audits are what the node dodges.
-        self.inner.m_page(r)
-    }
-    fn m_step(&self, _: u64) -> Result<StepProof, Refusal> {
-        self.fail()
-    }
-    fn m_prove_at(&self, d: &ItemKey, v: u64) -> Result<MPast, Refusal> {
-        self.inner.m_prove_at(d, v)
     }
 }
 
@@ -84,7 +54,7 @@ fn a_node_cannot_leave_after_its_read_by_refusing() {
         let node = m.node(scheme, 1, 1);
         let seller = Keypair::generate(&mut rand_core::OsRng);
         for i in 0..3 {
-            candor_listing::publish_to_any(
+            candor_listing::publish_to(
                 &node,
                 &m.trusted,
                 &offer(&seller, &target(), 10 + i, i + 1),
@@ -98,7 +68,7 @@ fn a_node_cannot_leave_after_its_read_by_refusing() {
                 how,
                 before,
             };
-            retrieve_any(&q, &m.trusted, &target(), Budget::default(), 3, &[])
+            retrieve_from(&q, &m.trusted, &target(), Reading::default().audits(3))
                 .unwrap_err()
                 .kind()
         };

@@ -10,8 +10,8 @@ mod common;
 use candor_core::*;
 use candor_device::{FailingDevice, Fault, Faults, SoftwareDevice};
 use candor_listing::{
-    monitor, monitor_m, publish_to, publish_to_m, retrieve_from, retrieve_from_m, ListingNode,
-    PublishError, ServeError,
+    monitor, publish_to, retrieve_from, ListingNode, PublishError, PublishReceipt, Query, Reading,
+    ServeError,
 };
 use candor_store::ListingStore;
 use common::*;
@@ -51,82 +51,42 @@ fn reopen_with(node: Node, dir: &Path, cert: &SignedCertificate) -> (Node, Fault
 
 /// Everything a buyer and the seller check passes: every value accounted for (scheme M:
 /// every step audited), every receipt still served. Returns (offers, gaps).
-fn check(node: &Node, m: &Market, scheme: Scheme, receipts: &Receipts) -> (usize, usize) {
+fn check(node: &Node, m: &Market, receipts: &Receipts) -> (usize, usize) {
     // A node still pausing between reconcile attempts answers "reconciling": wait it out,
     // as a buyer that retries would (it is a refusal, never a false answer).
     let start = std::time::Instant::now();
-    let req = RetrieveRequest {
+    let head = Query::Head(RetrieveRequest {
         item: target().key(),
         nonce: [0; 32],
-    };
-    let reconciling = || {
-        let r = if scheme == Scheme::Merkle {
-            node.m_head(&req).map(|_| ())
-        } else {
-            node.head(&req).map(|_| ())
-        };
-        matches!(r, Err(ServeError::Reconciling(_)))
-    };
-    while reconciling() {
+    });
+    while matches!(node.answer(&head), Err(ServeError::Reconciling(_))) {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(10),
             "never settled"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    check_now(node, m, scheme, receipts)
+    let every_step = Reading::default().audits(u64::MAX);
+    let out = retrieve_from(node, &m.trusted, &target(), every_step.clone()).unwrap();
+    assert_eq!(out.detection(), 1.0);
+    monitor(node, &m.trusted, &target(), receipts, every_step).unwrap();
+    (out.offers().len(), out.gaps())
 }
 
-fn check_now(node: &Node, m: &Market, scheme: Scheme, receipts: &Receipts) -> (usize, usize) {
-    if scheme == Scheme::Merkle {
-        let out =
-            retrieve_from_m(node, &m.trusted, &target(), Budget::default(), u64::MAX).unwrap();
-        assert_eq!(out.detection, 1.0);
-        let mine: Vec<_> = receipts.m.clone();
-        monitor_m(node, &m.trusted, &target(), &mine, Budget::default()).unwrap();
-        (out.offers.len(), out.gaps.len())
-    } else {
-        let out = retrieve_from(node, &m.trusted, &target(), Budget::default()).unwrap();
-        monitor(
-            node,
-            &m.trusted,
-            &target(),
-            receipts.b.clone(),
-            Budget::default(),
-        )
-        .unwrap();
-        (out.offers.len(), out.gaps.len())
-    }
-}
-
-#[derive(Default)]
-struct Receipts {
-    b: Vec<Receipt>,
-    m: Vec<(SignedOffer, MReceipt, Placement)>,
-}
+type Receipts = Vec<(SignedOffer, PublishReceipt)>;
 
 /// Publishes one offer as an honest seller would; keeps the receipt if there is one.
-fn publish(node: &Node, m: &Market, scheme: Scheme, price: u64, r: &mut Receipts) -> bool {
+fn publish(node: &Node, m: &Market, price: u64, r: &mut Receipts) -> bool {
     let seller = Keypair::generate(&mut rand_core::OsRng);
     let o = offer(&seller, &target(), price, 1);
-    if scheme == Scheme::Merkle {
-        match publish_to_m(node, &m.trusted, &o, NOW) {
-            Ok((receipt, p)) => {
-                r.m.push((o, receipt, p));
-                true
-            }
-            Err(Misbehaviour::Refused(_)) => false,
-            Err(e) => panic!("the seller accused the node: {e}"),
+    match publish_to(node, &m.trusted, &o, NOW) {
+        Ok(receipt) => {
+            r.push((o, receipt));
+            true
         }
-    } else {
-        match publish_to(node, &m.trusted, &o, NOW) {
-            Ok(receipt) => {
-                r.b.push(receipt);
-                true
-            }
-            Err(Misbehaviour::Refused(_)) => false,
-            Err(e) => panic!("the seller accused the node: {e}"),
-        }
+        // Refused, or "busy" while it reconciles: no receipt, and no accusation.
+        Err(Misbehaviour::Refused(_) | Misbehaviour::Timeout) => false,
+        Err(e) => panic!("the seller accused the node: {e}"),
     }
 }
 
@@ -135,25 +95,25 @@ fn survives(scheme: Scheme, fault: Fault, expect_gap: bool) {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
     let (node, faults, cert) = node(&mut m, dir.path(), scheme);
-    let mut r = Receipts::default();
-    assert!(publish(&node, &m, scheme, 100, &mut r));
+    let mut r = Receipts::new();
+    assert!(publish(&node, &m, 100, &mut r));
     faults.arm(fault);
     assert!(
-        !publish(&node, &m, scheme, 200, &mut r),
+        !publish(&node, &m, 200, &mut r),
         "the failed publish gave a receipt"
     );
     // The node goes on: the next publishes build on what the device really counted.
-    assert!(publish(&node, &m, scheme, 300, &mut r));
-    assert!(publish(&node, &m, scheme, 400, &mut r));
-    let (offers, gaps) = check(&node, &m, scheme, &r);
+    assert!(publish(&node, &m, 300, &mut r));
+    assert!(publish(&node, &m, 400, &mut r));
+    let (offers, gaps) = check(&node, &m, &r);
     assert_eq!(gaps, usize::from(expect_gap), "{scheme:?} {fault:?}");
     // The failed offer is there when the device's statement was kept, else a gap covers it.
     let failed_kept = matches!(fault, Fault::AfterCount);
     assert_eq!(offers, 3 + usize::from(failed_kept), "{scheme:?} {fault:?}");
     let node = reopen(node, dir.path(), &cert);
-    assert_eq!(check(&node, &m, scheme, &r), (offers, gaps));
-    assert!(publish(&node, &m, scheme, 500, &mut r));
-    assert_eq!(check(&node, &m, scheme, &r).0, offers + 1);
+    assert_eq!(check(&node, &m, &r), (offers, gaps));
+    assert!(publish(&node, &m, 500, &mut r));
+    assert_eq!(check(&node, &m, &r).0, offers + 1);
 }
 
 #[test]
@@ -173,14 +133,14 @@ fn a_failed_store_commit_is_reconciled_and_never_accused() {
         let mut m = Market::new();
         let dir = tempfile::tempdir().unwrap();
         let (node, _faults, cert) = node(&mut m, dir.path(), scheme);
-        let mut r = Receipts::default();
-        assert!(publish(&node, &m, scheme, 100, &mut r));
+        let mut r = Receipts::new();
+        assert!(publish(&node, &m, 100, &mut r));
         node.store().fail_commits(1);
-        assert!(!publish(&node, &m, scheme, 200, &mut r));
-        assert!(publish(&node, &m, scheme, 300, &mut r));
-        assert_eq!(check(&node, &m, scheme, &r), (3, 0), "{scheme:?}");
+        assert!(!publish(&node, &m, 200, &mut r));
+        assert!(publish(&node, &m, 300, &mut r));
+        assert_eq!(check(&node, &m, &r), (3, 0), "{scheme:?}");
         let node = reopen(node, dir.path(), &cert);
-        assert_eq!(check(&node, &m, scheme, &r), (3, 0), "{scheme:?}");
+        assert_eq!(check(&node, &m, &r), (3, 0), "{scheme:?}");
     }
 }
 
@@ -193,28 +153,21 @@ fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
         let mut m = Market::new();
         let dir = tempfile::tempdir().unwrap();
         let (node, faults, _) = node(&mut m, dir.path(), scheme);
-        let mut r = Receipts::default();
-        assert!(publish(&node, &m, scheme, 100, &mut r));
+        let mut r = Receipts::new();
+        assert!(publish(&node, &m, 100, &mut r));
         faults.arm(Fault::Down);
-        assert!(!publish(&node, &m, scheme, 200, &mut r));
+        assert!(!publish(&node, &m, 200, &mut r));
+        // A buyer meanwhile hears "busy" until its time runs out: not called a cheat.
+        let err = retrieve_from(&node, &m.trusted, &target(), Reading::default()).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{scheme:?}: {err}");
         let req = RetrieveRequest {
             item: target().key(),
             nonce: [1; 32],
         };
-        let head = if scheme == Scheme::Merkle {
-            node.m_head(&req).map(|_| ())
-        } else {
-            node.head(&req).map(|_| ())
-        };
+        let head = node.answer(&Query::Head(req));
         assert!(matches!(head, Err(ServeError::Reconciling(_))), "{head:?}");
         let o = offer(&Keypair::generate(&mut rand_core::OsRng), &target(), 1, 1);
-        let again = if scheme == Scheme::Merkle {
-            node.publish_m(std::slice::from_ref(&o), NOW)
-                .remove(0)
-                .map(|_| ())
-        } else {
-            node.publish(&o, NOW).map(|_| ())
-        };
+        let again = node.publish_answer(&o, NOW);
         assert!(
             matches!(again, Err(PublishError::Reconciling(_))),
             "{again:?}"
@@ -223,14 +176,14 @@ fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
         // The node retries its reconcile after a pause (doubling from 200 ms), not once per
         // request: a publish succeeds once the pause is over.
         let start = std::time::Instant::now();
-        while !publish(&node, &m, scheme, 300, &mut r) {
+        while !publish(&node, &m, 300, &mut r) {
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(10),
                 "never settled"
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        assert_eq!(check(&node, &m, scheme, &r), (2, 0), "{scheme:?}");
+        assert_eq!(check(&node, &m, &r), (2, 0), "{scheme:?}");
     }
 }
 
@@ -262,7 +215,7 @@ mod random {
             let mut m = Market::new();
             let dir = tempfile::tempdir().unwrap();
             let (mut node, mut faults, cert) = node(&mut m, dir.path(), scheme);
-            let mut r = Receipts::default();
+            let mut r = Receipts::new();
             for (i, (f, store_fails, restart)) in ops.into_iter().enumerate() {
                 match f {
                     Some(f) => faults.arm(f),
@@ -271,13 +224,13 @@ mod random {
                 if store_fails {
                     node.store().fail_commits(1);
                 }
-                publish(&node, &m, scheme, 100 + i as u64, &mut r);
+                publish(&node, &m, 100 + i as u64, &mut r);
                 faults.clear();
                 node.store().fail_commits(0);
-                check(&node, &m, scheme, &r);
+                check(&node, &m, &r);
                 if restart == 0 {
                     (node, faults) = reopen_with(node, dir.path(), &cert);
-                    check(&node, &m, scheme, &r);
+                    check(&node, &m, &r);
                 }
             }
         }

@@ -6,7 +6,43 @@ mod common;
 
 use candor_core::*;
 use candor_device::SoftwareDevice;
-use candor_listing::{monitor_m, publish_to_m, retrieve_from_m, ListingNode};
+use candor_listing::{
+    monitor, publish_to, retrieve_from, Listing, ListingNode, PublishReceipt, Reading,
+};
+
+// The one flow of every scheme, seen from tests that run only scheme M.
+fn publish_to_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    offer: &SignedOffer,
+    now: u64,
+) -> Result<(MReceipt, Placement), Misbehaviour> {
+    publish_to(node, trusted, offer, now).map(step)
+}
+
+fn retrieve_from_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    budget: Budget,
+    audits: u64,
+) -> Result<MOutcome, Misbehaviour> {
+    retrieve_from(node, trusted, item, Reading::new(budget).audits(audits)).map(steps)
+}
+
+fn monitor_m(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    mine: &[(SignedOffer, MReceipt, Placement)],
+    budget: Budget,
+) -> Result<MOutcome, Misbehaviour> {
+    let mine: Vec<_> = mine
+        .iter()
+        .map(|(o, r, p)| (o.clone(), PublishReceipt::Step(Box::new(r.clone()), *p)))
+        .collect();
+    monitor(node, trusted, item, &mine, Reading::new(budget).audits(0)).map(steps)
+}
 use candor_store::ListingStore;
 use common::*;
 
@@ -103,10 +139,17 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
         let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 7).unwrap();
         assert!((out.detection - 1.0).abs() < 1e-9);
     }
-    // A scheme-B flow against an M node is refused, typed.
-    assert!(
-        candor_listing::retrieve_from(&node, &m.trusted, &items[0], Budget::default()).is_err()
-    );
+    // A scheme-B query to an M node is refused, typed.
+    let page = candor_listing::Query::Page(PageRequest {
+        counter: 0,
+        after: 0,
+        upto: 1,
+        max_items: 1,
+    });
+    assert!(matches!(
+        node.answer(&page),
+        Err(candor_listing::ServeError::WrongScheme)
+    ));
 }
 
 #[test]
@@ -244,7 +287,7 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
         history.push(list.clone());
     }
     for (v, expected) in history.iter().enumerate() {
-        let got = candor_listing::retrieve_at_m(
+        let got = candor_listing::check::retrieve_at(
             &node,
             &m.trusted,
             &items[0],
@@ -265,11 +308,17 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
     )
     .unwrap();
     let got =
-        candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 2, Budget::default()).unwrap();
+        candor_listing::check::retrieve_at(&node, &m.trusted, &items[0], 2, Budget::default())
+            .unwrap();
     assert_eq!(got, history[2]);
-    assert!(
-        candor_listing::retrieve_at_m(&node, &m.trusted, &items[0], 99, Budget::default()).is_err()
-    );
+    assert!(candor_listing::check::retrieve_at(
+        &node,
+        &m.trusted,
+        &items[0],
+        99,
+        Budget::default()
+    )
+    .is_err());
 }
 
 /// A software device that, like a TPM whose audit session a crash flushed, cannot reissue a

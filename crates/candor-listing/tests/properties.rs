@@ -9,7 +9,7 @@ use candor_core::*;
 use candor_device::SoftwareDevice;
 use candor_listing::{
     monitor, publish_to, retrieve_from, CheatingNode, Committer, CrashAt, Listing, ListingNode,
-    Strategy as Cheat,
+    PublishReceipt, RetrieveOutcome, Strategy as Cheat,
 };
 use common::*;
 use proptest::prelude::*;
@@ -42,8 +42,8 @@ fn stored_w_d(node: &ListingNode<SoftwareDevice>, item: &Item) -> BTreeSet<Vec<u
         .collect()
 }
 
-fn offers_of(o: &Outcome) -> BTreeSet<Vec<u8>> {
-    o.offers.iter().map(|(_, o)| o.to_bytes()).collect()
+fn offers_of(o: &RetrieveOutcome) -> BTreeSet<Vec<u8>> {
+    o.offers().iter().map(|o| o.to_bytes()).collect()
 }
 
 /// One publish of the workload: (seller, item, price, quantity).
@@ -70,13 +70,13 @@ proptest! {
         let sellers: Vec<Keypair> = (0..4).map(|_| Keypair::generate(&mut rand_core::OsRng)).collect();
         let items = items();
         let mut serials = [[0u64; 3]; 4];
-        let mut receipts: Vec<Vec<Receipt>> = vec![Vec::new(); 4];
+        let mut receipts: Vec<Vec<(SignedOffer, PublishReceipt)>> = vec![Vec::new(); 4];
         for (s, i, price, qty) in ops {
             serials[s][i] += 1;
             let o = SignedOffer::sign(&sellers[s], &items[i], price, Currency::EUR, qty, NOW + 1000, serials[s][i]);
             let r = publish_to(&honest, &m.trusted, &o, NOW).unwrap();
             if i == 0 {
-                receipts[s].push(r);
+                receipts[s].push((o, r));
             }
         }
         let target = items[0].clone();
@@ -91,13 +91,13 @@ proptest! {
         }
         let w_d = stored_w_d(cheater.honest(), &target);
         match result {
-            Ok(o) if o.faults.is_empty() && o.gaps.is_empty() => {
+            Ok(o) if o.faults().is_empty() && o.gaps() == 0 => {
                 // Not detected: then the buyer got exactly what the node stores.
                 prop_assert_eq!(offers_of(&o), w_d);
             }
-            Ok(o) if !o.faults.is_empty() => {
+            Ok(o) if !o.faults().is_empty() => {
                 prop_assert!(!honest_run, "honest node produced evidence");
-                for e in &o.faults {
+                for e in o.faults() {
                     prop_assert!(e.verify(&m.trusted).is_ok());
                 }
             }
@@ -107,7 +107,7 @@ proptest! {
                 prop_assert!(!honest_run, "honest node wrote a gap");
                 let caught = (0..4).any(|s| {
                     matches!(
-                        monitor(&cheater, &m.trusted, &target, receipts[s].clone(), Budget::default()),
+                        monitor(&cheater, &m.trusted, &target, &receipts[s], Budget::default()),
                         Err(Misbehaviour::Evidence(_))
                     )
                 });
@@ -139,7 +139,7 @@ proptest! {
         let items = items();
         let mut serial = 0;
         let mut attempted: BTreeSet<Vec<u8>> = BTreeSet::new();
-        let mut receipted: Vec<(SignedOffer, Receipt)> = Vec::new();
+        let mut receipted: Vec<(SignedOffer, PublishReceipt)> = Vec::new();
         for (ops, crash) in batches {
             let offers: Vec<SignedOffer> = ops
                 .into_iter()
@@ -154,7 +154,7 @@ proptest! {
                     for (o, r) in offers.iter().zip(node.publish_batch(&offers, NOW)) {
                         let r = r.unwrap();
                         check_receipt(&m.trusted, node.peer(), &cert, o, &r).unwrap();
-                        receipted.push((o.clone(), r));
+                        receipted.push((o.clone(), PublishReceipt::Entry(r)));
                     }
                 }
                 Some(at) => {
@@ -174,19 +174,19 @@ proptest! {
         }
         for item in &items {
             let o = retrieve_from(&node, &m.trusted, item, Budget::default()).unwrap();
-            prop_assert!(o.gaps.is_empty() && o.faults.is_empty());
+            prop_assert!(o.gaps() == 0 && o.faults().is_empty());
             let got = offers_of(&o);
             for (offer, _) in receipted.iter().filter(|(x, _)| x.offer.key == item.key()) {
                 prop_assert!(got.contains(&offer.to_bytes()), "a receipted offer was lost");
             }
             prop_assert!(got.is_subset(&attempted));
             for s in &sellers {
-                let mine: Vec<Receipt> = receipted
+                let mine: Vec<_> = receipted
                     .iter()
                     .filter(|(x, _)| x.offer.seller == s.public() && x.offer.key == item.key())
-                    .map(|(_, r)| r.clone())
+                    .cloned()
                     .collect();
-                monitor(&node, &m.trusted, item, mine, Budget::default()).unwrap();
+                monitor(&node, &m.trusted, item, &mine, Budget::default()).unwrap();
             }
         }
     }
@@ -248,7 +248,7 @@ fn retrieves_racing_publishes_never_accuse() {
         .map(|i| {
             retrieve_from(node.as_ref(), &trusted, i, Budget::default())
                 .unwrap()
-                .offers
+                .offers()
                 .len()
         })
         .sum();

@@ -98,7 +98,7 @@ fn crash_between_device_and_store_is_recovered_from_files() {
     node.publish_batch_crashing(&offers, CrashAt::AfterInc);
     drop(node);
     let node = reopen(dir.path(), &cert).unwrap();
-    let o = retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap();
+    let o = entries(retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap());
     assert_eq!(o.offers.len(), 5);
     assert!(o.gaps.is_empty());
 }
@@ -125,7 +125,7 @@ fn lost_values_get_gap_notices_and_buyers_report_them() {
     assert_eq!(report.gaps, vec![(0, 1, 3)]);
     // Publishing goes on after the gap notice.
     publish_n(&node, 2, 100);
-    let o = retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap();
+    let o = entries(retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap());
     assert_eq!(o.gaps.len(), 1);
     assert_eq!(
         (o.gaps[0].first, o.gaps[0].last, o.gaps[0].inc.inc.value),

@@ -1,14 +1,12 @@
 //! Talking to a remote listing node through the overlay, with the same checks as in process:
 //! [`RemoteListing`] implements `candor_listing::Listing`, so `publish_to`, `retrieve_from`
-//! and `monitor` run unchanged over the network.
+//! and `monitor` run unchanged over the network: it carries each answer's bytes as the node
+//! sent them, for the checker to decode as the node's certificate says.
 
 use crate::swarm::{to_candor_peer, NetError, NetHandle, Proto};
-use crate::wire::{PublishRequest, PublishResponse, RefusalCode, RetrieveAnswer, RetrieveMsg};
-use candor_core::{
-    Decode, Encode, MHead, MPage, MPageRequest, MReceipt, Page, PageRequest, PeerId as CandorPeer,
-    RetrieveHead, RetrieveRequest, SignedCertificate, SignedOffer, StepProof,
-};
-use candor_listing::{AnyHead, AnyReply, Listing, PublishReply, Refusal, RefusalKind};
+use crate::wire::{PublishRequest, PublishResponse, RefusalCode, RetrieveAnswer};
+use candor_core::{Decode, Encode, PeerId as CandorPeer, SignedOffer};
+use candor_listing::{Listing, Query, Refusal, RefusalKind};
 use libp2p::PeerId;
 use std::time::Instant;
 
@@ -109,30 +107,19 @@ impl RemoteListing {
         })
     }
 
-    /// Asks the node for the receipt of an offer it counted before.
-    pub fn reissue(&self, offer: &SignedOffer) -> Result<PublishReply, Refusal> {
+    /// Asks the node for the receipt of an offer it counted before: an encoded
+    /// [`candor_listing::PublishAnswer`], as a publish answers.
+    pub fn reissue(&self, offer: &SignedOffer) -> Result<Vec<u8>, Refusal> {
         let bytes = self.call(Proto::Reissue, PublishRequest(offer.clone()).to_bytes())?;
-        publish_reply(&bytes)
+        publish_answer(&bytes)
     }
 }
 
-fn publish_answer(bytes: &[u8]) -> Result<AnyReply, Refusal> {
+fn publish_answer(bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
     match PublishResponse::from_bytes(bytes) {
-        Ok(PublishResponse::Accepted { cert, receipt }) => {
-            Ok(AnyReply::Counted(PublishReply { cert, receipt }))
-        }
-        Ok(PublishResponse::Stepped { cert, receipt }) => Ok(AnyReply::Stepped(cert, receipt)),
-        Ok(PublishResponse::Refused(r)) => {
-            Err(Refusal::refused(format!("{}: {}", r.code.name(), r.reason)))
-        }
+        Ok(PublishResponse::Accepted(answer)) => Ok(answer),
+        Ok(PublishResponse::Refused(r)) => Err(refused(r.code, &r.reason)),
         Err(e) => Err(Refusal::refused(format!("malformed answer: {e}"))),
-    }
-}
-
-fn publish_reply(bytes: &[u8]) -> Result<PublishReply, Refusal> {
-    match publish_answer(bytes)? {
-        AnyReply::Counted(r) => Ok(r),
-        AnyReply::Stepped(..) => Err(Refusal::refused("the node runs scheme M")),
     }
 }
 
@@ -148,99 +135,22 @@ fn refused(code: RefusalCode, reason: &str) -> Refusal {
     }
 }
 
-impl RemoteListing {
-    fn retrieve_call(&self, msg: RetrieveMsg) -> Result<RetrieveAnswer, Refusal> {
-        let bytes = self.call(Proto::Retrieve, msg.to_bytes())?;
-        match RetrieveAnswer::from_bytes(&bytes) {
-            Ok(RetrieveAnswer::Refused(r)) => Err(refused(r.code, &r.reason)),
-            Ok(a) => Ok(a),
-            Err(e) => Err(Refusal::refused(format!("malformed answer: {e}"))),
-        }
-    }
-}
-
-fn unexpected(what: &str) -> Refusal {
-    Refusal::refused(format!("answered with something other than {what}"))
-}
-
 impl Listing for RemoteListing {
     fn peer(&self) -> CandorPeer {
         to_candor_peer(&self.peer)
     }
 
-    fn publish(&self, offer: &SignedOffer, _now: u64) -> Result<PublishReply, Refusal> {
-        let bytes = self.call(Proto::Publish, PublishRequest(offer.clone()).to_bytes())?;
-        publish_reply(&bytes)
-    }
-
-    fn publish_any(&self, offer: &SignedOffer, _now: u64) -> Result<AnyReply, Refusal> {
+    fn publish(&self, offer: &SignedOffer, _now: u64) -> Result<Vec<u8>, Refusal> {
         let bytes = self.call(Proto::Publish, PublishRequest(offer.clone()).to_bytes())?;
         publish_answer(&bytes)
     }
 
-    fn publish_m(
-        &self,
-        offer: &SignedOffer,
-        now: u64,
-    ) -> Result<(SignedCertificate, MReceipt), Refusal> {
-        match self.publish_any(offer, now)? {
-            AnyReply::Stepped(c, r) => Ok((c, *r)),
-            AnyReply::Counted(_) => Err(Refusal::refused("the node does not run scheme M")),
-        }
-    }
-
-    fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, Refusal> {
-        match self.retrieve_call(RetrieveMsg::Head(req.clone()))? {
-            RetrieveAnswer::Head(h) => Ok(h),
-            RetrieveAnswer::MHead(_) => Err(Refusal::refused("the node runs scheme M")),
-            _ => Err(unexpected("a head")),
-        }
-    }
-
-    fn head_any(&self, req: &RetrieveRequest) -> Result<AnyHead, Refusal> {
-        match self.retrieve_call(RetrieveMsg::Head(req.clone()))? {
-            RetrieveAnswer::Head(h) => Ok(AnyHead::Counted(h)),
-            RetrieveAnswer::MHead(h) => Ok(AnyHead::Stepped(h)),
-            _ => Err(unexpected("a head")),
-        }
-    }
-
-    fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, Refusal> {
-        match self.head_any(req)? {
-            AnyHead::Stepped(h) => Ok(*h),
-            AnyHead::Counted(_) => Err(Refusal::refused("the node does not run scheme M")),
-        }
-    }
-
-    fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
-        match self.retrieve_call(RetrieveMsg::Page(*req))? {
-            RetrieveAnswer::Page(p) => Ok(p),
-            _ => Err(unexpected("a page")),
-        }
-    }
-
-    fn m_page(&self, req: &MPageRequest) -> Result<MPage, Refusal> {
-        match self.retrieve_call(RetrieveMsg::MPage(*req))? {
-            RetrieveAnswer::MPage(p) => Ok(p),
-            _ => Err(unexpected("a list page")),
-        }
-    }
-
-    fn m_prove_at(
-        &self,
-        item: &candor_core::ItemKey,
-        value: u64,
-    ) -> Result<candor_core::MPast, Refusal> {
-        match self.retrieve_call(RetrieveMsg::MProveAt(*item, value))? {
-            RetrieveAnswer::MPast(p) => Ok(*p),
-            _ => Err(unexpected("a past proof")),
-        }
-    }
-
-    fn m_step(&self, value: u64) -> Result<StepProof, Refusal> {
-        match self.retrieve_call(RetrieveMsg::MStep(value))? {
-            RetrieveAnswer::MStep(sp) => Ok(*sp),
-            _ => Err(unexpected("a step")),
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        let bytes = self.call(Proto::Retrieve, query.to_bytes())?;
+        match RetrieveAnswer::from_bytes(&bytes) {
+            Ok(RetrieveAnswer::Answer(answer)) => Ok(answer),
+            Ok(RetrieveAnswer::Refused(r)) => Err(refused(r.code, &r.reason)),
+            Err(e) => Err(Refusal::refused(format!("malformed answer: {e}"))),
         }
     }
 }

@@ -45,7 +45,7 @@ pub use swarm::{
     NetHandle, NetStatus, PeerInfo, Proto, Service,
 };
 pub use wire::{
-    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,
-    KAD_PROTOCOL, MAX_PUBLISH_REQUEST, MAX_PUBLISH_RESPONSE, MAX_RETRIEVE_REQUEST,
-    MAX_RETRIEVE_RESPONSE, PUBLISH_PROTOCOL, REISSUE_PROTOCOL, RETRIEVE_PROTOCOL,
+    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, KAD_PROTOCOL,
+    MAX_PUBLISH_REQUEST, MAX_PUBLISH_RESPONSE, MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE,
+    PUBLISH_PROTOCOL, REISSUE_PROTOCOL, RETRIEVE_PROTOCOL,
 };

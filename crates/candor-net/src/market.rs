@@ -10,7 +10,8 @@ use candor_core::{
 };
 use candor_device::TrustedDevice;
 use candor_listing::{
-    monitor_any, publish_to_any, retrieve_any, AnyOutcome, AnyReceipt, Listing, ListingNode,
+    monitor, publish_to, retrieve_from, Listing, ListingNode, PublishReceipt, Reading,
+    RetrieveOutcome,
 };
 use libp2p::PeerId;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub enum NodeReport {
     /// Every check passed: exactly the offers the node counted.
-    Verified(Box<AnyOutcome>),
+    Verified(Box<RetrieveOutcome>),
     /// A check failed: the node misbehaved (its kind names how).
     Misbehaviour(Misbehaviour),
     /// The node's committed answer exceeded the budget (entries or bytes).
@@ -30,7 +31,7 @@ pub enum NodeReport {
 }
 
 impl NodeReport {
-    fn from(r: Result<AnyOutcome, Misbehaviour>) -> Self {
+    fn from(r: Result<RetrieveOutcome, Misbehaviour>) -> Self {
         match r {
             Ok(o) => Self::Verified(Box::new(o)),
             Err(Misbehaviour::OverBudget(k)) => Self::OverBudget(k),
@@ -69,7 +70,7 @@ pub struct PublishReport {
     /// Δ(d), closest first.
     pub listing_nodes: Vec<PeerId>,
     /// Per node contacted: the checked receipt, or what went wrong.
-    pub results: Vec<(PeerId, Result<AnyReceipt, Misbehaviour>)>,
+    pub results: Vec<(PeerId, Result<PublishReceipt, Misbehaviour>)>,
 }
 
 /// A user's view of the market: its overlay node, its own listing node (if any), the
@@ -140,7 +141,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
         deadline: Instant,
     ) -> Box<dyn Listing + Send + '_> {
         match &self.local {
-            Some(node) if peer == self.net.peer() => Box::new(LocalRef(node.as_ref())),
+            Some(node) if peer == self.net.peer() => Box::new(node.as_ref()),
             _ => Box::new(
                 RemoteListing::new(via.clone(), peer, self.runtime.clone()).with_deadline(deadline),
             ),
@@ -196,7 +197,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
                     s.spawn(move || {
                         (
                             p,
-                            publish_to_any(
+                            publish_to(
                                 self.listing(&self.net, p, deadline).as_ref(),
                                 &self.trusted,
                                 offer,
@@ -230,13 +231,11 @@ impl<D: TrustedDevice + 'static> Market<D> {
                     let via = &via;
                     s.spawn(move || {
                         let known = self.memory.recall(&to_candor_peer(&p));
-                        let r = retrieve_any(
+                        let r = retrieve_from(
                             self.listing(via, p, deadline).as_ref(),
                             &self.trusted,
                             item,
-                            budget,
-                            self.audits,
-                            &known,
+                            Reading::new(budget).audits(self.audits).knowing(known),
                         );
                         let report = NodeReport::from(r);
                         self.remember(&p, &report);
@@ -271,7 +270,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
         &self,
         peer: PeerId,
         item: &Item,
-        mine: &[(SignedOffer, AnyReceipt)],
+        mine: &[(SignedOffer, PublishReceipt)],
     ) -> NodeReport {
         // A monitor looks Δ(d) up like a buyer, through its own reader, so the two cannot be
         // told apart by what comes before the read.
@@ -281,14 +280,12 @@ impl<D: TrustedDevice + 'static> Market<D> {
         };
         let deadline = Instant::now() + self.time_budget;
         let known = self.memory.recall(&to_candor_peer(&peer));
-        let report = NodeReport::from(monitor_any(
+        let report = NodeReport::from(monitor(
             self.listing(&via, peer, deadline).as_ref(),
             &self.trusted,
             item,
             mine,
-            self.budget,
-            self.audits,
-            &known,
+            Reading::new(self.budget).audits(self.audits).knowing(known),
         ));
         self.remember(&peer, &report);
         report
@@ -301,77 +298,6 @@ fn per_node(budget: Budget, total: u64, nodes: usize) -> Budget {
     Budget {
         max_bytes: budget.max_bytes.min(share),
         ..budget
-    }
-}
-
-/// The local listing node, borrowed, as a `Listing`.
-struct LocalRef<'a, D>(&'a ListingNode<D>);
-
-impl<D: TrustedDevice> Listing for LocalRef<'_, D> {
-    fn peer(&self) -> candor_core::PeerId {
-        self.0.peer().clone()
-    }
-    fn publish(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<candor_listing::PublishReply, candor_listing::Refusal> {
-        Listing::publish(self.0, o, now)
-    }
-    fn head(
-        &self,
-        r: &candor_core::RetrieveRequest,
-    ) -> Result<candor_core::RetrieveHead, candor_listing::Refusal> {
-        Listing::head(self.0, r)
-    }
-    fn page(
-        &self,
-        r: &candor_core::PageRequest,
-    ) -> Result<candor_core::Page, candor_listing::Refusal> {
-        Listing::page(self.0, r)
-    }
-    fn head_any(
-        &self,
-        r: &candor_core::RetrieveRequest,
-    ) -> Result<candor_listing::AnyHead, candor_listing::Refusal> {
-        Listing::head_any(self.0, r)
-    }
-    fn publish_any(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<candor_listing::AnyReply, candor_listing::Refusal> {
-        Listing::publish_any(self.0, o, now)
-    }
-    fn m_page(
-        &self,
-        r: &candor_core::MPageRequest,
-    ) -> Result<candor_core::MPage, candor_listing::Refusal> {
-        Listing::m_page(self.0, r)
-    }
-    fn m_step(&self, v: u64) -> Result<candor_core::StepProof, candor_listing::Refusal> {
-        Listing::m_step(self.0, v)
-    }
-    fn m_prove_at(
-        &self,
-        d: &candor_core::ItemKey,
-        v: u64,
-    ) -> Result<candor_core::MPast, candor_listing::Refusal> {
-        Listing::m_prove_at(self.0, d, v)
-    }
-    fn publish_m(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<(candor_core::SignedCertificate, candor_core::MReceipt), candor_listing::Refusal>
-    {
-        Listing::publish_m(self.0, o, now)
-    }
-    fn m_head(
-        &self,
-        r: &candor_core::RetrieveRequest,
-    ) -> Result<candor_core::MHead, candor_listing::Refusal> {
-        Listing::m_head(self.0, r)
     }
 }
 

@@ -106,7 +106,10 @@ impl Members {
     }
 
     fn verifies(&self, peer: PeerId, bytes: &[u8]) -> bool {
-        let Ok(RetrieveAnswer::Cert(cert)) = RetrieveAnswer::from_bytes(bytes) else {
+        let Ok(RetrieveAnswer::Answer(cert)) = RetrieveAnswer::from_bytes(bytes) else {
+            return false;
+        };
+        let Ok(cert) = candor_core::SignedCertificate::from_bytes(&cert) else {
             return false;
         };
         let own = [cert.cert.authority];

@@ -15,9 +15,7 @@
 use crate::codec::BytesCodec;
 use crate::members::{Members, MembersReply, Waiting};
 use crate::swarm::{Command, NetError, NetHandle, NetStatus, Proto};
-use crate::wire::{
-    RetrieveMsg, KAD_PROTOCOL, MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE, RETRIEVE_PROTOCOL,
-};
+use crate::wire::{KAD_PROTOCOL, MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE, RETRIEVE_PROTOCOL};
 use candor_core::Encode;
 use futures::StreamExt;
 use libp2p::kad::{self, store::MemoryStore, KBucketKey, Mode};
@@ -226,7 +224,11 @@ impl ReaderTask {
                 .swarm
                 .behaviour_mut()
                 .retrieve
-                .send_request_with_addresses(&peer, RetrieveMsg::Cert.to_bytes(), addrs);
+                .send_request_with_addresses(
+                    &peer,
+                    candor_listing::Query::Certificate.to_bytes(),
+                    addrs,
+                );
             self.certs.insert(id, peer);
         }
     }

@@ -2,11 +2,12 @@
 //! retrieves and re-issues are answered from the node.
 
 use crate::swarm::Service;
-use crate::wire::{
-    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,
-};
+use crate::wire::{PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer};
 use candor_device::TrustedDevice;
-use candor_listing::{Committer, CommitterError, ListingNode, PublishError, Published};
+use candor_listing::{
+    certificate_of, Committer, CommitterError, Listing, ListingNode, PublishError, Published,
+    Query, ServeError,
+};
 use libp2p::PeerId;
 use std::sync::Arc;
 
@@ -66,15 +67,8 @@ fn refusal(e: &CommitterError) -> Refused {
 
 impl<D: TrustedDevice + 'static> Service for ListingService<D> {
     fn publish(&self, from: PeerId, request: PublishRequest) -> PublishResponse {
-        match self.committer.publish_any(request.0, (self.clock)()) {
-            Ok(Published::Counted(receipt)) => PublishResponse::Accepted {
-                cert: self.node.certificate().clone(),
-                receipt,
-            },
-            Ok(Published::Stepped(receipt)) => PublishResponse::Stepped {
-                cert: self.node.certificate().clone(),
-                receipt,
-            },
+        match self.committer.publish(request.0, (self.clock)()) {
+            Ok(published) => PublishResponse::Accepted(self.node.answer_publish(&published)),
             Err(e) => {
                 tracing::debug!(%from, %e, "publish refused");
                 PublishResponse::Refused(refusal(&e))
@@ -82,35 +76,21 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
         }
     }
 
-    fn retrieve(&self, _from: PeerId, request: RetrieveMsg) -> RetrieveAnswer {
-        let merkle = self.node.certificate().cert.scheme == candor_core::Scheme::Merkle;
-        let answer = match request {
-            RetrieveMsg::Head(h) if merkle => self
-                .node
-                .m_head(&h)
-                .map(|h| RetrieveAnswer::MHead(Box::new(h))),
-            RetrieveMsg::Head(h) => self.node.head(&h).map(RetrieveAnswer::Head),
-            RetrieveMsg::Page(p) => self.node.page(&p).map(RetrieveAnswer::Page),
-            RetrieveMsg::MPage(p) => self.node.m_page(&p).map(RetrieveAnswer::MPage),
-            RetrieveMsg::MProveAt(d, v) => self
-                .node
-                .m_prove_at(&d, v)
-                .map(|p| RetrieveAnswer::MPast(Box::new(p))),
-            RetrieveMsg::Cert => Ok(RetrieveAnswer::Cert(Box::new(
-                self.node.certificate().clone(),
-            ))),
-            RetrieveMsg::MStep(v) => match self.node.m_step(v) {
-                Ok(Some(sp)) => Ok(RetrieveAnswer::MStep(Box::new(sp))),
-                Ok(None) => Ok(RetrieveAnswer::Refused(Refused::new(
-                    RefusalCode::NotFound,
-                    format!("no step {v}"),
-                ))),
-                Err(e) => Err(e),
-            },
-        };
-        answer.unwrap_or_else(|e| {
-            RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.to_string()))
-        })
+    fn retrieve(&self, _from: PeerId, query: Query) -> RetrieveAnswer {
+        match self.node.answer(&query) {
+            Ok(bytes) => RetrieveAnswer::Answer(bytes),
+            Err(e) => {
+                let code = match e {
+                    ServeError::NoSuchStep(_) | ServeError::HistoryGone { .. } => {
+                        RefusalCode::NotFound
+                    }
+                    ServeError::WrongScheme | ServeError::UnknownCounter(_) => RefusalCode::Invalid,
+                    ServeError::Reconciling(_) => RefusalCode::Unavailable,
+                    _ => RefusalCode::Failed,
+                };
+                RetrieveAnswer::Refused(Refused::new(code, e.to_string()))
+            }
+        }
     }
 
     fn certificate(&self) -> Option<candor_core::SignedCertificate> {
@@ -119,10 +99,9 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
 
     fn reissue(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
         match self.node.reissue(&request.0) {
-            Ok(Some(receipt)) => PublishResponse::Accepted {
-                cert: self.node.certificate().clone(),
-                receipt,
-            },
+            Ok(Some(receipt)) => {
+                PublishResponse::Accepted(self.node.answer_publish(&Published::Entry(receipt)))
+            }
             Ok(None) => PublishResponse::Refused(Refused::new(
                 RefusalCode::NotFound,
                 "this node has not counted that offer",
@@ -137,44 +116,23 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
 #[derive(Debug)]
 pub struct ServeListing<L>(pub L);
 
-impl<L: candor_listing::Listing + Send + Sync + 'static> Service for ServeListing<L> {
+impl<L: Listing + Send + Sync + 'static> Service for ServeListing<L> {
     fn publish(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
-        match self.0.publish_any(&request.0, system_clock()) {
-            Ok(candor_listing::AnyReply::Counted(r)) => PublishResponse::Accepted {
-                cert: r.cert,
-                receipt: r.receipt,
-            },
-            Ok(candor_listing::AnyReply::Stepped(cert, receipt)) => {
-                PublishResponse::Stepped { cert, receipt }
-            }
+        match self.0.publish(&request.0, system_clock()) {
+            Ok(answer) => PublishResponse::Accepted(answer),
             Err(e) => PublishResponse::Refused(Refused::new(RefusalCode::Failed, e.reason)),
         }
     }
 
-    fn retrieve(&self, _from: PeerId, request: RetrieveMsg) -> RetrieveAnswer {
-        let r = match request {
-            RetrieveMsg::Head(h) => self.0.head_any(&h).map(|h| match h {
-                candor_listing::AnyHead::Counted(h) => RetrieveAnswer::Head(h),
-                candor_listing::AnyHead::Stepped(h) => RetrieveAnswer::MHead(h),
-            }),
-            RetrieveMsg::Page(p) => self.0.page(&p).map(RetrieveAnswer::Page),
-            RetrieveMsg::MPage(p) => self.0.m_page(&p).map(RetrieveAnswer::MPage),
-            RetrieveMsg::MProveAt(d, v) => self
-                .0
-                .m_prove_at(&d, v)
-                .map(|p| RetrieveAnswer::MPast(Box::new(p))),
-            RetrieveMsg::Cert => self
-                .0
-                .certificate()
-                .map(|c| RetrieveAnswer::Cert(Box::new(c)))
-                .ok_or_else(|| candor_listing::Refusal::refused("no certificate")),
-            RetrieveMsg::MStep(v) => self.0.m_step(v).map(|s| RetrieveAnswer::MStep(Box::new(s))),
-        };
-        r.unwrap_or_else(|e| RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)))
+    fn retrieve(&self, _from: PeerId, query: Query) -> RetrieveAnswer {
+        match self.0.ask(&query) {
+            Ok(bytes) => RetrieveAnswer::Answer(bytes),
+            Err(e) => RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)),
+        }
     }
 
     fn certificate(&self) -> Option<candor_core::SignedCertificate> {
-        self.0.certificate()
+        certificate_of(&self.0)
     }
 
     fn reissue(&self, _from: PeerId, _request: PublishRequest) -> PublishResponse {

@@ -4,11 +4,12 @@
 
 use crate::codec::BytesCodec;
 use crate::wire::{
-    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, RetrieveMsg,
-    KAD_PROTOCOL, MAX_PUBLISH_REQUEST, MAX_PUBLISH_RESPONSE, MAX_RETRIEVE_REQUEST,
-    MAX_RETRIEVE_RESPONSE, PUBLISH_PROTOCOL, REISSUE_PROTOCOL, RETRIEVE_PROTOCOL,
+    PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer, KAD_PROTOCOL,
+    MAX_PUBLISH_REQUEST, MAX_PUBLISH_RESPONSE, MAX_RETRIEVE_REQUEST, MAX_RETRIEVE_RESPONSE,
+    PUBLISH_PROTOCOL, REISSUE_PROTOCOL, RETRIEVE_PROTOCOL,
 };
 use candor_core::{Decode, Encode};
+use candor_listing::Query;
 use futures::StreamExt;
 use libp2p::core::transport::{MemoryTransport, Transport};
 use libp2p::core::upgrade::Version;
@@ -110,7 +111,7 @@ pub trait Service: Send + Sync + 'static {
     /// be one this node is responsible for). Returns an encoded `PublishResponse`.
     fn publish(&self, from: PeerId, request: PublishRequest) -> PublishResponse;
     /// Answers a retrieve request. Returns the answer.
-    fn retrieve(&self, from: PeerId, request: RetrieveMsg) -> RetrieveAnswer;
+    fn retrieve(&self, from: PeerId, request: Query) -> RetrieveAnswer;
     /// Answers a receipt re-issue (an encoded offer). Returns an encoded `PublishResponse`.
     fn reissue(&self, from: PeerId, request: PublishRequest) -> PublishResponse;
     /// The node's certificate, shown to every peer that asks (answered on the network task,
@@ -514,7 +515,7 @@ pub async fn start(
     let own_cert = service
         .as_ref()
         .and_then(|s| s.certificate())
-        .map(|c| RetrieveAnswer::Cert(Box::new(c)).to_bytes());
+        .map(|c| RetrieveAnswer::Answer(c.to_bytes()).to_bytes());
     let task = Task {
         swarm,
         k: config.k.max(1),
@@ -748,7 +749,7 @@ impl Task {
     /// Asks `peer` for its certificate, unless it was asked lately.
     fn ask_cert(&mut self, peer: PeerId) {
         if self.members.should_ask(peer, Instant::now()) {
-            let bytes = RetrieveMsg::Cert.to_bytes();
+            let bytes = Query::Certificate.to_bytes();
             let id = self
                 .swarm
                 .behaviour_mut()
@@ -977,14 +978,14 @@ impl Task {
                     }
                 }
             },
-            Proto::Retrieve => match RetrieveMsg::from_bytes(&request) {
+            Proto::Retrieve => match Query::from_bytes(&request) {
                 Err(e) => {
                     let _ = self
                         .rr(proto)
                         .send_response(channel, refuse(RefusalCode::Invalid, e.to_string()));
                     return;
                 }
-                Ok(RetrieveMsg::Cert) => {
+                Ok(Query::Certificate) => {
                     let bytes = self.own_cert.clone().unwrap_or_else(|| {
                         refuse(RefusalCode::NotFound, "this node has no certificate".into())
                     });
@@ -992,7 +993,7 @@ impl Task {
                     return;
                 }
                 Ok(msg) => {
-                    read = matches!(msg, RetrieveMsg::Head(_));
+                    read = matches!(msg, Query::Head(_));
                     Box::new(move || service.retrieve(peer, msg).to_bytes())
                 }
             },

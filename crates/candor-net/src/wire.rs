@@ -1,32 +1,33 @@
 //! The messages of Candor's request-response protocols, in the core's canonical encoding,
 //! and the hard size limits each protocol enforces.
 
-use candor_core::{
-    Decode, DecodeError, Digest, Encode, ItemKey, MHead, MPage, MPageRequest, MPast, MReceipt,
-    Page, PageRequest, Reader, Receipt, RetrieveHead, RetrieveRequest, SignedCertificate,
-    SignedOffer, StepProof, Writer, MAX_OFFER_BYTES,
-};
+use candor_core::{Decode, DecodeError, Encode, Reader, SignedOffer, Writer, MAX_OFFER_BYTES};
+#[cfg(test)]
+use candor_listing::Query;
+use candor_listing::MAX_ANSWER_BYTES;
 
-const VERSION: u8 = 1;
+/// The version byte of every message of these protocols (2: answers carry the node's bytes
+/// undecoded, for the asker to decode as its certificate's scheme expects).
+const VERSION: u8 = 2;
 
 /// Protocol id of publish.
-pub const PUBLISH_PROTOCOL: &str = "/candor/publish/1.0.0";
-/// Protocol id of the paged retrieve.
-pub const RETRIEVE_PROTOCOL: &str = "/candor/retrieve/1.0.0";
+pub const PUBLISH_PROTOCOL: &str = "/candor/publish/2.0.0";
+/// Protocol id of the paged retrieve (its requests are [`candor_listing::Query`]s).
+pub const RETRIEVE_PROTOCOL: &str = "/candor/retrieve/2.0.0";
 /// Protocol id of receipt re-issue.
-pub const REISSUE_PROTOCOL: &str = "/candor/reissue/1.0.0";
+pub const REISSUE_PROTOCOL: &str = "/candor/reissue/2.0.0";
 /// Protocol id of Candor's Kademlia DHT.
 pub const KAD_PROTOCOL: &str = "/candor/kad/1.0.0";
 
 /// Largest publish request (a signed offer and framing).
 pub const MAX_PUBLISH_REQUEST: usize = MAX_OFFER_BYTES + 64;
 /// Largest publish response (certificate and receipt; in scheme M the whole step).
-pub const MAX_PUBLISH_RESPONSE: usize = 2 * 1024 * 1024;
+pub const MAX_PUBLISH_RESPONSE: usize = MAX_ANSWER_BYTES + 64;
 /// Largest retrieve request.
 pub const MAX_RETRIEVE_REQUEST: usize = 256;
 /// Largest retrieve response (a page of at most 512 items, a head with its certificate, or a
 /// whole scheme-M step for an audit).
-pub const MAX_RETRIEVE_RESPONSE: usize = 2 * 1024 * 1024;
+pub const MAX_RETRIEVE_RESPONSE: usize = MAX_ANSWER_BYTES + 64;
 
 /// Why a node refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,24 +123,12 @@ impl Refused {
     }
 }
 
-/// The answer to a publish.
-#[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)] // short-lived, one per request
+/// The answer to a publish (and to a re-issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishResponse {
-    /// Counted: the node's certificate and the receipt.
-    Accepted {
-        /// The certificate.
-        cert: SignedCertificate,
-        /// The receipt.
-        receipt: Receipt,
-    },
-    /// Counted in a scheme-M step: the certificate and the whole step.
-    Stepped {
-        /// The certificate.
-        cert: SignedCertificate,
-        /// The receipt.
-        receipt: Box<MReceipt>,
-    },
+    /// Counted: an encoded [`candor_listing::PublishAnswer`] (the node's certificate and the
+    /// receipt its scheme makes), checked by the seller as the certificate says.
+    Accepted(Vec<u8>),
     /// Refused.
     Refused(Refused),
 }
@@ -148,18 +137,12 @@ impl Encode for PublishResponse {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION);
         match self {
-            Self::Accepted { cert, receipt } => {
-                w.u8(1).bytes32(&cert.to_bytes());
-                receipt.encode_to(w);
+            Self::Accepted(answer) => {
+                w.u8(1).bytes32(answer);
             }
             Self::Refused(r) => {
                 w.u8(2);
                 r.encode_to(w);
-            }
-            Self::Stepped { cert, receipt } => {
-                w.u8(3)
-                    .bytes32(&cert.to_bytes())
-                    .bytes32(&receipt.to_bytes());
             }
         }
     }
@@ -170,17 +153,10 @@ impl Decode for PublishResponse {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
         match r.u8("kind")? {
-            1 => Ok(Self::Accepted {
-                cert: SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?,
-                receipt: Receipt::decode_from(r)?,
-            }),
+            1 => Ok(Self::Accepted(
+                r.bytes32(MAX_ANSWER_BYTES, "publish answer")?.to_vec(),
+            )),
             2 => Ok(Self::Refused(Refused::decode_from(r)?)),
-            3 => Ok(Self::Stepped {
-                cert: SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?,
-                receipt: Box::new(MReceipt::from_bytes(
-                    r.bytes32(MAX_PUBLISH_RESPONSE, "receipt")?,
-                )?),
-            }),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -209,131 +185,26 @@ impl Decode for PublishRequest {
     }
 }
 
-/// A retrieve request: the opening or a page.
-#[derive(Debug, Clone)]
-pub enum RetrieveMsg {
-    /// Open a retrieve.
-    Head(RetrieveRequest),
-    /// Fetch a page.
-    Page(PageRequest),
-    /// Fetch a page of an item's list (scheme M).
-    MPage(MPageRequest),
-    /// Fetch a whole step, for an audit (scheme M).
-    MStep(u64),
-    /// A proof for an item under the root after a past step (scheme M).
-    MProveAt(ItemKey, u64),
-    /// The node's certificate (only certified peers count as members of Δ(d)).
-    Cert,
-}
-
-impl Encode for RetrieveMsg {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION);
-        match self {
-            Self::Head(h) => {
-                w.u8(1);
-                h.encode_to(w);
-            }
-            Self::Page(p) => {
-                w.u8(2);
-                p.encode_to(w);
-            }
-            Self::MPage(p) => {
-                w.u8(3);
-                p.encode_to(w);
-            }
-            Self::MStep(v) => {
-                w.u8(4).u64(*v);
-            }
-            Self::MProveAt(d, v) => {
-                w.u8(5).fixed(d.0.as_bytes()).u64(*v);
-            }
-            Self::Cert => {
-                w.u8(6);
-            }
-        }
-    }
-}
-
-impl Decode for RetrieveMsg {
-    const WHAT: &'static str = "retrieve request";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        match r.u8("kind")? {
-            1 => Ok(Self::Head(RetrieveRequest::decode_from(r)?)),
-            2 => Ok(Self::Page(PageRequest::decode_from(r)?)),
-            3 => Ok(Self::MPage(MPageRequest::decode_from(r)?)),
-            4 => Ok(Self::MStep(r.u64("step")?)),
-            6 => Ok(Self::Cert),
-            5 => Ok(Self::MProveAt(
-                ItemKey(Digest(r.array("item")?)),
-                r.u64("step")?,
-            )),
-            kind => Err(DecodeError::UnknownKind {
-                what: Self::WHAT,
-                kind,
-            }),
-        }
-    }
-}
-
-/// The answer to a retrieve request.
-#[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)] // short-lived, one per request
+/// The answer to a [`candor_listing::Query`]: its bytes, encoded as the query says (the asker
+/// decodes them as its certificate's scheme expects), or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetrieveAnswer {
-    /// The head.
-    Head(RetrieveHead),
-    /// A page.
-    Page(Page),
+    /// The answer.
+    Answer(Vec<u8>),
     /// Refused.
     Refused(Refused),
-    /// A scheme-M head.
-    MHead(Box<MHead>),
-    /// A page of an item's list.
-    MPage(MPage),
-    /// A whole step.
-    MStep(Box<StepProof>),
-    /// A proof under a past root.
-    MPast(Box<MPast>),
-    /// The node's certificate.
-    Cert(Box<SignedCertificate>),
 }
 
 impl Encode for RetrieveAnswer {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION);
         match self {
-            Self::Head(h) => {
-                w.u8(1);
-                h.encode_to(w);
-            }
-            Self::Page(p) => {
-                w.u8(2);
-                p.encode_to(w);
+            Self::Answer(bytes) => {
+                w.u8(1).bytes32(bytes);
             }
             Self::Refused(x) => {
-                w.u8(3);
+                w.u8(2);
                 x.encode_to(w);
-            }
-            Self::MHead(h) => {
-                w.u8(4);
-                h.encode_to(w);
-            }
-            Self::MPage(p) => {
-                w.u8(5);
-                p.encode_to(w);
-            }
-            Self::MStep(sp) => {
-                w.u8(6);
-                sp.encode_to(w);
-            }
-            Self::MPast(p) => {
-                w.u8(7);
-                p.encode_to(w);
-            }
-            Self::Cert(c) => {
-                w.u8(8);
-                c.encode_to(w);
             }
         }
     }
@@ -344,14 +215,10 @@ impl Decode for RetrieveAnswer {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
         match r.u8("kind")? {
-            1 => Ok(Self::Head(RetrieveHead::decode_from(r)?)),
-            2 => Ok(Self::Page(Page::decode_from(r)?)),
-            3 => Ok(Self::Refused(Refused::decode_from(r)?)),
-            4 => Ok(Self::MHead(Box::new(MHead::decode_from(r)?))),
-            5 => Ok(Self::MPage(MPage::decode_from(r)?)),
-            6 => Ok(Self::MStep(Box::new(StepProof::decode_from(r)?))),
-            7 => Ok(Self::MPast(Box::new(MPast::decode_from(r)?))),
-            8 => Ok(Self::Cert(Box::new(SignedCertificate::decode_from(r)?))),
+            1 => Ok(Self::Answer(
+                r.bytes32(MAX_ANSWER_BYTES, "answer")?.to_vec(),
+            )),
+            2 => Ok(Self::Refused(Refused::decode_from(r)?)),
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -378,49 +245,24 @@ mod tests {
 
     #[test]
     fn every_variant_round_trips() {
-        use candor_core::{Digest, ItemKey};
-        let item = ItemKey(Digest([3; 32]));
-        for m in [
-            RetrieveMsg::Head(RetrieveRequest {
-                item,
-                nonce: [1; 32],
-            }),
-            RetrieveMsg::Page(PageRequest {
-                counter: 1,
-                after: 2,
-                upto: 3,
-                max_items: 4,
-            }),
-            RetrieveMsg::MPage(MPageRequest {
-                item,
-                from: 5,
-                count: 6,
-            }),
-            RetrieveMsg::MStep(7),
-            RetrieveMsg::MProveAt(item, 8),
-        ] {
-            let bytes = m.to_bytes();
-            assert_eq!(RetrieveMsg::from_bytes(&bytes).unwrap().to_bytes(), bytes);
-        }
         for a in [
-            RetrieveAnswer::Page(Page::default()),
-            RetrieveAnswer::MPage(MPage {
-                offers: vec![vec![1, 2, 3]],
-            }),
+            RetrieveAnswer::Answer(vec![1, 2, 3]),
             RetrieveAnswer::Refused(Refused::new(RefusalCode::NotFound, "x")),
         ] {
-            let bytes = a.to_bytes();
-            assert_eq!(
-                RetrieveAnswer::from_bytes(&bytes).unwrap().to_bytes(),
-                bytes
-            );
+            assert_eq!(RetrieveAnswer::from_bytes(&a.to_bytes()).unwrap(), a);
+        }
+        for a in [
+            PublishResponse::Accepted(vec![4; 300]),
+            PublishResponse::Refused(Refused::new(RefusalCode::Invalid, "y")),
+        ] {
+            assert_eq!(PublishResponse::from_bytes(&a.to_bytes()).unwrap(), a);
         }
     }
 
     #[test]
     fn garbage_is_a_typed_error() {
         for g in [&[][..], &[1], &[1, 9], &[2, 1], &[1, 1, 0, 0]] {
-            assert!(RetrieveMsg::from_bytes(g).is_err());
+            assert!(Query::from_bytes(g).is_err());
             assert!(RetrieveAnswer::from_bytes(g).is_err());
             assert!(PublishResponse::from_bytes(g).is_err());
             assert!(PublishRequest::from_bytes(g).is_err());

@@ -7,7 +7,7 @@
 use candor_core::*;
 use candor_device::SoftwareDevice;
 use candor_listing::{
-    enrol, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, Strategy,
+    enrol, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, Query, Strategy,
 };
 use candor_net::*;
 use candor_store::ListingStore;
@@ -128,7 +128,7 @@ fn listing_for(net: &Net, from: usize, peer: libp2p::PeerId) -> Box<dyn Listing 
     let idx = net.handles.iter().position(|h| h.peer() == peer).unwrap();
     if idx == from {
         if let Some(n) = &net.nodes[idx] {
-            return Box::new(LocalListing(n.clone()));
+            return Box::new(n.clone());
         }
     }
     Box::new(RemoteListing::new(
@@ -136,63 +136,6 @@ fn listing_for(net: &Net, from: usize, peer: libp2p::PeerId) -> Box<dyn Listing 
         peer,
         tokio::runtime::Handle::current(),
     ))
-}
-
-struct LocalListing(Arc<ListingNode<SoftwareDevice>>);
-impl Listing for LocalListing {
-    fn peer(&self) -> candor_core::PeerId {
-        self.0.peer().clone()
-    }
-    fn publish(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<candor_listing::PublishReply, candor_listing::Refusal> {
-        Listing::publish(self.0.as_ref(), o, now)
-    }
-    fn head(&self, r: &RetrieveRequest) -> Result<RetrieveHead, candor_listing::Refusal> {
-        Listing::head(self.0.as_ref(), r)
-    }
-    fn page(&self, r: &PageRequest) -> Result<Page, candor_listing::Refusal> {
-        Listing::page(self.0.as_ref(), r)
-    }
-    fn head_any(
-        &self,
-        r: &RetrieveRequest,
-    ) -> Result<candor_listing::AnyHead, candor_listing::Refusal> {
-        Listing::head_any(self.0.as_ref(), r)
-    }
-    fn publish_any(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<candor_listing::AnyReply, candor_listing::Refusal> {
-        Listing::publish_any(self.0.as_ref(), o, now)
-    }
-    fn m_page(&self, r: &MPageRequest) -> Result<MPage, candor_listing::Refusal> {
-        Listing::m_page(self.0.as_ref(), r)
-    }
-    fn m_step(&self, v: u64) -> Result<StepProof, candor_listing::Refusal> {
-        Listing::m_step(self.0.as_ref(), v)
-    }
-    fn m_prove_at(
-        &self,
-        d: &candor_core::ItemKey,
-        v: u64,
-    ) -> Result<candor_core::MPast, candor_listing::Refusal> {
-        Listing::m_prove_at(self.0.as_ref(), d, v)
-    }
-    fn publish_m(
-        &self,
-        o: &SignedOffer,
-        now: u64,
-    ) -> Result<(candor_core::SignedCertificate, candor_core::MReceipt), candor_listing::Refusal>
-    {
-        Listing::publish_m(self.0.as_ref(), o, now)
-    }
-    fn m_head(&self, r: &RetrieveRequest) -> Result<candor_core::MHead, candor_listing::Refusal> {
-        Listing::m_head(self.0.as_ref(), r)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,8 +191,7 @@ async fn thirty_nodes_publish_and_retrieve_through_delta_d() {
                     Budget::default(),
                 )
                 .unwrap();
-                assert_eq!(o.offers.len(), 1);
-                assert_eq!(o.offers[0].1, offer);
+                assert_eq!(o.offers(), vec![&offer]);
             }
         })
         .await
@@ -329,7 +271,7 @@ async fn garbage_and_truncated_messages_get_typed_refusals() {
         .request(
             Proto::Retrieve,
             b,
-            RetrieveMsg::Head(RetrieveRequest {
+            Query::Head(RetrieveRequest {
                 item: item.key(),
                 nonce: [1; 32],
             })
@@ -337,10 +279,10 @@ async fn garbage_and_truncated_messages_get_typed_refusals() {
         )
         .await
         .unwrap();
-    assert!(matches!(
-        RetrieveAnswer::from_bytes(&head).unwrap(),
-        RetrieveAnswer::Head(_)
-    ));
+    let RetrieveAnswer::Answer(head) = RetrieveAnswer::from_bytes(&head).unwrap() else {
+        panic!("refused")
+    };
+    RetrieveHead::from_bytes(&head).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +351,7 @@ async fn a_cheating_listing_node_is_caught_over_the_network() {
             if *p == cheater {
                 assert_eq!(r.unwrap_err().kind(), "missing-entry");
             } else {
-                assert_eq!(r.unwrap().offers.len(), 2);
+                assert_eq!(r.unwrap().offers().len(), 2);
             }
         }
     })
@@ -438,14 +380,18 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
         );
         let receipt = publish_to(&l, &net2.trusted, &offer, now()).unwrap();
         // The seller lost its receipt: the node re-issues the very same one.
-        let again = l.reissue(&offer).unwrap();
-        assert_eq!(again.receipt, receipt);
+        let again = candor_listing::PublishAnswer::from_bytes(&l.reissue(&offer).unwrap()).unwrap();
+        let again_receipt = Receipt::from_bytes(&again.receipt).unwrap();
+        let candor_listing::PublishReceipt::Entry(receipt) = receipt else {
+            panic!("a scheme-B node answered a step")
+        };
+        assert_eq!(again_receipt, receipt);
         check_receipt(
             &net2.trusted,
             &Listing::peer(&l),
             &again.cert,
             &offer,
-            &again.receipt,
+            &again_receipt,
         )
         .unwrap();
         // An offer the node never counted: a typed refusal.
@@ -458,7 +404,7 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
     let (a, b) = (&net.handles[3], net.handles[4].peer());
     let mut limited = 0;
     for i in 0..80u8 {
-        let req = RetrieveMsg::Head(RetrieveRequest {
+        let req = Query::Head(RetrieveRequest {
             item: item.key(),
             nonce: [i; 32],
         })
@@ -478,9 +424,9 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
     for chunk in (0..1200u64).collect::<Vec<_>>().chunks(60) {
         let flood = chunk.iter().map(|&i| {
             let req = match i % 3 {
-                0 => RetrieveMsg::MStep(i),
-                1 => RetrieveMsg::MProveAt(item.key(), i),
-                _ => RetrieveMsg::Page(candor_core::PageRequest {
+                0 => Query::Step(i),
+                1 => Query::ProveAt(item.key(), i),
+                _ => Query::Page(candor_core::PageRequest {
                     counter: 0,
                     after: 0,
                     upto: 1,
@@ -542,7 +488,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 SignedOffer::sign(s, &item, 500 + i as u64, Currency::EUR, 1, now() + 3600, 1);
             for p in &delta {
                 // Every listing node answers with a whole step, which the seller verifies.
-                match candor_listing::publish_to_any(
+                match candor_listing::publish_to(
                     listing_for(&net2, 0, *p).as_ref(),
                     &net2.trusted,
                     &offer,
@@ -550,7 +496,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 )
                 .unwrap()
                 {
-                    candor_listing::AnyReceipt::Stepped(r, placement) => {
+                    candor_listing::PublishReceipt::Step(r, placement) => {
                         assert_eq!(r.step.batch.len(), 1);
                         assert_eq!(placement.index, i as u64);
                     }
@@ -559,13 +505,11 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
             }
         }
         for p in &delta {
-            let r = candor_listing::retrieve_any(
+            let r = candor_listing::retrieve_from(
                 listing_for(&net2, 1, *p).as_ref(),
                 &net2.trusted,
                 &item,
-                Budget::default(),
-                3,
-                &[],
+                candor_listing::Reading::default().audits(3),
             );
             if *p == cheater {
                 assert_eq!(r.unwrap_err().kind(), "bad-proof");
@@ -575,7 +519,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 assert!((o.detection() - 1.0).abs() < 1e-9, "3 audits of 3 steps");
                 // Proofs under past roots, over the network: the list after each step.
                 for v in 1..=3u64 {
-                    let past = candor_listing::retrieve_at_m(
+                    let past = candor_listing::check::retrieve_at(
                         listing_for(&net2, 1, *p).as_ref(),
                         &net2.trusted,
                         &item,

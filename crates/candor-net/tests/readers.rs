@@ -8,7 +8,7 @@
 
 use candor_core::*;
 use candor_device::SoftwareDevice;
-use candor_listing::{enrol, AnyReceipt, CheatingNode, ListingNode, Strategy};
+use candor_listing::{enrol, CheatingNode, ListingNode, PublishReceipt, Query, Strategy};
 use candor_net::*;
 use candor_store::ListingStore;
 use std::sync::{Arc, Mutex};
@@ -31,8 +31,8 @@ impl Service for Targeted {
     fn publish(&self, from: libp2p::PeerId, r: PublishRequest) -> PublishResponse {
         self.inner.publish(from, r)
     }
-    fn retrieve(&self, from: libp2p::PeerId, r: RetrieveMsg) -> RetrieveAnswer {
-        if matches!(r, RetrieveMsg::Head(_)) {
+    fn retrieve(&self, from: libp2p::PeerId, r: Query) -> RetrieveAnswer {
+        if matches!(r, Query::Head(_)) {
             self.readers.lock().unwrap().push(from);
         }
         if *self.seller.lock().unwrap() == Some(from) {
@@ -169,7 +169,7 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
         let sm = market(&o, seller_at);
         let published = sm.publish(&offer, system_clock()).unwrap();
         assert!(published.listing_nodes.contains(&cheater_id));
-        let receipt: AnyReceipt = published
+        let receipt: PublishReceipt = published
             .results
             .iter()
             .find(|(p, _)| *p == cheater_id)
@@ -219,7 +219,7 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
 
         // A reader that saw the seller's entry before (as a remembered statement) is not
         // shown the gap over it without evidence either.
-        let AnyReceipt::Counted(rc) = &receipt else {
+        let PublishReceipt::Entry(rc) = &receipt else {
             panic!()
         };
         bm.memory

@@ -8,7 +8,7 @@ mod common;
 use common::Cuttable;
 
 use candor_core::*;
-use candor_listing::{enrol, publish_to_any, retrieve_any, AnyReceipt, ListingNode};
+use candor_listing::{enrol, publish_to, retrieve_from, ListingNode, PublishReceipt, Reading};
 use candor_store::ListingStore;
 use candor_tpm::{Swtpm, SwtpmCa, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
 
@@ -67,12 +67,12 @@ fn run(scheme: Scheme, counters: u32) {
         ListingNode::open(device, ListingStore::in_memory().unwrap(), cert.clone()).unwrap();
     let item = Item::new("a TPM-listed item").unwrap();
     for o in offers(&item, 3) {
-        match publish_to_any(&node, &trusted, &o, NOW).unwrap() {
-            AnyReceipt::Counted(r) => assert!(matches!(r.inc.sig, DeviceSig::Tpm(_))),
-            AnyReceipt::Stepped(r, _) => assert!(matches!(r.step.step.inc.sig, DeviceSig::Tpm(_))),
+        match publish_to(&node, &trusted, &o, NOW).unwrap() {
+            PublishReceipt::Entry(r) => assert!(matches!(r.inc.sig, DeviceSig::Tpm(_))),
+            PublishReceipt::Step(r, _) => assert!(matches!(r.step.step.inc.sig, DeviceSig::Tpm(_))),
         }
     }
-    let out = retrieve_any(&node, &trusted, &item, Budget::default(), 3, &[]).unwrap();
+    let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(3)).unwrap();
     assert_eq!(out.offers().len(), 3);
     let t = out.t();
     // Restart the node on the same TPM, then power-cycle the TPM: counters stay where they
@@ -85,13 +85,13 @@ fn run(scheme: Scheme, counters: u32) {
     drop(device);
     sw.restart().unwrap();
     let (node, _) = ListingNode::open(open(&sw), store, cert).unwrap();
-    let out = retrieve_any(&node, &trusted, &item, Budget::default(), 3, &[]).unwrap();
+    let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(3)).unwrap();
     assert_eq!((out.offers().len(), out.t()), (3, t));
     for o in offers(&item, 2) {
-        publish_to_any(&node, &trusted, &o, NOW).unwrap();
+        publish_to(&node, &trusted, &o, NOW).unwrap();
     }
     assert_eq!(
-        retrieve_any(&node, &trusted, &item, Budget::default(), 2, &[])
+        retrieve_from(&node, &trusted, &item, Reading::default().audits(2))
             .unwrap()
             .offers()
             .len(),
@@ -242,9 +242,9 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
         ListingNode::open(device, ListingStore::in_memory().unwrap(), cert.clone()).unwrap();
     let item = Item::new("an item whose listing node crashes").unwrap();
     let all = offers(&item, 3);
-    publish_to_any(&node, &trusted, &all[0], NOW).unwrap();
+    publish_to(&node, &trusted, &all[0], NOW).unwrap();
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(publish_to_any(&node, &trusted, &all[1], NOW).is_err());
+    assert!(publish_to(&node, &trusted, &all[1], NOW).is_err());
     armed.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
         path.exists(),
@@ -262,13 +262,13 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
         assert_eq!(report.recovered, 0);
         assert_eq!(report.gaps.len(), 1);
     }
-    publish_to_any(&node, &trusted, &all[2], NOW).unwrap();
+    publish_to(&node, &trusted, &all[2], NOW).unwrap();
     assert!(
         !path.exists(),
         "the journal is cleared once the step is acknowledged"
     );
     // Every value audited (scheme M): a lost one is answered by the gap step over it.
-    let out = retrieve_any(&node, &trusted, &item, Budget::default(), 16, &[]).unwrap();
+    let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(16)).unwrap();
     let expected = if recovers { 3 } else { 2 };
     assert_eq!(out.offers().len(), expected);
     assert_eq!(
@@ -281,7 +281,7 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
     drop(device);
     let (node, report) = ListingNode::open(open(&sw), store, cert).unwrap();
     assert!(report.gaps.is_empty() && report.recovered == 0);
-    let again = retrieve_any(&node, &trusted, &item, Budget::default(), 16, &[]).unwrap();
+    let again = retrieve_from(&node, &trusted, &item, Reading::default().audits(16)).unwrap();
     assert_eq!((again.offers().len(), again.gaps()), (expected, out.gaps()));
 }
 
@@ -386,7 +386,7 @@ fn a_crash_after_the_signature_before_the_store_is_finished_by_signing_again() {
             ListingNode::open(device, ListingStore::in_memory().unwrap(), cert.clone()).unwrap();
         let item = Item::new("signed but not stored").unwrap();
         let all = offers(&item, 2);
-        publish_to_any(&node, &trusted, &all[0], NOW).unwrap();
+        publish_to(&node, &trusted, &all[0], NOW).unwrap();
         match scheme {
             Scheme::Merkle => node.publish_m_crashing(&all[1..], NOW, CrashAt::AfterInc),
             _ => node.publish_batch_crashing(&all[1..], CrashAt::AfterInc),
@@ -397,7 +397,7 @@ fn a_crash_after_the_signature_before_the_store_is_finished_by_signing_again() {
         let (device, _link) = open();
         let (node, report) = ListingNode::open(device, store, cert).unwrap();
         assert_eq!((report.recovered, report.gaps.len()), (1, 0), "{scheme}");
-        let out = retrieve_any(&node, &trusted, &item, Budget::default(), 16, &[]).unwrap();
+        let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(16)).unwrap();
         assert_eq!((out.offers().len(), out.gaps()), (2, 0), "{scheme}");
     }
 }

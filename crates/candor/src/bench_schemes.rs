@@ -248,7 +248,7 @@ fn publish_rate<D: TrustedDevice>(
     let offers = one_seller_offers("publish item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
-        for r in node.publish_m(chunk, 0) {
+        for r in node.publish_all(chunk, 0) {
             r.map_err(fail)?;
         }
     }

@@ -225,11 +225,7 @@ fn node_rate(
     let offers = crate::bench_schemes::one_seller_offers("tpm item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
-        let ok = if scheme == candor_core::Scheme::Merkle {
-            node.publish_m(chunk, 0).iter().all(Result::is_ok)
-        } else {
-            node.publish_batch(chunk, 0).iter().all(Result::is_ok)
-        };
+        let ok = node.publish_all(chunk, 0).iter().all(Result::is_ok);
         if !ok {
             return Err(fail("a publish failed"));
         }

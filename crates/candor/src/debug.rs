@@ -63,18 +63,14 @@ fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError>
                 )
             })
             .collect();
-        if node.certificate().cert.scheme == candor_core::Scheme::Merkle {
-            for (o, r) in offers.iter().zip(node.publish_m(&offers, now())) {
-                let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
-                let (o, r) = (hex::encode(o.to_bytes()), hex::encode(r.to_bytes()));
-                let _ = writeln!(out, "MRECEIPT {o} {r}");
-            }
-        } else {
-            for (o, r) in offers.iter().zip(node.publish_batch(&offers, now())) {
-                let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
-                let (o, r) = (hex::encode(o.to_bytes()), hex::encode(r.to_bytes()));
-                let _ = writeln!(out, "RECEIPT {o} {r}");
-            }
+        for (o, r) in offers.iter().zip(node.publish_all(&offers, now())) {
+            let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
+            let tag = match r {
+                candor_listing::Published::Entry(_) => "RECEIPT",
+                candor_listing::Published::Step(_) => "MRECEIPT",
+            };
+            let (o, r) = (hex::encode(o.to_bytes()), hex::encode(r.receipt_bytes()));
+            let _ = writeln!(out, "{tag} {o} {r}");
         }
         let _ = out.flush();
     }

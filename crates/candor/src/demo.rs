@@ -387,7 +387,7 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
         // The truth for this item: what the honest listing nodes verified (every node of Δ(d)
         // was given the same offers). A cheater whose verified answer is exactly that changed
         // nothing — an omit-entry cheater on an item with no offers has nothing to omit.
-        let offer_set = |o: &candor_listing::AnyOutcome| -> BTreeSet<Vec<u8>> {
+        let offer_set = |o: &candor_listing::RetrieveOutcome| -> BTreeSet<Vec<u8>> {
             o.offers().into_iter().map(|x| x.to_bytes()).collect()
         };
         let mut truth: Option<BTreeSet<Vec<u8>>> = None;

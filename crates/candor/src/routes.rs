@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use candor_core::{Currency, Item, SignedOffer};
-use candor_listing::AnyReceipt;
+use candor_listing::PublishReceipt;
 use candor_net::{to_candor_peer, to_libp2p_peer, with_peer, NodeReport};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
 fn result_view(
     evidence: &crate::evidence::EvidenceDir,
     peer: &candor_net::PeerId,
-    r: &Result<AnyReceipt, candor_core::Misbehaviour>,
+    r: &Result<PublishReceipt, candor_core::Misbehaviour>,
 ) -> api::PublishResult {
     match r {
         Ok(rc) => api::PublishResult {
@@ -114,8 +114,8 @@ fn result_view(
             counter: Some(rc.value().0),
             value: Some(rc.value().1),
             detail: match rc {
-                AnyReceipt::Counted(_) => "receipt checked".into(),
-                AnyReceipt::Stepped(_, p) => {
+                PublishReceipt::Entry(_) => "receipt checked".into(),
+                PublishReceipt::Step(_, p) => {
                     format!("whole step checked; index {} in the item's list", p.index)
                 }
             },
@@ -404,7 +404,7 @@ pub(crate) fn monitor_item(
     now: u64,
 ) -> Result<api::RetrieveAnswer, crate::wallet::WalletError> {
     let list = state.wallet.list()?;
-    let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, AnyReceipt)>> =
+    let mut by_peer: std::collections::BTreeMap<Vec<u8>, Vec<(SignedOffer, PublishReceipt)>> =
         Default::default();
     for e in list
         .iter()

@@ -5,12 +5,12 @@ use crate::files::{self, AuthorityDir, NodeDir};
 use crate::{now, CliError};
 use candor_core::{
     cheapest, check_receipt, Authority, Budget, Currency, Encode, Item, Keypair, Misbehaviour,
-    PeerId, PublicKey, Receipt, Registry, Scheme, SignedOffer,
+    PeerId, PublicKey, Registry, Scheme, SignedOffer,
 };
 use candor_device::{EquivocatingDevice, SoftwareDevice};
 use candor_listing::{
     enrol, monitor, publish_to, retrieve_from, CheatingNode, Committer, Listing, ListingNode,
-    Strategy,
+    PublishReceipt, Strategy,
 };
 use candor_store::ListingStore;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -219,10 +219,13 @@ fn publish_catalogue(
                         now + 30 * 86_400,
                         n as u64 + 1,
                     );
-                    let r = committer
+                    let candor_listing::Published::Entry(r) = committer
                         .publish(o.clone(), now)
-                        .map_err(|e| e.to_string())?;
-                    check_receipt(&trusted, node.peer(), &cert, &o, &r)
+                        .map_err(|e| e.to_string())?
+                    else {
+                        return Err("the node answered a scheme-M receipt".to_string());
+                    };
+                    check_receipt(&trusted, &node.peer(), &cert, &o, &r)
                         .map_err(|e| e.to_string())?;
                     bar.inc(1);
                 }
@@ -271,7 +274,7 @@ fn retrieve_catalogue(env: &Env, node: &dyn Listing) -> Result<bool, CliError> {
                     "   {:<42} {:>6} {:>9} {:>18}",
                     item.description(),
                     current.len(),
-                    o.t - o.counter.initial,
+                    o.t() - o.base(),
                     best
                 );
             }
@@ -302,7 +305,7 @@ fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool),
         (0, &target, 44_000, 2),
         (2, &other, 8_800, 1),
     ];
-    let mut receipts: Vec<(usize, Receipt)> = Vec::new();
+    let mut receipts: Vec<(usize, SignedOffer, PublishReceipt)> = Vec::new();
     for (s, item, price, serial) in plan {
         let o = SignedOffer::sign(
             &sellers[s],
@@ -315,7 +318,7 @@ fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool),
         );
         let r = publish_to(&honest, &env.trusted, &o, env.now)
             .map_err(|m| CliError::Failed(m.to_string()))?;
-        receipts.push((s, r));
+        receipts.push((s, o, r));
     }
     let honest_strategy = matches!(probe, Strategy::Honest);
     let cheater = CheatingNode::new(honest, probe, target.clone());
@@ -338,10 +341,10 @@ fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool),
                 "(nobody)".into(),
                 format!(
                     "honest: {} offers verified, cheapest {}",
-                    o.offers.len(),
+                    o.offers().len(),
                     best.unwrap_or_default()
                 ),
-                o.faults.is_empty() && o.gaps.is_empty(),
+                o.faults().is_empty() && o.gaps() == 0,
             )
         }
         Err(m) => (
@@ -349,8 +352,8 @@ fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool),
             describe(&m, &evidence_dir, cheater.strategy().name(), &env.trusted)?,
             true,
         ),
-        Ok(o) if !o.faults.is_empty() => {
-            let m = Misbehaviour::Evidence(Box::new(o.faults[0].clone()));
+        Ok(o) if !o.faults().is_empty() => {
+            let m = Misbehaviour::Evidence(Box::new(o.faults()[0].clone()));
             let text = describe(&m, &evidence_dir, cheater.strategy().name(), &env.trusted)?;
             (
                 "buyer".into(),
@@ -358,15 +361,15 @@ fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool),
                 true,
             )
         }
-        Ok(o) if !o.gaps.is_empty() => {
+        Ok(o) if o.gaps() > 0 => {
             let mut found = None;
             for s in 0..sellers.len() {
-                let mine: Vec<Receipt> = receipts
+                let mine: Vec<(SignedOffer, PublishReceipt)> = receipts
                     .iter()
-                    .filter(|(x, _)| *x == s)
-                    .map(|(_, r)| r.clone())
+                    .filter(|(x, ..)| *x == s)
+                    .map(|(_, o, r)| (o.clone(), r.clone()))
                     .collect();
-                if let Err(m) = monitor(&cheater, &env.trusted, &target, mine, Budget::default()) {
+                if let Err(m) = monitor(&cheater, &env.trusted, &target, &mine, Budget::default()) {
                     found = Some(m);
                     break;
                 }
@@ -445,7 +448,7 @@ fn equivocation_scenario(env: &mut Env) -> Result<(String, String, bool), CliErr
     let b = SignedOffer::sign(&bob, &item, 155_000, Currency::EUR, 1, env.now + 86_400, 1);
     publish_to(&node, &env.trusted, &b, env.now).map_err(fail)?;
     Ok(
-        match monitor(&node, &env.trusted, &item, vec![ra], Budget::default()) {
+        match monitor(&node, &env.trusted, &item, &[(a, ra)], Budget::default()) {
             Err(m @ Misbehaviour::Evidence(_)) => (
                 "seller monitor".into(),
                 describe(

@@ -4,7 +4,7 @@ use candor_core::{
     Decode, Digest, Encode, ItemKey, MReceipt, PeerId, Placement, Reader, Receipt, SignedInc,
     SignedOffer, Writer,
 };
-use candor_listing::AnyReceipt;
+use candor_listing::PublishReceipt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -16,7 +16,7 @@ const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("seen");
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) offer: SignedOffer,
-    pub(crate) receipts: Vec<(PeerId, AnyReceipt)>,
+    pub(crate) receipts: Vec<(PeerId, PublishReceipt)>,
 }
 
 impl Entry {
@@ -28,10 +28,10 @@ impl Entry {
         for (p, r) in &self.receipts {
             w.bytes8(p.as_bytes());
             match r {
-                AnyReceipt::Counted(r) => {
+                PublishReceipt::Entry(r) => {
                     w.u8(1).bytes16(&r.to_bytes());
                 }
-                AnyReceipt::Stepped(r, pl) => {
+                PublishReceipt::Step(r, pl) => {
                     w.u8(2).bytes32(&r.to_bytes());
                     w.fixed(pl.item.0.as_bytes())
                         .u64(pl.index)
@@ -51,7 +51,7 @@ impl Entry {
         for _ in 0..n {
             let p = PeerId::from_bytes(r.bytes8(64, "peer")?)?;
             let rc = match r.u8("receipt kind")? {
-                1 => AnyReceipt::Counted(Receipt::from_bytes(r.bytes16(4096, "receipt")?)?),
+                1 => PublishReceipt::Entry(Receipt::from_bytes(r.bytes16(4096, "receipt")?)?),
                 2 => {
                     let m = MReceipt::from_bytes(r.bytes32(8 << 20, "receipt")?)?;
                     let pl = Placement {
@@ -59,7 +59,7 @@ impl Entry {
                         index: r.u64("index")?,
                         chain: Digest(r.array("chain")?),
                     };
-                    AnyReceipt::Stepped(Box::new(m), pl)
+                    PublishReceipt::Step(Box::new(m), pl)
                 }
                 kind => {
                     return Err(candor_core::DecodeError::UnknownKind {

@@ -254,14 +254,15 @@ fn check_node<D: candor_device::TrustedDevice>(
     if scheme == "m" {
         let item = Item::new("crash test item").unwrap();
         // Every value audited: lost ones are answered by gap steps.
-        let out = candor_listing::retrieve_from_m(
+        let candor_listing::RetrieveOutcome::Steps(out) = retrieve_from(
             &node,
             trusted,
             &item,
-            candor_core::Budget::default(),
-            10_000,
+            candor_listing::Reading::default().audits(10_000),
         )
-        .unwrap();
+        .unwrap() else {
+            panic!("a scheme-M node answered as B/C")
+        };
         for (o, r) in m_receipts {
             let p = check_m_receipt(trusted, &cert.cert.peer, cert, o, r).unwrap();
             check_monitor(r, o, &p, &out).unwrap();
@@ -283,7 +284,11 @@ fn check_node<D: candor_device::TrustedDevice>(
         "the software device never loses a value: {report:?}"
     );
     let item = Item::new("crash test item").unwrap();
-    let outcome = retrieve_from(&node, trusted, &item, Budget::default()).unwrap();
+    let candor_listing::RetrieveOutcome::Entries(outcome) =
+        retrieve_from(&node, trusted, &item, Budget::default()).unwrap()
+    else {
+        panic!("a scheme-B/C node answered as M")
+    };
     let served: std::collections::BTreeMap<u64, Vec<u8>> = outcome
         .offers
         .iter()
@@ -297,8 +302,11 @@ fn check_node<D: candor_device::TrustedDevice>(
         );
     }
     // Every seller's monitoring retrieve passes.
-    let all: Vec<Receipt> = receipts.iter().map(|(_, r)| r.clone()).collect();
-    monitor(&node, trusted, &item, all, Budget::default()).unwrap();
+    let all: Vec<_> = receipts
+        .iter()
+        .map(|(o, r)| (o.clone(), candor_listing::PublishReceipt::Entry(r.clone())))
+        .collect();
+    monitor(&node, trusted, &item, &all, Budget::default()).unwrap();
     eprintln!(
         "{} receipts across {restarts} clean restarts; t = {}, {} gap notice(s)",
         receipts.len(),

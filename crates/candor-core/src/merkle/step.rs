@@ -356,7 +356,8 @@ impl Decode for MHead {
     const WHAT: &'static str = "M head";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
-        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let cert =
+            SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
         let read = SignedRead::decode_from(r)?;
         let step = decode_opt_step(r)?;
         let leaf = Leaf::decode_opt(r)?;

@@ -291,7 +291,8 @@ impl Decode for MPast {
     const WHAT: &'static str = "past proof";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
-        let cert = SignedCertificate::from_bytes(r.bytes32(64 * 1024, "certificate")?)?;
+        let cert =
+            SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
         let value = r.u64("value")?;
         let step = decode_opt_step(r)?;
         Ok(Self {

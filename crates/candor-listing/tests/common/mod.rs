@@ -4,13 +4,14 @@
     missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     clippy::new_without_default,
     unreachable_pub
 )]
 
 use candor_core::*;
 use candor_device::{SoftwareDevice, TrustedDevice};
-use candor_listing::{enrol, publish_to, Listing, ListingNode};
+use candor_listing::{enrol, publish_to, Listing, ListingNode, PublishReceipt, RetrieveOutcome};
 use candor_store::ListingStore;
 
 pub const NOW: u64 = 1_800_000_000;
@@ -86,7 +87,7 @@ pub fn offer(seller: &Keypair, item: &Item, price: u64, serial: u64) -> SignedOf
 pub struct Workload {
     pub sellers: Vec<Keypair>,
     /// (offer, receipt) for every publish, in order.
-    pub published: Vec<(SignedOffer, Receipt)>,
+    pub published: Vec<(SignedOffer, PublishReceipt)>,
 }
 
 impl Workload {
@@ -99,11 +100,11 @@ impl Workload {
             .collect()
     }
 
-    pub fn receipts_of(&self, seller: &Keypair) -> Vec<Receipt> {
+    pub fn receipts_of(&self, seller: &Keypair) -> Vec<(SignedOffer, PublishReceipt)> {
         self.published
             .iter()
             .filter(|(o, _)| o.offer.seller == seller.public())
-            .map(|(_, r)| r.clone())
+            .cloned()
             .collect()
     }
 }
@@ -136,4 +137,36 @@ pub fn sorted(mut v: Vec<SignedOffer>) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = v.drain(..).map(|o| o.to_bytes()).collect();
     out.sort();
     out
+}
+
+/// The entry receipt of a scheme-B/C publish (a test that runs only B or C).
+pub fn entry(r: PublishReceipt) -> Receipt {
+    match r {
+        PublishReceipt::Entry(r) => r,
+        PublishReceipt::Step(..) => panic!("a scheme-M receipt where B/C was expected"),
+    }
+}
+
+/// The step receipt of a scheme-M publish.
+pub fn step(r: PublishReceipt) -> (MReceipt, Placement) {
+    match r {
+        PublishReceipt::Step(r, p) => (*r, p),
+        PublishReceipt::Entry(_) => panic!("a scheme-B/C receipt where M was expected"),
+    }
+}
+
+/// The outcome of a scheme-B/C retrieve.
+pub fn entries(o: RetrieveOutcome) -> Outcome {
+    match o {
+        RetrieveOutcome::Entries(o) => o,
+        RetrieveOutcome::Steps(_) => panic!("a scheme-M answer where B/C was expected"),
+    }
+}
+
+/// The outcome of a scheme-M retrieve.
+pub fn steps(o: RetrieveOutcome) -> MOutcome {
+    match o {
+        RetrieveOutcome::Steps(o) => o,
+        RetrieveOutcome::Entries(_) => panic!("a scheme-B/C answer where M was expected"),
+    }
 }

@@ -1,0 +1,105 @@
+//! Scheme M: a receipt is the whole step; a retrieve is the item's list under the step at t
+//! (the core's [`MRetrieval`]), then steps drawn at random and checked whole.
+
+use super::Opened;
+use crate::listing::{Listing, Query, Refusal};
+use candor_core::{
+    check_m_receipt, check_monitor, past_len, verify_past, BudgetKind, Decode, Item, MOutcome,
+    MPage, MPageRequest, MPast, MReceipt, MRetrieval, Misbehaviour, PeerId, Placement, PublicKey,
+    SignedCertificate, SignedOffer, MAX_LIST_PAGE,
+};
+
+/// The seller's check of a publish answer from a node whose certificate names M: the whole
+/// step verified, and the offer's place in its item's list.
+pub(super) fn check_publish(
+    trusted: &[PublicKey],
+    peer: &PeerId,
+    cert: &SignedCertificate,
+    offer: &SignedOffer,
+    receipt: &[u8],
+) -> Result<(MReceipt, Placement), Misbehaviour> {
+    let receipt = MReceipt::from_bytes(receipt)?;
+    let placement = check_m_receipt(trusted, peer, cert, offer, &receipt)?;
+    Ok((receipt, placement))
+}
+
+/// Drives an M retrieve from its head: the item's list in pages, checked against its leaf
+/// under the root at t, then `audits` steps drawn at random and checked whole (an unanswered
+/// audit fails the retrieve). A monitor's receipted offers (`mine`) are held to their steps,
+/// then checked still at their index with the same chain prefix; it audits like a buyer, so
+/// a node cannot tell the two apart by their requests.
+pub(super) fn read(
+    o: Opened<'_>,
+    mine: &[(SignedOffer, MReceipt, Placement)],
+) -> Result<MOutcome, Misbehaviour> {
+    let mut r = MRetrieval::new(
+        o.trusted.to_vec(),
+        o.node.peer(),
+        o.item.clone(),
+        o.nonce,
+        o.reading.budget,
+    )
+    .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
+    .knowing(o.reading.known.iter().cloned());
+    let mut next = r.on_head_bytes(o.head)?;
+    while let Some(req) = next {
+        let page = o.node.ask(&Query::List(req)).map_err(Refusal::after_read)?;
+        next = r.on_page_bytes(&page)?;
+    }
+    r.check_list()?;
+    for v in r.plan_audits(o.reading.audits, &mut rand_core::OsRng) {
+        let step = o.node.ask(&Query::Step(v)).map_err(Refusal::after_read)?;
+        r.on_audit_bytes(v, &step)?;
+    }
+    let out = r.finish()?;
+    for (offer, receipt, p) in mine {
+        check_monitor(receipt, offer, p, &out)?;
+    }
+    Ok(out)
+}
+
+/// What item d's list was after a past step `value` of a scheme-M node, proved under that
+/// step's signed root (DESIGN.md §5), within `budget`: the leaf is checked under the root
+/// before the list is fetched, so the list's length is the node's signed word. A node whose
+/// certificate names B or C has no such roots: its answer fails the check.
+pub fn retrieve_at(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    item: &Item,
+    value: u64,
+    budget: candor_core::Budget,
+) -> Result<Vec<SignedOffer>, Misbehaviour> {
+    let bytes = node
+        .ask(&Query::ProveAt(item.key(), value))
+        .map_err(Refusal::into_misbehaviour)?;
+    let mut taken = bytes.len() as u64;
+    let past = MPast::from_bytes(&bytes)?;
+    let n = past_len(trusted, &node.peer(), item, value, &past)?;
+    if n > budget.max_entries {
+        return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
+    }
+    let mut list: Vec<Vec<u8>> = Vec::new();
+    while (list.len() as u64) < n {
+        let want = (n - list.len() as u64).min(MAX_LIST_PAGE as u64) as u32;
+        let bytes = node
+            .ask(&Query::List(MPageRequest {
+                item: item.key(),
+                from: list.len() as u64,
+                count: want,
+            }))
+            .map_err(Refusal::after_read)?;
+        taken = taken.saturating_add(bytes.len() as u64);
+        if taken > budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+        }
+        let page = MPage::from_bytes(&bytes)?;
+        if page.offers.is_empty() {
+            return Err(Misbehaviour::Truncated {
+                next: list.len() as u64,
+                t: n,
+            });
+        }
+        list.extend(page.offers.into_iter().take(want as usize));
+    }
+    verify_past(trusted, &node.peer(), item, value, &past, &list)
+}

@@ -1,0 +1,271 @@
+//! One flow for every scheme (issue 11): the checker picks its checks from the certificate,
+//! never from the shape of a reply. A node that answers in another scheme's format than its
+//! certificate names — to have its answer checked by rules it can pass — is not checked by
+//! those rules at all: its answer does not decode as what the certificate demands.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use candor_core::*;
+use candor_device::SoftwareDevice;
+use candor_listing::{
+    monitor, publish_to, retrieve_from, Listing, ListingNode, PublishAnswer, PublishReceipt, Query,
+    Reading, Refusal, ServeError,
+};
+use common::*;
+
+type Node = ListingNode<SoftwareDevice>;
+
+/// Presents `presents`'s certificate, but answers with what `answers` (a node of the other
+/// scheme) says: a reply of another scheme than the certificate's.
+struct Swap<'a> {
+    presents: &'a Node,
+    answers: &'a Node,
+}
+
+impl Swap<'_> {
+    /// `bytes` (a head or a publish answer of `answers`) with `presents`'s certificate.
+    fn recertify_head(&self, bytes: &[u8]) -> Vec<u8> {
+        // Both heads are a version byte, the certificate (u32 length + bytes), then the rest.
+        let cert = head_certificate(bytes).unwrap().to_bytes();
+        let rest = &bytes[1 + 4 + cert.len()..];
+        let own = self.presents.certificate().to_bytes();
+        let mut out = vec![bytes[0]];
+        out.extend_from_slice(&(own.len() as u32).to_be_bytes());
+        out.extend_from_slice(&own);
+        out.extend_from_slice(rest);
+        out
+    }
+}
+
+impl Listing for Swap<'_> {
+    fn peer(&self) -> PeerId {
+        self.presents.peer().clone()
+    }
+    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
+        let mut answer =
+            PublishAnswer::from_bytes(&Listing::publish(self.answers, offer, now)?).unwrap();
+        answer.cert = self.presents.certificate().clone();
+        Ok(answer.to_bytes())
+    }
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        match query {
+            Query::Head(_) => Ok(self.recertify_head(&Listing::ask(self.answers, query)?)),
+            _ => Listing::ask(self.answers, query),
+        }
+    }
+}
+
+#[test]
+fn a_reply_of_another_scheme_than_the_certificates_is_never_checked_by_its_rules() {
+    let mut m = Market::new();
+    let b = m.node(Scheme::Basic, 1, 1);
+    let c = m.node(Scheme::Counters, 4, 4);
+    let mm = m.node(Scheme::Merkle, 1, 1);
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    for (i, node) in [&b, &c, &mm].into_iter().enumerate() {
+        publish_to(
+            node,
+            &m.trusted,
+            &offer(&seller, &target(), 10, i as u64 + 1),
+            NOW,
+        )
+        .unwrap();
+    }
+    for (presents, answers) in [(&mm, &b), (&b, &mm), (&mm, &c), (&c, &mm)] {
+        let swap = Swap { presents, answers };
+        let o = offer(&seller, &target(), 20, 9);
+        let err = publish_to(&swap, &m.trusted, &o, NOW).unwrap_err();
+        assert_eq!(err.kind(), "malformed", "publish: {err}");
+        let err = retrieve_from(&swap, &m.trusted, &target(), Reading::default()).unwrap_err();
+        assert_eq!(err.kind(), "malformed", "retrieve: {err}");
+    }
+    // The swap itself is faithful: presenting a node's own certificate over its own answers
+    // passes every check.
+    for node in [&b, &c, &mm] {
+        let same = Swap {
+            presents: node,
+            answers: node,
+        };
+        retrieve_from(&same, &m.trusted, &target(), Reading::default()).unwrap();
+    }
+}
+
+#[test]
+fn one_flow_publishes_retrieves_and_monitors_every_scheme() {
+    let mut m = Market::new();
+    for (scheme, counters) in [
+        (Scheme::Basic, 1),
+        (Scheme::Counters, 4),
+        (Scheme::Merkle, 1),
+    ] {
+        let node = m.node(scheme, counters, counters);
+        let seller = Keypair::generate(&mut rand_core::OsRng);
+        let mut mine = Vec::new();
+        for i in 0..3u64 {
+            let o = offer(&seller, &target(), 100 + i, i + 1);
+            let r = publish_to(&node, &m.trusted, &o, NOW).unwrap();
+            match (scheme.protocol(), &r) {
+                (Protocol::Entries, PublishReceipt::Entry(_))
+                | (Protocol::Steps, PublishReceipt::Step(..)) => {}
+                _ => panic!("{scheme:?} answered {r:?}"),
+            }
+            mine.push((o, r));
+        }
+        let reading = Reading::default().audits(3);
+        let out = retrieve_from(&node, &m.trusted, &target(), reading.clone()).unwrap();
+        assert_eq!(out.offers().len(), 3, "{scheme:?}");
+        assert_eq!(out.cert(), node.certificate());
+        let watched = monitor(&node, &m.trusted, &target(), &mine, reading).unwrap();
+        assert_eq!(watched.t(), out.t());
+    }
+}
+
+#[test]
+fn a_node_refuses_the_other_protocols_queries() {
+    let mut m = Market::new();
+    let b = m.node(Scheme::Basic, 1, 1);
+    let mm = m.node(Scheme::Merkle, 1, 1);
+    let key = target().key();
+    for q in [
+        Query::List(MPageRequest {
+            item: key,
+            from: 0,
+            count: 1,
+        }),
+        Query::Step(1),
+        Query::ProveAt(key, 1),
+    ] {
+        assert!(
+            matches!(b.answer(&q), Err(ServeError::WrongScheme)),
+            "{q:?}"
+        );
+    }
+    let page = Query::Page(PageRequest {
+        counter: 0,
+        after: 0,
+        upto: 1,
+        max_items: 1,
+    });
+    assert!(matches!(mm.answer(&page), Err(ServeError::WrongScheme)));
+    // Both answer their certificate.
+    for node in [&b, &mm] {
+        let cert = SignedCertificate::from_bytes(&node.answer(&Query::Certificate).unwrap());
+        assert_eq!(&cert.unwrap(), node.certificate());
+    }
+}
+
+/// A seller's receipts for other items are not held against an item's answer: monitoring
+/// item X while also holding a receipt for Y passes at an honest node of every scheme.
+#[test]
+fn a_receipt_for_another_item_is_not_held_against_an_answer() {
+    let mut m = Market::new();
+    for scheme in [Scheme::Basic, Scheme::Merkle] {
+        let node = m.node(scheme, 1, 1);
+        let seller = Keypair::generate(&mut rand_core::OsRng);
+        let x = offer(&seller, &target(), 10, 1);
+        let y = offer(&seller, &other(), 20, 1);
+        let rx = publish_to(&node, &m.trusted, &x, NOW).unwrap();
+        let ry = publish_to(&node, &m.trusted, &y, NOW).unwrap();
+        let mine = [(x, rx), (y, ry)];
+        monitor(&node, &m.trusted, &target(), &mine, Reading::default()).unwrap();
+        monitor(&node, &m.trusted, &other(), &mine, Reading::default()).unwrap();
+    }
+}
+
+/// Presents a certificate of the other scheme signed by nobody the seller trusts, in front
+/// of a well-formed head.
+struct ClaimsScheme<'a> {
+    node: &'a Node,
+    cert: SignedCertificate,
+}
+
+impl Listing for ClaimsScheme<'_> {
+    fn peer(&self) -> PeerId {
+        self.node.peer().clone()
+    }
+    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
+        Listing::publish(self.node, offer, now)
+    }
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        let bytes = Listing::ask(self.node, query)?;
+        if !matches!(query, Query::Head(_)) {
+            return Ok(bytes);
+        }
+        let cert = head_certificate(&bytes).unwrap().to_bytes();
+        let own = self.cert.to_bytes();
+        let version = match self.cert.cert.scheme.protocol() {
+            Protocol::Entries => 1,
+            Protocol::Steps => 3,
+        };
+        let mut out = vec![version];
+        out.extend_from_slice(&(own.len() as u32).to_be_bytes());
+        out.extend_from_slice(&own);
+        out.extend_from_slice(&bytes[1 + 4 + cert.len()..]);
+        Ok(out)
+    }
+}
+
+/// A seller holding a receipt of one protocol meets a head of the other: the head's
+/// certificate is checked before anything is concluded from the scheme it names. A forged
+/// certificate is a bad certificate; a real node that now answers under another certificate
+/// than the receipt's is caught as such.
+#[test]
+fn a_receipt_of_the_other_protocol_is_judged_on_a_checked_certificate() {
+    let mut m = Market::new();
+    let b = m.node(Scheme::Basic, 1, 1);
+    let mm = m.node(Scheme::Merkle, 1, 1);
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let o = offer(&seller, &target(), 10, 1);
+    let from_m = publish_to(&mm, &m.trusted, &o, NOW).unwrap();
+    let from_b = publish_to(&b, &m.trusted, &o, NOW).unwrap();
+    // A rogue authority certifies "scheme B" for the M node's PeerId.
+    let rogue = Market::new();
+    let mut forged = b.certificate().clone();
+    forged.cert.peer = mm.peer().clone();
+    forged.cert.authority = rogue.trusted[0];
+    let forger = ClaimsScheme {
+        node: &mm,
+        cert: forged,
+    };
+    let err = monitor(
+        &forger,
+        &m.trusted,
+        &target(),
+        &[(o.clone(), from_m.clone())],
+        Reading::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), "bad-certificate", "{err}");
+    // Receipts of one node held against another's answers (same PeerId needed: the swap
+    // presents the other node as this one): another certificate than the receipt names.
+    for (node, receipt) in [(&b, from_m), (&mm, from_b)] {
+        let err = monitor(
+            node,
+            &m.trusted,
+            &target(),
+            &[(o.clone(), receipt)],
+            Reading::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), "other-certificate", "{err}");
+    }
+}
+
+/// The certificate that picks the checks is the one the head's own decoder reads: a head
+/// whose version byte is not the one its certificate's scheme sends is refused as malformed.
+#[test]
+fn a_head_with_another_schemes_version_byte_does_not_decode() {
+    let mut m = Market::new();
+    for (scheme, other_version) in [(Scheme::Basic, 3u8), (Scheme::Merkle, 1u8)] {
+        let node = m.node(scheme, 1, 1);
+        let head = Query::Head(RetrieveRequest {
+            item: target().key(),
+            nonce: [7; 32],
+        });
+        let mut bytes = node.answer(&head).unwrap();
+        assert_eq!(head_certificate(&bytes).unwrap(), *node.certificate());
+        bytes[0] = other_version;
+        assert!(head_certificate(&bytes).is_err(), "{scheme:?}");
+    }
+}
