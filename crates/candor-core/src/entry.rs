@@ -9,7 +9,7 @@ use crate::keys::PeerId;
 use crate::offer::MAX_OFFER_BYTES;
 use crate::statement::{CounterId, SignedInc, SignedRead};
 
-const MSG_VERSION: u8 = 1;
+pub(crate) const MSG_VERSION: u8 = 1;
 
 /// The most items a page may hold.
 pub const MAX_PAGE_ITEMS: usize = 512;
@@ -192,29 +192,6 @@ impl Decode for RetrieveHead {
             read: SignedRead::decode_from(r)?,
         })
     }
-}
-
-/// The certificate a retrieve head of any scheme opens with. Every head (B/C's
-/// [`RetrieveHead`], M's `MHead`) is its version byte, then the node's certificate: a checker
-/// reads the certificate first, picks the verifier the certificate's scheme names, and decodes
-/// the rest only with that verifier's decoder, so a head of another scheme than the
-/// certificate's fails to decode and is never checked by the wrong rules.
-///
-/// The version byte must be the one of the head the certificate's scheme sends, so the
-/// certificate read here is the one that head's own decoder reads.
-pub fn head_certificate(bytes: &[u8]) -> Result<SignedCertificate, DecodeError> {
-    let mut r = Reader::new(bytes);
-    let version = r.u8("version")?;
-    let cert =
-        SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
-    let (expected, what) = match cert.cert.scheme.protocol() {
-        crate::cert::Protocol::Entries => (MSG_VERSION, RetrieveHead::WHAT),
-        crate::cert::Protocol::Steps => (crate::merkle::VERSION, "M head"),
-    };
-    if version != expected {
-        return Err(DecodeError::UnknownVersion { what, version });
-    }
-    Ok(cert)
 }
 
 /// A request for the values `after+1 ..= upto` of `counter`, at most `max_items` of them.

@@ -39,6 +39,7 @@ mod seller;
 mod smt;
 mod statement;
 pub mod tpm;
+mod verify;
 
 pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
 pub use cert::{
@@ -48,18 +49,17 @@ pub use cert::{
 };
 pub use encoding::{Decode, DecodeError, Encode, Reader, Writer};
 pub use entry::{
-    entry_payload, gap_payload, head_certificate, Page, PageItem, PageRequest, Receipt,
-    RetrieveHead, RetrieveRequest, MAX_ENTRY_BYTES, MAX_PAGE_ITEMS,
+    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead,
+    RetrieveRequest, MAX_ENTRY_BYTES, MAX_PAGE_ITEMS,
 };
 pub use hash::{sha256, tags, Digest, TaggedHasher};
 pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
 pub use m_retrieve::{check_monitor, MOutcome, MPage, MPageRequest, MRetrieval};
 pub use merkle::{
-    batch_root, chain_next, chain_start, check_m_receipt, empty_root, leaf_of, offer_hash,
-    past_len, verify_past, verify_step, Leaf, MHead, MPast, MReceipt, MState, Placement,
-    PreparedStep, SignedStep, StepHeader, StepProof, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY,
-    MAX_LIST_PAGE,
+    batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, Leaf, MHead, MPast,
+    MReceipt, MState, Placement, PreparedStep, SignedStep, StepHeader, StepProof, MAX_BATCH,
+    MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,
@@ -76,3 +76,4 @@ pub use statement::{
     CounterId, DeviceKey, DeviceSig, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,
     TpmKey, TpmProof, MAX_STATEMENT_BYTES,
 };
+pub use verify::{check_m_receipt, head_certificate, past_len, verify_past, verify_step};

@@ -30,13 +30,14 @@ use crate::hash::Digest;
 use crate::item::{Item, ItemKey};
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
-    check_signed_step, leaf_of, root_at, Leaf, MHead, MReceipt, Placement, SignedStep, StepProof,
-    MAX_GAP_STEPS, MAX_LIST_PAGE, VERSION,
+    leaf_of, Leaf, MHead, MReceipt, Placement, SignedStep, StepProof, MAX_GAP_STEPS, MAX_LIST_PAGE,
+    VERSION,
 };
 use crate::misbehaviour::{BudgetKind, Evidence, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
 use crate::smt::MultiProof;
 use crate::statement::SignedInc;
+use crate::verify::{check_signed_step, root_at};
 
 /// A page of an item's list: offers `from ..` in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -431,7 +432,7 @@ impl MRetrieval {
             }
             None => {}
         }
-        crate::merkle::verify_step(&head.cert, &self.peer, &sp)?;
+        crate::verify::verify_step(&head.cert, &self.peer, &sp)?;
         if !self.audited.contains(&value) {
             self.audited.push(value);
         }

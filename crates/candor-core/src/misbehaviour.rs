@@ -6,8 +6,7 @@
 
 use crate::cert::{CertError, SignedCertificate};
 use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::entry::{entry_payload, gap_payload, MAX_ENTRY_BYTES};
-use crate::keys::PublicKey;
+use crate::entry::MAX_ENTRY_BYTES;
 use crate::offer::{OfferFault, SignedOffer};
 use crate::statement::{CounterId, SignedInc};
 use thiserror::Error;
@@ -373,7 +372,7 @@ impl Evidence {
         self.cert().cert.authority
     }
 
-    fn cert(&self) -> &SignedCertificate {
+    pub(crate) fn cert(&self) -> &SignedCertificate {
         match self {
             Self::Equivocation { cert, .. }
             | Self::GapOverReceipt { cert, .. }
@@ -381,166 +380,6 @@ impl Evidence {
             | Self::RootsDoNotChain { cert, .. }
             | Self::Removal { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
-        }
-    }
-
-    fn check_inc(cert: &SignedCertificate, s: &SignedInc) -> Result<(), EvidenceError> {
-        cert.cert
-            .device
-            .verify_inc(s)
-            .map_err(|_| EvidenceError::BadSignature)?;
-        if s.inc.device != cert.cert.device.id() || s.inc.peer != cert.cert.peer {
-            return Err(EvidenceError::WrongSubject);
-        }
-        Ok(())
-    }
-
-    /// A scheme-M step whose `Inc` is the device's and binds its header.
-    fn check_step(
-        cert: &SignedCertificate,
-        s: &crate::merkle::SignedStep,
-    ) -> Result<(), EvidenceError> {
-        Self::check_inc(cert, &s.inc)?;
-        if s.inc.inc.value != s.header.value
-            || s.inc.inc.counter != s.header.counter
-            || s.inc.inc.payload != s.header.payload(&cert.cert.peer)
-        {
-            return Err(EvidenceError::NotMisbehaviour(
-                "an Inc does not bind its step header",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Verifies the evidence with nothing but itself and the trusted authority keys. On
-    /// success, returns what it proves, in words.
-    pub fn verify(&self, trusted: &[PublicKey]) -> Result<String, EvidenceError> {
-        let cert = self.cert();
-        cert.verify(trusted)?;
-        let peer = &cert.cert.peer;
-        match self {
-            Self::Equivocation { a, b, .. } => {
-                Self::check_inc(cert, a)?;
-                Self::check_inc(cert, b)?;
-                if a.inc.counter != b.inc.counter || a.inc.value != b.inc.value {
-                    return Err(EvidenceError::NotMisbehaviour(
-                        "different counters or values",
-                    ));
-                }
-                if a.inc.payload == b.inc.payload {
-                    return Err(EvidenceError::NotMisbehaviour("the payloads are equal"));
-                }
-                Ok(format!(
-                    "device of node {} signed two payloads for counter {} value {}",
-                    peer.short(),
-                    a.inc.counter,
-                    a.inc.value
-                ))
-            }
-            Self::GapOverReceipt {
-                receipt,
-                gap,
-                first,
-                last,
-                ..
-            } => {
-                Self::check_inc(cert, receipt)?;
-                Self::check_inc(cert, gap)?;
-                if receipt.inc.counter != gap.inc.counter {
-                    return Err(EvidenceError::NotMisbehaviour("different counters"));
-                }
-                if gap.inc.payload != gap_payload(peer, gap.inc.counter, *first, *last) {
-                    return Err(EvidenceError::NotMisbehaviour(
-                        "the gap Inc is no gap notice",
-                    ));
-                }
-                let v = receipt.inc.value;
-                if v < *first || v > *last {
-                    return Err(EvidenceError::NotMisbehaviour(
-                        "the gap does not cover the value",
-                    ));
-                }
-                Ok(format!(
-                    "node {} issued a gap notice over value {} of counter {}, which it had receipted",
-                    peer.short(),
-                    v,
-                    gap.inc.counter
-                ))
-            }
-            Self::GapStepOverInc { inc, gap, .. } => {
-                Self::check_inc(cert, inc)?;
-                Self::check_step(cert, gap)?;
-                if inc.inc.counter != gap.inc.inc.counter {
-                    return Err(EvidenceError::NotMisbehaviour("different counters"));
-                }
-                let v = inc.inc.value;
-                match gap.header.gap() {
-                    Some((first, last)) if first <= v && v <= last => Ok(format!(
-                        "node {} signed a gap step at value {} over value {} of counter {}, whose Inc had left it",
-                        peer.short(),
-                        gap.header.value,
-                        v,
-                        inc.inc.counter
-                    )),
-                    Some(_) => Err(EvidenceError::NotMisbehaviour(
-                        "the gap step does not skip the value",
-                    )),
-                    None => Err(EvidenceError::NotMisbehaviour("the step is no gap step")),
-                }
-            }
-            Self::RootsDoNotChain { a, b, .. } => {
-                for s in [a.as_ref(), b.as_ref()] {
-                    Self::check_inc(cert, &s.inc)?;
-                    if s.inc.inc.value != s.header.value
-                        || s.inc.inc.payload != s.header.payload(peer)
-                    {
-                        return Err(EvidenceError::NotMisbehaviour(
-                            "an Inc does not bind its step header",
-                        ));
-                    }
-                }
-                // b follows a: the value before it (for a gap step, the last before the gap).
-                if a.inc.inc.counter != b.inc.inc.counter || a.header.value != b.header.prev_value {
-                    return Err(EvidenceError::NotMisbehaviour(
-                        "the second step does not follow the first",
-                    ));
-                }
-                if a.header.new_root == b.header.prev_root {
-                    return Err(EvidenceError::NotMisbehaviour("the roots chain"));
-                }
-                Ok(format!(
-                    "node {} signed step {} from a root that step {} did not end with",
-                    peer.short(),
-                    b.header.value,
-                    a.header.value
-                ))
-            }
-            Self::Removal {
-                receipt,
-                position,
-                later,
-                proof,
-                list,
-                ..
-            } => crate::merkle::verify_removal(cert, receipt, *position, later, proof, list)
-                .map_err(EvidenceError::NotMisbehaviour),
-            Self::BadEntry { inc, bytes, .. } => {
-                Self::check_inc(cert, inc)?;
-                if inc.inc.payload != entry_payload(peer, inc.inc.counter, bytes) {
-                    return Err(EvidenceError::NotMisbehaviour(
-                        "the Inc does not bind these bytes",
-                    ));
-                }
-                match entry_fault(bytes) {
-                    None => Err(EvidenceError::NotMisbehaviour("the entry is a valid offer")),
-                    Some(f) => Ok(format!(
-                        "node {} counted an invalid entry at counter {} value {}: {f}",
-                        peer.short(),
-                        inc.inc.counter,
-                        inc.inc.value
-                    )),
-                }
-            }
         }
     }
 }

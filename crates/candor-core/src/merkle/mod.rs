@@ -5,7 +5,7 @@
 //! batch_len ‖ total_offers)`.
 //!
 //! What each party checks:
-//! - the seller at publish: the whole step ([`verify_step`]): its `Inc`, that prev_root is the
+//! - the seller at publish: the whole step ([`crate::verify_step`]): its `Inc`, that prev_root is the
 //!   new_root of the step before, the transition of every touched key from its old list to the
 //!   old list plus its batch offers (no other key changes), and batch_root over exactly the
 //!   batch; then its own offer's index k in d's list and the chain prefix up to k;
@@ -16,17 +16,17 @@
 //!   chain prefix.
 
 //!
-//! The module is split by what is checked: `leaf` (lists and chains), `step` (what a step says
-//! and its encodings), `verify` (every check a seller, buyer, auditor or monitor runs), `state`
-//! (the node's tree: the prover).
+//! The module holds what a step is and how the node builds it: `leaf` (lists and chains),
+//! `step` (what a step says and its encodings), `state` (the node's tree: the prover). Every
+//! check a seller, buyer, auditor or monitor runs is in `crate::verify`, which depends on this
+//! module and never the other way round.
 
 use crate::cert::{CertifiedCounter, SignedCertificate};
 use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::{tags, Digest, TaggedHasher};
-use crate::item::{Item, ItemKey};
-use crate::keys::{PeerId, PublicKey};
-use crate::misbehaviour::Misbehaviour;
-use crate::offer::{SignedOffer, MAX_OFFER_BYTES};
+use crate::item::ItemKey;
+use crate::keys::PeerId;
+use crate::offer::MAX_OFFER_BYTES;
 use crate::smt::{empty, MultiProof, Smt, DEPTH};
 use crate::statement::{CounterId, SignedInc, SignedRead};
 use std::collections::BTreeMap;
@@ -52,9 +52,7 @@ mod state;
 mod step;
 #[cfg(test)]
 mod tests;
-mod verify;
 
 pub use leaf::*;
 pub use state::*;
 pub use step::*;
-pub use verify::*;

@@ -384,3 +384,47 @@ impl Decode for MHead {
         })
     }
 }
+
+/// A proof for an item under the root after a past step: the step's signed header, the item's
+/// leaf then (how many offers its list held, and their chain), and the proof of that leaf.
+/// The list itself comes in pages, after the leaf is checked ([`crate::past_len`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MPast {
+    /// The node's certificate.
+    pub cert: SignedCertificate,
+    /// The step (None at the base value, whose root is the empty root).
+    pub step: Option<SignedStep>,
+    /// The step's value.
+    pub value: u64,
+    /// d's leaf after that step (None: absent).
+    pub leaf: Option<Leaf>,
+    /// The proof for d's leaf under that step's root.
+    pub proof: MultiProof,
+}
+
+impl Encode for MPast {
+    fn encode_to(&self, w: &mut Writer) {
+        w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
+        encode_opt_step(w, &self.step);
+        Leaf::encode_opt(w, &self.leaf);
+        self.proof.encode_to(w);
+    }
+}
+
+impl Decode for MPast {
+    const WHAT: &'static str = "past proof";
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(VERSION, Self::WHAT)?;
+        let cert =
+            SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
+        let value = r.u64("value")?;
+        let step = decode_opt_step(r)?;
+        Ok(Self {
+            cert,
+            step,
+            value,
+            leaf: Leaf::decode_opt(r)?,
+            proof: MultiProof::decode_from(r)?,
+        })
+    }
+}

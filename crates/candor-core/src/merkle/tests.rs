@@ -1,9 +1,14 @@
 use super::*;
 use crate::cert::{Authority, EnrolRequest, Registry, Scheme};
+use crate::item::Item;
 use crate::keys::Keypair;
+use crate::keys::PublicKey;
 use crate::m_retrieve::{check_monitor, MOutcome, MPage, MRetrieval};
+use crate::misbehaviour::Misbehaviour;
 use crate::offer::Currency;
+use crate::offer::SignedOffer;
 use crate::statement::Ed25519StatementSigner;
+use crate::verify::*;
 use rand_core::OsRng;
 
 struct Node {

@@ -1,8 +1,22 @@
-//! The checks of scheme M: a step whole (sellers, auditors), a receipt, a monitor, a removal,
-//! a proof under a past root. The prover is elsewhere (`state`).
+//! The checks of scheme M: a step whole (sellers, auditors), a receipt, a removal, a proof
+//! under a past root. The prover (`crate::merkle`'s state) is elsewhere.
 
 #[allow(unused_imports)]
-use super::*;
+use crate::merkle::*;
+#[allow(unused_imports)]
+use crate::{
+    cert::{CertifiedCounter, SignedCertificate},
+    encoding::{Decode, DecodeError, Encode, Reader, Writer},
+    hash::{tags, Digest, TaggedHasher},
+    item::{Item, ItemKey},
+    keys::{PeerId, PublicKey},
+    misbehaviour::Misbehaviour,
+    offer::{SignedOffer, MAX_OFFER_BYTES},
+    smt::{empty, MultiProof, Smt, DEPTH},
+    statement::{CounterId, SignedInc, SignedRead},
+};
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
 
 pub(crate) fn check_signed_step(
     cert: &SignedCertificate,
@@ -259,50 +273,6 @@ pub(crate) fn verify_removal(
         ));
     }
     Err("the receipted offer is still there")
-}
-
-/// A proof for an item under the root after a past step: the step's signed header, the item's
-/// leaf then (how many offers its list held, and their chain), and the proof of that leaf.
-/// The list itself comes in pages, after the leaf is checked ([`past_len`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MPast {
-    /// The node's certificate.
-    pub cert: SignedCertificate,
-    /// The step (None at the base value, whose root is the empty root).
-    pub step: Option<SignedStep>,
-    /// The step's value.
-    pub value: u64,
-    /// d's leaf after that step (None: absent).
-    pub leaf: Option<Leaf>,
-    /// The proof for d's leaf under that step's root.
-    pub proof: MultiProof,
-}
-
-impl Encode for MPast {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
-        encode_opt_step(w, &self.step);
-        Leaf::encode_opt(w, &self.leaf);
-        self.proof.encode_to(w);
-    }
-}
-
-impl Decode for MPast {
-    const WHAT: &'static str = "past proof";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        let cert =
-            SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
-        let value = r.u64("value")?;
-        let step = decode_opt_step(r)?;
-        Ok(Self {
-            cert,
-            step,
-            value,
-            leaf: Leaf::decode_opt(r)?,
-            proof: MultiProof::decode_from(r)?,
-        })
-    }
 }
 
 /// Checks the leaf of `item` under the root of the past step `value` the checker asked for;
