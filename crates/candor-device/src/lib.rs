@@ -6,8 +6,9 @@
 //!
 //! [`SoftwareDevice`] keeps its key and counters in a file. **It protects nothing against the
 //! machine's owner**, who can read the key or roll the file back: it exists for development and
-//! simulation, says so when it opens, and is certified as what it is. A TPM 2.0 backend
-//! will implement the same interface.
+//! simulation, says so when it opens, and is certified as what it is. The TPM 2.0 backend
+//! (`candor-tpm`) implements the same interface; both pass one conformance suite
+//! (`conformance`, built with the feature of that name for tests).
 //!
 //! ```
 //! use candor_core::{Digest, Keypair, PeerId};
@@ -22,6 +23,8 @@
 //! ```
 
 mod broken;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod failing;
 mod slow;
 mod software;
