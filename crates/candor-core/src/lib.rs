@@ -31,6 +31,7 @@ mod entry;
 mod hash;
 mod item;
 mod keys;
+mod kind;
 mod m_retrieve;
 mod merkle;
 mod misbehaviour;
@@ -55,6 +56,7 @@ pub use entry::{
 pub use hash::{sha256, tags, Digest, TaggedHasher};
 pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
+pub use kind::Kind;
 pub use m_retrieve::{check_monitor, MOutcome, MPage, MPageRequest, MRetrieval};
 pub use merkle::{
     batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, Leaf, MHead, MPast,

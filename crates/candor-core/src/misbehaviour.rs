@@ -7,6 +7,7 @@
 use crate::cert::{CertError, SignedCertificate};
 use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::entry::MAX_ENTRY_BYTES;
+use crate::kind::Kind;
 use crate::offer::{OfferFault, SignedOffer};
 use crate::statement::{CounterId, SignedInc};
 use thiserror::Error;
@@ -204,37 +205,37 @@ impl Misbehaviour {
     }
 
     /// A short stable name for reports and tests.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Self::Certificate(_) => "bad-certificate",
-            Self::WrongScheme { .. } => "wrong-scheme",
-            Self::BadStatementSignature { .. } => "bad-statement-signature",
-            Self::StaleNonce => "stale-nonce",
-            Self::WrongDevice => "wrong-device",
-            Self::WrongPeer => "wrong-peer",
-            Self::WrongCounter { .. } => "wrong-counter",
-            Self::BelowBase { .. } => "below-base",
-            Self::EntryMismatch { .. } => "entry-mismatch",
-            Self::OutOfOrder { .. } => "out-of-order",
-            Self::BeyondRead { .. } => "beyond-read",
-            Self::MissingEntry { .. } => "missing-entry",
-            Self::Truncated { .. } => "truncated",
-            Self::BadGap { .. } => "bad-gap",
-            Self::Malformed(_) => "malformed",
-            Self::BadReceipt(_) => "bad-receipt",
-            Self::ReadBelowReceipt { .. } => "read-below-receipt",
-            Self::TooManyGaps { .. } => "too-many-gaps",
-            Self::GapTooWide { .. } => "gap-too-wide",
-            Self::BadStep(_) => "bad-step",
-            Self::BadProof(_) => "bad-proof",
-            Self::Removed { .. } => "removed",
-            Self::OtherCertificate => "other-certificate",
-            Self::Refused(_) => "refused",
-            Self::RefusedAfterRead(_) => "refused-after-read",
-            Self::NoAnswer(_) => "no-answer",
-            Self::Unreachable(_) => "unreachable",
-            Self::Timeout => "timeout",
-            Self::OverBudget(_) => "over-budget",
+            Self::Certificate(_) => Kind::BadCertificate,
+            Self::WrongScheme { .. } => Kind::WrongScheme,
+            Self::BadStatementSignature { .. } => Kind::BadStatementSignature,
+            Self::StaleNonce => Kind::StaleNonce,
+            Self::WrongDevice => Kind::WrongDevice,
+            Self::WrongPeer => Kind::WrongPeer,
+            Self::WrongCounter { .. } => Kind::WrongCounter,
+            Self::BelowBase { .. } => Kind::BelowBase,
+            Self::EntryMismatch { .. } => Kind::EntryMismatch,
+            Self::OutOfOrder { .. } => Kind::OutOfOrder,
+            Self::BeyondRead { .. } => Kind::BeyondRead,
+            Self::MissingEntry { .. } => Kind::MissingEntry,
+            Self::Truncated { .. } => Kind::Truncated,
+            Self::BadGap { .. } => Kind::BadGap,
+            Self::Malformed(_) => Kind::Malformed,
+            Self::BadReceipt(_) => Kind::BadReceipt,
+            Self::ReadBelowReceipt { .. } => Kind::ReadBelowReceipt,
+            Self::TooManyGaps { .. } => Kind::TooManyGaps,
+            Self::GapTooWide { .. } => Kind::GapTooWide,
+            Self::BadStep(_) => Kind::BadStep,
+            Self::BadProof(_) => Kind::BadProof,
+            Self::Removed { .. } => Kind::Removed,
+            Self::OtherCertificate => Kind::OtherCertificate,
+            Self::Refused(_) => Kind::Refused,
+            Self::RefusedAfterRead(_) => Kind::RefusedAfterRead,
+            Self::NoAnswer(_) => Kind::NoAnswer,
+            Self::Unreachable(_) => Kind::Unreachable,
+            Self::Timeout => Kind::Timeout,
+            Self::OverBudget(_) => Kind::OverBudget,
             Self::Evidence(e) => e.kind(),
         }
     }
@@ -351,14 +352,14 @@ pub fn entry_fault(bytes: &[u8]) -> Option<EntryFault> {
 
 impl Evidence {
     /// A short stable name.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Self::Equivocation { .. } => "equivocation",
-            Self::GapOverReceipt { .. } => "gap-over-receipt",
-            Self::GapStepOverInc { .. } => "gap-step-over-inc",
-            Self::BadEntry { .. } => "bad-entry",
-            Self::RootsDoNotChain { .. } => "roots-do-not-chain",
-            Self::Removal { .. } => "removal",
+            Self::Equivocation { .. } => Kind::Equivocation,
+            Self::GapOverReceipt { .. } => Kind::GapOverReceipt,
+            Self::GapStepOverInc { .. } => Kind::GapStepOverInc,
+            Self::BadEntry { .. } => Kind::BadEntry,
+            Self::RootsDoNotChain { .. } => Kind::RootsDoNotChain,
+            Self::Removal { .. } => Kind::Removal,
         }
     }
 

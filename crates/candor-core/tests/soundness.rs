@@ -408,7 +408,7 @@ fn a_gap_step_over_a_receipt_is_transferable_evidence() {
     let Err(Misbehaviour::Evidence(e)) = r.on_head_bytes(&head.to_bytes()) else {
         panic!("evidence expected")
     };
-    assert_eq!(e.kind(), "gap-step-over-inc");
+    assert_eq!(e.kind(), Kind::GapStepOverInc);
     let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
     assert!(e.verify(&node.trusted).unwrap().contains("gap step"));
     // The same statements from an honest crash (the lost step never left the node): no
@@ -685,7 +685,7 @@ fn a_node_cannot_show_buyer_and_seller_contradicting_gap_histories() {
             vec![g1.clone()],
         )
         .unwrap_err();
-    assert_eq!(err.kind(), "gap-over-receipt");
+    assert_eq!(err.kind(), Kind::GapOverReceipt);
     // The seller's view at t = 8: its entry, and the gap notice at 7 "lost".
     let g2 = node.gap(0, 8, 7, 7);
     let view = vec![entry6, g2];
@@ -700,7 +700,7 @@ fn a_node_cannot_show_buyer_and_seller_contradicting_gap_histories() {
     else {
         panic!("evidence expected")
     };
-    assert_eq!(e.kind(), "gap-over-receipt");
+    assert_eq!(e.kind(), Kind::GapOverReceipt);
     let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
     e.verify(&node.trusted).unwrap();
 }
@@ -724,7 +724,7 @@ fn two_held_statements_at_one_value_are_equivocation() {
     ) else {
         panic!("evidence expected")
     };
-    assert_eq!(e.kind(), "equivocation");
+    assert_eq!(e.kind(), Kind::Equivocation);
     Evidence::from_bytes(&e.to_bytes())
         .unwrap()
         .verify(&node.trusted)

@@ -56,7 +56,7 @@ impl Faults {
 }
 
 fn injected(what: &str) -> DeviceError {
-    DeviceError::Backend(format!("injected fault: {what}"))
+    DeviceError::backend_msg(format!("injected fault: {what}"))
 }
 
 /// Wraps a device; fails when its [`Faults`] say so.

@@ -88,8 +88,14 @@ pub enum DeviceError {
     #[error("counter {0} is exhausted")]
     Exhausted(CounterId),
     /// A hardware backend failed (the TPM answered an error, or could not be reached).
-    #[error("trusted device backend: {0}")]
-    Backend(String),
+    #[error("trusted device backend: {what}")]
+    Backend {
+        /// What failed, in words a person can act on.
+        what: String,
+        /// The backend's own error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
 }
 
 /// A trusted device: monotonic counters and a key that signs only counter statements.
@@ -152,7 +158,28 @@ pub trait TrustedDevice: Send {
     fn activate_credential(&mut self, credential: &Credential) -> Result<Vec<u8>, DeviceError>;
 }
 
+impl DeviceError {
+    /// A backend failure described by `what`, with the backend's own error as its source.
+    pub fn backend(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A backend failure with no underlying error.
+    pub fn backend_msg(what: impl Into<String>) -> Self {
+        Self::Backend {
+            what: what.into(),
+            source: None,
+        }
+    }
+}
+
 /// The refusal of a device without a hardware root asked to open a credential.
 pub(crate) fn no_hardware_root() -> DeviceError {
-    DeviceError::Backend("this device has no hardware root: it cannot open a credential".into())
+    DeviceError::backend_msg("this device has no hardware root: it cannot open a credential")
 }

@@ -296,6 +296,12 @@ impl<D: TrustedDevice> ListingNode<D> {
                         *s = Err(match &e {
                             PublishError::Device(x) => PublishError::Device(x.clone()),
                             PublishError::Store(x) => PublishError::Store(x.clone()),
+                            PublishError::CountedElsewhere { counted, expected } => {
+                                PublishError::CountedElsewhere {
+                                    counted: *counted,
+                                    expected: *expected,
+                                }
+                            }
                             _ => PublishError::Unavailable("failed"),
                         });
                     }
@@ -336,19 +342,19 @@ impl<D: TrustedDevice> ListingNode<D> {
         };
         self.store
             .put_pending(&[pending])
-            .map_err(|e| PublishError::Store(e.to_string()))?;
+            .map_err(|e| PublishError::Store(e.into()))?;
         #[cfg(feature = "fault-injection")]
         if crash == Some(crate::node::CrashAt::AfterPending) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
         }
         let inc = dev
             .inc_sign(counter, payload)
-            .map_err(|e| PublishError::Device(e.to_string()))?;
+            .map_err(|e| PublishError::Device(e.into()))?;
         if inc.inc.value != prepared.header.value {
-            return Err(PublishError::Device(format!(
-                "the device counted value {}, not {}: is another process using it?",
-                inc.inc.value, prepared.header.value
-            )));
+            return Err(PublishError::CountedElsewhere {
+                counted: inc.inc.value,
+                expected: prepared.header.value,
+            });
         }
         #[cfg(feature = "fault-injection")]
         if crash == Some(crate::node::CrashAt::AfterInc) {
@@ -356,13 +362,13 @@ impl<D: TrustedDevice> ListingNode<D> {
         }
         let sp = state.apply(prepared, inc);
         self.commit_step(state, &sp)
-            .map_err(|e| PublishError::Store(e.to_string()))?;
+            .map_err(|e| PublishError::Store(e.into()))?;
         #[cfg(feature = "fault-injection")]
         if crash == Some(crate::node::CrashAt::AfterCommit) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
         }
         dev.acknowledge(counter, sp.step.header.value)
-            .map_err(|e| PublishError::Device(e.to_string()))?;
+            .map_err(|e| PublishError::Device(e.into()))?;
         Ok(sp)
     }
 

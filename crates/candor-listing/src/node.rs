@@ -110,12 +110,22 @@ pub enum PublishError {
         /// The node's clock.
         now: u64,
     },
-    /// The device failed; the offer was not counted (or will be reconciled).
+    /// The device failed; the offer was not counted (or will be reconciled). Shared by every
+    /// offer of the batch the failed call carried.
     #[error("trusted device: {0}")]
-    Device(String),
+    Device(#[source] std::sync::Arc<DeviceError>),
+    /// The device counted another value than the node's next one: another process is using
+    /// the device (the node reconciles before it counts again).
+    #[error("the device counted value {counted}, not {expected}: is another process using it?")]
+    CountedElsewhere {
+        /// The value the device counted.
+        counted: u64,
+        /// The value the node expected.
+        expected: u64,
+    },
     /// The store failed; the offer was not acknowledged.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[source] std::sync::Arc<StoreError>),
     /// The node is shutting down or overloaded.
     #[error("the node is not accepting publishes: {0}")]
     Unavailable(&'static str),
@@ -523,8 +533,8 @@ impl<D: TrustedDevice> ListingNode<D> {
                     .filter(|s| matches!(s, Err(PublishError::Unavailable(_))))
                 {
                     *slot = Err(match &e {
-                        AppendError::Device(d) => PublishError::Device(d.to_string()),
-                        AppendError::Store(s) => PublishError::Store(s.to_string()),
+                        AppendError::Device(d) => PublishError::Device(d.clone()),
+                        AppendError::Store(s) => PublishError::Store(s.clone()),
                         AppendError::Unsettled(why) => PublishError::Reconciling(why.clone()),
                         AppendError::Crashed => PublishError::Unavailable("crashed (simulated)"),
                     });
@@ -596,7 +606,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = self.store.put_pending(&pending) {
             self.write_failed(&mut dev, &e);
-            return Err(AppendError::Store(e));
+            return Err(AppendError::Store(e.into()));
         }
         #[cfg(feature = "fault-injection")]
         if crash == Some(CrashAt::AfterPending) {
@@ -631,7 +641,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             let payloads: Vec<Digest> = group.iter().map(|g| g.0).collect();
             let incs = dev
                 .inc_sign_batch(counter, &payloads)
-                .map_err(AppendError::Device)?;
+                .map_err(|e| AppendError::Device(e.into()))?;
             if let Some(last) = incs.last() {
                 heads.push((counter, last.inc.value));
             }
@@ -650,14 +660,14 @@ impl<D: TrustedDevice> ListingNode<D> {
         }
         self.store
             .commit(&counted, &[])
-            .map_err(AppendError::Store)?;
+            .map_err(|e| AppendError::Store(e.into()))?;
         #[cfg(feature = "fault-injection")]
         if crash == Some(CrashAt::AfterCommit) {
             return Err(AppendError::Crashed);
         }
         for (counter, head) in heads {
             dev.acknowledge(counter, head)
-                .map_err(AppendError::Device)?;
+                .map_err(|e| AppendError::Device(e.into()))?;
         }
         Ok(out)
     }
@@ -728,8 +738,8 @@ pub(crate) type CrashAtInner = std::convert::Infallible;
 /// Why an append failed.
 #[derive(Debug)]
 pub(crate) enum AppendError {
-    Device(DeviceError),
-    Store(StoreError),
+    Device(std::sync::Arc<DeviceError>),
+    Store(std::sync::Arc<StoreError>),
     /// An earlier failed write is not reconciled yet.
     Unsettled(String),
     #[allow(dead_code)]

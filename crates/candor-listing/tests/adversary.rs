@@ -34,7 +34,7 @@ fn run(
     (m, w, cheater, result)
 }
 
-fn caught(strategy_of: impl FnOnce(&Workload) -> Strategy, kind: &str) {
+fn caught(strategy_of: impl FnOnce(&Workload) -> Strategy, kind: Kind) {
     let (_, _, cheater, result) = run(strategy_of, Budget::default());
     match result {
         Err(m) => assert_eq!(m.kind(), kind, "{}: {m}", cheater.strategy().name()),
@@ -65,20 +65,20 @@ fn honest_node_gives_exactly_w_d() {
 
 #[test]
 fn omit_entry_is_caught_by_the_buyer() {
-    caught(|_| Strategy::OmitEntry, "missing-entry");
+    caught(|_| Strategy::OmitEntry, Kind::MissingEntry);
 }
 
 #[test]
 fn omit_cheaper_than_favourite_is_caught() {
     caught(
         |w| Strategy::OmitCheaperThan(w.sellers[2].public()),
-        "missing-entry",
+        Kind::MissingEntry,
     );
 }
 
 #[test]
 fn changed_price_is_caught() {
-    caught(|_| Strategy::ChangePrice, "entry-mismatch");
+    caught(|_| Strategy::ChangePrice, Kind::EntryMismatch);
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn invented_offer_is_transferable_evidence_and_skipped() {
     let outcome = result.unwrap();
     assert_eq!(outcome.faults.len(), 1);
     let evidence = Evidence::from_bytes(&outcome.faults[0].to_bytes()).unwrap();
-    assert_eq!(evidence.kind(), "bad-entry");
+    assert_eq!(evidence.kind(), Kind::BadEntry);
     // A third party verifies it with the authority key alone.
     evidence.verify(&m.trusted).unwrap();
     assert!(evidence
@@ -107,12 +107,12 @@ fn invented_offer_is_transferable_evidence_and_skipped() {
 
 #[test]
 fn reorder_is_caught() {
-    caught(|_| Strategy::Reorder, "out-of-order");
+    caught(|_| Strategy::Reorder, Kind::OutOfOrder);
 }
 
 #[test]
 fn stale_read_is_caught() {
-    caught(|_| Strategy::StaleRead, "stale-nonce");
+    caught(|_| Strategy::StaleRead, Kind::StaleNonce);
 }
 
 #[test]
@@ -120,42 +120,42 @@ fn replayed_answer_of_another_buyer_is_caught() {
     let (m, _, cheater, first) = run(|_| Strategy::ReplayAnswer, Budget::default());
     first.unwrap();
     let second = retrieve_from(&cheater, &m.trusted, &target(), Budget::default());
-    assert_eq!(second.unwrap_err().kind(), "stale-nonce");
+    assert_eq!(second.unwrap_err().kind(), Kind::StaleNonce);
 }
 
 #[test]
 fn stopping_early_is_caught() {
-    caught(|_| Strategy::StopEarly, "truncated");
+    caught(|_| Strategy::StopEarly, Kind::Truncated);
 }
 
 #[test]
 fn smaller_t_is_caught() {
-    caught(|_| Strategy::SmallerT, "bad-statement-signature");
+    caught(|_| Strategy::SmallerT, Kind::BadStatementSignature);
 }
 
 #[test]
 fn another_counter_is_caught() {
-    caught(|_| Strategy::OtherCounter, "wrong-counter");
+    caught(|_| Strategy::OtherCounter, Kind::WrongCounter);
 }
 
 #[test]
 fn another_items_offer_under_d_is_caught() {
-    caught(|_| Strategy::OtherItemUnderD, "entry-mismatch");
+    caught(|_| Strategy::OtherItemUnderD, Kind::EntryMismatch);
 }
 
 #[test]
 fn superseded_offer_replayed_is_caught() {
-    caught(|_| Strategy::ReplaySuperseded, "entry-mismatch");
+    caught(|_| Strategy::ReplaySuperseded, Kind::EntryMismatch);
 }
 
 #[test]
 fn duplicate_is_caught() {
-    caught(|_| Strategy::Duplicate, "out-of-order");
+    caught(|_| Strategy::Duplicate, Kind::OutOfOrder);
 }
 
 #[test]
 fn refusal_is_reported() {
-    caught(|_| Strategy::Refuse, "refused");
+    caught(|_| Strategy::Refuse, Kind::Refused);
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn sybil_stuffing_past_the_budget_is_over_budget() {
         ..Budget::default()
     };
     let (_, _, _, result) = run(|_| Strategy::SybilStuffing { offers: 100 }, budget);
-    assert_eq!(result.unwrap_err().kind(), "over-budget");
+    assert_eq!(result.unwrap_err().kind(), Kind::OverBudget);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn gap_over_a_receipt_is_caught_by_the_sellers_monitor() {
         Budget::default(),
     )
     .unwrap_err();
-    assert_eq!(err.kind(), "gap-over-receipt");
+    assert_eq!(err.kind(), Kind::GapOverReceipt);
     let Misbehaviour::Evidence(e) = err else {
         panic!()
     };
@@ -274,7 +274,7 @@ fn equivocating_device_yields_transferable_evidence() {
     let Misbehaviour::Evidence(e) = err else {
         panic!("{err}")
     };
-    assert_eq!(e.kind(), "equivocation");
+    assert_eq!(e.kind(), Kind::Equivocation);
     let proof = Evidence::from_bytes(&e.to_bytes())
         .unwrap()
         .verify(&m.trusted)
@@ -332,7 +332,7 @@ fn doctored_receipts_are_caught_by_the_seller() {
     let node = m.node(Scheme::Basic, 1, 1);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     let o = offer(&seller, &target(), 10, 1);
-    let kinds: Vec<&str> = (0..3)
+    let kinds: Vec<Kind> = (0..3)
         .map(|how| {
             let forger = ReceiptForger { inner: &node, how };
             publish_to(&forger, &m.trusted, &o, NOW).unwrap_err().kind()
@@ -340,7 +340,11 @@ fn doctored_receipts_are_caught_by_the_seller() {
         .collect();
     assert_eq!(
         kinds,
-        vec!["bad-receipt", "bad-statement-signature", "bad-receipt"]
+        vec![
+            Kind::BadReceipt,
+            Kind::BadStatementSignature,
+            Kind::BadReceipt
+        ]
     );
 }
 
@@ -366,7 +370,7 @@ fn wrong_counter_receipt_is_caught_by_the_seller() {
     let r2 =
         entry(publish_to(&node, &m.trusted, &offer(&seller, &other_item, 10, 1), NOW).unwrap());
     let err = check_receipt(&m.trusted, node.peer(), &cert, &o, &r2).unwrap_err();
-    assert_eq!(err.kind(), "wrong-counter");
+    assert_eq!(err.kind(), Kind::WrongCounter);
 }
 
 #[test]
@@ -386,5 +390,5 @@ fn scheme_c_wrong_counter_for_the_item_is_caught_by_the_buyer() {
     );
     let cheater = CheatingNode::new(honest, Strategy::OtherCounter, target());
     let err = retrieve_from(&cheater, &m.trusted, &target(), Budget::default()).unwrap_err();
-    assert_eq!(err.kind(), "wrong-counter");
+    assert_eq!(err.kind(), Kind::WrongCounter);
 }

@@ -74,18 +74,18 @@ fn a_node_cannot_leave_after_its_read_by_refusing() {
         };
         assert_eq!(
             kind(RefusalKind::Refused, false),
-            "refused-after-read",
+            Kind::RefusedAfterRead,
             "{scheme}"
         );
         assert_eq!(
             kind(RefusalKind::Unreachable, false),
-            "unreachable",
+            Kind::Unreachable,
             "{scheme}"
         );
-        assert_eq!(kind(RefusalKind::Busy, false), "timeout", "{scheme}");
-        assert_eq!(kind(RefusalKind::Timeout, false), "timeout", "{scheme}");
+        assert_eq!(kind(RefusalKind::Busy, false), Kind::Timeout, "{scheme}");
+        assert_eq!(kind(RefusalKind::Timeout, false), Kind::Timeout, "{scheme}");
         // Before the Read the node committed to nothing: a refusal is only that.
-        assert_eq!(kind(RefusalKind::Refused, true), "refused", "{scheme}");
+        assert_eq!(kind(RefusalKind::Refused, true), Kind::Refused, "{scheme}");
         assert!(!Misbehaviour::RefusedAfterRead(String::new()).is_transferable());
     }
 }

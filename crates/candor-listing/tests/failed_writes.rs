@@ -159,7 +159,7 @@ fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
         assert!(!publish(&node, &m, 200, &mut r));
         // A buyer meanwhile hears "busy" until its time runs out: not called a cheat.
         let err = retrieve_from(&node, &m.trusted, &target(), Reading::default()).unwrap_err();
-        assert_eq!(err.kind(), "timeout", "{scheme:?}: {err}");
+        assert_eq!(err.kind(), Kind::Timeout, "{scheme:?}: {err}");
         let req = RetrieveRequest {
             item: target().key(),
             nonce: [1; 32],

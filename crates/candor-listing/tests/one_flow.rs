@@ -76,9 +76,9 @@ fn a_reply_of_another_scheme_than_the_certificates_is_never_checked_by_its_rules
         let swap = Swap { presents, answers };
         let o = offer(&seller, &target(), 20, 9);
         let err = publish_to(&swap, &m.trusted, &o, NOW).unwrap_err();
-        assert_eq!(err.kind(), "malformed", "publish: {err}");
+        assert_eq!(err.kind(), Kind::Malformed, "publish: {err}");
         let err = retrieve_from(&swap, &m.trusted, &target(), Reading::default()).unwrap_err();
-        assert_eq!(err.kind(), "malformed", "retrieve: {err}");
+        assert_eq!(err.kind(), Kind::Malformed, "retrieve: {err}");
     }
     // The swap itself is faithful: presenting a node's own certificate over its own answers
     // passes every check.
@@ -236,7 +236,7 @@ fn a_receipt_of_the_other_protocol_is_judged_on_a_checked_certificate() {
         Reading::default(),
     )
     .unwrap_err();
-    assert_eq!(err.kind(), "bad-certificate", "{err}");
+    assert_eq!(err.kind(), Kind::BadCertificate, "{err}");
     // Receipts of one node held against another's answers (same PeerId needed: the swap
     // presents the other node as this one): another certificate than the receipt names.
     for (node, receipt) in [(&b, from_m), (&mm, from_b)] {
@@ -248,7 +248,7 @@ fn a_receipt_of_the_other_protocol_is_judged_on_a_checked_certificate() {
             Reading::default(),
         )
         .unwrap_err();
-        assert_eq!(err.kind(), "other-certificate", "{err}");
+        assert_eq!(err.kind(), Kind::OtherCertificate, "{err}");
     }
 }
 

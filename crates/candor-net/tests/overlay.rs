@@ -349,7 +349,7 @@ async fn a_cheating_listing_node_is_caught_over_the_network() {
                 Budget::default(),
             );
             if *p == cheater {
-                assert_eq!(r.unwrap_err().kind(), "missing-entry");
+                assert_eq!(r.unwrap_err().kind(), Kind::MissingEntry);
             } else {
                 assert_eq!(r.unwrap().offers().len(), 2);
             }
@@ -512,7 +512,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 candor_listing::Reading::default().audits(3),
             );
             if *p == cheater {
-                assert_eq!(r.unwrap_err().kind(), "bad-proof");
+                assert_eq!(r.unwrap_err().kind(), Kind::BadProof);
             } else {
                 let o = r.unwrap();
                 assert_eq!(o.offers().len(), 3);

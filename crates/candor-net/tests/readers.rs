@@ -212,7 +212,7 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
             let NodeReport::Misbehaviour(Misbehaviour::Evidence(e)) = r else {
                 panic!("{r:?}")
             };
-            assert_eq!(e.kind(), "gap-over-receipt");
+            assert_eq!(e.kind(), Kind::GapOverReceipt);
             let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
             e.verify(&o.trusted).unwrap();
         }
@@ -233,7 +233,7 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
         let NodeReport::Misbehaviour(m) = r else {
             panic!("{r:?}")
         };
-        assert_eq!(m.kind(), "gap-over-receipt");
+        assert_eq!(m.kind(), Kind::GapOverReceipt);
     })
     .await
     .unwrap();

@@ -59,7 +59,7 @@ impl<T: Transport> std::fmt::Debug for TpmDevice<T> {
 }
 
 fn backend(e: TpmError) -> DeviceError {
-    DeviceError::Backend(e.to_string())
+    DeviceError::backend(e.to_string(), e)
 }
 
 impl<T: Transport> TpmDevice<T> {
@@ -193,7 +193,7 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
             .nv_certify(&self.key, c.index, &nonce)
             .map_err(backend)?;
         let vk = candor_core::tpm::verifying_key(&self.key.x, &self.key.y)
-            .map_err(|e| DeviceError::Backend(e.to_string()))?;
+            .map_err(|e| DeviceError::backend(e.to_string(), e))?;
         let value = candor_core::tpm::verify_nv_read(
             &vk,
             &self.key.qualified_name(),
@@ -203,7 +203,7 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
             &cert.r,
             &cert.s,
         )
-        .map_err(|e| DeviceError::Backend(format!("the TPM's own Read does not verify: {e}")))?;
+        .map_err(|e| DeviceError::backend(format!("the TPM's own Read does not verify: {e}"), e))?;
         Ok(SignedRead {
             read: Read {
                 device: self.device_key.id(),
@@ -390,10 +390,13 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
             .tpm()
             .nv_read_all(EK_CERT_NV_INDEX)
             .map_err(|e| match e {
-                TpmError::Response { .. } => DeviceError::Backend(format!(
-                    "the TPM has no EK certificate at NV index {EK_CERT_NV_INDEX:#010x} ({e}); \
-                     for swtpm, create its state with `swtpm_setup --tpm2 --create-ek-cert`"
-                )),
+                TpmError::Response { .. } => DeviceError::backend(
+                    format!(
+                        "the TPM has no EK certificate at NV index {EK_CERT_NV_INDEX:#010x} ({e}); \
+                         for swtpm, create its state with `swtpm_setup --tpm2 --create-ek-cert`"
+                    ),
+                    e,
+                ),
                 e => backend(e),
             })?;
         Ok(Some(candor_core::Endorsement {
@@ -413,10 +416,13 @@ impl<T: Transport> TrustedDevice for TpmDevice<T> {
             let _ = tpm.flush(ek);
         }
         secret.map_err(|e| {
-            DeviceError::Backend(format!(
-                "the TPM did not open the authority's credential ({e}): the signing key and \
-                 the EK are not in one TPM, or the credential was made for another EK"
-            ))
+            DeviceError::backend(
+                format!(
+                    "the TPM did not open the authority's credential ({e}): the signing key \
+                     and the EK are not in one TPM, or the credential was made for another EK"
+                ),
+                e,
+            )
         })
     }
 }

@@ -68,7 +68,7 @@ impl EvidenceDir {
             return Ok(id);
         }
         files::write_atomic(&path, &bytes, false)?;
-        tracing::warn!(%id, kind = e.kind(), "transferable evidence kept in {}", path.display());
+        tracing::warn!(%id, kind = e.kind().as_str(), "transferable evidence kept in {}", path.display());
         Ok(id)
     }
 

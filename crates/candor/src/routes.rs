@@ -123,7 +123,7 @@ fn result_view(
         },
         Err(m) => api::PublishResult {
             peer: peer.to_string(),
-            status: m.kind().into(),
+            status: m.kind().to_string(),
             counter: None,
             value: None,
             detail: m.to_string(),

@@ -3,6 +3,7 @@ use crate::cert::{Authority, EnrolRequest, Registry, Scheme};
 use crate::item::Item;
 use crate::keys::Keypair;
 use crate::keys::PublicKey;
+use crate::kind::Kind;
 use crate::m_retrieve::{check_monitor, MOutcome, MPage, MRetrieval};
 use crate::misbehaviour::Misbehaviour;
 use crate::offer::Currency;
@@ -217,7 +218,7 @@ fn cheating_with_gap_steps_is_caught() {
         verify_step(&node.cert, &node.peer(), &sp)
             .unwrap_err()
             .kind(),
-        "bad-step"
+        Kind::BadStep
     );
     // A gap step that names a predecessor it does not chain from.
     let mut forged = node.state.clone();
@@ -229,7 +230,7 @@ fn cheating_with_gap_steps_is_caught() {
         verify_step(&node.cert, &node.peer(), &sp)
             .unwrap_err()
             .kind(),
-        "bad-step"
+        Kind::BadStep
     );
     // An audit of step 7 (real) answered with a gap step over 8..9 only.
     let gap = {
@@ -249,7 +250,7 @@ fn cheating_with_gap_steps_is_caught() {
         .unwrap();
     assert_eq!(
         r.on_audit_bytes(7, &gap.to_bytes()).unwrap_err().kind(),
-        "bad-step"
+        Kind::BadStep
     );
     // A gap step over the receipted steps: the node restarts from the base's empty tree,
     // covering steps 6 and 7 as "lost". Buyers see a consistent answer; Alice's monitor
@@ -262,7 +263,7 @@ fn cheating_with_gap_steps_is_caught() {
     let Misbehaviour::Evidence(e) = check_monitor(&ra[0], &oa, &pa, &out).unwrap_err() else {
         panic!("removal evidence expected")
     };
-    assert_eq!(e.kind(), "removal");
+    assert_eq!(e.kind(), Kind::Removal);
     e.verify(&node.trusted).unwrap();
 }
 
@@ -330,7 +331,7 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l.to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), "bad-step");
+    assert_eq!(err.kind(), Kind::BadStep);
     // A stale step (an older, genuine one): not the step at t.
     let old = node.steps.get(&6).unwrap().step.clone();
     let err = node
@@ -344,12 +345,15 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l.to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), "bad-step");
+    assert_eq!(err.kind(), Kind::BadStep);
     // Dropping an offer from d's list: the list no longer hashes to the leaf.
     let err = node
         .retrieve_with(&items[0], 0, |h| h, |_, l| l[1..].to_vec())
         .unwrap_err();
-    assert!(matches!(err.kind(), "bad-proof" | "truncated"), "{err}");
+    assert!(
+        matches!(err.kind(), Kind::BadProof | Kind::Truncated),
+        "{err}"
+    );
     let err = node
         .retrieve_with(
             &items[0],
@@ -363,7 +367,7 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l[1..].to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), "bad-proof");
+    assert_eq!(err.kind(), Kind::BadProof);
     // A proof for another key.
     let (_, other_proof) = node.state.prove(&items[1].key());
     let err = node
@@ -377,7 +381,7 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l.to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), "bad-proof");
+    assert_eq!(err.kind(), Kind::BadProof);
 }
 
 #[test]
@@ -410,7 +414,7 @@ fn a_later_step_that_drops_an_offer_is_caught() {
         &rb[0],
     )
     .unwrap_err();
-    assert_eq!(err.kind(), "bad-step");
+    assert_eq!(err.kind(), Kind::BadStep);
     // And Alice's monitoring finds her offer gone.
     let out = node.retrieve(&items[0], 0);
     // The node keeps its tree consistent with the shortened list, so the buyer sees a
@@ -422,7 +426,7 @@ fn a_later_step_that_drops_an_offer_is_caught() {
             let Misbehaviour::Evidence(e) = err else {
                 panic!("{err}")
             };
-            assert_eq!(e.kind(), "removal");
+            assert_eq!(e.kind(), Kind::Removal);
             // Transferable: a third party verifies it with the authority key alone.
             let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
             let what = e.verify(&node.trusted).unwrap();
@@ -450,7 +454,7 @@ fn a_step_that_leaves_out_a_batch_offer_or_changes_another_key_is_caught_by_sell
         check_m_receipt(&node.trusted, &node.peer(), &node.cert, &a, &r)
             .unwrap_err()
             .kind(),
-        "bad-step"
+        Kind::BadStep
     );
     // A bad step made with a sybil seller: the node also rewrites item 2's leaf.
     let mut state = node.state.clone();
@@ -469,7 +473,7 @@ fn a_step_that_leaves_out_a_batch_offer_or_changes_another_key_is_caught_by_sell
         .sign_inc(0, forged.header.value, forged.header.payload(&node.peer()));
     let sp = node.state.clone().apply(forged, inc);
     let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
-    assert_eq!(err.kind(), "bad-step");
+    assert_eq!(err.kind(), Kind::BadStep);
 }
 
 #[test]
@@ -491,7 +495,7 @@ fn roots_that_do_not_chain_are_transferable_evidence() {
     let Misbehaviour::Evidence(e) = err else {
         panic!("{err}")
     };
-    assert_eq!(e.kind(), "roots-do-not-chain");
+    assert_eq!(e.kind(), Kind::RootsDoNotChain);
     let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
     assert!(e
         .verify(&node.trusted)
