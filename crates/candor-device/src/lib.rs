@@ -7,8 +7,8 @@
 //! [`SoftwareDevice`] keeps its key and counters in a file. **It protects nothing against the
 //! machine's owner**, who can read the key or roll the file back: it exists for development and
 //! simulation, says so when it opens, and is certified as what it is. The TPM 2.0 backend
-//! (`candor-tpm`) implements the same interface; both pass one conformance suite
-//! (`conformance`, built with the feature of that name for tests).
+//! (`candor-tpm`) implements the same interface; both pass one conformance suite (in
+//! `candor-lab`, with the deliberately broken devices).
 //!
 //! ```
 //! use candor_core::{Digest, Keypair, PeerId};
@@ -22,16 +22,8 @@
 //! assert_eq!(dev.read_sign(2, [9; 32]).unwrap().read.value, 2);
 //! ```
 
-mod broken;
-#[cfg(feature = "conformance")]
-pub mod conformance;
-mod failing;
-mod slow;
 mod software;
 
-pub use broken::EquivocatingDevice;
-pub use failing::{FailingDevice, Fault, Faults};
-pub use slow::SlowDevice;
 pub use software::{SoftwareDevice, MAX_UNACKNOWLEDGED};
 
 use candor_core::endorsement::Credential;
@@ -180,6 +172,6 @@ impl DeviceError {
 }
 
 /// The refusal of a device without a hardware root asked to open a credential.
-pub(crate) fn no_hardware_root() -> DeviceError {
+fn no_hardware_root() -> DeviceError {
     DeviceError::backend_msg("this device has no hardware root: it cannot open a credential")
 }

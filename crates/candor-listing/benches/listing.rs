@@ -4,7 +4,8 @@
 
 use candor_core::*;
 use candor_device::{SoftwareDevice, TrustedDevice};
-use candor_listing::{enrol, ListingNode, SyntheticRetrieve};
+use candor_lab::SyntheticRetrieve;
+use candor_listing::{enrol, ListingNode};
 use candor_store::ListingStore;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

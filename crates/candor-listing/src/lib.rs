@@ -11,8 +11,8 @@
 //!   back as bytes. [`publish_to`], [`retrieve_from`] and [`monitor`] ([`check`]) run the
 //!   seller's and the buyer's checks over it: one flow per operation for every scheme, the
 //!   checks picked from the node's certificate and never from the shape of a reply.
-//! - [`CheatingNode`] is built from the honest node and runs one [`Strategy`] from the
-//!   adversary suite; the tests show each one caught.
+//! - The adversary suite (cheating nodes built from this honest one) lives in `candor-lab`;
+//!   the `fault-injection` feature gives it, and the crash tests, their hooks here.
 //!
 //! ```
 //! use candor_core::*;
@@ -34,25 +34,21 @@
 //! assert_eq!(outcome.offers()[0].offer.price, 12_000);
 //! ```
 
-mod adversary;
 pub mod check;
 mod committer;
 mod enrol;
-mod fixtures;
 mod listing;
 mod merkle_node;
 mod node;
 mod serve;
 
-pub use adversary::{CheatingNode, Strategy};
 pub use check::{monitor, publish_to, retrieve_from, PublishReceipt, Reading, RetrieveOutcome};
 pub use committer::{Committer, CommitterError};
 pub use enrol::{enrol, EnrolError};
-pub use fixtures::{FixtureError, SyntheticRetrieve};
 pub use listing::{
     certificate_of, Listing, PublishAnswer, Query, Refusal, RefusalKind, MAX_ANSWER_BYTES,
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;
-pub use node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
+pub use node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError, MAX_PAGE_BYTES};
 pub use serve::Published;

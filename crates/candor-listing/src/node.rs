@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use thiserror::Error;
 
 /// The most bytes of items a page carries.
-pub(crate) const MAX_PAGE_BYTES: usize = 256 * 1024;
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 
 /// The first pause before another reconcile attempt after one failed; it doubles up to
 /// [`RETRY_MAX`].
@@ -532,12 +532,7 @@ impl<D: TrustedDevice> ListingNode<D> {
                     .iter_mut()
                     .filter(|s| matches!(s, Err(PublishError::Unavailable(_))))
                 {
-                    *slot = Err(match &e {
-                        AppendError::Device(d) => PublishError::Device(d.clone()),
-                        AppendError::Store(s) => PublishError::Store(s.clone()),
-                        AppendError::Unsettled(why) => PublishError::Reconciling(why.clone()),
-                        AppendError::Crashed => PublishError::Unavailable("crashed (simulated)"),
-                    });
+                    *slot = Err(e.to_publish());
                 }
             }
         }
@@ -703,15 +698,6 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(Page { items })
     }
 
-    /// Signs a `Read` on any device counter (the adversary uses it to answer on a wrong one).
-    pub(crate) fn raw_read(
-        &self,
-        counter: CounterId,
-        nonce: [u8; 32],
-    ) -> Result<candor_core::SignedRead, DeviceError> {
-        self.device().read_sign(counter, nonce)
-    }
-
     /// The receipt for an offer this node already counted (a seller that lost its receipt
     /// asks again), or `None`.
     pub fn reissue(&self, offer: &SignedOffer) -> Result<Option<Receipt>, ServeError> {
@@ -734,6 +720,41 @@ impl<D: TrustedDevice> ListingNode<D> {
 pub(crate) type CrashAtInner = CrashAt;
 #[cfg(not(feature = "fault-injection"))]
 pub(crate) type CrashAtInner = std::convert::Infallible;
+
+impl AppendError {
+    /// What a publish that carried the failed append answers.
+    fn to_publish(&self) -> PublishError {
+        match self {
+            AppendError::Device(d) => PublishError::Device(d.clone()),
+            AppendError::Store(s) => PublishError::Store(s.clone()),
+            AppendError::Unsettled(why) => PublishError::Reconciling(why.clone()),
+            AppendError::Crashed => PublishError::Unavailable("crashed (simulated)"),
+        }
+    }
+}
+
+/// Hooks for the lab's cheating nodes (`candor-lab`), built only with `fault-injection`: an
+/// honest node never counts what it was not asked to publish, nor reads another counter.
+#[cfg(feature = "fault-injection")]
+impl<D: TrustedDevice> ListingNode<D> {
+    /// Counts arbitrary items (entries or gap notices) on any counter, durably, as a publish
+    /// would; returns each item's tag with its `Inc`.
+    pub fn count_raw(
+        &self,
+        items: Vec<(CounterId, PendingItem, usize)>,
+    ) -> Result<Vec<(usize, SignedInc)>, PublishError> {
+        self.append(items, None).map_err(|e| e.to_publish())
+    }
+
+    /// Signs a `Read` on any device counter.
+    pub fn read_raw(
+        &self,
+        counter: CounterId,
+        nonce: [u8; 32],
+    ) -> Result<candor_core::SignedRead, DeviceError> {
+        self.device().read_sign(counter, nonce)
+    }
+}
 
 /// Why an append failed.
 #[derive(Debug)]

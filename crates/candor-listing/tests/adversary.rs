@@ -5,10 +5,10 @@
 mod common;
 
 use candor_core::*;
-use candor_device::{EquivocatingDevice, SoftwareDevice};
+use candor_device::SoftwareDevice;
+use candor_lab::{CheatingNode, EquivocatingDevice, Strategy};
 use candor_listing::{
-    monitor, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, PublishAnswer, Query,
-    Refusal, Strategy,
+    monitor, publish_to, retrieve_from, Listing, ListingNode, PublishAnswer, Query, Refusal,
 };
 use candor_store::ListingStore;
 use common::*;

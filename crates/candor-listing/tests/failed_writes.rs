@@ -8,7 +8,8 @@
 mod common;
 
 use candor_core::*;
-use candor_device::{FailingDevice, Fault, Faults, SoftwareDevice};
+use candor_device::SoftwareDevice;
+use candor_lab::{FailingDevice, Fault, Faults};
 use candor_listing::{
     monitor, publish_to, retrieve_from, ListingNode, PublishError, PublishReceipt, Query, Reading,
     ServeError,

@@ -7,9 +7,10 @@ mod common;
 
 use candor_core::*;
 use candor_device::SoftwareDevice;
+use candor_lab::{CheatingNode, Strategy as Cheat};
 use candor_listing::{
-    monitor, publish_to, retrieve_from, CheatingNode, Committer, CrashAt, Listing, ListingNode,
-    PublishReceipt, RetrieveOutcome, Strategy as Cheat,
+    monitor, publish_to, retrieve_from, Committer, CrashAt, Listing, ListingNode, PublishReceipt,
+    RetrieveOutcome,
 };
 use common::*;
 use proptest::prelude::*;

@@ -6,9 +6,8 @@
 
 use candor_core::*;
 use candor_device::SoftwareDevice;
-use candor_listing::{
-    enrol, publish_to, retrieve_from, CheatingNode, Listing, ListingNode, Query, Strategy,
-};
+use candor_lab::{CheatingNode, Strategy};
+use candor_listing::{enrol, publish_to, retrieve_from, Listing, ListingNode, Query};
 use candor_net::*;
 use candor_store::ListingStore;
 use libp2p::kad::KBucketKey;

@@ -8,7 +8,8 @@
 
 use candor_core::*;
 use candor_device::SoftwareDevice;
-use candor_listing::{enrol, CheatingNode, ListingNode, PublishReceipt, Query, Strategy};
+use candor_lab::{CheatingNode, Strategy};
+use candor_listing::{enrol, ListingNode, PublishReceipt, Query};
 use candor_net::*;
 use candor_store::ListingStore;
 use std::sync::{Arc, Mutex};

@@ -1,10 +1,10 @@
-//! The TrustedDevice conformance suite (`candor_device::conformance`) against a TPM on swtpm:
+//! The TrustedDevice conformance suite (`candor_lab::conformance`) against a TPM on swtpm:
 //! the same cases the software device passes, with the outcomes DESIGN.md §7 lets a TPM give
 //! (a value it cannot sign again is not reissued).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use candor_core::{Keypair, PeerId};
-use candor_device::conformance::{run, Subject};
+use candor_lab::conformance::{run, Subject};
 use candor_tpm::{Swtpm, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
 
 /// Devices on one swtpm, each with its own PeerId and its own two NV counters, reopened on a
@@ -56,6 +56,6 @@ fn a_tpm_passes_every_case() {
     // Each case ran on its own device.
     assert_eq!(
         subject.made as usize,
-        candor_device::conformance::Case::ALL.len()
+        candor_lab::conformance::Case::ALL.len()
     );
 }

@@ -6,7 +6,8 @@ use candor_core::{
     check_receipt, tags, BatchVerifier, Currency, Digest, Item, Keypair, SignedOffer,
 };
 use candor_device::{SoftwareDevice, TrustedDevice};
-use candor_listing::{enrol, Committer, ListingNode, SyntheticRetrieve};
+use candor_lab::SyntheticRetrieve;
+use candor_listing::{enrol, Committer, ListingNode};
 use candor_store::ListingStore;
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,8 +9,9 @@ use candor_core::{
     Keypair, Leaf, MPage, MRetrieval, MState, PeerId, Registry, Scheme, SignedCertificate,
     SignedOffer, SignedStep, StepProof,
 };
-use candor_device::{SlowDevice, SoftwareDevice, TrustedDevice};
-use candor_listing::{enrol, ListingNode, SyntheticRetrieve};
+use candor_device::{SoftwareDevice, TrustedDevice};
+use candor_lab::{SlowDevice, SyntheticRetrieve};
+use candor_listing::{enrol, ListingNode};
 use candor_store::ListingStore;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -11,7 +11,8 @@ use candor_core::{
     Authority, Currency, Encode, Item, Keypair, PeerId, Registry, Scheme, SignedOffer,
 };
 use candor_device::SoftwareDevice;
-use candor_listing::{enrol, CheatingNode, ListingNode, Strategy};
+use candor_lab::{CheatingNode, Strategy};
+use candor_listing::{enrol, ListingNode};
 use candor_net::{
     identity, short, start, with_peer, ListingService, Market, NetConfig, NetHandle, NodeReport,
     ServeListing, Service,

@@ -5,14 +5,21 @@
 //! Run `candor --help` for the commands.
 
 mod api;
+#[cfg(feature = "lab")]
 mod bench;
+#[cfg(feature = "lab")]
 mod bench_net;
+#[cfg(feature = "lab")]
 mod bench_schemes;
+#[cfg(feature = "lab")]
 mod bench_tpm;
+#[cfg(feature = "lab")]
 mod catalogue;
 mod client;
 mod daemon;
+#[cfg(feature = "lab")]
 mod debug;
+#[cfg(feature = "lab")]
 mod demo;
 mod device;
 mod evidence;
@@ -20,6 +27,7 @@ mod files;
 mod limits;
 mod peers;
 mod routes;
+#[cfg(feature = "lab")]
 mod walkthrough;
 mod wallet;
 mod watch;
@@ -79,20 +87,25 @@ enum Cmd {
     Connect(client::ConnectArgs),
     /// Stop your running node (queued publishes are committed first).
     Stop(client::Conn),
+    #[cfg(feature = "lab")]
     /// A whole marketplace on this machine: ~24 nodes over TCP, sellers, buyers, and cheating
     /// listing nodes caught. Exits non-zero if an honest node is accused or a cheat unnoticed.
     Demo(demo::Args),
+    #[cfg(feature = "lab")]
     /// Walk through a whole marketplace in one process: sellers publish, buyers retrieve and
     /// verify, then cheating listing nodes try every trick and are caught.
     Walkthrough(walkthrough::Args),
     /// Measure the core's costs on this machine (a load command; figures for BENCHMARKS.md).
+    #[cfg(feature = "lab")]
     #[command(subcommand)]
     Bench(BenchCmd),
     /// Tools for tests (not for users).
+    #[cfg(feature = "lab")]
     #[command(subcommand, hide = true)]
     Debug(debug::Cmd),
 }
 
+#[cfg(feature = "lab")]
 #[derive(Subcommand)]
 enum BenchCmd {
     /// Signatures, device, buyer's check against |W|, durable publishes with group commit.
@@ -352,7 +365,9 @@ fn main() -> ExitCode {
         Cmd::Evidence(EvidenceCmd::Verify { file, authority }) => evidence_verify(file, authority),
         Cmd::Evidence(EvidenceCmd::List { data, json }) => evidence_list(data, json),
         Cmd::Evidence(EvidenceCmd::Show { id, data, out }) => evidence_show(data, id, out),
+        #[cfg(feature = "lab")]
         Cmd::Walkthrough(args) => return walkthrough::run(args),
+        #[cfg(feature = "lab")]
         Cmd::Demo(args) => return demo::run(args),
         Cmd::Node(args) => daemon::run(args),
         Cmd::Publish(a) => client::publish(a),
@@ -363,11 +378,15 @@ fn main() -> ExitCode {
         Cmd::Peers(c) => client::peers(c),
         Cmd::Connect(a) => client::connect(a),
         Cmd::Stop(c) => client::stop(c),
+        #[cfg(feature = "lab")]
         Cmd::Debug(cmd) => debug::run(cmd),
-        Cmd::Bench(BenchCmd::Core(args)) => bench::run(args),
-        Cmd::Bench(BenchCmd::Net(args)) => bench_net::run(args),
-        Cmd::Bench(BenchCmd::Schemes(args)) => bench_schemes::run(args),
-        Cmd::Bench(BenchCmd::Tpm(args)) => bench_tpm::run(args),
+        #[cfg(feature = "lab")]
+        Cmd::Bench(b) => match b {
+            BenchCmd::Core(args) => bench::run(args),
+            BenchCmd::Net(args) => bench_net::run(args),
+            BenchCmd::Schemes(args) => bench_schemes::run(args),
+            BenchCmd::Tpm(args) => bench_tpm::run(args),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,10 +7,10 @@ use candor_core::{
     cheapest, check_receipt, Authority, Budget, Currency, Encode, Item, Keypair, Misbehaviour,
     PeerId, PublicKey, Registry, Scheme, SignedOffer,
 };
-use candor_device::{EquivocatingDevice, SoftwareDevice};
+use candor_device::SoftwareDevice;
+use candor_lab::{CheatingNode, EquivocatingDevice, Strategy};
 use candor_listing::{
-    enrol, monitor, publish_to, retrieve_from, CheatingNode, Committer, Listing, ListingNode,
-    PublishReceipt, Strategy,
+    enrol, monitor, publish_to, retrieve_from, Committer, Listing, ListingNode, PublishReceipt,
 };
 use candor_store::ListingStore;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -5,10 +5,10 @@
 //!
 //! Every honest backend passes every case (the software device here; the TPM on swtpm in
 //! `candor-tpm`'s tests); each deliberately broken device fails exactly the cases its fault
-//! targets, which the tests assert. Built with the `conformance` feature (tests only).
+//! targets, which the tests assert.
 
-use crate::{DeviceError, TrustedDevice};
 use candor_core::{CounterId, Digest, SignedInc};
+use candor_device::{DeviceError, TrustedDevice};
 use std::collections::BTreeMap;
 
 /// A case of the suite.

@@ -3,13 +3,12 @@
 //! Each [`Strategy`] is something a rational listing node might try (DESIGN.md §2). The node
 //! keeps a real device and a real store; it cheats only in what it counts and what it sends.
 
-use crate::listing::{Listing, Query, Refusal};
-use crate::node::{ListingNode, MAX_PAGE_BYTES};
 use candor_core::{
     CounterId, Currency, Decode, Encode, Item, ItemKey, Keypair, Page, PageItem, PageRequest,
     PeerId, Protocol, PublicKey, RetrieveHead, RetrieveRequest, SignedOffer, MAX_PAGE_ITEMS,
 };
 use candor_device::TrustedDevice;
+use candor_listing::{Listing, ListingNode, Query, Refusal, MAX_PAGE_BYTES};
 use candor_store::PendingItem;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -274,7 +273,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
             .enumerate()
             .map(|(i, it)| (counter, it, i))
             .collect();
-        if let Err(e) = self.honest.append(tagged, None) {
+        if let Err(e) = self.honest.count_raw(tagged) {
             tracing::warn!(?e, "cheating node could not prepare");
         }
     }
@@ -443,7 +442,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
                 let other = if ids > 1 { (mine + 1) % ids } else { mine + 1 };
                 let read = self
                     .honest
-                    .raw_read(other, req.nonce)
+                    .read_raw(other, req.nonce)
                     .map_err(|e| Refusal::refused(e.to_string()))?;
                 return Ok(RetrieveHead {
                     cert: self.honest.certificate().clone(),

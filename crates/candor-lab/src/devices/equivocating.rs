@@ -2,8 +2,8 @@
 //! payload for a value it already used. A correct verifier must turn that into transferable
 //! equivocation evidence.
 
-use crate::{DeviceError, SoftwareDevice, TrustedDevice};
 use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
+use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
 
 /// Wraps a [`SoftwareDevice`]; after [`EquivocatingDevice::rewind`], its next increment
 /// re-signs the counter's previous value with the new payload instead of counting up.
@@ -93,6 +93,8 @@ impl TrustedDevice for EquivocatingDevice {
         &mut self,
         _credential: &candor_core::endorsement::Credential,
     ) -> Result<Vec<u8>, DeviceError> {
-        Err(crate::no_hardware_root())
+        Err(DeviceError::backend_msg(
+            "this device has no hardware root: it cannot open a credential",
+        ))
     }
 }

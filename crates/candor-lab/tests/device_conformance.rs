@@ -1,13 +1,12 @@
-//! The conformance suite (`candor_device::conformance`) against the software device, which
+//! The conformance suite (`candor_lab::conformance`) against the software device, which
 //! passes every case, and against each deliberately broken device, which fails exactly the
 //! cases its fault targets.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use candor_core::{Keypair, PeerId};
-use candor_device::conformance::{run, Case, Subject};
-use candor_device::{
-    EquivocatingDevice, FailingDevice, Fault, Faults, SlowDevice, SoftwareDevice, TrustedDevice,
-};
+use candor_device::{SoftwareDevice, TrustedDevice};
+use candor_lab::conformance::{run, Case, Subject};
+use candor_lab::{EquivocatingDevice, FailingDevice, Fault, Faults, SlowDevice};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 

@@ -3,8 +3,8 @@
 //! statement may be recoverable (a software device keeps it) or lost (a TPM whose audit
 //! session is gone).
 
-use crate::{DeviceError, TrustedDevice};
 use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
+use candor_device::{DeviceError, TrustedDevice};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! A device that takes a fixed time per increment call, like a hardware TPM, for benchmarks.
 
-use crate::{DeviceError, TrustedDevice};
 use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
+use candor_device::{DeviceError, TrustedDevice};
 use std::time::Duration;
 
 /// Wraps a device and sleeps `delay` in every `inc_sign_batch` call (one increment per call
