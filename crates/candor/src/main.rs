@@ -6,14 +6,6 @@
 
 mod api;
 #[cfg(feature = "lab")]
-mod bench;
-#[cfg(feature = "lab")]
-mod bench_net;
-#[cfg(feature = "lab")]
-mod bench_schemes;
-#[cfg(feature = "lab")]
-mod bench_tpm;
-#[cfg(feature = "lab")]
 mod catalogue;
 mod client;
 mod daemon;
@@ -109,14 +101,14 @@ enum Cmd {
 #[derive(Subcommand)]
 enum BenchCmd {
     /// Signatures, device, buyer's check against |W|, durable publishes with group commit.
-    Core(bench::Args),
+    Core(candor_bench::costs::Args),
     /// Publish and retrieve round trips across N in-process nodes; latency, bytes, memory.
-    Net(bench_net::Args),
+    Net(candor_bench::net::Args),
     /// Schemes B, C and M side by side: retrieve bytes and verification against |W|, audits,
     /// M's publish throughput with batches; writes an SVG plot.
-    Schemes(bench_schemes::Args),
+    Schemes(candor_bench::schemes::Args),
     /// The TPM statements on swtpm: ReadSign, IncSign and their verification per second.
-    Tpm(bench_tpm::Args),
+    Tpm(candor_bench::tpm::Args),
 }
 
 #[derive(Subcommand)]
@@ -382,11 +374,12 @@ fn main() -> ExitCode {
         Cmd::Debug(cmd) => debug::run(cmd),
         #[cfg(feature = "lab")]
         Cmd::Bench(b) => match b {
-            BenchCmd::Core(args) => bench::run(args),
-            BenchCmd::Net(args) => bench_net::run(args),
-            BenchCmd::Schemes(args) => bench_schemes::run(args),
-            BenchCmd::Tpm(args) => bench_tpm::run(args),
-        },
+            BenchCmd::Core(args) => candor_bench::costs::run(args),
+            BenchCmd::Net(args) => candor_bench::net::run(args),
+            BenchCmd::Schemes(args) => candor_bench::schemes::run(args),
+            BenchCmd::Tpm(args) => candor_bench::tpm::run(args),
+        }
+        .map_err(|e| CliError::Failed(e.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 //! NV_Increment, ReadSign (NV_Certify), the sound IncSign (audited session + signed digest),
 //! and the pure-Rust verification of each.
 
-use crate::CliError;
+use crate::BenchError;
 use candor_tpm::{
     verify_nv_inc, verify_nv_read, verifying_key, Swtpm, TcpTransport, Tpm, TPM_RH_ENDORSEMENT,
 };
@@ -10,17 +10,18 @@ use std::time::Instant;
 
 /// Options.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Operations per measurement.
     #[arg(long, default_value_t = 200)]
     ops: usize,
 }
 
-fn fail(e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(e.to_string())
+fn fail(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Failed(e.to_string())
 }
 
-pub(crate) fn run(args: Args) -> Result<(), CliError> {
+/// Runs the benchmark and prints its figures.
+pub fn run(args: Args) -> Result<(), BenchError> {
     // With an EK certificate, so that the TPM-backed nodes below are enrolled as `candor
     // node` is: residence checked.
     let ca = candor_tpm::SwtpmCa::shared().map_err(fail)?;
@@ -133,11 +134,11 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
     }
     let activate = m as f64 / t.elapsed().as_secs_f64().max(1e-9);
     drop(device);
-    let ceiling = crate::bench::ed25519_single_rate();
+    let ceiling = crate::costs::ed25519_single_rate();
 
     println!(
         "## TPM statements on swtpm ({} UTC, {n} operations each; residence rows {m})\n",
-        crate::bench::date()
+        crate::costs::date()
     );
     println!("Ceiling, same run: ed25519 (ZIP-215) single verification {ceiling:.0}/s.\n");
     println!("| operation | per second | vs ed25519 single |");
@@ -190,7 +191,7 @@ fn node_rate(
     scheme: candor_core::Scheme,
     batch: usize,
     total: usize,
-) -> Result<f64, CliError> {
+) -> Result<f64, BenchError> {
     use candor_core::{Keypair, PeerId};
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -222,7 +223,7 @@ fn node_rate(
     )?;
     let store = candor_store::ListingStore::open(&dir.join(format!("tpm-{k}.redb")))?;
     let (node, _) = candor_listing::ListingNode::open(device, store, cert)?;
-    let offers = crate::bench_schemes::one_seller_offers("tpm item", total);
+    let offers = crate::schemes::one_seller_offers("tpm item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
         let ok = node.publish_all(chunk, 0).iter().all(Result::is_ok);

@@ -2,7 +2,7 @@
 //! memory transport (the network and the checks, without disk: devices and stores live in
 //! memory), latency percentiles, bytes per retrieve, memory per node.
 
-use crate::{now, CliError};
+use crate::{now, BenchError};
 use candor_core::{Authority, Currency, Item, Keypair, PeerId, Registry, Scheme, SignedOffer};
 use candor_device::SoftwareDevice;
 use candor_listing::{enrol, ListingNode};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// Options of the network benchmark.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Overlay sizes to measure.
     #[arg(long, value_delimiter = ',', default_value = "20,100,300")]
     nodes: Vec<usize>,
@@ -59,8 +59,9 @@ struct Sim {
     nodes: Vec<Arc<ListingNode<SoftwareDevice>>>,
 }
 
-pub(crate) fn run(args: Args) -> Result<(), CliError> {
-    let fail = |e: String| CliError::Failed(e);
+/// Runs the benchmark and prints its figures.
+pub fn run(args: Args) -> Result<(), BenchError> {
+    let fail = |e: String| BenchError::Failed(e);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,7 +3,7 @@
 //! throughput with batches on the software device and on a device that takes 7 ms per
 //! increment. Writes an SVG plot.
 
-use crate::CliError;
+use crate::BenchError;
 use candor_core::{
     Authority, Currency, Digest, Ed25519StatementSigner, Encode, EnrolRequest, Item, ItemKey,
     Keypair, Leaf, MPage, MRetrieval, MState, PeerId, Registry, Scheme, SignedCertificate,
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Options.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Largest |W| (10^3 … this, by powers of ten).
     #[arg(long, default_value_t = 1_000_000)]
     max_w: u64,
@@ -38,11 +38,14 @@ struct Row {
     ms: f64,
 }
 
-fn fail(e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(e.to_string())
+fn fail(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Failed(e.to_string())
 }
 
-fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T, CliError>) -> Result<(T, f64), CliError> {
+fn time<T>(
+    runs: usize,
+    mut f: impl FnMut() -> Result<T, BenchError>,
+) -> Result<(T, f64), BenchError> {
     let mut best = f64::MAX;
     let mut last = None;
     for _ in 0..runs.max(1) {
@@ -53,7 +56,7 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> Result<T, CliError>) -> Result<(T
     last.map(|x| (x, best)).ok_or_else(|| fail("no run"))
 }
 
-fn b_like(scheme: &'static str, w: u64, entries: u64) -> Result<Row, CliError> {
+fn b_like(scheme: &'static str, w: u64, entries: u64) -> Result<Row, BenchError> {
     let f = SyntheticRetrieve::new(entries.max(10), 10).map_err(fail)?;
     let runs = if entries > 100_000 { 1 } else { 3 };
     let (kept, ms) = time(runs, || f.check().map_err(fail))?;
@@ -79,7 +82,7 @@ struct MFixture {
     d_offers: Vec<Vec<u8>>,
 }
 
-fn m_fixture(w: u64) -> Result<MFixture, CliError> {
+fn m_fixture(w: u64) -> Result<MFixture, BenchError> {
     let mut rng = rand_core::OsRng;
     let authority = Authority::new(Keypair::generate(&mut rng));
     let node = Keypair::generate(&mut rng);
@@ -149,7 +152,7 @@ fn m_fixture(w: u64) -> Result<MFixture, CliError> {
     })
 }
 
-fn m_row(w: u64) -> Result<(Row, u64, f64), CliError> {
+fn m_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
     let f = m_fixture(w)?;
     let head = f
         .state
@@ -230,7 +233,7 @@ fn publish_rate<D: TrustedDevice>(
     batch: usize,
     total: usize,
     dir: &std::path::Path,
-) -> Result<f64, CliError> {
+) -> Result<f64, BenchError> {
     let mut device = device;
     let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
     let node_key = Keypair::generate(&mut rand_core::OsRng);
@@ -260,13 +263,13 @@ thread_local! {
     static NODE_KEY: std::cell::RefCell<Option<Keypair>> = const { std::cell::RefCell::new(None) };
 }
 
-fn node_key_for<D: TrustedDevice>(_d: &D) -> Result<Keypair, CliError> {
+fn node_key_for<D: TrustedDevice>(_d: &D) -> Result<Keypair, BenchError> {
     NODE_KEY
         .with(|k| k.borrow().clone())
         .ok_or_else(|| fail("no node key"))
 }
 
-fn device(dir: &std::path::Path, name: &str) -> Result<SoftwareDevice, CliError> {
+fn device(dir: &std::path::Path, name: &str) -> Result<SoftwareDevice, BenchError> {
     let key = Keypair::generate(&mut rand_core::OsRng);
     NODE_KEY.with(|k| *k.borrow_mut() = Some(key.clone()));
     Ok(SoftwareDevice::create(
@@ -281,12 +284,13 @@ fn unique() -> u64 {
     N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-pub(crate) fn run(args: Args) -> Result<(), CliError> {
+/// Runs the benchmark and prints its figures.
+pub fn run(args: Args) -> Result<(), BenchError> {
     let mut rows = Vec::new();
     let mut audits = Vec::new();
     println!(
         "## Schemes B, C and M side by side ({} UTC)\n",
-        crate::bench::date()
+        crate::costs::date()
     );
     println!("Retrieve of an item with 10 offers from a node holding |W| offers; bytes the buyer receives and its verification time (audits excluded).\n");
     println!("| |W| | scheme | bytes | bytes beyond the 10 offers | verify |");
@@ -342,7 +346,7 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
 }
 
 /// A log-log SVG plot of bytes and verification time against |W|, one line per scheme.
-fn write_plot(path: &std::path::Path, rows: &[Row]) -> Result<(), CliError> {
+fn write_plot(path: &std::path::Path, rows: &[Row]) -> Result<(), BenchError> {
     let schemes = ["B", "C64", "C1024", "M"];
     let colors = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4"];
     let mut svg = String::from(

@@ -1,7 +1,7 @@
 //! `candor bench core`: a load command that measures the foundation's costs and prints them
 //! beside this machine's own ed25519 ceiling, measured in the same run.
 
-use crate::{now, CliError};
+use crate::{now, BenchError};
 use candor_core::{
     check_receipt, tags, BatchVerifier, Currency, Digest, Item, Keypair, SignedOffer,
 };
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// Options of the benchmark.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Largest |W| for the buyer's check (10^3 … this, by powers of ten).
     #[arg(long, default_value_t = 100_000)]
     max_w: u64,
@@ -59,8 +59,9 @@ pub(crate) fn ed25519_single_rate() -> f64 {
     })
 }
 
-pub(crate) fn run(args: Args) -> Result<(), CliError> {
-    let fail = |e: String| CliError::Failed(e);
+/// Runs the benchmark and prints its figures.
+pub fn run(args: Args) -> Result<(), BenchError> {
+    let fail = |e: String| BenchError::Failed(e);
     let mut rng = rand_core::OsRng;
     let n = 4096;
     let key = Keypair::generate(&mut rng);

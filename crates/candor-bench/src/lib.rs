@@ -1,0 +1,47 @@
+//! # candor-bench
+//!
+//! The load commands behind `candor bench …` (part of the lab: the `candor` binary links them
+//! behind its default-on `lab` feature). Each measures on this machine and prints its figures
+//! beside the machine's own ed25519 ceiling measured in the same run, for BENCHMARKS.md:
+//!
+//! - [`costs`]: signatures, the device, the buyer's check against |W|, durable publishes with
+//!   group commit (`candor bench core`);
+//! - [`net`]: publish and retrieve round trips across N in-process nodes (`candor bench net`);
+//! - [`schemes`]: schemes B, C and M side by side, with an SVG plot (`candor bench schemes`);
+//! - [`tpm`]: the TPM statements on swtpm (`candor bench tpm`).
+
+pub mod costs;
+pub mod net;
+pub mod schemes;
+pub mod tpm;
+
+use thiserror::Error;
+
+/// Why a benchmark could not run to the end.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The trusted device failed.
+    #[error("trusted device: {0}")]
+    Device(#[from] candor_device::DeviceError),
+    /// Enrolling a node failed.
+    #[error("enrolment: {0}")]
+    Enrol(#[from] candor_listing::EnrolError),
+    /// A listing node would not open.
+    #[error("listing node: {0}")]
+    Open(#[from] candor_listing::OpenError),
+    /// The listing store failed.
+    #[error("listing store: {0}")]
+    Store(#[from] candor_store::StoreError),
+    /// Another step of the benchmark failed; the reason says which and why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Unix seconds from the system clock.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
