@@ -1,8 +1,6 @@
 //! `candor node`: the daemon every user runs. It opens its trusted device and store, joins the
 //! overlay, serves as a listing node, and offers the local control API to its user.
 
-use crate::device::AnyDevice;
-use crate::files::{self, NodeDir};
 use crate::wallet::Wallet;
 use crate::CliError;
 use candor_core::{Keypair, PublicKey};
@@ -10,6 +8,8 @@ use candor_listing::ListingNode;
 use candor_net::{
     identity, start, with_peer, ListingService, Market, Multiaddr, NetConfig, NetHandle, Service,
 };
+use candor_node::device::AnyDevice;
+use candor_node::files::{self, NodeDir};
 use candor_store::ListingStore;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -176,7 +176,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
     let d = NodeDir(args.data.clone());
     let node_key = files::load_key(&d.node_key(), "run `candor device init` first")?;
     let cert = d.load_cert()?;
-    let device = crate::device::open_device(&d.0, cert.cert.peer.clone())?;
+    let device = candor_node::device::open_device(&d.0, cert.cert.peer.clone())?;
     {
         use candor_device::TrustedDevice;
         let p = device.protection();

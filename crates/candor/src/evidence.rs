@@ -3,9 +3,9 @@
 //! kept once). Anyone can check a file with nothing but the authority's public key:
 //! `candor evidence verify FILE`.
 
-use crate::files::{self, FileError};
 use crate::CliError;
 use candor_core::{Decode, Encode, Evidence, TaggedHasher};
+use candor_node::files::{self, FileError};
 use std::path::{Path, PathBuf};
 
 /// At most this many pieces are kept; more are logged and dropped (a node that produces this

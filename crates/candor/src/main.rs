@@ -5,24 +5,16 @@
 //! Run `candor --help` for the commands.
 
 mod api;
-#[cfg(feature = "lab")]
-mod catalogue;
 mod client;
 mod daemon;
-#[cfg(feature = "lab")]
-mod debug;
-#[cfg(feature = "lab")]
-mod demo;
-mod device;
 mod evidence;
-mod files;
 mod limits;
 mod peers;
 mod routes;
-#[cfg(feature = "lab")]
-mod walkthrough;
 mod wallet;
 mod watch;
+
+use candor_node::{device, files};
 
 use candor_core::{Decode, Encode, Evidence, Keypair, PeerId, Scheme};
 use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
@@ -82,11 +74,11 @@ enum Cmd {
     #[cfg(feature = "lab")]
     /// A whole marketplace on this machine: ~24 nodes over TCP, sellers, buyers, and cheating
     /// listing nodes caught. Exits non-zero if an honest node is accused or a cheat unnoticed.
-    Demo(demo::Args),
+    Demo(candor_demo::demo::Args),
     #[cfg(feature = "lab")]
     /// Walk through a whole marketplace in one process: sellers publish, buyers retrieve and
     /// verify, then cheating listing nodes try every trick and are caught.
-    Walkthrough(walkthrough::Args),
+    Walkthrough(candor_demo::walkthrough::Args),
     /// Measure the core's costs on this machine (a load command; figures for BENCHMARKS.md).
     #[cfg(feature = "lab")]
     #[command(subcommand)]
@@ -94,7 +86,7 @@ enum Cmd {
     /// Tools for tests (not for users).
     #[cfg(feature = "lab")]
     #[command(subcommand, hide = true)]
-    Debug(debug::Cmd),
+    Debug(candor_demo::debug::Cmd),
 }
 
 #[cfg(feature = "lab")]
@@ -226,6 +218,8 @@ enum CliError {
     Device(#[from] DeviceError),
     #[error("enrolment: {0}")]
     Enrol(#[from] EnrolError),
+    #[error("device: {0}")]
+    OpenDevice(#[from] candor_node::device::OpenDeviceError),
     #[error("listing node: {0}")]
     Open(#[from] OpenError),
     #[error("listing store: {0}")]
@@ -358,9 +352,9 @@ fn main() -> ExitCode {
         Cmd::Evidence(EvidenceCmd::List { data, json }) => evidence_list(data, json),
         Cmd::Evidence(EvidenceCmd::Show { id, data, out }) => evidence_show(data, id, out),
         #[cfg(feature = "lab")]
-        Cmd::Walkthrough(args) => return walkthrough::run(args),
+        Cmd::Walkthrough(args) => return candor_demo::walkthrough::run(args),
         #[cfg(feature = "lab")]
-        Cmd::Demo(args) => return demo::run(args),
+        Cmd::Demo(args) => return candor_demo::demo::run(args),
         Cmd::Node(args) => daemon::run(args),
         Cmd::Publish(a) => client::publish(a),
         Cmd::Retrieve(a) => client::retrieve(a),
@@ -371,7 +365,9 @@ fn main() -> ExitCode {
         Cmd::Connect(a) => client::connect(a),
         Cmd::Stop(c) => client::stop(c),
         #[cfg(feature = "lab")]
-        Cmd::Debug(cmd) => debug::run(cmd),
+        Cmd::Debug(cmd) => {
+            candor_demo::debug::run(cmd).map_err(|e| CliError::Failed(e.to_string()))
+        }
         #[cfg(feature = "lab")]
         Cmd::Bench(b) => match b {
             BenchCmd::Core(args) => candor_bench::costs::run(args),

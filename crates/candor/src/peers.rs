@@ -3,8 +3,8 @@
 //! `/…/p2p/<PeerId>` address per line), redialled with back-off beside the configured
 //! bootstrap peers whenever it has no connection. A node with no peers says so, loudly.
 
-use crate::files::{self, FileError};
 use candor_net::{Multiaddr, NetHandle};
+use candor_node::files::{self, FileError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! check every answer. Exits non-zero if an honest node is accused or a cheat goes unnoticed.
 
 use crate::catalogue::CATALOGUE;
-use crate::device::AnyDevice;
-use crate::files;
-use crate::{now, CliError};
+use crate::{now, LabError};
 use candor_core::{
     Authority, Currency, Encode, Item, Keypair, PeerId, Registry, Scheme, SignedOffer,
 };
@@ -17,6 +15,8 @@ use candor_net::{
     identity, short, start, with_peer, ListingService, Market, NetConfig, NetHandle, NodeReport,
     ServeListing, Service,
 };
+use candor_node::device::AnyDevice;
+use candor_node::files;
 use candor_store::ListingStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 /// Options of the demo.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// How many nodes.
     #[arg(long, default_value_t = 24)]
     nodes: usize,
@@ -88,7 +88,9 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     b
 }
 
-pub(crate) fn run(args: Args) -> ExitCode {
+/// Runs the demo; the exit code says whether every cheat was caught and no honest node
+/// accused.
+pub fn run(args: Args) -> ExitCode {
     if args.device != "software" && args.device != "tpm" {
         eprintln!("error: --device {:?}: use software or tpm", args.device);
         return ExitCode::FAILURE;
@@ -123,8 +125,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
 }
 
-fn demo(args: &Args, scheme: Scheme) -> Result<bool, CliError> {
-    let fail = |e: String| CliError::Failed(e);
+fn demo(args: &Args, scheme: Scheme) -> Result<bool, LabError> {
+    let fail = |e: String| LabError::Failed(e);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -537,11 +539,11 @@ async fn futures_join(nets: Vec<NetHandle>) {
 
 /// `n` swtpms with EK certificates from the shared development CA, made in parallel
 /// (`swtpm_setup` takes most of a second each); they stop when dropped.
-fn start_swtpms(n: usize) -> Result<Vec<candor_tpm::Swtpm>, CliError> {
-    let ca = candor_tpm::SwtpmCa::shared().map_err(|e| CliError::Failed(e.to_string()))?;
+fn start_swtpms(n: usize) -> Result<Vec<candor_tpm::Swtpm>, LabError> {
+    let ca = candor_tpm::SwtpmCa::shared().map_err(|e| LabError::Failed(e.to_string()))?;
     // The CA's own keys first, alone.
     ca.certificates_pem()
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+        .map_err(|e| LabError::Failed(e.to_string()))?;
     let b = bar(n as u64, "manufacturing swtpms (EK + certificate)");
     let next = std::sync::atomic::AtomicUsize::new(0);
     let made = std::sync::Mutex::new(Vec::with_capacity(n));
@@ -561,5 +563,5 @@ fn start_swtpms(n: usize) -> Result<Vec<candor_tpm::Swtpm>, CliError> {
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::Failed(e.to_string()))
+        .map_err(|e| LabError::Failed(e.to_string()))
 }

@@ -1,39 +1,44 @@
 //! Hidden tools for tests: a publish loop that prints each receipt once it is durable, so a
 //! test can kill the process at any point and check that nothing receipted was lost.
 
-use crate::files::{self, NodeDir};
-use crate::{now, CliError};
+use crate::{now, LabError};
 use candor_core::{Currency, Encode, Item, Keypair, SignedOffer};
 use candor_listing::ListingNode;
+use candor_node::files::{self, NodeDir};
 use candor_store::ListingStore;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// The hidden test tools.
 #[derive(clap::Subcommand)]
-pub(crate) enum Cmd {
+pub enum Cmd {
     /// Open the node in DATA (reconciling), then publish batches forever, printing
     /// `RECEIPT <offer hex> <receipt hex>` for each durable receipt.
     PublishLoop {
+        /// The node's data folder.
         #[arg(long)]
         data: PathBuf,
+        /// Offers per batch.
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// The item's description.
         #[arg(long, default_value = "crash test item")]
         item: String,
     },
 }
 
-pub(crate) fn run(cmd: Cmd) -> Result<(), CliError> {
+/// Runs a test tool.
+pub fn run(cmd: Cmd) -> Result<(), LabError> {
     match cmd {
         Cmd::PublishLoop { data, batch, item } => publish_loop(data, batch, &item),
     }
 }
 
-fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError> {
+fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), LabError> {
     let d = NodeDir(data);
     let cert = d.load_cert()?;
     // The node's own device, software or TPM (with its IncSign journal), as `candor node`.
-    let device = crate::device::open_device(&d.0, cert.cert.peer.clone())?;
+    let device = candor_node::device::open_device(&d.0, cert.cert.peer.clone())?;
     let store = ListingStore::open(&d.store())?;
     let (node, report) = ListingNode::open(device, store, cert)?;
     let mut out = std::io::stdout().lock();
@@ -44,7 +49,7 @@ fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError>
         report.dropped,
         report.gaps.len()
     );
-    let item = Item::new(item).map_err(|e| CliError::Failed(e.to_string()))?;
+    let item = Item::new(item).map_err(|e| LabError::Failed(e.to_string()))?;
     let seller = Keypair::generate(&mut rand_core::OsRng);
     let _ = files::write_atomic; // files are only read here
     let mut serial = 0u64;
@@ -64,7 +69,7 @@ fn publish_loop(data: PathBuf, batch: usize, item: &str) -> Result<(), CliError>
             })
             .collect();
         for (o, r) in offers.iter().zip(node.publish_all(&offers, now())) {
-            let r = r.map_err(|e| CliError::Failed(e.to_string()))?;
+            let r = r.map_err(|e| LabError::Failed(e.to_string()))?;
             let tag = match r {
                 candor_listing::Published::Entry(_) => "RECEIPT",
                 candor_listing::Published::Step(_) => "MRECEIPT",

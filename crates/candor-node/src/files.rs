@@ -9,23 +9,38 @@ use thiserror::Error;
 
 /// Why a file could not be read or written.
 #[derive(Debug, Error)]
-pub(crate) enum FileError {
+#[non_exhaustive]
+pub enum FileError {
+    /// Reading or writing failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The cause.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not what it should hold.
     #[error("{path} is not a valid {what}: {reason}")]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// What it should hold.
         what: &'static str,
+        /// What is wrong.
         reason: String,
     },
+    /// The file exists where a new one was to be made.
     #[error("{0} already exists; refusing to overwrite it")]
     Exists(PathBuf),
+    /// The file is missing.
     #[error("{path} does not exist: {hint}")]
-    Missing { path: PathBuf, hint: &'static str },
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// What to do about it.
+        hint: &'static str,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
@@ -37,7 +52,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder);
 /// `private` files are readable by their owner only.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), FileError> {
+pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), FileError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -85,7 +100,7 @@ fn read_hex32(path: &Path, what: &'static str, hint: &'static str) -> Result<[u8
 }
 
 /// Creates a new secret key file; refuses to overwrite one.
-pub(crate) fn new_key(path: &Path) -> Result<Keypair, FileError> {
+pub fn new_key(path: &Path) -> Result<Keypair, FileError> {
     if path.exists() {
         return Err(FileError::Exists(path.to_path_buf()));
     }
@@ -95,15 +110,17 @@ pub(crate) fn new_key(path: &Path) -> Result<Keypair, FileError> {
 }
 
 /// Writes `key` to `path` (mode 0600).
-pub(crate) fn save_key(path: &Path, key: &Keypair) -> Result<(), FileError> {
+pub fn save_key(path: &Path, key: &Keypair) -> Result<(), FileError> {
     write_atomic(path, hex::encode(key.secret_bytes()).as_bytes(), true)
 }
 
-pub(crate) fn load_key(path: &Path, hint: &'static str) -> Result<Keypair, FileError> {
+/// A secret key (hex) from `path`; `hint` says what to do if it is missing.
+pub fn load_key(path: &Path, hint: &'static str) -> Result<Keypair, FileError> {
     Ok(Keypair::from_secret(read_hex32(path, "secret key", hint)?))
 }
 
-pub(crate) fn load_public(path: &Path, hint: &'static str) -> Result<PublicKey, FileError> {
+/// A public key (hex) from `path`; `hint` says what to do if it is missing.
+pub fn load_public(path: &Path, hint: &'static str) -> Result<PublicKey, FileError> {
     Ok(PublicKey(read_hex32(path, "public key", hint)?))
 }
 
@@ -117,32 +134,37 @@ fn decode<T: Decode>(path: &Path, what: &'static str, hint: &'static str) -> Res
 }
 
 /// An authority's folder: its key, its public key, its registry.
-pub(crate) struct AuthorityDir(pub(crate) PathBuf);
+pub struct AuthorityDir(pub PathBuf);
 
 impl AuthorityDir {
-    pub(crate) fn key(&self) -> PathBuf {
+    /// The authority's secret key.
+    pub fn key(&self) -> PathBuf {
         self.0.join("authority.key")
     }
-    pub(crate) fn public(&self) -> PathBuf {
+    /// The authority's public key (what nodes trust).
+    pub fn public(&self) -> PathBuf {
         self.0.join("authority.pub")
     }
-    pub(crate) fn registry(&self) -> PathBuf {
+    /// The registry of certified devices and PeerIds.
+    pub fn registry(&self) -> PathBuf {
         self.0.join("registry.bin")
     }
-    pub(crate) fn load_registry(&self) -> Result<Registry, FileError> {
+    /// The registry, checked as it decodes.
+    pub fn load_registry(&self) -> Result<Registry, FileError> {
         decode(
             &self.registry(),
             "authority registry",
             "run `candor authority init` first",
         )
     }
-    pub(crate) fn save_registry(&self, r: &Registry) -> Result<(), FileError> {
+    /// Writes the registry atomically.
+    pub fn save_registry(&self, r: &Registry) -> Result<(), FileError> {
         write_atomic(&self.registry(), &r.to_bytes(), false)
     }
     /// Holds the registry for one enrolment: an exclusive lock on `registry.lock`, waited
     /// for, released when the returned file is dropped. Every load-certify-save runs under it,
     /// so concurrent enrolments never certify one node, device or counter twice.
-    pub(crate) fn lock_registry(&self) -> Result<File, FileError> {
+    pub fn lock_registry(&self) -> Result<File, FileError> {
         let path = self.0.join("registry.lock");
         let f = fs::OpenOptions::new()
             .write(true)
@@ -153,12 +175,13 @@ impl AuthorityDir {
         f.lock().map_err(io(&path))?;
         Ok(f)
     }
-    pub(crate) fn load_public(&self) -> Result<PublicKey, FileError> {
+    /// The authority's public key.
+    pub fn load_public(&self) -> Result<PublicKey, FileError> {
         load_public(&self.public(), "run `candor authority init` first")
     }
     /// The TPM manufacturer CA certificates trusted for EK chains (PEM), production or
     /// development-only.
-    pub(crate) fn ek_roots(&self, development: bool) -> PathBuf {
+    pub fn ek_roots(&self, development: bool) -> PathBuf {
         self.0.join(if development {
             "ek-roots-development.pem"
         } else {
@@ -166,7 +189,7 @@ impl AuthorityDir {
         })
     }
     /// The authority: its key and the EK roots it trusts.
-    pub(crate) fn load_authority(&self) -> Result<Authority, FileError> {
+    pub fn load_authority(&self) -> Result<Authority, FileError> {
         let key = load_key(&self.key(), "run `candor authority init` first")?;
         let mut roots = EndorsementRoots::new();
         for development in [false, true] {
@@ -189,25 +212,29 @@ impl AuthorityDir {
 }
 
 /// A node's data folder.
-pub(crate) struct NodeDir(pub(crate) PathBuf);
+pub struct NodeDir(pub PathBuf);
 
 impl NodeDir {
-    pub(crate) fn node_key(&self) -> PathBuf {
+    /// The node key (its PeerId's key).
+    pub fn node_key(&self) -> PathBuf {
         self.0.join("node.key")
     }
-    pub(crate) fn device(&self) -> PathBuf {
+    /// The software device's state file.
+    pub fn device(&self) -> PathBuf {
         self.0.join("device.state")
     }
-    pub(crate) fn cert(&self) -> PathBuf {
+    /// The node's certificate.
+    pub fn cert(&self) -> PathBuf {
         self.0.join("cert.bin")
     }
-    pub(crate) fn store(&self) -> PathBuf {
+    /// The listing store.
+    pub fn store(&self) -> PathBuf {
         self.0.join("store.redb")
     }
     /// The node's certificate, checked: it decodes and its authority's signature verifies
     /// (a damaged file is refused, never shown or served as valid). Whether that authority is
     /// one the user trusts is the caller's check.
-    pub(crate) fn load_cert(&self) -> Result<SignedCertificate, FileError> {
+    pub fn load_cert(&self) -> Result<SignedCertificate, FileError> {
         let cert: SignedCertificate = decode(
             &self.cert(),
             "certificate",

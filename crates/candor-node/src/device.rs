@@ -2,18 +2,43 @@
 //! TPM 2.0 (swtpm over TCP for development and tests, `/dev/tpmrm0` in real use).
 
 use crate::files::FileError;
-use crate::CliError;
 use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
 use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
 use candor_tpm::{DeviceTransport, TcpTransport, TpmDevice, DEFAULT_NV_BASE};
 use std::path::Path;
 
+/// Why a node's device could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenDeviceError {
+    /// The TPM endpoint is neither `tcp:HOST:PORT` nor a device path that opens.
+    #[error("TPM endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        /// The endpoint as written.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TPM could not be reached.
+    #[error(transparent)]
+    Transport(#[from] candor_tpm::TpmError),
+    /// The device refused to open.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The data folder's device file could not be read.
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
 /// Any of the device backends (one per node, so the size difference does not matter).
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum AnyDevice {
+pub enum AnyDevice {
+    /// The software device (development and simulation; it protects nothing).
     Software(SoftwareDevice),
+    /// A TPM reached over TCP (swtpm's server port).
     TpmTcp(TpmDevice<TcpTransport>),
+    /// A TPM device file (`/dev/tpmrm0`).
     TpmDev(TpmDevice<DeviceTransport>),
 }
 
@@ -76,17 +101,20 @@ impl TrustedDevice for AnyDevice {
 /// Where a TPM is: `tcp:HOST:PORT` (swtpm's server port) or a device path (`/dev/tpmrm0`).
 /// With `journal`, each IncSign in flight is journaled there so that a step a crash interrupts
 /// after its increment can be finished at the next open (the TPM keeps the session loaded).
-pub(crate) fn open_tpm(
+pub fn open_tpm(
     endpoint: &str,
     peer: PeerId,
     counters: u32,
     journal: Option<std::path::PathBuf>,
-) -> Result<AnyDevice, CliError> {
+) -> Result<AnyDevice, OpenDeviceError> {
     if let Some(addr) = endpoint.strip_prefix("tcp:") {
-        let addr = addr
-            .parse()
-            .map_err(|e| CliError::Failed(format!("TPM endpoint {endpoint:?}: {e}")))?;
-        let t = TcpTransport::connect(addr).map_err(|e| CliError::Failed(e.to_string()))?;
+        let addr =
+            addr.parse()
+                .map_err(|e: std::net::AddrParseError| OpenDeviceError::Endpoint {
+                    endpoint: endpoint.to_string(),
+                    reason: e.to_string(),
+                })?;
+        let t = TcpTransport::connect(addr)?;
         Ok(AnyDevice::TpmTcp(TpmDevice::open_journaled(
             t,
             peer,
@@ -95,8 +123,7 @@ pub(crate) fn open_tpm(
             journal,
         )?))
     } else {
-        let t = DeviceTransport::open(Path::new(endpoint))
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let t = DeviceTransport::open(Path::new(endpoint))?;
         Ok(AnyDevice::TpmDev(TpmDevice::open_journaled(
             t,
             peer,
@@ -108,12 +135,12 @@ pub(crate) fn open_tpm(
 }
 
 /// The TPM file in a data folder: `endpoint counters`.
-pub(crate) fn tpm_file(data: &Path) -> std::path::PathBuf {
+pub fn tpm_file(data: &Path) -> std::path::PathBuf {
     data.join("device.tpm")
 }
 
 /// Opens the node's device: the TPM named in `DATA/device.tpm`, else the software device.
-pub(crate) fn open_device(data: &Path, peer: PeerId) -> Result<AnyDevice, CliError> {
+pub fn open_device(data: &Path, peer: PeerId) -> Result<AnyDevice, OpenDeviceError> {
     let f = tpm_file(data);
     if f.exists() {
         let text = std::fs::read_to_string(&f).map_err(|source| FileError::Io {

@@ -1,8 +1,7 @@
 //! `candor walkthrough`: a whole marketplace in one process, on real files.
 
 use crate::catalogue::CATALOGUE;
-use crate::files::{self, AuthorityDir, NodeDir};
-use crate::{now, CliError};
+use crate::{now, LabError};
 use candor_core::{
     cheapest, check_receipt, Authority, Budget, Currency, Encode, Item, Keypair, Misbehaviour,
     PeerId, PublicKey, Registry, Scheme, SignedOffer,
@@ -12,6 +11,7 @@ use candor_lab::{CheatingNode, EquivocatingDevice, Strategy};
 use candor_listing::{
     enrol, monitor, publish_to, retrieve_from, Committer, Listing, ListingNode, PublishReceipt,
 };
+use candor_node::files::{self, AuthorityDir, NodeDir};
 use candor_store::ListingStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// Options of the walk-through.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// How many sellers.
     #[arg(long, default_value_t = 8)]
     sellers: usize,
@@ -54,7 +54,7 @@ impl Env {
         name: &str,
         scheme: Scheme,
         counters: u32,
-    ) -> Result<ListingNode<SoftwareDevice>, CliError> {
+    ) -> Result<ListingNode<SoftwareDevice>, LabError> {
         let d = NodeDir(self.dir.join(name));
         let key = files::new_key(&d.node_key())?;
         let mut device = SoftwareDevice::create(
@@ -81,7 +81,9 @@ fn money(minor: u64, c: Currency) -> String {
     format!("{}.{:02} {c}", minor / 100, minor % 100)
 }
 
-pub(crate) fn run(args: Args) -> ExitCode {
+/// Runs the walk-through; the exit code says whether every cheat was caught and no honest
+/// node accused.
+pub fn run(args: Args) -> ExitCode {
     match walk(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -92,13 +94,13 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
 }
 
-fn walk(args: Args) -> Result<bool, CliError> {
+fn walk(args: Args) -> Result<bool, LabError> {
     let tmp;
     let dir = match &args.data {
         Some(d) => d.clone(),
         None => {
             tmp = tempfile::tempdir()
-                .map_err(|e| CliError::Failed(format!("temporary folder: {e}")))?;
+                .map_err(|e| LabError::Failed(format!("temporary folder: {e}")))?;
             tmp.path().to_path_buf()
         }
     };
@@ -181,7 +183,7 @@ fn publish_catalogue(
     env: &Env,
     node: &Arc<ListingNode<SoftwareDevice>>,
     args: &Args,
-) -> Result<bool, CliError> {
+) -> Result<bool, LabError> {
     let committer = Arc::new(Committer::spawn(node.clone(), 256, 1024));
     let total = (args.sellers * args.offers) as u64;
     let bar = ProgressBar::new(total);
@@ -255,7 +257,7 @@ fn publish_catalogue(
     Ok(ok)
 }
 
-fn retrieve_catalogue(env: &Env, node: &dyn Listing) -> Result<bool, CliError> {
+fn retrieve_catalogue(env: &Env, node: &dyn Listing) -> Result<bool, LabError> {
     println!("4. A buyer retrieves each item from the listing node and checks every entry:");
     println!(
         "   {:<42} {:>6} {:>9} {:>18}",
@@ -263,7 +265,7 @@ fn retrieve_catalogue(env: &Env, node: &dyn Listing) -> Result<bool, CliError> {
     );
     let mut ok = true;
     for (desc, _) in CATALOGUE {
-        let item = Item::new(desc).map_err(|e| CliError::Failed(e.to_string()))?;
+        let item = Item::new(desc).map_err(|e| LabError::Failed(e.to_string()))?;
         match retrieve_from(node, &env.trusted, &item, Budget::default()) {
             Ok(o) => {
                 let current = o.current(env.now);
@@ -288,9 +290,9 @@ fn retrieve_catalogue(env: &Env, node: &dyn Listing) -> Result<bool, CliError> {
 }
 
 /// One cheat: a fresh node, a small market for the target item, the cheat, and who catches it.
-fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool), CliError> {
-    let target = Item::new(CATALOGUE[0].0).map_err(|e| CliError::Failed(e.to_string()))?;
-    let other = Item::new(CATALOGUE[1].0).map_err(|e| CliError::Failed(e.to_string()))?;
+fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool), LabError> {
+    let target = Item::new(CATALOGUE[0].0).map_err(|e| LabError::Failed(e.to_string()))?;
+    let other = Item::new(CATALOGUE[1].0).map_err(|e| LabError::Failed(e.to_string()))?;
     let sellers: Vec<Keypair> = (0..4)
         .map(|_| Keypair::generate(&mut rand_core::OsRng))
         .collect();
@@ -317,7 +319,7 @@ fn cheat_scenario(env: &mut Env, index: usize) -> Result<(String, String, bool),
             serial,
         );
         let r = publish_to(&honest, &env.trusted, &o, env.now)
-            .map_err(|m| CliError::Failed(m.to_string()))?;
+            .map_err(|m| LabError::Failed(m.to_string()))?;
         receipts.push((s, o, r));
     }
     let honest_strategy = matches!(probe, Strategy::Honest);
@@ -398,7 +400,7 @@ fn describe(
     dir: &Path,
     name: &str,
     trusted: &[PublicKey],
-) -> Result<String, CliError> {
+) -> Result<String, LabError> {
     let Misbehaviour::Evidence(e) = m else {
         return Ok(format!("{} ({m})", m.kind()));
     };
@@ -415,7 +417,7 @@ fn describe(
     ))
 }
 
-fn equivocation_scenario(env: &mut Env) -> Result<(String, String, bool), CliError> {
+fn equivocation_scenario(env: &mut Env) -> Result<(String, String, bool), LabError> {
     let key = Keypair::generate(&mut rand_core::OsRng);
     let mut device = EquivocatingDevice::new(PeerId::from_ed25519(&key.public()), 1);
     let cert = enrol(
@@ -427,11 +429,11 @@ fn equivocation_scenario(env: &mut Env) -> Result<(String, String, bool), CliErr
         1,
         env.now,
     )?;
-    let item = Item::new(CATALOGUE[2].0).map_err(|e| CliError::Failed(e.to_string()))?;
+    let item = Item::new(CATALOGUE[2].0).map_err(|e| LabError::Failed(e.to_string()))?;
     let (node, _) = ListingNode::open(device, ListingStore::in_memory()?, cert.clone())?;
     let alice = Keypair::generate(&mut rand_core::OsRng);
     let bob = Keypair::generate(&mut rand_core::OsRng);
-    let fail = |m: Misbehaviour| CliError::Failed(m.to_string());
+    let fail = |m: Misbehaviour| LabError::Failed(m.to_string());
     let a = SignedOffer::sign(
         &alice,
         &item,
