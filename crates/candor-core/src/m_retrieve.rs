@@ -439,6 +439,33 @@ impl MRetrieval {
         Ok(())
     }
 
+    /// Holds a seller's receipted offers (`mine`) to the list just checked against the leaf
+    /// signed at t, before any audit is asked for: a node that removed one is caught with
+    /// transferable evidence already in hand, however it then answers the audits.
+    pub fn check_placements(
+        &mut self,
+        mine: &[(SignedOffer, MReceipt, Placement)],
+    ) -> Result<(), Misbehaviour> {
+        if !self.list_checked {
+            self.check_list()?;
+        }
+        let Some(head) = &self.head else {
+            return Err(Misbehaviour::NoAnswer("a head"));
+        };
+        for (offer, receipt, placement) in mine {
+            placement_intact(
+                receipt,
+                offer,
+                placement,
+                &head.cert,
+                self.step.as_ref(),
+                &head.proof,
+                &self.offers,
+            )?;
+        }
+        Ok(())
+    }
+
     /// The outcome, once the list is checked and the planned audits are answered.
     pub fn finish(mut self) -> Result<MOutcome, Misbehaviour> {
         if !self.list_checked {
@@ -606,40 +633,63 @@ fn check_known(
     Ok(())
 }
 
-/// A seller's monitoring check: under a fresh retrieve's outcome, its receipted offer is
-/// still at index k with the same chain prefix. Otherwise transferable removal evidence: the
-/// receipted step and the later signed step with d's list under its root.
+/// A seller's check of one receipted offer against a verified retrieve of its item: the
+/// offer is still at its index with the same chain prefix (DESIGN.md §5). Otherwise the leaf
+/// signed at t is transferable removal evidence (with the receipt's step); at the base value
+/// (no step) the removal is local.
 pub fn check_monitor(
     receipt: &MReceipt,
     offer: &SignedOffer,
     placement: &Placement,
     outcome: &MOutcome,
 ) -> Result<(), Misbehaviour> {
-    if receipt.cert_id != outcome.cert.id() {
+    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
+    placement_intact(
+        receipt,
+        offer,
+        placement,
+        &outcome.cert,
+        outcome.step.as_ref(),
+        &outcome.proof,
+        &lists,
+    )
+}
+
+/// `check_monitor` on the parts of an answer: the certificate, the step at t, the proof of
+/// the item's leaf, and the item's list as checked against that leaf.
+fn placement_intact(
+    receipt: &MReceipt,
+    offer: &SignedOffer,
+    placement: &Placement,
+    cert: &SignedCertificate,
+    step: Option<&SignedStep>,
+    proof: &MultiProof,
+    lists: &[Vec<u8>],
+) -> Result<(), Misbehaviour> {
+    if receipt.cert_id != cert.id() {
         return Err(Misbehaviour::OtherCertificate);
     }
     let k = placement.index as usize;
-    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
     let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
         && leaf_of(&placement.item, lists.iter().take(k + 1).map(Vec::as_slice)).chain
             == placement.chain;
     if intact {
         return Ok(());
     }
-    match &outcome.step {
+    match step {
         Some(later) => Err(Misbehaviour::Evidence(Box::new(
             crate::misbehaviour::Evidence::Removal {
-                cert: outcome.cert.clone(),
+                cert: cert.clone(),
                 receipt: Box::new((*receipt.step).clone()),
                 position: receipt.position,
                 later: Box::new(later.clone()),
-                proof: outcome.proof.clone(),
-                list: lists,
+                proof: proof.clone(),
+                list: lists.to_vec(),
             },
         ))),
         None => Err(Misbehaviour::Removed {
             index: placement.index,
-            now: outcome.offers.len() as u64,
+            now: lists.len() as u64,
         }),
     }
 }

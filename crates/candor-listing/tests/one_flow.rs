@@ -23,19 +23,23 @@ struct Swap<'a> {
     answers: &'a Node,
 }
 
-impl Swap<'_> {
-    /// `bytes` (a head or a publish answer of `answers`) with `presents`'s certificate.
-    fn recertify_head(&self, bytes: &[u8]) -> Vec<u8> {
-        // Both heads are a version byte, the certificate (u32 length + bytes), then the rest.
-        let cert = head_certificate(bytes).unwrap().to_bytes();
-        let rest = &bytes[1 + 4 + cert.len()..];
-        let own = self.presents.certificate().to_bytes();
-        let mut out = vec![bytes[0]];
-        out.extend_from_slice(&(own.len() as u32).to_be_bytes());
-        out.extend_from_slice(&own);
-        out.extend_from_slice(rest);
-        out
-    }
+/// `head` (a retrieve head's bytes) presenting `cert` instead of its own certificate, with
+/// the version byte of the head `cert`'s scheme sends: the head passes `head_certificate`
+/// and meets the decoder of `cert`'s protocol.
+fn with_cert(head: &[u8], cert: &SignedCertificate) -> Vec<u8> {
+    // Every head is a version byte, the certificate (u32 length + bytes), then the rest.
+    let old = head_certificate(head).unwrap().to_bytes();
+    let rest = &head[1 + 4 + old.len()..];
+    let own = cert.to_bytes();
+    let version = match cert.cert.scheme.protocol() {
+        Protocol::Entries => 1,
+        Protocol::Steps => 3,
+    };
+    let mut out = vec![version];
+    out.extend_from_slice(&(own.len() as u32).to_be_bytes());
+    out.extend_from_slice(&own);
+    out.extend_from_slice(rest);
+    out
 }
 
 impl Listing for Swap<'_> {
@@ -50,7 +54,10 @@ impl Listing for Swap<'_> {
     }
     fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
         match query {
-            Query::Head(_) => Ok(self.recertify_head(&Listing::ask(self.answers, query)?)),
+            Query::Head(_) => Ok(with_cert(
+                &Listing::ask(self.answers, query)?,
+                self.presents.certificate(),
+            )),
             _ => Listing::ask(self.answers, query),
         }
     }
@@ -160,21 +167,34 @@ fn a_node_refuses_the_other_protocols_queries() {
 #[test]
 fn a_receipt_for_another_item_is_not_held_against_an_answer() {
     let mut m = Market::new();
-    for scheme in [Scheme::Basic, Scheme::Merkle] {
-        let node = m.node(scheme, 1, 1);
+    for (scheme, counters) in [
+        (Scheme::Basic, 1),
+        (Scheme::Counters, 8),
+        (Scheme::Merkle, 1),
+    ] {
+        let node = m.node(scheme, counters, counters);
+        // In scheme C, an item on another counter than the target's: a watched receipt there
+        // could not be served on the target's counter at all.
+        let cert = node.certificate().cert.clone();
+        let other = (0..64)
+            .map(|i| Item::new(&format!("another item {i}")).unwrap())
+            .find(|i| {
+                counters == 1
+                    || cert.counter_for(&i.key()).id != cert.counter_for(&target().key()).id
+            })
+            .unwrap();
         let seller = Keypair::generate(&mut rand_core::OsRng);
         let x = offer(&seller, &target(), 10, 1);
-        let y = offer(&seller, &other(), 20, 1);
+        let y = offer(&seller, &other, 20, 1);
         let rx = publish_to(&node, &m.trusted, &x, NOW).unwrap();
         let ry = publish_to(&node, &m.trusted, &y, NOW).unwrap();
         let mine = [(x, rx), (y, ry)];
         monitor(&node, &m.trusted, &target(), &mine, Reading::default()).unwrap();
-        monitor(&node, &m.trusted, &other(), &mine, Reading::default()).unwrap();
+        monitor(&node, &m.trusted, &other, &mine, Reading::default()).unwrap();
     }
 }
 
-/// Presents a certificate of the other scheme signed by nobody the seller trusts, in front
-/// of a well-formed head.
+/// Presents another certificate than its own in front of its well-formed heads.
 struct ClaimsScheme<'a> {
     node: &'a Node,
     cert: SignedCertificate,
@@ -192,17 +212,7 @@ impl Listing for ClaimsScheme<'_> {
         if !matches!(query, Query::Head(_)) {
             return Ok(bytes);
         }
-        let cert = head_certificate(&bytes).unwrap().to_bytes();
-        let own = self.cert.to_bytes();
-        let version = match self.cert.cert.scheme.protocol() {
-            Protocol::Entries => 1,
-            Protocol::Steps => 3,
-        };
-        let mut out = vec![version];
-        out.extend_from_slice(&(own.len() as u32).to_be_bytes());
-        out.extend_from_slice(&own);
-        out.extend_from_slice(&bytes[1 + 4 + cert.len()..]);
-        Ok(out)
+        Ok(with_cert(&bytes, &self.cert))
     }
 }
 
@@ -237,18 +247,135 @@ fn a_receipt_of_the_other_protocol_is_judged_on_a_checked_certificate() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), Kind::BadCertificate, "{err}");
-    // Receipts of one node held against another's answers (same PeerId needed: the swap
-    // presents the other node as this one): another certificate than the receipt names.
-    for (node, receipt) in [(&b, from_m), (&mm, from_b)] {
-        let err = monitor(
-            node,
-            &m.trusted,
-            &target(),
-            &[(o.clone(), receipt)],
-            Reading::default(),
-        )
-        .unwrap_err();
-        assert_eq!(err.kind(), Kind::OtherCertificate, "{err}");
+    // A real certificate of the other scheme, by the trusted authority, but another node's.
+    let borrowed = ClaimsScheme {
+        node: &mm,
+        cert: b.certificate().clone(),
+    };
+    let err = monitor(
+        &borrowed,
+        &m.trusted,
+        &target(),
+        &[(o.clone(), from_m)],
+        Reading::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadCertificate, "{err}");
+    // Another node's receipts say nothing about this one: they are left out, not held
+    // against it (a seller's mix-up never accuses a node).
+    monitor(
+        &mm,
+        &m.trusted,
+        &target(),
+        &[(o, from_b)],
+        Reading::default(),
+    )
+    .unwrap();
+}
+
+/// Two trusted certificates for one PeerId (an authority that certified a second device for
+/// it): a monitor holding a receipt under the first meets the node answering under the
+/// second, and reports exactly that.
+#[test]
+fn a_node_answering_under_another_certificate_than_the_receipts_is_caught() {
+    let mut m = Market::new();
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let peer = PeerId::from_ed25519(&node_key.public());
+    let mut first_device = SoftwareDevice::in_memory(peer.clone(), 1);
+    let first_cert = m.enrol_device(&node_key, &mut first_device, Scheme::Basic, 1);
+    let (first, _) = ListingNode::open(
+        first_device,
+        candor_store::ListingStore::in_memory().unwrap(),
+        first_cert,
+    )
+    .unwrap();
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let o = offer(&seller, &target(), 10, 1);
+    let receipt = publish_to(&first, &m.trusted, &o, NOW).unwrap();
+    // The same authority, with a registry that forgot the first: a second device, one PeerId.
+    let mut second_device = SoftwareDevice::in_memory(peer, 1);
+    let second_cert = candor_listing::enrol(
+        &m.authority,
+        &mut Registry::default(),
+        &node_key,
+        &mut second_device,
+        Scheme::Basic,
+        1,
+        NOW,
+    )
+    .unwrap();
+    let (second, _) = ListingNode::open(
+        second_device,
+        candor_store::ListingStore::in_memory().unwrap(),
+        second_cert,
+    )
+    .unwrap();
+    let err = monitor(
+        &second,
+        &m.trusted,
+        &target(),
+        &[(o, receipt)],
+        Reading::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::OtherCertificate, "{err}");
+}
+
+/// Answers heads honestly, and every page or list query with what a node of the other
+/// protocol answers to its own kind of page: pages of another scheme than the certificate's.
+struct OtherPages<'a> {
+    node: &'a Node,
+    other: &'a Node,
+}
+
+impl Listing for OtherPages<'_> {
+    fn peer(&self) -> PeerId {
+        self.node.peer().clone()
+    }
+    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
+        Listing::publish(self.node, offer, now)
+    }
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        let key = target().key();
+        match query {
+            Query::Page(_) => Listing::ask(
+                self.other,
+                &Query::List(MPageRequest {
+                    item: key,
+                    from: 0,
+                    count: 4,
+                }),
+            ),
+            Query::List(_) => Listing::ask(
+                self.other,
+                &Query::Page(PageRequest {
+                    counter: 0,
+                    after: 0,
+                    upto: 2,
+                    max_items: 4,
+                }),
+            ),
+            _ => Listing::ask(self.node, query),
+        }
+    }
+}
+
+#[test]
+fn a_page_of_the_other_protocol_after_an_honest_head_is_malformed() {
+    let mut m = Market::new();
+    let b = m.node(Scheme::Basic, 1, 1);
+    let mm = m.node(Scheme::Merkle, 1, 1);
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    for (i, node) in [&b, &mm].into_iter().enumerate() {
+        for k in 0..2u64 {
+            let o = offer(&seller, &target(), 10 + k, 2 * i as u64 + k + 1);
+            publish_to(node, &m.trusted, &o, NOW).unwrap();
+        }
+    }
+    for (node, other) in [(&b, &mm), (&mm, &b)] {
+        let mixed = OtherPages { node, other };
+        let err = retrieve_from(&mixed, &m.trusted, &target(), Reading::default()).unwrap_err();
+        assert_eq!(err.kind(), Kind::Malformed, "{err}");
     }
 }
 

@@ -59,7 +59,10 @@ fn refusal(e: &CommitterError) -> Refused {
         CommitterError::Publish(PublishError::Malformed(_))
         | CommitterError::Publish(PublishError::Invalid(_))
         | CommitterError::Publish(PublishError::Expired { .. }) => RefusalCode::Invalid,
-        CommitterError::Busy | CommitterError::Stopped => RefusalCode::Unavailable,
+        CommitterError::Busy
+        | CommitterError::Stopped
+        | CommitterError::Publish(PublishError::Reconciling(_))
+        | CommitterError::Publish(PublishError::Unavailable(_)) => RefusalCode::Unavailable,
         _ => RefusalCode::Failed,
     };
     Refused::new(code, e.to_string())
@@ -140,5 +143,27 @@ impl<L: Listing + Send + Sync + 'static> Service for ServeListing<L> {
             RefusalCode::NotFound,
             "re-issue is not served here",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that is reconciling after a failed write, or not taking publishes, answers
+    /// "unavailable" (the client retries, then reports busy, not a refusal); an invalid offer
+    /// is refused as invalid.
+    #[test]
+    fn a_reconciling_node_answers_unavailable_not_failed() {
+        for e in [
+            CommitterError::Publish(PublishError::Reconciling("a failed write".into())),
+            CommitterError::Publish(PublishError::Unavailable("shutting down")),
+            CommitterError::Busy,
+            CommitterError::Stopped,
+        ] {
+            assert_eq!(refusal(&e).code, RefusalCode::Unavailable, "{e}");
+        }
+        let expired = CommitterError::Publish(PublishError::Expired { expiry: 1, now: 2 });
+        assert_eq!(refusal(&expired).code, RefusalCode::Invalid);
     }
 }

@@ -563,3 +563,69 @@ fn a_bad_step_is_caught_by_audits_at_the_predicted_rate() {
         4.0 * sd
     );
 }
+
+/// A node that removed a receipted offer cannot dodge the monitor's evidence by refusing the
+/// audits that follow: the placement is checked right after the list, before any audit is
+/// asked for, and the removal evidence is in hand already.
+#[test]
+fn a_removal_is_caught_before_any_audit_is_asked() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let oa = offer(&alice, &items[0], 10);
+    let ra = node.publish(std::slice::from_ref(&oa));
+    let pa = check_m_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+    node.publish(&[offer(&alice, &items[1], 11)]);
+    // The node restarts from the empty tree and covers the receipted steps with a gap step:
+    // buyers see a consistent answer without Alice's offer.
+    node.state = MState::new(node.cert.cert.counters[0]);
+    node.lists.clear();
+    node.gap_step(8);
+    let mut r = MRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        items[0].clone(),
+        [9; 32],
+        crate::buyer::Budget::default(),
+    );
+    let head = node.head(&items[0], [9; 32]);
+    assert!(
+        r.on_head_bytes(&head.to_bytes()).unwrap().is_none(),
+        "no list to page"
+    );
+    r.check_list().unwrap();
+    let mine = [(oa.clone(), ra[0].clone(), pa)];
+    let err = r.check_placements(&mine).unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("removal evidence expected, got {err}")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    e.verify(&node.trusted).unwrap();
+    // An intact placement passes the same check.
+    let mut honest = Node::new();
+    let rb = honest.publish(std::slice::from_ref(&oa));
+    let pb = check_m_receipt(&honest.trusted, &honest.peer(), &honest.cert, &oa, &rb[0]).unwrap();
+    let mut r = MRetrieval::new(
+        honest.trusted.clone(),
+        honest.peer(),
+        items[0].clone(),
+        [9; 32],
+        crate::buyer::Budget::default(),
+    );
+    let mut next = r
+        .on_head_bytes(&honest.head(&items[0], [9; 32]).to_bytes())
+        .unwrap();
+    while let Some(req) = next {
+        let page = MPage {
+            offers: honest.lists[&items[0].key()]
+                .iter()
+                .skip(req.from as usize)
+                .take(req.count as usize)
+                .cloned()
+                .collect(),
+        };
+        next = r.on_page_bytes(&page.to_bytes()).unwrap();
+    }
+    r.check_list().unwrap();
+    r.check_placements(&[(oa, rb[0].clone(), pb)]).unwrap();
+}

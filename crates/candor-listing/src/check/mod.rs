@@ -236,7 +236,8 @@ pub fn retrieve_from(
 }
 
 /// A seller's monitoring run: a retrieve a node cannot tell from a buyer's (the same
-/// requests, the same audits) that also holds the node to each of `mine` — still served with
+/// requests, the same audits) that also holds the node to each of `mine` that it issued for
+/// this item (the others are left out) — still served with
 /// the same payload and covered by no gap (B, C); still at its index with the same chain
 /// prefix, its step unequivocated (M).
 pub fn monitor(
@@ -272,10 +273,13 @@ fn read(
         head: &head,
         reading,
     };
-    // Only the seller's receipts for this item are held against this answer.
+    // Only the seller's receipts from this node (its PeerId in their statements) for this
+    // item are held against this answer: another node's receipts, or another item's, say
+    // nothing about it.
+    let peer = node.peer();
     let mine: Vec<&(SignedOffer, PublishReceipt)> = mine
         .iter()
-        .filter(|(o, _)| o.offer.key == item.key())
+        .filter(|(o, r)| o.offer.key == item.key() && r.statement().inc.peer == peer)
         .collect();
     match cert.cert.scheme.protocol() {
         Protocol::Entries => {

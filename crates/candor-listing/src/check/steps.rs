@@ -4,8 +4,8 @@
 use super::Opened;
 use crate::listing::{Listing, Query, Refusal};
 use candor_core::{
-    check_m_receipt, check_monitor, past_len, verify_past, BudgetKind, Decode, Item, MOutcome,
-    MPage, MPageRequest, MPast, MReceipt, MRetrieval, Misbehaviour, PeerId, Placement, PublicKey,
+    check_m_receipt, past_len, verify_past, BudgetKind, Decode, Item, MOutcome, MPage,
+    MPageRequest, MPast, MReceipt, MRetrieval, Misbehaviour, PeerId, Placement, PublicKey,
     SignedCertificate, SignedOffer, MAX_LIST_PAGE,
 };
 
@@ -25,9 +25,9 @@ pub(super) fn check_publish(
 
 /// Drives an M retrieve from its head: the item's list in pages, checked against its leaf
 /// under the root at t, then `audits` steps drawn at random and checked whole (an unanswered
-/// audit fails the retrieve). A monitor's receipted offers (`mine`) are held to their steps,
-/// then checked still at their index with the same chain prefix; it audits like a buyer, so
-/// a node cannot tell the two apart by their requests.
+/// audit fails the retrieve). A monitor's receipted offers (`mine`) are held to their steps
+/// and checked still at their index with the same chain prefix right after the list, before
+/// the audits; it audits like a buyer, so a node cannot tell the two apart by their requests.
 pub(super) fn read(
     o: Opened<'_>,
     mine: &[(SignedOffer, MReceipt, Placement)],
@@ -47,15 +47,14 @@ pub(super) fn read(
         next = r.on_page_bytes(&page)?;
     }
     r.check_list()?;
+    // The seller's offers are checked against the signed leaf before any audit: a node that
+    // removed one cannot dodge the evidence by stalling or refusing an audit.
+    r.check_placements(mine)?;
     for v in r.plan_audits(o.reading.audits, &mut rand_core::OsRng) {
         let step = o.node.ask(&Query::Step(v)).map_err(Refusal::after_read)?;
         r.on_audit_bytes(v, &step)?;
     }
-    let out = r.finish()?;
-    for (offer, receipt, p) in mine {
-        check_monitor(receipt, offer, p, &out)?;
-    }
-    Ok(out)
+    r.finish()
 }
 
 /// What item d's list was after a past step `value` of a scheme-M node, proved under that
