@@ -38,10 +38,5 @@ pub enum BenchError {
     Failed(String),
 }
 
-/// Unix seconds from the system clock.
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// Unix seconds from the system clock (the listing service's clock).
+pub(crate) use candor_net::system_clock as now;

@@ -197,41 +197,24 @@ pub trait Listing {
     fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal>;
 }
 
-impl<L: Listing + ?Sized> Listing for &L {
-    fn peer(&self) -> PeerId {
-        (**self).peer()
-    }
-    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
-        (**self).publish(offer, now)
-    }
-    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
-        (**self).ask(query)
-    }
+/// A reference, an `Arc` or a `Box` of a listing is that listing: no forwarding wrappers.
+macro_rules! forward {
+    ($($ty:ty),*) => {$(
+        impl<L: Listing + ?Sized> Listing for $ty {
+            fn peer(&self) -> PeerId {
+                (**self).peer()
+            }
+            fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
+                (**self).publish(offer, now)
+            }
+            fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+                (**self).ask(query)
+            }
+        }
+    )*};
 }
 
-impl<L: Listing + ?Sized> Listing for Arc<L> {
-    fn peer(&self) -> PeerId {
-        (**self).peer()
-    }
-    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
-        (**self).publish(offer, now)
-    }
-    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
-        (**self).ask(query)
-    }
-}
-
-impl<L: Listing + ?Sized> Listing for Box<L> {
-    fn peer(&self) -> PeerId {
-        (**self).peer()
-    }
-    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
-        (**self).publish(offer, now)
-    }
-    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
-        (**self).ask(query)
-    }
-}
+forward!(&L, Arc<L>, Box<L>);
 
 /// A node's certificate, as it answers [`Query::Certificate`] (what it shows peers so that
 /// they count it as a member of Δ(d)); `None` when it does not answer one.
