@@ -6,7 +6,7 @@ use crate::wire::{PublishRequest, PublishResponse, RefusalCode, Refused, Retriev
 use candor_device::TrustedDevice;
 use candor_listing::{
     certificate_of, Committer, CommitterError, Listing, ListingNode, PublishError, Published,
-    Query, ServeError,
+    Query, RefusalKind, ServeError,
 };
 use libp2p::PeerId;
 use std::sync::Arc;
@@ -114,6 +114,14 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
     }
 }
 
+/// The refusal code a served listing's refusal goes out with: "busy" stays retryable.
+fn code_of(e: &candor_listing::Refusal) -> RefusalCode {
+    match e.kind {
+        RefusalKind::Busy => RefusalCode::Unavailable,
+        _ => RefusalCode::Failed,
+    }
+}
+
 /// Serves any [`candor_listing::Listing`] (for instance a cheating node from the adversary
 /// suite) to the network, one request at a time.
 #[derive(Debug)]
@@ -123,14 +131,14 @@ impl<L: Listing + Send + Sync + 'static> Service for ServeListing<L> {
     fn publish(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
         match self.0.publish(&request.0, system_clock()) {
             Ok(answer) => PublishResponse::Accepted(answer),
-            Err(e) => PublishResponse::Refused(Refused::new(RefusalCode::Failed, e.reason)),
+            Err(e) => PublishResponse::Refused(Refused::new(code_of(&e), e.reason)),
         }
     }
 
     fn retrieve(&self, _from: PeerId, query: Query) -> RetrieveAnswer {
         match self.0.ask(&query) {
             Ok(bytes) => RetrieveAnswer::Answer(bytes),
-            Err(e) => RetrieveAnswer::Refused(Refused::new(RefusalCode::Failed, e.reason)),
+            Err(e) => RetrieveAnswer::Refused(Refused::new(code_of(&e), e.reason)),
         }
     }
 
