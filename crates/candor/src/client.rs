@@ -1,7 +1,7 @@
 //! Client commands: talk to the user's own running node through its control API.
 
 use crate::api;
-use crate::CliError;
+use crate::error::{ApiCallError, CliError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ fn read(conn: &Conn, name: &str) -> Result<String, CliError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(conn.not_running(&format!("no {}", path.display())))
         }
-        Err(e) => Err(CliError::Failed(format!("{}: {e}", path.display()))),
+        Err(source) => Err(candor_node::files::FileError::Io { path, source }.into()),
     }
 }
 
@@ -76,13 +76,13 @@ impl Client {
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 self.not_running("nothing answers at its control address")
             }
-            e => CliError::Failed(format!("cannot reach the node's control API: {e}")),
+            e => ApiCallError::Unreachable(Box::new(e)).into(),
         })?;
         let ok = r.status().is_success();
         let text = r
             .body_mut()
             .read_to_string()
-            .map_err(|e| CliError::Failed(format!("reading the answer: {e}")))?;
+            .map_err(|e| ApiCallError::Read(Box::new(e)))?;
         if !ok {
             let status = r.status().as_u16();
             let msg = serde_json::from_str::<api::ApiError>(&text)
@@ -92,9 +92,13 @@ impl Client {
             if status == 400 || status == 422 {
                 return Err(CliError::Usage(msg));
             }
-            return Err(CliError::Failed(msg));
+            return Err(ApiCallError::Refused {
+                status,
+                message: msg,
+            }
+            .into());
         }
-        serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("unexpected answer: {e}")))
+        serde_json::from_str(&text).map_err(|e| ApiCallError::Unexpected(e).into())
     }
 
     fn not_running(&self, why: &str) -> CliError {
@@ -121,10 +125,7 @@ impl Client {
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).map_err(|e| CliError::Failed(e.to_string()))?
-    );
+    println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -336,9 +337,7 @@ pub(crate) fn stop(conn: Conn) -> Result<(), CliError> {
             _ => {}
         }
         if start.elapsed() > std::time::Duration::from_secs(60) {
-            return Err(CliError::Failed(
-                "the node was asked to stop but is still finishing after 60 s".into(),
-            ));
+            return Err(CliError::StopTimeout(60));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

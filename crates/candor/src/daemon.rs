@@ -1,8 +1,8 @@
 //! `candor node`: the daemon every user runs. It opens its trusted device and store, joins the
 //! overlay, serves as a listing node, and offers the local control API to its user.
 
+use crate::error::{CliError, ConfigError};
 use crate::wallet::Wallet;
-use crate::CliError;
 use candor_core::{Keypair, PublicKey};
 use candor_listing::ListingNode;
 use candor_net::{
@@ -80,10 +80,6 @@ pub(crate) struct AppState {
     pub(crate) stop: Arc<tokio::sync::Notify>,
 }
 
-fn fail(e: impl std::fmt::Display) -> CliError {
-    CliError::Failed(e.to_string())
-}
-
 /// A sample `node.toml`: every key, with what it does and the value this node would use.
 fn sample_config(args: &Args, cfg: &FileConfig) -> String {
     let list = |v: &[String]| {
@@ -143,7 +139,10 @@ pub(crate) fn run(args: Args) -> Result<(), CliError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(fail)?;
+        .map_err(|source| CliError::Io {
+            what: "starting the async runtime",
+            source,
+        })?;
     runtime.block_on(serve(args))
 }
 
@@ -155,14 +154,30 @@ fn load_config(args: &Args) -> Result<FileConfig, CliError> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| fail(format!("{}: {e}", path.display())))
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(source) => return Err(ConfigError::Read { path, source }.into()),
+    };
+    toml::from_str(&text).map_err(|e| {
+        ConfigError::Parse {
+            path,
+            source: Box::new(e),
+        }
+        .into()
+    })
 }
 
 fn parse_addrs(list: &[String]) -> Result<Vec<Multiaddr>, CliError> {
     list.iter()
-        .map(|s| s.parse().map_err(|e| fail(format!("address {s:?}: {e}"))))
+        .map(|s| {
+            s.parse().map_err(|source| {
+                ConfigError::Address {
+                    given: s.clone(),
+                    source,
+                }
+                .into()
+            })
+        })
         .collect()
 }
 
@@ -201,20 +216,16 @@ async fn serve(args: Args) -> Result<(), CliError> {
     } else {
         trust_hex
             .iter()
-            .map(|h| {
-                PublicKey::from_hex(h)
-                    .ok_or_else(|| fail(format!("--trust {h:?} is not a 64-hex-digit key")))
-            })
+            .map(|h| PublicKey::from_hex(h).ok_or_else(|| ConfigError::TrustKey(h.clone())))
             .collect::<Result<_, _>>()?
     };
     // The node's own certificate must be by an authority it trusts: a node that would serve
     // a certificate its own users refuse is misconfigured.
-    cert.verify(&trusted).map_err(|e| {
-        fail(format!(
-            "this node's certificate ({}) does not verify against the trusted authorities: {e}",
-            d.cert().display()
-        ))
-    })?;
+    cert.verify(&trusted)
+        .map_err(|source| ConfigError::Untrusted {
+            path: d.cert(),
+            source,
+        })?;
     let peer_files = crate::peers::PeerFiles::of(&args.data);
     // Where to listen: the flag, the config, or the address kept from the first start (a
     // free port picked then), so peers that knew this node find it again.
@@ -245,7 +256,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
         ..NetConfig::default()
     };
     let service = Arc::new(ListingService::new(node.clone(), candor_net::system_clock));
-    let key = identity(&node_key).map_err(fail)?;
+    let key = identity(&node_key)?;
     let started = start(
         key.clone(),
         config.clone(),
@@ -261,11 +272,9 @@ async fn serve(args: Args) -> Result<(), CliError> {
                 listen: parse_addrs(&["/ip4/127.0.0.1/tcp/0".to_string()])?,
                 ..config
             };
-            start(key, config, Some(service.clone() as Arc<dyn Service>))
-                .await
-                .map_err(fail)?
+            start(key, config, Some(service.clone() as Arc<dyn Service>)).await?
         }
-        Err(e) => return Err(fail(e)),
+        Err(e) => return Err(e.into()),
     };
     if configured.is_none() {
         peer_files.keep_listen(&addrs)?;
@@ -325,7 +334,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
     } else {
         files::new_key(&seller_path)?
     };
-    let wallet = Arc::new(Wallet::open(&args.data.join("wallet.redb")).map_err(fail)?);
+    let wallet = Arc::new(Wallet::open(&args.data.join("wallet.redb"))?);
     market.memory = wallet.clone();
     let mut token = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut token);
@@ -359,8 +368,16 @@ async fn serve(args: Args) -> Result<(), CliError> {
         .unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&control)
         .await
-        .map_err(|e| fail(format!("control API on {control}: {e}")))?;
-    let local = listener.local_addr().map_err(fail)?;
+        .map_err(|source| ConfigError::Control {
+            addr: control.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ConfigError::Control {
+            addr: control.clone(),
+            source,
+        })?;
     if !local.ip().is_loopback() {
         tracing::warn!(%local, "the control API listens beyond loopback; only the token protects it");
     }
@@ -389,7 +406,10 @@ async fn serve(args: Args) -> Result<(), CliError> {
             }
         })
         .await
-        .map_err(fail)?;
+        .map_err(|source| CliError::Io {
+            what: "serving the control API",
+            source,
+        })?;
     println!("shutting down: finishing queued publishes");
     net.shutdown();
     drop(state);

@@ -3,7 +3,7 @@
 //! kept once). Anyone can check a file with nothing but the authority's public key:
 //! `candor evidence verify FILE`.
 
-use crate::CliError;
+use crate::error::{CliError, EvidenceFileError};
 use candor_core::{Decode, Encode, Evidence, TaggedHasher};
 use candor_node::files::{self, FileError};
 use std::path::{Path, PathBuf};
@@ -82,15 +82,18 @@ impl EvidenceDir {
         let path = self.path(id);
         let bytes = read_bounded(&path).map_err(|e| match e {
             FileError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                CliError::Failed(format!(
-                    "no evidence {id} in {} (see `candor evidence list`)",
-                    self.0.display()
-                ))
+                EvidenceFileError::NotFound {
+                    id: id.to_string(),
+                    dir: self.0.clone(),
+                }
+                .into()
             }
-            e => e.into(),
+            e => CliError::from(e),
         })?;
-        let e = Evidence::from_bytes(&bytes)
-            .map_err(|e| CliError::Failed(format!("{} is damaged: {e}", path.display())))?;
+        let e = Evidence::from_bytes(&bytes).map_err(|source| EvidenceFileError::Damaged {
+            path: path.clone(),
+            source,
+        })?;
         Ok((e, path))
     }
 
@@ -183,7 +186,7 @@ mod tests {
         assert!(matches!(ev.load(""), Err(CliError::Usage(_))));
         assert!(matches!(
             ev.load("abcdef0123456789"),
-            Err(CliError::Failed(_))
+            Err(CliError::Evidence(EvidenceFileError::NotFound { .. }))
         ));
         assert!(ev.list().unwrap().is_empty());
         std::fs::create_dir_all(&ev.0).unwrap();
@@ -193,7 +196,7 @@ mod tests {
         assert_eq!(l[0].kind, "damaged");
         assert!(matches!(
             ev.load("0000000000000000"),
-            Err(CliError::Failed(m)) if m.contains("damaged")
+            Err(CliError::Evidence(EvidenceFileError::Damaged { .. }))
         ));
     }
 }

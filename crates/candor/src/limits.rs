@@ -1,7 +1,7 @@
 //! What the command line and the control API accept, checked at the edge with a message that
 //! names the limit, before anything is signed, sent or kept.
 
-use crate::CliError;
+use crate::error::CliError;
 
 /// Active ISO 4217 currency codes (funds and precious metals excluded, as are XTS and XXX).
 const ISO_4217: &[&str] = &[

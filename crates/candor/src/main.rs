@@ -7,6 +7,7 @@
 mod api;
 mod client;
 mod daemon;
+mod error;
 mod evidence;
 mod limits;
 mod peers;
@@ -17,13 +18,13 @@ mod watch;
 use candor_node::{device, files};
 
 use candor_core::{Decode, Encode, Evidence, Keypair, PeerId, Scheme};
-use candor_device::{DeviceError, SoftwareDevice, TrustedDevice};
-use candor_listing::{enrol, EnrolError, OpenError};
+use candor_device::{SoftwareDevice, TrustedDevice};
+use candor_listing::enrol;
 use clap::{Parser, Subcommand, ValueEnum};
+use error::{CaBundleError, CliError, EvidenceFileError};
 use files::{AuthorityDir, FileError, NodeDir};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use thiserror::Error;
 
 #[derive(Parser)]
 #[command(
@@ -209,77 +210,6 @@ enum EvidenceCmd {
     },
 }
 
-/// What went wrong, for a person.
-#[derive(Debug, Error)]
-enum CliError {
-    #[error(transparent)]
-    File(#[from] FileError),
-    #[error("trusted device: {0}")]
-    Device(#[from] DeviceError),
-    #[error("enrolment: {0}")]
-    Enrol(#[from] EnrolError),
-    #[error("device: {0}")]
-    OpenDevice(#[from] candor_node::device::OpenDeviceError),
-    #[error("listing node: {0}")]
-    Open(#[from] OpenError),
-    #[error("listing store: {0}")]
-    Store(#[from] candor_store::StoreError),
-    #[error("{0}")]
-    Failed(String),
-    /// A check failed or a cheat was found (exit 1).
-    #[error("{0}")]
-    Check(String),
-    /// The command was used wrongly, or its input is out of bounds (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// Fewer than k listing nodes verified (exit 3).
-    #[error("{0}")]
-    Partial(String),
-    /// The node is not running (exit 4).
-    #[error("{0}")]
-    NotRunning(String),
-    /// An error whose answer was already printed (under `--json`); only its exit code is left.
-    #[error("{0}")]
-    Reported(Box<CliError>),
-}
-
-/// The exit codes (README, "Exit codes").
-pub(crate) mod exit {
-    /// A check failed, a cheat was found, or the command failed.
-    pub(crate) const FAILED: u8 = 1;
-    /// Usage: a wrong flag, or input out of bounds.
-    pub(crate) const USAGE: u8 = 2;
-    /// Partial: fewer than k listing nodes verified.
-    pub(crate) const PARTIAL: u8 = 3;
-    /// The node is not running.
-    pub(crate) const NOT_RUNNING: u8 = 4;
-}
-
-impl CliError {
-    /// The process's exit code for this error.
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Usage(_) => exit::USAGE,
-            Self::Partial(_) => exit::PARTIAL,
-            Self::NotRunning(_) => exit::NOT_RUNNING,
-            Self::Reported(e) => e.exit_code(),
-            _ => exit::FAILED,
-        }
-    }
-
-    /// A short name for `--json` error bodies.
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Check(_) => "check-failed",
-            Self::Usage(_) => "usage",
-            Self::Partial(_) => "partial",
-            Self::NotRunning(_) => "not-running",
-            Self::Reported(e) => e.kind(),
-            _ => "failed",
-        }
-    }
-}
-
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -302,13 +232,6 @@ fn init_logging(verbose: u8, quiet: bool) {
         // Colours only for a person at a terminal, never into a file or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Cmd {
@@ -365,9 +288,7 @@ fn main() -> ExitCode {
         Cmd::Connect(a) => client::connect(a),
         Cmd::Stop(c) => client::stop(c),
         #[cfg(feature = "lab")]
-        Cmd::Debug(cmd) => {
-            candor_demo::debug::run(cmd).map_err(|e| CliError::Failed(e.to_string()))
-        }
+        Cmd::Debug(cmd) => candor_demo::debug::run(cmd).map_err(CliError::from),
         #[cfg(feature = "lab")]
         Cmd::Bench(b) => match b {
             BenchCmd::Core(args) => candor_bench::costs::run(args),
@@ -375,7 +296,7 @@ fn main() -> ExitCode {
             BenchCmd::Schemes(args) => candor_bench::schemes::run(args),
             BenchCmd::Tpm(args) => candor_bench::tpm::run(args),
         }
-        .map_err(|e| CliError::Failed(e.to_string())),
+        .map_err(CliError::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -423,20 +344,23 @@ fn authority_trust_ek(dir: PathBuf, pem: PathBuf, development: bool) -> Result<(
             source,
         })?;
     if text.len() as u64 > MAX_PEM {
-        return Err(CliError::Failed(format!(
-            "{} is over 1 MiB: not a CA certificate bundle",
-            pem.display()
-        )));
+        return Err(CliError::CaBundle {
+            path: pem,
+            problem: CaBundleError::TooLarge(MAX_PEM),
+        });
     }
     let mut check = candor_core::endorsement::EndorsementRoots::new();
     let n = check
         .add_pem(&text, development)
-        .map_err(|e| CliError::Failed(format!("{}: {e}", pem.display())))?;
+        .map_err(|e| CliError::CaBundle {
+            path: pem.clone(),
+            problem: e.into(),
+        })?;
     if check.is_empty() {
-        return Err(CliError::Failed(format!(
-            "{} holds no self-signed root certificate: add the manufacturer's root with its intermediates",
-            pem.display()
-        )));
+        return Err(CliError::CaBundle {
+            path: pem,
+            problem: CaBundleError::NoRoot,
+        });
     }
     let path = a.ek_roots(development);
     let mut all = std::fs::read(&path).unwrap_or_default();
@@ -561,7 +485,7 @@ fn device_enroll(
         &mut device,
         scheme,
         n,
-        now(),
+        candor_net::system_clock(),
     )?;
     // The registry is saved before the certificate: a certificate never exists unrecorded.
     a.save_registry(&registry)?;
@@ -627,23 +551,20 @@ fn evidence_verify(file: PathBuf, authority: PathBuf) -> Result<(), CliError> {
         source,
     })?;
     let evidence = Evidence::from_bytes(&bytes)
-        .map_err(|e| CliError::Failed(format!("{} is not evidence: {e}", file.display())))?;
+        .map_err(|source| EvidenceFileError::NotEvidence { path: file, source })?;
     match evidence.verify(&[key]) {
         Ok(what) => {
             println!("VALID evidence ({}): {what}", evidence.kind());
             Ok(())
         }
-        Err(e) => Err(CliError::Failed(format!("the evidence does not hold: {e}"))),
+        Err(e) => Err(EvidenceFileError::DoesNotHold(e).into()),
     }
 }
 
 fn evidence_list(data: PathBuf, json: bool) -> Result<(), CliError> {
     let kept = evidence::EvidenceDir::of(&data).list()?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&kept).map_err(|e| CliError::Failed(e.to_string()))?
-        );
+        println!("{}", serde_json::to_string_pretty(&kept)?);
         return Ok(());
     }
     if kept.is_empty() {

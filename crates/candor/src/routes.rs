@@ -4,7 +4,6 @@
 
 use crate::api;
 use crate::daemon::AppState;
-use crate::now;
 use crate::wallet::Entry;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use candor_core::{Currency, Item, SignedOffer};
 use candor_listing::PublishReceipt;
+use candor_net::system_clock as now;
 use candor_net::{to_candor_peer, to_libp2p_peer, with_peer, NodeReport};
 use serde::Deserialize;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! reports what it found in the logs and in `candor status`.
 
 use crate::daemon::AppState;
-use crate::now;
+use candor_net::system_clock as now;
 use std::sync::Arc;
 use std::time::Duration;
 
