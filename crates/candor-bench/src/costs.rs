@@ -167,7 +167,15 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     let receipts: Vec<_> = offers
         .iter()
         .take(1024)
-        .map(|o| node.publish(o, 0).map_err(|e| fail(e.to_string())))
+        .map(
+            |o| match node.publish_all(std::slice::from_ref(o), 0).pop() {
+                Some(Ok(candor_listing::Published::Entry(r))) => Ok(r),
+                Some(Err(e)) => Err(fail(e.to_string())),
+                _ => Err(fail(
+                    "a scheme-B node answered without an entry receipt".into(),
+                )),
+            },
+        )
         .collect::<Result<_, _>>()?;
     let trusted = [authority.public()];
     row(

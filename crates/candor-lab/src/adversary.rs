@@ -258,10 +258,10 @@ impl<D: TrustedDevice> CheatingNode<D> {
                 vec![PendingItem::Gap { first: x, last: x }]
             }
             Self_::StaleRead => {
-                if let Ok(h) = self.honest.head(&RetrieveRequest {
+                if let Ok(h) = self.honest_answer(&Query::Head(RetrieveRequest {
                     item: self.target.key(),
                     nonce: [0xAA; 32],
-                }) {
+                })) {
                     self.state().stale_head = Some(h);
                 }
                 Vec::new()
@@ -371,6 +371,13 @@ fn refused(e: impl std::fmt::Display) -> Refusal {
 }
 
 impl<D: TrustedDevice> CheatingNode<D> {
+    /// The honest node's answer to `query`, decoded as the message of its protocol (the
+    /// strategies then alter it).
+    fn honest_answer<T: Decode>(&self, query: &Query) -> Result<T, Refusal> {
+        let bytes = self.honest.answer(query).map_err(refused)?;
+        T::from_bytes(&bytes).map_err(refused)
+    }
+
     fn m_head(&self, req: &RetrieveRequest) -> Result<candor_core::MHead, Refusal> {
         let req = match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),
@@ -381,7 +388,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
             },
             _ => req.clone(),
         };
-        let mut head = self.honest.m_head(&req).map_err(refused)?;
+        let mut head: candor_core::MHead = self.honest_answer(&Query::Head(req))?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }
@@ -389,7 +396,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
     }
 
     fn m_page(&self, req: &candor_core::MPageRequest) -> Result<candor_core::MPage, Refusal> {
-        let mut page = self.honest.m_page(req).map_err(refused)?;
+        let mut page: candor_core::MPage = self.honest_answer(&Query::List(*req))?;
         match &self.strategy {
             Self_::OmitEntry if req.from == 0 && !page.offers.is_empty() => {
                 page.offers.remove(0);
@@ -421,13 +428,10 @@ impl<D: TrustedDevice> CheatingNode<D> {
                     return Ok(h);
                 }
                 // No Read made earlier: make one now for an old nonce and keep serving it.
-                let h = self
-                    .honest
-                    .head(&RetrieveRequest {
-                        item: req.item,
-                        nonce: [0xAA; 32],
-                    })
-                    .map_err(refused)?;
+                let h: RetrieveHead = self.honest_answer(&Query::Head(RetrieveRequest {
+                    item: req.item,
+                    nonce: [0xAA; 32],
+                }))?;
                 self.state().stale_head = Some(h.clone());
                 return Ok(h);
             }
@@ -462,7 +466,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
             st.pages = 0;
         }
         self.plan();
-        let mut head = self.honest.head(req).map_err(refused)?;
+        let mut head: RetrieveHead = self.honest_answer(&Query::Head(req.clone()))?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }
@@ -473,7 +477,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
     }
 
     fn page(&self, req: &PageRequest) -> Result<Page, Refusal> {
-        let mut page = self.honest.page(req).map_err(refused)?;
+        let mut page: Page = self.honest_answer(&Query::Page(*req))?;
         let mut st = self.state();
         st.pages += 1;
         page.items.retain(|i| !st.omit.contains(&i.value()));

@@ -86,7 +86,7 @@ fn durable(c: &mut Criterion) {
                     .collect::<Vec<_>>()
             },
             |offers| {
-                for r in node.publish_batch(&offers, 0) {
+                for r in node.publish_all(&offers, 0) {
                     r.unwrap();
                 }
             },

@@ -217,7 +217,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a batch of offers as one scheme-M step: pending batch, one device call, one
     /// store commit; every receipt holds the whole step.
-    pub fn publish_m(
+    pub(crate) fn publish_m(
         &self,
         offers: &[SignedOffer],
         now: u64,
@@ -227,7 +227,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a step and stops at `crash`, as a crash there would (tests only).
     #[cfg(feature = "fault-injection")]
-    pub fn publish_m_crashing(
+    pub(crate) fn publish_m_crashing(
         &self,
         offers: &[SignedOffer],
         now: u64,
@@ -374,7 +374,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers a scheme-M retrieve's opening: the certificate, `Read(t, nonce)`, the step at
     /// t and the proof for the item — all under the device lock, so they agree.
-    pub fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, ServeError> {
+    pub(crate) fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, ServeError> {
         let mut dev = self.device();
         self.settle(&mut dev).map_err(ServeError::Reconciling)?;
         let guard = self.m_state();
@@ -387,7 +387,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// A proof for `item` under the root after step `value`, for the last
     /// [`candor_core::MAX_HISTORY`] steps (and the base); older ones are refused with
     /// [`ServeError::HistoryGone`].
-    pub fn m_prove_at(&self, item: &ItemKey, value: u64) -> Result<MPast, ServeError> {
+    pub(crate) fn m_prove_at(&self, item: &ItemKey, value: u64) -> Result<MPast, ServeError> {
         let (proof, counter) = {
             let guard = self.m_state();
             let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
@@ -440,7 +440,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// Answers a page of an item's list.
-    pub fn m_page(&self, req: &MPageRequest) -> Result<MPage, ServeError> {
+    pub(crate) fn m_page(&self, req: &MPageRequest) -> Result<MPage, ServeError> {
         let count = (req.count as usize).clamp(1, MAX_LIST_PAGE);
         Ok(MPage {
             offers: self.store.list(&req.item.0 .0, req.from, count)?,
@@ -449,7 +449,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers an audit: the whole step at `value`, with the step before it — or, for a value
     /// a crash lost, the gap step over it.
-    pub fn m_step(&self, value: u64) -> Result<Option<StepProof>, ServeError> {
+    pub(crate) fn m_step(&self, value: u64) -> Result<Option<StepProof>, ServeError> {
         let counter = self.cert.cert.counters.first().map(|c| c.id).unwrap_or(0);
         let Some((_, b)) = self.store.step_from(counter, value)? else {
             return Ok(None);

@@ -1,8 +1,8 @@
 //! The honest listing node: device + store, publish with group commit, reconcile, serve.
 
 use candor_core::{
-    entry_payload, gap_payload, tags, BatchVerifier, CounterId, Decode, DecodeError, Digest,
-    Encode, OfferFault, Page, PageItem, PageRequest, PeerId, Protocol, Receipt, RetrieveHead,
+    entry_payload, gap_payload, tags, BatchVerifier, CounterId, DecodeError, Digest, Encode,
+    OfferFault, Page, PageItem, PageRequest, PeerId, Protocol, Receipt, RetrieveHead,
     RetrieveRequest, SignedCertificate, SignedInc, SignedOffer, MAX_PAGE_ITEMS,
 };
 use candor_device::{DeviceError, TrustedDevice};
@@ -477,7 +477,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a batch of offers: one pending write, one device call per counter, one
     /// store commit; every receipt is durable before it is returned.
-    pub fn publish_batch(
+    pub(crate) fn publish_batch(
         &self,
         offers: &[SignedOffer],
         now: u64,
@@ -539,16 +539,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         out
     }
 
-    /// Publishes one offer.
-    pub fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Receipt, PublishError> {
-        self.publish_batch(std::slice::from_ref(offer), now)
-            .pop()
-            .unwrap_or(Err(PublishError::Unavailable("no result")))
-    }
-
     /// Publishes a batch and stops at `crash`, as a crash there would (tests only).
     #[cfg(feature = "fault-injection")]
-    pub fn publish_batch_crashing(&self, offers: &[SignedOffer], crash: CrashAt) {
+    pub(crate) fn publish_batch_crashing(&self, offers: &[SignedOffer], crash: CrashAt) {
         let items = offers
             .iter()
             .enumerate()
@@ -669,7 +662,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers a retrieve's opening request: the certificate and a fresh `Read` on the
     /// item's counter. Taken under the device lock, so every value up to the `Read` is stored.
-    pub fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
+    pub(crate) fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
         if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
         }
@@ -684,7 +677,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// Answers a page request from the store.
-    pub fn page(&self, req: &PageRequest) -> Result<Page, ServeError> {
+    pub(crate) fn page(&self, req: &PageRequest) -> Result<Page, ServeError> {
         if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
         }
@@ -698,21 +691,14 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(Page { items })
     }
 
-    /// The receipt for an offer this node already counted (a seller that lost its receipt
-    /// asks again), or `None`.
-    pub fn reissue(&self, offer: &SignedOffer) -> Result<Option<Receipt>, ServeError> {
+    /// The receipt for an offer this node already counted (B, C), or `None`.
+    pub(crate) fn reissue_entry(&self, offer: &SignedOffer) -> Result<Option<Receipt>, ServeError> {
         let counter = self.cert.cert.counter_for(&offer.offer.key).id;
         let payload = entry_payload(&self.peer, counter, &offer.to_bytes());
         Ok(self.store.find(counter, &payload)?.map(|item| Receipt {
             cert_id: self.cert_id,
             inc: item.inc().clone(),
         }))
-    }
-
-    /// Decodes and publishes raw offer bytes (what a transport hands in).
-    pub fn publish_bytes(&self, bytes: &[u8], now: u64) -> Result<Receipt, PublishError> {
-        let offer = SignedOffer::from_bytes(bytes)?;
-        self.publish(&offer, now)
     }
 }
 

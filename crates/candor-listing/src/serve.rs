@@ -16,6 +16,22 @@ pub enum Published {
 }
 
 impl Published {
+    /// The entry's receipt, if this is one (schemes B and C).
+    pub fn as_entry(&self) -> Option<&Receipt> {
+        match self {
+            Self::Entry(r) => Some(r),
+            Self::Step(_) => None,
+        }
+    }
+
+    /// The step's receipt, if this is one (scheme M).
+    pub fn as_step(&self) -> Option<&MReceipt> {
+        match self {
+            Self::Step(r) => Some(r),
+            Self::Entry(_) => None,
+        }
+    }
+
     /// The receipt, encoded (what a [`PublishAnswer`] carries).
     pub fn receipt_bytes(&self) -> Vec<u8> {
         match self {
@@ -45,6 +61,26 @@ impl<D: TrustedDevice> ListingNode<D> {
                 .into_iter()
                 .map(|r| r.map(|r| Published::Step(Box::new(r))))
                 .collect(),
+        }
+    }
+
+    /// Publishes a batch and stops at `crash`, as a crash there would (crash tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn publish_all_crashing(&self, offers: &[SignedOffer], now: u64, crash: crate::CrashAt) {
+        match self.protocol() {
+            Protocol::Entries => self.publish_batch_crashing(offers, crash),
+            Protocol::Steps => self.publish_m_crashing(offers, now, crash),
+        }
+    }
+
+    /// The receipt again for an offer this node counted (a seller that lost its receipt asks
+    /// again), or `None` if it counted no such offer. Scheme M keeps no receipt per offer (a
+    /// receipt is a whole step, and the seller checks inclusion with a retrieve), so an M node
+    /// refuses ([`ServeError::WrongScheme`]).
+    pub fn reissue(&self, offer: &SignedOffer) -> Result<Option<Published>, ServeError> {
+        match self.protocol() {
+            Protocol::Entries => Ok(self.reissue_entry(offer)?.map(Published::Entry)),
+            Protocol::Steps => Err(ServeError::WrongScheme),
         }
     }
 

@@ -92,8 +92,8 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
             })
             .collect();
         // One step for the whole batch; every seller verifies the whole step.
-        for (o, r) in offers.iter().zip(node.publish_m(&offers, NOW)) {
-            let r = r.unwrap();
+        for (o, r) in offers.iter().zip(node.publish_all(&offers, NOW)) {
+            let r = r.unwrap().as_step().unwrap().clone();
             let p = check_m_receipt(&m.trusted, node.peer(), node.certificate(), o, &r).unwrap();
             mine.push((o.clone(), r, p));
         }
@@ -161,9 +161,9 @@ fn an_m_node_rejects_nothing_valid_and_refuses_invalid_offers() {
     bad.offer.price = 4;
     let expired = SignedOffer::sign(&s, &items()[0], 5, Currency::EUR, 1, NOW - 1, 2);
     let good = SignedOffer::sign(&s, &items()[0], 5, Currency::EUR, 1, NOW + 10, 3);
-    let r = node.publish_m(&[bad, expired, good.clone()], NOW);
+    let r = node.publish_all(&[bad, expired, good.clone()], NOW);
     assert!(r[0].is_err() && r[1].is_err());
-    let receipt = r[2].as_ref().unwrap();
+    let receipt = r[2].as_ref().unwrap().as_step().unwrap();
     assert_eq!(receipt.step.batch.len(), 1);
     check_m_receipt(&m.trusted, node.peer(), node.certificate(), &good, receipt).unwrap();
 }
@@ -204,7 +204,7 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
                 )
             })
             .collect();
-        for r in node.publish_m(&first, NOW) {
+        for r in node.publish_all(&first, NOW) {
             r.unwrap();
         }
         let second: Vec<SignedOffer> = (0..4)
@@ -220,7 +220,7 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
                 )
             })
             .collect();
-        node.publish_m_crashing(&second, NOW, crash);
+        node.publish_all_crashing(&second, NOW, crash);
         drop(node); // the process dies here
         let device = SoftwareDevice::open(&dev_path).unwrap();
         let (node, report) =
@@ -280,7 +280,7 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
                 )
             })
             .collect();
-        for r in node.publish_m(&offers, NOW) {
+        for r in node.publish_all(&offers, NOW) {
             r.unwrap();
         }
         list.extend(offers.into_iter().filter(|o| o.offer.key == items[0].key()));
@@ -424,7 +424,7 @@ proptest::proptest! {
                 .collect();
             match crash {
                 None => {
-                    for r in node.publish_m(&batch, NOW) {
+                    for r in node.publish_all(&batch, NOW) {
                         r.unwrap();
                     }
                     for o in &batch {
@@ -433,7 +433,7 @@ proptest::proptest! {
                 }
                 Some(counted) => {
                     let at = if counted { CrashAt::AfterInc } else { CrashAt::AfterPending };
-                    node.publish_m_crashing(&batch, NOW, at);
+                    node.publish_all_crashing(&batch, NOW, at);
                     drop(node); // the process dies
                     let (again, report) = open(SoftwareDevice::open(&dev_path).unwrap());
                     proptest::prop_assert_eq!(report.recovered, 0);

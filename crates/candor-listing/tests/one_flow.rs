@@ -396,3 +396,22 @@ fn a_head_with_another_schemes_version_byte_does_not_decode() {
         assert!(head_certificate(&bytes).is_err(), "{scheme:?}");
     }
 }
+
+#[test]
+fn a_lost_receipt_is_reissued_by_an_entries_node_and_refused_by_a_steps_node() {
+    let mut m = Market::new();
+    let b = m.node(Scheme::Basic, 1, 1);
+    let mm = m.node(Scheme::Merkle, 1, 1);
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let o = offer(&seller, &target(), 10, 1);
+    let PublishReceipt::Entry(receipt) = publish_to(&b, &m.trusted, &o, NOW).unwrap() else {
+        panic!("a scheme-B node answered a step")
+    };
+    let again = b.reissue(&o).unwrap().unwrap();
+    assert_eq!(again.as_entry(), Some(&receipt));
+    let never = offer(&seller, &target(), 11, 2);
+    assert!(b.reissue(&never).unwrap().is_none());
+    // Scheme M: a receipt is a whole step, kept by the seller; the node refuses, typed.
+    publish_to(&mm, &m.trusted, &o, NOW).unwrap();
+    assert!(matches!(mm.reissue(&o), Err(ServeError::WrongScheme)));
+}

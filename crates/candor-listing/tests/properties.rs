@@ -152,14 +152,14 @@ proptest! {
             attempted.extend(offers.iter().map(|o| o.to_bytes()));
             match crash {
                 None => {
-                    for (o, r) in offers.iter().zip(node.publish_batch(&offers, NOW)) {
-                        let r = r.unwrap();
+                    for (o, r) in offers.iter().zip(node.publish_all(&offers, NOW)) {
+                        let r = r.unwrap().as_entry().unwrap().clone();
                         check_receipt(&m.trusted, node.peer(), &cert, o, &r).unwrap();
                         receipted.push((o.clone(), PublishReceipt::Entry(r)));
                     }
                 }
                 Some(at) => {
-                    node.publish_batch_crashing(&offers, at);
+                    node.publish_all_crashing(&offers, NOW, at);
                     // The process dies here; it restarts on the same device and store.
                     let (device, store) = node.into_parts();
                     let (n, report) = ListingNode::open(device, store, cert.clone()).unwrap();

@@ -32,7 +32,7 @@ fn publish_n(node: &ListingNode<SoftwareDevice>, n: u64, first_price: u64) {
     let offers: Vec<SignedOffer> = (0..n)
         .map(|i| offer(&seller, &target(), first_price + i, 1))
         .collect();
-    for r in node.publish_batch(&offers, NOW) {
+    for r in node.publish_all(&offers, NOW) {
         r.unwrap();
     }
 }
@@ -95,7 +95,7 @@ fn crash_between_device_and_store_is_recovered_from_files() {
     let offers: Vec<SignedOffer> = (0..3)
         .map(|i| offer(&seller, &target(), 500 + i, 1))
         .collect();
-    node.publish_batch_crashing(&offers, CrashAt::AfterInc);
+    node.publish_all_crashing(&offers, NOW, CrashAt::AfterInc);
     drop(node);
     let node = reopen(dir.path(), &cert).unwrap();
     let o = entries(retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap());
@@ -117,7 +117,7 @@ fn lost_values_get_gap_notices_and_buyers_report_them() {
     let offers: Vec<SignedOffer> = (0..3)
         .map(|i| offer(&seller, &target(), 500 + i, 1))
         .collect();
-    node.publish_batch_crashing(&offers, CrashAt::AfterInc);
+    node.publish_all_crashing(&offers, NOW, CrashAt::AfterInc);
     let (device, _lost_store) = node.into_parts();
     assert_eq!(device.value(0).unwrap(), 3);
     let (node, report) =

@@ -5,8 +5,8 @@ use crate::swarm::Service;
 use crate::wire::{PublishRequest, PublishResponse, RefusalCode, Refused, RetrieveAnswer};
 use candor_device::TrustedDevice;
 use candor_listing::{
-    certificate_of, Committer, CommitterError, Listing, ListingNode, PublishError, Published,
-    Query, RefusalKind, ServeError,
+    certificate_of, Committer, CommitterError, Listing, ListingNode, PublishError, Query,
+    RefusalKind, ServeError,
 };
 use libp2p::PeerId;
 use std::sync::Arc;
@@ -102,13 +102,14 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
 
     fn reissue(&self, _from: PeerId, request: PublishRequest) -> PublishResponse {
         match self.node.reissue(&request.0) {
-            Ok(Some(receipt)) => {
-                PublishResponse::Accepted(self.node.answer_publish(&Published::Entry(receipt)))
-            }
+            Ok(Some(published)) => PublishResponse::Accepted(self.node.answer_publish(&published)),
             Ok(None) => PublishResponse::Refused(Refused::new(
                 RefusalCode::NotFound,
                 "this node has not counted that offer",
             )),
+            Err(e @ ServeError::WrongScheme) => {
+                PublishResponse::Refused(Refused::new(RefusalCode::Invalid, e.to_string()))
+            }
             Err(e) => PublishResponse::Refused(Refused::new(RefusalCode::Failed, e.to_string())),
         }
     }

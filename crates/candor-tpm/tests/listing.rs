@@ -387,10 +387,7 @@ fn a_crash_after_the_signature_before_the_store_is_finished_by_signing_again() {
         let item = Item::new("signed but not stored").unwrap();
         let all = offers(&item, 2);
         publish_to(&node, &trusted, &all[0], NOW).unwrap();
-        match scheme {
-            Scheme::Merkle => node.publish_m_crashing(&all[1..], NOW, CrashAt::AfterInc),
-            _ => node.publish_batch_crashing(&all[1..], CrashAt::AfterInc),
-        }
+        node.publish_all_crashing(&all[1..], NOW, CrashAt::AfterInc);
         *link.lock().unwrap() = None; // killed: nothing is flushed
         let (device, store) = node.into_parts();
         drop(device);
