@@ -25,11 +25,11 @@ fuzz_target!(|data: &[u8]| {
     canonical::<Evidence>(data);
     canonical::<StepProof>(data);
     canonical::<SignedStep>(data);
-    canonical::<MReceipt>(data);
-    canonical::<MHead>(data);
-    canonical::<MPage>(data);
-    canonical::<MPageRequest>(data);
-    canonical::<MPast>(data);
+    canonical::<StepReceipt>(data);
+    canonical::<StepHead>(data);
+    canonical::<ListPage>(data);
+    canonical::<ListRequest>(data);
+    canonical::<PastProof>(data);
     canonical::<Endorsement>(data);
     canonical::<Residence>(data);
     canonical::<StepHeader>(data);

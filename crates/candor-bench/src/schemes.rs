@@ -6,8 +6,8 @@
 use crate::BenchError;
 use candor_core::{
     Authority, Currency, Digest, Ed25519StatementSigner, Encode, EnrolRequest, Item, ItemKey,
-    Keypair, Leaf, MPage, MRetrieval, MState, PeerId, Registry, Scheme, SignedCertificate,
-    SignedOffer, SignedStep, StepProof,
+    Keypair, Leaf, ListPage, PeerId, Registry, Scheme, SignedCertificate, SignedOffer, SignedStep,
+    StepProof, StepRetrieval, StepState,
 };
 use candor_device::{SoftwareDevice, TrustedDevice};
 use candor_lab::{SlowDevice, SyntheticRetrieve};
@@ -72,17 +72,17 @@ fn b_like(scheme: &'static str, w: u64, entries: u64) -> Result<Row, BenchError>
     })
 }
 
-struct MFixture {
+struct StepFixture {
     trusted: Vec<candor_core::PublicKey>,
     peer: PeerId,
     signer: Ed25519StatementSigner,
     cert: SignedCertificate,
-    state: MState,
+    state: StepState,
     item: Item,
     d_offers: Vec<Vec<u8>>,
 }
 
-fn m_fixture(w: u64) -> Result<MFixture, BenchError> {
+fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
     let mut rng = rand_core::OsRng;
     let authority = Authority::new(Keypair::generate(&mut rng));
     let node = Keypair::generate(&mut rng);
@@ -125,7 +125,7 @@ fn m_fixture(w: u64) -> Result<MFixture, BenchError> {
         candor_core::leaf_of(&item.key(), d_offers.iter().map(Vec::as_slice)),
     ));
     let steps = (w / 256).max(1);
-    let mut state = MState::from_leaves(cert.cert.counters[0], leaves, steps, w, None);
+    let mut state = StepState::from_leaves(cert.cert.counters[0], leaves, steps, w, None);
     // The step at t: its header binds the root (its transition is what audits check).
     let header = candor_core::StepHeader {
         counter: 0,
@@ -139,9 +139,9 @@ fn m_fixture(w: u64) -> Result<MFixture, BenchError> {
         gap_link: 0,
     };
     let inc = signer.sign_inc(0, steps, header.payload(&peer));
-    state = MState::from_leaves(cert.cert.counters[0], Vec::new(), 0, 0, None)
+    state = StepState::from_leaves(cert.cert.counters[0], Vec::new(), 0, 0, None)
         .with_tree_of(state, SignedStep { header, inc });
-    Ok(MFixture {
+    Ok(StepFixture {
         trusted: vec![authority.public()],
         peer,
         signer,
@@ -152,8 +152,8 @@ fn m_fixture(w: u64) -> Result<MFixture, BenchError> {
     })
 }
 
-fn m_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
-    let f = m_fixture(w)?;
+fn steps_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
+    let f = step_fixture(w)?;
     let head = f
         .state
         .head(
@@ -162,12 +162,12 @@ fn m_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
             &f.item.key(),
         )
         .to_bytes();
-    let page = MPage {
+    let page = ListPage {
         offers: f.d_offers.clone(),
     }
     .to_bytes();
     let (kept, ms) = time(20, || {
-        let mut r = MRetrieval::new(
+        let mut r = StepRetrieval::new(
             f.trusted.clone(),
             f.peer.clone(),
             f.item.clone(),
@@ -302,7 +302,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         }
         rows.push(b_like("C64", w, w / 64)?);
         rows.push(b_like("C1024", w, w / 1024)?);
-        let (m, ab, ams) = m_row(w)?;
+        let (m, ab, ams) = steps_row(w)?;
         rows.push(m);
         audits.push((w, ab, ams));
         for r in rows.iter().filter(|r| r.w == w) {

@@ -22,9 +22,7 @@
 //!   [`Outcome`] holding exactly the offers for the item the node counted, or a
 //!   [`Misbehaviour`]. Some misbehaviours carry [`Evidence`] that anyone can verify.
 
-mod buyer;
 mod cert;
-mod checks;
 mod encoding;
 pub mod endorsement;
 mod entry;
@@ -32,17 +30,15 @@ mod hash;
 mod item;
 mod keys;
 mod kind;
-mod m_retrieve;
 mod merkle;
 mod misbehaviour;
 mod offer;
-mod seller;
+mod retrieve;
 mod smt;
 mod statement;
 pub mod tpm;
 mod verify;
 
-pub use buyer::{is_valid_entry, Budget, GapReport, Outcome, Retrieval};
 pub use cert::{
     Authority, CertError, Certificate, CertifiedCounter, Endorsement, EnrolRequest,
     PendingEnrolment, Protocol, Registry, Residence, Scheme, SignedCertificate, MAX_CERT_BYTES,
@@ -57,11 +53,10 @@ pub use hash::{sha256, tags, Digest, TaggedHasher};
 pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
 pub use kind::Kind;
-pub use m_retrieve::{check_monitor, MOutcome, MPage, MPageRequest, MRetrieval};
 pub use merkle::{
-    batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, Leaf, MHead, MPast,
-    MReceipt, MState, Placement, PreparedStep, SignedStep, StepHeader, StepProof, MAX_BATCH,
-    MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
+    batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, Leaf, PastProof,
+    Placement, PreparedStep, SignedStep, StepHead, StepHeader, StepProof, StepReceipt, StepState,
+    MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,
@@ -69,7 +64,9 @@ pub use misbehaviour::{
 pub use offer::{
     cheapest, current_offers, Currency, Offer, OfferError, OfferFault, SignedOffer, MAX_OFFER_BYTES,
 };
-pub use seller::check_receipt;
+pub use retrieve::entries::{is_valid_entry, Outcome, Retrieval};
+pub use retrieve::steps::{check_monitor, ListPage, ListRequest, StepOutcome, StepRetrieval};
+pub use retrieve::{Budget, GapReport};
 pub use smt::{
     empty as smt_empty, leaf_hash as smt_leaf_hash, MultiProof, ProofError, Smt,
     DEPTH as SMT_DEPTH, MAX_SIBLINGS,
@@ -78,4 +75,6 @@ pub use statement::{
     CounterId, DeviceKey, DeviceSig, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,
     TpmKey, TpmProof, MAX_STATEMENT_BYTES,
 };
-pub use verify::{check_m_receipt, head_certificate, past_len, verify_past, verify_step};
+pub use verify::{
+    check_receipt, check_step_receipt, head_certificate, past_len, verify_past, verify_step,
+};

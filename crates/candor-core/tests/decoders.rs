@@ -38,11 +38,11 @@ fn all(bytes: &[u8]) -> Result<(), TestCaseError> {
     canonical::<StepHeader>(bytes)?;
     canonical::<SignedStep>(bytes)?;
     canonical::<StepProof>(bytes)?;
-    canonical::<MReceipt>(bytes)?;
-    canonical::<MHead>(bytes)?;
-    canonical::<MPage>(bytes)?;
-    canonical::<MPageRequest>(bytes)?;
-    canonical::<MPast>(bytes)?;
+    canonical::<StepReceipt>(bytes)?;
+    canonical::<StepHead>(bytes)?;
+    canonical::<ListPage>(bytes)?;
+    canonical::<ListRequest>(bytes)?;
+    canonical::<PastProof>(bytes)?;
     Ok(())
 }
 
@@ -129,7 +129,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let mcert = authority
         .certify(&mut Registry::default(), &mreq, [1; 32], 9)
         .unwrap();
-    let mut state = MState::new(mcert.cert.counters[0]);
+    let mut state = StepState::new(mcert.cert.counters[0]);
     let p = state.prepare(vec![(item.key(), offer.to_bytes())]);
     let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
     let sp = state.apply(p, inc);
@@ -138,13 +138,13 @@ fn seeds() -> Vec<Vec<u8>> {
     out.extend([
         sp.to_bytes(),
         sp.step.to_bytes(),
-        MReceipt {
+        StepReceipt {
             cert_id: mcert.id(),
             step: std::sync::Arc::new(sp.clone()),
             position: 0,
         }
         .to_bytes(),
-        MHead {
+        StepHead {
             cert: mcert.clone(),
             read: signer.sign_read(0, 1, [4; 32]),
             step: Some(sp.step.clone()),
@@ -153,11 +153,11 @@ fn seeds() -> Vec<Vec<u8>> {
             gaps: vec![sp.step.clone()],
         }
         .to_bytes(),
-        MPage {
+        ListPage {
             offers: vec![offer.to_bytes()],
         }
         .to_bytes(),
-        MPast {
+        PastProof {
             cert: mcert,
             step: Some(sp.step.clone()),
             value: 1,
@@ -215,10 +215,10 @@ fn every_seed_decodes() {
             Evidence::from_bytes(&s).is_ok(),
             StepProof::from_bytes(&s).is_ok(),
             SignedStep::from_bytes(&s).is_ok(),
-            MReceipt::from_bytes(&s).is_ok(),
-            MHead::from_bytes(&s).is_ok(),
-            MPage::from_bytes(&s).is_ok(),
-            MPast::from_bytes(&s).is_ok(),
+            StepReceipt::from_bytes(&s).is_ok(),
+            StepHead::from_bytes(&s).is_ok(),
+            ListPage::from_bytes(&s).is_ok(),
+            PastProof::from_bytes(&s).is_ok(),
         ] {
             decoded += usize::from(f);
         }

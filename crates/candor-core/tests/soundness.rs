@@ -9,18 +9,18 @@ use rand_core::OsRng;
 use std::collections::BTreeMap;
 
 /// A scheme-M node in one process: an honest state, plus the means to sign any step.
-struct MNode {
+struct StepNode {
     signer: Ed25519StatementSigner,
     cert: SignedCertificate,
     trusted: Vec<PublicKey>,
-    state: MState,
+    state: StepState,
     /// Every item's list as the node serves it.
     lists: BTreeMap<ItemKey, Vec<Vec<u8>>>,
     /// The step proof the node answers an audit of each value with.
     steps: BTreeMap<u64, StepProof>,
 }
 
-impl MNode {
+impl StepNode {
     fn new(scheme: Scheme) -> Self {
         let node = Keypair::generate(&mut OsRng);
         let peer = PeerId::from_ed25519(&node.public());
@@ -36,7 +36,7 @@ impl MNode {
         let cert = auth
             .certify(&mut Registry::default(), &req, [1; 32], 0)
             .unwrap();
-        let state = MState::new(cert.cert.counters[0]);
+        let state = StepState::new(cert.cert.counters[0]);
         Self {
             signer,
             trusted: vec![auth.public()],
@@ -52,7 +52,7 @@ impl MNode {
     }
 
     /// A view of `other` (same device key and certificate) for serving a doctored answer.
-    fn from_parts(other: &MNode) -> Self {
+    fn from_parts(other: &StepNode) -> Self {
         Self {
             signer: other.signer.clone(),
             cert: other.cert.clone(),
@@ -69,7 +69,7 @@ impl MNode {
     }
 
     /// An honest step over `offers`.
-    fn publish(&mut self, offers: &[SignedOffer]) -> Vec<MReceipt> {
+    fn publish(&mut self, offers: &[SignedOffer]) -> Vec<StepReceipt> {
         let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
         let p = self.state.prepare(batch);
         let inc = self.sign(&p.header);
@@ -80,7 +80,7 @@ impl MNode {
         }
         self.steps.insert(sp.step.header.value, sp.clone());
         (0..offers.len() as u32)
-            .map(|position| MReceipt {
+            .map(|position| StepReceipt {
                 cert_id: self.cert.id(),
                 step: std::sync::Arc::new(sp.clone()),
                 position,
@@ -98,7 +98,7 @@ impl MNode {
         sp
     }
 
-    fn head(&self, item: &Item, nonce: [u8; 32]) -> MHead {
+    fn head(&self, item: &Item, nonce: [u8; 32]) -> StepHead {
         self.state.head(
             self.cert.clone(),
             self.signer.sign_read(0, self.state.value(), nonce),
@@ -112,10 +112,10 @@ impl MNode {
         &self,
         item: &Item,
         budget: Budget,
-        head: MHead,
+        head: StepHead,
         answer: &dyn Fn(u64) -> StepProof,
-    ) -> Result<MOutcome, Misbehaviour> {
-        let mut r = MRetrieval::new(
+    ) -> Result<StepOutcome, Misbehaviour> {
+        let mut r = StepRetrieval::new(
             self.trusted.clone(),
             self.peer(),
             item.clone(),
@@ -125,7 +125,7 @@ impl MNode {
         let mut next = r.on_head_bytes(&head.to_bytes())?;
         let list = self.lists.get(&item.key()).cloned().unwrap_or_default();
         while let Some(req) = next {
-            let page = MPage {
+            let page = ListPage {
                 offers: list
                     .iter()
                     .skip(req.from as usize)
@@ -148,7 +148,7 @@ impl MNode {
         self.steps.range(v..).next().unwrap().1.clone()
     }
 
-    fn retrieve(&self, item: &Item) -> Result<MOutcome, Misbehaviour> {
+    fn retrieve(&self, item: &Item) -> Result<StepOutcome, Misbehaviour> {
         self.retrieve_all(item, Budget::default(), self.head(item, [9; 32]), &|v| {
             self.own(v)
         })
@@ -170,7 +170,7 @@ fn item(i: u32) -> Item {
 /// honest tree, but its new root is that of a tree in which d's list lost its first offer,
 /// and the node serves that tree from now on. Returns the bad step and the honest state
 /// before it.
-fn cheat_dropping(node: &mut MNode, d: &Item, extra: &SignedOffer) -> (StepProof, MState) {
+fn cheat_dropping(node: &mut StepNode, d: &Item, extra: &SignedOffer) -> (StepProof, StepState) {
     let before = node.state.clone();
     let counter = node.cert.cert.counters[0];
     // The lists without d's first offer, with the extra offer appended.
@@ -180,7 +180,7 @@ fn cheat_dropping(node: &mut MNode, d: &Item, extra: &SignedOffer) -> (StepProof
         .entry(extra.offer.key)
         .or_default()
         .push(extra.to_bytes());
-    let mut forged = MState::new(counter);
+    let mut forged = StepState::new(counter);
     forged.prepare(
         lists
             .iter()
@@ -193,7 +193,7 @@ fn cheat_dropping(node: &mut MNode, d: &Item, extra: &SignedOffer) -> (StepProof
     p.header.new_root = forged.root();
     let inc = node.sign(&p.header);
     let bad = honest.apply(p, inc);
-    node.state = MState::new(counter).with_tree_of(forged, bad.step.clone());
+    node.state = StepState::new(counter).with_tree_of(forged, bad.step.clone());
     node.lists = lists;
     node.steps.insert(bad.step.header.value, bad.clone());
     (bad, before)
@@ -204,7 +204,7 @@ fn cheat_dropping(node: &mut MNode, d: &Item, extra: &SignedOffer) -> (StepProof
 /// bad step is caught. The gap step answers nothing (it is after the `Read`).
 #[test]
 fn an_audit_is_not_answered_by_a_gap_step_made_after_the_read() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     node.publish(&[offer(&seller, &d, 100)]);
@@ -244,7 +244,7 @@ fn an_audit_is_not_answered_by_a_gap_step_made_after_the_read() {
 /// as the last gap before it does not even decode (it would lie after the step it follows).
 #[test]
 fn a_decoy_gap_step_off_the_chain_answers_no_audit() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     node.publish(&[offer(&seller, &d, 100)]);
@@ -300,7 +300,7 @@ fn a_decoy_gap_step_off_the_chain_answers_no_audit() {
 /// it): it answers nothing; the gap step on the chain does.
 #[test]
 fn a_gap_step_at_the_value_but_off_the_chain_answers_no_audit() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     node.publish(&[offer(&seller, &d, 100)]);
@@ -339,7 +339,7 @@ fn a_gap_step_at_the_value_but_off_the_chain_answers_no_audit() {
 /// the buyer accepts is a named failure, not "over budget".
 #[test]
 fn gap_steps_chain_and_are_capped() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     for round in 0..3u64 {
@@ -384,7 +384,7 @@ fn gap_steps_chain_and_are_capped() {
 /// the seller's monitor holds transferable evidence, which a third party verifies alone.
 #[test]
 fn a_gap_step_over_a_receipt_is_transferable_evidence() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     node.publish(&[offer(&seller, &d, 100)]);
@@ -397,7 +397,7 @@ fn a_gap_step_over_a_receipt_is_transferable_evidence() {
     node.steps.remove(&v);
     node.gap_step(v + 1);
     let head = node.head(&d, [9; 32]);
-    let mut r = MRetrieval::new(
+    let mut r = StepRetrieval::new(
         node.trusted.clone(),
         node.peer(),
         d.clone(),
@@ -423,7 +423,7 @@ fn a_gap_step_over_a_receipt_is_transferable_evidence() {
 /// list whose bytes exceed the buyer's byte budget, in every flow.
 #[test]
 fn over_budget_is_reachable_only_by_real_volume() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     for p in 0..5 {
@@ -463,7 +463,7 @@ fn replies_of_another_scheme_than_the_certificates_are_refused() {
     let d = item(0);
     let o = offer(&seller, &d, 100);
     // An M node hands out a B receipt: an Inc binding the entry payload.
-    let m = MNode::new(Scheme::Merkle);
+    let m = StepNode::new(Scheme::Merkle);
     let inc = m
         .signer
         .sign_inc(0, 6, entry_payload(&m.peer(), 0, &o.to_bytes()));
@@ -488,9 +488,9 @@ fn replies_of_another_scheme_than_the_certificates_are_refused() {
     let err = r.on_head_bytes(&head.to_bytes()).unwrap_err();
     assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
     // A B node hands out steps, step receipts and M heads.
-    let mut b = MNode::new(Scheme::Basic);
+    let mut b = StepNode::new(Scheme::Basic);
     let rm = b.publish(std::slice::from_ref(&o)).remove(0);
-    let err = check_m_receipt(&b.trusted, &b.peer(), &b.cert, &o, &rm).unwrap_err();
+    let err = check_step_receipt(&b.trusted, &b.peer(), &b.cert, &o, &rm).unwrap_err();
     assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
     let err = verify_step(&b.cert, &b.peer(), &rm.step).unwrap_err();
     assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
@@ -502,7 +502,7 @@ fn replies_of_another_scheme_than_the_certificates_are_refused() {
 /// its receipt's certificate; a proof under a past root must be for the step asked for.
 #[test]
 fn attacker_numbers_and_certificates_are_checked() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     let o = offer(&seller, &d, 100);
@@ -522,7 +522,7 @@ fn attacker_numbers_and_certificates_are_checked() {
     let receipt = node
         .publish(std::slice::from_ref(&offer(&seller, &d, 80)))
         .remove(0);
-    let placement = check_m_receipt(
+    let placement = check_step_receipt(
         &node.trusted,
         &node.peer(),
         &node.cert,
@@ -539,7 +539,7 @@ fn attacker_numbers_and_certificates_are_checked() {
         Misbehaviour::OtherCertificate
     );
     // A proof under a past root, for another step than the one asked for.
-    let past = MPast {
+    let past = PastProof {
         cert: node.cert.clone(),
         step: Some(node.own(node.state.value()).step),
         value: node.state.value(),
@@ -802,18 +802,18 @@ fn a_monitor_holds_the_node_only_to_receipts_of_the_items_counter() {
 /// once.)
 #[test]
 fn over_budget_waits_for_the_audits() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     for p in 0..3 {
         node.publish(&[offer(&seller, &d, 100 + p)]);
     }
     let counter = node.cert.cert.counters[0];
-    let forge = |node: &mut MNode, n: u64| {
+    let forge = |node: &mut StepNode, n: u64| {
         let mut honest = node.state.clone();
         let extra = offer(&seller, &item(1), 5);
         let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())]);
-        let forged = MState::from_leaves(
+        let forged = StepState::from_leaves(
             counter,
             [(
                 d.key(),
@@ -830,13 +830,13 @@ fn over_budget_waits_for_the_audits() {
         let inc = node.sign(&p.header);
         let bad = honest.apply(p, inc);
         node.steps.insert(bad.step.header.value, bad.clone());
-        MState::new(counter).with_tree_of(forged, bad.step)
+        StepState::new(counter).with_tree_of(forged, bad.step)
     };
     let small = Budget {
         max_entries: 3,
         ..Budget::default()
     };
-    let mut cheat = MNode::new(Scheme::Merkle);
+    let mut cheat = StepNode::new(Scheme::Merkle);
     std::mem::swap(&mut cheat, &mut node);
     let state = forge(&mut cheat, 4);
     let read = cheat.signer.sign_read(0, state.value(), [9; 32]);
@@ -846,7 +846,7 @@ fn over_budget_waits_for_the_audits() {
         .unwrap_err();
     assert_eq!(err, Misbehaviour::BadStep(NEW_ROOT_WRONG));
     // Without audits the budget is the verdict (the node committed to that list).
-    let mut r = MRetrieval::new(
+    let mut r = StepRetrieval::new(
         cheat.trusted.clone(),
         cheat.peer(),
         d.clone(),
@@ -873,7 +873,7 @@ fn over_budget_waits_for_the_audits() {
 /// so such a gap step is refused as too wide.
 #[test]
 fn a_gap_step_reverting_to_an_old_root_is_too_wide() {
-    let mut node = MNode::new(Scheme::Merkle);
+    let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     node.publish(&[offer(&seller, &d, 100)]);
@@ -937,7 +937,7 @@ mod mixed {
             cheat in cheat(),
             pick in any::<u64>(),
         ) {
-            let mut node = MNode::new(Scheme::Merkle);
+            let mut node = StepNode::new(Scheme::Merkle);
             let seller = Keypair::generate(&mut OsRng);
             let mut crashes = 0usize;
             for (i, (it, crash)) in ops.iter().enumerate() {
@@ -984,7 +984,7 @@ mod mixed {
                 Cheat::ServeAnOlderStep => head.step = Some(node.steps[&other].step.clone()),
                 Cheat::DropAGapStep => {}
             }
-            let served = MNode { lists, ..MNode::from_parts(&node) };
+            let served = StepNode { lists, ..StepNode::from_parts(&node) };
             let result = served.retrieve_all(&d, Budget::default(), head, &|v| {
                 match &audit_override {
                     Some((w, sp)) if *w == v => sp.clone(),

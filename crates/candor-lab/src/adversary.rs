@@ -358,9 +358,9 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
     fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
         match (query, self.honest.protocol()) {
             (Query::Head(req), Protocol::Entries) => self.head(req).map(|h| h.to_bytes()),
-            (Query::Head(req), Protocol::Steps) => self.m_head(req).map(|h| h.to_bytes()),
+            (Query::Head(req), Protocol::Steps) => self.step_head(req).map(|h| h.to_bytes()),
             (Query::Page(req), Protocol::Entries) => self.page(req).map(|p| p.to_bytes()),
-            (Query::List(req), Protocol::Steps) => self.m_page(req).map(|p| p.to_bytes()),
+            (Query::List(req), Protocol::Steps) => self.list_page(req).map(|p| p.to_bytes()),
             _ => Listing::ask(&self.honest, query),
         }
     }
@@ -378,7 +378,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
         T::from_bytes(&bytes).map_err(refused)
     }
 
-    fn m_head(&self, req: &RetrieveRequest) -> Result<candor_core::MHead, Refusal> {
+    fn step_head(&self, req: &RetrieveRequest) -> Result<candor_core::StepHead, Refusal> {
         let req = match &self.strategy {
             Self_::Refuse => return Err(Refusal::refused("busy, try another node")),
             // A Read made for another nonce than the buyer's.
@@ -388,15 +388,15 @@ impl<D: TrustedDevice> CheatingNode<D> {
             },
             _ => req.clone(),
         };
-        let mut head: candor_core::MHead = self.honest_answer(&Query::Head(req))?;
+        let mut head: candor_core::StepHead = self.honest_answer(&Query::Head(req))?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }
         Ok(head)
     }
 
-    fn m_page(&self, req: &candor_core::MPageRequest) -> Result<candor_core::MPage, Refusal> {
-        let mut page: candor_core::MPage = self.honest_answer(&Query::List(*req))?;
+    fn list_page(&self, req: &candor_core::ListRequest) -> Result<candor_core::ListPage, Refusal> {
+        let mut page: candor_core::ListPage = self.honest_answer(&Query::List(*req))?;
         match &self.strategy {
             Self_::OmitEntry if req.from == 0 && !page.offers.is_empty() => {
                 page.offers.remove(0);

@@ -38,9 +38,9 @@ pub mod check;
 mod committer;
 mod enrol;
 mod listing;
-mod merkle_node;
 mod node;
 mod serve;
+mod steps_node;
 
 pub use check::{monitor, publish_to, retrieve_from, PublishReceipt, Reading, RetrieveOutcome};
 pub use committer::{Committer, CommitterError};

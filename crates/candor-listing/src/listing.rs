@@ -6,7 +6,7 @@
 //! certificate's never reaches a check written for it: it fails to decode.
 
 use candor_core::{
-    Decode, DecodeError, Encode, ItemKey, MPageRequest, Misbehaviour, PageRequest, PeerId, Reader,
+    Decode, DecodeError, Encode, ItemKey, ListRequest, Misbehaviour, PageRequest, PeerId, Reader,
     RetrieveRequest, SignedCertificate, SignedOffer, Writer, MAX_CERT_BYTES,
 };
 use std::sync::Arc;
@@ -90,16 +90,16 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// Open a retrieve of an item, for a fresh nonce. The answer opens with the node's
-    /// certificate ([`candor_core::head_certificate`]): a `RetrieveHead` (B, C) or an `MHead`
+    /// certificate ([`candor_core::head_certificate`]): a `RetrieveHead` (B, C) or an `StepHead`
     /// (M).
     Head(RetrieveRequest),
     /// Entries of a counter (B, C): a `Page`.
     Page(PageRequest),
-    /// A stretch of an item's list (M): an `MPage`.
-    List(MPageRequest),
+    /// A stretch of an item's list (M): an `ListPage`.
+    List(ListRequest),
     /// The whole step at a value, or the gap step over it, for an audit (M): a `StepProof`.
     Step(u64),
-    /// An item's leaf under the root after a past step (M): an `MPast`.
+    /// An item's leaf under the root after a past step (M): an `PastProof`.
     ProveAt(ItemKey, u64),
     /// The node's certificate: a `SignedCertificate`.
     Certificate,
@@ -141,7 +141,7 @@ impl Decode for Query {
         match r.u8("kind")? {
             1 => Ok(Self::Head(RetrieveRequest::decode_from(r)?)),
             2 => Ok(Self::Page(PageRequest::decode_from(r)?)),
-            3 => Ok(Self::List(MPageRequest::decode_from(r)?)),
+            3 => Ok(Self::List(ListRequest::decode_from(r)?)),
             4 => Ok(Self::Step(r.u64("step")?)),
             5 => Ok(Self::ProveAt(
                 ItemKey(candor_core::Digest(r.array("item")?)),
@@ -157,7 +157,7 @@ impl Decode for Query {
 }
 
 /// A node's answer to a publish: its certificate, and the receipt as bytes — a `Receipt`
-/// (B, C) or an `MReceipt`, the whole step (M), as the certificate's scheme says.
+/// (B, C) or an `StepReceipt`, the whole step (M), as the certificate's scheme says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishAnswer {
     /// The node's certificate.
@@ -242,7 +242,7 @@ mod tests {
                 upto: 3,
                 max_items: 4,
             }),
-            Query::List(MPageRequest {
+            Query::List(ListRequest {
                 item,
                 from: 5,
                 count: 6,

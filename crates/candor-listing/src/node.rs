@@ -201,7 +201,7 @@ pub struct ListingNode<D> {
     pub(crate) store: ListingStore,
     pub(crate) device: Mutex<D>,
     /// Scheme M's tree and leaves (locked after the device, never before it).
-    pub(crate) m: Mutex<Option<candor_core::MState>>,
+    pub(crate) m: Mutex<Option<candor_core::StepState>>,
     /// Set (under the device lock) when a write failed after its pending record: the device
     /// may have counted what the store lacks. Nothing is counted or `Read` until a reconcile
     /// (DESIGN.md §7) clears it.
@@ -477,7 +477,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a batch of offers: one pending write, one device call per counter, one
     /// store commit; every receipt is durable before it is returned.
-    pub(crate) fn publish_batch(
+    pub(crate) fn publish_entries(
         &self,
         offers: &[SignedOffer],
         now: u64,
@@ -541,7 +541,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a batch and stops at `crash`, as a crash there would (tests only).
     #[cfg(feature = "fault-injection")]
-    pub(crate) fn publish_batch_crashing(&self, offers: &[SignedOffer], crash: CrashAt) {
+    pub(crate) fn publish_entries_crashing(&self, offers: &[SignedOffer], crash: CrashAt) {
         let items = offers
             .iter()
             .enumerate()
@@ -662,7 +662,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers a retrieve's opening request: the certificate and a fresh `Read` on the
     /// item's counter. Taken under the device lock, so every value up to the `Read` is stored.
-    pub(crate) fn head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
+    pub(crate) fn entries_head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
         if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
         }
@@ -677,7 +677,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// Answers a page request from the store.
-    pub(crate) fn page(&self, req: &PageRequest) -> Result<Page, ServeError> {
+    pub(crate) fn entries_page(&self, req: &PageRequest) -> Result<Page, ServeError> {
         if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
         }

@@ -3,7 +3,7 @@
 
 use crate::listing::{Listing, PublishAnswer, Query, Refusal};
 use crate::node::{ListingNode, PublishError, ServeError};
-use candor_core::{Encode, MReceipt, PeerId, Protocol, Receipt, SignedOffer};
+use candor_core::{Encode, PeerId, Protocol, Receipt, SignedOffer, StepReceipt};
 use candor_device::TrustedDevice;
 
 /// A durable receipt from the node, as its scheme makes it.
@@ -12,7 +12,7 @@ pub enum Published {
     /// Schemes B and C: the entry's `Inc`.
     Entry(Receipt),
     /// Scheme M: the whole step.
-    Step(Box<MReceipt>),
+    Step(Box<StepReceipt>),
 }
 
 impl Published {
@@ -25,7 +25,7 @@ impl Published {
     }
 
     /// The step's receipt, if this is one (scheme M).
-    pub fn as_step(&self) -> Option<&MReceipt> {
+    pub fn as_step(&self) -> Option<&StepReceipt> {
         match self {
             Self::Step(r) => Some(r),
             Self::Entry(_) => None,
@@ -52,12 +52,12 @@ impl<D: TrustedDevice> ListingNode<D> {
     ) -> Vec<Result<Published, PublishError>> {
         match self.protocol() {
             Protocol::Entries => self
-                .publish_batch(offers, now)
+                .publish_entries(offers, now)
                 .into_iter()
                 .map(|r| r.map(Published::Entry))
                 .collect(),
             Protocol::Steps => self
-                .publish_m(offers, now)
+                .publish_steps(offers, now)
                 .into_iter()
                 .map(|r| r.map(|r| Published::Step(Box::new(r))))
                 .collect(),
@@ -68,8 +68,8 @@ impl<D: TrustedDevice> ListingNode<D> {
     #[cfg(feature = "fault-injection")]
     pub fn publish_all_crashing(&self, offers: &[SignedOffer], now: u64, crash: crate::CrashAt) {
         match self.protocol() {
-            Protocol::Entries => self.publish_batch_crashing(offers, crash),
-            Protocol::Steps => self.publish_m_crashing(offers, now, crash),
+            Protocol::Entries => self.publish_entries_crashing(offers, crash),
+            Protocol::Steps => self.publish_steps_crashing(offers, now, crash),
         }
     }
 
@@ -107,15 +107,15 @@ impl<D: TrustedDevice> ListingNode<D> {
     pub fn answer(&self, query: &Query) -> Result<Vec<u8>, ServeError> {
         Ok(match (query, self.protocol()) {
             (Query::Certificate, _) => self.certificate().to_bytes(),
-            (Query::Head(req), Protocol::Entries) => self.head(req)?.to_bytes(),
-            (Query::Head(req), Protocol::Steps) => self.m_head(req)?.to_bytes(),
-            (Query::Page(req), Protocol::Entries) => self.page(req)?.to_bytes(),
-            (Query::List(req), Protocol::Steps) => self.m_page(req)?.to_bytes(),
+            (Query::Head(req), Protocol::Entries) => self.entries_head(req)?.to_bytes(),
+            (Query::Head(req), Protocol::Steps) => self.step_head(req)?.to_bytes(),
+            (Query::Page(req), Protocol::Entries) => self.entries_page(req)?.to_bytes(),
+            (Query::List(req), Protocol::Steps) => self.list_page(req)?.to_bytes(),
             (Query::Step(v), Protocol::Steps) => self
-                .m_step(*v)?
+                .step_proof_at(*v)?
                 .ok_or(ServeError::NoSuchStep(*v))?
                 .to_bytes(),
-            (Query::ProveAt(d, v), Protocol::Steps) => self.m_prove_at(d, *v)?.to_bytes(),
+            (Query::ProveAt(d, v), Protocol::Steps) => self.past_proof(d, *v)?.to_bytes(),
             (Query::Page(_), Protocol::Steps)
             | (Query::List(_) | Query::Step(_) | Query::ProveAt(..), Protocol::Entries) => {
                 return Err(ServeError::WrongScheme)

@@ -11,32 +11,32 @@ use candor_listing::{
 };
 
 // The one flow of every scheme, seen from tests that run only scheme M.
-fn publish_to_m(
+fn publish_to_steps(
     node: &dyn Listing,
     trusted: &[PublicKey],
     offer: &SignedOffer,
     now: u64,
-) -> Result<(MReceipt, Placement), Misbehaviour> {
+) -> Result<(StepReceipt, Placement), Misbehaviour> {
     publish_to(node, trusted, offer, now).map(step)
 }
 
-fn retrieve_from_m(
+fn retrieve_from_steps(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
     budget: Budget,
     audits: u64,
-) -> Result<MOutcome, Misbehaviour> {
+) -> Result<StepOutcome, Misbehaviour> {
     retrieve_from(node, trusted, item, Reading::new(budget).audits(audits)).map(steps)
 }
 
-fn monitor_m(
+fn monitor_steps(
     node: &dyn Listing,
     trusted: &[PublicKey],
     item: &Item,
-    mine: &[(SignedOffer, MReceipt, Placement)],
+    mine: &[(SignedOffer, StepReceipt, Placement)],
     budget: Budget,
-) -> Result<MOutcome, Misbehaviour> {
+) -> Result<StepOutcome, Misbehaviour> {
     let mine: Vec<_> = mine
         .iter()
         .map(|(o, r, p)| (o.clone(), PublishReceipt::Step(Box::new(r.clone()), *p)))
@@ -74,7 +74,7 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
     let sellers: Vec<Keypair> = (0..4)
         .map(|_| Keypair::generate(&mut rand_core::OsRng))
         .collect();
-    let mut mine: Vec<(SignedOffer, MReceipt, Placement)> = Vec::new();
+    let mut mine: Vec<(SignedOffer, StepReceipt, Placement)> = Vec::new();
     let mut serial = 0;
     for round in 0..6 {
         let offers: Vec<SignedOffer> = (0..20)
@@ -94,16 +94,16 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
         // One step for the whole batch; every seller verifies the whole step.
         for (o, r) in offers.iter().zip(node.publish_all(&offers, NOW)) {
             let r = r.unwrap().as_step().unwrap().clone();
-            let p = check_m_receipt(&m.trusted, node.peer(), node.certificate(), o, &r).unwrap();
+            let p = check_step_receipt(&m.trusted, node.peer(), node.certificate(), o, &r).unwrap();
             mine.push((o.clone(), r, p));
         }
     }
     // A single publish through the flow, as a remote seller would.
     let extra = SignedOffer::sign(&sellers[0], &items[0], 1, Currency::EUR, 1, NOW + 3600, 999);
-    let (r, p) = publish_to_m(&node, &m.trusted, &extra, NOW).unwrap();
+    let (r, p) = publish_to_steps(&node, &m.trusted, &extra, NOW).unwrap();
     mine.push((extra, r, p));
     for item in &items {
-        let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 3).unwrap();
+        let out = retrieve_from_steps(&node, &m.trusted, item, Budget::default(), 3).unwrap();
         let expected: Vec<&SignedOffer> = mine
             .iter()
             .filter(|(o, _, _)| o.offer.key == item.key())
@@ -117,7 +117,7 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
             .filter(|(o, _, _)| o.offer.key == item.key())
             .cloned()
             .collect();
-        monitor_m(&node, &m.trusted, item, &own, Budget::default()).unwrap();
+        monitor_steps(&node, &m.trusted, item, &own, Budget::default()).unwrap();
     }
     // Restart on the same files: the tree is replayed and everything still verifies.
     drop(node);
@@ -135,8 +135,8 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
             .filter(|(o, _, _)| o.offer.key == item.key())
             .cloned()
             .collect();
-        monitor_m(&node, &m.trusted, item, &own, Budget::default()).unwrap();
-        let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 7).unwrap();
+        monitor_steps(&node, &m.trusted, item, &own, Budget::default()).unwrap();
+        let out = retrieve_from_steps(&node, &m.trusted, item, Budget::default(), 7).unwrap();
         assert!((out.detection - 1.0).abs() < 1e-9);
     }
     // A scheme-B query to an M node is refused, typed.
@@ -165,7 +165,7 @@ fn an_m_node_rejects_nothing_valid_and_refuses_invalid_offers() {
     assert!(r[0].is_err() && r[1].is_err());
     let receipt = r[2].as_ref().unwrap().as_step().unwrap();
     assert_eq!(receipt.step.batch.len(), 1);
-    check_m_receipt(&m.trusted, node.peer(), node.certificate(), &good, receipt).unwrap();
+    check_step_receipt(&m.trusted, node.peer(), node.certificate(), &good, receipt).unwrap();
 }
 
 #[test]
@@ -233,13 +233,13 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
         let recovered = !matches!(crash, CrashAt::AfterPending);
         let mut total = 0;
         for item in items().iter().take(3) {
-            let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 5).unwrap();
+            let out = retrieve_from_steps(&node, &m.trusted, item, Budget::default(), 5).unwrap();
             total += out.offers.len();
         }
         assert_eq!(total, if recovered { 9 } else { 5 });
         // Publishing goes on after the restart.
         let third = SignedOffer::sign(&s, &items()[0], 77, Currency::EUR, 1, NOW + 99, 999);
-        publish_to_m(&node, &m.trusted, &third, NOW).unwrap();
+        publish_to_steps(&node, &m.trusted, &third, NOW).unwrap();
     }
 }
 
@@ -445,12 +445,12 @@ proptest::proptest! {
         }
         let mut gaps = 0;
         for item in items.iter().take(3) {
-            let out = retrieve_from_m(&node, &m.trusted, item, Budget::default(), 1000).unwrap();
+            let out = retrieve_from_steps(&node, &m.trusted, item, Budget::default(), 1000).unwrap();
             proptest::prop_assert_eq!(out.offers.len(), stored.get(&item.key()).copied().unwrap_or(0));
             gaps = gaps.max(out.gaps.len());
         }
         proptest::prop_assert_eq!(gaps, lost, "every gap step is seen when every value is audited");
         let last = SignedOffer::sign(&s, &items[0], 1, Currency::EUR, 1, NOW + 99, serial + 1);
-        publish_to_m(&node, &m.trusted, &last, NOW).unwrap();
+        publish_to_steps(&node, &m.trusted, &last, NOW).unwrap();
     }
 }

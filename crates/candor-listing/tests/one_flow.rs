@@ -135,7 +135,7 @@ fn a_node_refuses_the_other_protocols_queries() {
     let mm = m.node(Scheme::Merkle, 1, 1);
     let key = target().key();
     for q in [
-        Query::List(MPageRequest {
+        Query::List(ListRequest {
             item: key,
             from: 0,
             count: 1,
@@ -340,7 +340,7 @@ impl Listing for OtherPages<'_> {
         match query {
             Query::Page(_) => Listing::ask(
                 self.other,
-                &Query::List(MPageRequest {
+                &Query::List(ListRequest {
                     item: key,
                     from: 0,
                     count: 4,

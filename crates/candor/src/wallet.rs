@@ -1,8 +1,8 @@
 //! The seller's wallet: its offers and the receipts listing nodes gave for them, in redb.
 
 use candor_core::{
-    Decode, Digest, Encode, ItemKey, MReceipt, PeerId, Placement, Reader, Receipt, SignedInc,
-    SignedOffer, Writer,
+    Decode, Digest, Encode, ItemKey, PeerId, Placement, Reader, Receipt, SignedInc, SignedOffer,
+    StepReceipt, Writer,
 };
 use candor_listing::PublishReceipt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -53,7 +53,7 @@ impl Entry {
             let rc = match r.u8("receipt kind")? {
                 1 => PublishReceipt::Entry(Receipt::from_bytes(r.bytes16(4096, "receipt")?)?),
                 2 => {
-                    let m = MReceipt::from_bytes(r.bytes32(8 << 20, "receipt")?)?;
+                    let m = StepReceipt::from_bytes(r.bytes32(8 << 20, "receipt")?)?;
                     let pl = Placement {
                         item: ItemKey(Digest(r.array("item")?)),
                         index: r.u64("index")?,

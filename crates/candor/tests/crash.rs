@@ -149,7 +149,7 @@ fn killed_at_random_points(scheme: &str, tpm: Option<(&candor_tpm::Swtpm, &cando
 
     let mut rng = rand::thread_rng();
     let mut receipts: Vec<(SignedOffer, Receipt)> = Vec::new();
-    let mut m_receipts: Vec<(SignedOffer, MReceipt)> = Vec::new();
+    let mut step_receipts: Vec<(SignedOffer, StepReceipt)> = Vec::new();
     let mut restarts = 0;
     for _ in 0..8 {
         let lines = run_and_kill(&data, rng.gen_range(40..400));
@@ -161,9 +161,9 @@ fn killed_at_random_points(scheme: &str, tpm: Option<(&candor_tpm::Swtpm, &cando
                 Some("MRECEIPT") => {
                     let o = SignedOffer::from_bytes(&hex::decode(parts.next().unwrap()).unwrap())
                         .unwrap();
-                    let r =
-                        MReceipt::from_bytes(&hex::decode(parts.next().unwrap()).unwrap()).unwrap();
-                    m_receipts.push((o, r));
+                    let r = StepReceipt::from_bytes(&hex::decode(parts.next().unwrap()).unwrap())
+                        .unwrap();
+                    step_receipts.push((o, r));
                 }
                 Some("RECEIPT") => {
                     let o = SignedOffer::from_bytes(&hex::decode(parts.next().unwrap()).unwrap())
@@ -184,7 +184,7 @@ fn killed_at_random_points(scheme: &str, tpm: Option<(&candor_tpm::Swtpm, &cando
         "the node restarted cleanly only {restarts} times"
     );
     assert!(
-        !receipts.is_empty() || !m_receipts.is_empty(),
+        !receipts.is_empty() || !step_receipts.is_empty(),
         "no receipt was printed before the kills"
     );
 
@@ -209,7 +209,7 @@ fn killed_at_random_points(scheme: &str, tpm: Option<(&candor_tpm::Swtpm, &cando
                 &cert,
                 &trusted,
                 &receipts,
-                &m_receipts,
+                &step_receipts,
                 restarts,
             );
         }
@@ -229,7 +229,7 @@ fn killed_at_random_points(scheme: &str, tpm: Option<(&candor_tpm::Swtpm, &cando
                 &cert,
                 &trusted,
                 &receipts,
-                &m_receipts,
+                &step_receipts,
                 restarts,
             );
         }
@@ -246,7 +246,7 @@ fn check_node<D: candor_device::TrustedDevice>(
     cert: &SignedCertificate,
     trusted: &[PublicKey],
     receipts: &[(SignedOffer, Receipt)],
-    m_receipts: &[(SignedOffer, MReceipt)],
+    step_receipts: &[(SignedOffer, StepReceipt)],
     restarts: usize,
 ) {
     let software = matches!(cert.cert.device, DeviceKey::Software(_));
@@ -263,8 +263,8 @@ fn check_node<D: candor_device::TrustedDevice>(
         .unwrap() else {
             panic!("a scheme-M node answered as B/C")
         };
-        for (o, r) in m_receipts {
-            let p = check_m_receipt(trusted, &cert.cert.peer, cert, o, r).unwrap();
+        for (o, r) in step_receipts {
+            let p = check_step_receipt(trusted, &cert.cert.peer, cert, o, r).unwrap();
             check_monitor(r, o, &p, &out).unwrap();
         }
         assert!(
@@ -273,7 +273,7 @@ fn check_node<D: candor_device::TrustedDevice>(
         );
         eprintln!(
             "{} M receipts across {restarts} clean restarts; t = {}, {} gap step(s)",
-            m_receipts.len(),
+            step_receipts.len(),
             out.t,
             out.gaps.len()
         );

@@ -9,7 +9,7 @@
 //!   new_root of the step before, the transition of every touched key from its old list to the
 //!   old list plus its batch offers (no other key changes), and batch_root over exactly the
 //!   batch; then its own offer's index k in d's list and the chain prefix up to k;
-//! - the buyer at retrieve ([`crate::MRetrieval`]): `Read(t, nonce)`, `Inc(t)` and its step header,
+//! - the buyer at retrieve ([`crate::StepRetrieval`]): `Read(t, nonce)`, `Inc(t)` and its step header,
 //!   and a proof for d under that root — membership with d's full list, or an empty branch;
 //!   then audits of s sampled steps, with π = s / (t − base) for the worst case reported;
 //! - the seller monitoring: an ordinary retrieve, and its offer still at index k with the same

@@ -3,7 +3,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-/// A step made by [`MState::prepare`], waiting for its `Inc`.
+/// A step made by [`StepState::prepare`], waiting for its `Inc`.
 #[derive(Debug, Clone)]
 pub struct PreparedStep {
     /// The header the `Inc` must bind.
@@ -21,7 +21,7 @@ pub struct PreparedStep {
 /// A listing node's scheme-M state: the tree, every item's leaf, the last step. Pure: the
 /// node persists steps and lists and replays them into a fresh state on open.
 #[derive(Debug, Clone)]
-pub struct MState {
+pub struct StepState {
     // Fields are visible to the module's tests (which forge states), nowhere else.
     pub(super) tree: Smt,
     /// Snapshots of the tree after recent steps (copy-on-write, so cheap), for proofs under
@@ -36,7 +36,7 @@ pub struct MState {
     pub(super) gaps: Vec<SignedStep>,
 }
 
-impl MState {
+impl StepState {
     /// The state at the counter's base value: the empty map.
     pub fn new(counter: CertifiedCounter) -> Self {
         Self {
@@ -72,7 +72,7 @@ impl MState {
     }
 
     /// This state's tree and leaves, with `last` as the step at its value.
-    pub fn with_tree_of(mut self, other: MState, last: SignedStep) -> Self {
+    pub fn with_tree_of(mut self, other: StepState, last: SignedStep) -> Self {
         self.tree = other.tree;
         self.leaves = other.leaves;
         self.counter = other.counter;
@@ -141,9 +141,9 @@ impl MState {
 
     /// The head a node answers a retrieve of `d` with: its certificate, the `Read` its
     /// device just signed, the last step, d's leaf and proof, and the chain's gap steps.
-    pub fn head(&self, cert: SignedCertificate, read: SignedRead, d: &ItemKey) -> MHead {
+    pub fn head(&self, cert: SignedCertificate, read: SignedRead, d: &ItemKey) -> StepHead {
         let (leaf, proof) = self.prove(d);
-        MHead {
+        StepHead {
             cert,
             read,
             step: self.last.clone(),
@@ -154,7 +154,7 @@ impl MState {
     }
 
     /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys):
-    /// the tree and leaves take the batch now (one pass of hashing); [`MState::apply`] then
+    /// the tree and leaves take the batch now (one pass of hashing); [`StepState::apply`] then
     /// records the step with its `Inc`. If the device or the store fails in between, the
     /// caller must rebuild the state from its stored steps.
     pub fn prepare(&mut self, batch: Vec<(ItemKey, Vec<u8>)>) -> PreparedStep {

@@ -288,7 +288,7 @@ pub struct Placement {
 
 /// A seller's receipt in scheme M: the whole step (kept as evidence) and where its offer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MReceipt {
+pub struct StepReceipt {
     /// The certificate's id.
     pub cert_id: Digest,
     /// The step, as verified.
@@ -297,7 +297,7 @@ pub struct MReceipt {
     pub position: u32,
 }
 
-impl Encode for MReceipt {
+impl Encode for StepReceipt {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION)
             .fixed(self.cert_id.as_bytes())
@@ -306,7 +306,7 @@ impl Encode for MReceipt {
     }
 }
 
-impl Decode for MReceipt {
+impl Decode for StepReceipt {
     const WHAT: &'static str = "M receipt";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
@@ -323,7 +323,7 @@ impl Decode for MReceipt {
 
 /// The node's first answer to a scheme-M retrieve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MHead {
+pub struct StepHead {
     /// The certificate.
     pub cert: SignedCertificate,
     /// `Read(t, nonce)`.
@@ -338,7 +338,7 @@ pub struct MHead {
     pub gaps: Vec<SignedStep>,
 }
 
-impl Encode for MHead {
+impl Encode for StepHead {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).bytes32(&self.cert.to_bytes());
         self.read.encode_to(w);
@@ -352,7 +352,7 @@ impl Encode for MHead {
     }
 }
 
-impl Decode for MHead {
+impl Decode for StepHead {
     const WHAT: &'static str = "M head";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
@@ -389,7 +389,7 @@ impl Decode for MHead {
 /// leaf then (how many offers its list held, and their chain), and the proof of that leaf.
 /// The list itself comes in pages, after the leaf is checked ([`crate::past_len`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MPast {
+pub struct PastProof {
     /// The node's certificate.
     pub cert: SignedCertificate,
     /// The step (None at the base value, whose root is the empty root).
@@ -402,7 +402,7 @@ pub struct MPast {
     pub proof: MultiProof,
 }
 
-impl Encode for MPast {
+impl Encode for PastProof {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).bytes32(&self.cert.to_bytes()).u64(self.value);
         encode_opt_step(w, &self.step);
@@ -411,7 +411,7 @@ impl Encode for MPast {
     }
 }
 
-impl Decode for MPast {
+impl Decode for PastProof {
     const WHAT: &'static str = "past proof";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;

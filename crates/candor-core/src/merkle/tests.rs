@@ -4,10 +4,10 @@ use crate::item::Item;
 use crate::keys::Keypair;
 use crate::keys::PublicKey;
 use crate::kind::Kind;
-use crate::m_retrieve::{check_monitor, MOutcome, MPage, MRetrieval};
 use crate::misbehaviour::Misbehaviour;
 use crate::offer::Currency;
 use crate::offer::SignedOffer;
+use crate::retrieve::steps::{check_monitor, ListPage, StepOutcome, StepRetrieval};
 use crate::statement::Ed25519StatementSigner;
 use crate::verify::*;
 use rand_core::OsRng;
@@ -16,7 +16,7 @@ struct Node {
     signer: Ed25519StatementSigner,
     cert: SignedCertificate,
     trusted: Vec<PublicKey>,
-    state: MState,
+    state: StepState,
     lists: BTreeMap<ItemKey, Vec<Vec<u8>>>,
     steps: BTreeMap<u64, StepProof>,
 }
@@ -37,7 +37,7 @@ impl Node {
         let cert = auth
             .certify(&mut Registry::default(), &req, [1; 32], 0)
             .unwrap();
-        let state = MState::new(cert.cert.counters[0]);
+        let state = StepState::new(cert.cert.counters[0]);
         Self {
             signer,
             trusted: vec![auth.public()],
@@ -52,7 +52,7 @@ impl Node {
         self.signer.peer().clone()
     }
 
-    fn publish(&mut self, offers: &[SignedOffer]) -> Vec<MReceipt> {
+    fn publish(&mut self, offers: &[SignedOffer]) -> Vec<StepReceipt> {
         let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
         let p = self.state.prepare(batch);
         let inc = self
@@ -65,7 +65,7 @@ impl Node {
         }
         self.steps.insert(sp.step.header.value, sp.clone());
         (0..offers.len() as u32)
-            .map(|position| MReceipt {
+            .map(|position| StepReceipt {
                 cert_id: self.cert.id(),
                 step: std::sync::Arc::new(sp.clone()),
                 position,
@@ -73,7 +73,7 @@ impl Node {
             .collect()
     }
 
-    fn head(&self, item: &Item, nonce: [u8; 32]) -> MHead {
+    fn head(&self, item: &Item, nonce: [u8; 32]) -> StepHead {
         self.state.head(
             self.cert.clone(),
             self.signer.sign_read(0, self.state.value(), nonce),
@@ -81,7 +81,7 @@ impl Node {
         )
     }
 
-    fn retrieve(&self, item: &Item, audits: u64) -> Result<MOutcome, Misbehaviour> {
+    fn retrieve(&self, item: &Item, audits: u64) -> Result<StepOutcome, Misbehaviour> {
         self.retrieve_with(item, audits, |h| h, |_, l| l.to_vec())
     }
 
@@ -89,15 +89,15 @@ impl Node {
         &self,
         item: &Item,
         audits: u64,
-        head_f: impl Fn(MHead) -> MHead,
+        head_f: impl Fn(StepHead) -> StepHead,
         list_f: impl Fn(&ItemKey, &[Vec<u8>]) -> Vec<Vec<u8>>,
-    ) -> Result<MOutcome, Misbehaviour> {
-        let mut r = MRetrieval::new(
+    ) -> Result<StepOutcome, Misbehaviour> {
+        let mut r = StepRetrieval::new(
             self.trusted.clone(),
             self.peer(),
             item.clone(),
             [9; 32],
-            crate::buyer::Budget::default(),
+            crate::retrieve::Budget::default(),
         );
         let head = head_f(self.head(item, [9; 32]));
         let mut next = r.on_head_bytes(&head.to_bytes())?;
@@ -109,7 +109,7 @@ impl Node {
                 .unwrap_or(&[]),
         );
         while let Some(req) = next {
-            let page = MPage {
+            let page = ListPage {
                 offers: list
                     .iter()
                     .skip(req.from as usize)
@@ -180,7 +180,7 @@ fn a_gap_step_covers_lost_values_and_honest_nodes_pass_every_audit() {
     assert_eq!((out.gaps[0].first, out.gaps[0].last), (7, 9));
     let o = offer(&seller, &items[1], 20);
     let r = node.publish(std::slice::from_ref(&o));
-    check_m_receipt(&node.trusted, &node.peer(), &node.cert, &o, &r[0]).unwrap();
+    check_step_receipt(&node.trusted, &node.peer(), &node.cert, &o, &r[0]).unwrap();
     let out = node.retrieve(&items[0], 100).unwrap();
     assert_eq!(
         out.audited.len(),
@@ -204,7 +204,7 @@ fn cheating_with_gap_steps_is_caught() {
     let alice = Keypair::generate(&mut OsRng);
     let oa = offer(&alice, &items[0], 10);
     let ra = node.publish(std::slice::from_ref(&oa));
-    let pa = check_m_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+    let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
     node.publish(&[offer(&alice, &items[1], 11)]);
     // A gap step that holds offers.
     let mut stuffed = node.state.clone().prepare_gap(10);
@@ -239,12 +239,12 @@ fn cheating_with_gap_steps_is_caught() {
         let inc = node.signer.sign_inc(0, 10, p.header.payload(&node.peer()));
         n2.apply(p, inc)
     };
-    let mut r = MRetrieval::new(
+    let mut r = StepRetrieval::new(
         node.trusted.clone(),
         node.peer(),
         items[0].clone(),
         [9; 32],
-        crate::buyer::Budget::default(),
+        crate::retrieve::Budget::default(),
     );
     r.on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
         .unwrap();
@@ -255,7 +255,7 @@ fn cheating_with_gap_steps_is_caught() {
     // A gap step over the receipted steps: the node restarts from the base's empty tree,
     // covering steps 6 and 7 as "lost". Buyers see a consistent answer; Alice's monitor
     // finds her offer gone and holds transferable removal evidence.
-    node.state = MState::new(node.cert.cert.counters[0]);
+    node.state = StepState::new(node.cert.cert.counters[0]);
     node.lists.clear();
     node.gap_step(8);
     let out = node.retrieve(&items[0], 0).unwrap();
@@ -285,7 +285,7 @@ fn honest_steps_verify_for_sellers_buyers_and_auditors() {
             .collect();
         let receipts = node.publish(&batch);
         for (o, r) in batch.iter().zip(&receipts) {
-            let p = check_m_receipt(&node.trusted, &node.peer(), &node.cert, o, r).unwrap();
+            let p = check_step_receipt(&node.trusted, &node.peer(), &node.cert, o, r).unwrap();
             all.push((o.clone(), p, r.clone()));
         }
     }
@@ -392,7 +392,7 @@ fn a_later_step_that_drops_an_offer_is_caught() {
     let alice = Keypair::generate(&mut OsRng);
     let bob = Keypair::generate(&mut OsRng);
     let ra = node.publish(&[offer(&alice, &items[0], 50)]);
-    let pa = check_m_receipt(
+    let pa = check_step_receipt(
         &node.trusted,
         &node.peer(),
         &node.cert,
@@ -406,7 +406,7 @@ fn a_later_step_that_drops_an_offer_is_caught() {
     let rb = node.publish(&[offer(&bob, &items[0], 40)]);
     // Bob, verifying his step, sees the old leaf claimed absent under a root where it is
     // present: caught at publish.
-    let err = check_m_receipt(
+    let err = check_step_receipt(
         &node.trusted,
         &node.peer(),
         &node.cert,
@@ -445,13 +445,13 @@ fn a_step_that_leaves_out_a_batch_offer_or_changes_another_key_is_caught_by_sell
     let a = offer(&alice, &items[0], 10);
     let s = offer(&sybil, &items[1], 11);
     let receipts = node.publish(&[a.clone(), s.clone()]);
-    check_m_receipt(&node.trusted, &node.peer(), &node.cert, &a, &receipts[0]).unwrap();
+    check_step_receipt(&node.trusted, &node.peer(), &node.cert, &a, &receipts[0]).unwrap();
     // The receipt's step with the sybil's offer taken out of the batch (the proof then
     // leaves out another seller's offer): batch_root and the transition no longer fit.
     let mut r = receipts[0].clone();
     std::sync::Arc::make_mut(&mut r.step).batch.remove(1);
     assert_eq!(
-        check_m_receipt(&node.trusted, &node.peer(), &node.cert, &a, &r)
+        check_step_receipt(&node.trusted, &node.peer(), &node.cert, &a, &r)
             .unwrap_err()
             .kind(),
         Kind::BadStep
@@ -525,18 +525,18 @@ fn a_bad_step_is_caught_by_audits_at_the_predicted_rate() {
     let mut caught = 0;
     for seed in 0..runs {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut r = MRetrieval::new(
+        let mut r = StepRetrieval::new(
             node.trusted.clone(),
             node.peer(),
             items[0].clone(),
             [9; 32],
-            crate::buyer::Budget::default(),
+            crate::retrieve::Budget::default(),
         );
         let head = node.head(&items[0], [9; 32]);
         let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
         let list = node.lists.get(&items[0].key()).cloned().unwrap_or_default();
         while let Some(req) = next {
-            let page = MPage {
+            let page = ListPage {
                 offers: list
                     .iter()
                     .skip(req.from as usize)
@@ -574,19 +574,19 @@ fn a_removal_is_caught_before_any_audit_is_asked() {
     let alice = Keypair::generate(&mut OsRng);
     let oa = offer(&alice, &items[0], 10);
     let ra = node.publish(std::slice::from_ref(&oa));
-    let pa = check_m_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+    let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
     node.publish(&[offer(&alice, &items[1], 11)]);
     // The node restarts from the empty tree and covers the receipted steps with a gap step:
     // buyers see a consistent answer without Alice's offer.
-    node.state = MState::new(node.cert.cert.counters[0]);
+    node.state = StepState::new(node.cert.cert.counters[0]);
     node.lists.clear();
     node.gap_step(8);
-    let mut r = MRetrieval::new(
+    let mut r = StepRetrieval::new(
         node.trusted.clone(),
         node.peer(),
         items[0].clone(),
         [9; 32],
-        crate::buyer::Budget::default(),
+        crate::retrieve::Budget::default(),
     );
     let head = node.head(&items[0], [9; 32]);
     assert!(
@@ -604,19 +604,20 @@ fn a_removal_is_caught_before_any_audit_is_asked() {
     // An intact placement passes the same check.
     let mut honest = Node::new();
     let rb = honest.publish(std::slice::from_ref(&oa));
-    let pb = check_m_receipt(&honest.trusted, &honest.peer(), &honest.cert, &oa, &rb[0]).unwrap();
-    let mut r = MRetrieval::new(
+    let pb =
+        check_step_receipt(&honest.trusted, &honest.peer(), &honest.cert, &oa, &rb[0]).unwrap();
+    let mut r = StepRetrieval::new(
         honest.trusted.clone(),
         honest.peer(),
         items[0].clone(),
         [9; 32],
-        crate::buyer::Budget::default(),
+        crate::retrieve::Budget::default(),
     );
     let mut next = r
         .on_head_bytes(&honest.head(&items[0], [9; 32]).to_bytes())
         .unwrap();
     while let Some(req) = next {
-        let page = MPage {
+        let page = ListPage {
             offers: honest.lists[&items[0].key()]
                 .iter()
                 .skip(req.from as usize)

@@ -7,12 +7,15 @@ use crate::cert::SignedCertificate;
 use crate::encoding::{Decode, DecodeError, Reader};
 
 mod evidence;
+mod receipts;
+pub(crate) mod statements;
 mod steps;
 
+pub use receipts::check_receipt;
 pub use steps::*;
 
 /// The certificate a retrieve head of any scheme opens with. Every head (B/C's
-/// [`crate::RetrieveHead`], M's `MHead`) is its version byte, then the node's certificate: a checker
+/// [`crate::RetrieveHead`], M's `StepHead`) is its version byte, then the node's certificate: a checker
 /// reads the certificate first, picks the verifier the certificate's scheme names, and decodes
 /// the rest only with that verifier's decoder, so a head of another scheme than the
 /// certificate's fails to decode and is never checked by the wrong rules.

@@ -25,7 +25,7 @@ pub(crate) fn check_signed_step(
     s: &SignedStep,
 ) -> Result<(), Misbehaviour> {
     let inc = &s.inc.inc;
-    crate::checks::check_inc(cert, peer, counter, &s.inc)?;
+    crate::verify::statements::check_inc(cert, peer, counter, &s.inc)?;
     if s.header.counter != counter.id {
         return Err(Misbehaviour::WrongCounter {
             expected: counter.id,
@@ -73,7 +73,7 @@ pub fn verify_step(
     peer: &PeerId,
     sp: &StepProof,
 ) -> Result<Vec<Placement>, Misbehaviour> {
-    let counter = crate::checks::require_stepped(cert)?;
+    let counter = crate::verify::statements::require_stepped(cert)?;
     check_signed_step(cert, peer, &counter, &sp.step)?;
     let h = &sp.step.header;
     if h.prev_value < counter.initial || h.prev_value >= h.value {
@@ -208,12 +208,12 @@ pub fn verify_step(
 }
 
 /// The seller's check of an M receipt: the whole step verifies and holds its offer.
-pub fn check_m_receipt(
+pub fn check_step_receipt(
     trusted: &[PublicKey],
     peer: &PeerId,
     cert: &SignedCertificate,
     offer: &SignedOffer,
-    receipt: &MReceipt,
+    receipt: &StepReceipt,
 ) -> Result<Placement, Misbehaviour> {
     cert.verify_for(trusted, peer)?;
     if receipt.cert_id != cert.id() {
@@ -244,7 +244,8 @@ pub(crate) fn verify_removal(
     let p = placements
         .get(position as usize)
         .ok_or("no offer at that position")?;
-    let counter = crate::checks::require_stepped(cert).map_err(|_| "not a scheme-M certificate")?;
+    let counter = crate::verify::statements::require_stepped(cert)
+        .map_err(|_| "not a scheme-M certificate")?;
     check_signed_step(cert, peer, &counter, later)
         .map_err(|_| "the later step is not signed by the device")?;
     if later.header.value < receipt.step.header.value {
@@ -283,10 +284,10 @@ pub fn past_len(
     peer: &PeerId,
     item: &Item,
     value: u64,
-    past: &MPast,
+    past: &PastProof,
 ) -> Result<u64, Misbehaviour> {
     past.cert.verify_for(trusted, peer)?;
-    let counter = crate::checks::require_stepped(&past.cert)?;
+    let counter = crate::verify::statements::require_stepped(&past.cert)?;
     if past.value != value {
         return Err(Misbehaviour::BadStep(
             "the proof is under another step than the one asked for",
@@ -307,7 +308,7 @@ pub fn verify_past(
     peer: &PeerId,
     item: &Item,
     value: u64,
-    past: &MPast,
+    past: &PastProof,
     list: &[Vec<u8>],
 ) -> Result<Vec<SignedOffer>, Misbehaviour> {
     let n = past_len(trusted, peer, item, value, past)?;

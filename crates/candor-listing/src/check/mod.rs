@@ -14,8 +14,8 @@ pub use steps::retrieve_at;
 
 use crate::listing::{Listing, PublishAnswer, Query, Refusal};
 use candor_core::{
-    head_certificate, Budget, Decode, Item, MOutcome, MReceipt, Misbehaviour, Outcome, Placement,
-    Protocol, PublicKey, Receipt, RetrieveRequest, SignedCertificate, SignedInc, SignedOffer,
+    head_certificate, Budget, Decode, Item, Misbehaviour, Outcome, Placement, Protocol, PublicKey,
+    Receipt, RetrieveRequest, SignedCertificate, SignedInc, SignedOffer, StepOutcome, StepReceipt,
 };
 
 /// Steps a buyer audits per scheme-M retrieve unless told otherwise.
@@ -77,7 +77,7 @@ pub enum PublishReceipt {
     /// Schemes B and C: the entry's `Inc`.
     Entry(Receipt),
     /// Scheme M: the whole step, and where the offer landed in its item's list.
-    Step(Box<MReceipt>, Placement),
+    Step(Box<StepReceipt>, Placement),
 }
 
 impl PublishReceipt {
@@ -105,7 +105,7 @@ pub enum RetrieveOutcome {
     /// Schemes B and C: every value of the item's counter, checked.
     Entries(Outcome),
     /// Scheme M: the item's list under the step at t, and the audits.
-    Steps(MOutcome),
+    Steps(StepOutcome),
 }
 
 impl RetrieveOutcome {

@@ -1,12 +1,12 @@
 //! Scheme M: a receipt is the whole step; a retrieve is the item's list under the step at t
-//! (the core's [`MRetrieval`]), then steps drawn at random and checked whole.
+//! (the core's [`StepRetrieval`]), then steps drawn at random and checked whole.
 
 use super::Opened;
 use crate::listing::{Listing, Query, Refusal};
 use candor_core::{
-    check_m_receipt, past_len, verify_past, BudgetKind, Decode, Item, MOutcome, MPage,
-    MPageRequest, MPast, MReceipt, MRetrieval, Misbehaviour, PeerId, Placement, PublicKey,
-    SignedCertificate, SignedOffer, MAX_LIST_PAGE,
+    check_step_receipt, past_len, verify_past, BudgetKind, Decode, Item, ListPage, ListRequest,
+    Misbehaviour, PastProof, PeerId, Placement, PublicKey, SignedCertificate, SignedOffer,
+    StepOutcome, StepReceipt, StepRetrieval, MAX_LIST_PAGE,
 };
 
 /// The seller's check of a publish answer from a node whose certificate names M: the whole
@@ -17,9 +17,9 @@ pub(super) fn check_publish(
     cert: &SignedCertificate,
     offer: &SignedOffer,
     receipt: &[u8],
-) -> Result<(MReceipt, Placement), Misbehaviour> {
-    let receipt = MReceipt::from_bytes(receipt)?;
-    let placement = check_m_receipt(trusted, peer, cert, offer, &receipt)?;
+) -> Result<(StepReceipt, Placement), Misbehaviour> {
+    let receipt = StepReceipt::from_bytes(receipt)?;
+    let placement = check_step_receipt(trusted, peer, cert, offer, &receipt)?;
     Ok((receipt, placement))
 }
 
@@ -30,9 +30,9 @@ pub(super) fn check_publish(
 /// the audits; it audits like a buyer, so a node cannot tell the two apart by their requests.
 pub(super) fn read(
     o: Opened<'_>,
-    mine: &[(SignedOffer, MReceipt, Placement)],
-) -> Result<MOutcome, Misbehaviour> {
-    let mut r = MRetrieval::new(
+    mine: &[(SignedOffer, StepReceipt, Placement)],
+) -> Result<StepOutcome, Misbehaviour> {
+    let mut r = StepRetrieval::new(
         o.trusted.to_vec(),
         o.node.peer(),
         o.item.clone(),
@@ -72,7 +72,7 @@ pub fn retrieve_at(
         .ask(&Query::ProveAt(item.key(), value))
         .map_err(Refusal::into_misbehaviour)?;
     let mut taken = bytes.len() as u64;
-    let past = MPast::from_bytes(&bytes)?;
+    let past = PastProof::from_bytes(&bytes)?;
     let n = past_len(trusted, &node.peer(), item, value, &past)?;
     if n > budget.max_entries {
         return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
@@ -81,7 +81,7 @@ pub fn retrieve_at(
     while (list.len() as u64) < n {
         let want = (n - list.len() as u64).min(MAX_LIST_PAGE as u64) as u32;
         let bytes = node
-            .ask(&Query::List(MPageRequest {
+            .ask(&Query::List(ListRequest {
                 item: item.key(),
                 from: list.len() as u64,
                 count: want,
@@ -91,7 +91,7 @@ pub fn retrieve_at(
         if taken > budget.max_bytes {
             return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
         }
-        let page = MPage::from_bytes(&bytes)?;
+        let page = ListPage::from_bytes(&bytes)?;
         if page.offers.is_empty() {
             return Err(Misbehaviour::Truncated {
                 next: list.len() as u64,

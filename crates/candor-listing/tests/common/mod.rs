@@ -148,7 +148,7 @@ pub fn entry(r: PublishReceipt) -> Receipt {
 }
 
 /// The step receipt of a scheme-M publish.
-pub fn step(r: PublishReceipt) -> (MReceipt, Placement) {
+pub fn step(r: PublishReceipt) -> (StepReceipt, Placement) {
     match r {
         PublishReceipt::Step(r, p) => (*r, p),
         PublishReceipt::Entry(_) => panic!("a scheme-B/C receipt where M was expected"),
@@ -164,7 +164,7 @@ pub fn entries(o: RetrieveOutcome) -> Outcome {
 }
 
 /// The outcome of a scheme-M retrieve.
-pub fn steps(o: RetrieveOutcome) -> MOutcome {
+pub fn steps(o: RetrieveOutcome) -> StepOutcome {
     match o {
         RetrieveOutcome::Steps(o) => o,
         RetrieveOutcome::Entries(_) => panic!("a scheme-B/C answer where M was expected"),

@@ -1,4 +1,4 @@
-//! The seller's side of scheme B/C: check a receipt at publish.
+//! The seller's check of a scheme B/C receipt at publish.
 
 use crate::cert::SignedCertificate;
 use crate::encoding::Encode;
@@ -20,13 +20,13 @@ pub fn check_receipt(
     receipt: &Receipt,
 ) -> Result<(), Misbehaviour> {
     cert.verify_for(trusted, peer)?;
-    crate::checks::require_counted(cert)?;
+    crate::verify::statements::require_counted(cert)?;
     if receipt.cert_id != cert.id() {
         return Err(Misbehaviour::BadReceipt("it names another certificate"));
     }
     let inc = &receipt.inc.inc;
     let counter = cert.cert.counter_for(&offer.offer.key);
-    crate::checks::check_inc(cert, peer, &counter, &receipt.inc)?;
+    crate::verify::statements::check_inc(cert, peer, &counter, &receipt.inc)?;
     if inc.payload != entry_payload(peer, counter.id, &offer.to_bytes()) {
         return Err(Misbehaviour::BadReceipt("the Inc does not bind this offer"));
     }

@@ -14,11 +14,11 @@
 //! Either the outcome holds exactly the offers for d the node counted (the paper's Eq. 1), or
 //! the session ends with a [`Misbehaviour`].
 
+use super::{Budget, GapReport};
 use crate::cert::{CertifiedCounter, SignedCertificate};
 use crate::encoding::{Decode, Encode};
 use crate::entry::{
-    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead,
-    RetrieveRequest, MAX_PAGE_ITEMS,
+    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead, RetrieveRequest,
 };
 use crate::hash::tags;
 use crate::item::Item;
@@ -27,51 +27,6 @@ use crate::misbehaviour::{entry_fault, BudgetKind, Evidence, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer};
 use crate::statement::SignedInc;
 use std::collections::BTreeMap;
-
-/// How much a buyer will take from one listing node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Most counter values (t − base) it will check (scheme M: most offers of the item).
-    pub max_entries: u64,
-    /// Most bytes of pages it will take.
-    pub max_bytes: u64,
-    /// Most gap notices (scheme M: gap steps) it accepts; a node with more fails with
-    /// [`Misbehaviour::TooManyGaps`], never "over budget".
-    pub max_gaps: u32,
-    /// Items per page it asks for.
-    pub page_items: u32,
-    /// Most values one scheme-M gap step may skip. An honest node loses at most the step it
-    /// was writing per crash (plus gap steps lost in crashes right after), so a wide gap step
-    /// is a node reverting to an old root, which fails with [`Misbehaviour::GapTooWide`].
-    pub max_gap_width: u64,
-}
-
-/// The default budget per listing node: 64 MiB and 200,000 values (a scheme-B counter holds
-/// ~180,000 offers in 64 MiB; an M or C retrieve of one item needs far less), 64 gaps. With
-/// the default 30 s per node and at most 256 MiB per retrieve across Δ(d), a retrieve fits a
-/// buyer's ordinary machine whatever the listing nodes send.
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            max_entries: 200_000,
-            max_bytes: 64 << 20,
-            max_gaps: 64,
-            page_items: MAX_PAGE_ITEMS as u32,
-            max_gap_width: 16,
-        }
-    }
-}
-
-/// A gap the node reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GapReport {
-    /// The gap notice's `Inc`.
-    pub inc: SignedInc,
-    /// First value covered.
-    pub first: u64,
-    /// Last value covered.
-    pub last: u64,
-}
 
 /// What a successful retrieve yields.
 #[derive(Debug, Clone)]
@@ -214,11 +169,17 @@ impl Retrieval {
             return Err(Misbehaviour::NoAnswer("a second head"));
         }
         head.cert.verify_for(&self.trusted, &self.peer)?;
-        crate::checks::require_counted(&head.cert)?;
+        crate::verify::statements::require_counted(&head.cert)?;
         let cert = &head.cert.cert;
         let counter = cert.counter_for(&self.item.key());
         let read = &head.read.read;
-        crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
+        crate::verify::statements::check_read(
+            &head.cert,
+            &self.peer,
+            &counter,
+            &head.read,
+            &self.nonce,
+        )?;
         if read.value == u64::MAX {
             // A counter at its very end cannot be paged (values are checked up to t + 1).
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));

@@ -3,8 +3,8 @@
 
 use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
 use candor_core::{
-    Decode, Encode, ItemKey, MHead, MPage, MPageRequest, MPast, MReceipt, MState, RetrieveRequest,
-    SignedOffer, StepProof, MAX_BATCH, MAX_LIST_PAGE,
+    Decode, Encode, ItemKey, ListPage, ListRequest, PastProof, RetrieveRequest, SignedOffer,
+    StepHead, StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
 };
 use candor_device::TrustedDevice;
 use candor_store::{Pending, PendingItem};
@@ -49,17 +49,17 @@ fn keyed(batch: &[Vec<u8>]) -> Vec<(ItemKey, Vec<u8>)> {
 }
 
 impl<D: TrustedDevice> ListingNode<D> {
-    fn m_state(&self) -> MutexGuard<'_, Option<MState>> {
+    fn step_state(&self) -> MutexGuard<'_, Option<StepState>> {
         self.m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The state the stored steps replay to.
-    fn replay(&self) -> Result<MState, OpenError> {
+    fn replay(&self) -> Result<StepState, OpenError> {
         self.replay_until(u64::MAX)
     }
 
     /// The state after the stored steps up to `until`.
-    fn replay_until(&self, until: u64) -> Result<MState, OpenError> {
+    fn replay_until(&self, until: u64) -> Result<StepState, OpenError> {
         let counter = self
             .cert
             .cert
@@ -67,7 +67,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             .first()
             .copied()
             .ok_or(OpenError::CertMismatch("no counter"))?;
-        let mut state = MState::new(counter);
+        let mut state = StepState::new(counter);
         for (value, bytes) in self.store.steps(counter.id)? {
             if value > until {
                 break;
@@ -147,7 +147,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         report.dropped += left.len() as u64;
         self.store.commit(&[], &left)?;
         dev.acknowledge(counter.id, state.value())?;
-        *self.m_state() = Some(state);
+        *self.step_state() = Some(state);
         Ok(report)
     }
 
@@ -156,7 +156,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     fn write_gap_step(
         &self,
         dev: &mut D,
-        state: &mut MState,
+        state: &mut StepState,
         first: u64,
         last: u64,
     ) -> Result<(), OpenError> {
@@ -186,7 +186,11 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(())
     }
 
-    fn commit_step(&self, state: &MState, sp: &StepProof) -> Result<(), candor_store::StoreError> {
+    fn commit_step(
+        &self,
+        state: &StepState,
+        sp: &StepProof,
+    ) -> Result<(), candor_store::StoreError> {
         let h = &sp.step.header;
         let _ = state;
         // Each batch offer's list index comes from replaying the placements.
@@ -217,33 +221,33 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a batch of offers as one scheme-M step: pending batch, one device call, one
     /// store commit; every receipt holds the whole step.
-    pub(crate) fn publish_m(
+    pub(crate) fn publish_steps(
         &self,
         offers: &[SignedOffer],
         now: u64,
-    ) -> Vec<Result<MReceipt, PublishError>> {
-        self.publish_m_inner(offers, now, None)
+    ) -> Vec<Result<StepReceipt, PublishError>> {
+        self.publish_steps_inner(offers, now, None)
     }
 
     /// Publishes a step and stops at `crash`, as a crash there would (tests only).
     #[cfg(feature = "fault-injection")]
-    pub(crate) fn publish_m_crashing(
+    pub(crate) fn publish_steps_crashing(
         &self,
         offers: &[SignedOffer],
         now: u64,
         crash: crate::node::CrashAt,
     ) {
-        let _ = self.publish_m_inner(offers, now, Some(crash));
+        let _ = self.publish_steps_inner(offers, now, Some(crash));
     }
 
-    fn publish_m_inner(
+    fn publish_steps_inner(
         &self,
         offers: &[SignedOffer],
         now: u64,
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
-    ) -> Vec<Result<MReceipt, PublishError>> {
+    ) -> Vec<Result<StepReceipt, PublishError>> {
         let vetted = self.vet(offers, now);
-        let mut out: Vec<Result<MReceipt, PublishError>> = Vec::with_capacity(offers.len());
+        let mut out: Vec<Result<StepReceipt, PublishError>> = Vec::with_capacity(offers.len());
         let mut batch = Vec::new();
         let mut slots = Vec::new();
         for (i, (o, v)) in offers.iter().zip(vetted).enumerate() {
@@ -274,7 +278,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.unsettled
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let step = {
-            let mut guard = self.m_state();
+            let mut guard = self.step_state();
             let Some(state) = guard.as_mut() else {
                 return out;
             };
@@ -312,7 +316,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         let sp = std::sync::Arc::new(sp);
         for (pos, &i) in slots.iter().enumerate() {
             if let Some(s) = out.get_mut(i) {
-                *s = Ok(MReceipt {
+                *s = Ok(StepReceipt {
                     cert_id: self.cert_id,
                     step: sp.clone(),
                     position: pos as u32,
@@ -328,7 +332,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     fn count_step(
         &self,
         dev: &mut D,
-        state: &mut MState,
+        state: &mut StepState,
         batch: Vec<(ItemKey, Vec<u8>)>,
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
     ) -> Result<StepProof, PublishError> {
@@ -374,10 +378,10 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Answers a scheme-M retrieve's opening: the certificate, `Read(t, nonce)`, the step at
     /// t and the proof for the item — all under the device lock, so they agree.
-    pub(crate) fn m_head(&self, req: &RetrieveRequest) -> Result<MHead, ServeError> {
+    pub(crate) fn step_head(&self, req: &RetrieveRequest) -> Result<StepHead, ServeError> {
         let mut dev = self.device();
         self.settle(&mut dev).map_err(ServeError::Reconciling)?;
-        let guard = self.m_state();
+        let guard = self.step_state();
         let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
         let counter = state.prev_counter();
         let read = dev.read_sign(counter, req.nonce)?;
@@ -387,9 +391,9 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// A proof for `item` under the root after step `value`, for the last
     /// [`candor_core::MAX_HISTORY`] steps (and the base); older ones are refused with
     /// [`ServeError::HistoryGone`].
-    pub(crate) fn m_prove_at(&self, item: &ItemKey, value: u64) -> Result<MPast, ServeError> {
+    pub(crate) fn past_proof(&self, item: &ItemKey, value: u64) -> Result<PastProof, ServeError> {
         let (proof, counter) = {
-            let guard = self.m_state();
+            let guard = self.step_state();
             let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
             if value > state.value()
                 || value
@@ -430,7 +434,7 @@ impl<D: TrustedDevice> ListingNode<D> {
                 n,
                 chain: candor_core::Digest(chain),
             });
-        Ok(MPast {
+        Ok(PastProof {
             cert: self.cert.clone(),
             step,
             value,
@@ -440,16 +444,16 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// Answers a page of an item's list.
-    pub(crate) fn m_page(&self, req: &MPageRequest) -> Result<MPage, ServeError> {
+    pub(crate) fn list_page(&self, req: &ListRequest) -> Result<ListPage, ServeError> {
         let count = (req.count as usize).clamp(1, MAX_LIST_PAGE);
-        Ok(MPage {
+        Ok(ListPage {
             offers: self.store.list(&req.item.0 .0, req.from, count)?,
         })
     }
 
     /// Answers an audit: the whole step at `value`, with the step before it — or, for a value
     /// a crash lost, the gap step over it.
-    pub(crate) fn m_step(&self, value: u64) -> Result<Option<StepProof>, ServeError> {
+    pub(crate) fn step_proof_at(&self, value: u64) -> Result<Option<StepProof>, ServeError> {
         let counter = self.cert.cert.counters.first().map(|c| c.id).unwrap_or(0);
         let Some((_, b)) = self.store.step_from(counter, value)? else {
             return Ok(None);

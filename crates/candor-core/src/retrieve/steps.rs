@@ -4,10 +4,10 @@
 //! ```text
 //! buyer                                   listing node
 //!   RetrieveRequest { item, nonce }  ──▶
-//!                                    ◀──  MHead { cert, Read(t, nonce), step at t,
+//!                                    ◀──  StepHead { cert, Read(t, nonce), step at t,
 //!                                                 d's leaf and its proof, gap steps }
-//!   MPageRequest { from, count }     ──▶
-//!                                    ◀──  MPage { d's offers from .. }   … until n
+//!   ListRequest { from, count }     ──▶
+//!                                    ◀──  ListPage { d's offers from .. }   … until n
 //!   audit of value v (s drawn)       ──▶
 //!                                    ◀──  StepProof of the step at v, or of the gap step
 //!                                          on the chain to t that skips v
@@ -23,15 +23,15 @@
 //! before it is used: the item's list length comes with the leaf under the signed root, so
 //! "over budget" is reachable only through a list the node has committed to.
 
-use crate::buyer::{Budget, GapReport};
+use super::{Budget, GapReport};
 use crate::cert::{CertifiedCounter, SignedCertificate};
 use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::Digest;
 use crate::item::{Item, ItemKey};
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
-    leaf_of, Leaf, MHead, MReceipt, Placement, SignedStep, StepProof, MAX_GAP_STEPS, MAX_LIST_PAGE,
-    VERSION,
+    leaf_of, Leaf, Placement, SignedStep, StepHead, StepProof, StepReceipt, MAX_GAP_STEPS,
+    MAX_LIST_PAGE, VERSION,
 };
 use crate::misbehaviour::{BudgetKind, Evidence, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
@@ -41,12 +41,12 @@ use crate::verify::{check_signed_step, root_at};
 
 /// A page of an item's list: offers `from ..` in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MPage {
+pub struct ListPage {
     /// Encoded signed offers.
     pub offers: Vec<Vec<u8>>,
 }
 
-impl Encode for MPage {
+impl Encode for ListPage {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION).u16(self.offers.len() as u16);
         for o in &self.offers {
@@ -55,7 +55,7 @@ impl Encode for MPage {
     }
 }
 
-impl Decode for MPage {
+impl Decode for ListPage {
     const WHAT: &'static str = "M page";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
@@ -77,7 +77,7 @@ impl Decode for MPage {
 
 /// A request for offers `from .. from + count` of item `item`'s list (as of the head's step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MPageRequest {
+pub struct ListRequest {
     /// The item.
     pub item: ItemKey,
     /// First index.
@@ -86,7 +86,7 @@ pub struct MPageRequest {
     pub count: u32,
 }
 
-impl Encode for MPageRequest {
+impl Encode for ListRequest {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION)
             .fixed(self.item.0.as_bytes())
@@ -95,7 +95,7 @@ impl Encode for MPageRequest {
     }
 }
 
-impl Decode for MPageRequest {
+impl Decode for ListRequest {
     const WHAT: &'static str = "M page request";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(VERSION, Self::WHAT)?;
@@ -109,7 +109,7 @@ impl Decode for MPageRequest {
 
 /// What a scheme-M retrieve yields.
 #[derive(Debug, Clone)]
-pub struct MOutcome {
+pub struct StepOutcome {
     /// The node's certificate.
     pub cert: SignedCertificate,
     /// The step at t (None at the base value), with the proof for d under its root.
@@ -137,7 +137,7 @@ pub struct MOutcome {
     pub audit_bytes: u64,
 }
 
-impl MOutcome {
+impl StepOutcome {
     /// The offers a buyer can act on at `now`.
     pub fn current(&self, now: u64) -> Vec<Offer> {
         current_offers(self.offers.iter().map(|o| &o.offer), now)
@@ -174,7 +174,7 @@ impl Head {
 
 /// A scheme-M retrieve from one node, as a state machine: head, list pages, audits.
 #[derive(Debug)]
-pub struct MRetrieval {
+pub struct StepRetrieval {
     trusted: Vec<PublicKey>,
     peer: PeerId,
     item: Item,
@@ -201,7 +201,7 @@ fn same(a: &SignedStep, b: &SignedStep) -> bool {
     a.header == b.header && a.inc.inc == b.inc.inc
 }
 
-impl MRetrieval {
+impl StepRetrieval {
     /// Starts a retrieve of `item` from `peer`, with a fresh `nonce`, within `budget` (its
     /// entries bound the item's offers, its bytes the head and the list, its gaps the gap
     /// steps accepted).
@@ -257,16 +257,22 @@ impl MRetrieval {
     }
 
     /// Takes the head (encoded). Returns the first list page to ask for, if any.
-    pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
+    pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<ListRequest>, Misbehaviour> {
         if self.head.is_some() {
             return Err(Misbehaviour::NoAnswer("a second head"));
         }
         self.take_bytes(bytes.len())?;
-        let head = MHead::from_bytes(bytes)?;
+        let head = StepHead::from_bytes(bytes)?;
         head.cert.verify_for(&self.trusted, &self.peer)?;
-        let counter = crate::checks::require_stepped(&head.cert)?;
+        let counter = crate::verify::statements::require_stepped(&head.cert)?;
         let read = &head.read.read;
-        crate::checks::check_read(&head.cert, &self.peer, &counter, &head.read, &self.nonce)?;
+        crate::verify::statements::check_read(
+            &head.cert,
+            &self.peer,
+            &counter,
+            &head.read,
+            &self.nonce,
+        )?;
         let t = read.value;
         let root = root_at(&head.cert, &self.peer, &counter, head.step.as_ref(), t)?;
         // d's leaf, and so its list length, is bound under the root before anything is
@@ -316,14 +322,14 @@ impl MRetrieval {
         Ok(self.next_page())
     }
 
-    fn next_page(&self) -> Option<MPageRequest> {
+    fn next_page(&self) -> Option<ListRequest> {
         if self.deferred.is_some() {
             // The list is not fetched; the audits still run.
             return None;
         }
         let n = self.head.as_ref()?.n();
         let have = self.offers.len() as u64;
-        (have < n).then(|| MPageRequest {
+        (have < n).then(|| ListRequest {
             item: self.item.key(),
             from: have,
             count: (n - have)
@@ -333,9 +339,9 @@ impl MRetrieval {
     }
 
     /// Takes a list page (encoded).
-    pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<MPageRequest>, Misbehaviour> {
+    pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<ListRequest>, Misbehaviour> {
         self.take_bytes(bytes.len())?;
-        let page = MPage::from_bytes(bytes)?;
+        let page = ListPage::from_bytes(bytes)?;
         let Some(want) = self.next_page() else {
             return Err(Misbehaviour::NoAnswer("a page after the list"));
         };
@@ -444,7 +450,7 @@ impl MRetrieval {
     /// transferable evidence already in hand, however it then answers the audits.
     pub fn check_placements(
         &mut self,
-        mine: &[(SignedOffer, MReceipt, Placement)],
+        mine: &[(SignedOffer, StepReceipt, Placement)],
     ) -> Result<(), Misbehaviour> {
         if !self.list_checked {
             self.check_list()?;
@@ -467,7 +473,7 @@ impl MRetrieval {
     }
 
     /// The outcome, once the list is checked and the planned audits are answered.
-    pub fn finish(mut self) -> Result<MOutcome, Misbehaviour> {
+    pub fn finish(mut self) -> Result<StepOutcome, Misbehaviour> {
         if !self.list_checked {
             self.check_list()?;
         }
@@ -512,7 +518,7 @@ impl MRetrieval {
                 })
             })
             .collect();
-        Ok(MOutcome {
+        Ok(StepOutcome {
             cert: head.cert,
             step: self.step,
             proof: head.proof,
@@ -533,7 +539,7 @@ impl MRetrieval {
 /// the step before names (starting from the step at t), ending at the base. Their number is
 /// judged later (after the audits); a chain longer than a head can carry cannot be checked.
 fn gap_chain(
-    head: &MHead,
+    head: &StepHead,
     peer: &PeerId,
     counter: &CertifiedCounter,
     max_width: u64,
@@ -638,10 +644,10 @@ fn check_known(
 /// signed at t is transferable removal evidence (with the receipt's step); at the base value
 /// (no step) the removal is local.
 pub fn check_monitor(
-    receipt: &MReceipt,
+    receipt: &StepReceipt,
     offer: &SignedOffer,
     placement: &Placement,
-    outcome: &MOutcome,
+    outcome: &StepOutcome,
 ) -> Result<(), Misbehaviour> {
     let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
     placement_intact(
@@ -658,7 +664,7 @@ pub fn check_monitor(
 /// `check_monitor` on the parts of an answer: the certificate, the step at t, the proof of
 /// the item's leaf, and the item's list as checked against that leaf.
 fn placement_intact(
-    receipt: &MReceipt,
+    receipt: &StepReceipt,
     offer: &SignedOffer,
     placement: &Placement,
     cert: &SignedCertificate,
