@@ -415,3 +415,39 @@ fn a_lost_receipt_is_reissued_by_an_entries_node_and_refused_by_a_steps_node() {
     publish_to(&mm, &m.trusted, &o, NOW).unwrap();
     assert!(matches!(mm.reissue(&o), Err(ServeError::WrongScheme)));
 }
+
+#[test]
+fn the_byte_budget_counts_the_head_and_the_list_in_every_scheme() {
+    let mut m = Market::new();
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    for (scheme, counters) in [
+        (Scheme::Basic, 1),
+        (Scheme::Counters, 4),
+        (Scheme::Merkle, 1),
+    ] {
+        let node = m.node(scheme, counters, counters);
+        publish_to(&node, &m.trusted, &offer(&seller, &target(), 5, 1), NOW).unwrap();
+        let head = node
+            .answer(&Query::Head(RetrieveRequest {
+                item: target().key(),
+                nonce: [1; 32],
+            }))
+            .unwrap();
+        // Room for the head but not for the list that follows it: the same verdict in every
+        // scheme, where before scheme B/C did not count the head.
+        let tight = Budget {
+            max_bytes: head.len() as u64,
+            ..Budget::default()
+        };
+        let err = retrieve_from(&node, &m.trusted, &target(), tight).unwrap_err();
+        assert_eq!(err.kind(), Kind::OverBudget, "{scheme:?}: {err}");
+        // Less than the head: refused before anything in it is used.
+        let tiny = Budget {
+            max_bytes: head.len() as u64 - 1,
+            ..Budget::default()
+        };
+        let err = retrieve_from(&node, &m.trusted, &target(), tiny).unwrap_err();
+        assert_eq!(err.kind(), Kind::OverBudget, "{scheme:?}: {err}");
+        retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap();
+    }
+}

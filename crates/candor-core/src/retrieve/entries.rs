@@ -160,6 +160,10 @@ impl Retrieval {
     /// Takes the node's head (encoded). Returns the first page request, or `None` when the
     /// counter has no value to check.
     pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<PageRequest>, Misbehaviour> {
+        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
+        if self.bytes > self.budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+        }
         self.on_head(RetrieveHead::from_bytes(bytes)?)
     }
 
@@ -252,7 +256,7 @@ impl Retrieval {
 
     /// Takes a page (encoded).
     pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<PageRequest>, Misbehaviour> {
-        self.bytes += bytes.len() as u64;
+        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
         if self.bytes > self.budget.max_bytes {
             return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
         }

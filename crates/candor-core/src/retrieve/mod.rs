@@ -13,7 +13,10 @@ use crate::statement::SignedInc;
 pub struct Budget {
     /// Most counter values (t − base) it will check (scheme M: most offers of the item).
     pub max_entries: u64,
-    /// Most bytes of pages it will take.
+    /// Most bytes it will take, counted the same way in every scheme: the head and every
+    /// page of the list. Scheme M's audits have an allowance of the same size of their own,
+    /// so a long list cannot leave an audit without room (and an answer is at most
+    /// 2 MiB, so the default audits fit many times over).
     pub max_bytes: u64,
     /// Most gap notices (scheme M: gap steps) it accepts; a node with more fails with
     /// [`crate::Misbehaviour::TooManyGaps`], never "over budget".
