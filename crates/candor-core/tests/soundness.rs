@@ -1007,3 +1007,184 @@ mod mixed {
         }
     }
 }
+
+/// A seller's monitoring run over `head`: the list (pages served by `node`), the seller's
+/// placements held to it, then every value audited with `node`'s own steps.
+fn monitor_all(
+    node: &StepNode,
+    item: &Item,
+    budget: Budget,
+    head: StepHead,
+    mine: &[(SignedOffer, StepReceipt, Placement)],
+) -> Result<StepOutcome, Misbehaviour> {
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        item.clone(),
+        [9; 32],
+        budget,
+    );
+    let mut next = r.on_head_bytes(&head.to_bytes())?;
+    let list = node.lists.get(&item.key()).cloned().unwrap_or_default();
+    while let Some(req) = next {
+        let page = ListPage {
+            offers: list
+                .iter()
+                .skip(req.from as usize)
+                .take(req.count as usize)
+                .cloned()
+                .collect(),
+        };
+        next = r.on_page_bytes(&page.to_bytes())?;
+    }
+    r.check_placements(mine)?;
+    for v in r.plan_audits(u64::MAX, &mut OsRng) {
+        r.on_audit_bytes(v, &node.own(v).to_bytes())?;
+    }
+    r.finish()
+}
+
+/// The seller's receipts for `offers` (published in one step by `node`), with placements.
+fn receipted(
+    node: &mut StepNode,
+    offers: &[SignedOffer],
+) -> Vec<(SignedOffer, StepReceipt, Placement)> {
+    node.publish(offers)
+        .into_iter()
+        .zip(offers)
+        .map(|(r, o)| {
+            let p = check_step_receipt(&node.trusted, &node.peer(), &node.cert, o, &r).unwrap();
+            (o.clone(), r, p)
+        })
+        .collect()
+}
+
+/// A verdict held back until the audits ("over budget", "too many gaps") is never turned
+/// into a removal: an honest node over the seller's budget, or with more gap steps than the
+/// seller accepts, is not accused. And too many gaps does not stop the list from being held
+/// to the seller's placements: a node that removed an offer and added gap steps is still
+/// caught with evidence.
+#[test]
+fn a_held_back_verdict_is_never_a_removal() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let offers: Vec<SignedOffer> = (0..5).map(|p| offer(&seller, &d, 100 + p)).collect();
+    let mine = receipted(&mut node, &offers);
+    let v = node.state.value();
+    node.gap_step(v + 2); // an honest crash lost value v + 1
+    node.publish(&[offer(&seller, &item(1), 5)]);
+    let head = || node.head(&d, [9; 32]);
+    let few_entries = Budget {
+        max_entries: 4,
+        ..Budget::default()
+    };
+    let err = monitor_all(&node, &d, few_entries, head(), &mine).unwrap_err();
+    assert_eq!(err, Misbehaviour::OverBudget(BudgetKind::Entries));
+    let few_bytes = Budget {
+        max_bytes: head().to_bytes().len() as u64 + ListPage::most_bytes(5) - 1,
+        ..Budget::default()
+    };
+    let err = monitor_all(&node, &d, few_bytes, head(), &mine).unwrap_err();
+    assert_eq!(err, Misbehaviour::OverBudget(BudgetKind::Bytes));
+    let no_gaps = Budget {
+        max_gaps: 0,
+        ..Budget::default()
+    };
+    let err = monitor_all(&node, &d, no_gaps, head(), &mine).unwrap_err();
+    assert_eq!(err, Misbehaviour::TooManyGaps { max: 0 });
+    assert_eq!(
+        monitor_all(&node, &d, Budget::default(), head(), &mine)
+            .unwrap()
+            .offers
+            .len(),
+        5
+    );
+    // The cheater: drops the seller's first offer in a bad step, then adds a gap step so a
+    // seller that accepts no gaps would hold back "too many gaps".
+    let mut cheat = StepNode::new(Scheme::Merkle);
+    let mine = receipted(&mut cheat, &offers);
+    cheat_dropping(&mut cheat, &d, &offer(&seller, &item(2), 7));
+    let v = cheat.state.value();
+    cheat.gap_step(v + 2);
+    cheat.publish(&[offer(&seller, &item(3), 9)]);
+    let err = monitor_all(&cheat, &d, no_gaps, cheat.head(&d, [9; 32]), &mine).unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("removal evidence expected, got {err}")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    assert!(e.verify(&cheat.trusted).is_ok());
+}
+
+/// A node cannot pad its way to "over budget": a list is judged by the most bytes its signed
+/// length allows before any page is taken, so within that room padded pages reach the list
+/// check and fail it.
+#[test]
+fn a_padded_list_is_a_bad_proof_not_over_budget() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    for p in 0..5 {
+        node.publish(&[offer(&seller, &d, 100 + p)]);
+    }
+    let honest: u64 = node.lists[&d.key()]
+        .iter()
+        .map(|o| o.len() as u64 + 5)
+        .sum();
+    let head = node.head(&d, [9; 32]);
+    // Room for the longest list of 5 offers, far more than the honest one takes.
+    let budget = Budget {
+        max_bytes: head.to_bytes().len() as u64 + ListPage::most_bytes(5),
+        ..Budget::default()
+    };
+    assert!(budget.max_bytes > honest * 2);
+    let mut padded = StepNode::from_parts(&node);
+    for o in padded.lists.get_mut(&d.key()).unwrap() {
+        o.resize(MAX_OFFER_BYTES, 0xEE);
+    }
+    let err = padded
+        .retrieve_all(&d, budget, head.clone(), &|v| node.own(v))
+        .unwrap_err();
+    assert!(matches!(err, Misbehaviour::BadProof(_)), "{err}");
+    assert_eq!(
+        node.retrieve_all(&d, budget, head, &|v| node.own(v))
+            .unwrap()
+            .offers
+            .len(),
+        5
+    );
+}
+
+/// An audit answered with a large blob is malformed, never "over budget", however small the
+/// buyer's byte budget: audits are bounded by their number and their encoding.
+#[test]
+fn a_large_audit_answer_is_malformed_not_over_budget() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    node.publish(&[offer(&seller, &item(1), 5)]);
+    let head = node.head(&d, [9; 32]);
+    let budget = Budget {
+        max_bytes: head.to_bytes().len() as u64 + ListPage::most_bytes(1),
+        ..Budget::default()
+    };
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        d.clone(),
+        [9; 32],
+        budget,
+    );
+    let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
+    while let Some(req) = next {
+        let page = ListPage {
+            offers: node.lists[&d.key()][req.from as usize..].to_vec(),
+        };
+        next = r.on_page_bytes(&page.to_bytes()).unwrap();
+    }
+    r.check_list().unwrap();
+    let v = r.plan_audits(1, &mut OsRng)[0];
+    let err = r.on_audit_bytes(v, &vec![0xAB; 2 << 20]).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+}

@@ -451,3 +451,54 @@ fn the_byte_budget_counts_the_head_and_the_list_in_every_scheme() {
         retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap();
     }
 }
+
+/// Answers every page (B, C) or list (M) request with a 1 MiB blob: a node that would swap
+/// the page convicting it for bulk, to be "over budget" instead of caught.
+struct Blob<'a>(&'a Node);
+
+impl Listing for Blob<'_> {
+    fn peer(&self) -> PeerId {
+        self.0.peer().clone()
+    }
+    fn publish(&self, offer: &SignedOffer, now: u64) -> Result<Vec<u8>, Refusal> {
+        Listing::publish(self.0, offer, now)
+    }
+    fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
+        match query {
+            Query::Page(_) | Query::List(_) => Ok(vec![0xAB; 1 << 20]),
+            _ => Listing::ask(self.0, query),
+        }
+    }
+}
+
+#[test]
+fn a_blob_near_the_budget_is_malformed_not_over_budget() {
+    let mut m = Market::new();
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    for (scheme, counters) in [
+        (Scheme::Basic, 1),
+        (Scheme::Counters, 4),
+        (Scheme::Merkle, 1),
+    ] {
+        let node = m.node(scheme, counters, counters);
+        for i in 0..3u64 {
+            publish_to(
+                &node,
+                &m.trusted,
+                &offer(&seller, &target(), 5 + i, i + 1),
+                NOW,
+            )
+            .unwrap();
+        }
+        // Room for the honest answer (and, in M, the longest list of its signed length),
+        // far less than the blob.
+        let honest = retrieve_from(&node, &m.trusted, &target(), Budget::default()).unwrap();
+        let room = Budget {
+            max_bytes: honest.bytes() + ListPage::most_bytes(3),
+            ..Budget::default()
+        };
+        retrieve_from(&node, &m.trusted, &target(), room).unwrap();
+        let err = retrieve_from(&Blob(&node), &m.trusted, &target(), room).unwrap_err();
+        assert_eq!(err.kind(), Kind::Malformed, "{scheme:?}: {err}");
+    }
+}

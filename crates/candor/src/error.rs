@@ -187,7 +187,8 @@ impl CliError {
     /// The process's exit code for this error.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) | Self::Config(ConfigError::TrustKey(_)) => exit::USAGE,
+            Self::Usage(_)
+            | Self::Config(ConfigError::TrustKey(_) | ConfigError::Address { .. }) => exit::USAGE,
             Self::Partial(_) => exit::PARTIAL,
             Self::NotRunning(_) => exit::NOT_RUNNING,
             Self::Reported(e) => e.exit_code(),
@@ -199,7 +200,8 @@ impl CliError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Check(_) => "check-failed",
-            Self::Usage(_) | Self::Config(ConfigError::TrustKey(_)) => "usage",
+            Self::Usage(_)
+            | Self::Config(ConfigError::TrustKey(_) | ConfigError::Address { .. }) => "usage",
             Self::Partial(_) => "partial",
             Self::NotRunning(_) => "not-running",
             Self::Reported(e) => e.kind(),
@@ -209,6 +211,7 @@ impl CliError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -216,6 +219,16 @@ mod tests {
     fn exit_codes_follow_the_readme() {
         let usage = CliError::Config(ConfigError::TrustKey("zz".into()));
         assert_eq!((usage.exit_code(), usage.kind()), (exit::USAGE, "usage"));
+        let address = CliError::Config(ConfigError::Address {
+            given: "nowhere".into(),
+            source: "nowhere".parse::<candor_net::Multiaddr>().unwrap_err(),
+        });
+        assert_eq!(address.exit_code(), exit::USAGE);
+        let unreadable = CliError::Config(ConfigError::Read {
+            path: PathBuf::from("node.toml"),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(unreadable.exit_code(), exit::FAILED);
         let partial = CliError::Reported(Box::new(CliError::Partial("1 of 3".into())));
         assert_eq!(
             (partial.exit_code(), partial.kind()),

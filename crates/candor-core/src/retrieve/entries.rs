@@ -45,7 +45,7 @@ pub struct Outcome {
     pub gaps: Vec<GapReport>,
     /// Bad entries under valid `Inc`s: transferable evidence; the entries were skipped.
     pub faults: Vec<Evidence>,
-    /// Bytes of pages received.
+    /// Bytes received: the head and every page.
     pub bytes: u64,
 }
 
@@ -254,13 +254,17 @@ impl Retrieval {
         Ok(false)
     }
 
-    /// Takes a page (encoded).
+    /// Takes a page (encoded). The page is decoded and checked before its bytes are charged
+    /// to the budget, so a node cannot swap the page that would convict it for a large blob
+    /// and be "over budget" instead: a blob is malformed, and only entries that pass their
+    /// checks (volume the node counted) can exhaust the budget.
     pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<PageRequest>, Misbehaviour> {
+        let next = self.on_page(Page::from_bytes(bytes)?)?;
         self.bytes = self.bytes.saturating_add(bytes.len() as u64);
         if self.bytes > self.budget.max_bytes {
             return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
         }
-        self.on_page(Page::from_bytes(bytes)?)
+        Ok(next)
     }
 
     /// Takes a page. Returns the next page request, or `None` when every value is checked.

@@ -14,9 +14,10 @@ pub struct Budget {
     /// Most counter values (t − base) it will check (scheme M: most offers of the item).
     pub max_entries: u64,
     /// Most bytes it will take, counted the same way in every scheme: the head and every
-    /// page of the list. Scheme M's audits have an allowance of the same size of their own,
-    /// so a long list cannot leave an audit without room (and an answer is at most
-    /// 2 MiB, so the default audits fit many times over).
+    /// page of the list. A page is charged only once it has passed its checks (B, C), and a
+    /// scheme-M list is judged by the most bytes its signed length allows before any page is
+    /// taken, so padding cannot turn a check the node would fail into "over budget". Scheme
+    /// M's audits are bounded by their number and encoding, not by this.
     pub max_bytes: u64,
     /// Most gap notices (scheme M: gap steps) it accepts; a node with more fails with
     /// [`crate::Misbehaviour::TooManyGaps`], never "over budget".

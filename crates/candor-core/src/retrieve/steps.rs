@@ -55,6 +55,16 @@ impl Encode for ListPage {
     }
 }
 
+impl ListPage {
+    /// The most bytes the pages of a list of `n` offers can take, whatever the node sends:
+    /// every page holds at least one offer (an empty one is a truncation), and each offer at
+    /// most `MAX_OFFER_BYTES` with its length.
+    pub fn most_bytes(n: u64) -> u64 {
+        // Per page: version and count (3 bytes); per offer: a u16 length and the offer.
+        n.saturating_mul(3 + 2 + MAX_OFFER_BYTES as u64)
+    }
+}
+
 impl Decode for ListPage {
     const WHAT: &'static str = "M page";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -189,6 +199,9 @@ pub struct StepRetrieval {
     audited: Vec<u64>,
     step: Option<SignedStep>,
     list_checked: bool,
+    /// The list is not fetched: the head's signed length is beyond the budget (its entries,
+    /// or the most bytes a list that long can take), and `deferred` holds that verdict.
+    skip_list: bool,
     /// A verdict the head earned that only volume or gaps justify ("over budget", "too many
     /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
     /// escape a check it would fail.
@@ -227,6 +240,7 @@ impl StepRetrieval {
             audited: Vec::new(),
             step: None,
             list_checked: false,
+            skip_list: false,
             deferred: None,
         }
     }
@@ -314,8 +328,24 @@ impl StepRetrieval {
             gaps,
         };
         check_known(&checked, head.step.as_ref(), &self.known)?;
-        if checked.n() > self.budget.max_entries && self.deferred.is_none() {
-            self.deferred = Some(Misbehaviour::OverBudget(BudgetKind::Entries));
+        // The list's volume is judged from its signed length, before a page is taken: the
+        // most bytes a list of n offers can take is fixed by the page encoding, so a node
+        // cannot pad its pages past the budget to leave the list check as "over budget".
+        // A list beyond the budget is not fetched, and the verdict waits for the audits.
+        let n = checked.n();
+        let over = if n > self.budget.max_entries {
+            Some(BudgetKind::Entries)
+        } else if self.bytes.saturating_add(ListPage::most_bytes(n)) > self.budget.max_bytes {
+            Some(BudgetKind::Bytes)
+        } else {
+            None
+        };
+        if let Some(kind) = over {
+            self.skip_list = true;
+            self.deferred = self
+                .deferred
+                .take()
+                .or(Some(Misbehaviour::OverBudget(kind)));
         }
         self.step = head.step;
         self.head = Some(checked);
@@ -323,8 +353,9 @@ impl StepRetrieval {
     }
 
     fn next_page(&self) -> Option<ListRequest> {
-        if self.deferred.is_some() {
-            // The list is not fetched; the audits still run.
+        if self.skip_list {
+            // The list is not fetched; the audits still run. Too many gaps alone does not
+            // stop it: the list is still held to the leaf and a seller's placements to it.
             return None;
         }
         let n = self.head.as_ref()?.n();
@@ -339,9 +370,12 @@ impl StepRetrieval {
     }
 
     /// Takes a list page (encoded).
+    ///
+    /// The page is decoded before its bytes are charged: a blob is malformed. A page that
+    /// decodes fits in the room the head's signed length reserved.
     pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<ListRequest>, Misbehaviour> {
-        self.take_bytes(bytes.len())?;
         let page = ListPage::from_bytes(bytes)?;
+        self.take_bytes(bytes.len())?;
         let Some(want) = self.next_page() else {
             return Err(Misbehaviour::NoAnswer("a page after the list"));
         };
@@ -360,7 +394,7 @@ impl StepRetrieval {
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
-        if self.deferred.is_some() {
+        if self.skip_list {
             return Ok(());
         }
         if self.offers.len() as u64 != head.n() {
@@ -405,11 +439,13 @@ impl StepRetrieval {
 
     /// Takes the answer to the audit of step `value` (encoded): the step at exactly `value`,
     /// or, when the chain to t skips `value`, the gap step on that chain that skips it.
+    ///
+    /// An audit's bytes are not held to the budget: the buyer chose how many audits to ask,
+    /// each answer is bounded by its encoding (one step of at most `MAX_BATCH` offers), and a
+    /// byte limit here would let a node answer the audit of a bad step with a large blob and
+    /// be "over budget" instead of caught. They are counted for the report.
     pub fn on_audit_bytes(&mut self, value: u64, bytes: &[u8]) -> Result<(), Misbehaviour> {
         self.audit_bytes = self.audit_bytes.saturating_add(bytes.len() as u64);
-        if self.audit_bytes > self.budget.max_bytes {
-            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
-        }
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
@@ -454,6 +490,11 @@ impl StepRetrieval {
     ) -> Result<(), Misbehaviour> {
         if !self.list_checked {
             self.check_list()?;
+        }
+        if self.skip_list {
+            // No list to hold them to: the node committed to more than the budget, and that
+            // verdict (never a removal) comes once the audits pass.
+            return Ok(());
         }
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));

@@ -77,6 +77,11 @@ pub fn retrieve_at(
     if n > budget.max_entries {
         return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
     }
+    // Judged by the signed length before any page is taken (as a retrieve does): pages
+    // cannot then be padded past the budget.
+    if taken.saturating_add(ListPage::most_bytes(n)) > budget.max_bytes {
+        return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+    }
     let mut list: Vec<Vec<u8>> = Vec::new();
     while (list.len() as u64) < n {
         let want = (n - list.len() as u64).min(MAX_LIST_PAGE as u64) as u32;
@@ -87,11 +92,11 @@ pub fn retrieve_at(
                 count: want,
             }))
             .map_err(Refusal::after_read)?;
+        let page = ListPage::from_bytes(&bytes)?;
         taken = taken.saturating_add(bytes.len() as u64);
         if taken > budget.max_bytes {
             return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
         }
-        let page = ListPage::from_bytes(&bytes)?;
         if page.offers.is_empty() {
             return Err(Misbehaviour::Truncated {
                 next: list.len() as u64,
