@@ -2,9 +2,7 @@
 //! beside this machine's own ed25519 ceiling, measured in the same run.
 
 use crate::{now, BenchError};
-use candor_core::{
-    check_receipt, tags, BatchVerifier, Currency, Digest, Item, Keypair, SignedOffer,
-};
+use candor_core::{check_receipt, Currency, Digest, Item, Keypair, SignedOffer};
 use candor_device::{SoftwareDevice, TrustedDevice};
 use candor_lab::SyntheticRetrieve;
 use candor_listing::{enrol, Committer, ListingNode};
@@ -29,34 +27,13 @@ pub struct Args {
     dir: Option<std::path::PathBuf>,
 }
 
-/// Best of three runs of `f`, which does `n` operations; returns operations per second.
-fn rate(n: usize, mut f: impl FnMut()) -> f64 {
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            n as f64 / t.elapsed().as_secs_f64().max(1e-9)
-        })
-        .fold(0.0, f64::max)
+/// Operations per second at the median of five runs of `f`, which does `n` operations.
+fn rate(n: usize, f: impl FnMut()) -> f64 {
+    crate::stats::rate(n, 5, f)
 }
 
 fn row(what: &str, per_sec: f64, ceiling: f64) {
     println!("| {what} | {per_sec:>12.0} | {:>6.2}× |", per_sec / ceiling);
-}
-
-/// This machine's ed25519 (ZIP-215) single-verification rate, the ceiling benchmarks compare
-/// against.
-pub(crate) fn ed25519_single_rate() -> f64 {
-    let n = 4096;
-    let key = Keypair::generate(&mut rand_core::OsRng);
-    let msgs: Vec<Vec<u8>> = (0..n as u32).map(|i| i.to_be_bytes().repeat(40)).collect();
-    let sigs: Vec<_> = msgs.iter().map(|m| key.sign(tags::OFFER, m)).collect();
-    let pk = key.public();
-    rate(n, || {
-        for (m, s) in msgs.iter().zip(&sigs) {
-            let _ = std::hint::black_box(pk.verify(tags::OFFER, m, s));
-        }
-    })
 }
 
 /// Runs the benchmark and prints its figures.
@@ -64,28 +41,16 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     let fail = |e: String| BenchError::Failed(e);
     let mut rng = rand_core::OsRng;
     let n = 4096;
-    let key = Keypair::generate(&mut rng);
-    let msgs: Vec<Vec<u8>> = (0..n as u32).map(|i| i.to_be_bytes().repeat(40)).collect();
-    let sigs: Vec<_> = msgs.iter().map(|m| key.sign(tags::OFFER, m)).collect();
-    let pk = key.public();
-
-    let single = ed25519_single_rate();
-    let batch = rate(n, || {
-        for chunk in msgs.iter().zip(&sigs).collect::<Vec<_>>().chunks(512) {
-            let mut b = BatchVerifier::new();
-            for (m, s) in chunk {
-                b.push(pk, tags::OFFER, m, **s);
-            }
-            assert_batch(b.verify_all());
-        }
-    });
+    let ceilings = crate::stats::Ceilings::measure();
+    let (single, batch) = (ceilings.single, ceilings.batch);
 
     println!(
         "## Candor foundation benchmark ({} UTC, unix {})\n",
         date(),
         now()
     );
-    println!("Ceiling, same run: ed25519 (ZIP-215) single verification {single:.0}/s, batch verification (512 per batch) {batch:.0}/s.\n");
+    println!("{}\n", ceilings.line());
+    println!("Every rate is the median of 5 runs.\n");
     println!("| operation | per second | vs ed25519 single |");
     println!("|---|---:|---:|");
     row("ed25519 verify (single)", single, single);
@@ -221,18 +186,15 @@ pub fn run(args: Args) -> Result<(), BenchError> {
 
     // Buyer's check of a whole scheme-B retrieve.
     println!("\n### Buyer's check of a scheme-B retrieve (10 offers for d)\n");
-    println!("| |W| | bytes received | check time | entries/s | vs ed25519 batch |");
+    println!("| |W| | bytes received | check time (median) | entries/s | vs ed25519 batch |");
     println!("|---:|---:|---:|---:|---:|");
     let mut w = 1_000;
     while w <= args.max_w {
         let fixture = SyntheticRetrieve::new(w, 10).map_err(|e| fail(e.to_string()))?;
-        let mut kept = 0;
-        let t = Instant::now();
-        let runs = if w >= 100_000 { 1 } else { 3 };
-        for _ in 0..runs {
-            kept = fixture.check().map_err(|m| fail(m.to_string()))?;
-        }
-        let secs = t.elapsed().as_secs_f64() / runs as f64;
+        let runs = if w >= 100_000 { 3 } else { 11 };
+        let (kept, samples) =
+            crate::stats::Samples::take(runs, || fixture.check().map_err(|m| fail(m.to_string())))?;
+        let secs = samples.median();
         if kept != 10 {
             return Err(fail(format!("buyer kept {kept} offers, expected 10")));
         }
@@ -306,12 +268,6 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         done as f64 / secs / single
     );
     Ok(())
-}
-
-fn assert_batch(ok: bool) {
-    if !ok {
-        eprintln!("benchmark: a batch that should verify did not");
-    }
 }
 
 pub(crate) fn date() -> String {

@@ -13,6 +13,7 @@
 pub mod costs;
 pub mod net;
 pub mod schemes;
+mod stats;
 pub mod tpm;
 
 use thiserror::Error;

@@ -28,6 +28,9 @@ pub struct Args {
     /// |Δ(d)|.
     #[arg(long, default_value_t = 3)]
     k: usize,
+    /// The scheme every listing node is certified for: b, c (8 counters) or m.
+    #[arg(long, default_value = "b", value_parser = ["b", "c", "m"])]
+    scheme: String,
 }
 
 fn rss_bytes() -> u64 {
@@ -69,9 +72,16 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         .map_err(|e| fail(e.to_string()))?;
     // Timers made while dropping nodes need the runtime's context.
     let _guard = runtime.enter();
-    println!("## Network benchmark (memory transport, in-memory devices and stores, k = {}, {} concurrent clients)\n", args.k, args.clients);
-    println!("| nodes | join | memory/node | publish/s | publish p50 / p95 / p99 ms | retrieve/s | retrieve p50 / p95 / p99 ms | bytes/retrieve | verified |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (scheme, counters) = match args.scheme.as_str() {
+        "c" => (Scheme::Counters, 8),
+        "m" => (Scheme::Merkle, 1),
+        _ => (Scheme::Basic, 1),
+    };
+    let ceilings = crate::stats::Ceilings::measure();
+    println!("## Network benchmark (memory transport, in-memory devices and stores, scheme {scheme}, k = {}, {} concurrent clients)\n", args.k, args.clients);
+    println!("{}\n", ceilings.line());
+    println!("| nodes | join | memory/node | connections/node median / max | publish/s | publish p50 / p95 / p99 ms | retrieve/s | retrieve p50 / p95 / p99 ms | bytes/retrieve | verified |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut port_base = 10_000u64;
     for &n in &args.nodes {
         let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
@@ -86,14 +96,15 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         let mut boot = None;
         for i in 0..n {
             let key = Keypair::generate(&mut rand_core::OsRng);
-            let mut device = SoftwareDevice::in_memory(PeerId::from_ed25519(&key.public()), 1);
+            let mut device =
+                SoftwareDevice::in_memory(PeerId::from_ed25519(&key.public()), counters);
             let cert = enrol(
                 &authority,
                 &mut registry,
                 &key,
                 &mut device,
-                Scheme::Basic,
-                1,
+                scheme,
+                counters,
                 now(),
             )?;
             let (node, _) = ListingNode::open(device, ListingStore::in_memory()?, cert)?;
@@ -240,8 +251,19 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         let bytes = results.iter().map(|r| r.1).sum::<u64>() / results.len().max(1) as u64;
         let mut ret_lat: Vec<Duration> = results.iter().map(|r| r.0).collect();
         ret_lat.sort();
+        // Open connections per node once the work is done.
+        let mut conns: Vec<usize> = runtime.block_on(async {
+            let mut out = Vec::with_capacity(sim.nets.len());
+            for net in &sim.nets {
+                out.push(net.status().await.map(|s| s.connected).unwrap_or(0));
+            }
+            out
+        });
+        conns.sort_unstable();
+        let conn_median = conns.get(conns.len() / 2).copied().unwrap_or(0);
+        let conn_max = conns.last().copied().unwrap_or(0);
         println!(
-            "| {n} | {:.1} s | {:.2} MiB | {pub_rate:.0} | {:.1} / {:.1} / {:.1} | {ret_rate:.0} | {:.1} / {:.1} / {:.1} | {bytes} | {verified}/{} |",
+            "| {n} | {:.1} s | {:.2} MiB | {conn_median} / {conn_max} | {pub_rate:.0} | {:.1} / {:.1} / {:.1} | {ret_rate:.0} | {:.1} / {:.1} / {:.1} | {bytes} | {verified}/{} |",
             join.as_secs_f64(),
             per_node as f64 / (1024.0 * 1024.0),
             pct(&pub_lat, 0.5),

@@ -3,6 +3,7 @@
 //! throughput with batches on the software device and on a device that takes 7 ms per
 //! increment. Writes an SVG plot.
 
+use crate::stats::{Ceilings, Samples, Signed};
 use crate::BenchError;
 use candor_core::{
     Authority, Currency, Digest, Ed25519StatementSigner, Encode, EnrolRequest, Item, ItemKey,
@@ -35,31 +36,17 @@ struct Row {
     w: u64,
     bytes: u64,
     offer_bytes: u64,
-    ms: f64,
+    verify: Samples,
 }
 
 fn fail(e: impl std::fmt::Display) -> BenchError {
     BenchError::Failed(e.to_string())
 }
 
-fn time<T>(
-    runs: usize,
-    mut f: impl FnMut() -> Result<T, BenchError>,
-) -> Result<(T, f64), BenchError> {
-    let mut best = f64::MAX;
-    let mut last = None;
-    for _ in 0..runs.max(1) {
-        let t = Instant::now();
-        last = Some(f()?);
-        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    last.map(|x| (x, best)).ok_or_else(|| fail("no run"))
-}
-
 fn b_like(scheme: &'static str, w: u64, entries: u64) -> Result<Row, BenchError> {
     let f = SyntheticRetrieve::new(entries.max(10), 10).map_err(fail)?;
-    let runs = if entries > 100_000 { 1 } else { 3 };
-    let (kept, ms) = time(runs, || f.check().map_err(fail))?;
+    let runs = if entries > 100_000 { 3 } else { 11 };
+    let (kept, verify) = Samples::take(runs, || f.check().map_err(fail))?;
     if kept != 10 {
         return Err(fail(format!("{scheme}: kept {kept} offers")));
     }
@@ -68,7 +55,7 @@ fn b_like(scheme: &'static str, w: u64, entries: u64) -> Result<Row, BenchError>
         w,
         bytes: f.bytes() as u64,
         offer_bytes: 10 * 300,
-        ms,
+        verify,
     })
 }
 
@@ -152,7 +139,7 @@ fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
     })
 }
 
-fn steps_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
+fn steps_row(w: u64) -> Result<(Row, u64, Samples), BenchError> {
     let f = step_fixture(w)?;
     let head = f
         .state
@@ -166,7 +153,7 @@ fn steps_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
         offers: f.d_offers.clone(),
     }
     .to_bytes();
-    let (kept, ms) = time(20, || {
+    let (kept, verify) = Samples::take(31, || {
         let mut r = StepRetrieval::new(
             f.trusted.clone(),
             f.peer.clone(),
@@ -177,7 +164,7 @@ fn steps_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
         r.on_head_bytes(&head).map_err(fail)?;
         r.on_page_bytes(&page).map_err(fail)?;
         r.check_list().map_err(fail)?;
-        Ok(r.finish().map_err(fail)?.offers.len())
+        Ok::<_, BenchError>(r.finish().map_err(fail)?.offers.len())
     })?;
     if kept != 10 {
         return Err(fail("M kept the wrong offers"));
@@ -212,7 +199,7 @@ fn steps_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
         });
     }
     let audit_bytes = sp.to_bytes().len() as u64;
-    let (_, audit_ms) = time(5, || {
+    let (_, audit) = Samples::take(11, || {
         candor_core::verify_step(&f.cert, &f.peer, &sp).map_err(fail)
     })?;
     Ok((
@@ -221,10 +208,10 @@ fn steps_row(w: u64) -> Result<(Row, u64, f64), BenchError> {
             w,
             bytes: (head.len() + page.len()) as u64,
             offer_bytes,
-            ms,
+            verify,
         },
         audit_bytes,
-        audit_ms,
+        audit,
     ))
 }
 
@@ -292,9 +279,22 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         "## Schemes B, C and M side by side ({} UTC)\n",
         crate::costs::date()
     );
-    println!("Retrieve of an item with 10 offers from a node holding |W| offers; bytes the buyer receives and its verification time (audits excluded).\n");
-    println!("| |W| | scheme | bytes | bytes beyond the 10 offers | verify |");
-    println!("|---:|---|---:|---:|---:|");
+    let ceilings = Ceilings::measure();
+    println!("{}\n", ceilings.line());
+    // What batch-verifying an M answer's signatures alone costs: certificate, Read, step Inc
+    // and the 10 offers.
+    let answer_sigs = Signed::new(13);
+    let sigs = Samples::of(101, || {
+        std::hint::black_box(answer_sigs.verify_batched(13));
+    });
+    println!(
+        "Batch-verifying the 13 signatures of an M answer alone (certificate, Read, step, 10 offers): {} (median / p95 of {} runs).\n",
+        sigs.ms(),
+        sigs.runs()
+    );
+    println!("Retrieve of an item with 10 offers from a node holding |W| offers; bytes the buyer receives and its verification time (audits excluded), median and 95th percentile over the runs shown; the last column is the median over the cost of batch-verifying the answer's 13 signatures.\n");
+    println!("| |W| | scheme | bytes | bytes beyond the 10 offers | verify median / p95 | runs | ÷ its signatures batch-verified |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     let mut w = 1_000;
     while w <= args.max_w {
         if w <= args.max_b {
@@ -306,23 +306,30 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         rows.push(m);
         audits.push((w, ab, ams));
         for r in rows.iter().filter(|r| r.w == w) {
-            let beyond = if r.scheme == "M" {
-                r.bytes.saturating_sub(r.offer_bytes).to_string()
+            let (beyond, ratio) = if r.scheme == "M" {
+                (
+                    r.bytes.saturating_sub(r.offer_bytes).to_string(),
+                    format!("{:.2}×", r.verify.median() / sigs.median().max(1e-12)),
+                )
             } else {
-                "–".into()
+                ("–".into(), "–".into())
             };
             println!(
-                "| {} | {} | {} | {beyond} | {:.3} ms |",
-                r.w, r.scheme, r.bytes, r.ms
+                "| {} | {} | {} | {beyond} | {} | {} | {ratio} |",
+                r.w,
+                r.scheme,
+                r.bytes,
+                r.verify.ms(),
+                r.verify.runs()
             );
         }
         w *= 10;
     }
     println!("\nScheme M's audit, per sampled step (a batch of 256 offers):\n");
-    println!("| |W| | step proof bytes | verify |");
-    println!("|---:|---:|---:|");
-    for (w, b, ms) in &audits {
-        println!("| {w} | {b} | {ms:.2} ms |");
+    println!("| |W| | step proof bytes | verify median / p95 | runs |");
+    println!("|---:|---:|---:|---:|");
+    for (w, b, s) in &audits {
+        println!("| {w} | {b} | {} | {} |", s.ms(), s.runs());
     }
 
     println!("\n### Scheme M publish throughput (durable: software device and redb on files)\n");
@@ -356,7 +363,9 @@ fn write_plot(path: &std::path::Path, rows: &[Row]) -> Result<(), BenchError> {
     type Measure = fn(&Row) -> f64;
     let panels: [(&str, Measure); 2] = [
         ("bytes per retrieve", |r| r.bytes as f64),
-        ("buyer verification (ms)", |r| r.ms),
+        ("buyer verification, median (ms)", |r| {
+            r.verify.median() * 1e3
+        }),
     ];
     for (p, (title, f)) in panels.iter().enumerate() {
         let (x0, y0, wd, ht) = (60.0 + p as f64 * 470.0, 40.0, 390.0, 320.0);

@@ -134,13 +134,14 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     }
     let activate = m as f64 / t.elapsed().as_secs_f64().max(1e-9);
     drop(device);
-    let ceiling = crate::costs::ed25519_single_rate();
+    let ceilings = crate::stats::Ceilings::measure();
+    let ceiling = ceilings.single;
 
     println!(
         "## TPM statements on swtpm ({} UTC, {n} operations each; residence rows {m})\n",
         crate::costs::date()
     );
-    println!("Ceiling, same run: ed25519 (ZIP-215) single verification {ceiling:.0}/s.\n");
+    println!("{}\n", ceilings.line());
     println!("| operation | per second | vs ed25519 single |");
     println!("|---|---:|---:|");
     let row = |what: &str, r: f64| println!("| {what} | {r:.0} | {:.3}× |", r / ceiling);

@@ -47,4 +47,19 @@ fn bench_net_at_a_tiny_scale_verifies_every_retrieve() {
     let out = bench(&["net", "--nodes", "6", "--ops", "12", "--clients", "2"]);
     assert!(out.contains("| 6 |"), "{out}");
     assert!(out.contains("12/12"), "every retrieve verified: {out}");
+    assert!(out.contains("Ceilings, same run"), "{out}");
+    // Scheme M through the same network flow.
+    let out = bench(&[
+        "net",
+        "--nodes",
+        "6",
+        "--ops",
+        "6",
+        "--clients",
+        "2",
+        "--scheme",
+        "m",
+    ]);
+    assert!(out.contains("scheme M"), "{out}");
+    assert!(out.contains("6/6"), "every retrieve verified: {out}");
 }
