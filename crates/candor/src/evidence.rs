@@ -51,25 +51,37 @@ impl EvidenceDir {
     }
 
     /// Keeps `e` (once) and returns its id.
-    pub(crate) fn keep(&self, e: &Evidence) -> Result<String, FileError> {
+    ///
+    /// Only evidence that verifies against the `trusted` authorities is kept: a piece the
+    /// node's own checks produced always does, and one that did not would accuse a node with
+    /// nothing a third party accepts. Such a piece is logged and not kept (`None`).
+    pub(crate) fn keep(
+        &self,
+        e: &Evidence,
+        trusted: &[candor_core::PublicKey],
+    ) -> Result<Option<String>, FileError> {
+        if let Err(err) = e.verify(trusted) {
+            tracing::error!(%err, kind = e.kind().as_str(), "a check produced evidence that does not verify; not kept");
+            return Ok(None);
+        }
         let id = Self::id(e);
         let path = self.path(&id);
         if path.exists() {
-            return Ok(id);
+            return Ok(Some(id));
         }
         let count = std::fs::read_dir(&self.0).map(|d| d.count()).unwrap_or(0);
         if count >= MAX_KEPT {
             tracing::warn!(%id, "the evidence folder is full ({MAX_KEPT} pieces); not kept");
-            return Ok(id);
+            return Ok(Some(id));
         }
         let bytes = e.to_bytes();
         if bytes.len() as u64 > MAX_FILE {
             tracing::warn!(%id, bytes = bytes.len(), "evidence over {MAX_FILE} bytes; not kept");
-            return Ok(id);
+            return Ok(Some(id));
         }
         files::write_atomic(&path, &bytes, false)?;
         tracing::warn!(%id, kind = e.kind().as_str(), "transferable evidence kept in {}", path.display());
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// Reads a kept piece by id.
@@ -177,6 +189,54 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Equivocation evidence from a device certified by a fresh authority: its trusted key,
+    /// the evidence, and the same with one statement's signature broken.
+    fn equivocation() -> (candor_core::PublicKey, Evidence, Evidence) {
+        use candor_core::*;
+        let mut rng = rand_core::OsRng;
+        let node = Keypair::generate(&mut rng);
+        let peer = PeerId::from_ed25519(&node.public());
+        let signer = Ed25519StatementSigner::new(Keypair::generate(&mut rng), peer.clone());
+        let auth = Authority::new(Keypair::generate(&mut rng));
+        let req = EnrolRequest::new(
+            &node,
+            signer.device_key(),
+            Scheme::Basic,
+            vec![signer.sign_read(0, 0, [1; 32])],
+            None,
+        );
+        let cert = auth
+            .certify(&mut Registry::default(), &req, [1; 32], 0)
+            .unwrap();
+        let a = signer.sign_inc(0, 3, Digest([1; 32]));
+        let b = signer.sign_inc(0, 3, Digest([2; 32]));
+        let good = Evidence::Equivocation {
+            cert: cert.clone(),
+            a: a.clone(),
+            b: b.clone(),
+        };
+        let mut forged = b;
+        forged.inc.payload = Digest([3; 32]);
+        let bad = Evidence::Equivocation { cert, a, b: forged };
+        (auth.public(), good, bad)
+    }
+
+    #[test]
+    fn only_evidence_that_verifies_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = EvidenceDir::of(dir.path());
+        let (trusted, good, bad) = equivocation();
+        assert!(ev.keep(&bad, &[trusted]).unwrap().is_none());
+        assert!(ev.list().unwrap().is_empty());
+        // Good evidence, but under an authority this node does not trust: not kept either.
+        let stranger = candor_core::Keypair::generate(&mut rand_core::OsRng).public();
+        assert!(ev.keep(&good, &[stranger]).unwrap().is_none());
+        let id = ev.keep(&good, &[trusted]).unwrap().unwrap();
+        assert_eq!(ev.list().unwrap().len(), 1);
+        let (loaded, _) = ev.load(&id).unwrap();
+        assert_eq!(loaded, good);
+    }
 
     #[test]
     fn ids_are_refused_unless_hex() {

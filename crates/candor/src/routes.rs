@@ -104,6 +104,7 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::S
 /// One node's part in a publish for the API; evidence its receipt check produced is kept.
 fn result_view(
     evidence: &crate::evidence::EvidenceDir,
+    trusted: &[candor_core::PublicKey],
     peer: &candor_net::PeerId,
     r: &Result<PublishReceipt, candor_core::Misbehaviour>,
 ) -> api::PublishResult {
@@ -127,7 +128,7 @@ fn result_view(
             counter: None,
             value: None,
             detail: m.to_string(),
-            evidence: keep_evidence(evidence, m),
+            evidence: keep_evidence(evidence, trusted, m),
         },
     }
 }
@@ -135,13 +136,14 @@ fn result_view(
 /// Keeps the evidence a check produced, if any; its id.
 fn keep_evidence(
     evidence: &crate::evidence::EvidenceDir,
+    trusted: &[candor_core::PublicKey],
     m: &candor_core::Misbehaviour,
 ) -> Option<String> {
     let candor_core::Misbehaviour::Evidence(e) = m else {
         return None;
     };
-    match evidence.keep(e) {
-        Ok(id) => Some(id),
+    match evidence.keep(e, trusted) {
+        Ok(id) => id,
         Err(err) => {
             tracing::error!(%err, "cannot keep evidence");
             None
@@ -209,7 +211,7 @@ async fn publish(
                 listing_nodes: report
                     .results
                     .iter()
-                    .map(|(p, r)| result_view(&state.evidence, p, r))
+                    .map(|(p, r)| result_view(&state.evidence, &state.trusted, p, r))
                     .collect(),
             })
         },
@@ -286,11 +288,12 @@ struct ItemQuery {
 /// the answer names it.
 fn node_answer(
     evidence: &crate::evidence::EvidenceDir,
+    trusted: &[candor_core::PublicKey],
     peer: &candor_net::PeerId,
     r: &NodeReport,
 ) -> api::NodeAnswer {
     let kept = match r {
-        NodeReport::Misbehaviour(m) => keep_evidence(evidence, m),
+        NodeReport::Misbehaviour(m) => keep_evidence(evidence, trusted, m),
         _ => None,
     };
     let (kind, detail, t, offers, gaps, bytes) = match r {
@@ -334,6 +337,7 @@ fn node_answer(
 
 fn retrieve_answer(
     evidence: &crate::evidence::EvidenceDir,
+    trusted: &[candor_core::PublicKey],
     k: usize,
     report: &candor_net::RetrieveReport,
 ) -> api::RetrieveAnswer {
@@ -344,7 +348,7 @@ fn retrieve_answer(
         listing_nodes: report
             .reports
             .iter()
-            .map(|(p, r)| node_answer(evidence, p, r))
+            .map(|(p, r)| node_answer(evidence, trusted, p, r))
             .collect(),
         offers: report
             .offers
@@ -373,7 +377,12 @@ async fn retrieve(
         .await
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
         .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
-    Ok(Json(retrieve_answer(&s.evidence, s.net.k(), &report)))
+    Ok(Json(retrieve_answer(
+        &s.evidence,
+        &s.trusted,
+        s.net.k(),
+        &report,
+    )))
 }
 
 async fn monitor(
@@ -427,6 +436,7 @@ pub(crate) fn monitor_item(
     let k = reports.len();
     Ok(retrieve_answer(
         &state.evidence,
+        &state.trusted,
         k,
         &candor_net::RetrieveReport {
             item: item.clone(),
