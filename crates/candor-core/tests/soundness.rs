@@ -1188,3 +1188,51 @@ fn a_large_audit_answer_is_malformed_not_over_budget() {
     let err = r.on_audit_bytes(v, &vec![0xAB; 2 << 20]).unwrap_err();
     assert_eq!(err.kind(), Kind::Malformed, "{err}");
 }
+
+/// The sellers' signatures of a step's batch and of an item's list are verified in one batch:
+/// one forged signature among many is caught, by the audit of its step and by the list check,
+/// with the verdict one-by-one verification gives.
+#[test]
+fn one_forged_signature_among_many_is_caught_in_a_batch() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let mut offers: Vec<SignedOffer> = (0..40).map(|p| offer(&seller, &d, 100 + p)).collect();
+    offers[17].signature = offers[3].signature; // a valid signature, of another offer
+    node.publish(&offers);
+    let v = node.state.value();
+    // The audit of the step: the batch check names the step.
+    let err = verify_step(&node.cert, &node.peer(), &node.own(v)).unwrap_err();
+    assert_eq!(err, Misbehaviour::BadStep("a batch offer is invalid"));
+    // A buyer that audits nothing still checks the list's signatures.
+    let head = node.head(&d, [9; 32]);
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        d.clone(),
+        [9; 32],
+        Budget::default(),
+    );
+    let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
+    while let Some(req) = next {
+        let page = ListPage {
+            offers: node.lists[&d.key()][req.from as usize..]
+                .iter()
+                .take(req.count as usize)
+                .cloned()
+                .collect(),
+        };
+        next = r.on_page_bytes(&page.to_bytes()).unwrap();
+    }
+    r.check_list().unwrap();
+    assert_eq!(
+        r.finish().unwrap_err(),
+        Misbehaviour::BadStep("the list holds an invalid offer or one for another item")
+    );
+    // Every signature valid: both pass.
+    let mut honest = StepNode::new(Scheme::Merkle);
+    honest.publish(&(0..40).map(|p| offer(&seller, &d, 100 + p)).collect::<Vec<_>>());
+    let v = honest.state.value();
+    verify_step(&honest.cert, &honest.peer(), &honest.own(v)).unwrap();
+    assert_eq!(honest.retrieve(&d).unwrap().offers.len(), 40);
+}

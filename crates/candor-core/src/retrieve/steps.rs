@@ -531,15 +531,21 @@ impl StepRetrieval {
             return Err(m);
         }
         let mut offers = Vec::with_capacity(self.offers.len());
+        let mut signatures = crate::keys::BatchVerifier::new();
+        let invalid =
+            || Misbehaviour::BadStep("the list holds an invalid offer or one for another item");
         for b in &self.offers {
             let o = SignedOffer::from_bytes(b)
                 .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
-            if o.offer.key != self.item.key() || o.verify().is_err() {
-                return Err(Misbehaviour::BadStep(
-                    "the list holds an invalid offer or one for another item",
-                ));
+            if o.offer.key != self.item.key() || o.check_key().is_err() {
+                return Err(invalid());
             }
+            o.queue_signature(&mut signatures);
             offers.push(o);
+        }
+        // The sellers' signatures in one batch (ZIP-215: the verdict of one by one).
+        if !signatures.verify_all() {
+            return Err(invalid());
         }
         let span = head.t - head.counter.initial;
         let detection = if span == 0 {

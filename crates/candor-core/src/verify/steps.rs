@@ -132,13 +132,19 @@ pub fn verify_step(
         ));
     }
     // The batch: each a valid offer; batch_root over exactly these.
+    // The signatures are verified in one batch (the step's offers are its bulk).
     let mut pairs = Vec::with_capacity(sp.batch.len());
+    let mut signatures = crate::keys::BatchVerifier::new();
     for bytes in &sp.batch {
         let o = SignedOffer::from_bytes(bytes)
             .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
-        o.verify()
+        o.check_key()
             .map_err(|_| Misbehaviour::BadStep("a batch offer is invalid"))?;
+        o.queue_signature(&mut signatures);
         pairs.push((o.offer.key, offer_hash(bytes)));
+    }
+    if !signatures.verify_all() {
+        return Err(Misbehaviour::BadStep("a batch offer is invalid"));
     }
     if batch_root(&pairs) != h.batch_root {
         return Err(Misbehaviour::BadStep(
@@ -325,14 +331,21 @@ pub fn verify_past(
             "the list is not the one under that step's root",
         ));
     }
-    list.iter()
+    let mut signatures = crate::keys::BatchVerifier::new();
+    let offers = list
+        .iter()
         .map(|b| {
             let o = SignedOffer::from_bytes(b)
                 .map_err(|_| Misbehaviour::BadStep("the list holds a non-offer"))?;
-            if o.offer.key != d || o.verify().is_err() {
+            if o.offer.key != d || o.check_key().is_err() {
                 return Err(Misbehaviour::BadStep("the list holds an invalid offer"));
             }
+            o.queue_signature(&mut signatures);
             Ok(o)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if !signatures.verify_all() {
+        return Err(Misbehaviour::BadStep("the list holds an invalid offer"));
+    }
+    Ok(offers)
 }
