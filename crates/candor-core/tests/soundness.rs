@@ -882,7 +882,11 @@ fn a_gap_step_reverting_to_an_old_root_is_too_wide() {
         node.publish(&[offer(&seller, &item(1 + p % 3), 5 + u64::from(p))]);
     }
     let v = node.state.value();
+    let reverted = old.value();
     node.state = old;
+    // The node now answers audits of the skipped steps with the gap step (it serves the
+    // old tree): the audits pass, and the width is the verdict, given after them.
+    node.steps.retain(|&x, _| x <= reverted);
     let g = node.gap_step(v + 2);
     assert_eq!(g.step.header.gap().map(|(a, b)| b - a + 1), Some(21));
     let err = node.retrieve(&d).unwrap_err();
@@ -1023,7 +1027,8 @@ fn monitor_all(
         item.clone(),
         [9; 32],
         budget,
-    );
+    )
+    .holding(mine.iter().map(|(_, _, p)| *p));
     let mut next = r.on_head_bytes(&head.to_bytes())?;
     let list = node.lists.get(&item.key()).cloned().unwrap_or_default();
     while let Some(req) = next {
@@ -1231,8 +1236,117 @@ fn one_forged_signature_among_many_is_caught_in_a_batch() {
     );
     // Every signature valid: both pass.
     let mut honest = StepNode::new(Scheme::Merkle);
-    honest.publish(&(0..40).map(|p| offer(&seller, &d, 100 + p)).collect::<Vec<_>>());
+    honest.publish(
+        &(0..40)
+            .map(|p| offer(&seller, &d, 100 + p))
+            .collect::<Vec<_>>(),
+    );
     let v = honest.state.value();
     verify_step(&honest.cert, &honest.peer(), &honest.own(v)).unwrap();
     assert_eq!(honest.retrieve(&d).unwrap().offers.len(), 40);
+}
+
+/// A list made long enough to be over the seller's budget (here by a small budget; a node
+/// can do it with one bad step) does not hide a removal: the seller fetches the list after
+/// its earliest offer and folds it from its receipt's chain to the signed leaf. An honest
+/// node over the budget is not accused.
+#[test]
+fn over_budget_does_not_hide_a_removal_from_the_seller() {
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let offers: Vec<SignedOffer> = (0..6).map(|p| offer(&seller, &d, 100 + p)).collect();
+    let small = Budget {
+        max_entries: 5,
+        ..Budget::default()
+    };
+    // Honest: 6 offers, over the budget of 5; the seller holds the 3rd and 5th.
+    let mut node = StepNode::new(Scheme::Merkle);
+    node.publish(&offers[..2]);
+    let mut mine = receipted(&mut node, &offers[2..3]);
+    node.publish(&offers[3..4]);
+    mine.extend(receipted(&mut node, &offers[4..5]));
+    node.publish(&offers[5..]);
+    let err = monitor_all(&node, &d, small, node.head(&d, [9; 32]), &mine).unwrap_err();
+    assert_eq!(err, Misbehaviour::OverBudget(BudgetKind::Entries));
+    // The cheater drops the first offer of the list (before the seller's): every later
+    // offer moves, and the tail no longer folds from the receipt's chain to the leaf.
+    let mut cheat = StepNode::new(Scheme::Merkle);
+    cheat.publish(&offers[..2]);
+    let mut held = receipted(&mut cheat, &offers[2..3]);
+    cheat.publish(&offers[3..4]);
+    held.extend(receipted(&mut cheat, &offers[4..5]));
+    cheat.publish(&offers[5..]);
+    cheat_dropping(&mut cheat, &d, &offer(&seller, &item(2), 7));
+    let tight = Budget {
+        max_entries: 4,
+        ..Budget::default()
+    };
+    let err = monitor_all(&cheat, &d, tight, cheat.head(&d, [9; 32]), &held).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadProof, "{err}");
+    // A node that serves a tail without the seller's later offer (the list still folds from
+    // the first receipt only if the tail is the real one): removed.
+    let mut head_only = StepNode::from_parts(&node);
+    head_only.lists.get_mut(&d.key()).unwrap()[4] = offer(&seller, &d, 999).to_bytes();
+    let err = monitor_all(&head_only, &d, small, node.head(&d, [9; 32]), &mine).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadProof, "{err}");
+}
+
+/// A gap step wider than the reader takes, or a gap chain longer than a head carries, is a
+/// verdict held back until the list and the audits: a node that removed a receipted offer
+/// cannot reach for it to skip the seller's placement check.
+#[test]
+fn a_wide_gap_step_does_not_hide_a_removal() {
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    let mut cheat = StepNode::new(Scheme::Merkle);
+    let mine = receipted(&mut cheat, &[offer(&seller, &d, 100), offer(&seller, &d, 90)]);
+    cheat_dropping(&mut cheat, &d, &offer(&seller, &item(2), 7));
+    let v = cheat.state.value();
+    let wide = cheat.gap_step(v + 18);
+    assert_eq!(wide.step.header.gap().map(|(a, b)| b - a + 1), Some(17));
+    cheat.publish(&[offer(&seller, &item(3), 9)]);
+    let err = monitor_all(
+        &cheat,
+        &d,
+        Budget::default(),
+        cheat.head(&d, [9; 32]),
+        &mine,
+    )
+    .unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("removal evidence expected, got {err}")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    // The same wide gap step from a node that removed nothing: the width is the verdict,
+    // after the list and the audits.
+    let mut node = StepNode::new(Scheme::Merkle);
+    let mine = receipted(&mut node, &[offer(&seller, &d, 100)]);
+    let v = node.state.value();
+    node.gap_step(v + 18);
+    let err = monitor_all(&node, &d, Budget::default(), node.head(&d, [9; 32]), &mine)
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::GapTooWide, "{err}");
+}
+
+/// A list page with more offers than asked for is a truncation, checked before its bytes are
+/// charged: it cannot overrun the room the signed length reserved.
+#[test]
+fn an_oversized_list_page_is_truncated_not_over_budget() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&(0..5).map(|p| offer(&seller, &d, 100 + p)).collect::<Vec<_>>());
+    let head = node.head(&d, [9; 32]);
+    let budget = Budget {
+        max_bytes: head.to_bytes().len() as u64 + ListPage::most_bytes(5),
+        ..Budget::default()
+    };
+    let mut r = StepRetrieval::new(node.trusted.clone(), node.peer(), d.clone(), [9; 32], budget);
+    let req = r.on_head_bytes(&head.to_bytes()).unwrap().unwrap();
+    assert_eq!(req.count, 5);
+    let bulk = ListPage {
+        offers: vec![vec![0xCD; MAX_OFFER_BYTES]; 256],
+    };
+    let err = r.on_page_bytes(&bulk.to_bytes()).unwrap_err();
+    assert_eq!(err.kind(), Kind::Truncated, "{err}");
 }

@@ -392,3 +392,30 @@ fn scheme_c_wrong_counter_for_the_item_is_caught_by_the_buyer() {
     let err = retrieve_from(&cheater, &m.trusted, &target(), Budget::default()).unwrap_err();
     assert_eq!(err.kind(), Kind::WrongCounter);
 }
+
+/// Holes are never a gap count: a node that leaves values out is missing entries, however
+/// few gaps the reader takes (a hole cap would give it "too many gaps", not a cheat).
+#[test]
+fn an_omission_is_a_missing_entry_even_for_a_reader_that_takes_no_gaps() {
+    let no_gaps = Budget {
+        max_gaps: 0,
+        ..Budget::default()
+    };
+    let strategies: [fn(&Workload) -> Strategy; 2] = [
+        |_| Strategy::OmitEntry,
+        |w| Strategy::OmitCheaperThan(w.sellers[2].public()),
+    ];
+    for strategy in strategies {
+        let (_, _, cheater, result) = run(strategy, no_gaps);
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            Kind::MissingEntry,
+            "{}: {err}",
+            cheater.strategy().name()
+        );
+    }
+    // The honest node under the same reader: verified.
+    let (_, _, _, result) = run(|_| Strategy::Honest, no_gaps);
+    result.unwrap();
+}

@@ -160,11 +160,13 @@ impl Retrieval {
     /// Takes the node's head (encoded). Returns the first page request, or `None` when the
     /// counter has no value to check.
     pub fn on_head_bytes(&mut self, bytes: &[u8]) -> Result<Option<PageRequest>, Misbehaviour> {
+        // Decoded before it is charged: a blob is malformed, never "over budget".
+        let head = RetrieveHead::from_bytes(bytes)?;
         self.bytes = self.bytes.saturating_add(bytes.len() as u64);
         if self.bytes > self.budget.max_bytes {
             return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
         }
-        self.on_head(RetrieveHead::from_bytes(bytes)?)
+        self.on_head(head)
     }
 
     /// Takes the node's head.
@@ -250,6 +252,11 @@ impl Retrieval {
         if let Some(&(first, _)) = self.holes.first() {
             return Err(Misbehaviour::MissingEntry { value: first });
         }
+        if self.gaps.len() > self.budget.max_gaps as usize {
+            return Err(Misbehaviour::TooManyGaps {
+                max: self.budget.max_gaps,
+            });
+        }
         self.state = State::Done;
         Ok(false)
     }
@@ -327,13 +334,11 @@ impl Retrieval {
                 });
             }
             if value > self.next {
+                // A hole waits for a later gap notice to cover it; one left open at the end is
+                // a missing entry. Their number is bounded by the values (max_entries), and is
+                // never a verdict by itself: a node that leaves many holes must not get "too
+                // many gaps" for an omission.
                 self.holes.push((self.next, value - 1));
-                // Each hole needs a gap notice of its own.
-                if self.holes.len() > self.budget.max_gaps as usize {
-                    return Err(Misbehaviour::TooManyGaps {
-                        max: self.budget.max_gaps,
-                    });
-                }
             }
             self.next = value + 1;
             if let Some(receipted) = self.watch.get(&value) {
@@ -366,11 +371,8 @@ impl Retrieval {
                         })));
                     }
                     self.cover(value, first, last)?;
-                    if self.gaps.len() >= self.budget.max_gaps as usize {
-                        return Err(Misbehaviour::TooManyGaps {
-                            max: self.budget.max_gaps,
-                        });
-                    }
+                    // More gap notices than the reader takes is the verdict only once every
+                    // value is accounted for (an open hole is a missing entry first).
                     self.gaps.push(GapReport { inc, first, last });
                 }
             }

@@ -30,8 +30,8 @@ use crate::hash::Digest;
 use crate::item::{Item, ItemKey};
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
-    leaf_of, Leaf, Placement, SignedStep, StepHead, StepProof, StepReceipt, MAX_GAP_STEPS,
-    MAX_LIST_PAGE, VERSION,
+    chain_next, leaf_of, offer_hash, Leaf, Placement, SignedStep, StepHead, StepProof, StepReceipt,
+    MAX_GAP_STEPS, MAX_LIST_PAGE, VERSION,
 };
 use crate::misbehaviour::{BudgetKind, Evidence, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
@@ -165,6 +165,9 @@ struct Head {
     proof: MultiProof,
     /// The gap steps on the chain to t, newest first.
     gaps: Vec<SignedStep>,
+    /// The lowest value audits are drawn from (base + 1 unless the chain is longer than a
+    /// head carries).
+    floor: u64,
 }
 
 impl Head {
@@ -202,6 +205,11 @@ pub struct StepRetrieval {
     /// The list is not fetched: the head's signed length is beyond the budget (its entries,
     /// or the most bytes a list that long can take), and `deferred` holds that verdict.
     skip_list: bool,
+    /// A seller's placements of this item's offers (`holding`), known before the head.
+    held: Vec<Placement>,
+    /// When the whole list is beyond the budget but a seller holds placements: the list is
+    /// fetched from just after the earliest of them, and folded from its chain to the leaf.
+    tail_from: Option<u64>,
     /// A verdict the head earned that only volume or gaps justify ("over budget", "too many
     /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
     /// escape a check it would fail.
@@ -241,6 +249,8 @@ impl StepRetrieval {
             step: None,
             list_checked: false,
             skip_list: false,
+            held: Vec::new(),
+            tail_from: None,
             deferred: None,
         }
     }
@@ -251,6 +261,17 @@ impl StepRetrieval {
     /// one of them is a rolled-back answer.
     pub fn knowing(mut self, incs: impl IntoIterator<Item = SignedInc>) -> Self {
         self.known.extend(incs);
+        self
+    }
+
+    /// Placements a seller holds from its receipts (those of this item count): when the
+    /// item's whole list is beyond the budget, the list after the earliest of them is still
+    /// fetched and folded from its chain to the signed leaf, so a node cannot hide a removal
+    /// behind "over budget" (a list it can make long with one bad step).
+    pub fn holding(mut self, placements: impl IntoIterator<Item = Placement>) -> Self {
+        let d = self.item.key();
+        self.held
+            .extend(placements.into_iter().filter(|p| p.item == d));
         self
     }
 
@@ -275,8 +296,9 @@ impl StepRetrieval {
         if self.head.is_some() {
             return Err(Misbehaviour::NoAnswer("a second head"));
         }
-        self.take_bytes(bytes.len())?;
+        // Decoded before it is charged: a blob is malformed, never "over budget".
         let head = StepHead::from_bytes(bytes)?;
+        self.take_bytes(bytes.len())?;
         head.cert.verify_for(&self.trusted, &self.peer)?;
         let counter = crate::verify::statements::require_stepped(&head.cert)?;
         let read = &head.read.read;
@@ -295,7 +317,12 @@ impl StepRetrieval {
         head.proof
             .verify(&root, &[(d.0 .0, head.leaf.map(|l| l.value_hash()))])
             .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
-        let gaps = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
+        let GapChain {
+            steps: gaps,
+            deferred,
+            floor,
+        } = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
+        self.deferred = deferred;
         if let Some(step) = &head.step {
             // No step commits more than MAX_BATCH offers: a total beyond that is a lie any
             // checker sees without an audit.
@@ -313,7 +340,7 @@ impl StepRetrieval {
                 ));
             }
         }
-        if gaps.len() > self.budget.max_gaps as usize {
+        if gaps.len() > self.budget.max_gaps as usize && self.deferred.is_none() {
             self.deferred = Some(Misbehaviour::TooManyGaps {
                 max: self.budget.max_gaps,
             });
@@ -326,6 +353,7 @@ impl StepRetrieval {
             leaf: head.leaf,
             proof: head.proof,
             gaps,
+            floor,
         };
         check_known(&checked, head.step.as_ref(), &self.known)?;
         // The list's volume is judged from its signed length, before a page is taken: the
@@ -346,6 +374,18 @@ impl StepRetrieval {
                 .deferred
                 .take()
                 .or(Some(Misbehaviour::OverBudget(kind)));
+            // A seller still holds its offers to the list after the earliest of them, if
+            // that part fits the budget.
+            if let Some(k) = self.held.iter().map(|p| p.index).min() {
+                let from = k.saturating_add(1);
+                let tail = n.saturating_sub(from);
+                if tail <= self.budget.max_entries
+                    && self.bytes.saturating_add(ListPage::most_bytes(tail))
+                        <= self.budget.max_bytes
+                {
+                    self.tail_from = Some(from);
+                }
+            }
         }
         self.step = head.step;
         self.head = Some(checked);
@@ -353,6 +393,17 @@ impl StepRetrieval {
     }
 
     fn next_page(&self) -> Option<ListRequest> {
+        if let Some(from) = self.tail_from {
+            let n = self.head.as_ref()?.n();
+            let at = from.saturating_add(self.offers.len() as u64);
+            return (at < n).then(|| ListRequest {
+                item: self.item.key(),
+                from: at,
+                count: (n - at)
+                    .min(u64::from(self.budget.page_items.max(1)))
+                    .min(MAX_LIST_PAGE as u64) as u32,
+            });
+        }
         if self.skip_list {
             // The list is not fetched; the audits still run. Too many gaps alone does not
             // stop it: the list is still held to the leaf and a seller's placements to it.
@@ -375,7 +426,6 @@ impl StepRetrieval {
     /// decodes fits in the room the head's signed length reserved.
     pub fn on_page_bytes(&mut self, bytes: &[u8]) -> Result<Option<ListRequest>, Misbehaviour> {
         let page = ListPage::from_bytes(bytes)?;
-        self.take_bytes(bytes.len())?;
         let Some(want) = self.next_page() else {
             return Err(Misbehaviour::NoAnswer("a page after the list"));
         };
@@ -385,6 +435,7 @@ impl StepRetrieval {
                 t: want.from.saturating_add(u64::from(want.count)),
             });
         }
+        self.take_bytes(bytes.len())?;
         self.offers.extend(page.offers);
         Ok(self.next_page())
     }
@@ -394,6 +445,27 @@ impl StepRetrieval {
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
+        if let Some(from) = self.tail_from {
+            // The list after the seller's earliest offer, folded from the chain its receipt
+            // fixed: it must reach exactly the leaf under the root.
+            let Some(start) = self.held.iter().min_by_key(|p| p.index) else {
+                return Ok(());
+            };
+            let mut leaf = Leaf {
+                n: from,
+                chain: start.chain,
+            };
+            for b in &self.offers {
+                leaf = leaf.push(&offer_hash(b));
+            }
+            if Some(leaf) != head.leaf {
+                return Err(Misbehaviour::BadProof(
+                    "the list after the seller's offer does not lead to the leaf under the root",
+                ));
+            }
+            self.list_checked = true;
+            return Ok(());
+        }
         if self.skip_list {
             return Ok(());
         }
@@ -420,7 +492,9 @@ impl StepRetrieval {
         let Some(head) = &self.head else {
             return Vec::new();
         };
-        let span = head.t - head.counter.initial;
+        // Values floor..=t (floor is base + 1 unless the chain is longer than a head carries).
+        let below = head.floor.saturating_sub(1).max(head.counter.initial);
+        let span = head.t.saturating_sub(below);
         let s = s.min(span);
         let mut chosen = std::collections::BTreeSet::new();
         // Floyd's algorithm: s distinct values from 1..=span.
@@ -430,10 +504,7 @@ impl StepRetrieval {
                 chosen.insert(j);
             }
         }
-        self.audits = chosen
-            .into_iter()
-            .map(|x| head.counter.initial + x)
-            .collect();
+        self.audits = chosen.into_iter().map(|x| below + x).collect();
         self.audits.clone()
     }
 
@@ -491,6 +562,10 @@ impl StepRetrieval {
         if !self.list_checked {
             self.check_list()?;
         }
+        if let Some(from) = self.tail_from {
+            // Each receipted offer at its index with its chain prefix, within the tail.
+            return self.check_tail_placements(from, mine);
+        }
         if self.skip_list {
             // No list to hold them to: the node committed to more than the budget, and that
             // verdict (never a removal) comes once the audits pass.
@@ -509,6 +584,47 @@ impl StepRetrieval {
                 &head.proof,
                 &self.offers,
             )?;
+        }
+        Ok(())
+    }
+
+    /// The placements against a tail checked by `check_list` (which folded it from the
+    /// earliest placement's chain to the leaf): every other one must be at its index, with its
+    /// offer and its chain prefix.
+    fn check_tail_placements(
+        &self,
+        from: u64,
+        mine: &[(SignedOffer, StepReceipt, Placement)],
+    ) -> Result<(), Misbehaviour> {
+        let d = self.item.key();
+        let Some(start) = self.held.iter().min_by_key(|p| p.index) else {
+            return Ok(());
+        };
+        let n = self.head.as_ref().map_or(0, Head::n);
+        let mut chain = start.chain;
+        let mut chains = Vec::with_capacity(self.offers.len());
+        for b in &self.offers {
+            chain = chain_next(&chain, &offer_hash(b));
+            chains.push(chain);
+        }
+        for (offer, _, p) in mine.iter().filter(|(_, _, p)| p.item == d) {
+            let intact = if p.index.checked_add(1) == Some(from) {
+                p.chain == start.chain
+            } else {
+                p.index
+                    .checked_sub(from)
+                    .and_then(|i| usize::try_from(i).ok())
+                    .is_some_and(|i| {
+                        self.offers.get(i).is_some_and(|b| *b == offer.to_bytes())
+                            && chains.get(i) == Some(&p.chain)
+                    })
+            };
+            if !intact {
+                return Err(Misbehaviour::Removed {
+                    index: p.index,
+                    now: n,
+                });
+            }
         }
         Ok(())
     }
@@ -582,15 +698,30 @@ impl StepRetrieval {
     }
 }
 
-/// Checks the head's gap steps: each signed, a gap step no wider than `max_width`, the one
-/// the step before names (starting from the step at t), ending at the base. Their number is
-/// judged later (after the audits); a chain longer than a head can carry cannot be checked.
+/// The gap steps on the chain to t, as far as a head carries them.
+struct GapChain {
+    /// Newest first.
+    steps: Vec<SignedStep>,
+    /// A verdict only volume or gaps justify (a gap step wider than the reader takes, a
+    /// chain longer than a head carries): held back until the list and the audits are done,
+    /// so a node cannot reach for it to escape them.
+    deferred: Option<Misbehaviour>,
+    /// The lowest value the carried steps describe: below it, a chain longer than a head
+    /// carries may skip values the reader cannot see, so audits are drawn from here up.
+    floor: u64,
+}
+
+/// Checks the head's gap steps: each signed, a gap step, the one the step before names
+/// (starting from the step at t), ending at the base. Their number and width are judged
+/// later (after the list and the audits); a chain longer than a head can carry is checked as
+/// far as it goes.
 fn gap_chain(
     head: &StepHead,
     peer: &PeerId,
     counter: &CertifiedCounter,
     max_width: u64,
-) -> Result<Vec<SignedStep>, Misbehaviour> {
+) -> Result<GapChain, Misbehaviour> {
+    let mut deferred = None;
     let mut expected = head
         .step
         .as_ref()
@@ -614,8 +745,8 @@ fn gap_chain(
             ));
         }
         let width = last - first + 1;
-        if width > max_width {
-            return Err(Misbehaviour::GapTooWide {
+        if width > max_width && deferred.is_none() {
+            deferred = Some(Misbehaviour::GapTooWide {
                 value: g.header.value,
                 width,
                 max: max_width,
@@ -624,18 +755,28 @@ fn gap_chain(
         expected = g.header.gap_link;
         chain.push(g.clone());
     }
+    let mut floor = counter.initial + 1;
     if expected != counter.initial {
-        return if head.gaps.len() >= MAX_GAP_STEPS {
-            Err(Misbehaviour::TooManyGaps {
-                max: MAX_GAP_STEPS as u32,
-            })
-        } else {
-            Err(Misbehaviour::BadStep(
+        if head.gaps.len() < MAX_GAP_STEPS {
+            return Err(Misbehaviour::BadStep(
                 "the head leaves out a gap step the chain names",
-            ))
-        };
+            ));
+        }
+        // Full: the chain goes on below the oldest carried gap step. What it carries is
+        // checked; the rest is the verdict, after the list and the audits above it.
+        floor = chain
+            .last()
+            .and_then(|g| g.header.gap())
+            .map_or(floor, |(first, _)| first);
+        deferred = deferred.or(Some(Misbehaviour::TooManyGaps {
+            max: MAX_GAP_STEPS as u32,
+        }));
     }
-    Ok(chain)
+    Ok(GapChain {
+        steps: chain,
+        deferred,
+        floor,
+    })
 }
 
 /// Checks the statements the checker already holds against the head: none above t, none

@@ -40,7 +40,8 @@ pub(super) fn read(
         o.reading.budget,
     )
     .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
-    .knowing(o.reading.known.iter().cloned());
+    .knowing(o.reading.known.iter().cloned())
+    .holding(mine.iter().map(|(_, _, p)| *p));
     let mut next = r.on_head_bytes(o.head)?;
     while let Some(req) = next {
         let page = o.node.ask(&Query::List(req)).map_err(Refusal::after_read)?;
@@ -93,17 +94,17 @@ pub fn retrieve_at(
             }))
             .map_err(Refusal::after_read)?;
         let page = ListPage::from_bytes(&bytes)?;
-        taken = taken.saturating_add(bytes.len() as u64);
-        if taken > budget.max_bytes {
-            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
-        }
-        if page.offers.is_empty() {
+        if page.offers.is_empty() || page.offers.len() > want as usize {
             return Err(Misbehaviour::Truncated {
                 next: list.len() as u64,
                 t: n,
             });
         }
-        list.extend(page.offers.into_iter().take(want as usize));
+        taken = taken.saturating_add(bytes.len() as u64);
+        if taken > budget.max_bytes {
+            return Err(Misbehaviour::OverBudget(BudgetKind::Bytes));
+        }
+        list.extend(page.offers);
     }
     verify_past(trusted, &node.peer(), item, value, &past, &list)
 }
