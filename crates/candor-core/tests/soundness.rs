@@ -1299,7 +1299,10 @@ fn a_wide_gap_step_does_not_hide_a_removal() {
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
     let mut cheat = StepNode::new(Scheme::Merkle);
-    let mine = receipted(&mut cheat, &[offer(&seller, &d, 100), offer(&seller, &d, 90)]);
+    let mine = receipted(
+        &mut cheat,
+        &[offer(&seller, &d, 100), offer(&seller, &d, 90)],
+    );
     cheat_dropping(&mut cheat, &d, &offer(&seller, &item(2), 7));
     let v = cheat.state.value();
     let wide = cheat.gap_step(v + 18);
@@ -1323,8 +1326,7 @@ fn a_wide_gap_step_does_not_hide_a_removal() {
     let mine = receipted(&mut node, &[offer(&seller, &d, 100)]);
     let v = node.state.value();
     node.gap_step(v + 18);
-    let err = monitor_all(&node, &d, Budget::default(), node.head(&d, [9; 32]), &mine)
-        .unwrap_err();
+    let err = monitor_all(&node, &d, Budget::default(), node.head(&d, [9; 32]), &mine).unwrap_err();
     assert_eq!(err.kind(), Kind::GapTooWide, "{err}");
 }
 
@@ -1335,13 +1337,23 @@ fn an_oversized_list_page_is_truncated_not_over_budget() {
     let mut node = StepNode::new(Scheme::Merkle);
     let seller = Keypair::generate(&mut OsRng);
     let d = item(0);
-    node.publish(&(0..5).map(|p| offer(&seller, &d, 100 + p)).collect::<Vec<_>>());
+    node.publish(
+        &(0..5)
+            .map(|p| offer(&seller, &d, 100 + p))
+            .collect::<Vec<_>>(),
+    );
     let head = node.head(&d, [9; 32]);
     let budget = Budget {
         max_bytes: head.to_bytes().len() as u64 + ListPage::most_bytes(5),
         ..Budget::default()
     };
-    let mut r = StepRetrieval::new(node.trusted.clone(), node.peer(), d.clone(), [9; 32], budget);
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        d.clone(),
+        [9; 32],
+        budget,
+    );
     let req = r.on_head_bytes(&head.to_bytes()).unwrap().unwrap();
     assert_eq!(req.count, 5);
     let bulk = ListPage {
