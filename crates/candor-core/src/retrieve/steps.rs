@@ -25,97 +25,24 @@
 
 use super::{Budget, GapReport};
 use crate::cert::{CertifiedCounter, SignedCertificate};
-use crate::encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::encoding::{Decode, Encode};
 use crate::hash::Digest;
-use crate::item::{Item, ItemKey};
+use crate::item::Item;
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
     chain_next, leaf_of, offer_hash, Leaf, Placement, SignedStep, StepHead, StepProof, StepReceipt,
-    MAX_GAP_STEPS, MAX_LIST_PAGE, VERSION,
+    MAX_LIST_PAGE,
 };
-use crate::misbehaviour::{BudgetKind, Evidence, Misbehaviour};
-use crate::offer::{current_offers, Offer, SignedOffer, MAX_OFFER_BYTES};
+use crate::misbehaviour::{BudgetKind, Misbehaviour};
+use crate::offer::{current_offers, Offer, SignedOffer};
 use crate::smt::MultiProof;
 use crate::statement::SignedInc;
-use crate::verify::{check_signed_step, root_at};
+use crate::verify::root_at;
+use chain::{check_known, gap_chain, GapChain};
+pub use list::{ListPage, ListRequest};
 
-/// A page of an item's list: offers `from ..` in order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListPage {
-    /// Encoded signed offers.
-    pub offers: Vec<Vec<u8>>,
-}
-
-impl Encode for ListPage {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION).u16(self.offers.len() as u16);
-        for o in &self.offers {
-            w.bytes16(o);
-        }
-    }
-}
-
-impl ListPage {
-    /// The most bytes the pages of a list of `n` offers can take, whatever the node sends:
-    /// every page holds at least one offer (an empty one is a truncation), and each offer at
-    /// most `MAX_OFFER_BYTES` with its length.
-    pub fn most_bytes(n: u64) -> u64 {
-        // Per page: version and count (3 bytes); per offer: a u16 length and the offer.
-        n.saturating_mul(3 + 2 + MAX_OFFER_BYTES as u64)
-    }
-}
-
-impl Decode for ListPage {
-    const WHAT: &'static str = "M page";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        let n = r.u16("offers")? as usize;
-        if n > MAX_LIST_PAGE {
-            return Err(DecodeError::TooLong {
-                field: "list page",
-                len: n,
-                max: MAX_LIST_PAGE,
-            });
-        }
-        let mut offers = Vec::with_capacity(n);
-        for _ in 0..n {
-            offers.push(r.bytes16(MAX_OFFER_BYTES, "offer")?.to_vec());
-        }
-        Ok(Self { offers })
-    }
-}
-
-/// A request for offers `from .. from + count` of item `item`'s list (as of the head's step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListRequest {
-    /// The item.
-    pub item: ItemKey,
-    /// First index.
-    pub from: u64,
-    /// How many.
-    pub count: u32,
-}
-
-impl Encode for ListRequest {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION)
-            .fixed(self.item.0.as_bytes())
-            .u64(self.from)
-            .u32(self.count);
-    }
-}
-
-impl Decode for ListRequest {
-    const WHAT: &'static str = "M page request";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        Ok(Self {
-            item: ItemKey(Digest(r.array("item")?)),
-            from: r.u64("from")?,
-            count: r.u32("count")?,
-        })
-    }
-}
+mod chain;
+mod list;
 
 /// What a scheme-M retrieve yields.
 #[derive(Debug, Clone)]
@@ -696,135 +623,6 @@ impl StepRetrieval {
             audit_bytes: self.audit_bytes,
         })
     }
-}
-
-/// The gap steps on the chain to t, as far as a head carries them.
-struct GapChain {
-    /// Newest first.
-    steps: Vec<SignedStep>,
-    /// A verdict only volume or gaps justify (a gap step wider than the reader takes, a
-    /// chain longer than a head carries): held back until the list and the audits are done,
-    /// so a node cannot reach for it to escape them.
-    deferred: Option<Misbehaviour>,
-    /// The lowest value the carried steps describe: below it, a chain longer than a head
-    /// carries may skip values the reader cannot see, so audits are drawn from here up.
-    floor: u64,
-}
-
-/// Checks the head's gap steps: each signed, a gap step, the one the step before names
-/// (starting from the step at t), ending at the base. Their number and width are judged
-/// later (after the list and the audits); a chain longer than a head can carry is checked as
-/// far as it goes.
-fn gap_chain(
-    head: &StepHead,
-    peer: &PeerId,
-    counter: &CertifiedCounter,
-    max_width: u64,
-) -> Result<GapChain, Misbehaviour> {
-    let mut deferred = None;
-    let mut expected = head
-        .step
-        .as_ref()
-        .map_or(counter.initial, |s| s.header.last_gap());
-    let mut chain = Vec::with_capacity(head.gaps.len());
-    for g in &head.gaps {
-        if expected == counter.initial {
-            return Err(Misbehaviour::BadStep(
-                "the head lists a gap step beyond the chain's last",
-            ));
-        }
-        check_signed_step(&head.cert, peer, counter, g)?;
-        let Some((first, last)) = g.header.gap() else {
-            return Err(Misbehaviour::BadStep(
-                "the head's gap steps are not the ones the chain names",
-            ));
-        };
-        if g.header.value != expected {
-            return Err(Misbehaviour::BadStep(
-                "the head's gap steps are not the ones the chain names",
-            ));
-        }
-        let width = last - first + 1;
-        if width > max_width && deferred.is_none() {
-            deferred = Some(Misbehaviour::GapTooWide {
-                value: g.header.value,
-                width,
-                max: max_width,
-            });
-        }
-        expected = g.header.gap_link;
-        chain.push(g.clone());
-    }
-    let mut floor = counter.initial + 1;
-    if expected != counter.initial {
-        if head.gaps.len() < MAX_GAP_STEPS {
-            return Err(Misbehaviour::BadStep(
-                "the head leaves out a gap step the chain names",
-            ));
-        }
-        // Full: the chain goes on below the oldest carried gap step. What it carries is
-        // checked; the rest is the verdict, after the list and the audits above it.
-        floor = chain
-            .last()
-            .and_then(|g| g.header.gap())
-            .map_or(floor, |(first, _)| first);
-        deferred = deferred.or(Some(Misbehaviour::TooManyGaps {
-            max: MAX_GAP_STEPS as u32,
-        }));
-    }
-    Ok(GapChain {
-        steps: chain,
-        deferred,
-        floor,
-    })
-}
-
-/// Checks the statements the checker already holds against the head: none above t, none
-/// skipped by a gap step on the chain, none contradicted by a statement at its value.
-fn check_known(
-    head: &Head,
-    step: Option<&SignedStep>,
-    known: &[SignedInc],
-) -> Result<(), Misbehaviour> {
-    let device = head.cert.cert.device.id();
-    let peer = &head.cert.cert.peer;
-    for k in known {
-        let i = &k.inc;
-        if i.device != device
-            || &i.peer != peer
-            || i.counter != head.counter.id
-            || head.cert.cert.device.verify_inc(k).is_err()
-        {
-            continue;
-        }
-        if i.value > head.t {
-            return Err(Misbehaviour::ReadBelowReceipt {
-                t: head.t,
-                receipted: i.value,
-            });
-        }
-        let at_value = step
-            .into_iter()
-            .chain(head.gaps.iter())
-            .find(|s| s.inc.inc.value == i.value);
-        if let Some(s) = at_value {
-            if s.inc.inc.payload != i.payload {
-                return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
-                    cert: head.cert.clone(),
-                    a: k.clone(),
-                    b: s.inc.clone(),
-                })));
-            }
-        }
-        if let Some(gap) = head.gap_over(i.value) {
-            return Err(Misbehaviour::Evidence(Box::new(Evidence::GapStepOverInc {
-                cert: head.cert.clone(),
-                inc: k.clone(),
-                gap: Box::new(gap.clone()),
-            })));
-        }
-    }
-    Ok(())
 }
 
 /// A seller's check of one receipted offer against a verified retrieve of its item: the
