@@ -76,9 +76,14 @@ pub struct Retrieval {
     counter: CertifiedCounter,
     t: u64,
     next: u64,
-    holes: Vec<(u64, u64)>,
+    /// Values not yet accounted for, first → last (disjoint): each waits for a later gap
+    /// notice to cover it. Ordered, so covering one is a lookup, not a scan.
+    holes: BTreeMap<u64, u64>,
     offers: Vec<(u64, SignedOffer)>,
+    /// The gap notices, the first `max_gaps + 1` kept (more is the verdict; the rest are
+    /// counted in `gap_count`, so a node cannot make the reader hold them all).
     gaps: Vec<GapReport>,
+    gap_count: u64,
     faults: Vec<Evidence>,
     bytes: u64,
     /// The receipts a monitoring seller holds, until the head names the certificate and the
@@ -110,9 +115,10 @@ impl Retrieval {
             counter: CertifiedCounter { id: 0, initial: 0 },
             t: 0,
             next: 0,
-            holes: Vec::new(),
+            holes: BTreeMap::new(),
             offers: Vec::new(),
             gaps: Vec::new(),
+            gap_count: 0,
             faults: Vec::new(),
             bytes: 0,
             receipts: Vec::new(),
@@ -249,10 +255,14 @@ impl Retrieval {
         if self.next <= self.t {
             return Ok(true);
         }
-        if let Some(&(first, _)) = self.holes.first() {
+        if let Some((&first, _)) = self.holes.first_key_value() {
             return Err(Misbehaviour::MissingEntry { value: first });
         }
-        if self.gaps.len() > self.budget.max_gaps as usize {
+        if self.gap_count > u64::from(self.budget.max_gaps) {
+            // Evidence already in hand (an invented offer) wins over the count.
+            if let Some(fault) = self.faults.first() {
+                return Err(Misbehaviour::Evidence(Box::new(fault.clone())));
+            }
             return Err(Misbehaviour::TooManyGaps {
                 max: self.budget.max_gaps,
             });
@@ -338,7 +348,7 @@ impl Retrieval {
                 // a missing entry. Their number is bounded by the values (max_entries), and is
                 // never a verdict by itself: a node that leaves many holes must not get "too
                 // many gaps" for an omission.
-                self.holes.push((self.next, value - 1));
+                self.holes.insert(self.next, value - 1);
             }
             self.next = value + 1;
             if let Some(receipted) = self.watch.get(&value) {
@@ -373,7 +383,10 @@ impl Retrieval {
                     self.cover(value, first, last)?;
                     // More gap notices than the reader takes is the verdict only once every
                     // value is accounted for (an open hole is a missing entry first).
-                    self.gaps.push(GapReport { inc, first, last });
+                    self.gap_count = self.gap_count.saturating_add(1);
+                    if self.gaps.len() <= self.budget.max_gaps as usize {
+                        self.gaps.push(GapReport { inc, first, last });
+                    }
                 }
             }
         }
@@ -444,19 +457,19 @@ impl Retrieval {
         if first > last || last >= value {
             return Err(Misbehaviour::BadGap { value });
         }
-        let Some(pos) = self
-            .holes
-            .iter()
-            .position(|&(a, b)| a <= first && last <= b)
-        else {
+        // The one hole that could hold [first, last]: the last one starting at or before it.
+        let Some((&a, &b)) = self.holes.range(..=first).next_back() else {
             return Err(Misbehaviour::BadGap { value });
         };
-        let (a, b) = self.holes.remove(pos);
-        if last < b {
-            self.holes.insert(pos, (last + 1, b));
+        if last > b {
+            return Err(Misbehaviour::BadGap { value });
         }
+        self.holes.remove(&a);
         if a < first {
-            self.holes.insert(pos, (a, first - 1));
+            self.holes.insert(a, first - 1);
+        }
+        if last < b {
+            self.holes.insert(last + 1, b);
         }
         Ok(())
     }

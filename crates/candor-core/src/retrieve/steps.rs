@@ -489,6 +489,14 @@ impl StepRetrieval {
         if !self.list_checked {
             self.check_list()?;
         }
+        // Every receipt is of the certificate this node answers under, whatever part of the
+        // list is checked: another certificate on the same PeerId is its own verdict.
+        if let Some(head) = &self.head {
+            let id = head.cert.id();
+            if mine.iter().any(|(_, r, _)| r.cert_id != id) {
+                return Err(Misbehaviour::OtherCertificate);
+            }
+        }
         if let Some(from) = self.tail_from {
             // Each receipted offer at its index with its chain prefix, within the tail.
             return self.check_tail_placements(from, mine);

@@ -66,7 +66,7 @@ pub(super) fn gap_chain(
         expected = g.header.gap_link;
         chain.push(g.clone());
     }
-    let mut floor = counter.initial + 1;
+    let mut floor = counter.initial.saturating_add(1);
     if expected != counter.initial {
         if head.gaps.len() < MAX_GAP_STEPS {
             return Err(Misbehaviour::BadStep(
