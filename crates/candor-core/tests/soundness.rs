@@ -115,14 +115,34 @@ impl StepNode {
         head: StepHead,
         answer: &dyn Fn(u64) -> StepProof,
     ) -> Result<StepOutcome, Misbehaviour> {
-        let mut r = StepRetrieval::new(
+        let mut r = self.reader(&item, budget);
+        let next = r.on_head_bytes(&head.to_bytes())?;
+        self.serve_list(item, &mut r, next)?;
+        r.check_list()?;
+        for v in r.plan_audits(u64::MAX, &mut OsRng) {
+            r.on_audit_bytes(v, &answer(v).to_bytes())?;
+        }
+        r.finish()
+    }
+
+    /// A reader of `item` from this node, with nonce [9; 32] (the one `head` is asked for).
+    fn reader(&self, item: &Item, budget: Budget) -> StepRetrieval {
+        StepRetrieval::new(
             self.trusted.clone(),
             self.peer(),
             item.clone(),
             [9; 32],
             budget,
-        );
-        let mut next = r.on_head_bytes(&head.to_bytes())?;
+        )
+    }
+
+    /// Answers `r`'s list requests, from `next` on, with the pages this node serves.
+    fn serve_list(
+        &self,
+        item: &Item,
+        r: &mut StepRetrieval,
+        mut next: Option<ListRequest>,
+    ) -> Result<(), Misbehaviour> {
         let list = self.lists.get(&item.key()).cloned().unwrap_or_default();
         while let Some(req) = next {
             let page = ListPage {
@@ -135,11 +155,7 @@ impl StepNode {
             };
             next = r.on_page_bytes(&page.to_bytes())?;
         }
-        r.check_list()?;
-        for v in r.plan_audits(u64::MAX, &mut OsRng) {
-            r.on_audit_bytes(v, &answer(v).to_bytes())?;
-        }
-        r.finish()
+        Ok(())
     }
 
     /// What an honest store answers an audit of `v` with: the step at v, or the first one
@@ -397,14 +413,9 @@ fn a_gap_step_over_a_receipt_is_transferable_evidence() {
     node.steps.remove(&v);
     node.gap_step(v + 1);
     let head = node.head(&d, [9; 32]);
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        d.clone(),
-        [9; 32],
-        Budget::default(),
-    )
-    .knowing([receipt.step.step.inc.clone()]);
+    let mut r = node
+        .reader(&d, Budget::default())
+        .knowing([receipt.step.step.inc.clone()]);
     let Err(Misbehaviour::Evidence(e)) = r.on_head_bytes(&head.to_bytes()) else {
         panic!("evidence expected")
     };
@@ -846,13 +857,7 @@ fn over_budget_waits_for_the_audits() {
         .unwrap_err();
     assert_eq!(err, Misbehaviour::BadStep(NEW_ROOT_WRONG));
     // Without audits the budget is the verdict (the node committed to that list).
-    let mut r = StepRetrieval::new(
-        cheat.trusted.clone(),
-        cheat.peer(),
-        d.clone(),
-        [9; 32],
-        small,
-    );
+    let mut r = cheat.reader(&d, small);
     assert_eq!(r.on_head_bytes(&head.to_bytes()).unwrap(), None);
     assert_eq!(
         r.finish().unwrap_err(),
@@ -1021,27 +1026,11 @@ fn monitor_all(
     head: StepHead,
     mine: &[(SignedOffer, StepReceipt, Placement)],
 ) -> Result<StepOutcome, Misbehaviour> {
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        item.clone(),
-        [9; 32],
-        budget,
-    )
-    .holding(mine.iter().map(|(_, _, p)| *p));
-    let mut next = r.on_head_bytes(&head.to_bytes())?;
-    let list = node.lists.get(&item.key()).cloned().unwrap_or_default();
-    while let Some(req) = next {
-        let page = ListPage {
-            offers: list
-                .iter()
-                .skip(req.from as usize)
-                .take(req.count as usize)
-                .cloned()
-                .collect(),
-        };
-        next = r.on_page_bytes(&page.to_bytes())?;
-    }
+    let mut r = node
+        .reader(&item, budget)
+        .holding(mine.iter().map(|(_, _, p)| *p));
+    let next = r.on_head_bytes(&head.to_bytes())?;
+    node.serve_list(item, &mut r, next)?;
     r.check_placements(mine)?;
     for v in r.plan_audits(u64::MAX, &mut OsRng) {
         r.on_audit_bytes(v, &node.own(v).to_bytes())?;
@@ -1174,20 +1163,9 @@ fn a_large_audit_answer_is_malformed_not_over_budget() {
         max_bytes: head.to_bytes().len() as u64 + ListPage::most_bytes(1),
         ..Budget::default()
     };
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        d.clone(),
-        [9; 32],
-        budget,
-    );
-    let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
-    while let Some(req) = next {
-        let page = ListPage {
-            offers: node.lists[&d.key()][req.from as usize..].to_vec(),
-        };
-        next = r.on_page_bytes(&page.to_bytes()).unwrap();
-    }
+    let mut r = node.reader(&d, budget);
+    let next = r.on_head_bytes(&head.to_bytes()).unwrap();
+    node.serve_list(&d, &mut r, next).unwrap();
     r.check_list().unwrap();
     let v = r.plan_audits(1, &mut OsRng)[0];
     let err = r.on_audit_bytes(v, &vec![0xAB; 2 << 20]).unwrap_err();
@@ -1211,24 +1189,9 @@ fn one_forged_signature_among_many_is_caught_in_a_batch() {
     assert_eq!(err, Misbehaviour::BadStep("a batch offer is invalid"));
     // A buyer that audits nothing still checks the list's signatures.
     let head = node.head(&d, [9; 32]);
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        d.clone(),
-        [9; 32],
-        Budget::default(),
-    );
-    let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
-    while let Some(req) = next {
-        let page = ListPage {
-            offers: node.lists[&d.key()][req.from as usize..]
-                .iter()
-                .take(req.count as usize)
-                .cloned()
-                .collect(),
-        };
-        next = r.on_page_bytes(&page.to_bytes()).unwrap();
-    }
+    let mut r = node.reader(&d, Budget::default());
+    let next = r.on_head_bytes(&head.to_bytes()).unwrap();
+    node.serve_list(&d, &mut r, next).unwrap();
     r.check_list().unwrap();
     assert_eq!(
         r.finish().unwrap_err(),
@@ -1347,13 +1310,7 @@ fn an_oversized_list_page_is_truncated_not_over_budget() {
         max_bytes: head.to_bytes().len() as u64 + ListPage::most_bytes(5),
         ..Budget::default()
     };
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        d.clone(),
-        [9; 32],
-        budget,
-    );
+    let mut r = node.reader(&d, budget);
     let req = r.on_head_bytes(&head.to_bytes()).unwrap().unwrap();
     assert_eq!(req.count, 5);
     let bulk = ListPage {

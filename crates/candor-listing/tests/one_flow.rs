@@ -16,6 +16,13 @@ use common::*;
 
 type Node = ListingNode<SoftwareDevice>;
 
+/// Each scheme, with the counters its node is certified for.
+const EVERY_SCHEME: [(Scheme, u32); 3] = [
+    (Scheme::Basic, 1),
+    (Scheme::Counters, 4),
+    (Scheme::Merkle, 1),
+];
+
 /// Presents `presents`'s certificate, but answers with what `answers` (a node of the other
 /// scheme) says: a reply of another scheme than the certificate's.
 struct Swap<'a> {
@@ -101,11 +108,7 @@ fn a_reply_of_another_scheme_than_the_certificates_is_never_checked_by_its_rules
 #[test]
 fn one_flow_publishes_retrieves_and_monitors_every_scheme() {
     let mut m = Market::new();
-    for (scheme, counters) in [
-        (Scheme::Basic, 1),
-        (Scheme::Counters, 4),
-        (Scheme::Merkle, 1),
-    ] {
+    for (scheme, counters) in EVERY_SCHEME {
         let node = m.node(scheme, counters, counters);
         let seller = Keypair::generate(&mut rand_core::OsRng);
         let mut mine = Vec::new();
@@ -420,11 +423,7 @@ fn a_lost_receipt_is_reissued_by_an_entries_node_and_refused_by_a_steps_node() {
 fn the_byte_budget_counts_the_head_and_the_list_in_every_scheme() {
     let mut m = Market::new();
     let seller = Keypair::generate(&mut rand_core::OsRng);
-    for (scheme, counters) in [
-        (Scheme::Basic, 1),
-        (Scheme::Counters, 4),
-        (Scheme::Merkle, 1),
-    ] {
+    for (scheme, counters) in EVERY_SCHEME {
         let node = m.node(scheme, counters, counters);
         publish_to(&node, &m.trusted, &offer(&seller, &target(), 5, 1), NOW).unwrap();
         let head = node
@@ -475,11 +474,7 @@ impl Listing for Blob<'_> {
 fn a_blob_near_the_budget_is_malformed_not_over_budget() {
     let mut m = Market::new();
     let seller = Keypair::generate(&mut rand_core::OsRng);
-    for (scheme, counters) in [
-        (Scheme::Basic, 1),
-        (Scheme::Counters, 4),
-        (Scheme::Merkle, 1),
-    ] {
+    for (scheme, counters) in EVERY_SCHEME {
         let node = m.node(scheme, counters, counters);
         for i in 0..3u64 {
             publish_to(
