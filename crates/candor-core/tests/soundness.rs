@@ -115,7 +115,7 @@ impl StepNode {
         head: StepHead,
         answer: &dyn Fn(u64) -> StepProof,
     ) -> Result<StepOutcome, Misbehaviour> {
-        let mut r = self.reader(&item, budget);
+        let mut r = self.reader(item, budget);
         let next = r.on_head_bytes(&head.to_bytes())?;
         self.serve_list(item, &mut r, next)?;
         r.check_list()?;
@@ -1027,7 +1027,7 @@ fn monitor_all(
     mine: &[(SignedOffer, StepReceipt, Placement)],
 ) -> Result<StepOutcome, Misbehaviour> {
     let mut r = node
-        .reader(&item, budget)
+        .reader(item, budget)
         .holding(mine.iter().map(|(_, _, p)| *p));
     let next = r.on_head_bytes(&head.to_bytes())?;
     node.serve_list(item, &mut r, next)?;
