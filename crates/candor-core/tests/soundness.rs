@@ -1319,3 +1319,74 @@ fn an_oversized_list_page_is_truncated_not_over_budget() {
     let err = r.on_page_bytes(&bulk.to_bytes()).unwrap_err();
     assert_eq!(err.kind(), Kind::Truncated, "{err}");
 }
+
+/// The head's three signatures (certificate, `Read`, step `Inc`) are verified in one batch;
+/// a bad one, or an untrusted authority or another node's certificate, gets the verdict the
+/// one-by-one checks give.
+#[test]
+fn a_bad_head_signature_gets_its_own_verdict_after_the_batch() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    let read_at = |r: StepRetrieval, head: &StepHead| {
+        let mut r = r;
+        r.on_head_bytes(&head.to_bytes()).map(|_| ())
+    };
+    let honest = node.head(&d, [9; 32]);
+    read_at(node.reader(&d, Budget::default()), &honest).unwrap();
+    let other = Keypair::generate(&mut OsRng);
+    let forged = other.sign(tags::CERT, b"something else");
+    let mut bad_cert = honest.clone();
+    bad_cert.cert.sig = forged;
+    let mut bad_read = honest.clone();
+    bad_read.read.sig = node.signer.sign_read(0, 1, [8; 32]).sig;
+    let mut bad_step = honest.clone();
+    if let Some(step) = bad_step.step.as_mut() {
+        step.inc.sig = node.signer.sign_inc(0, 99, Digest([7; 32])).sig;
+    }
+    let t = honest.read.read.value;
+    for (head, want) in [
+        (bad_cert, Misbehaviour::Certificate(CertError::BadSignature)),
+        (
+            bad_read,
+            Misbehaviour::BadStatementSignature {
+                what: "Read",
+                value: t,
+            },
+        ),
+        (
+            bad_step,
+            Misbehaviour::BadStatementSignature {
+                what: "Inc",
+                value: t,
+            },
+        ),
+    ] {
+        let err = read_at(node.reader(&d, Budget::default()), &head).unwrap_err();
+        assert_eq!(err, want);
+    }
+    // Valid signatures, but an authority the reader does not trust, or read as another peer.
+    let stranger = StepRetrieval::new(
+        vec![other.public()],
+        node.peer(),
+        d.clone(),
+        [9; 32],
+        Budget::default(),
+    );
+    assert!(matches!(
+        read_at(stranger, &honest).unwrap_err(),
+        Misbehaviour::Certificate(CertError::UntrustedAuthority(_))
+    ));
+    let elsewhere = StepRetrieval::new(
+        node.trusted.clone(),
+        PeerId::from_ed25519(&other.public()),
+        d.clone(),
+        [9; 32],
+        Budget::default(),
+    );
+    assert!(matches!(
+        read_at(elsewhere, &honest).unwrap_err(),
+        Misbehaviour::Certificate(CertError::WrongPeer { .. })
+    ));
+}

@@ -417,6 +417,34 @@ impl SignedCertificate {
     /// [`Self::verify`], and that the certificate is for `peer`.
     pub fn verify_for(&self, trusted: &[PublicKey], peer: &PeerId) -> Result<(), CertError> {
         self.verify(trusted)?;
+        self.names(peer)
+    }
+
+    /// [`Self::verify_for`] for a certificate whose signature was already verified in a batch
+    /// (by [`Self::queue_signature`]): the authority is trusted and the certificate is for
+    /// `peer`.
+    pub(crate) fn verify_for_batched(
+        &self,
+        trusted: &[PublicKey],
+        peer: &PeerId,
+    ) -> Result<(), CertError> {
+        if !trusted.contains(&self.cert.authority) {
+            return Err(CertError::UntrustedAuthority(self.cert.authority));
+        }
+        self.names(peer)
+    }
+
+    /// Queues the authority's signature in `batch`.
+    pub(crate) fn queue_signature(&self, batch: &mut crate::keys::BatchVerifier) {
+        batch.push(
+            self.cert.authority,
+            tags::CERT,
+            &self.cert.to_bytes(),
+            self.sig,
+        );
+    }
+
+    fn names(&self, peer: &PeerId) -> Result<(), CertError> {
         if &self.cert.peer != peer {
             return Err(CertError::WrongPeer {
                 certified: self.cert.peer.to_string(),

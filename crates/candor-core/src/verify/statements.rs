@@ -6,6 +6,16 @@ use crate::keys::PeerId;
 use crate::misbehaviour::Misbehaviour;
 use crate::statement::{SignedInc, SignedRead};
 
+/// Whether a statement's signature is still to be verified, or was verified in a batch with
+/// others (which gives the verdict of one by one: ZIP-215).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sig {
+    /// Verify it here.
+    Check,
+    /// Verified already, in a batch that held.
+    Batched,
+}
+
 /// A `Read` answering `nonce` from node `peer`'s certified device, on `counter`.
 pub(crate) fn check_read(
     cert: &SignedCertificate,
@@ -14,14 +24,28 @@ pub(crate) fn check_read(
     s: &SignedRead,
     nonce: &[u8; 32],
 ) -> Result<(), Misbehaviour> {
+    check_read_with(cert, peer, counter, s, nonce, Sig::Check)
+}
+
+/// [`check_read`], its signature verified here or already in a batch.
+pub(crate) fn check_read_with(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    s: &SignedRead,
+    nonce: &[u8; 32],
+    sig: Sig,
+) -> Result<(), Misbehaviour> {
     let read = &s.read;
-    cert.cert
-        .device
-        .verify_read(s)
-        .map_err(|_| Misbehaviour::BadStatementSignature {
-            what: "Read",
-            value: read.value,
-        })?;
+    if sig == Sig::Check {
+        cert.cert
+            .device
+            .verify_read(s)
+            .map_err(|_| Misbehaviour::BadStatementSignature {
+                what: "Read",
+                value: read.value,
+            })?;
+    }
     if &read.nonce != nonce {
         return Err(Misbehaviour::StaleNonce);
     }
@@ -42,14 +66,27 @@ pub(crate) fn check_inc(
     counter: &CertifiedCounter,
     s: &SignedInc,
 ) -> Result<(), Misbehaviour> {
+    check_inc_with(cert, peer, counter, s, Sig::Check)
+}
+
+/// [`check_inc`], its signature verified here or already in a batch.
+pub(crate) fn check_inc_with(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    s: &SignedInc,
+    sig: Sig,
+) -> Result<(), Misbehaviour> {
     let inc = &s.inc;
-    cert.cert
-        .device
-        .verify_inc(s)
-        .map_err(|_| Misbehaviour::BadStatementSignature {
-            what: "Inc",
-            value: inc.value,
-        })?;
+    if sig == Sig::Check {
+        cert.cert
+            .device
+            .verify_inc(s)
+            .map_err(|_| Misbehaviour::BadStatementSignature {
+                what: "Inc",
+                value: inc.value,
+            })?;
+    }
     subject(cert, peer, counter, &inc.device, &inc.peer, inc.counter)?;
     if inc.value <= counter.initial {
         return Err(Misbehaviour::BelowBase {

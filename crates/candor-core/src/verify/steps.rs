@@ -4,6 +4,8 @@
 #[allow(unused_imports)]
 use crate::merkle::*;
 #[allow(unused_imports)]
+use crate::verify::statements::Sig;
+#[allow(unused_imports)]
 use crate::{
     cert::{CertifiedCounter, SignedCertificate},
     encoding::{Decode, DecodeError, Encode, Reader, Writer},
@@ -15,7 +17,6 @@ use crate::{
     smt::{empty, MultiProof, Smt, DEPTH},
     statement::{CounterId, SignedInc, SignedRead},
 };
-#[allow(unused_imports)]
 use std::collections::BTreeMap;
 
 pub(crate) fn check_signed_step(
@@ -24,8 +25,19 @@ pub(crate) fn check_signed_step(
     counter: &CertifiedCounter,
     s: &SignedStep,
 ) -> Result<(), Misbehaviour> {
+    check_signed_step_with(cert, peer, counter, s, Sig::Check)
+}
+
+/// [`check_signed_step`], the `Inc`'s signature verified here or already in a batch.
+pub(crate) fn check_signed_step_with(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    s: &SignedStep,
+    sig: Sig,
+) -> Result<(), Misbehaviour> {
     let inc = &s.inc.inc;
-    crate::verify::statements::check_inc(cert, peer, counter, &s.inc)?;
+    crate::verify::statements::check_inc_with(cert, peer, counter, &s.inc, sig)?;
     if s.header.counter != counter.id {
         return Err(Misbehaviour::WrongCounter {
             expected: counter.id,
@@ -49,10 +61,22 @@ pub(crate) fn root_at(
     step: Option<&SignedStep>,
     value: u64,
 ) -> Result<Digest, Misbehaviour> {
+    root_at_with(cert, peer, counter, step, value, Sig::Check)
+}
+
+/// [`root_at`], the step's signature verified here or already in a batch.
+pub(crate) fn root_at_with(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    step: Option<&SignedStep>,
+    value: u64,
+    sig: Sig,
+) -> Result<Digest, Misbehaviour> {
     match (step, value == counter.initial) {
         (None, true) => Ok(empty_root()),
         (Some(s), false) => {
-            check_signed_step(cert, peer, counter, s)?;
+            check_signed_step_with(cert, peer, counter, s, sig)?;
             if s.header.value != value {
                 return Err(Misbehaviour::BadStep(
                     "the step is not the one at that value",
