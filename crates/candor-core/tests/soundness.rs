@@ -1333,6 +1333,11 @@ fn a_bad_head_signature_gets_its_own_verdict_after_the_batch() {
         let mut r = r;
         r.on_head_bytes(&head.to_bytes()).map(|_| ())
     };
+    // A node at its base (no step yet): the batch is the certificate and the Read.
+    let fresh = StepNode::new(Scheme::Merkle);
+    let base = fresh.head(&d, [9; 32]);
+    assert!(base.step.is_none());
+    read_at(fresh.reader(&d, Budget::default()), &base).unwrap();
     let honest = node.head(&d, [9; 32]);
     read_at(node.reader(&d, Budget::default()), &honest).unwrap();
     let other = Keypair::generate(&mut OsRng);
