@@ -3,8 +3,8 @@
 
 use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
 use candor_core::{
-    Decode, Encode, ItemKey, ListPage, ListRequest, PastProof, RetrieveRequest, SignedOffer,
-    StepHead, StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
+    CertifiedCounter, Decode, Encode, ItemKey, ListPage, ListRequest, PastProof, RetrieveRequest,
+    SignedOffer, StepHead, StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
 };
 use candor_device::TrustedDevice;
 use candor_store::{Pending, PendingItem};
@@ -58,15 +58,19 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.replay_until(u64::MAX)
     }
 
-    /// The state after the stored steps up to `until`.
-    fn replay_until(&self, until: u64) -> Result<StepState, OpenError> {
-        let counter = self
-            .cert
+    /// The one counter a scheme-M certificate names.
+    fn step_counter(&self) -> Result<CertifiedCounter, OpenError> {
+        self.cert
             .cert
             .counters
             .first()
             .copied()
-            .ok_or(OpenError::CertMismatch("no counter"))?;
+            .ok_or(OpenError::CertMismatch("no counter"))
+    }
+
+    /// The state after the stored steps up to `until`.
+    fn replay_until(&self, until: u64) -> Result<StepState, OpenError> {
+        let counter = self.step_counter()?;
         let mut state = StepState::new(counter);
         for (value, bytes) in self.store.steps(counter.id)? {
             if value > until {
@@ -88,13 +92,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Rebuilds the tree from the stored steps and reconciles the last step with the device.
     pub(crate) fn open_merkle_with(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
-        let counter = self
-            .cert
-            .cert
-            .counters
-            .first()
-            .copied()
-            .ok_or(OpenError::CertMismatch("no counter"))?;
+        let counter = self.step_counter()?;
         let mut state = self.replay()?;
         let mut report = ReconcileReport::default();
         let d = dev.value(counter.id)?;

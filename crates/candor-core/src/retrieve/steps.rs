@@ -141,6 +141,8 @@ pub struct StepRetrieval {
     /// When the whole list is beyond the budget but a seller holds placements: the list is
     /// fetched from just after the earliest of them, and folded from its chain to the leaf.
     tail_from: Option<u64>,
+    /// The chain after each offer of that tail, as `check_list` folded it.
+    tail_chains: Vec<Digest>,
     /// A verdict the head earned that only volume or gaps justify ("over budget", "too many
     /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
     /// escape a check it would fail.
@@ -208,6 +210,7 @@ impl StepRetrieval {
             skip_list: false,
             held: Vec::new(),
             tail_from: None,
+            tail_chains: Vec::new(),
             deferred: None,
         }
     }
@@ -418,13 +421,20 @@ impl StepRetrieval {
             let Some(start) = self.held.iter().min_by_key(|p| p.index) else {
                 return Ok(());
             };
-            let mut leaf = Leaf {
-                n: from,
-                chain: start.chain,
+            let mut chain = start.chain;
+            let chains: Vec<Digest> = self
+                .offers
+                .iter()
+                .map(|b| {
+                    chain = chain_next(&chain, &offer_hash(b));
+                    chain
+                })
+                .collect();
+            let leaf = Leaf {
+                n: from.saturating_add(chains.len() as u64),
+                chain,
             };
-            for b in &self.offers {
-                leaf = leaf.push(&offer_hash(b));
-            }
+            self.tail_chains = chains;
             if Some(leaf) != head.leaf {
                 return Err(Misbehaviour::BadProof(
                     "the list after the seller's offer does not lead to the leaf under the root",
@@ -576,12 +586,7 @@ impl StepRetrieval {
             return Ok(());
         };
         let n = self.head.as_ref().map_or(0, Head::n);
-        let mut chain = start.chain;
-        let mut chains = Vec::with_capacity(self.offers.len());
-        for b in &self.offers {
-            chain = chain_next(&chain, &offer_hash(b));
-            chains.push(chain);
-        }
+        let chains = &self.tail_chains;
         for (offer, _, p) in mine.iter().filter(|(_, _, p)| p.item == d) {
             let intact = if p.index.checked_add(1) == Some(from) {
                 p.chain == start.chain
