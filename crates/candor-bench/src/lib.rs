@@ -8,13 +8,16 @@
 //!   group commit (`candor bench core`);
 //! - [`net`]: publish and retrieve round trips across N in-process nodes (`candor bench net`);
 //! - [`schemes`]: schemes B, C and M side by side, with an SVG plot (`candor bench schemes`);
-//! - [`tpm`]: the TPM statements on swtpm (`candor bench tpm`).
+//! - [`tpm`]: the TPM statements on swtpm (`candor bench tpm`);
+//! - [`tree`]: scheme M's tree alone: updates through the step path, proof size and
+//!   verification (`candor bench tree`).
 
 pub mod costs;
 pub mod net;
 pub mod schemes;
 mod stats;
 pub mod tpm;
+pub mod tree;
 
 use thiserror::Error;
 

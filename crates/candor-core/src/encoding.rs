@@ -104,6 +104,17 @@ impl Writer {
         self
     }
 
+    /// Writes an unsigned LEB128 varint: seven bits per byte, low bits first, the high bit set
+    /// on every byte but the last (1 byte below 128, at most 10).
+    pub fn varint(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.buf.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+        self
+    }
+
     /// Writes fixed-width bytes with no prefix.
     pub fn fixed(&mut self, v: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(v);
@@ -191,6 +202,49 @@ impl<'a> Reader<'a> {
     /// Reads a big-endian u64.
     pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    /// Reads a varint written by [`Writer::varint`]; a non-minimal encoding (a trailing zero
+    /// byte) or one beyond 64 bits is invalid, so every value has exactly one encoding.
+    pub fn varint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10u32 {
+            let b = self.u8(field)?;
+            let low = u64::from(b & 0x7f);
+            if i == 9 && b > 1 {
+                return Err(DecodeError::Invalid {
+                    field,
+                    reason: "varint beyond 64 bits",
+                });
+            }
+            v |= low << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(DecodeError::Invalid {
+                        field,
+                        reason: "varint not in its shortest form",
+                    });
+                }
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Invalid {
+            field,
+            reason: "varint beyond 64 bits",
+        })
+    }
+
+    /// Reads a varint that must be at most `max` (a count or a length).
+    pub fn varint_max(&mut self, max: usize, field: &'static str) -> Result<usize, DecodeError> {
+        let v = self.varint(field)?;
+        match usize::try_from(v) {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(DecodeError::TooLong {
+                field,
+                len: usize::try_from(v).unwrap_or(usize::MAX),
+                max,
+            }),
+        }
     }
 
     /// Reads `N` bytes.
@@ -286,6 +340,41 @@ pub trait Decode: Sized {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varints_round_trip_and_have_one_encoding() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut w = Writer::new();
+            w.varint(v);
+            let bytes = w.into_bytes();
+            let mut r = Reader::new(&bytes);
+            assert_eq!(r.varint("v").unwrap(), v);
+            r.finish("v").unwrap();
+        }
+        let mut w = Writer::new();
+        w.varint(127).varint(128).varint(u64::MAX);
+        assert_eq!(w.as_slice().len(), 1 + 2 + 10);
+        // 0x80 0x00 spells 0 in two bytes: not the shortest form.
+        assert!(Reader::new(&[0x80, 0x00]).varint("v").is_err());
+        // Eleven bytes, or a tenth byte above 1, overflow 64 bits.
+        assert!(Reader::new(&[0xff; 11]).varint("v").is_err());
+        let mut over = vec![0xff; 9];
+        over.push(0x02);
+        assert!(Reader::new(&over).varint("v").is_err());
+        assert!(Reader::new(&[0x80]).varint("v").is_err());
+        assert!(Reader::new(&[0x05]).varint_max(4, "v").is_err());
+        assert_eq!(Reader::new(&[0x04]).varint_max(4, "v").unwrap(), 4);
+    }
 
     #[test]
     fn integers_round_trip_big_endian() {

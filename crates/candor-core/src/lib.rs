@@ -68,8 +68,8 @@ pub use retrieve::entries::{is_valid_entry, Outcome, Retrieval};
 pub use retrieve::steps::{check_monitor, ListPage, ListRequest, StepOutcome, StepRetrieval};
 pub use retrieve::{Budget, GapReport};
 pub use smt::{
-    empty as smt_empty, leaf_hash as smt_leaf_hash, MultiProof, ProofError, Smt,
-    DEPTH as SMT_DEPTH, MAX_SIBLINGS,
+    leaf_hash as smt_leaf_hash, MultiProof, ProofError, Smt, DEPTH as SMT_DEPTH,
+    EMPTY as SMT_EMPTY, MAX_SIBLINGS,
 };
 pub use statement::{
     CounterId, DeviceKey, DeviceSig, Ed25519StatementSigner, Inc, Read, SignedInc, SignedRead,

@@ -1,61 +1,59 @@
 //! A sparse Merkle tree over 256-bit keys: the authenticated map of scheme M (DESIGN.md §5).
 //!
-//! Semantics are those of the full binary tree of depth 256: a leaf sits at the position its
-//! key spells, every other position is empty, the empty subtree of height h has the fixed hash
-//! `E[h]`, and a node hashes its two children. Non-membership is therefore always an
-//! *empty-branch* proof (the leaf position of the key is empty), never a neighbour's leaf.
+//! **What the root is.** Keys sit in a binary trie of depth 256, each at the position its bits
+//! spell, and a subtree is hashed by what it holds:
+//! - no key: [`EMPTY`] (32 zero bytes);
+//! - exactly one key `k` with value hash `v`: `leaf(k, v) = H("candor/v2/smt-leaf" ‖ k ‖ v)`,
+//!   whatever its depth (a single-leaf subtree *collapses* to its leaf);
+//! - two keys or more: `node(l, r) = H("candor/v2/smt-node" ‖ l ‖ r)` over its two halves.
 //!
-//! Storage is compact: a binary Patricia trie keeps only leaves and the nodes where two
-//! non-empty subtrees meet, each with its hash cached as seen from its parent, so memory is
-//! O(n) and an update costs one hash per level of the key's path (≈ 256). Children are shared
+//! The root is therefore a function of the set of (key, value hash) pairs alone, whatever the
+//! order of updates, and a key's path ends where its leaf parts from its nearest neighbour:
+//! about log2(n) levels for n random keys, so an update or a proof costs O(log n) hashes, not 256.
+//!
+//! **Storage.** A binary Patricia trie keeps only leaves and the nodes where two non-empty
+//! subtrees meet, each with its hash as seen from its parent cached. Children are shared
 //! copy-on-write, so cloning a tree is O(1) and a clone is a snapshot that later updates leave
-//! intact: proofs under past roots are served from snapshots. Proofs carry only
-//! the non-empty siblings (a bitmap marks which), O(log n) hashes per key.
+//! intact: proofs under past roots are served from snapshots.
 //!
-//! [`MultiProof`] proves any set of keys at once; with the keys' leaf hashes before and after
-//! a batch, the same siblings give the old and the new root — a transition proof showing that
-//! exactly these keys changed and no other.
+//! **Proofs.** [`MultiProof`] walks the union of the paths of a set of keys, depth first. At each
+//! position it says whether the position *splits* (its two halves follow; a half without any of
+//! the keys is a sibling hash, or [`EMPTY`] marked by a clear bit) or *ends*. A position that
+//! ends holds exactly the claimed-present keys below it plus at most one other leaf the proof
+//! carries as (key, value hash); the verifier hashes that set itself by the definition above.
+//! The same proof thus gives the root before and after a batch: before, with the touched keys'
+//! old values; after, with their new ones (new keys land in the ended positions) — a
+//! transition proof showing that exactly these keys changed and no other.
+//!
+//! **Why an answer is unique.** Non-membership of `d` is shown by an empty position on `d`'s path
+//! or by *another key's leaf* sitting where `d` would be. Two proofs for `d` under one root walk
+//! the same positions from the root: at each, both know the same hash (the parent's hash binds
+//! its two children). Where one proof ends, the other would have to give that same hash as a
+//! different kind of thing: a node against a leaf or [`EMPTY`] (the three are domain-separated:
+//! distinct tags, and [`EMPTY`] is no hash's output), or a leaf of another key or value (a leaf
+//! binds its full key, not only the bits of its position). Each is a SHA-256 collision. The
+//! verifier also requires an ended position's carried leaf to share the position's prefix with
+//! the keys it is asked about (never a leaf elsewhere), and checks the collapse rule wherever it
+//! can: a split whose halves it knows to hold fewer than two keys in all is refused.
 
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::hash::{Digest, TaggedHasher};
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 /// Tree depth in bits.
 pub const DEPTH: usize = 256;
 
-const TAG_LEAF: &str = "candor/v1/smt-leaf";
-const TAG_NODE: &str = "candor/v1/smt-node";
-const TAG_EMPTY: &str = "candor/v1/smt-empty";
+/// The hash of an empty subtree, at every height.
+pub const EMPTY: Digest = Digest([0; 32]);
 
-/// `E[h]`: the hash of an empty subtree of height `h` (0 = a leaf position).
-pub fn empty(height: usize) -> Digest {
-    static E: OnceLock<Vec<Digest>> = OnceLock::new();
-    let e = E.get_or_init(|| {
-        let mut v = Vec::with_capacity(DEPTH + 1);
-        v.push(TaggedHasher::new(TAG_EMPTY).finish());
-        for h in 0..DEPTH {
-            let prev = v[h];
-            v.push(node_hash_raw(&prev, &prev));
-        }
-        v
-    });
-    e.get(height).copied().unwrap_or_default()
-}
+const TAG_LEAF: &str = "candor/v2/smt-leaf";
+const TAG_NODE: &str = "candor/v2/smt-node";
 
-fn node_hash_raw(l: &Digest, r: &Digest) -> Digest {
+fn node_hash(l: &Digest, r: &Digest) -> Digest {
     TaggedHasher::new(TAG_NODE)
         .fixed(l.as_bytes())
         .fixed(r.as_bytes())
         .finish()
-}
-
-/// The hash of an inner node of height `h + 1` from its children of height `h`.
-fn node_hash(h: usize, l: &Digest, r: &Digest) -> Digest {
-    let e = empty(h);
-    if *l == e && *r == e {
-        return empty(h + 1);
-    }
-    node_hash_raw(l, r)
 }
 
 /// A leaf's hash: the key and the hash of its value.
@@ -80,18 +78,38 @@ fn common_prefix(a: &[u8; 32], b: &[u8; 32]) -> usize {
     DEPTH
 }
 
-/// Folds the hash of a node at depth `from` up to its ancestor at depth `to` (`to <= from`)
-/// along `key`'s path, with empty siblings.
-fn fold(mut h: Digest, key: &[u8; 32], from: usize, to: usize) -> Digest {
+/// Lifts the hash of a subtree of two keys or more at depth `from` to its ancestor at depth `to`
+/// (`to <= from`) along `key`'s path: every level in between has an empty other half.
+fn lift(mut h: Digest, key: &[u8; 32], from: usize, to: usize) -> Digest {
     for y in (to + 1..=from).rev() {
-        let height = DEPTH - y;
         h = if bit(key, y - 1) {
-            node_hash(height, &empty(height), &h)
+            node_hash(&EMPTY, &h)
         } else {
-            node_hash(height, &h, &empty(height))
+            node_hash(&h, &EMPTY)
         };
     }
     h
+}
+
+/// The hash, at depth `d`, of a subtree holding exactly `set` (sorted by key, distinct, every
+/// key sharing the position's first `d` bits): the definition, computed directly.
+fn subtree(set: &[([u8; 32], Digest)], d: usize) -> Digest {
+    match set {
+        [] => EMPTY,
+        [(k, v)] => leaf_hash(k, v),
+        [first, .., last] => {
+            // Sorted: the first and last keys share exactly what all of them share.
+            let c = common_prefix(&first.0, &last.0);
+            let at = set.partition_point(|(k, _)| !bit(k, c));
+            let (l, r) = set.split_at(at);
+            lift(
+                node_hash(&subtree(l, c + 1), &subtree(r, c + 1)),
+                &first.0,
+                c,
+                d,
+            )
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,16 +119,18 @@ enum Kind {
         value: Digest,
     },
     Branch {
+        /// Where its two halves part: every key below shares the first `depth` bits.
         depth: usize,
+        /// One key below it (for the shared prefix).
         key: [u8; 32],
-        children: std::sync::Arc<[Node; 2]>,
+        children: Arc<[Node; 2]>,
     },
 }
 
 #[derive(Debug, Clone)]
 struct Node {
     kind: Kind,
-    /// The hash of the subtree seen from the depth just below the parent (from depth 0 at the root).
+    /// The subtree's hash seen from the depth just below its parent (depth 0 at the root).
     up: Digest,
 }
 
@@ -128,33 +148,38 @@ impl Node {
         }
     }
 
+    /// The hash at the node's own depth.
     fn own(&self) -> Digest {
         match &self.kind {
             Kind::Leaf { key, value } => leaf_hash(key, value),
-            Kind::Branch {
-                depth, children, ..
-            } => {
+            Kind::Branch { children, .. } => {
                 let [l, r] = children.as_ref();
-                node_hash(DEPTH - depth - 1, &l.up, &r.up)
+                node_hash(&l.up, &r.up)
             }
         }
     }
 
-    fn refresh(&mut self, view: usize) {
-        self.up = fold(self.own(), &self.key().clone(), self.depth(), view);
+    /// The hash seen from depth `view` (at most the node's depth).
+    fn view(&self, view: usize) -> Digest {
+        match &self.kind {
+            Kind::Leaf { key, value } => leaf_hash(key, value),
+            Kind::Branch { depth, key, .. } => lift(self.own(), key, *depth, view),
+        }
     }
 
-    fn leaf(key: [u8; 32], value: Digest, view: usize) -> Self {
-        let mut n = Self {
+    fn refresh(&mut self, view: usize) {
+        self.up = self.view(view);
+    }
+
+    fn leaf(key: [u8; 32], value: Digest) -> Self {
+        Self {
+            up: leaf_hash(&key, &value),
             kind: Kind::Leaf { key, value },
-            up: Digest::default(),
-        };
-        n.refresh(view);
-        n
+        }
     }
 }
 
-/// The sparse Merkle tree.
+/// The sparse Merkle tree (the prover's side).
 #[derive(Debug, Clone, Default)]
 pub struct Smt {
     root: Option<Node>,
@@ -163,13 +188,13 @@ pub struct Smt {
 
 fn insert(node: Option<Node>, key: [u8; 32], value: Digest, view: usize) -> (Node, bool) {
     let Some(mut n) = node else {
-        return (Node::leaf(key, value, view), true);
+        return (Node::leaf(key, value), true);
     };
     let common = common_prefix(&key, n.key()).min(n.depth());
     if common < n.depth() {
-        // A new branch where the key leaves this subtree's prefix.
+        // The key leaves this subtree's prefix at `common`: a new branch there.
         n.refresh(common + 1);
-        let leaf = Node::leaf(key, value, common + 1);
+        let leaf = Node::leaf(key, value);
         let children = if bit(&key, common) {
             [n, leaf]
         } else {
@@ -179,7 +204,7 @@ fn insert(node: Option<Node>, key: [u8; 32], value: Digest, view: usize) -> (Nod
             kind: Kind::Branch {
                 depth: common,
                 key,
-                children: std::sync::Arc::new(children),
+                children: Arc::new(children),
             },
             up: Digest::default(),
         };
@@ -196,17 +221,16 @@ fn insert(node: Option<Node>, key: [u8; 32], value: Digest, view: usize) -> (Nod
         } => {
             let side = usize::from(bit(&key, *depth));
             // Copy-on-write: a snapshot of an older tree keeps the shared children.
-            let children = std::sync::Arc::make_mut(children);
-            let child = std::mem::replace(
-                &mut children[side],
-                Node {
-                    kind: Kind::Leaf {
-                        key: [0; 32],
-                        value: Digest::default(),
-                    },
-                    up: Digest::default(),
+            let children = Arc::make_mut(children);
+            // A placeholder while the child is updated (no hash computed for it).
+            let hole = Node {
+                kind: Kind::Leaf {
+                    key: [0; 32],
+                    value: EMPTY,
                 },
-            );
+                up: EMPTY,
+            };
+            let child = std::mem::replace(&mut children[side], hole);
             let (c, added) = insert(Some(child), key, value, *depth + 1);
             children[side] = c;
             added
@@ -234,10 +258,7 @@ impl Smt {
 
     /// The root hash.
     pub fn root(&self) -> Digest {
-        self.root
-            .as_ref()
-            .map(|n| n.up)
-            .unwrap_or_else(|| empty(DEPTH))
+        self.root.as_ref().map_or(EMPTY, |n| n.up)
     }
 
     /// Sets `key` to a value whose hash is `value`.
@@ -265,133 +286,145 @@ impl Smt {
         }
     }
 
-    /// A proof for `keys` (sorted and de-duplicated by the callee) under the current root.
+    /// A proof for `keys` (sorted and de-duplicated here) under the current root.
     pub fn prove(&self, keys: &[[u8; 32]]) -> MultiProof {
         let mut keys = keys.to_vec();
         keys.sort();
         keys.dedup();
         let mut p = MultiProof::default();
         if !keys.is_empty() {
-            gen(self.root.as_ref(), 0, &keys, &mut p);
+            prove(self.root.as_ref(), 0, &keys, &mut p);
         }
         p
     }
 }
 
-/// The trie below depth `d` on each side, for a subtree whose top node (if any) is `n`.
-fn split(n: Option<&Node>, d: usize) -> [Option<&Node>; 2] {
-    match n {
-        None => [None, None],
-        Some(n) if n.depth() > d => {
-            if bit(n.key(), d) {
-                [None, Some(n)]
-            } else {
-                [Some(n), None]
-            }
-        }
-        Some(n) => match &n.kind {
-            Kind::Branch { children, .. } => [Some(&children[0]), Some(&children[1])],
-            // A leaf has depth 256 > d always; unreachable, but harmless.
-            Kind::Leaf { .. } => [None, None],
-        },
-    }
-}
-
-/// The hash of the subtree at depth `d` whose top node is `n`.
-fn view(n: Option<&Node>, d: usize, parent_split: bool) -> Digest {
-    match n {
-        None => empty(DEPTH - d),
-        // A child of a branch at depth d - 1 caches exactly this view.
-        Some(n) if parent_split => n.up,
-        Some(n) => fold(n.own(), n.key(), n.depth(), d),
-    }
-}
-
-fn gen(n: Option<&Node>, d: usize, keys: &[[u8; 32]], out: &mut MultiProof) {
-    if d == DEPTH {
+/// Writes the proof for `keys` (all sharing the first `d` bits) at the position of depth `d`
+/// whose subtree's top node is `n` (a branch at depth ≥ `d`, a leaf, or nothing).
+fn prove(n: Option<&Node>, d: usize, keys: &[[u8; 32]], out: &mut MultiProof) {
+    let Some(node) = n else {
+        out.bit(false);
+        out.bit(false);
         return;
-    }
-    let parent_split = matches!(n, Some(x) if x.depth() == d);
-    let [l, r] = split(n, d);
+    };
+    let (depth, key, children) = match &node.kind {
+        Kind::Leaf { key, value } => {
+            out.bit(false);
+            let other = keys.binary_search(key).is_err();
+            out.bit(other);
+            if other {
+                out.others.push((*key, *value));
+            }
+            return;
+        }
+        Kind::Branch {
+            depth,
+            key,
+            children,
+        } => (*depth, key, children),
+    };
+    out.bit(true);
+    // The two halves of this position and their hashes seen from depth d + 1.
+    let halves: [(Option<&Node>, Digest); 2] = if depth == d {
+        let [l, r] = children.as_ref();
+        [(Some(l), l.up), (Some(r), r.up)]
+    } else {
+        let whole = (Some(node), node.view(d + 1));
+        if bit(key, d) {
+            [(None, EMPTY), whole]
+        } else {
+            [whole, (None, EMPTY)]
+        }
+    };
     let at = keys.partition_point(|k| !bit(k, d));
     let (kl, kr) = keys.split_at(at);
-    match (kl.is_empty(), kr.is_empty()) {
-        (false, false) => {
-            gen(l, d + 1, kl, out);
-            gen(r, d + 1, kr, out);
+    for ((half, hash), ks) in halves.into_iter().zip([kl, kr]) {
+        if ks.is_empty() {
+            out.sibling(hash);
+        } else {
+            prove(half, d + 1, ks, out);
         }
-        (false, true) => {
-            out.push(view(r, d + 1, parent_split), DEPTH - d - 1);
-            gen(l, d + 1, kl, out);
-        }
-        (true, false) => {
-            out.push(view(l, d + 1, parent_split), DEPTH - d - 1);
-            gen(r, d + 1, kr, out);
-        }
-        (true, true) => {}
     }
 }
 
 /// Why a proof does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
-    /// The proof has too few or too many siblings for the keys.
+    /// The proof has too few or too many parts for the keys, or a part where none may be.
     #[error("the proof does not fit the keys")]
     Shape,
+    /// The proof splits a subtree that holds fewer than two keys (it should end there).
+    #[error("the proof splits a subtree of fewer than two keys")]
+    Collapse,
+    /// A leaf the proof carries is not on the path of the keys it is about, or is one of them.
+    #[error("the proof carries a leaf that is not where the keys would be")]
+    StrayLeaf,
     /// The root computed from the proof is not the expected one.
     #[error("the proof does not lead to the expected root")]
     WrongRoot,
 }
 
-/// The most siblings a proof may carry (every level of 1,024 keys).
+/// The most sibling hashes a proof may carry (every level of 1,024 keys' paths).
 pub const MAX_SIBLINGS: usize = 1024 * DEPTH;
 
-/// Siblings of the union of several keys' paths, in depth-first order; only non-empty ones
-/// are carried, a bitmap marks them.
+/// The most shape bits a proof may carry (three per position of 1,024 keys' paths).
+const MAX_BITS: usize = 3 * 1024 * (DEPTH + 1);
+
+/// The most other leaves a proof may carry (one per key).
+const MAX_OTHERS: usize = 1024;
+
+/// A proof for a set of keys: the shape of the union of their paths (one bit per position, split
+/// or end; one per half without keys, carried or empty; one per end, whether it carries another
+/// key's leaf), the carried sibling hashes and the carried leaves, in depth-first order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MultiProof {
-    /// One bit per sibling: set when its hash is carried.
     bits: Vec<u8>,
-    count: usize,
+    nbits: usize,
     hashes: Vec<Digest>,
+    others: Vec<([u8; 32], Digest)>,
 }
 
 impl MultiProof {
-    fn push(&mut self, h: Digest, height: usize) {
-        let carried = h != empty(height);
-        if self.count.is_multiple_of(8) {
+    fn bit(&mut self, b: bool) {
+        if self.nbits.is_multiple_of(8) {
             self.bits.push(0);
         }
-        if carried {
-            if let Some(b) = self.bits.last_mut() {
-                *b |= 1 << (self.count % 8);
+        if b {
+            if let Some(last) = self.bits.last_mut() {
+                *last |= 1 << (self.nbits % 8);
             }
-            self.hashes.push(h);
         }
-        self.count += 1;
+        self.nbits += 1;
     }
 
-    /// Carried hashes.
+    fn sibling(&mut self, h: Digest) {
+        let carried = h != EMPTY;
+        self.bit(carried);
+        if carried {
+            self.hashes.push(h);
+        }
+    }
+
+    /// Carried sibling hashes.
     pub fn hashes(&self) -> usize {
         self.hashes.len()
     }
 
-    /// The root of a tree in which `leaves` (sorted by key, distinct; `None` = empty) sit at
-    /// their keys and everything else is as this proof says.
+    /// The root of a tree in which `leaves` (sorted by key, distinct; `None` = absent) hold
+    /// the given value hashes and everything else is as this proof says.
     pub fn root(&self, leaves: &[([u8; 32], Option<Digest>)]) -> Result<Digest, ProofError> {
-        if leaves.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(ProofError::Shape);
-        }
-        if leaves.is_empty() {
+        if leaves.is_empty() || leaves.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(ProofError::Shape);
         }
         let mut cur = Cursor {
             p: self,
-            i: 0,
-            h: 0,
+            bit: 0,
+            hash: 0,
+            other: 0,
         };
-        let root = compute(0, leaves, &mut cur)?;
-        if cur.i != self.count || cur.h != self.hashes.len() {
+        let (root, _) = compute(0, leaves, &mut cur)?;
+        if cur.bit != self.nbits || cur.hash != self.hashes.len() || cur.other != self.others.len()
+        {
             return Err(ProofError::Shape);
         }
         Ok(root)
@@ -410,42 +443,33 @@ impl MultiProof {
         }
     }
 
-    /// Appends the canonical encoding.
+    /// Appends the canonical encoding: varint counts, the bits packed low bit first.
     pub fn encode_to(&self, w: &mut Writer) {
-        w.u32(self.count as u32)
-            .bytes32(&self.bits)
-            .u32(self.hashes.len() as u32);
+        w.varint(self.nbits as u64).fixed(&self.bits);
+        w.varint(self.hashes.len() as u64);
         for h in &self.hashes {
             w.fixed(h.as_bytes());
+        }
+        w.varint(self.others.len() as u64);
+        for (k, v) in &self.others {
+            w.fixed(k).fixed(v.as_bytes());
         }
     }
 
     /// Decodes, bounded.
     pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let count = r.u32("sibling count")? as usize;
-        if count > MAX_SIBLINGS {
-            return Err(DecodeError::TooLong {
-                field: "siblings",
-                len: count,
-                max: MAX_SIBLINGS,
-            });
+        let nbits = r.varint_max(MAX_BITS, "proof bits")?;
+        let mut bits = Vec::with_capacity(nbits.div_ceil(8).min(r.remaining()));
+        for _ in 0..nbits.div_ceil(8) {
+            bits.push(r.u8("proof bits")?);
         }
-        let bits = r.bytes32(count.div_ceil(8), "sibling bitmap")?.to_vec();
-        if bits.len() != count.div_ceil(8) {
+        if !nbits.is_multiple_of(8) && bits.last().is_some_and(|b| b >> (nbits % 8) != 0) {
             return Err(DecodeError::Invalid {
-                field: "sibling bitmap",
-                reason: "length does not match the count",
+                field: "proof bits",
+                reason: "bits set past the count",
             });
         }
-        let ones: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
-        let tail_ok = count.is_multiple_of(8) || bits.last().is_none_or(|b| b >> (count % 8) == 0);
-        let n = r.u32("hash count")? as usize;
-        if n != ones || !tail_ok {
-            return Err(DecodeError::Invalid {
-                field: "sibling hashes",
-                reason: "count does not match the bitmap",
-            });
-        }
+        let n = r.varint_max(MAX_SIBLINGS, "sibling hashes")?;
         if n > r.remaining() / 32 {
             return Err(DecodeError::Truncated {
                 field: "sibling hashes",
@@ -455,74 +479,124 @@ impl MultiProof {
         for _ in 0..n {
             hashes.push(Digest(r.array("sibling")?));
         }
+        let m = r.varint_max(MAX_OTHERS, "proof leaves")?;
+        if m > r.remaining() / 64 {
+            return Err(DecodeError::Truncated {
+                field: "proof leaves",
+            });
+        }
+        let mut others = Vec::with_capacity(m);
+        for _ in 0..m {
+            others.push((r.array("leaf key")?, Digest(r.array("leaf value")?)));
+        }
         Ok(Self {
             bits,
-            count,
+            nbits,
             hashes,
+            others,
         })
     }
 }
 
 struct Cursor<'a> {
     p: &'a MultiProof,
-    i: usize,
-    h: usize,
+    bit: usize,
+    hash: usize,
+    other: usize,
 }
 
 impl Cursor<'_> {
-    fn next(&mut self, height: usize) -> Result<Digest, ProofError> {
-        if self.i >= self.p.count {
+    fn bit(&mut self) -> Result<bool, ProofError> {
+        if self.bit >= self.p.nbits {
             return Err(ProofError::Shape);
         }
-        let carried = self
+        let b = self
             .p
             .bits
-            .get(self.i / 8)
-            .is_some_and(|b| (b >> (self.i % 8)) & 1 == 1);
-        self.i += 1;
-        if carried {
-            let h = *self.p.hashes.get(self.h).ok_or(ProofError::Shape)?;
-            self.h += 1;
-            // A carried hash equal to the empty one would be a second encoding.
-            if h == empty(height) {
-                return Err(ProofError::Shape);
-            }
-            Ok(h)
-        } else {
-            Ok(empty(height))
-        }
+            .get(self.bit / 8)
+            .is_some_and(|b| (b >> (self.bit % 8)) & 1 == 1);
+        self.bit += 1;
+        Ok(b)
     }
+
+    fn sibling(&mut self) -> Result<(Digest, Held), ProofError> {
+        if !self.bit()? {
+            return Ok((EMPTY, Held::Nothing));
+        }
+        let h = *self.p.hashes.get(self.hash).ok_or(ProofError::Shape)?;
+        self.hash += 1;
+        // A carried hash equal to the empty one would be a second encoding.
+        if h == EMPTY {
+            return Err(ProofError::Shape);
+        }
+        Ok((h, Held::Some))
+    }
+
+    fn other(&mut self) -> Result<([u8; 32], Digest), ProofError> {
+        let o = *self.p.others.get(self.other).ok_or(ProofError::Shape)?;
+        self.other += 1;
+        Ok(o)
+    }
+}
+
+/// What the verifier knows of how many keys a subtree holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Nothing,
+    One,
+    /// At least one (a carried sibling hash, leaf or node).
+    Some,
+    /// At least two.
+    Many,
 }
 
 fn compute(
     d: usize,
     leaves: &[([u8; 32], Option<Digest>)],
     cur: &mut Cursor<'_>,
-) -> Result<Digest, ProofError> {
-    if d == DEPTH {
-        return match leaves {
-            [(key, value)] => Ok(value
-                .map(|v| leaf_hash(key, &v))
-                .unwrap_or_else(|| empty(0))),
-            _ => Err(ProofError::Shape),
+) -> Result<(Digest, Held), ProofError> {
+    if !cur.bit()? {
+        // The position ends: it holds exactly the present claimed keys and at most one other.
+        let mut set: Vec<([u8; 32], Digest)> = leaves
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect();
+        if cur.bit()? {
+            let (k, v) = cur.other()?;
+            let first = leaves.first().ok_or(ProofError::Shape)?;
+            if common_prefix(&k, &first.0) < d || leaves.iter().any(|(x, _)| *x == k) {
+                return Err(ProofError::StrayLeaf);
+            }
+            let at = set.partition_point(|(x, _)| *x < k);
+            set.insert(at, (k, v));
+        }
+        let held = match set.len() {
+            0 => Held::Nothing,
+            1 => Held::One,
+            _ => Held::Many,
         };
+        return Ok((subtree(&set, d), held));
+    }
+    if d >= DEPTH {
+        return Err(ProofError::Shape);
     }
     let at = leaves.partition_point(|(k, _)| !bit(k, d));
     let (l, r) = leaves.split_at(at);
-    let height = DEPTH - d - 1;
-    let (lh, rh) = match (l.is_empty(), r.is_empty()) {
-        (false, false) => (compute(d + 1, l, cur)?, compute(d + 1, r, cur)?),
-        (false, true) => {
-            let s = cur.next(height)?;
-            (compute(d + 1, l, cur)?, s)
-        }
-        (true, false) => {
-            let s = cur.next(height)?;
-            (s, compute(d + 1, r, cur)?)
-        }
-        (true, true) => return Err(ProofError::Shape),
+    let (lh, lheld) = if l.is_empty() {
+        cur.sibling()?
+    } else {
+        compute(d + 1, l, cur)?
     };
-    Ok(node_hash(height, &lh, &rh))
+    let (rh, rheld) = if r.is_empty() {
+        cur.sibling()?
+    } else {
+        compute(d + 1, r, cur)?
+    };
+    use Held::{Nothing, One};
+    if matches!((lheld, rheld), (Nothing, Nothing | One) | (One, Nothing)) {
+        return Err(ProofError::Collapse);
+    }
+    Ok((node_hash(&lh, &rh), Held::Many))
 }
 
 #[cfg(test)]
@@ -539,73 +613,177 @@ mod tests {
         sha256(&(i ^ 0xdead).to_be_bytes())
     }
 
-    /// The root computed straight from the definition, for comparison.
-    fn naive(leaves: &[([u8; 32], Digest)], d: usize) -> Digest {
-        if leaves.is_empty() {
-            return empty(DEPTH - d);
+    /// The definition taken level by level over the full depth: a subtree of no key is EMPTY,
+    /// of one key its leaf, of more the node over its two halves (one half may be EMPTY).
+    fn naive(set: &[([u8; 32], Digest)], d: usize) -> Digest {
+        match set {
+            [] => EMPTY,
+            [(key, value)] => leaf_hash(key, value),
+            _ => {
+                let at = set.partition_point(|(x, _)| !bit(x, d));
+                node_hash(&naive(&set[..at], d + 1), &naive(&set[at..], d + 1))
+            }
         }
-        if d == DEPTH {
-            return leaf_hash(&leaves[0].0, &leaves[0].1);
-        }
-        let at = leaves.partition_point(|(k, _)| !bit(k, d));
-        node_hash(
-            DEPTH - d - 1,
-            &naive(&leaves[..at], d + 1),
-            &naive(&leaves[at..], d + 1),
-        )
     }
 
-    #[test]
-    fn empty_tree_and_single_leaf() {
+    fn tree(n: u32) -> Smt {
         let mut t = Smt::new();
-        assert_eq!(t.root(), empty(DEPTH));
-        t.insert(k(1), v(1));
-        assert_eq!(t.root(), naive(&[(k(1), v(1))], 0));
-        assert_eq!(t.get(&k(1)), Some(v(1)));
-        assert_eq!(t.get(&k(2)), None);
-    }
-
-    #[test]
-    fn membership_and_empty_branch_non_membership() {
-        let mut t = Smt::new();
-        for i in 0..100 {
+        for i in 0..n {
             t.insert(k(i), v(i));
         }
+        t
+    }
+
+    /// A key that shares exactly `bits` leading bits with `of`.
+    fn neighbour(of: &[u8; 32], bits: usize) -> [u8; 32] {
+        let mut x = *of;
+        x[bits / 8] ^= 0x80 >> (bits % 8);
+        x
+    }
+
+    #[test]
+    fn empty_tree_and_a_single_leaf_at_the_root() {
+        let mut t = Smt::new();
+        assert_eq!(t.root(), EMPTY);
+        t.insert(k(1), v(1));
+        // One key: the whole tree collapses to its leaf.
+        assert_eq!(t.root(), leaf_hash(&k(1), &v(1)));
+        assert_eq!(t.get(&k(1)), Some(v(1)));
+        assert_eq!(t.get(&k(2)), None);
+        let p = t.prove(&[k(1)]);
+        assert_eq!(p.hashes(), 0);
+        p.verify(&t.root(), &[(k(1), Some(v(1)))]).unwrap();
+        // Absent: the one leaf sits where k(2) would be, and binds another key.
+        let p = t.prove(&[k(2)]);
+        p.verify(&t.root(), &[(k(2), None)]).unwrap();
+        assert!(p.verify(&t.root(), &[(k(2), Some(v(1)))]).is_err());
+    }
+
+    #[test]
+    fn membership_and_both_kinds_of_non_membership() {
+        let t = tree(1000);
         let root = t.root();
         let p = t.prove(&[k(7)]);
-        assert!(p.hashes() < 20, "{} hashes", p.hashes());
+        // About log2(1000) ≈ 10 siblings and a few bytes of shape, not 256 levels.
+        assert!(p.hashes() <= 16, "{} hashes", p.hashes());
+        assert!(p.nbits <= 2 * 20, "{} bits", p.nbits);
         p.verify(&root, &[(k(7), Some(v(7)))]).unwrap();
         assert_eq!(
             p.verify(&root, &[(k(7), Some(v(8)))]),
             Err(ProofError::WrongRoot)
         );
         assert!(p.verify(&root, &[(k(7), None)]).is_err());
-        // Absent key: its leaf position is empty.
-        let p = t.prove(&[k(1000)]);
-        p.verify(&root, &[(k(1000), None)]).unwrap();
-        assert!(p.verify(&root, &[(k(1000), Some(v(1)))]).is_err());
+        // A key right beside k(7) (sharing 30 bits): k(7)'s leaf sits where it would be.
+        let near = neighbour(&k(7), 30);
+        let p = t.prove(&[near]);
+        assert_eq!(p.others.len(), 1);
+        p.verify(&root, &[(near, None)]).unwrap();
+        assert!(p.verify(&root, &[(near, Some(v(7)))]).is_err());
+        // Absent keys in general, whichever way they end.
+        for i in 1000..1100 {
+            let p = t.prove(&[k(i)]);
+            p.verify(&root, &[(k(i), None)]).unwrap();
+            assert!(p.verify(&root, &[(k(i), Some(v(i)))]).is_err());
+        }
         // A proof for another key does not prove this one.
         let p7 = t.prove(&[k(7)]);
         assert!(p7.verify(&root, &[(k(8), Some(v(8)))]).is_err());
     }
 
     #[test]
-    fn transition_proof_gives_old_and_new_root() {
+    fn keys_with_a_long_shared_prefix_lift_through_empty_levels() {
         let mut t = Smt::new();
-        for i in 0..50 {
-            t.insert(k(i), v(i));
+        let a = k(1);
+        let b = neighbour(&a, 200);
+        t.insert(a, v(1));
+        t.insert(b, v(2));
+        let mut set = vec![(a, v(1)), (b, v(2))];
+        set.sort();
+        assert_eq!(t.root(), naive(&set, 0));
+        t.prove(&[b]).verify(&t.root(), &[(b, Some(v(2)))]).unwrap();
+        let c = neighbour(&a, 100);
+        t.prove(&[c]).verify(&t.root(), &[(c, None)]).unwrap();
+        t.insert(c, v(3));
+        set.push((c, v(3)));
+        set.sort();
+        assert_eq!(t.root(), naive(&set, 0));
+    }
+
+    #[test]
+    fn a_split_of_a_single_leaf_subtree_is_refused() {
+        let mut t = Smt::new();
+        t.insert(k(1), v(1));
+        // Honest: the root ends at k(1)'s leaf. Forged: split the root, k(1)'s half ends at its
+        // leaf, the other half is empty — node(leaf, EMPTY), which the definition never makes.
+        let mut p = MultiProof::default();
+        p.bit(true);
+        let left = !bit(&k(1), 0);
+        if left {
+            p.bit(false);
+            p.bit(false);
+            p.sibling(EMPTY);
+        } else {
+            p.sibling(EMPTY);
+            p.bit(false);
+            p.bit(false);
         }
+        assert_eq!(p.root(&[(k(1), Some(v(1)))]), Err(ProofError::Collapse));
+    }
+
+    #[test]
+    fn a_leaf_elsewhere_does_not_prove_absence() {
+        let t = tree(2);
+        // Take a key whose path leaves both keys' prefixes at once, and claim one of the two
+        // leaves sits at the root's end for it: the leaf does not share the position... at
+        // depth 0 every key shares the prefix, so forge one level down instead.
+        let a = k(0);
+        let far = neighbour(&a, 0); // parts from `a` at the first bit
+        let mut p = MultiProof::default();
+        p.bit(true); // split the root
+        let far_left = !bit(&far, 0);
+        let ends_with_a = |p: &mut MultiProof| {
+            p.bit(false);
+            p.bit(true);
+            p.others.push((a, v(0)));
+        };
+        if far_left {
+            ends_with_a(&mut p);
+            p.sibling(t.root());
+        } else {
+            p.sibling(t.root());
+            ends_with_a(&mut p);
+        }
+        assert_eq!(p.root(&[(far, None)]), Err(ProofError::StrayLeaf));
+        // A carried leaf that is one of the keys asked about is refused too.
+        let mut p = MultiProof::default();
+        p.bit(false);
+        p.bit(true);
+        p.others.push((a, v(0)));
+        assert_eq!(p.root(&[(a, None)]), Err(ProofError::StrayLeaf));
+    }
+
+    #[test]
+    fn transition_proof_gives_old_and_new_root() {
+        let mut t = tree(50);
         let old = t.root();
-        let touched = [k(3), k(77), k(12)];
+        let near = neighbour(&k(3), 40);
+        let touched = [k(3), k(77), k(12), near];
         let proof = t.prove(&touched);
         t.insert(k(3), v(300));
         t.insert(k(77), v(77));
         t.insert(k(12), v(1200));
-        let mut before: Vec<_> = vec![(k(3), Some(v(3))), (k(77), None), (k(12), Some(v(12)))];
+        t.insert(near, v(5));
+        let mut before: Vec<_> = vec![
+            (k(3), Some(v(3))),
+            (k(77), None),
+            (k(12), Some(v(12))),
+            (near, None),
+        ];
         let mut after: Vec<_> = vec![
             (k(3), Some(v(300))),
             (k(77), Some(v(77))),
             (k(12), Some(v(1200))),
+            (near, Some(v(5))),
         ];
         before.sort();
         after.sort();
@@ -620,10 +798,7 @@ mod tests {
 
     #[test]
     fn a_clone_is_a_snapshot_that_later_updates_leave_intact() {
-        let mut t = Smt::new();
-        for i in 0..40 {
-            t.insert(k(i), v(i));
-        }
+        let mut t = tree(40);
         let snap = t.clone();
         let old_root = snap.root();
         for i in 20..60 {
@@ -644,11 +819,9 @@ mod tests {
 
     #[test]
     fn proof_encoding_round_trips_and_rejects_tampering() {
-        let mut t = Smt::new();
-        for i in 0..30 {
-            t.insert(k(i), v(i));
-        }
-        let p = t.prove(&[k(1), k(2), k(500)]);
+        let t = tree(30);
+        let p = t.prove(&[k(1), k(2), k(500), neighbour(&k(3), 50)]);
+        assert!(!p.others.is_empty());
         let mut w = Writer::new();
         p.encode_to(&mut w);
         let bytes = w.into_bytes();
@@ -661,14 +834,25 @@ mod tests {
                 .and_then(|_| r.finish("p"))
                 .is_err());
         }
+        // A bit set past the count is a second encoding.
+        let mut q = p.clone();
+        if !q.nbits.is_multiple_of(8) {
+            if let Some(b) = q.bits.last_mut() {
+                *b |= 0x80;
+            }
+            let mut w = Writer::new();
+            q.encode_to(&mut w);
+            assert!(MultiProof::decode_from(&mut Reader::new(w.as_slice())).is_err());
+        }
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         #[test]
-        fn incremental_root_matches_the_definition(
+        fn the_tree_answers_as_a_plain_map_and_its_root_is_the_definition(
             ops in proptest::collection::vec((0u32..60, 0u32..1000), 1..80),
             probe in proptest::collection::vec(0u32..80, 1..6),
+            lie in 0usize..6,
         ) {
             let mut t = Smt::new();
             let mut map = std::collections::BTreeMap::new();
@@ -676,8 +860,8 @@ mod tests {
                 t.insert(k(*key), v(*val));
                 map.insert(k(*key), v(*val));
             }
-            let leaves: Vec<_> = map.iter().map(|(a, b)| (*a, *b)).collect();
-            prop_assert_eq!(t.root(), naive(&leaves, 0));
+            let set: Vec<_> = map.iter().map(|(a, b)| (*a, *b)).collect();
+            prop_assert_eq!(t.root(), naive(&set, 0));
             prop_assert_eq!(t.len(), map.len());
             let keys: Vec<[u8; 32]> = probe.iter().map(|i| k(*i)).collect();
             let proof = t.prove(&keys);
@@ -685,6 +869,14 @@ mod tests {
             claim.sort();
             claim.dedup();
             prop_assert!(proof.verify(&t.root(), &claim).is_ok());
+            // Any one claim changed (present ↔ absent, or another value) fails.
+            let i = lie % claim.len();
+            claim[i].1 = match claim[i].1 {
+                Some(_) if lie % 2 == 0 => None,
+                Some(x) => Some(sha256(x.as_bytes())),
+                None => Some(v(1)),
+            };
+            prop_assert!(proof.verify(&t.root(), &claim).is_err());
         }
     }
 }

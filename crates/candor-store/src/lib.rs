@@ -40,9 +40,10 @@ const LIST_HEADER: usize = 40;
 /// The store's format. 2: scheme-M steps chain their gap steps (step format 3). 4: each
 /// scheme-M list row holds the step that appended it, the item's chain after it, then the
 /// offer, so the leaf under any past root is found in O(log n) reads (3, never released,
-/// kept the leaves in a table of their own). A store of another format is refused (there is
-/// no migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 4;
+/// kept the leaves in a table of their own). 5: scheme M's tree collapses single-leaf
+/// subtrees, so the roots its stored steps bind differ from format 4's. A store of another
+/// format is refused (there is no migration: nothing runs in production yet).
+pub const STORE_FORMAT: u64 = 5;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -672,8 +673,9 @@ mod tests {
             ListingStore::open(&path).unwrap_err(),
             StoreError::Format { found: 99, .. }
         ));
-        // Formats 2 and 3 laid list rows out otherwise: proofs under past roots would be wrong.
-        for old in [2, 3] {
+        // Formats 2 and 3 laid list rows out otherwise: proofs under past roots would be wrong;
+        // format 4's steps bind roots of the full-depth tree.
+        for old in [2, 3, 4] {
             {
                 let db = Database::create(&path).unwrap();
                 let txn = db.begin_write().unwrap();

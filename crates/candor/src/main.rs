@@ -102,6 +102,9 @@ enum BenchCmd {
     Schemes(candor_bench::schemes::Args),
     /// The TPM statements on swtpm: ReadSign, IncSign and their verification per second.
     Tpm(candor_bench::tpm::Args),
+    /// Scheme M's tree alone: N keys updated through the step path, proof size and
+    /// verification time.
+    Tree(candor_bench::tree::Args),
 }
 
 #[derive(Subcommand)]
@@ -295,6 +298,7 @@ fn main() -> ExitCode {
             BenchCmd::Net(args) => candor_bench::net::run(args),
             BenchCmd::Schemes(args) => candor_bench::schemes::run(args),
             BenchCmd::Tpm(args) => candor_bench::tpm::run(args),
+            BenchCmd::Tree(args) => candor_bench::tree::run(args),
         }
         .map_err(CliError::from),
     };

@@ -63,3 +63,12 @@ fn bench_net_at_a_tiny_scale_verifies_every_retrieve() {
     assert!(out.contains("scheme M"), "{out}");
     assert!(out.contains("6/6"), "every retrieve verified: {out}");
 }
+
+#[test]
+fn bench_tree_at_a_tiny_scale_updates_every_key_and_verifies_its_proof() {
+    let out = bench(&["tree", "--keys", "3000", "--batch", "256", "--runs", "5"]);
+    // 3,000 keys in batches of 256: 12 steps; the proof of a present key verified.
+    assert!(out.contains("| 3000 | 256 |"), "{out}");
+    assert!(out.contains("(12 steps)"), "{out}");
+    assert!(out.contains("Ceilings, same run"), "{out}");
+}

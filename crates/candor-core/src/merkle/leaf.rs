@@ -5,7 +5,7 @@ use super::*;
 
 /// The root of the empty map (the root at the counter's base value).
 pub fn empty_root() -> Digest {
-    empty(DEPTH)
+    EMPTY
 }
 
 /// H(offer bytes), the element of an item's chain.

@@ -27,7 +27,7 @@ use crate::hash::{tags, Digest, TaggedHasher};
 use crate::item::ItemKey;
 use crate::keys::PeerId;
 use crate::offer::MAX_OFFER_BYTES;
-use crate::smt::{empty, MultiProof, Smt, DEPTH};
+use crate::smt::{MultiProof, Smt, EMPTY};
 use crate::statement::{CounterId, SignedInc, SignedRead};
 use std::collections::BTreeMap;
 

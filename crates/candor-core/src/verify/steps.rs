@@ -14,7 +14,7 @@ use crate::{
     keys::{PeerId, PublicKey},
     misbehaviour::Misbehaviour,
     offer::{SignedOffer, MAX_OFFER_BYTES},
-    smt::{empty, MultiProof, Smt, DEPTH},
+    smt::{MultiProof, Smt, DEPTH, EMPTY},
     statement::{CounterId, SignedInc, SignedRead},
 };
 use std::collections::BTreeMap;
