@@ -124,6 +124,9 @@ fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
         batch_len: 256,
         total_offers: w,
         gap_link: 0,
+        at: 0,
+        removal_root: Digest::default(),
+        removal_count: 0,
     };
     let inc = signer.sign_inc(0, steps, header.payload(&peer));
     state = StepState::from_leaves(cert.cert.counters[0], Vec::new(), 0, 0, None)

@@ -143,24 +143,47 @@ pub struct RetrieveRequest {
     pub item: ItemKey,
     /// A fresh nonce from the buyer's secure randomness.
     pub nonce: [u8; 32],
+    /// The id of the node's certificate the buyer already holds, checked: a scheme-M node
+    /// whose certificate it is leaves it out of the head.
+    pub cert: Option<Digest>,
 }
+
+/// The request's own version (2: it may name a certificate the buyer holds).
+const REQUEST_VERSION: u8 = 2;
 
 impl Encode for RetrieveRequest {
     fn encode_to(&self, w: &mut Writer) {
-        w.u8(MSG_VERSION)
+        w.u8(REQUEST_VERSION)
             .fixed(self.item.0.as_bytes())
             .fixed(&self.nonce);
+        match &self.cert {
+            None => {
+                w.u8(0);
+            }
+            Some(id) => {
+                w.u8(1).fixed(id.as_bytes());
+            }
+        }
     }
 }
 
 impl Decode for RetrieveRequest {
     const WHAT: &'static str = "retrieve request";
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(MSG_VERSION, Self::WHAT)?;
-        Ok(Self {
-            item: ItemKey(Digest(r.array("item")?)),
-            nonce: r.array("nonce")?,
-        })
+        r.version(REQUEST_VERSION, Self::WHAT)?;
+        let item = ItemKey(Digest(r.array("item")?));
+        let nonce = r.array("nonce")?;
+        let cert = match r.u8("certificate named")? {
+            0 => None,
+            1 => Some(Digest(r.array("certificate id")?)),
+            kind => {
+                return Err(DecodeError::UnknownKind {
+                    what: "named certificate",
+                    kind,
+                })
+            }
+        };
+        Ok(Self { item, nonce, cert })
     }
 }
 

@@ -108,6 +108,10 @@ pub mod tags {
     pub const ENTRY: &str = "candor/v1/entry";
     /// The payload of a gap notice.
     pub const GAP: &str = "candor/v1/gap";
+    /// The payload of an ordinary scheme-M step (the nested form, DESIGN.md §5).
+    pub const M_STEP: &str = "candor/v2/m-step";
+    /// The rest of a scheme-M step, which the payload binds by its hash.
+    pub const M_REST: &str = "candor/v2/m-rest";
     /// A node's signature on an enrolment request.
     pub const ENROL: &str = "candor/v1/enrol";
     /// The hash of an offer used to de-duplicate.

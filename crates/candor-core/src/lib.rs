@@ -54,12 +54,12 @@ pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
 pub use kind::Kind;
 pub use merkle::{
-    batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, Leaf, PastProof,
-    Placement, PreparedStep, SignedStep, StepHead, StepHeader, StepProof, StepReceipt, StepState,
-    MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
+    batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, HeadStep, Leaf,
+    PastProof, Placement, PreparedStep, SignedStep, StepHead, StepHeader, StepProof, StepReceipt,
+    StepState, StepTop, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
-    entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour,
+    entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour, EVIDENCE_VERSION,
 };
 pub use offer::{
     cheapest, current_offers, Currency, Offer, OfferError, OfferFault, SignedOffer, MAX_OFFER_BYTES,

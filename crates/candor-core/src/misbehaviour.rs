@@ -12,7 +12,9 @@ use crate::offer::{OfferFault, SignedOffer};
 use crate::statement::{CounterId, SignedInc};
 use thiserror::Error;
 
-const EVIDENCE_VERSION: u8 = 1;
+/// 2: scheme-M evidence carries steps of step format 4 and a removal's later step as a head
+/// carries it.
+pub const EVIDENCE_VERSION: u8 = 2;
 
 /// Which budget a listing node exhausted. Only volume the node has committed to (a signed
 /// `Read`, a leaf under a signed root) or really sent counts: nothing a node merely claims, and
@@ -295,8 +297,8 @@ pub enum Evidence {
         receipt: Box<crate::merkle::StepProof>,
         /// The offer's position in that step's batch.
         position: u32,
-        /// A later step.
-        later: Box<crate::merkle::SignedStep>,
+        /// A later step, as a head carries it.
+        later: Box<crate::merkle::HeadStep>,
         /// The proof for the item under the later step's root.
         proof: crate::smt::MultiProof,
         /// The item's whole list under that root.
@@ -484,7 +486,7 @@ impl Decode for Evidence {
                     r.bytes32(8 << 20, "receipt step")?,
                 )?);
                 let position = r.u32("position")?;
-                let later = Box::new(crate::merkle::SignedStep::decode_from(r)?);
+                let later = Box::new(crate::merkle::HeadStep::decode_from(r)?);
                 let proof = crate::smt::MultiProof::decode_from(r)?;
                 let n = r.u32("list length")? as usize;
                 if n > r.remaining() / 2 {

@@ -411,8 +411,29 @@ impl MultiProof {
     }
 
     /// The root of a tree in which `leaves` (sorted by key, distinct; `None` = absent) hold
-    /// the given value hashes and everything else is as this proof says.
+    /// the given value hashes and everything else is as this proof says. The proof must be
+    /// the one the tree's prover makes: every position it ends at holds at most one key (where
+    /// two or more meet it splits), so a set of keys has exactly one proof under a root.
     pub fn root(&self, leaves: &[([u8; 32], Option<Digest>)]) -> Result<Digest, ProofError> {
+        self.fold(leaves, Ends::AtMostOne)
+    }
+
+    /// The root after a batch: this proof (made for the tree before it) with `leaves` (sorted
+    /// by key, distinct) holding their new value hashes. New keys land in the positions the
+    /// proof ends at, beside the leaf one may hold, and the verifier hashes each such position
+    /// by the definition. Keys are only added or updated, never taken out (a key taken out
+    /// could leave a single leaf under a split, which only the prover could collapse).
+    pub fn root_after(&self, leaves: &[([u8; 32], Digest)]) -> Result<Digest, ProofError> {
+        let leaves: Vec<([u8; 32], Option<Digest>)> =
+            leaves.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        self.fold(&leaves, Ends::Any)
+    }
+
+    fn fold(
+        &self,
+        leaves: &[([u8; 32], Option<Digest>)],
+        ends: Ends,
+    ) -> Result<Digest, ProofError> {
         if leaves.is_empty() || leaves.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(ProofError::Shape);
         }
@@ -421,6 +442,7 @@ impl MultiProof {
             bit: 0,
             hash: 0,
             other: 0,
+            ends,
         };
         let (root, _) = compute(0, leaves, &mut cur)?;
         if cur.bit != self.nbits || cur.hash != self.hashes.len() || cur.other != self.others.len()
@@ -498,11 +520,21 @@ impl MultiProof {
     }
 }
 
+/// What a position the proof ends at may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// At most one key: the tree as the proof was made for it.
+    AtMostOne,
+    /// Any number: the tree after a batch landed in the proof's ends.
+    Any,
+}
+
 struct Cursor<'a> {
     p: &'a MultiProof,
     bit: usize,
     hash: usize,
     other: usize,
+    ends: Ends,
 }
 
 impl Cursor<'_> {
@@ -573,6 +605,9 @@ fn compute(
         let held = match set.len() {
             0 => Held::Nothing,
             1 => Held::One,
+            // Where two keys meet, the prover splits: an end over them would be a second
+            // encoding of the same answer.
+            _ if cur.ends == Ends::AtMostOne => return Err(ProofError::Shape),
             _ => Held::Many,
         };
         return Ok((subtree(&set, d), held));
@@ -787,13 +822,38 @@ mod tests {
         ];
         before.sort();
         after.sort();
+        let after: Vec<_> = after.into_iter().map(|(a, b)| (a, b.unwrap())).collect();
         assert_eq!(proof.root(&before).unwrap(), old);
-        assert_eq!(proof.root(&after).unwrap(), t.root());
+        assert_eq!(proof.root_after(&after).unwrap(), t.root());
         // Claiming another key changed too does not fit the proof.
         let mut more = after.clone();
-        more.push((k(5), Some(v(9))));
+        more.push((k(5), v(9)));
         more.sort();
-        assert!(proof.root(&more).is_err() || proof.root(&more).unwrap() != t.root());
+        assert!(proof.root_after(&more).is_err() || proof.root_after(&more).unwrap() != t.root());
+    }
+
+    #[test]
+    fn an_early_end_over_two_keys_is_a_second_encoding_and_refused() {
+        // Two keys that part at the first bit: the honest proof for `a` splits the root.
+        let a = [0u8; 32];
+        let mut b = [0u8; 32];
+        b[0] = 0x80;
+        let mut t = Smt::new();
+        t.insert(a, v(1));
+        t.insert(b, v(2));
+        let honest = t.prove(&[a]);
+        honest.verify(&t.root(), &[(a, Some(v(1)))]).unwrap();
+        // Forged: end at the root, carrying b's leaf beside a. Same root by the definition,
+        // another encoding: refused.
+        let mut forged = MultiProof::default();
+        forged.bit(false);
+        forged.bit(true);
+        forged.others.push((b, v(2)));
+        assert_eq!(forged.root(&[(a, Some(v(1)))]), Err(ProofError::Shape));
+        // After a batch, an end may hold several keys: that is where new ones land.
+        let empty = Smt::new().prove(&[a, b]);
+        assert_eq!(empty.root(&[(a, None), (b, None)]).unwrap(), EMPTY);
+        assert_eq!(empty.root_after(&[(a, v(1)), (b, v(2))]).unwrap(), t.root());
     }
 
     #[test]
@@ -846,8 +906,56 @@ mod tests {
         }
     }
 
+    /// A key near `base`: it shares `bits` leading bits, then its own.
+    fn near(base: &[u8; 32], bits: usize, salt: u32) -> [u8; 32] {
+        let mut x = neighbour(base, bits.min(255));
+        let tail = k(salt);
+        for i in bits + 1..DEPTH {
+            let on = bit(&tail, i);
+            let mask = 0x80 >> (i % 8);
+            if on {
+                x[i / 8] |= mask;
+            } else {
+                x[i / 8] &= !mask;
+            }
+        }
+        x
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn transition_proofs_give_the_old_root_and_the_trees_root_after_the_batch(
+            start in proptest::collection::vec((0usize..256, 0u32..50), 0..40),
+            batch in proptest::collection::vec((0usize..256, 0u32..60, 0u32..1000), 1..12),
+        ) {
+            // Keys clustered around one base, sharing long prefixes (down to the last bit).
+            let base = k(424242);
+            let mut t = Smt::new();
+            for (bits, salt) in &start {
+                t.insert(near(&base, *bits, *salt), v(*salt));
+            }
+            let old = t.root();
+            let mut after = std::collections::BTreeMap::new();
+            for (bits, salt, val) in &batch {
+                after.insert(near(&base, *bits, *salt), v(*val));
+            }
+            let keys: Vec<[u8; 32]> = after.keys().copied().collect();
+            let proof = t.prove(&keys);
+            let before: Vec<_> = keys.iter().map(|x| (*x, t.get(x))).collect();
+            prop_assert_eq!(proof.root(&before), Ok(old));
+            for (x, val) in &after {
+                t.insert(*x, *val);
+            }
+            let new: Vec<_> = after.iter().map(|(a, b)| (*a, *b)).collect();
+            prop_assert_eq!(proof.root_after(&new), Ok(t.root()));
+            // The proof's encoding round-trips to the same proof (one encoding).
+            let mut w = Writer::new();
+            proof.encode_to(&mut w);
+            let mut r = Reader::new(w.as_slice());
+            prop_assert_eq!(MultiProof::decode_from(&mut r).ok(), Some(proof));
+        }
+
         #[test]
         fn the_tree_answers_as_a_plain_map_and_its_root_is_the_definition(
             ops in proptest::collection::vec((0u32..60, 0u32..1000), 1..80),

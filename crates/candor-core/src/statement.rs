@@ -272,7 +272,7 @@ pub enum DeviceSig {
 }
 
 impl DeviceSig {
-    fn encode_to(&self, w: &mut Writer) {
+    pub(crate) fn encode_to(&self, w: &mut Writer) {
         match self {
             Self::Ed25519(s) => {
                 w.u8(SIG_ED25519);
@@ -284,7 +284,7 @@ impl DeviceSig {
         }
     }
 
-    fn decode_from(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+    pub(crate) fn decode_from(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
         match r.u8("signature kind")? {
             SIG_ED25519 => Ok(Self::Ed25519(Signature::decode_from(r)?)),
             SIG_TPM => Ok(Self::Tpm(TpmProof {

@@ -17,7 +17,24 @@ fn canonical<T: Decode + Encode>(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn all(bytes: &[u8]) -> Result<(), TestCaseError> {
+/// A head decodes in the context of the certificate its request named (here: none, or the
+/// fixture's scheme-M certificate) and re-encodes to the same bytes for that request.
+fn canonical_head(bytes: &[u8], named: &SignedCertificate) -> Result<(), TestCaseError> {
+    for named in [None, Some(named)] {
+        if let Ok((head, was_named)) = StepHead::decode(bytes, named) {
+            let id = named.filter(|_| was_named).map(SignedCertificate::id);
+            prop_assert_eq!(
+                head.encode_for(id.as_ref()),
+                bytes.to_vec(),
+                "the M head has a second encoding"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn all(bytes: &[u8], named: &SignedCertificate) -> Result<(), TestCaseError> {
+    canonical_head(bytes, named)?;
     canonical::<SignedOffer>(bytes)?;
     canonical::<Offer>(bytes)?;
     canonical::<SignedInc>(bytes)?;
@@ -39,15 +56,16 @@ fn all(bytes: &[u8]) -> Result<(), TestCaseError> {
     canonical::<SignedStep>(bytes)?;
     canonical::<StepProof>(bytes)?;
     canonical::<StepReceipt>(bytes)?;
-    canonical::<StepHead>(bytes)?;
+    canonical::<HeadStep>(bytes)?;
     canonical::<ListPage>(bytes)?;
     canonical::<ListRequest>(bytes)?;
     canonical::<PastProof>(bytes)?;
     Ok(())
 }
 
-/// Valid encodings of every message, to mutate.
-fn seeds() -> Vec<Vec<u8>> {
+/// Valid encodings of every message, to mutate, and the scheme-M certificate the heads
+/// among them carry (or leave out, when a request named it).
+fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
     let mut rng = rand_core::OsRng;
     let node = Keypair::generate(&mut rng);
     let peer = PeerId::from_ed25519(&node.public());
@@ -96,6 +114,7 @@ fn seeds() -> Vec<Vec<u8>> {
         RetrieveRequest {
             item: item.key(),
             nonce: [3; 32],
+            cert: None,
         }
         .to_bytes(),
         RetrieveHead {
@@ -134,6 +153,14 @@ fn seeds() -> Vec<Vec<u8>> {
     let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
     let sp = state.apply(p, inc);
     let (leaf, proof) = state.prove(&item.key());
+    let head = StepHead {
+        cert: mcert.clone(),
+        read: signer.sign_read(0, 1, [4; 32]),
+        step: Some(HeadStep::of(&sp.step)),
+        leaf,
+        proof: proof.clone(),
+        gaps: vec![sp.step.clone()],
+    };
     let mut out = out;
     out.extend([
         sp.to_bytes(),
@@ -144,21 +171,14 @@ fn seeds() -> Vec<Vec<u8>> {
             position: 0,
         }
         .to_bytes(),
-        StepHead {
-            cert: mcert.clone(),
-            read: signer.sign_read(0, 1, [4; 32]),
-            step: Some(sp.step.clone()),
-            leaf,
-            proof: proof.clone(),
-            gaps: vec![sp.step.clone()],
-        }
-        .to_bytes(),
+        head.to_bytes(),
+        head.encode_for(Some(&mcert.id())),
         ListPage {
             offers: vec![offer.to_bytes()],
         }
         .to_bytes(),
         PastProof {
-            cert: mcert,
+            cert: mcert.clone(),
             step: Some(sp.step.clone()),
             value: 1,
             leaf,
@@ -166,7 +186,7 @@ fn seeds() -> Vec<Vec<u8>> {
         }
         .to_bytes(),
     ]);
-    out
+    (out, mcert)
 }
 
 proptest! {
@@ -174,17 +194,18 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        all(&bytes)?;
+        all(&bytes, &seeds().1)?;
     }
 
     #[test]
     fn mutated_valid_messages_never_panic_and_stay_canonical(
-        which in 0usize..18,
+        which in 0usize..19,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
     ) {
-        let mut bytes = seeds().swap_remove(which);
+        let (mut seeds, named) = seeds();
+        let mut bytes = seeds.swap_remove(which);
         for (i, b) in flips {
             let i = i.index(bytes.len());
             bytes[i] ^= b;
@@ -192,13 +213,14 @@ proptest! {
         if truncate {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
-        all(&bytes)?;
+        all(&bytes, &named)?;
     }
 }
 
 #[test]
 fn every_seed_decodes() {
-    for s in seeds() {
+    let (seeds, named) = seeds();
+    for s in seeds {
         let mut decoded = 0;
         for f in [
             SignedOffer::from_bytes(&s).is_ok(),
@@ -216,7 +238,8 @@ fn every_seed_decodes() {
             StepProof::from_bytes(&s).is_ok(),
             SignedStep::from_bytes(&s).is_ok(),
             StepReceipt::from_bytes(&s).is_ok(),
-            StepHead::from_bytes(&s).is_ok(),
+            StepHead::decode(&s, None).is_ok(),
+            StepHead::decode(&s, Some(&named)).is_ok(),
             ListPage::from_bytes(&s).is_ok(),
             PastProof::from_bytes(&s).is_ok(),
         ] {

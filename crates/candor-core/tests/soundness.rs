@@ -990,7 +990,9 @@ mod mixed {
                         }
                     }
                 }
-                Cheat::ServeAnOlderStep => head.step = Some(node.steps[&other].step.clone()),
+                Cheat::ServeAnOlderStep => {
+                    head.step = Some(HeadStep::of(&node.steps[&other].step))
+                }
                 Cheat::DropAGapStep => {}
             }
             let served = StepNode { lists, ..StepNode::from_parts(&node) };
@@ -1348,7 +1350,7 @@ fn a_bad_head_signature_gets_its_own_verdict_after_the_batch() {
     bad_read.read.sig = node.signer.sign_read(0, 1, [8; 32]).sig;
     let mut bad_step = honest.clone();
     if let Some(step) = bad_step.step.as_mut() {
-        step.inc.sig = node.signer.sign_inc(0, 99, Digest([7; 32])).sig;
+        step.inc_mut().sig = node.signer.sign_inc(0, 99, Digest([7; 32])).sig;
     }
     let t = honest.read.read.value;
     for (head, want) in [

@@ -261,6 +261,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
                 if let Ok(h) = self.honest_answer(&Query::Head(RetrieveRequest {
                     item: self.target.key(),
                     nonce: [0xAA; 32],
+                    cert: None,
                 })) {
                     self.state().stale_head = Some(h);
                 }
@@ -358,7 +359,9 @@ impl<D: TrustedDevice> Listing for CheatingNode<D> {
     fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
         match (query, self.honest.protocol()) {
             (Query::Head(req), Protocol::Entries) => self.head(req).map(|h| h.to_bytes()),
-            (Query::Head(req), Protocol::Steps) => self.step_head(req).map(|h| h.to_bytes()),
+            (Query::Head(req), Protocol::Steps) => {
+                self.step_head(req).map(|h| h.encode_for(req.cert.as_ref()))
+            }
             (Query::Page(req), Protocol::Entries) => self.page(req).map(|p| p.to_bytes()),
             (Query::List(req), Protocol::Steps) => self.list_page(req).map(|p| p.to_bytes()),
             _ => Listing::ask(&self.honest, query),
@@ -385,10 +388,14 @@ impl<D: TrustedDevice> CheatingNode<D> {
             Self_::StaleRead | Self_::ReplayAnswer => RetrieveRequest {
                 item: req.item,
                 nonce: [0xAA; 32],
+                cert: req.cert,
             },
             _ => req.clone(),
         };
-        let mut head: candor_core::StepHead = self.honest_answer(&Query::Head(req))?;
+        // The honest node left its certificate out if the request named it.
+        let named = req.cert.map(|_| self.honest.certificate());
+        let bytes = self.honest.answer(&Query::Head(req)).map_err(refused)?;
+        let (mut head, _) = candor_core::StepHead::decode(&bytes, named).map_err(refused)?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }
@@ -431,6 +438,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
                 let h: RetrieveHead = self.honest_answer(&Query::Head(RetrieveRequest {
                     item: req.item,
                     nonce: [0xAA; 32],
+                    cert: None,
                 }))?;
                 self.state().stale_head = Some(h.clone());
                 return Ok(h);

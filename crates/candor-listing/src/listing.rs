@@ -235,6 +235,7 @@ mod tests {
             Query::Head(RetrieveRequest {
                 item,
                 nonce: [1; 32],
+                cert: None,
             }),
             Query::Page(PageRequest {
                 counter: 1,

@@ -108,7 +108,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(match (query, self.protocol()) {
             (Query::Certificate, _) => self.certificate().to_bytes(),
             (Query::Head(req), Protocol::Entries) => self.entries_head(req)?.to_bytes(),
-            (Query::Head(req), Protocol::Steps) => self.step_head(req)?.to_bytes(),
+            (Query::Head(req), Protocol::Steps) => {
+                self.step_head(req)?.encode_for(req.cert.as_ref())
+            }
             (Query::Page(req), Protocol::Entries) => self.entries_page(req)?.to_bytes(),
             (Query::List(req), Protocol::Steps) => self.list_page(req)?.to_bytes(),
             (Query::Step(v), Protocol::Steps) => self

@@ -59,6 +59,7 @@ fn check(node: &Node, m: &Market, receipts: &Receipts) -> (usize, usize) {
     let head = Query::Head(RetrieveRequest {
         item: target().key(),
         nonce: [0; 32],
+        cert: None,
     });
     while matches!(node.answer(&head), Err(ServeError::Reconciling(_))) {
         assert!(
@@ -164,6 +165,7 @@ fn a_node_whose_device_is_down_answers_reconciling_until_it_is_back() {
         let req = RetrieveRequest {
             item: target().key(),
             nonce: [1; 32],
+            cert: None,
         };
         let head = node.answer(&Query::Head(req));
         assert!(matches!(head, Err(ServeError::Reconciling(_))), "{head:?}");

@@ -35,12 +35,12 @@ struct Swap<'a> {
 /// and meets the decoder of `cert`'s protocol.
 fn with_cert(head: &[u8], cert: &SignedCertificate) -> Vec<u8> {
     // Every head is a version byte, the certificate (u32 length + bytes), then the rest.
-    let old = head_certificate(head).unwrap().to_bytes();
+    let old = head_certificate(head, None).unwrap().to_bytes();
     let rest = &head[1 + 4 + old.len()..];
     let own = cert.to_bytes();
     let version = match cert.cert.scheme.protocol() {
         Protocol::Entries => 1,
-        Protocol::Steps => 3,
+        Protocol::Steps => 4,
     };
     let mut out = vec![version];
     out.extend_from_slice(&(own.len() as u32).to_be_bytes());
@@ -126,8 +126,30 @@ fn one_flow_publishes_retrieves_and_monitors_every_scheme() {
         let out = retrieve_from(&node, &m.trusted, &target(), reading.clone()).unwrap();
         assert_eq!(out.offers().len(), 3, "{scheme:?}");
         assert_eq!(out.cert(), node.certificate());
-        let watched = monitor(&node, &m.trusted, &target(), &mine, reading).unwrap();
+        let watched = monitor(&node, &m.trusted, &target(), &mine, reading.clone()).unwrap();
         assert_eq!(watched.t(), out.t());
+        // A reader that holds the node's certificate names it: a scheme-M node leaves it out
+        // of its head (B and C send it anyway); the answer checks the same.
+        let cert = node.certificate().clone();
+        let named = retrieve_from(
+            &node,
+            &m.trusted,
+            &target(),
+            reading.clone().naming(Some(cert.clone())),
+        )
+        .unwrap();
+        assert_eq!(named.offers().len(), 3, "{scheme:?}");
+        assert_eq!(named.cert(), node.certificate());
+        let saved = out.bytes() - named.bytes();
+        match scheme.protocol() {
+            Protocol::Steps => assert_eq!(saved, cert.to_bytes().len() as u64, "{scheme:?}"),
+            Protocol::Entries => assert_eq!(saved, 0, "{scheme:?}"),
+        }
+        // Another node's certificate is not named (the reader names only this node's).
+        let other = m.node(scheme, counters, counters).certificate().clone();
+        let unnamed =
+            retrieve_from(&node, &m.trusted, &target(), reading.naming(Some(other))).unwrap();
+        assert_eq!(unnamed.bytes(), out.bytes(), "{scheme:?}");
     }
 }
 
@@ -392,11 +414,12 @@ fn a_head_with_another_schemes_version_byte_does_not_decode() {
         let head = Query::Head(RetrieveRequest {
             item: target().key(),
             nonce: [7; 32],
+            cert: None,
         });
         let mut bytes = node.answer(&head).unwrap();
-        assert_eq!(head_certificate(&bytes).unwrap(), *node.certificate());
+        assert_eq!(head_certificate(&bytes, None).unwrap(), *node.certificate());
         bytes[0] = other_version;
-        assert!(head_certificate(&bytes).is_err(), "{scheme:?}");
+        assert!(head_certificate(&bytes, None).is_err(), "{scheme:?}");
     }
 }
 
@@ -430,6 +453,7 @@ fn the_byte_budget_counts_the_head_and_the_list_in_every_scheme() {
             .answer(&Query::Head(RetrieveRequest {
                 item: target().key(),
                 nonce: [1; 32],
+                cert: None,
             }))
             .unwrap();
         // Room for the head but not for the list that follows it: the same verdict in every

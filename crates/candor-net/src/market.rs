@@ -14,6 +14,7 @@ use candor_listing::{
     RetrieveOutcome,
 };
 use libp2p::PeerId;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,25 @@ impl<D: TrustedDevice + 'static> Market<D> {
         Ok((reader, nodes))
     }
 
+    /// The certificate each of `nodes` showed `via` when it was selected for Δ(d): a read
+    /// names it, so a scheme-M node leaves it out of its head. Every reader holds it alike
+    /// (selection requires it), so naming it tells the node nothing about who reads.
+    fn certificates(
+        &self,
+        via: &NetHandle,
+        nodes: &[PeerId],
+    ) -> HashMap<PeerId, candor_core::SignedCertificate> {
+        let certs = self
+            .runtime
+            .block_on(via.certificates(nodes))
+            .unwrap_or_default();
+        nodes
+            .iter()
+            .zip(certs)
+            .filter_map(|(p, c)| Some((*p, c?)))
+            .collect()
+    }
+
     /// Keeps what a verified answer's device signed.
     fn remember(&self, peer: &PeerId, r: &NodeReport) {
         if let NodeReport::Verified(o) = r {
@@ -221,6 +241,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
     /// Blocks: call from a blocking thread.
     pub fn retrieve(&self, item: &Item, now: u64) -> Result<RetrieveReport, NetError> {
         let (via, listing_nodes) = self.via(item, &[])?;
+        let certs = self.certificates(&via, &listing_nodes);
         let deadline = Instant::now() + self.time_budget;
         let budget = per_node(self.budget, self.retrieve_bytes, listing_nodes.len());
         let reports = std::thread::scope(|s| {
@@ -229,13 +250,17 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .map(|p| {
                     let p = *p;
                     let via = &via;
+                    let cert = certs.get(&p).cloned();
                     s.spawn(move || {
                         let known = self.memory.recall(&to_candor_peer(&p));
                         let r = retrieve_from(
                             self.listing(via, p, deadline).as_ref(),
                             &self.trusted,
                             item,
-                            Reading::new(budget).audits(self.audits).knowing(known),
+                            Reading::new(budget)
+                                .audits(self.audits)
+                                .knowing(known)
+                                .naming(cert),
                         );
                         let report = NodeReport::from(r);
                         self.remember(&p, &report);
@@ -278,6 +303,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
             Ok((v, _)) => v,
             Err(e) => return NodeReport::Unreachable(e.to_string()),
         };
+        let cert = self.certificates(&via, &[peer]).remove(&peer);
         let deadline = Instant::now() + self.time_budget;
         let known = self.memory.recall(&to_candor_peer(&peer));
         let report = NodeReport::from(monitor(
@@ -285,7 +311,10 @@ impl<D: TrustedDevice + 'static> Market<D> {
             &self.trusted,
             item,
             mine,
-            Reading::new(self.budget).audits(self.audits).knowing(known),
+            Reading::new(self.budget)
+                .audits(self.audits)
+                .knowing(known)
+                .naming(cert),
         ));
         self.remember(&peer, &report);
         report

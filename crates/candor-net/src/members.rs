@@ -17,12 +17,12 @@ const MAX_KNOWN: usize = 10_000;
 /// How long a peer that showed no valid certificate is not asked again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum State {
     /// Asked at this time; no answer yet.
     Asked(Instant),
-    /// Showed a valid certificate.
-    Certified,
+    /// Showed this valid certificate.
+    Certified(Box<candor_core::SignedCertificate>),
     /// Showed none, or an invalid one, at this time.
     Not(Instant),
 }
@@ -66,11 +66,11 @@ impl Members {
             None => true,
             Some(State::Not(t)) => now.duration_since(*t) > RETRY_AFTER,
             Some(State::Asked(t)) => now.duration_since(*t) > RETRY_AFTER,
-            Some(State::Certified) => false,
+            Some(State::Certified(_)) => false,
         };
         if ask {
             if self.states.len() >= MAX_KNOWN {
-                self.states.retain(|_, s| matches!(s, State::Certified));
+                self.states.retain(|_, s| matches!(s, State::Certified(_)));
             }
             self.states.insert(peer, State::Asked(now));
         }
@@ -90,27 +90,28 @@ impl Members {
                 return false;
             }
         }
-        let ok = answer.is_some_and(|bytes| self.verifies(peer, bytes));
-        if !ok {
+        let cert = answer.and_then(|bytes| self.verifies(peer, bytes));
+        if cert.is_none() {
             tracing::debug!(%peer, "peer showed no valid certificate: not a member of any Δ(d)");
         }
+        let ok = cert.is_some();
         self.states.insert(
             peer,
-            if ok {
-                State::Certified
-            } else {
-                State::Not(now)
+            match cert {
+                Some(c) => State::Certified(Box::new(c)),
+                None => State::Not(now),
             },
         );
         ok
     }
 
-    fn verifies(&self, peer: PeerId, bytes: &[u8]) -> bool {
+    /// The certificate in `bytes` if it verifies for `peer`.
+    fn verifies(&self, peer: PeerId, bytes: &[u8]) -> Option<candor_core::SignedCertificate> {
         let Ok(RetrieveAnswer::Answer(cert)) = RetrieveAnswer::from_bytes(bytes) else {
-            return false;
+            return None;
         };
         let Ok(cert) = candor_core::SignedCertificate::from_bytes(&cert) else {
-            return false;
+            return None;
         };
         let own = [cert.cert.authority];
         let trusted = if self.trusted.is_empty() {
@@ -118,12 +119,23 @@ impl Members {
         } else {
             &self.trusted[..]
         };
-        cert.verify_for(trusted, &to_candor_peer(&peer)).is_ok()
+        cert.verify_for(trusted, &to_candor_peer(&peer))
+            .is_ok()
+            .then_some(cert)
     }
 
     /// Whether `peer` showed a valid certificate.
     pub(crate) fn certified(&self, peer: &PeerId) -> bool {
-        matches!(self.states.get(peer), Some(State::Certified))
+        matches!(self.states.get(peer), Some(State::Certified(_)))
+    }
+
+    /// The valid certificate `peer` showed, checked (every reader that selects a peer for
+    /// Δ(d) holds it, so naming it in a retrieve tells the peer nothing about the reader).
+    pub(crate) fn certificate(&self, peer: &PeerId) -> Option<candor_core::SignedCertificate> {
+        match self.states.get(peer) {
+            Some(State::Certified(c)) => Some((**c).clone()),
+            _ => None,
+        }
     }
 
     /// Answers the lookups in `waiting` whose members are known (or whose time to wait is
@@ -170,7 +182,7 @@ impl Members {
                 break;
             }
             match (*p == me, self.states.get(p)) {
-                (true, _) | (false, Some(State::Certified)) => out.push(*p),
+                (true, _) | (false, Some(State::Certified(_))) => out.push(*p),
                 (false, Some(State::Not(_))) => {}
                 (false, _) if now < deadline => wait.push(*p),
                 (false, _) => {}
@@ -192,12 +204,36 @@ mod tests {
         PeerId::random()
     }
 
+    #[allow(clippy::unwrap_used)]
+    fn cert() -> candor_core::SignedCertificate {
+        use candor_core::{Authority, Ed25519StatementSigner, EnrolRequest, Keypair, Registry};
+        let mut rng = rand_core::OsRng;
+        let node = Keypair::generate(&mut rng);
+        let peer = candor_core::PeerId::from_ed25519(&node.public());
+        let signer = Ed25519StatementSigner::new(Keypair::generate(&mut rng), peer);
+        let req = EnrolRequest::new(
+            &node,
+            signer.device_key(),
+            candor_core::Scheme::Merkle,
+            vec![signer.sign_read(0, 0, [1; 32])],
+            None,
+        );
+        Authority::new(Keypair::generate(&mut rng))
+            .certify(&mut Registry::default(), &req, [1; 32], 0)
+            .unwrap()
+    }
+
     #[test]
     fn only_certified_peers_and_me_are_selected_and_unknown_ones_are_waited_for() {
         let mut m = Members::new(Vec::new());
         let now = Instant::now();
         let (me, a, b, c) = (peer(), peer(), peer(), peer());
-        m.states.insert(a, State::Certified);
+        let a_cert = cert();
+        m.states
+            .insert(a, State::Certified(Box::new(a_cert.clone())));
+        // The certificate a member showed is kept for the readers that select it.
+        assert_eq!(m.certificate(&a), Some(a_cert));
+        assert_eq!(m.certificate(&b), None);
         m.states.insert(b, State::Not(now));
         assert!(m.should_ask(c, now));
         assert!(!m.should_ask(c, now), "asked once");

@@ -205,6 +205,9 @@ impl ReaderTask {
             Command::Addresses { reply, peer } => {
                 let _ = reply.send(self.addrs(&peer));
             }
+            Command::Certificates { peers, reply } => {
+                let _ = reply.send(peers.iter().map(|p| self.members.certificate(p)).collect());
+            }
             Command::Status { reply } => {
                 let _ = reply.send(NetStatus {
                     peer: *self.swarm.local_peer_id(),

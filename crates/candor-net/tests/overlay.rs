@@ -273,6 +273,7 @@ async fn garbage_and_truncated_messages_get_typed_refusals() {
             Query::Head(RetrieveRequest {
                 item: item.key(),
                 nonce: [1; 32],
+                cert: None,
             })
             .to_bytes(),
         )
@@ -406,6 +407,7 @@ async fn receipts_are_reissued_and_reads_are_rate_limited() {
         let req = Query::Head(RetrieveRequest {
             item: item.key(),
             nonce: [i; 32],
+            cert: None,
         })
         .to_bytes();
         if let RetrieveAnswer::Refused(r) =

@@ -41,7 +41,8 @@ const LIST_HEADER: usize = 40;
 /// scheme-M list row holds the step that appended it, the item's chain after it, then the
 /// offer, so the leaf under any past root is found in O(log n) reads (3, never released,
 /// kept the leaves in a table of their own). 5: scheme M's tree collapses single-leaf
-/// subtrees, so the roots its stored steps bind differ from format 4's. A store of another
+/// subtrees and its steps bind the nested payload (step format 4), so format 4's stored steps
+/// neither decode nor replay to their roots. A store of another
 /// format is refused (there is no migration: nothing runs in production yet).
 pub const STORE_FORMAT: u64 = 5;
 

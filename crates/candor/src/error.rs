@@ -142,6 +142,12 @@ pub(crate) enum ConfigError {
 pub(crate) enum EvidenceFileError {
     #[error("no evidence {id} in {dir} (see `candor evidence list`)")]
     NotFound { id: String, dir: PathBuf },
+    #[error("{path} was written by another version of Candor (evidence format {found}); this one reads format {expected}. There is no conversion (nothing runs in production yet): move it aside, and keep the Candor that wrote it to read it")]
+    OtherFormat {
+        path: PathBuf,
+        found: u8,
+        expected: u8,
+    },
     #[error("{path} is damaged: {source}")]
     Damaged {
         path: PathBuf,

@@ -4,7 +4,7 @@
 //! `candor evidence verify FILE`.
 
 use crate::error::{CliError, EvidenceFileError};
-use candor_core::{Decode, Encode, Evidence, TaggedHasher};
+use candor_core::{Decode, DecodeError, Encode, Evidence, TaggedHasher};
 use candor_node::files::{self, FileError};
 use std::path::{Path, PathBuf};
 
@@ -102,9 +102,22 @@ impl EvidenceDir {
             }
             e => CliError::from(e),
         })?;
-        let e = Evidence::from_bytes(&bytes).map_err(|source| EvidenceFileError::Damaged {
-            path: path.clone(),
-            source,
+        let e = Evidence::from_bytes(&bytes).map_err(|source| match source {
+            // A format an earlier Candor wrote (anything else is damage).
+            DecodeError::UnknownVersion { what, version }
+                if what == Evidence::WHAT
+                    && (1..candor_core::EVIDENCE_VERSION).contains(&version) =>
+            {
+                EvidenceFileError::OtherFormat {
+                    path: path.clone(),
+                    found: version,
+                    expected: candor_core::EVIDENCE_VERSION,
+                }
+            }
+            source => EvidenceFileError::Damaged {
+                path: path.clone(),
+                source,
+            },
         })?;
         Ok((e, path))
     }
@@ -258,5 +271,17 @@ mod tests {
             ev.load("0000000000000000"),
             Err(CliError::Evidence(EvidenceFileError::Damaged { .. }))
         ));
+        // A piece an earlier Candor wrote (evidence format 1) is refused as such, with what
+        // to do.
+        std::fs::write(ev.0.join("0000000000000001.evidence"), [1u8, 5, 0]).unwrap();
+        let err = ev.load("0000000000000001").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CliError::Evidence(EvidenceFileError::OtherFormat { found: 1, .. })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("move it aside"), "{err}");
     }
 }

@@ -1,8 +1,9 @@
 //! Scheme M (DESIGN.md §5): each value of the node's counter is one *step* of an authenticated
 //! map from item key d to d's append-only offer list, leaf_d = (n_d, chain_d) with
-//! chain = H(previous chain ‖ H(offer)). A step's `Inc` binds
-//! `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖ batch_root ‖
-//! batch_len ‖ total_offers)`.
+//! chain = H(previous chain ‖ H(offer)). A step's `Inc` binds the nested payload
+//! `H("candor/v2/m-step" ‖ PeerId ‖ counter ‖ value ‖ new_root ‖ at ‖ gap_link ‖ H(rest))`, with
+//! rest = prev_value ‖ prev_root ‖ batch_root ‖ batch_len ‖ total_offers ‖ removal_root ‖
+//! removal_count: a buyer needs only the top ([`StepTop`]), sellers and auditors open the rest.
 //!
 //! What each party checks:
 //! - the seller at publish: the whole step ([`crate::verify_step`]): its `Inc`, that prev_root is the
@@ -31,8 +32,9 @@ use crate::smt::{MultiProof, Smt, EMPTY};
 use crate::statement::{CounterId, SignedInc, SignedRead};
 use std::collections::BTreeMap;
 
-/// The version of every scheme-M structure (3: step headers chain their gap steps).
-pub(crate) const VERSION: u8 = 3;
+/// The version of every scheme-M structure (3: step headers chain their gap steps; 4: the
+/// nested step payload with `at` and the removal fields, over the collapsed tree).
+pub(crate) const VERSION: u8 = 4;
 
 /// How many past trees a node keeps for proofs under past roots (older ones are rebuilt by
 /// replaying the stored steps).
@@ -47,12 +49,14 @@ pub const MAX_GAP_STEPS: usize = 256;
 /// The most offers of one item a retrieve page carries.
 pub const MAX_LIST_PAGE: usize = 256;
 
+mod head;
 mod leaf;
 mod state;
 mod step;
 #[cfg(test)]
 mod tests;
 
+pub use head::*;
 pub use leaf::*;
 pub use state::*;
 pub use step::*;

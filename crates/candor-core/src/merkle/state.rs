@@ -123,6 +123,12 @@ impl StepState {
             .map_or(self.counter.initial, |s| s.header.last_gap())
     }
 
+    /// The time the next step binds: the last step's (0 until the lifecycle binds node time,
+    /// DESIGN.md §9; `at` never goes backwards).
+    fn at(&self) -> u64 {
+        self.last.as_ref().map_or(0, |s| s.header.at)
+    }
+
     /// The gap steps on the chain to the last step, newest first, as a head carries them
     /// (at most [`MAX_GAP_STEPS`]: a node with more has lost too much to be checked).
     pub fn gap_steps(&self) -> Vec<SignedStep> {
@@ -146,7 +152,7 @@ impl StepState {
         StepHead {
             cert,
             read,
-            step: self.last.clone(),
+            step: self.last.as_ref().map(HeadStep::of),
             leaf,
             proof,
             gaps: self.gap_steps(),
@@ -204,6 +210,9 @@ impl StepState {
             batch_len: batch.len() as u32,
             total_offers: self.total + batch.len() as u64,
             gap_link: self.last_gap(),
+            at: self.at(),
+            removal_root: Digest::default(),
+            removal_count: 0,
         };
         PreparedStep {
             header,
@@ -229,6 +238,9 @@ impl StepState {
                 batch_len: 0,
                 total_offers: self.total,
                 gap_link: self.last_gap(),
+                at: self.at(),
+                removal_root: Digest::default(),
+                removal_count: 0,
             },
             batch: Vec::new(),
             old: Vec::new(),

@@ -28,6 +28,52 @@ pub struct StepHeader {
     /// when there is none): gap steps chain, so a buyer learns from the step at t exactly
     /// which values the chain to t skips ([`StepHeader::last_gap`]).
     pub gap_link: u64,
+    /// The node's time when it made the step, unix seconds (DESIGN.md §9; 0 until the
+    /// lifecycle binds node time).
+    pub at: u64,
+    /// The root over the records the step removes (DESIGN.md §9; zero until removals land).
+    pub removal_root: Digest,
+    /// How many records the step removes (0 until removals land).
+    pub removal_count: u32,
+}
+
+/// What a buyer needs of a step to check its `Inc` (DESIGN.md §5's nested payload): the
+/// step's value, root, time and gap link, and only the hash of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepTop {
+    /// The counter.
+    pub counter: CounterId,
+    /// The step's value.
+    pub value: u64,
+    /// The root after the step.
+    pub new_root: Digest,
+    /// The node's time at the step.
+    pub at: u64,
+    /// The value of the last gap step before this one ([`StepHeader::gap_link`]).
+    pub gap_link: u64,
+    /// [`StepHeader::rest_hash`].
+    pub rest: Digest,
+}
+
+impl StepTop {
+    /// The payload of an ordinary (not gap) step: `H("candor/v2/m-step" ‖ PeerId ‖ counter ‖
+    /// value ‖ new_root ‖ at ‖ gap_link ‖ H(rest))`.
+    pub fn payload(&self, peer: &PeerId) -> Digest {
+        self.bind(
+            TaggedHasher::new(tags::M_STEP)
+                .var(peer.as_bytes())
+                .u32(self.counter),
+        )
+    }
+
+    fn bind(&self, h: TaggedHasher) -> Digest {
+        h.u64(self.value)
+            .fixed(self.new_root.as_bytes())
+            .u64(self.at)
+            .u64(self.gap_link)
+            .fixed(self.rest.as_bytes())
+            .finish()
+    }
 }
 
 impl StepHeader {
@@ -41,29 +87,48 @@ impl StepHeader {
         }
     }
 
-    /// The payload the step's `Inc` must carry: an ordinary step binds
-    /// `H("candor/v1/m-step" ‖ PeerId ‖ counter ‖ prev_value ‖ prev_root ‖ new_root ‖
-    /// batch_root ‖ batch_len ‖ total_offers)`; a gap step binds the gap notice
-    /// `H("candor/v1/gap" ‖ PeerId ‖ counter ‖ first ‖ last)` followed by the same fields.
-    pub fn payload(&self, peer: &PeerId) -> Digest {
-        let h = match self.gap() {
-            None => TaggedHasher::new("candor/v1/m-step")
-                .var(peer.as_bytes())
-                .u32(self.counter),
-            Some((first, last)) => TaggedHasher::new(tags::GAP)
-                .var(peer.as_bytes())
-                .u32(self.counter)
-                .u64(first)
-                .u64(last),
-        };
-        h.u64(self.prev_value)
+    /// `H(rest)`: `H("candor/v2/m-rest" ‖ prev_value ‖ prev_root ‖ batch_root ‖ batch_len ‖
+    /// total_offers ‖ removal_root ‖ removal_count)`, what sellers and auditors open.
+    pub fn rest_hash(&self) -> Digest {
+        TaggedHasher::new(tags::M_REST)
+            .u64(self.prev_value)
             .fixed(self.prev_root.as_bytes())
-            .fixed(self.new_root.as_bytes())
             .fixed(self.batch_root.as_bytes())
             .u32(self.batch_len)
             .u64(self.total_offers)
-            .u64(self.gap_link)
+            .fixed(self.removal_root.as_bytes())
+            .u32(self.removal_count)
             .finish()
+    }
+
+    /// The part a buyer needs ([`StepTop`]).
+    pub fn top(&self) -> StepTop {
+        StepTop {
+            counter: self.counter,
+            value: self.value,
+            new_root: self.new_root,
+            at: self.at,
+            gap_link: self.gap_link,
+            rest: self.rest_hash(),
+        }
+    }
+
+    /// The payload the step's `Inc` must carry (DESIGN.md §5): an ordinary step binds
+    /// [`StepTop::payload`]; a gap step binds the gap notice `H("candor/v1/gap" ‖ PeerId ‖
+    /// counter ‖ first ‖ last` followed by the same fields `‖ value ‖ new_root ‖ at ‖ gap_link ‖
+    /// H(rest))`.
+    pub fn payload(&self, peer: &PeerId) -> Digest {
+        let top = self.top();
+        match self.gap() {
+            None => top.payload(peer),
+            Some((first, last)) => top.bind(
+                TaggedHasher::new(tags::GAP)
+                    .var(peer.as_bytes())
+                    .u32(self.counter)
+                    .u64(first)
+                    .u64(last),
+            ),
+        }
     }
 
     /// The values a gap step covers (`first`, `last`): none for an ordinary step.
@@ -84,7 +149,10 @@ impl Encode for StepHeader {
             .fixed(self.batch_root.as_bytes())
             .u32(self.batch_len)
             .u64(self.total_offers)
-            .u64(self.gap_link);
+            .u64(self.gap_link)
+            .u64(self.at)
+            .fixed(self.removal_root.as_bytes())
+            .u32(self.removal_count);
     }
 }
 
@@ -111,6 +179,9 @@ impl Decode for StepHeader {
             batch_len: r.u32("batch len")?,
             total_offers: r.u64("total offers")?,
             gap_link: r.u64("gap link")?,
+            at: r.u64("at")?,
+            removal_root: Digest(r.array("removal root")?),
+            removal_count: r.u32("removal count")?,
         };
         // The last gap before a step lies at or before the step it follows.
         if header.gap_link > header.prev_value {
@@ -317,70 +388,6 @@ impl Decode for StepReceipt {
             cert_id,
             step: std::sync::Arc::new(step),
             position,
-        })
-    }
-}
-
-/// The node's first answer to a scheme-M retrieve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepHead {
-    /// The certificate.
-    pub cert: SignedCertificate,
-    /// `Read(t, nonce)`.
-    pub read: SignedRead,
-    /// The step at t (None when t is the base value).
-    pub step: Option<SignedStep>,
-    /// d's leaf under that step's root (None: d is absent).
-    pub leaf: Option<Leaf>,
-    /// The proof for d's leaf under that root.
-    pub proof: MultiProof,
-    /// The gap steps on the chain to t, newest first, each the one the previous names.
-    pub gaps: Vec<SignedStep>,
-}
-
-impl Encode for StepHead {
-    fn encode_to(&self, w: &mut Writer) {
-        w.u8(VERSION).bytes32(&self.cert.to_bytes());
-        self.read.encode_to(w);
-        encode_opt_step(w, &self.step);
-        Leaf::encode_opt(w, &self.leaf);
-        self.proof.encode_to(w);
-        w.u16(self.gaps.len() as u16);
-        for g in &self.gaps {
-            g.encode_to(w);
-        }
-    }
-}
-
-impl Decode for StepHead {
-    const WHAT: &'static str = "M head";
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(VERSION, Self::WHAT)?;
-        let cert =
-            SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
-        let read = SignedRead::decode_from(r)?;
-        let step = decode_opt_step(r)?;
-        let leaf = Leaf::decode_opt(r)?;
-        let proof = MultiProof::decode_from(r)?;
-        let n = r.u16("gap steps")? as usize;
-        if n > MAX_GAP_STEPS {
-            return Err(DecodeError::TooLong {
-                field: "gap steps",
-                len: n,
-                max: MAX_GAP_STEPS,
-            });
-        }
-        let mut gaps = Vec::with_capacity(n);
-        for _ in 0..n {
-            gaps.push(SignedStep::decode_from(r)?);
-        }
-        Ok(Self {
-            cert,
-            read,
-            step,
-            leaf,
-            proof,
-            gaps,
         })
     }
 }

@@ -317,23 +317,24 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
     let s = Keypair::generate(&mut OsRng);
     node.publish(&[offer(&s, &items[0], 1), offer(&s, &items[1], 2)]);
     node.publish(&[offer(&s, &items[0], 3)]);
-    // Forged root in the header: the Inc no longer binds it.
+    // Forged root in the step's top: the buyer rebuilds the Inc over it, and the device's
+    // signature does not hold over that.
     let err = node
         .retrieve_with(
             &items[0],
             0,
             |mut h| {
-                if let Some(st) = h.step.as_mut() {
-                    st.header.new_root = Digest([7; 32]);
+                if let Some(HeadStep::Top { top, .. }) = h.step.as_mut() {
+                    top.new_root = Digest([7; 32]);
                 }
                 h
             },
             |_, l| l.to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStep);
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
     // A stale step (an older, genuine one): not the step at t.
-    let old = node.steps.get(&6).unwrap().step.clone();
+    let old = HeadStep::of(&node.steps.get(&6).unwrap().step);
     let err = node
         .retrieve_with(
             &items[0],
@@ -629,4 +630,142 @@ fn a_removal_is_caught_before_any_audit_is_asked() {
     }
     r.check_list().unwrap();
     r.check_placements(&[(oa, rb[0].clone(), pb)]).unwrap();
+}
+
+#[test]
+fn the_payload_binds_every_field_of_the_top_and_of_the_rest() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let r = node.publish(&[offer(&alice, &items[0], 10)]);
+    let h = r[0].step.step.header;
+    let peer = node.peer();
+    // An ordinary step's payload is its top's: a buyer needs only the top.
+    assert_eq!(h.payload(&peer), h.top().payload(&peer));
+    let changes: Vec<fn(&mut StepHeader)> = vec![
+        |h| h.value += 1,
+        |h| h.new_root = Digest([7; 32]),
+        |h| h.at += 1,
+        |h| h.gap_link += 1,
+        |h| h.prev_root = Digest([7; 32]),
+        |h| h.batch_root = Digest([7; 32]),
+        |h| h.batch_len += 1,
+        |h| h.total_offers += 1,
+        |h| h.removal_root = Digest([7; 32]),
+        |h| h.removal_count += 1,
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        let mut g = h;
+        change(&mut g);
+        assert_ne!(g.payload(&peer), h.payload(&peer), "field {i}");
+    }
+    // prev_value inside the rest too (moving it below value − 1 makes a gap step, which binds
+    // another tag; within the rest alone its hash changes).
+    let mut g = h;
+    g.prev_value = g.prev_value.wrapping_sub(1);
+    assert_ne!(g.rest_hash(), h.rest_hash());
+    // Only the rest's hash reaches the top.
+    let mut g = h;
+    g.total_offers += 1;
+    assert_eq!(g.top().new_root, h.top().new_root);
+    assert_ne!(g.top().rest, h.top().rest);
+}
+
+#[test]
+fn a_step_that_claims_removals_is_refused_and_the_old_format_is_refused() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let mut state = node.state.clone();
+    let a = offer(&alice, &items[0], 10);
+    let p = state.prepare(vec![(items[0].key(), a.to_bytes())]);
+    for (root, count) in [(Digest([3; 32]), 0), (Digest::default(), 2)] {
+        let mut forged = p.clone();
+        forged.header.removal_root = root;
+        forged.header.removal_count = count;
+        let inc = node
+            .signer
+            .sign_inc(0, forged.header.value, forged.header.payload(&node.peer()));
+        let sp = node.state.clone().apply(forged, inc);
+        let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
+        assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    }
+    // A step header of the previous format (3) is refused by its version, not misread.
+    let r = node.publish(&[a]);
+    let mut bytes = r[0].step.step.header.to_bytes();
+    assert_eq!(bytes[0], VERSION);
+    bytes[0] = 3;
+    assert!(matches!(
+        StepHeader::from_bytes(&bytes),
+        Err(DecodeError::UnknownVersion { .. })
+    ));
+}
+
+#[test]
+fn an_empty_step_that_carries_proof_bytes_is_refused() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let mut state = node.state.clone();
+    let honest = state.prepare(Vec::new());
+    let mut forged = honest.clone();
+    forged.proof = state.tree.prove(&[items[0].key().0 .0]);
+    for (p, ok) in [(honest, true), (forged, false)] {
+        let inc = node
+            .signer
+            .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
+        let sp = node.state.clone().apply(p, inc);
+        let verdict = verify_step(&node.cert, &node.peer(), &sp);
+        assert_eq!(verdict.is_ok(), ok, "{verdict:?}");
+        if let Err(e) = verdict {
+            assert_eq!(e.kind(), Kind::BadStep);
+        }
+    }
+}
+
+#[test]
+fn a_named_certificate_is_left_out_of_the_head_and_used_in_its_place() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10), offer(&alice, &items[1], 11)]);
+    let head = node.head(&items[0], [9; 32]);
+    let id = node.cert.id();
+    let full = head.encode_for(None);
+    let compact = head.encode_for(Some(&id));
+    assert_eq!(full.len() - compact.len(), node.cert.to_bytes().len());
+    // Another certificate's id named: the head carries its own.
+    assert_eq!(head.encode_for(Some(&Digest([1; 32]))), full);
+    let reader_of = |trusted: Vec<PublicKey>, named: Option<&SignedCertificate>| {
+        let r = StepRetrieval::new(
+            trusted,
+            node.peer(),
+            items[0].clone(),
+            [9; 32],
+            crate::retrieve::Budget::default(),
+        );
+        match named {
+            Some(c) => r.with_certificate(c.clone()),
+            None => r,
+        }
+    };
+    let reader = |named: Option<&SignedCertificate>| reader_of(node.trusted.clone(), named);
+    // The buyer that holds the certificate names it and takes the compact head.
+    let mut r = reader(Some(&node.cert));
+    assert_eq!(r.request().cert, Some(id));
+    r.on_head_bytes(&compact).unwrap();
+    // A head without a certificate for a buyer that named none; the named one sent again.
+    let err = reader(None).on_head_bytes(&compact).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+    let err = reader(Some(&node.cert)).on_head_bytes(&full).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+    // The named certificate is still held to a trusted authority and this PeerId.
+    let other = vec![Keypair::generate(&mut OsRng).public()];
+    let err = reader_of(other, Some(&node.cert))
+        .on_head_bytes(&compact)
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadCertificate, "{err}");
+    // The buyer without it takes the full head, as before.
+    reader(None).on_head_bytes(&full).unwrap();
 }

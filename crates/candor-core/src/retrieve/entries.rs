@@ -151,6 +151,7 @@ impl Retrieval {
         RetrieveRequest {
             item: self.item.key(),
             nonce: self.nonce,
+            cert: None,
         }
     }
 

@@ -32,15 +32,15 @@ use crate::item::Item;
 use crate::keys::BatchVerifier;
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
-    chain_next, leaf_of, offer_hash, Leaf, Placement, SignedStep, StepHead, StepProof, StepReceipt,
-    MAX_LIST_PAGE,
+    chain_next, leaf_of, offer_hash, HeadStep, Leaf, Placement, SignedStep, StepHead, StepProof,
+    StepReceipt, MAX_BATCH, MAX_LIST_PAGE,
 };
 use crate::misbehaviour::{BudgetKind, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer};
 use crate::smt::MultiProof;
 use crate::statement::SignedInc;
 use crate::statement::{DeviceKey, DeviceSig};
-use crate::verify::root_at_with;
+use crate::verify::head_root_with;
 use crate::verify::statements::Sig;
 use chain::{check_known, gap_chain, GapChain};
 pub use list::{ListPage, ListRequest};
@@ -53,8 +53,8 @@ mod list;
 pub struct StepOutcome {
     /// The node's certificate.
     pub cert: SignedCertificate,
-    /// The step at t (None at the base value), with the proof for d under its root.
-    pub step: Option<SignedStep>,
+    /// The step at t as the head carried it (None at the base value).
+    pub step: Option<HeadStep>,
     /// The proof for d under the root at t.
     pub proof: MultiProof,
     /// The `Read`'s value.
@@ -125,13 +125,15 @@ pub struct StepRetrieval {
     nonce: [u8; 32],
     budget: Budget,
     known: Vec<SignedInc>,
+    /// The node's certificate the reader already holds, checked (`with_certificate`).
+    named: Option<SignedCertificate>,
     head: Option<Head>,
     offers: Vec<Vec<u8>>,
     bytes: u64,
     audit_bytes: u64,
     audits: Vec<u64>,
     audited: Vec<u64>,
-    step: Option<SignedStep>,
+    step: Option<HeadStep>,
     list_checked: bool,
     /// The list is not fetched: the head's signed length is beyond the budget (its entries,
     /// or the most bytes a list that long can take), and `deferred` holds that verdict.
@@ -149,10 +151,11 @@ pub struct StepRetrieval {
     deferred: Option<Misbehaviour>,
 }
 
-/// Whether the head's certificate (by a trusted authority), `Read` and step `Inc` all carry
-/// valid ed25519 signatures, verified in one batch: the keys and messages are exactly those the
-/// one-by-one checks use. False when any is not ed25519 or the batch fails.
-fn head_signatures_hold(trusted: &[PublicKey], head: &StepHead) -> bool {
+/// Whether the head's certificate (by a trusted authority; unless it is the one the reader
+/// named, checked before), `Read` and step `Inc` all carry valid ed25519 signatures, verified
+/// in one batch: the keys and messages are exactly those the one-by-one checks use. False when
+/// any is not ed25519 or the batch fails.
+fn head_signatures_hold(trusted: &[PublicKey], head: &StepHead, named: bool) -> bool {
     let cert = &head.cert;
     let DeviceKey::Software(device) = &cert.cert.device else {
         return false;
@@ -161,16 +164,18 @@ fn head_signatures_hold(trusted: &[PublicKey], head: &StepHead) -> bool {
         return false;
     }
     let mut batch = BatchVerifier::new();
-    cert.queue_signature(&mut batch);
+    if !named {
+        cert.queue_signature(&mut batch);
+    }
     let DeviceSig::Ed25519(read) = &head.read.sig else {
         return false;
     };
     batch.push(*device, tags::READ, &head.read.read.to_bytes(), *read);
     if let Some(step) = &head.step {
-        let DeviceSig::Ed25519(inc) = &step.inc.sig else {
+        let DeviceSig::Ed25519(inc) = &step.inc().sig else {
             return false;
         };
-        batch.push(*device, tags::INC, &step.inc.inc.to_bytes(), *inc);
+        batch.push(*device, tags::INC, &step.inc().inc.to_bytes(), *inc);
     }
     batch.verify_all()
 }
@@ -199,6 +204,7 @@ impl StepRetrieval {
             nonce,
             budget,
             known: Vec::new(),
+            named: None,
             head: None,
             offers: Vec::new(),
             bytes: 0,
@@ -224,6 +230,15 @@ impl StepRetrieval {
         self
     }
 
+    /// The node's certificate the reader holds, checked in full when it first came (by
+    /// [`crate::SignedCertificate::verify_for`] or an earlier retrieve): the request names it,
+    /// the node leaves it out of the head, and its signature is not checked again (that its
+    /// authority is trusted and it names this node still are).
+    pub fn with_certificate(mut self, cert: SignedCertificate) -> Self {
+        self.named = Some(cert);
+        self
+    }
+
     /// Placements a seller holds from its receipts (those of this item count): when the
     /// item's whole list is beyond the budget, the list after the earliest of them is still
     /// fetched and folded from its chain to the signed leaf, so a node cannot hide a removal
@@ -240,6 +255,7 @@ impl StepRetrieval {
         crate::entry::RetrieveRequest {
             item: self.item.key(),
             nonce: self.nonce,
+            cert: self.named.as_ref().map(SignedCertificate::id),
         }
     }
 
@@ -257,16 +273,22 @@ impl StepRetrieval {
             return Err(Misbehaviour::NoAnswer("a second head"));
         }
         // Decoded before it is charged: a blob is malformed, never "over budget".
-        let head = StepHead::from_bytes(bytes)?;
+        let (head, named) = StepHead::decode(bytes, self.named.as_ref())?;
         self.take_bytes(bytes.len())?;
         // The certificate's, the Read's and the step's signatures in one batch; if it does not
         // hold (or a signature is not ed25519), each is checked on its own below, so a bad
-        // one gets the verdict it always had.
-        let sig = if head_signatures_hold(&self.trusted, &head) {
+        // one gets the verdict it always had. A certificate the reader named was checked
+        // whole when it first came: its authority and PeerId are checked again, not its
+        // signature.
+        let sig = if head_signatures_hold(&self.trusted, &head, named) {
             head.cert.verify_for_batched(&self.trusted, &self.peer)?;
             Sig::Batched
         } else {
-            head.cert.verify_for(&self.trusted, &self.peer)?;
+            if named {
+                head.cert.verify_for_batched(&self.trusted, &self.peer)?;
+            } else {
+                head.cert.verify_for(&self.trusted, &self.peer)?;
+            }
             Sig::Check
         };
         let counter = crate::verify::statements::require_stepped(&head.cert)?;
@@ -280,7 +302,7 @@ impl StepRetrieval {
             sig,
         )?;
         let t = read.value;
-        let root = root_at_with(&head.cert, &self.peer, &counter, head.step.as_ref(), t, sig)?;
+        let root = head_root_with(&head.cert, &self.peer, &counter, head.step.as_ref(), t, sig)?;
         // d's leaf, and so its list length, is bound under the root before anything is
         // fetched: a node cannot claim a long list to leave as "over budget".
         let d = self.item.key();
@@ -293,20 +315,13 @@ impl StepRetrieval {
             floor,
         } = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
         self.deferred = deferred;
-        if let Some(step) = &head.step {
-            // No step commits more than MAX_BATCH offers: a total beyond that is a lie any
-            // checker sees without an audit.
-            let most = (t - counter.initial).saturating_mul(crate::merkle::MAX_BATCH as u64);
-            if step.header.total_offers > most {
+        // No step commits more than MAX_BATCH offers: a list longer than the steps so far can
+        // hold is a lie any checker sees without an audit (and no way to "over budget").
+        if let Some(leaf) = &head.leaf {
+            let most = (t - counter.initial).saturating_mul(MAX_BATCH as u64);
+            if leaf.n > most {
                 return Err(Misbehaviour::BadStep(
-                    "the offer total is more than the steps so far can hold",
-                ));
-            }
-        }
-        if let (Some(leaf), Some(step)) = (&head.leaf, &head.step) {
-            if leaf.n > step.header.total_offers {
-                return Err(Misbehaviour::BadStep(
-                    "the item's list is longer than every offer the node ever counted",
+                    "the item's list is longer than the steps so far can hold",
                 ));
             }
         }
@@ -325,7 +340,7 @@ impl StepRetrieval {
             gaps,
             floor,
         };
-        check_known(&checked, head.step.as_ref(), &self.known)?;
+        check_known(&checked, head.step.as_ref().map(HeadStep::inc), &self.known)?;
         // The list's volume is judged from its signed length, before a page is taken: the
         // most bytes a list of n offers can take is fixed by the page encoding, so a node
         // cannot pad its pages past the budget to leave the list check as "over budget".
@@ -707,7 +722,7 @@ fn placement_intact(
     offer: &SignedOffer,
     placement: &Placement,
     cert: &SignedCertificate,
-    step: Option<&SignedStep>,
+    step: Option<&HeadStep>,
     proof: &MultiProof,
     lists: &[Vec<u8>],
 ) -> Result<(), Misbehaviour> {

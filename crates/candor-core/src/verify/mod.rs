@@ -22,11 +22,26 @@ pub use steps::*;
 ///
 /// The version byte must be the one of the head the certificate's scheme sends, so the
 /// certificate read here is the one that head's own decoder reads.
-pub fn head_certificate(bytes: &[u8]) -> Result<SignedCertificate, DecodeError> {
+///
+/// A scheme-M head may leave its certificate out when the request named the one the reader
+/// holds (`named`): the certificate is then that one.
+pub fn head_certificate(
+    bytes: &[u8],
+    named: Option<&SignedCertificate>,
+) -> Result<SignedCertificate, DecodeError> {
     let mut r = Reader::new(bytes);
     let version = r.u8("version")?;
-    let cert =
-        SignedCertificate::from_bytes(r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?)?;
+    let cert_bytes = r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?;
+    let cert = match (cert_bytes.is_empty(), named) {
+        (true, Some(c)) => c.clone(),
+        (true, None) => {
+            return Err(DecodeError::Invalid {
+                field: "certificate",
+                reason: "left out, but the request named none",
+            })
+        }
+        (false, _) => SignedCertificate::from_bytes(cert_bytes)?,
+    };
     let (expected, what) = match cert.cert.scheme.protocol() {
         crate::cert::Protocol::Entries => (
             crate::entry::MSG_VERSION,

@@ -52,6 +52,61 @@ pub(crate) fn check_signed_step_with(
     Ok(())
 }
 
+/// [`check_signed_step_with`] for the step at t as a head carries it (an ordinary step's top,
+/// or a whole gap step).
+pub(crate) fn check_head_step_with(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    s: &HeadStep,
+    sig: Sig,
+) -> Result<(), Misbehaviour> {
+    let (top, inc) = match s {
+        HeadStep::Whole(s) => return check_signed_step_with(cert, peer, counter, s, sig),
+        HeadStep::Top { top, inc } => (top, inc),
+    };
+    crate::verify::statements::check_inc_with(cert, peer, counter, inc, sig)?;
+    if top.counter != counter.id {
+        return Err(Misbehaviour::WrongCounter {
+            expected: counter.id,
+            got: top.counter,
+        });
+    }
+    if inc.inc.value != top.value || inc.inc.payload != top.payload(peer) {
+        return Err(Misbehaviour::BadStep(
+            "the Inc does not bind this step header",
+        ));
+    }
+    Ok(())
+}
+
+/// The root after the step at `value` a head carries: the empty root at the base (and no
+/// step), else that step's, once its `Inc` is checked (here, or already in a batch).
+pub(crate) fn head_root_with(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    step: Option<&HeadStep>,
+    value: u64,
+    sig: Sig,
+) -> Result<Digest, Misbehaviour> {
+    match (step, value == counter.initial) {
+        (None, true) => Ok(empty_root()),
+        (Some(s), false) => {
+            check_head_step_with(cert, peer, counter, s, sig)?;
+            if s.value() != value {
+                return Err(Misbehaviour::BadStep(
+                    "the step is not the one at that value",
+                ));
+            }
+            Ok(s.new_root())
+        }
+        _ => Err(Misbehaviour::BadStep(
+            "the step at that value is missing or extra",
+        )),
+    }
+}
+
 /// The root after step `value`: the empty root at the base (and no step), else the signed
 /// step at exactly that value.
 pub(crate) fn root_at(
@@ -107,6 +162,13 @@ pub fn verify_step(
     }
     if h.gap().is_some() && (h.batch_len != 0 || !sp.batch.is_empty()) {
         return Err(Misbehaviour::BadStep("a gap step holds offers"));
+    }
+    // Removals (DESIGN.md §9) are not part of this protocol version: a step that claims any
+    // changed the map in a way no seller can check.
+    if h.removal_count != 0 || h.removal_root != Digest::default() {
+        return Err(Misbehaviour::BadStep(
+            "the step claims removals, which this protocol version does not have",
+        ));
     }
     // Chaining with the step before (for a gap step, the last step before the lost values).
     let (prev_root, prev_total, prev_last_gap) = if h.prev_value == counter.initial {
@@ -209,7 +271,9 @@ pub fn verify_step(
         });
     }
     if pairs.is_empty() {
-        if h.new_root != h.prev_root || !sp.old.is_empty() {
+        // An empty step (or a gap step) has nothing to prove: any proof bytes would be
+        // another encoding of the same step.
+        if h.new_root != h.prev_root || !sp.old.is_empty() || sp.proof != MultiProof::default() {
             return Err(Misbehaviour::BadStep("an empty step changed the root"));
         }
         return Ok(placements);
@@ -219,17 +283,15 @@ pub fn verify_step(
         .iter()
         .map(|(d, l)| (d.0 .0, l.map(|l| l.value_hash())))
         .collect();
-    let new_leaves: Vec<([u8; 32], Option<Digest>)> = cur
-        .iter()
-        .map(|(d, l)| (d.0 .0, Some(l.value_hash())))
-        .collect();
+    let new_leaves: Vec<([u8; 32], Digest)> =
+        cur.iter().map(|(d, l)| (d.0 .0, l.value_hash())).collect();
     let bad = |_| Misbehaviour::BadStep("the transition proof does not fit");
     if sp.proof.root(&old_leaves).map_err(bad)? != h.prev_root {
         return Err(Misbehaviour::BadStep(
             "the touched keys' old leaves are not under prev_root",
         ));
     }
-    if sp.proof.root(&new_leaves).map_err(bad)? != h.new_root {
+    if sp.proof.root_after(&new_leaves).map_err(bad)? != h.new_root {
         return Err(Misbehaviour::BadStep(
             "new_root is not the old tree with exactly the batch appended",
         ));
@@ -264,7 +326,7 @@ pub(crate) fn verify_removal(
     cert: &SignedCertificate,
     receipt: &StepProof,
     position: u32,
-    later: &SignedStep,
+    later: &HeadStep,
     proof: &MultiProof,
     list: &[Vec<u8>],
 ) -> Result<String, &'static str> {
@@ -276,15 +338,15 @@ pub(crate) fn verify_removal(
         .ok_or("no offer at that position")?;
     let counter = crate::verify::statements::require_stepped(cert)
         .map_err(|_| "not a scheme-M certificate")?;
-    check_signed_step(cert, peer, &counter, later)
+    check_head_step_with(cert, peer, &counter, later, Sig::Check)
         .map_err(|_| "the later step is not signed by the device")?;
-    if later.header.value < receipt.step.header.value {
+    if later.value() < receipt.step.header.value {
         return Err("the later step is not later");
     }
     let n = list.len() as u64;
     let value = (n > 0).then(|| leaf_of(&p.item, list.iter().map(Vec::as_slice)).value_hash());
     proof
-        .verify(&later.header.new_root, &[(p.item.0 .0, value)])
+        .verify(&later.new_root(), &[(p.item.0 .0, value)])
         .map_err(|_| "the list is not the one under the later root")?;
     let k = p.index as usize;
     if list.len() <= k {
@@ -292,14 +354,14 @@ pub(crate) fn verify_removal(
             "node {} receipted an offer at index {k} of an item's list in step {}, and step {} signs a list of {n}",
             peer.short(),
             receipt.step.header.value,
-            later.header.value
+            later.value()
         ));
     }
     if leaf_of(&p.item, list.iter().take(k + 1).map(Vec::as_slice)).chain != p.chain {
         return Ok(format!(
             "node {} signed in step {} a list whose prefix up to index {k} differs from the one it receipted in step {}",
             peer.short(),
-            later.header.value,
+            later.value(),
             receipt.step.header.value
         ));
     }

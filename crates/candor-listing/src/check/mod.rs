@@ -34,6 +34,11 @@ pub struct Reading {
     /// is transferable evidence. An honest node serves only statements it has stored, so it
     /// never covers one of them with a gap afterwards.
     pub known: Vec<SignedInc>,
+    /// The node's certificate as the reader already holds it, checked (the network layer
+    /// holds one for every member of Δ(d)): the request names it, a scheme-M node then leaves
+    /// it out of its head, and its signature is not checked again. Every reader that found
+    /// the node through Δ(d) names it alike, so naming it tells a node nothing about who reads.
+    pub cert: Option<SignedCertificate>,
 }
 
 impl Reading {
@@ -43,7 +48,14 @@ impl Reading {
             budget,
             audits: DEFAULT_AUDITS,
             known: Vec::new(),
+            cert: None,
         }
+    }
+
+    /// Naming `cert`, the node's certificate the reader holds (checked).
+    pub fn naming(mut self, cert: Option<SignedCertificate>) -> Self {
+        self.cert = cert;
+        self
     }
 
     /// With `audits` audited steps.
@@ -167,7 +179,7 @@ impl RetrieveOutcome {
                 .gaps
                 .iter()
                 .map(|g| g.inc.clone())
-                .chain(o.step.iter().map(|s| s.inc.clone()))
+                .chain(o.step.iter().map(|s| s.inc().clone()))
                 .collect(),
         }
     }
@@ -257,14 +269,17 @@ fn read(
     reading: &Reading,
     mine: &[(SignedOffer, PublishReceipt)],
 ) -> Result<RetrieveOutcome, Misbehaviour> {
+    // A certificate the reader holds is named only if it is this node's.
+    let named = reading.cert.as_ref().filter(|c| c.cert.peer == node.peer());
     let req = RetrieveRequest {
         item: item.key(),
         nonce: fresh_nonce(),
+        cert: named.map(SignedCertificate::id),
     };
     let head = node
         .ask(&Query::Head(req.clone()))
         .map_err(Refusal::into_misbehaviour)?;
-    let cert = head_certificate(&head)?;
+    let cert = head_certificate(&head, named)?;
     let opened = Opened {
         node,
         trusted,
@@ -272,6 +287,7 @@ fn read(
         nonce: req.nonce,
         head: &head,
         reading,
+        named,
     };
     // Only the seller's receipts from this node (its PeerId in their statements) for this
     // item are held against this answer: another node's receipts, or another item's, say
@@ -338,6 +354,8 @@ struct Opened<'a> {
     nonce: [u8; 32],
     head: &'a [u8],
     reading: &'a Reading,
+    /// The certificate the request named (the reader's, for this node).
+    named: Option<&'a SignedCertificate>,
 }
 
 fn fresh_nonce() -> [u8; 32] {

@@ -42,6 +42,9 @@ pub(super) fn read(
     .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
     .knowing(o.reading.known.iter().cloned())
     .holding(mine.iter().map(|(_, _, p)| *p));
+    if let Some(cert) = o.named {
+        r = r.with_certificate(cert.clone());
+    }
     let mut next = r.on_head_bytes(o.head)?;
     while let Some(req) = next {
         let page = o.node.ask(&Query::List(req)).map_err(Refusal::after_read)?;

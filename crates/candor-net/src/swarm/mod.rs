@@ -146,6 +146,11 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: Reply<Vec<PeerId>>,
     },
+    /// The certificates the given peers showed (None: none valid, or not asked).
+    Certificates {
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<Option<candor_core::SignedCertificate>>>,
+    },
     Status {
         reply: oneshot::Sender<NetStatus>,
     },
@@ -327,6 +332,23 @@ impl NetHandle {
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// The certificates `peers` showed this handle's node (in order; None where a peer showed
+    /// none that verifies): the members of a Δ(d) it selected all have one.
+    pub async fn certificates(
+        &self,
+        peers: &[PeerId],
+    ) -> Result<Vec<Option<candor_core::SignedCertificate>>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Certificates {
+                peers: peers.to_vec(),
+                reply,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
     }
 
     /// What the node knows of the overlay.

@@ -97,6 +97,9 @@ impl Task {
                     .get_closest_peers(key.clone());
                 self.queries.insert(id, (key, reply));
             }
+            Command::Certificates { peers, reply } => {
+                let _ = reply.send(peers.iter().map(|p| self.members.certificate(p)).collect());
+            }
             Command::Status { reply } => {
                 let routing_table = self
                     .swarm

@@ -4,7 +4,7 @@
 use super::Head;
 use crate::cert::CertifiedCounter;
 use crate::keys::PeerId;
-use crate::merkle::{SignedStep, StepHead, MAX_GAP_STEPS};
+use crate::merkle::{HeadStep, SignedStep, StepHead, MAX_GAP_STEPS};
 use crate::misbehaviour::{Evidence, Misbehaviour};
 use crate::statement::SignedInc;
 use crate::verify::check_signed_step;
@@ -36,7 +36,7 @@ pub(super) fn gap_chain(
     let mut expected = head
         .step
         .as_ref()
-        .map_or(counter.initial, |s| s.header.last_gap());
+        .map_or(counter.initial, HeadStep::last_gap);
     let mut chain = Vec::with_capacity(head.gaps.len());
     for g in &head.gaps {
         if expected == counter.initial {
@@ -94,7 +94,7 @@ pub(super) fn gap_chain(
 /// skipped by a gap step on the chain, none contradicted by a statement at its value.
 pub(super) fn check_known(
     head: &Head,
-    step: Option<&SignedStep>,
+    step: Option<&SignedInc>,
     known: &[SignedInc],
 ) -> Result<(), Misbehaviour> {
     let device = head.cert.cert.device.id();
@@ -116,14 +116,14 @@ pub(super) fn check_known(
         }
         let at_value = step
             .into_iter()
-            .chain(head.gaps.iter())
-            .find(|s| s.inc.inc.value == i.value);
+            .chain(head.gaps.iter().map(|g| &g.inc))
+            .find(|s| s.inc.value == i.value);
         if let Some(s) = at_value {
-            if s.inc.inc.payload != i.payload {
+            if s.inc.payload != i.payload {
                 return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
                     cert: head.cert.clone(),
                     a: k.clone(),
-                    b: s.inc.clone(),
+                    b: s.clone(),
                 })));
             }
         }
