@@ -254,6 +254,39 @@ fn an_audit_is_not_answered_by_a_gap_step_made_after_the_read() {
     assert_eq!(err, Misbehaviour::BadStep(NEW_ROOT_WRONG));
 }
 
+/// Issue 12 review: with the compact head, a top naming a gap step signed after the Read
+/// (gap_link above t) must not let that gap step answer the audit of t.
+#[test]
+fn a_top_naming_a_gap_step_after_the_read_is_refused() {
+    let mut node = StepNode::new(Scheme::Merkle);
+    let seller = Keypair::generate(&mut OsRng);
+    let d = item(0);
+    node.publish(&[offer(&seller, &d, 100)]);
+    node.publish(&[offer(&seller, &item(1), 5)]);
+    let (bad, before) = cheat_dropping(&mut node, &d, &offer(&seller, &item(2), 7));
+    let t = bad.step.header.value;
+    let mut after = before;
+    let gap_p = after.prepare_gap(t + 1);
+    let gap = after.apply(gap_p.clone(), node.sign(&gap_p.header));
+    let mut header = bad.step.header;
+    header.gap_link = t + 1;
+    let top = HeadStep::Top {
+        top: header.top(),
+        inc: node.sign(&header),
+    };
+    let mut head = node.head(&d, [9; 32]);
+    head.step = Some(top);
+    head.gaps = vec![gap.step.clone()];
+    let verdict = node.retrieve_all(&d, Budget::default(), head.clone(), &|v| {
+        if v == t {
+            gap.clone()
+        } else {
+            node.own(v)
+        }
+    });
+    assert!(verdict.is_err(), "{verdict:?}");
+}
+
 /// Issue 9, item 1 (variant): a decoy gap step at v + 1 over a bad step v, then a gap step at
 /// v + 2 that follows v (skipping the decoy). The chain to t runs through v, so the audit of
 /// v must be answered by step v; the decoy answers nothing. A gap step that names the decoy

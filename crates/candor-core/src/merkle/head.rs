@@ -107,14 +107,21 @@ fn encode_top(w: &mut Writer, top: &StepTop) {
 }
 
 fn decode_top(r: &mut Reader<'_>) -> Result<StepTop, DecodeError> {
-    Ok(StepTop {
+    let top = StepTop {
         counter: r.u32("counter")?,
         value: r.u64("value")?,
         new_root: Digest(r.array("new root")?),
         at: r.u64("at")?,
         gap_link: r.u64("gap link")?,
         rest: Digest(r.array("rest hash")?),
-    })
+    };
+    if top.gap_link >= top.value {
+        return Err(DecodeError::Invalid {
+            field: "gap link",
+            reason: "not below the step's value",
+        });
+    }
+    Ok(top)
 }
 
 /// Whole, self-contained (as evidence carries it): a top with its whole `Inc`, or a step.
@@ -284,6 +291,14 @@ impl StepHead {
                     gap_link: r.varint("gap link")?,
                     rest: Digest(r.array("rest hash")?),
                 };
+                // As for a whole header: the last gap before a step lies below it, so no gap
+                // step signed after the Read can be named by the step at t.
+                if top.gap_link >= top.value {
+                    return Err(DecodeError::Invalid {
+                        field: "gap link",
+                        reason: "not below the step's value",
+                    });
+                }
                 let inc = SignedInc {
                     inc: Inc {
                         device,

@@ -38,7 +38,15 @@ pub(super) fn gap_chain(
         .as_ref()
         .map_or(counter.initial, HeadStep::last_gap);
     let mut chain = Vec::with_capacity(head.gaps.len());
+    let t = head.read.read.value;
     for g in &head.gaps {
+        // Every gap step on the chain to t lies at or below t: one signed after the Read
+        // cannot answer for values the buyer audits.
+        if g.header.value > t {
+            return Err(Misbehaviour::BadStep(
+                "the head lists a gap step above the value it read",
+            ));
+        }
         if expected == counter.initial {
             return Err(Misbehaviour::BadStep(
                 "the head lists a gap step beyond the chain's last",
