@@ -170,9 +170,12 @@ pub enum Misbehaviour {
         /// The receipted value.
         receipted: u64,
     },
-    /// The node answers under another certificate than the one its receipt names (an
-    /// authority never certifies one PeerId twice).
-    #[error("the node answers under another certificate than the one its receipt names")]
+    /// The node answers under another certificate than the one its receipt names, or the one
+    /// the reader named from what the node showed (an authority never certifies one PeerId
+    /// twice).
+    #[error(
+        "the node answers under another certificate than the one its receipt or the reader names"
+    )]
     OtherCertificate,
     /// The node refused the request.
     #[error("the node refused: {0}")]

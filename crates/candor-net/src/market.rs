@@ -181,6 +181,28 @@ impl<D: TrustedDevice + 'static> Market<D> {
             .collect()
     }
 
+    /// `peer`'s certificate for a monitor: the one its reader selected it with, else the one
+    /// this node holds (it published there), else asked of the peer and checked. A monitor so
+    /// names it exactly as a buyer does, and cannot be told apart by a head that carries it.
+    /// None only if the peer shows no valid certificate (its head then carries one, judged).
+    fn certificate_of(
+        &self,
+        via: &NetHandle,
+        peer: PeerId,
+    ) -> Option<candor_core::SignedCertificate> {
+        if let Some(c) = self.certificates(via, &[peer]).remove(&peer) {
+            return Some(c);
+        }
+        if let Some(c) = self.certificates(&self.net, &[peer]).remove(&peer) {
+            return Some(c);
+        }
+        let deadline = Instant::now() + self.time_budget;
+        let cert = candor_listing::certificate_of(self.listing(via, peer, deadline).as_ref())?;
+        cert.verify_for(&self.trusted, &to_candor_peer(&peer))
+            .is_ok()
+            .then_some(cert)
+    }
+
     /// Keeps what a verified answer's device signed.
     fn remember(&self, peer: &PeerId, r: &NodeReport) {
         if let NodeReport::Verified(o) = r {
@@ -303,7 +325,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
             Ok((v, _)) => v,
             Err(e) => return NodeReport::Unreachable(e.to_string()),
         };
-        let cert = self.certificates(&via, &[peer]).remove(&peer);
+        let cert = self.certificate_of(&via, peer);
         let deadline = Instant::now() + self.time_budget;
         let known = self.memory.recall(&to_candor_peer(&peer));
         let report = NodeReport::from(monitor(

@@ -26,6 +26,8 @@ struct Targeted {
     inner: Arc<Cheater>,
     seller: Mutex<Option<libp2p::PeerId>>,
     readers: Mutex<Vec<libp2p::PeerId>>,
+    /// For each head asked for: whether the request named a certificate.
+    named: Mutex<Vec<bool>>,
 }
 
 impl Service for Targeted {
@@ -33,8 +35,9 @@ impl Service for Targeted {
         self.inner.publish(from, r)
     }
     fn retrieve(&self, from: libp2p::PeerId, r: Query) -> RetrieveAnswer {
-        if matches!(r, Query::Head(_)) {
+        if let Query::Head(req) = &r {
             self.readers.lock().unwrap().push(from);
+            self.named.lock().unwrap().push(req.cert.is_some());
         }
         if *self.seller.lock().unwrap() == Some(from) {
             return RetrieveAnswer::Refused(Refused::new(RefusalCode::NotFound, "no such item"));
@@ -60,8 +63,8 @@ fn libp2p_id(key: &Keypair) -> libp2p::PeerId {
     identity(key).unwrap().public().to_peer_id()
 }
 
-/// N nodes; the one closest to `item` cheats (gap over a receipt) and singles out a seller.
-async fn overlay(item: &Item) -> Overlay {
+/// N nodes of `scheme`; the one closest to `item` plays `strategy` and singles out a seller.
+async fn overlay(item: &Item, scheme: Scheme, strategy: Strategy) -> Overlay {
     let keys: Vec<Keypair> = (0..N)
         .map(|_| Keypair::generate(&mut rand_core::OsRng))
         .collect();
@@ -83,7 +86,7 @@ async fn overlay(item: &Item) -> Overlay {
             &mut registry,
             key,
             &mut device,
-            Scheme::Basic,
+            scheme,
             1,
             system_clock(),
         )
@@ -94,11 +97,12 @@ async fn overlay(item: &Item) -> Overlay {
             let t = Arc::new(Targeted {
                 inner: Arc::new(ServeListing(CheatingNode::new(
                     node,
-                    Strategy::GapOverReceipt,
+                    strategy.clone(),
                     item.clone(),
                 ))),
                 seller: Mutex::new(None),
                 readers: Mutex::new(Vec::new()),
+                named: Mutex::new(Vec::new()),
             });
             targeted = Some(t.clone());
             t
@@ -147,7 +151,7 @@ fn market(o: &Overlay, i: usize) -> Market<SoftwareDevice> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
     let item = Item::new("readers: a lamp with a green shade").unwrap();
-    let o = Arc::new(overlay(&item).await);
+    let o = Arc::new(overlay(&item, Scheme::Basic, Strategy::GapOverReceipt).await);
     let cheater_id = o.handles[o.cheater].peer();
     let ids: Vec<libp2p::PeerId> = o.handles.iter().map(|h| h.peer()).collect();
     // Seller and buyer: two nodes other than the cheater.
@@ -252,4 +256,69 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
     assert_eq!(fresh.len(), 4);
     let distinct: std::collections::HashSet<_> = fresh.iter().collect();
     assert_eq!(distinct.len(), 4, "every run reads under its own identity");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_names_the_certificate_as_buyers_do() {
+    // Scheme M: a head leaves out the certificate a request names. A monitor that sent no
+    // name where buyers do would be told apart by its request alone, so it names it too, for
+    // a node of Δ(d) and for one outside it alike.
+    let item = Item::new("readers: a clock that chimes at noon").unwrap();
+    let o = Arc::new(overlay(&item, Scheme::Merkle, Strategy::Honest).await);
+    let node_id = o.handles[o.cheater].peer();
+    let others: Vec<usize> = (0..N).filter(|i| *i != o.cheater).collect();
+    let (seller_at, buyer_at) = (others[0], others[1]);
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let offer = SignedOffer::sign(
+        &seller,
+        &item,
+        40,
+        Currency::EUR,
+        1,
+        system_clock() + 3600,
+        1,
+    );
+    let o2 = o.clone();
+    tokio::task::spawn_blocking(move || {
+        let o = o2;
+        let sm = market(&o, seller_at);
+        let published = sm.publish(&offer, system_clock()).unwrap();
+        let receipt = published
+            .results
+            .iter()
+            .find(|(p, _)| *p == node_id)
+            .map(|(_, r)| r.clone().unwrap())
+            .unwrap();
+        let mine = vec![(offer.clone(), receipt)];
+        let bm = market(&o, buyer_at);
+        let seen = bm.retrieve(&item, system_clock()).unwrap();
+        let (_, r) = seen.reports.iter().find(|(p, _)| *p == node_id).unwrap();
+        assert!(matches!(r, NodeReport::Verified(_)), "{r:?}");
+        let r = sm.monitor(node_id, &item, &mine);
+        assert!(matches!(r, NodeReport::Verified(_)), "{r:?}");
+        // A monitor of the node for an item whose Δ(d) it is not in, from a node that never
+        // published there.
+        let far = (0..)
+            .map(|i| Item::new(&format!("readers: an item others list, #{i}")).unwrap())
+            .find(|it| {
+                // The node is the farthest of all from it: not a member of its Δ(d).
+                let target = KBucketKey::new(dht_key(&it.key()));
+                o.handles
+                    .iter()
+                    .map(|h| h.peer())
+                    .max_by_key(|p| target.distance(&KBucketKey::from(*p)))
+                    == Some(node_id)
+            })
+            .unwrap();
+        let r = market(&o, others[2]).monitor(node_id, &far, &[]);
+        assert!(matches!(r, NodeReport::Verified(_)), "{r:?}");
+    })
+    .await
+    .unwrap();
+    let named = o.targeted.named.lock().unwrap().clone();
+    assert_eq!(
+        named,
+        vec![true; 3],
+        "every head request names the certificate"
+    );
 }

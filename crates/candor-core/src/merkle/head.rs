@@ -22,7 +22,9 @@ pub enum HeadStep {
         /// The step's `Inc`.
         inc: SignedInc,
     },
-    /// A step sent whole: a gap step (whose payload binds the values it covers).
+    /// A step sent whole: a gap step (whose payload binds the values it covers). In a head it
+    /// is the first of the head's gap steps, and travels as a reference to it: an ordinary
+    /// step has one encoding, its top.
     Whole(SignedStep),
 }
 
@@ -150,7 +152,17 @@ impl Decode for HeadStep {
                 top: decode_top(r)?,
                 inc: SignedInc::decode_from(r)?,
             }),
-            2 => Ok(Self::Whole(SignedStep::decode_from(r)?)),
+            2 => {
+                let step = SignedStep::decode_from(r)?;
+                if step.header.gap().is_none() {
+                    // One encoding per step: an ordinary step travels as its top.
+                    return Err(DecodeError::Invalid {
+                        field: "head step",
+                        reason: "an ordinary step sent whole",
+                    });
+                }
+                Ok(Self::Whole(step))
+            }
             kind => Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -181,7 +193,6 @@ const STEP_NONE: u8 = 0;
 const STEP_TOP: u8 = 1;
 /// The step at t is the first gap step the head carries (a gap step at t).
 const STEP_FIRST_GAP: u8 = 2;
-const STEP_WHOLE: u8 = 3;
 
 impl StepHead {
     /// The head's encoding for a request that named certificate `named` (by id): when that is
@@ -213,12 +224,11 @@ impl StepHead {
                     .fixed(top.rest.as_bytes());
                 inc.sig.encode_to(&mut w);
             }
-            Some(HeadStep::Whole(s)) if self.gaps.first() == Some(s) => {
+            // A whole step at t is the head's first gap step (`HeadStep::of` and the node's
+            // gap list make it so); a head built otherwise decodes as the one whose step at t
+            // is its first gap step, which the checks then judge.
+            Some(HeadStep::Whole(_)) => {
                 w.u8(STEP_FIRST_GAP);
-            }
-            Some(HeadStep::Whole(s)) => {
-                w.u8(STEP_WHOLE);
-                s.encode_to(&mut w);
             }
         }
         match &self.leaf {
@@ -311,7 +321,6 @@ impl StepHead {
                 };
                 Some(HeadStep::Top { top, inc })
             }
-            STEP_WHOLE => Some(HeadStep::Whole(SignedStep::decode_from(&mut r)?)),
             kind => {
                 return Err(DecodeError::UnknownKind {
                     what: "head step",
@@ -340,12 +349,6 @@ impl StepHead {
                 return Err(DecodeError::Invalid {
                     field: "head step",
                     reason: "the first gap step, but the head carries none",
-                })
-            }
-            (STEP_WHOLE, Some(g)) if step.as_ref() == Some(&HeadStep::Whole(g.clone())) => {
-                return Err(DecodeError::Invalid {
-                    field: "head step",
-                    reason: "the first gap step sent twice",
                 })
             }
             _ => step,

@@ -24,11 +24,17 @@ struct Node {
 impl Node {
     fn new() -> Self {
         let node = Keypair::generate(&mut OsRng);
+        let auth = Authority::new(Keypair::generate(&mut OsRng));
+        Self::enrolled(&node, &auth)
+    }
+
+    /// `node` enrolled by `auth` with a fresh device (and a fresh registry: an authority that
+    /// forgets the PeerId it certified issues it a second certificate).
+    fn enrolled(node: &Keypair, auth: &Authority) -> Self {
         let peer = PeerId::from_ed25519(&node.public());
         let signer = Ed25519StatementSigner::new(Keypair::generate(&mut OsRng), peer);
-        let auth = Authority::new(Keypair::generate(&mut OsRng));
         let req = EnrolRequest::new(
-            &node,
+            node,
             signer.device_key(),
             Scheme::Merkle,
             vec![signer.sign_read(0, 5, [1; 32])],
@@ -768,4 +774,100 @@ fn a_named_certificate_is_left_out_of_the_head_and_used_in_its_place() {
     assert_eq!(err.kind(), Kind::BadCertificate, "{err}");
     // The buyer without it takes the full head, as before.
     reader(None).on_head_bytes(&full).unwrap();
+}
+
+#[test]
+fn a_head_under_another_certificate_than_the_named_one_is_caught() {
+    // An authority that certified one PeerId twice (evidence against it, DESIGN.md §4): the
+    // node shows the network one certificate and answers a reader under the other.
+    let key = Keypair::generate(&mut OsRng);
+    let auth = Authority::new(Keypair::generate(&mut OsRng));
+    let shown = Node::enrolled(&key, &auth);
+    let mut other = Node::enrolled(&key, &auth);
+    assert_eq!(shown.peer(), other.peer());
+    assert_ne!(shown.cert.id(), other.cert.id());
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    other.publish(&[offer(&alice, &items[0], 10)]);
+    let head = other.head(&items[0], [9; 32]);
+    let reader = |named: Option<&SignedCertificate>| {
+        let r = StepRetrieval::new(
+            other.trusted.clone(),
+            other.peer(),
+            items[0].clone(),
+            [9; 32],
+            crate::retrieve::Budget::default(),
+        );
+        match named {
+            Some(c) => r.with_certificate(c.clone()),
+            None => r,
+        }
+    };
+    // Its own head, valid in itself, for a reader that named the certificate it showed.
+    let bytes = head.encode_for(Some(&shown.cert.id()));
+    let err = reader(Some(&shown.cert)).on_head_bytes(&bytes).unwrap_err();
+    assert_eq!(err, Misbehaviour::OtherCertificate);
+    // The same head for a reader that named none, or the certificate it carries: verified.
+    reader(None).on_head_bytes(&bytes).unwrap();
+    reader(Some(&other.cert))
+        .on_head_bytes(&head.encode_for(Some(&other.cert.id())))
+        .unwrap();
+}
+
+#[test]
+fn a_step_at_t_has_one_encoding_in_a_head() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let head = node.head(&items[0], [9; 32]);
+    let Some(HeadStep::Top { .. }) = &head.step else {
+        panic!("an ordinary step travels as its top");
+    };
+    // The ordinary step sent whole (kind 2 of a self-contained head step) is refused.
+    let whole = HeadStep::Whole(node.steps[&node.state.value()].step.clone());
+    assert!(matches!(
+        HeadStep::from_bytes(&whole.to_bytes()),
+        Err(DecodeError::Invalid { .. })
+    ));
+    // In a head, a whole step at t is a reference to the first gap step, which must be there.
+    let mut forged = head.clone();
+    forged.step = Some(whole);
+    assert!(matches!(
+        StepHead::decode(&forged.encode_for(None), None),
+        Err(DecodeError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn a_dated_step_is_refused_until_node_time_is_bound() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let receipts = node.publish(&[offer(&alice, &items[0], 10)]);
+    assert!(verify_step(&node.cert, &node.peer(), &receipts[0].step).is_ok());
+    // The same step dated, re-signed by the node's own device.
+    let mut sp = (*receipts[0].step).clone();
+    sp.step.header.at = 1_000;
+    sp.step.inc = node.signer.sign_inc(
+        0,
+        sp.step.header.value,
+        sp.step.header.payload(&node.peer()),
+    );
+    let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    // And as the step at t of a head.
+    let dated = sp.step.clone();
+    let err = node
+        .retrieve_with(
+            &items[0],
+            0,
+            |mut h| {
+                h.step = Some(HeadStep::of(&dated));
+                h
+            },
+            |_, l| l.to_vec(),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
 }

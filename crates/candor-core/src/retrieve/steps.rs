@@ -291,6 +291,12 @@ impl StepRetrieval {
             }
             Sig::Check
         };
+        // The reader named the certificate this node showed (to it or to the network): an
+        // authority never certifies one PeerId twice, so a head under another one, however
+        // valid, is not this node's answer.
+        if !named && self.named.is_some() {
+            return Err(Misbehaviour::OtherCertificate);
+        }
         let counter = crate::verify::statements::require_stepped(&head.cert)?;
         let read = &head.read.read;
         crate::verify::statements::check_read_with(

@@ -49,6 +49,17 @@ pub(crate) fn check_signed_step_with(
             "the Inc does not bind this step header",
         ));
     }
+    undated(s.header.at)
+}
+
+/// Node time (`at`) is bound by the lifecycle (DESIGN.md §9); until a node keeps it, every
+/// honest step carries 0, and a dated step is one no honest node signs.
+fn undated(at: u64) -> Result<(), Misbehaviour> {
+    if at != 0 {
+        return Err(Misbehaviour::BadStep(
+            "the step is dated, but node time is not bound yet",
+        ));
+    }
     Ok(())
 }
 
@@ -77,7 +88,7 @@ pub(crate) fn check_head_step_with(
             "the Inc does not bind this step header",
         ));
     }
-    Ok(())
+    undated(top.at)
 }
 
 /// The root after the step at `value` a head carries: the empty root at the base (and no
