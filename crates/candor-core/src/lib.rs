@@ -56,7 +56,7 @@ pub use kind::Kind;
 pub use merkle::{
     batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, HeadStep, Leaf,
     PastProof, Placement, PreparedStep, SignedStep, StepHead, StepHeader, StepProof, StepReceipt,
-    StepState, StepTop, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
+    StepState, StepTop, HEAD_VERSION, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour, EVIDENCE_VERSION,

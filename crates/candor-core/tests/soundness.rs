@@ -462,8 +462,8 @@ fn a_gap_step_over_a_receipt_is_transferable_evidence() {
 }
 
 /// Issue 9, item 6: d's list length is bound under the signed root before anything is
-/// fetched, so a node cannot claim a long list to leave as "over budget": the claim is a bad
-/// proof. A list the node really committed to above the buyer's cap is over budget; so is a
+/// fetched, so a node cannot claim a long list to leave as "over budget": the claim folds to
+/// another root than the device signed (a bad signature over the rebuilt `Inc`). A list the node really committed to above the buyer's cap is over budget; so is a
 /// list whose bytes exceed the buyer's byte budget, in every flow.
 #[test]
 fn over_budget_is_reachable_only_by_real_volume() {
@@ -478,7 +478,7 @@ fn over_budget_is_reachable_only_by_real_volume() {
     let err = node
         .retrieve_all(&d, Budget::default(), head, &|v| node.own(v))
         .unwrap_err();
-    assert!(matches!(err, Misbehaviour::BadProof(_)), "{err}");
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
     let small = Budget {
         max_entries: 4,
         ..Budget::default()

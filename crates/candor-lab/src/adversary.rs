@@ -394,8 +394,11 @@ impl<D: TrustedDevice> CheatingNode<D> {
         };
         // The honest node left its certificate out if the request named it.
         let named = req.cert.map(|_| self.honest.certificate());
-        let bytes = self.honest.answer(&Query::Head(req)).map_err(refused)?;
-        let (mut head, _) = candor_core::StepHead::decode(&bytes, named).map_err(refused)?;
+        let bytes = self
+            .honest
+            .answer(&Query::Head(req.clone()))
+            .map_err(refused)?;
+        let (mut head, _) = candor_core::StepHead::decode(&bytes, &req, named).map_err(refused)?;
         if matches!(self.strategy, Self_::SmallerT) && head.read.read.value > 0 {
             head.read.read.value -= 1;
         }

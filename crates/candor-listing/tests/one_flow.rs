@@ -40,7 +40,7 @@ fn with_cert(head: &[u8], cert: &SignedCertificate) -> Vec<u8> {
     let own = cert.to_bytes();
     let version = match cert.cert.scheme.protocol() {
         Protocol::Entries => 1,
-        Protocol::Steps => 4,
+        Protocol::Steps => candor_core::HEAD_VERSION,
     };
     let mut out = vec![version];
     out.extend_from_slice(&(own.len() as u32).to_be_bytes());

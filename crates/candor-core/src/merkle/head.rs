@@ -1,16 +1,23 @@
 //! The head of a scheme-M retrieve — what a node answers first — and its compact encoding.
 //!
 //! A head carries only what the buyer cannot rebuild: the certificate (or nothing, when the
-//! request named the one the buyer holds), the `Read`'s counter, value, nonce and signature
-//! (device and PeerId come from the certificate), the step at t as its top (DESIGN.md §5's
-//! nested payload: the rest only as a hash) and its `Inc`'s signature (the `Inc` is rebuilt:
-//! device and PeerId from the certificate, the payload from the top), d's leaf and proof, and
-//! the gap steps on the chain. A statement the node altered cannot survive the rebuilding: its
-//! signature then fails over the statement the buyer rebuilt.
+//! request named the one the buyer holds), the `Read`'s counter, value and signature (device
+//! and PeerId come from the certificate, the nonce from the buyer's own request), the step at
+//! t as its top (DESIGN.md §5's nested payload: the rest only as a hash) without its new root
+//! and its `Inc`'s signature (the root is the one d's leaf and proof fold to; the `Inc` is
+//! rebuilt: device and PeerId from the certificate, the payload from the top), d's leaf and
+//! proof, and the gap steps on the chain. A statement the node altered cannot survive the
+//! rebuilding: its signature then fails over the statement the buyer rebuilt (a `Read` of
+//! another nonce, a proof of another leaf or root, all alike).
 
 #[allow(unused_imports)]
 use super::*;
+use crate::entry::RetrieveRequest;
 use crate::statement::{DeviceSig, Inc, Read};
+
+/// The version of the compact head's encoding (5: the nonce and the step's new root are left
+/// for the buyer to rebuild). A head of another version is refused as malformed.
+pub const HEAD_VERSION: u8 = 5;
 
 /// The step at t as a buyer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,16 +206,14 @@ impl StepHead {
     /// this head's certificate, the certificate is left out.
     pub fn encode_for(&self, named: Option<&Digest>) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(VERSION);
+        w.u8(HEAD_VERSION);
         if named == Some(&self.cert.id()) {
             w.bytes32(&[]);
         } else {
             w.bytes32(&self.cert.to_bytes());
         }
         let read = &self.read.read;
-        w.varint(u64::from(read.counter))
-            .varint(read.value)
-            .fixed(&read.nonce);
+        w.varint(u64::from(read.counter)).varint(read.value);
         self.read.sig.encode_to(&mut w);
         match &self.step {
             None => {
@@ -218,7 +223,6 @@ impl StepHead {
                 w.u8(STEP_TOP)
                     .varint(u64::from(top.counter))
                     .varint(top.value)
-                    .fixed(top.new_root.as_bytes())
                     .varint(top.at)
                     .varint(top.gap_link)
                     .fixed(top.rest.as_bytes());
@@ -247,16 +251,19 @@ impl StepHead {
         w.into_bytes()
     }
 
-    /// Decodes a head. `named` is the certificate the request named (the buyer holds it,
-    /// checked): a head that leaves its certificate out answers under that one. Returns the
-    /// head and whether its certificate was the named one, left out.
+    /// Decodes a head answered to `req`. `named` is the certificate the request named (the
+    /// buyer holds it, checked): a head that leaves its certificate out answers under that one.
+    /// The `Read` is rebuilt with the request's nonce, and an ordinary step's new root is the
+    /// one d's leaf and proof fold to. Returns the head and whether its certificate was the
+    /// named one, left out.
     pub fn decode(
         bytes: &[u8],
+        req: &RetrieveRequest,
         named: Option<&SignedCertificate>,
     ) -> Result<(Self, bool), DecodeError> {
         const WHAT: &str = "M head";
         let mut r = Reader::new(bytes);
-        r.version(VERSION, WHAT)?;
+        r.version(HEAD_VERSION, WHAT)?;
         let cert_bytes = r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?;
         let (cert, was_named) = match (cert_bytes.is_empty(), named) {
             (false, Some(c)) if cert_bytes == c.to_bytes() => {
@@ -285,18 +292,19 @@ impl StepHead {
                 peer: peer.clone(),
                 counter,
                 value,
-                nonce: r.array("nonce")?,
+                nonce: req.nonce,
             },
             sig: DeviceSig::decode_from(&mut r, "signed Read")?,
         };
         let kind = r.u8("step kind")?;
-        let step = match kind {
+        let top = match kind {
             STEP_NONE | STEP_FIRST_GAP => None,
             STEP_TOP => {
                 let top = StepTop {
                     counter: counter_id(&mut r)?,
                     value: r.varint("step value")?,
-                    new_root: Digest(r.array("new root")?),
+                    // Filled in below, from the proof.
+                    new_root: Digest::default(),
                     at: r.varint("at")?,
                     gap_link: r.varint("gap link")?,
                     rest: Digest(r.array("rest hash")?),
@@ -309,17 +317,7 @@ impl StepHead {
                         reason: "not below the step's value",
                     });
                 }
-                let inc = SignedInc {
-                    inc: Inc {
-                        device,
-                        peer: peer.clone(),
-                        counter: top.counter,
-                        value: top.value,
-                        payload: top.payload(&peer),
-                    },
-                    sig: DeviceSig::decode_from(&mut r, "signed Inc")?,
-                };
-                Some(HeadStep::Top { top, inc })
+                Some((top, DeviceSig::decode_from(&mut r, "signed Inc")?))
             }
             kind => {
                 return Err(DecodeError::UnknownKind {
@@ -343,15 +341,34 @@ impl StepHead {
             gaps.push(SignedStep::decode_from(&mut r)?);
         }
         r.finish(WHAT)?;
-        let step = match (kind, gaps.first()) {
-            (STEP_FIRST_GAP, Some(g)) => Some(HeadStep::Whole(g.clone())),
-            (STEP_FIRST_GAP, None) => {
+        let step = match (kind, top, gaps.first()) {
+            (_, Some((mut top, sig)), _) => {
+                top.new_root = proof
+                    .root(&[(req.item.0 .0, leaf.map(|l| l.value_hash()))])
+                    .map_err(|_| DecodeError::Invalid {
+                        field: "proof",
+                        reason: "does not fold to a root for the item's leaf",
+                    })?;
+                let inc = SignedInc {
+                    inc: Inc {
+                        device,
+                        peer: peer.clone(),
+                        counter: top.counter,
+                        value: top.value,
+                        payload: top.payload(&peer),
+                    },
+                    sig,
+                };
+                Some(HeadStep::Top { top, inc })
+            }
+            (STEP_FIRST_GAP, None, Some(g)) => Some(HeadStep::Whole(g.clone())),
+            (STEP_FIRST_GAP, None, None) => {
                 return Err(DecodeError::Invalid {
                     field: "head step",
                     reason: "the first gap step, but the head carries none",
                 })
             }
-            _ => step,
+            _ => None,
         };
         Ok((
             Self {
@@ -375,7 +392,8 @@ fn counter_id(r: &mut Reader<'_>) -> Result<CounterId, DecodeError> {
     })
 }
 
-/// The full encoding (the certificate included), for tests, tools and fuzzing.
+/// The full encoding (the certificate included; the nonce and an ordinary step's new root
+/// are still the request's and the proof's to give), for tests, tools and fuzzing.
 impl Encode for StepHead {
     fn encode_to(&self, w: &mut Writer) {
         w.fixed(&self.encode_for(None));

@@ -323,22 +323,34 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
     let s = Keypair::generate(&mut OsRng);
     node.publish(&[offer(&s, &items[0], 1), offer(&s, &items[1], 2)]);
     node.publish(&[offer(&s, &items[0], 3)]);
-    // Forged root in the step's top: the buyer rebuilds the Inc over it, and the device's
-    // signature does not hold over that.
-    let err = node
-        .retrieve_with(
-            &items[0],
-            0,
-            |mut h| {
-                if let Some(HeadStep::Top { top, .. }) = h.step.as_mut() {
-                    top.new_root = Digest([7; 32]);
-                }
-                h
-            },
-            |_, l| l.to_vec(),
-        )
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    // A forged root: the root does not travel, the buyer folds it from d's leaf and proof,
+    // so another leaf (a shorter list) or another proof gives another root, the rebuilt Inc
+    // binds it, and the device's signature does not hold over that.
+    for forge in [
+        |h: &mut StepHead| {
+            if let Some(l) = h.leaf.as_mut() {
+                l.n -= 1;
+            }
+        },
+        |h: &mut StepHead| {
+            if let Some(l) = h.leaf.as_mut() {
+                l.chain = Digest([7; 32]);
+            }
+        },
+    ] {
+        let err = node
+            .retrieve_with(
+                &items[0],
+                0,
+                |mut h| {
+                    forge(&mut h);
+                    h
+                },
+                |_, l| l.to_vec(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    }
     // A stale step (an older, genuine one): not the step at t.
     let old = HeadStep::of(&node.steps.get(&6).unwrap().step);
     let err = node
@@ -352,7 +364,8 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l.to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStep);
+    // Its Inc is rebuilt over the root the current proof folds to, which it never signed.
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
     // Dropping an offer from d's list: the list no longer hashes to the leaf.
     let err = node
         .retrieve_with(&items[0], 0, |h| h, |_, l| l[1..].to_vec())
@@ -374,7 +387,7 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l[1..].to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), Kind::BadProof);
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
     // A proof for another key.
     let (_, other_proof) = node.state.prove(&items[1].key());
     let err = node
@@ -388,7 +401,11 @@ fn forged_or_stale_root_is_caught_by_the_buyer() {
             |_, l| l.to_vec(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), Kind::BadProof);
+    // It folds to no root for d, or to another one than the device signed.
+    assert!(
+        matches!(err.kind(), Kind::Malformed | Kind::BadStatementSignature),
+        "{err}"
+    );
 }
 
 #[test]
@@ -834,7 +851,15 @@ fn a_step_at_t_has_one_encoding_in_a_head() {
     let mut forged = head.clone();
     forged.step = Some(whole);
     assert!(matches!(
-        StepHead::decode(&forged.encode_for(None), None),
+        StepHead::decode(
+            &forged.encode_for(None),
+            &crate::entry::RetrieveRequest {
+                item: items[0].key(),
+                nonce: [9; 32],
+                cert: None,
+            },
+            None
+        ),
         Err(DecodeError::Invalid { .. })
     ));
 }

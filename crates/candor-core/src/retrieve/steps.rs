@@ -273,7 +273,7 @@ impl StepRetrieval {
             return Err(Misbehaviour::NoAnswer("a second head"));
         }
         // Decoded before it is charged: a blob is malformed, never "over budget".
-        let (head, named) = StepHead::decode(bytes, self.named.as_ref())?;
+        let (head, named) = StepHead::decode(bytes, &self.request(), self.named.as_ref())?;
         self.take_bytes(bytes.len())?;
         // The certificate's, the Read's and the step's signatures in one batch; if it does not
         // hold (or a signature is not ed25519), each is checked on its own below, so a bad

@@ -47,7 +47,7 @@ pub fn head_certificate(
             crate::entry::MSG_VERSION,
             <crate::entry::RetrieveHead as Decode>::WHAT,
         ),
-        crate::cert::Protocol::Steps => (crate::merkle::VERSION, "M head"),
+        crate::cert::Protocol::Steps => (crate::merkle::HEAD_VERSION, "M head"),
     };
     if version != expected {
         return Err(DecodeError::UnknownVersion { what, version });
