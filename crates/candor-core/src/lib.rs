@@ -32,6 +32,7 @@ mod keys;
 mod kind;
 mod merkle;
 mod misbehaviour;
+mod nonces;
 mod offer;
 mod retrieve;
 mod smt;
@@ -61,6 +62,7 @@ pub use merkle::{
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour, EVIDENCE_VERSION,
 };
+pub use nonces::{NoncePath, NonceTree, NonceTreeError, MAX_NONCE_LEVELS, MAX_READ_BATCH};
 pub use offer::{
     cheapest, current_offers, Currency, Offer, OfferError, OfferFault, SignedOffer, MAX_OFFER_BYTES,
 };

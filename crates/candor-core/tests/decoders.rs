@@ -165,6 +165,7 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
     let head = StepHead {
         cert: mcert.clone(),
         read: signer.sign_read(0, 1, [4; 32]),
+        nonces: NoncePath::default(),
         step: Some(HeadStep::of(&sp.step)),
         leaf,
         proof: proof.clone(),
@@ -182,6 +183,14 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
         .to_bytes(),
         head.to_bytes(),
         head.encode_for(Some(&mcert.id())),
+        StepHead {
+            nonces: NonceTree::new(&[[4; 32], [5; 32], [6; 32]])
+                .unwrap()
+                .path(0)
+                .unwrap(),
+            ..head.clone()
+        }
+        .to_bytes(),
         ListPage {
             offers: vec![offer.to_bytes()],
         }
@@ -208,7 +217,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_messages_never_panic_and_stay_canonical(
-        which in 0usize..19,
+        which in 0usize..20,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),

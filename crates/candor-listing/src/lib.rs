@@ -39,6 +39,7 @@ mod committer;
 mod enrol;
 mod listing;
 mod node;
+mod reads;
 mod serve;
 mod steps_node;
 

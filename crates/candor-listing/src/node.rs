@@ -166,6 +166,25 @@ pub enum ServeError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// Too much is waiting (reads for the device): try again shortly.
+    #[error("busy: {0}; try again shortly")]
+    Busy(&'static str),
+    /// The `Read` this request was batched into failed, for the reason given.
+    #[error("the batch of reads this request was in failed: {0}")]
+    Batched(String),
+}
+
+impl ServeError {
+    /// This error as every request of a batch gets it: the kinds that matter to a caller
+    /// (busy, reconciling, wrong scheme) kept, the rest by their message.
+    pub(crate) fn shared(&self) -> Self {
+        match self {
+            Self::Reconciling(s) => Self::Reconciling(s.clone()),
+            Self::Busy(s) => Self::Busy(s),
+            Self::WrongScheme => Self::WrongScheme,
+            other => Self::Batched(other.to_string()),
+        }
+    }
 }
 
 /// What reconciliation did on open.
@@ -209,6 +228,8 @@ pub struct ListingNode<D> {
     /// When a reconcile after a failed write may be tried next, and the pause after that:
     /// a device that keeps failing is not driven (and its counter not spent) once per request.
     pub(crate) retry: Mutex<(Option<std::time::Instant>, std::time::Duration)>,
+    /// Scheme-M retrieves waiting for a `Read` (one `Read` serves a batch of them).
+    pub(crate) reads: crate::reads::ReadQueue,
 }
 
 impl<D> std::fmt::Debug for ListingNode<D> {
@@ -261,6 +282,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             m: Mutex::new(None),
             unsettled: std::sync::atomic::AtomicBool::new(false),
             retry: Mutex::new((None, RETRY_FIRST)),
+            reads: crate::reads::ReadQueue::default(),
         };
         let report = {
             let mut dev = node.device();

@@ -140,7 +140,7 @@ impl<D: TrustedDevice> Listing for ListingNode<D> {
     }
     fn ask(&self, query: &Query) -> Result<Vec<u8>, Refusal> {
         self.answer(query).map_err(|e| match e {
-            ServeError::Reconciling(_) => Refusal::busy(e.to_string()),
+            ServeError::Reconciling(_) | ServeError::Busy(_) => Refusal::busy(e.to_string()),
             _ => Refusal::refused(e.to_string()),
         })
     }

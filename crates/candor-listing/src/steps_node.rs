@@ -3,8 +3,8 @@
 
 use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
 use candor_core::{
-    CertifiedCounter, Decode, Encode, ItemKey, ListPage, ListRequest, PastProof, RetrieveRequest,
-    SignedOffer, StepHead, StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
+    CertifiedCounter, Decode, Encode, ItemKey, ListPage, ListRequest, PastProof, SignedOffer,
+    StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
 };
 use candor_device::TrustedDevice;
 use candor_store::{Pending, PendingItem};
@@ -49,7 +49,7 @@ fn keyed(batch: &[Vec<u8>]) -> Vec<(ItemKey, Vec<u8>)> {
 }
 
 impl<D: TrustedDevice> ListingNode<D> {
-    fn step_state(&self) -> MutexGuard<'_, Option<StepState>> {
+    pub(crate) fn step_state(&self) -> MutexGuard<'_, Option<StepState>> {
         self.m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -372,18 +372,6 @@ impl<D: TrustedDevice> ListingNode<D> {
         dev.acknowledge(counter, sp.step.header.value)
             .map_err(|e| PublishError::Device(e.into()))?;
         Ok(sp)
-    }
-
-    /// Answers a scheme-M retrieve's opening: the certificate, `Read(t, nonce)`, the step at
-    /// t and the proof for the item — all under the device lock, so they agree.
-    pub(crate) fn step_head(&self, req: &RetrieveRequest) -> Result<StepHead, ServeError> {
-        let mut dev = self.device();
-        self.settle(&mut dev).map_err(ServeError::Reconciling)?;
-        let guard = self.step_state();
-        let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
-        let counter = state.prev_counter();
-        let read = dev.read_sign(counter, req.nonce)?;
-        Ok(state.head(self.cert.clone(), read, &req.item))
     }
 
     /// A proof for `item` under the root after step `value`, for the last

@@ -454,3 +454,63 @@ proptest::proptest! {
         publish_to_steps(&node, &m.trusted, &last, NOW).unwrap();
     }
 }
+
+#[test]
+fn concurrent_buyers_share_one_read_and_each_checks_its_path() {
+    // A device that takes 30 ms per Read, like a hardware TPM: buyers that arrive while it
+    // signs are served by the next Read, one for all of them.
+    let mut m = Market::new();
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let mut device = candor_lab::SlowDevice::new(
+        SoftwareDevice::in_memory(PeerId::from_ed25519(&node_key.public()), 1),
+        std::time::Duration::ZERO,
+    )
+    .reading(std::time::Duration::from_millis(30));
+    let reads = device.read_count();
+    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
+    let node = std::sync::Arc::new(
+        ListingNode::open(device, ListingStore::in_memory().unwrap(), cert)
+            .unwrap()
+            .0,
+    );
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    for i in 0..3 {
+        publish_to_steps(
+            node.as_ref(),
+            &m.trusted,
+            &offer(&seller, &target(), 10 + i, i + 1),
+            NOW,
+        )
+        .unwrap();
+    }
+    let before = reads.load(std::sync::atomic::Ordering::Relaxed);
+    const BUYERS: u64 = 16;
+    let threads: Vec<_> = (0..BUYERS)
+        .map(|_| {
+            let node = node.clone();
+            let trusted = m.trusted.clone();
+            std::thread::spawn(move || {
+                retrieve_from_steps(node.as_ref(), &trusted, &target(), Budget::default(), 2)
+            })
+        })
+        .collect();
+    for t in threads {
+        let out = t.join().unwrap().unwrap();
+        assert_eq!(out.offers.len(), 3);
+    }
+    let used = reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        (1..BUYERS / 2).contains(&used),
+        "{used} Reads for {BUYERS} buyers"
+    );
+    // A lone buyer's Read still signs its own nonce: its head carries an empty path.
+    let req = RetrieveRequest {
+        item: target().key(),
+        nonce: [3; 32],
+        cert: None,
+    };
+    let bytes = node.ask(&candor_listing::Query::Head(req.clone())).unwrap();
+    let (head, _) = StepHead::decode(&bytes, &req, None).unwrap();
+    assert_eq!(head.nonces, NoncePath::default());
+    assert_eq!(head.read.read.nonce, [3; 32]);
+}

@@ -88,7 +88,7 @@ impl<D: TrustedDevice + 'static> Service for ListingService<D> {
                         RefusalCode::NotFound
                     }
                     ServeError::WrongScheme | ServeError::UnknownCounter(_) => RefusalCode::Invalid,
-                    ServeError::Reconciling(_) => RefusalCode::Unavailable,
+                    ServeError::Reconciling(_) | ServeError::Busy(_) => RefusalCode::Unavailable,
                     _ => RefusalCode::Failed,
                 };
                 RetrieveAnswer::Refused(Refused::new(code, e.to_string()))

@@ -2,7 +2,8 @@
 //!
 //! A head carries only what the buyer cannot rebuild: the certificate (or nothing, when the
 //! request named the one the buyer holds), the `Read`'s counter, value and signature (device
-//! and PeerId come from the certificate, the nonce from the buyer's own request), the step at
+//! and PeerId come from the certificate, the nonce from the buyer's own request and the path
+//! from it to the root of the batch of nonces the `Read` served, if it served several), the step at
 //! t as its top (DESIGN.md §5's nested payload: the rest only as a hash) without its new root
 //! and its `Inc`'s signature (the root is the one d's leaf and proof fold to; the `Inc` is
 //! rebuilt: device and PeerId from the certificate, the payload from the top), d's leaf and
@@ -13,6 +14,7 @@
 #[allow(unused_imports)]
 use super::*;
 use crate::entry::RetrieveRequest;
+use crate::nonces::NoncePath;
 use crate::statement::{DeviceSig, Inc, Read};
 
 /// The version of the compact head's encoding (5: the nonce and the step's new root are left
@@ -183,8 +185,11 @@ impl Decode for HeadStep {
 pub struct StepHead {
     /// The certificate.
     pub cert: SignedCertificate,
-    /// `Read(t, nonce)`.
+    /// `Read(t, nonce)`: the nonce is the buyer's, or the root of the batch of nonces the
+    /// `Read` served ([`crate::NonceTree`]).
     pub read: SignedRead,
+    /// The path from the buyer's nonce to the one the `Read` signed (empty: its own).
+    pub nonces: NoncePath,
     /// The step at t (None when t is the base value).
     pub step: Option<HeadStep>,
     /// d's leaf under that step's root (None: d is absent).
@@ -215,6 +220,7 @@ impl StepHead {
         let read = &self.read.read;
         w.varint(u64::from(read.counter)).varint(read.value);
         self.read.sig.encode_to(&mut w);
+        self.nonces.encode_to(&mut w);
         match &self.step {
             None => {
                 w.u8(STEP_NONE);
@@ -286,15 +292,17 @@ impl StepHead {
         let peer = cert.cert.peer.clone();
         let counter = counter_id(&mut r)?;
         let value = r.varint("read value")?;
+        let sig = DeviceSig::decode_from(&mut r, "signed Read")?;
+        let nonces = NoncePath::decode_from(&mut r)?;
         let read = SignedRead {
             read: Read {
                 device,
                 peer: peer.clone(),
                 counter,
                 value,
-                nonce: req.nonce,
+                nonce: nonces.root(&req.nonce),
             },
-            sig: DeviceSig::decode_from(&mut r, "signed Read")?,
+            sig,
         };
         let kind = r.u8("step kind")?;
         let top = match kind {
@@ -374,6 +382,7 @@ impl StepHead {
             Self {
                 cert,
                 read,
+                nonces,
                 step,
                 leaf,
                 proof,

@@ -152,6 +152,7 @@ impl StepState {
         StepHead {
             cert,
             read,
+            nonces: crate::nonces::NoncePath::default(),
             step: self.last.as_ref().map(HeadStep::of),
             leaf,
             proof,

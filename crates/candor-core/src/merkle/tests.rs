@@ -896,3 +896,54 @@ fn a_dated_step_is_refused_until_node_time_is_bound() {
         .unwrap_err();
     assert_eq!(err.kind(), Kind::BadStep, "{err}");
 }
+
+#[test]
+fn a_batched_read_serves_each_buyer_by_its_path_and_no_other() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let nonces = [[9; 32], [8; 32], [7; 32]];
+    let tree = crate::nonces::NonceTree::new(&nonces).unwrap();
+    let read = node.signer.sign_read(0, node.state.value(), tree.root());
+    let head_for = |i: usize| {
+        let mut h = node
+            .state
+            .head(node.cert.clone(), read.clone(), &items[0].key());
+        h.nonces = tree.path(i).unwrap();
+        h
+    };
+    let reader = |nonce: [u8; 32]| {
+        StepRetrieval::new(
+            node.trusted.clone(),
+            node.peer(),
+            items[0].clone(),
+            nonce,
+            crate::retrieve::Budget::default(),
+        )
+    };
+    // Each buyer checks the Read through its own path.
+    for (i, nonce) in nonces.iter().enumerate() {
+        reader(*nonce).on_head_bytes(&head_for(i).to_bytes()).unwrap();
+    }
+    // Another buyer's path, or a batch without this buyer's nonce: the Read rebuilt over the
+    // root its own nonce folds to is not the one the device signed.
+    let err = reader(nonces[0])
+        .on_head_bytes(&head_for(1).to_bytes())
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    let err = reader([6; 32])
+        .on_head_bytes(&head_for(0).to_bytes())
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    // A path onto a Read of this buyer's own nonce (no batch): the same.
+    let mut h = node.head(&items[0], [9; 32]);
+    h.nonces = tree.path(0).unwrap();
+    let err = reader([9; 32]).on_head_bytes(&h.to_bytes()).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    // A path longer than a batch can be does not decode.
+    let mut h = head_for(0);
+    h.nonces.siblings = vec![[0; 32]; crate::nonces::MAX_NONCE_LEVELS + 1];
+    let err = reader(nonces[0]).on_head_bytes(&h.to_bytes()).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+}

@@ -299,12 +299,13 @@ impl StepRetrieval {
         }
         let counter = crate::verify::statements::require_stepped(&head.cert)?;
         let read = &head.read.read;
+        // The Read signed this buyer's nonce, or the root of a batch it is in.
         crate::verify::statements::check_read_with(
             &head.cert,
             &self.peer,
             &counter,
             &head.read,
-            &self.nonce,
+            &head.nonces.root(&self.nonce),
             sig,
         )?;
         let t = read.value;

@@ -1,21 +1,43 @@
-//! A device that takes a fixed time per increment call, like a hardware TPM, for benchmarks.
+//! A device that takes a fixed time per increment and per `Read`, like a hardware TPM, for
+//! benchmarks and for tests of what a slow device makes the node do.
 
 use candor_core::{CounterId, DeviceKey, Digest, PeerId, SignedInc, SignedRead};
 use candor_device::{DeviceError, TrustedDevice};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Wraps a device and sleeps `delay` in every `inc_sign_batch` call (one increment per call
-/// in scheme M, where a whole batch is one step).
+/// in scheme M, where a whole batch is one step), and `read_delay` in every `read_sign`.
+/// Counts the `Read`s it signed.
 #[derive(Debug)]
 pub struct SlowDevice<D> {
     inner: D,
     delay: Duration,
+    read_delay: Duration,
+    reads: Arc<AtomicU64>,
 }
 
 impl<D> SlowDevice<D> {
-    /// `inner`, taking `delay` per increment call.
+    /// `inner`, taking `delay` per increment call (and no extra time per `Read`).
     pub fn new(inner: D, delay: Duration) -> Self {
-        Self { inner, delay }
+        Self {
+            inner,
+            delay,
+            read_delay: Duration::ZERO,
+            reads: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The same, taking `delay` per `Read` too.
+    pub fn reading(mut self, delay: Duration) -> Self {
+        self.read_delay = delay;
+        self
+    }
+
+    /// How many `Read`s it has signed, shared (still readable once the device is moved).
+    pub fn read_count(&self) -> Arc<AtomicU64> {
+        self.reads.clone()
     }
 }
 
@@ -37,7 +59,10 @@ impl<D: TrustedDevice> TrustedDevice for SlowDevice<D> {
         counter: CounterId,
         nonce: [u8; 32],
     ) -> Result<SignedRead, DeviceError> {
-        self.inner.read_sign(counter, nonce)
+        std::thread::sleep(self.read_delay);
+        let read = self.inner.read_sign(counter, nonce)?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(read)
     }
     fn inc_sign_batch(
         &mut self,
