@@ -7,6 +7,8 @@
 //! - [`costs`]: signatures, the device, the buyer's check against |W|, durable publishes with
 //!   group commit (`candor bench core`);
 //! - [`net`]: publish and retrieve round trips across N in-process nodes (`candor bench net`);
+//! - [`reads`]: retrieves per second from a node whose device is slow to sign `Read`s, one
+//!   buyer against many served by batched `Read`s (`candor bench reads`);
 //! - [`schemes`]: schemes B, C and M side by side, with an SVG plot (`candor bench schemes`);
 //! - [`tpm`]: the TPM statements on swtpm (`candor bench tpm`);
 //! - [`tree`]: scheme M's tree alone: updates through the step path, proof size and
@@ -14,6 +16,7 @@
 
 pub mod costs;
 pub mod net;
+pub mod reads;
 pub mod schemes;
 mod stats;
 pub mod tpm;

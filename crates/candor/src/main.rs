@@ -105,6 +105,9 @@ enum BenchCmd {
     /// Scheme M's tree alone: N keys updated through the step path, proof size and
     /// verification time.
     Tree(candor_bench::tree::Args),
+    /// Retrieves per second from a node whose device is slow to sign Reads (swtpm padded to
+    /// 7 ms): one buyer against many, served by batched Reads.
+    Reads(candor_bench::reads::Args),
 }
 
 #[derive(Subcommand)]
@@ -299,6 +302,7 @@ fn main() -> ExitCode {
             BenchCmd::Schemes(args) => candor_bench::schemes::run(args),
             BenchCmd::Tpm(args) => candor_bench::tpm::run(args),
             BenchCmd::Tree(args) => candor_bench::tree::run(args),
+            BenchCmd::Reads(args) => candor_bench::reads::run(args),
         }
         .map_err(CliError::from),
     };

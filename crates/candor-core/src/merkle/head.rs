@@ -18,8 +18,9 @@ use crate::nonces::NoncePath;
 use crate::statement::{DeviceSig, Inc, Read};
 
 /// The version of the compact head's encoding (5: the nonce and the step's new root are left
-/// for the buyer to rebuild). A head of another version is refused as malformed.
-pub const HEAD_VERSION: u8 = 5;
+/// for the buyer to rebuild; 6: the path of a batched `Read`). A head of another version is
+/// refused as malformed.
+pub const HEAD_VERSION: u8 = 6;
 
 /// The step at t as a buyer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,14 @@ impl HeadStep {
             // A top is an ordinary step: the last gap is the one it names.
             Self::Top { top, .. } => top.gap_link,
             Self::Whole(s) => s.header.last_gap(),
+        }
+    }
+
+    /// The node time the step binds (DESIGN.md §9).
+    pub fn at(&self) -> u64 {
+        match self {
+            Self::Top { top, .. } => top.at,
+            Self::Whole(s) => s.header.at,
         }
     }
 

@@ -924,7 +924,9 @@ fn a_batched_read_serves_each_buyer_by_its_path_and_no_other() {
     };
     // Each buyer checks the Read through its own path.
     for (i, nonce) in nonces.iter().enumerate() {
-        reader(*nonce).on_head_bytes(&head_for(i).to_bytes()).unwrap();
+        reader(*nonce)
+            .on_head_bytes(&head_for(i).to_bytes())
+            .unwrap();
     }
     // Another buyer's path, or a batch without this buyer's nonce: the Read rebuilt over the
     // root its own nonce folds to is not the one the device signed.
@@ -946,4 +948,103 @@ fn a_batched_read_serves_each_buyer_by_its_path_and_no_other() {
     h.nonces.siblings = vec![[0; 32]; crate::nonces::MAX_NONCE_LEVELS + 1];
     let err = reader(nonces[0]).on_head_bytes(&h.to_bytes()).unwrap_err();
     assert_eq!(err.kind(), Kind::Malformed, "{err}");
+}
+
+#[test]
+fn a_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
+    // The date is judged after the evidence checks: a node cannot turn transferable removal
+    // evidence into a local "bad step" by dating the step that dropped the offer.
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let bob = Keypair::generate(&mut OsRng);
+    let oa = offer(&alice, &items[0], 50);
+    let ra = node.publish(std::slice::from_ref(&oa));
+    let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+    // Cheat: forget Alice's offer, and commit Bob's in a dated step.
+    node.state.leaves.remove(&items[0].key());
+    node.lists.remove(&items[0].key());
+    let ob = offer(&bob, &items[0], 40);
+    let mut p = node.state.prepare(vec![(items[0].key(), ob.to_bytes())]);
+    p.header.at = 1;
+    let inc = node
+        .signer
+        .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
+    let sp = node.state.apply(p, inc);
+    node.lists.insert(items[0].key(), vec![ob.to_bytes()]);
+    node.steps.insert(sp.step.header.value, sp);
+    // Alice monitors: the head, d's list, her placement.
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        items[0].clone(),
+        [9; 32],
+        crate::retrieve::Budget::default(),
+    );
+    let mut next = r
+        .on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
+        .unwrap();
+    while let Some(req) = next {
+        let page = ListPage {
+            offers: node.lists[&items[0].key()]
+                .iter()
+                .skip(req.from as usize)
+                .take(req.count as usize)
+                .cloned()
+                .collect(),
+        };
+        next = r.on_page_bytes(&page.to_bytes()).unwrap();
+    }
+    let err = r
+        .check_placements(&[(oa.clone(), ra[0].clone(), pa)])
+        .unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
+    e.verify(&node.trusted).unwrap();
+    // A buyer without a receipt still refuses the dated step.
+    let err = node.retrieve(&items[0], 0).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+}
+
+#[test]
+fn a_gap_step_at_t_that_rewrote_the_tree_is_caught_at_the_head() {
+    // A gap step is empty: its header alone shows a changed root, so the buyer catches it
+    // with certainty, not only when an audit draws it.
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let v = node.state.value();
+    let mut p = node.state.clone().prepare_gap(v + 2);
+    p.header.new_root = empty_root();
+    let inc = node
+        .signer
+        .sign_inc(0, v + 2, p.header.payload(&node.peer()));
+    let gap = node.state.clone().apply(p, inc).step;
+    let read = node.signer.sign_read(0, v + 2, [9; 32]);
+    let head = StepHead {
+        cert: node.cert.clone(),
+        read,
+        nonces: crate::nonces::NoncePath::default(),
+        step: Some(HeadStep::Whole(gap.clone())),
+        leaf: None,
+        proof: crate::smt::Smt::new().prove(&[items[0].key().0 .0]),
+        gaps: vec![gap],
+    };
+    let err = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        items[0].clone(),
+        [9; 32],
+        crate::retrieve::Budget::default(),
+    )
+    .on_head_bytes(&head.to_bytes())
+    .unwrap_err();
+    assert_eq!(
+        err,
+        Misbehaviour::BadStep("a gap step holds offers or changed the root")
+    );
 }

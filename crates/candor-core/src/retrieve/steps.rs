@@ -348,6 +348,18 @@ impl StepRetrieval {
             floor,
         };
         check_known(&checked, head.step.as_ref().map(HeadStep::inc), &self.known)?;
+        // A dated step (before node time is bound) is no honest node's, but the verdict waits
+        // for the evidence checks: a dated step that drops a receipted offer is a removal.
+        let at = checked
+            .gaps
+            .iter()
+            .map(|g| g.header.at)
+            .chain(head.step.as_ref().map(HeadStep::at))
+            .max()
+            .unwrap_or(0);
+        if let Err(e) = crate::verify::undated(at) {
+            self.deferred = self.deferred.take().or(Some(e));
+        }
         // The list's volume is judged from its signed length, before a page is taken: the
         // most bytes a list of n offers can take is fixed by the page encoding, so a node
         // cannot pad its pages past the budget to leave the list check as "over budget".

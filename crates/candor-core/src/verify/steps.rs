@@ -49,12 +49,15 @@ pub(crate) fn check_signed_step_with(
             "the Inc does not bind this step header",
         ));
     }
-    undated(s.header.at)
+    Ok(())
 }
 
 /// Node time (`at`) is bound by the lifecycle (DESIGN.md §9); until a node keeps it, every
-/// honest step carries 0, and a dated step is one no honest node signs.
-fn undated(at: u64) -> Result<(), Misbehaviour> {
+/// honest step carries 0, and a dated step is one no honest node signs. Judged where a step
+/// is accepted (a seller's or auditor's whole check, a buyer's verdict after the evidence
+/// checks), never where a signed step is evidence: a dated step that drops a receipted offer
+/// is still a removal.
+pub(crate) fn undated(at: u64) -> Result<(), Misbehaviour> {
     if at != 0 {
         return Err(Misbehaviour::BadStep(
             "the step is dated, but node time is not bound yet",
@@ -88,7 +91,25 @@ pub(crate) fn check_head_step_with(
             "the Inc does not bind this step header",
         ));
     }
-    undated(top.at)
+    Ok(())
+}
+
+/// What a gap step's header alone must say (DESIGN.md §7: an empty step over lost values):
+/// no offers, no removals, the root unchanged. Checked wherever a gap step comes whole, so a
+/// gap step that rewrote the tree is caught with certainty, not only by an audit.
+pub(crate) fn gap_header_holds(h: &StepHeader) -> Result<(), Misbehaviour> {
+    if h.gap().is_some()
+        && (h.batch_len != 0
+            || h.batch_root != batch_root(&[])
+            || h.new_root != h.prev_root
+            || h.removal_count != 0
+            || h.removal_root != Digest::default())
+    {
+        return Err(Misbehaviour::BadStep(
+            "a gap step holds offers or changed the root",
+        ));
+    }
+    Ok(())
 }
 
 /// The root after the step at `value` a head carries: the empty root at the base (and no
@@ -166,6 +187,8 @@ pub fn verify_step(
     let counter = crate::verify::statements::require_stepped(cert)?;
     check_signed_step(cert, peer, &counter, &sp.step)?;
     let h = &sp.step.header;
+    undated(h.at)?;
+    gap_header_holds(h)?;
     if h.prev_value < counter.initial || h.prev_value >= h.value {
         return Err(Misbehaviour::BadStep(
             "the step follows a value outside the counter's range",

@@ -53,6 +53,7 @@ pub(super) fn gap_chain(
             ));
         }
         check_signed_step(&head.cert, peer, counter, g)?;
+        crate::verify::gap_header_holds(&g.header)?;
         let Some((first, last)) = g.header.gap() else {
             return Err(Misbehaviour::BadStep(
                 "the head's gap steps are not the ones the chain names",
