@@ -148,6 +148,36 @@ fn market(o: &Overlay, i: usize) -> Market<SoftwareDevice> {
     )
 }
 
+/// An offer for `item` at `price` by a fresh seller, valid for an hour.
+fn an_offer(item: &Item, price: u64) -> SignedOffer {
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    SignedOffer::sign(
+        &seller,
+        item,
+        price,
+        Currency::EUR,
+        1,
+        system_clock() + 3600,
+        1,
+    )
+}
+
+/// Publishes `offer` through `m` to Δ(d), which must hold `node`; `node`'s receipt.
+fn publish_at(
+    m: &Market<SoftwareDevice>,
+    offer: &SignedOffer,
+    node: libp2p::PeerId,
+) -> PublishReceipt {
+    let published = m.publish(offer, system_clock()).unwrap();
+    assert!(published.listing_nodes.contains(&node));
+    published
+        .results
+        .iter()
+        .find(|(p, _)| *p == node)
+        .map(|(_, r)| r.clone().unwrap())
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
     let item = Item::new("readers: a lamp with a green shade").unwrap();
@@ -158,28 +188,12 @@ async fn a_node_cannot_single_out_the_sellers_monitor_and_readers_remember() {
     let others: Vec<usize> = (0..N).filter(|i| *i != o.cheater).collect();
     let (seller_at, buyer_at) = (others[0], others[1]);
     *o.targeted.seller.lock().unwrap() = Some(ids[seller_at]);
-    let seller = Keypair::generate(&mut rand_core::OsRng);
-    let offer = SignedOffer::sign(
-        &seller,
-        &item,
-        120,
-        Currency::EUR,
-        1,
-        system_clock() + 3600,
-        1,
-    );
+    let offer = an_offer(&item, 120);
     let o2 = o.clone();
     tokio::task::spawn_blocking(move || {
         let o = o2;
         let sm = market(&o, seller_at);
-        let published = sm.publish(&offer, system_clock()).unwrap();
-        assert!(published.listing_nodes.contains(&cheater_id));
-        let receipt: PublishReceipt = published
-            .results
-            .iter()
-            .find(|(p, _)| *p == cheater_id)
-            .map(|(_, r)| r.clone().unwrap())
-            .unwrap();
+        let receipt = publish_at(&sm, &offer, cheater_id);
         // The cheater now covers the seller's receipted value with a gap notice for buyers.
         o.targeted.inner.0.prepare(system_clock());
         let mine = vec![(offer.clone(), receipt.clone())];
@@ -268,27 +282,12 @@ async fn a_monitor_names_the_certificate_as_buyers_do() {
     let node_id = o.handles[o.cheater].peer();
     let others: Vec<usize> = (0..N).filter(|i| *i != o.cheater).collect();
     let (seller_at, buyer_at) = (others[0], others[1]);
-    let seller = Keypair::generate(&mut rand_core::OsRng);
-    let offer = SignedOffer::sign(
-        &seller,
-        &item,
-        40,
-        Currency::EUR,
-        1,
-        system_clock() + 3600,
-        1,
-    );
+    let offer = an_offer(&item, 40);
     let o2 = o.clone();
     tokio::task::spawn_blocking(move || {
         let o = o2;
         let sm = market(&o, seller_at);
-        let published = sm.publish(&offer, system_clock()).unwrap();
-        let receipt = published
-            .results
-            .iter()
-            .find(|(p, _)| *p == node_id)
-            .map(|(_, r)| r.clone().unwrap())
-            .unwrap();
+        let receipt = publish_at(&sm, &offer, node_id);
         let mine = vec![(offer.clone(), receipt)];
         let bm = market(&o, buyer_at);
         let seen = bm.retrieve(&item, system_clock()).unwrap();

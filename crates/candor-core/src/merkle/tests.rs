@@ -58,6 +58,43 @@ impl Node {
         self.signer.peer().clone()
     }
 
+    /// A reader of `item` from this node with `nonce` and the default budget.
+    fn reader(&self, item: &Item, nonce: [u8; 32]) -> StepRetrieval {
+        StepRetrieval::new(
+            self.trusted.clone(),
+            self.peer(),
+            item.clone(),
+            nonce,
+            crate::retrieve::Budget::default(),
+        )
+    }
+
+    /// Answers `r`'s list requests, from `next` on, with item's list as this node serves it.
+    fn serve_pages(
+        &self,
+        item: &Item,
+        r: &mut StepRetrieval,
+        mut next: Option<crate::ListRequest>,
+    ) -> Result<(), Misbehaviour> {
+        let list = self
+            .lists
+            .get(&item.key())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        while let Some(req) = next {
+            let page = ListPage {
+                offers: list
+                    .iter()
+                    .skip(req.from as usize)
+                    .take(req.count as usize)
+                    .cloned()
+                    .collect(),
+            };
+            next = r.on_page_bytes(&page.to_bytes())?;
+        }
+        Ok(())
+    }
+
     fn publish(&mut self, offers: &[SignedOffer]) -> Vec<StepReceipt> {
         let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
         let p = self.state.prepare(batch);
@@ -98,13 +135,7 @@ impl Node {
         head_f: impl Fn(StepHead) -> StepHead,
         list_f: impl Fn(&ItemKey, &[Vec<u8>]) -> Vec<Vec<u8>>,
     ) -> Result<StepOutcome, Misbehaviour> {
-        let mut r = StepRetrieval::new(
-            self.trusted.clone(),
-            self.peer(),
-            item.clone(),
-            [9; 32],
-            crate::retrieve::Budget::default(),
-        );
+        let mut r = self.reader(item, [9; 32]);
         let head = head_f(self.head(item, [9; 32]));
         let mut next = r.on_head_bytes(&head.to_bytes())?;
         let list = list_f(
@@ -245,13 +276,7 @@ fn cheating_with_gap_steps_is_caught() {
         let inc = node.signer.sign_inc(0, 10, p.header.payload(&node.peer()));
         n2.apply(p, inc)
     };
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        items[0].clone(),
-        [9; 32],
-        crate::retrieve::Budget::default(),
-    );
+    let mut r = node.reader(&items[0], [9; 32]);
     r.on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
         .unwrap();
     assert_eq!(
@@ -549,13 +574,7 @@ fn a_bad_step_is_caught_by_audits_at_the_predicted_rate() {
     let mut caught = 0;
     for seed in 0..runs {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut r = StepRetrieval::new(
-            node.trusted.clone(),
-            node.peer(),
-            items[0].clone(),
-            [9; 32],
-            crate::retrieve::Budget::default(),
-        );
+        let mut r = node.reader(&items[0], [9; 32]);
         let head = node.head(&items[0], [9; 32]);
         let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
         let list = node.lists.get(&items[0].key()).cloned().unwrap_or_default();
@@ -605,13 +624,7 @@ fn a_removal_is_caught_before_any_audit_is_asked() {
     node.state = StepState::new(node.cert.cert.counters[0]);
     node.lists.clear();
     node.gap_step(8);
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        items[0].clone(),
-        [9; 32],
-        crate::retrieve::Budget::default(),
-    );
+    let mut r = node.reader(&items[0], [9; 32]);
     let head = node.head(&items[0], [9; 32]);
     assert!(
         r.on_head_bytes(&head.to_bytes()).unwrap().is_none(),
@@ -630,27 +643,11 @@ fn a_removal_is_caught_before_any_audit_is_asked() {
     let rb = honest.publish(std::slice::from_ref(&oa));
     let pb =
         check_step_receipt(&honest.trusted, &honest.peer(), &honest.cert, &oa, &rb[0]).unwrap();
-    let mut r = StepRetrieval::new(
-        honest.trusted.clone(),
-        honest.peer(),
-        items[0].clone(),
-        [9; 32],
-        crate::retrieve::Budget::default(),
-    );
-    let mut next = r
+    let mut r = honest.reader(&items[0], [9; 32]);
+    let next = r
         .on_head_bytes(&honest.head(&items[0], [9; 32]).to_bytes())
         .unwrap();
-    while let Some(req) = next {
-        let page = ListPage {
-            offers: honest.lists[&items[0].key()]
-                .iter()
-                .skip(req.from as usize)
-                .take(req.count as usize)
-                .cloned()
-                .collect(),
-        };
-        next = r.on_page_bytes(&page.to_bytes()).unwrap();
-    }
+    honest.serve_pages(&items[0], &mut r, next).unwrap();
     r.check_list().unwrap();
     r.check_placements(&[(oa, rb[0].clone(), pb)]).unwrap();
 }
@@ -808,13 +805,7 @@ fn a_head_under_another_certificate_than_the_named_one_is_caught() {
     other.publish(&[offer(&alice, &items[0], 10)]);
     let head = other.head(&items[0], [9; 32]);
     let reader = |named: Option<&SignedCertificate>| {
-        let r = StepRetrieval::new(
-            other.trusted.clone(),
-            other.peer(),
-            items[0].clone(),
-            [9; 32],
-            crate::retrieve::Budget::default(),
-        );
+        let r = other.reader(&items[0], [9; 32]);
         match named {
             Some(c) => r.with_certificate(c.clone()),
             None => r,
@@ -913,15 +904,7 @@ fn a_batched_read_serves_each_buyer_by_its_path_and_no_other() {
         h.nonces = tree.path(i).unwrap();
         h
     };
-    let reader = |nonce: [u8; 32]| {
-        StepRetrieval::new(
-            node.trusted.clone(),
-            node.peer(),
-            items[0].clone(),
-            nonce,
-            crate::retrieve::Budget::default(),
-        )
-    };
+    let reader = |nonce: [u8; 32]| node.reader(&items[0], nonce);
     // Each buyer checks the Read through its own path.
     for (i, nonce) in nonces.iter().enumerate() {
         reader(*nonce)
@@ -974,27 +957,11 @@ fn a_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
     node.lists.insert(items[0].key(), vec![ob.to_bytes()]);
     node.steps.insert(sp.step.header.value, sp);
     // Alice monitors: the head, d's list, her placement.
-    let mut r = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        items[0].clone(),
-        [9; 32],
-        crate::retrieve::Budget::default(),
-    );
-    let mut next = r
+    let mut r = node.reader(&items[0], [9; 32]);
+    let next = r
         .on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
         .unwrap();
-    while let Some(req) = next {
-        let page = ListPage {
-            offers: node.lists[&items[0].key()]
-                .iter()
-                .skip(req.from as usize)
-                .take(req.count as usize)
-                .cloned()
-                .collect(),
-        };
-        next = r.on_page_bytes(&page.to_bytes()).unwrap();
-    }
+    node.serve_pages(&items[0], &mut r, next).unwrap();
     let err = r
         .check_placements(&[(oa.clone(), ra[0].clone(), pa)])
         .unwrap_err();
@@ -1034,15 +1001,10 @@ fn a_gap_step_at_t_that_rewrote_the_tree_is_caught_at_the_head() {
         proof: crate::smt::Smt::new().prove(&[items[0].key().0 .0]),
         gaps: vec![gap],
     };
-    let err = StepRetrieval::new(
-        node.trusted.clone(),
-        node.peer(),
-        items[0].clone(),
-        [9; 32],
-        crate::retrieve::Budget::default(),
-    )
-    .on_head_bytes(&head.to_bytes())
-    .unwrap_err();
+    let err = node
+        .reader(&items[0], [9; 32])
+        .on_head_bytes(&head.to_bytes())
+        .unwrap_err();
     assert_eq!(
         err,
         Misbehaviour::BadStep("a gap step holds offers or changed the root")

@@ -112,8 +112,34 @@ pub(crate) fn gap_header_holds(h: &StepHeader) -> Result<(), Misbehaviour> {
     Ok(())
 }
 
-/// The root after the step at `value` a head carries: the empty root at the base (and no
-/// step), else that step's, once its `Inc` is checked (here, or already in a batch).
+/// The root after the step at `value`: the empty root at the base (and no step), else the
+/// step's new root, once `check` passed and the step (value, new root) is the one at exactly
+/// that value.
+fn root_after(
+    counter: &CertifiedCounter,
+    value: u64,
+    step: Option<(u64, Digest)>,
+    check: impl FnOnce() -> Result<(), Misbehaviour>,
+) -> Result<Digest, Misbehaviour> {
+    match (step, value == counter.initial) {
+        (None, true) => Ok(empty_root()),
+        (Some((at, root)), false) => {
+            check()?;
+            if at != value {
+                return Err(Misbehaviour::BadStep(
+                    "the step is not the one at that value",
+                ));
+            }
+            Ok(root)
+        }
+        _ => Err(Misbehaviour::BadStep(
+            "the step at that value is missing or extra",
+        )),
+    }
+}
+
+/// The root after the step at `value` a head carries (see [`root_after`]), its `Inc` checked
+/// here or already in a batch.
 pub(crate) fn head_root_with(
     cert: &SignedCertificate,
     peer: &PeerId,
@@ -122,25 +148,18 @@ pub(crate) fn head_root_with(
     value: u64,
     sig: Sig,
 ) -> Result<Digest, Misbehaviour> {
-    match (step, value == counter.initial) {
-        (None, true) => Ok(empty_root()),
-        (Some(s), false) => {
-            check_head_step_with(cert, peer, counter, s, sig)?;
-            if s.value() != value {
-                return Err(Misbehaviour::BadStep(
-                    "the step is not the one at that value",
-                ));
-            }
-            Ok(s.new_root())
-        }
-        _ => Err(Misbehaviour::BadStep(
-            "the step at that value is missing or extra",
-        )),
-    }
+    root_after(
+        counter,
+        value,
+        step.map(|s| (s.value(), s.new_root())),
+        || match step {
+            Some(s) => check_head_step_with(cert, peer, counter, s, sig),
+            None => Ok(()),
+        },
+    )
 }
 
-/// The root after step `value`: the empty root at the base (and no step), else the signed
-/// step at exactly that value.
+/// The root after the signed step at `value` (see [`root_after`]).
 pub(crate) fn root_at(
     cert: &SignedCertificate,
     peer: &PeerId,
@@ -148,33 +167,15 @@ pub(crate) fn root_at(
     step: Option<&SignedStep>,
     value: u64,
 ) -> Result<Digest, Misbehaviour> {
-    root_at_with(cert, peer, counter, step, value, Sig::Check)
-}
-
-/// [`root_at`], the step's signature verified here or already in a batch.
-pub(crate) fn root_at_with(
-    cert: &SignedCertificate,
-    peer: &PeerId,
-    counter: &CertifiedCounter,
-    step: Option<&SignedStep>,
-    value: u64,
-    sig: Sig,
-) -> Result<Digest, Misbehaviour> {
-    match (step, value == counter.initial) {
-        (None, true) => Ok(empty_root()),
-        (Some(s), false) => {
-            check_signed_step_with(cert, peer, counter, s, sig)?;
-            if s.header.value != value {
-                return Err(Misbehaviour::BadStep(
-                    "the step is not the one at that value",
-                ));
-            }
-            Ok(s.header.new_root)
-        }
-        _ => Err(Misbehaviour::BadStep(
-            "the step at that value is missing or extra",
-        )),
-    }
+    root_after(
+        counter,
+        value,
+        step.map(|s| (s.header.value, s.header.new_root)),
+        || match step {
+            Some(s) => check_signed_step(cert, peer, counter, s),
+            None => Ok(()),
+        },
+    )
 }
 
 /// Checks a whole step (DESIGN.md §5, the seller's and the auditor's check). Returns where
