@@ -74,25 +74,14 @@ impl Node {
         &self,
         item: &Item,
         r: &mut StepRetrieval,
-        mut next: Option<crate::ListRequest>,
+        next: Option<crate::ListRequest>,
     ) -> Result<(), Misbehaviour> {
         let list = self
             .lists
             .get(&item.key())
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        while let Some(req) = next {
-            let page = ListPage {
-                offers: list
-                    .iter()
-                    .skip(req.from as usize)
-                    .take(req.count as usize)
-                    .cloned()
-                    .collect(),
-            };
-            next = r.on_page_bytes(&page.to_bytes())?;
-        }
-        Ok(())
+        serve_list(list, r, next)
     }
 
     fn publish(&mut self, offers: &[SignedOffer]) -> Vec<StepReceipt> {
@@ -137,7 +126,7 @@ impl Node {
     ) -> Result<StepOutcome, Misbehaviour> {
         let mut r = self.reader(item, [9; 32]);
         let head = head_f(self.head(item, [9; 32]));
-        let mut next = r.on_head_bytes(&head.to_bytes())?;
+        let next = r.on_head_bytes(&head.to_bytes())?;
         let list = list_f(
             &item.key(),
             self.lists
@@ -145,17 +134,7 @@ impl Node {
                 .map(Vec::as_slice)
                 .unwrap_or(&[]),
         );
-        while let Some(req) = next {
-            let page = ListPage {
-                offers: list
-                    .iter()
-                    .skip(req.from as usize)
-                    .take(req.count as usize)
-                    .cloned()
-                    .collect(),
-            };
-            next = r.on_page_bytes(&page.to_bytes())?;
-        }
+        serve_list(&list, &mut r, next)?;
         r.check_list()?;
         for v in r.plan_audits(audits, &mut OsRng) {
             // As the node's store answers: the step at v, or the (gap) step above it.
@@ -184,6 +163,26 @@ impl Node {
         self.steps.insert(value, sp.clone());
         sp
     }
+}
+
+/// Answers `r`'s list requests, from `next` on, with pages of `list`.
+fn serve_list(
+    list: &[Vec<u8>],
+    r: &mut StepRetrieval,
+    mut next: Option<crate::ListRequest>,
+) -> Result<(), Misbehaviour> {
+    while let Some(req) = next {
+        let page = ListPage {
+            offers: list
+                .iter()
+                .skip(req.from as usize)
+                .take(req.count as usize)
+                .cloned()
+                .collect(),
+        };
+        next = r.on_page_bytes(&page.to_bytes())?;
+    }
+    Ok(())
 }
 
 fn offer(seller: &Keypair, item: &Item, price: u64) -> SignedOffer {
@@ -576,19 +575,8 @@ fn a_bad_step_is_caught_by_audits_at_the_predicted_rate() {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut r = node.reader(&items[0], [9; 32]);
         let head = node.head(&items[0], [9; 32]);
-        let mut next = r.on_head_bytes(&head.to_bytes()).unwrap();
-        let list = node.lists.get(&items[0].key()).cloned().unwrap_or_default();
-        while let Some(req) = next {
-            let page = ListPage {
-                offers: list
-                    .iter()
-                    .skip(req.from as usize)
-                    .take(req.count as usize)
-                    .cloned()
-                    .collect(),
-            };
-            next = r.on_page_bytes(&page.to_bytes()).unwrap();
-        }
+        let next = r.on_head_bytes(&head.to_bytes()).unwrap();
+        node.serve_pages(&items[0], &mut r, next).unwrap();
         r.check_list().unwrap();
         let mut failed = false;
         for v in r.plan_audits(audits, &mut rng) {
