@@ -31,6 +31,25 @@ pub struct Args {
     /// The scheme every listing node is certified for: b, c (8 counters) or m.
     #[arg(long, default_value = "b", value_parser = ["b", "c", "m"])]
     scheme: String,
+    /// Seconds a connection may stay idle before it is closed (the node's default is 60).
+    #[arg(long, default_value_t = 10)]
+    idle_secs: u64,
+}
+
+/// Open connections per node (median, max).
+fn connections(runtime: &tokio::runtime::Runtime, nets: &[NetHandle]) -> (usize, usize) {
+    let mut conns: Vec<usize> = runtime.block_on(async {
+        let mut out = Vec::with_capacity(nets.len());
+        for net in nets {
+            out.push(net.status().await.map(|s| s.connected).unwrap_or(0));
+        }
+        out
+    });
+    conns.sort_unstable();
+    (
+        conns.get(conns.len() / 2).copied().unwrap_or(0),
+        conns.last().copied().unwrap_or(0),
+    )
 }
 
 fn rss_bytes() -> u64 {
@@ -80,8 +99,9 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     let ceilings = crate::stats::Ceilings::measure();
     println!("## Network benchmark (memory transport, in-memory devices and stores, scheme {scheme}, k = {}, {} concurrent clients)\n", args.k, args.clients);
     println!("{}\n", ceilings.line());
-    println!("| nodes | join | memory/node | connections/node median / max | publish/s | publish p50 / p95 / p99 ms | retrieve/s | retrieve p50 / p95 / p99 ms | bytes/retrieve | verified |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("Connections per node (median / max): after the join, at rest (idle {} s later), and after the operations.\n", args.idle_secs);
+    println!("| nodes | join | memory/node | conns after join | conns at rest | conns after ops | publish/s | publish p50 / p95 / p99 ms | retrieve/s | retrieve p50 / p95 / p99 ms | bytes/retrieve | verified |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut port_base = 10_000u64;
     for &n in &args.nodes {
         let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
@@ -118,7 +138,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
                 bootstrap: boot.iter().cloned().collect(),
                 k: args.k,
                 memory: true,
-                idle_timeout: Duration::from_secs(300),
+                idle_timeout: Duration::from_secs(args.idle_secs),
                 reads_per_second: 1e6,
                 work_per_second: 1e6,
                 max_inflight: 4096,
@@ -154,6 +174,10 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         let join = t_join.elapsed();
         let rss1 = rss_bytes();
         let per_node = rss1.saturating_sub(rss0) / n.max(1) as u64;
+        let after_join = connections(&runtime, &sim.nets);
+        // At rest: once the connections the join opened have been idle for the timeout.
+        runtime.block_on(tokio::time::sleep(Duration::from_secs(args.idle_secs + 2)));
+        let at_rest = connections(&runtime, &sim.nets);
 
         let items: Vec<Item> = (0..64)
             .filter_map(|i| Item::new(&format!("bench item {i}")).ok())
@@ -252,20 +276,15 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         let mut ret_lat: Vec<Duration> = results.iter().map(|r| r.0).collect();
         ret_lat.sort();
         // Open connections per node once the work is done.
-        let mut conns: Vec<usize> = runtime.block_on(async {
-            let mut out = Vec::with_capacity(sim.nets.len());
-            for net in &sim.nets {
-                out.push(net.status().await.map(|s| s.connected).unwrap_or(0));
-            }
-            out
-        });
-        conns.sort_unstable();
-        let conn_median = conns.get(conns.len() / 2).copied().unwrap_or(0);
-        let conn_max = conns.last().copied().unwrap_or(0);
+        let (conn_median, conn_max) = connections(&runtime, &sim.nets);
         println!(
-            "| {n} | {:.1} s | {:.2} MiB | {conn_median} / {conn_max} | {pub_rate:.0} | {:.1} / {:.1} / {:.1} | {ret_rate:.0} | {:.1} / {:.1} / {:.1} | {bytes} | {verified}/{} |",
+            "| {n} | {:.1} s | {:.2} MiB | {} / {} | {} / {} | {conn_median} / {conn_max} | {pub_rate:.0} | {:.1} / {:.1} / {:.1} | {ret_rate:.0} | {:.1} / {:.1} / {:.1} | {bytes} | {verified}/{} |",
             join.as_secs_f64(),
             per_node as f64 / (1024.0 * 1024.0),
+            after_join.0,
+            after_join.1,
+            at_rest.0,
+            at_rest.1,
             pct(&pub_lat, 0.5),
             pct(&pub_lat, 0.95),
             pct(&pub_lat, 0.99),

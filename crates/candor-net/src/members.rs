@@ -124,6 +124,14 @@ impl Members {
             .then_some(cert)
     }
 
+    /// Takes `peer`'s certificate as checked (by this process's node, against the same
+    /// authorities, when it selected the peer): a reader seeded with it need not ask again.
+    pub(crate) fn checked(&mut self, peer: PeerId, cert: candor_core::SignedCertificate) {
+        if self.states.len() < MAX_KNOWN {
+            self.states.insert(peer, State::Certified(Box::new(cert)));
+        }
+    }
+
     /// Whether `peer` showed a valid certificate.
     pub(crate) fn certified(&self, peer: &PeerId) -> bool {
         matches!(self.states.get(peer), Some(State::Certified(_)))

@@ -51,11 +51,15 @@ struct Behaviour {
 /// Starts a reader with a fresh identity that knows `addresses` (its node's peers closest to
 /// what it will read, and the peers it will read from); `me` is its node (a member of Δ(d)
 /// without a certificate check). The reader stops when every handle on it is dropped.
+/// How many times k peers a reader's lookup waits for.
+const LOOKUP_MARGIN: usize = 2;
+
 pub(crate) async fn start_reader(
     config: ReaderConfig,
     k: usize,
     me: PeerId,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    certs: HashMap<PeerId, candor_core::SignedCertificate>,
 ) -> Result<NetHandle, NetError> {
     let key = libp2p::identity::Keypair::generate_ed25519();
     let timeout = config.request_timeout;
@@ -105,7 +109,13 @@ pub(crate) async fn start_reader(
         k,
         me,
         addresses,
-        members: Members::new(config.trusted),
+        members: {
+            let mut m = Members::new(config.trusted);
+            for (p, c) in certs {
+                m.checked(p, c);
+            }
+            m
+        },
         pending: HashMap::new(),
         certs: HashMap::new(),
         lookups: HashMap::new(),
@@ -183,11 +193,19 @@ impl ReaderTask {
                 let _ = reply.send(Err(not_here("publish")));
             }
             Command::Closest { key, reply } => {
+                // The reader needs Δ(d), the k closest certified peers, not Kademlia's 20: the
+                // lookup ends once the LOOKUP_MARGIN·k closest it knows have answered (each a
+                // fresh connection for a reader), leaving room for peers that show no
+                // certificate. Honest nodes list only certified peers.
+                let want = std::num::NonZeroUsize::new(
+                    (self.k.saturating_mul(LOOKUP_MARGIN)).clamp(1, libp2p::kad::K_VALUE.get()),
+                )
+                .unwrap_or(libp2p::kad::K_VALUE);
                 let id = self
                     .swarm
                     .behaviour_mut()
                     .kad
-                    .get_closest_peers(key.clone());
+                    .get_n_closest_peers(key.clone(), want);
                 self.lookups.insert(id, (key, reply));
             }
             Command::Bootstrap { reply } => {
@@ -332,6 +350,21 @@ impl NetHandle {
             let a = self.addresses(*p).await?;
             addresses.entry(*p).or_default().extend(a);
         }
-        start_reader(self.reader_config(), self.k(), self.peer(), addresses).await
+        // The certificates this node already checked for them: the reader need not ask
+        // again (a round trip and a check per peer), and what it shows no peer changes.
+        let ids: Vec<PeerId> = addresses.keys().copied().collect();
+        let certs: HashMap<PeerId, candor_core::SignedCertificate> = ids
+            .iter()
+            .zip(self.certificates(&ids).await?)
+            .filter_map(|(p, c)| Some((*p, c?)))
+            .collect();
+        start_reader(
+            self.reader_config(),
+            self.k(),
+            self.peer(),
+            addresses,
+            certs,
+        )
+        .await
     }
 }
