@@ -31,8 +31,10 @@ pub struct Args {
     /// The scheme every listing node is certified for: b, c (8 counters) or m.
     #[arg(long, default_value = "b", value_parser = ["b", "c", "m"])]
     scheme: String,
-    /// Seconds a connection may stay idle before it is closed (the node's default is 60).
-    #[arg(long, default_value_t = 10)]
+    /// Seconds a connection may stay idle before it is closed (the node's default). Shorter
+    /// timeouts close connections a join still needs: at N = 300, 10 s made the join take
+    /// over 12 minutes (redials).
+    #[arg(long, default_value_t = 60)]
     idle_secs: u64,
 }
 
