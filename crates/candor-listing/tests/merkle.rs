@@ -514,3 +514,61 @@ fn concurrent_buyers_share_one_read_and_each_checks_its_path() {
     assert_eq!(head.nonces, NoncePath::default());
     assert_eq!(head.read.read.nonce, [3; 32]);
 }
+
+#[test]
+fn a_failed_batched_read_reaches_every_waiter_and_the_queue_recovers() {
+    // A device that is down fails the one Read a batch of buyers waits for: every one of them
+    // gets the refusal (none hangs), and once the device is back the next heads are served.
+    let mut m = Market::new();
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let (mut device, faults) = candor_lab::FailingDevice::new(
+        candor_lab::SlowDevice::new(
+            SoftwareDevice::in_memory(PeerId::from_ed25519(&node_key.public()), 1),
+            std::time::Duration::ZERO,
+        )
+        .reading(std::time::Duration::from_millis(20)),
+    );
+    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
+    let node = std::sync::Arc::new(
+        ListingNode::open(device, ListingStore::in_memory().unwrap(), cert)
+            .unwrap()
+            .0,
+    );
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    publish_to_steps(
+        node.as_ref(),
+        &m.trusted,
+        &offer(&seller, &target(), 10, 1),
+        NOW,
+    )
+    .unwrap();
+    let heads = |n: u8| -> Vec<Result<Vec<u8>, candor_listing::Refusal>> {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let node = node.clone();
+                std::thread::spawn(move || {
+                    node.ask(&candor_listing::Query::Head(RetrieveRequest {
+                        item: target().key(),
+                        nonce: [i; 32],
+                        cert: None,
+                    }))
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    faults.arm(candor_lab::Fault::Down);
+    let failed = heads(8);
+    assert!(failed.iter().all(Result::is_err), "{failed:?}");
+    faults.clear();
+    let served = heads(8);
+    assert!(served.iter().all(Result::is_ok), "{served:?}");
+    retrieve_from_steps(node.as_ref(), &m.trusted, &target(), Budget::default(), 1).unwrap();
+    publish_to_steps(
+        node.as_ref(),
+        &m.trusted,
+        &offer(&seller, &target(), 11, 2),
+        NOW,
+    )
+    .unwrap();
+}
