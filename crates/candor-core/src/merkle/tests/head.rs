@@ -1,0 +1,271 @@
+//! The head on the wire: the named certificate, one encoding, rebuilt statements, batched
+//! `Read`s, dates and gap steps at the head.
+
+use super::*;
+
+#[test]
+fn a_named_certificate_is_left_out_of_the_head_and_used_in_its_place() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10), offer(&alice, &items[1], 11)]);
+    let head = node.head(&items[0], [9; 32]);
+    let id = node.cert.id();
+    let full = head.encode_for(None);
+    let compact = head.encode_for(Some(&id));
+    assert_eq!(full.len() - compact.len(), node.cert.to_bytes().len());
+    // Another certificate's id named: the head carries its own.
+    assert_eq!(head.encode_for(Some(&Digest([1; 32]))), full);
+    let reader_of = |trusted: Vec<PublicKey>, named: Option<&SignedCertificate>| {
+        let r = StepRetrieval::new(
+            trusted,
+            node.peer(),
+            items[0].clone(),
+            [9; 32],
+            crate::retrieve::Budget::default(),
+        );
+        match named {
+            Some(c) => r.with_certificate(c.clone()),
+            None => r,
+        }
+    };
+    let reader = |named: Option<&SignedCertificate>| reader_of(node.trusted.clone(), named);
+    // The buyer that holds the certificate names it and takes the compact head.
+    let mut r = reader(Some(&node.cert));
+    assert_eq!(r.request().cert, Some(id));
+    r.on_head_bytes(&compact).unwrap();
+    // A head without a certificate for a buyer that named none; the named one sent again.
+    let err = reader(None).on_head_bytes(&compact).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+    let err = reader(Some(&node.cert)).on_head_bytes(&full).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+    // The named certificate is still held to a trusted authority and this PeerId.
+    let other = vec![Keypair::generate(&mut OsRng).public()];
+    let err = reader_of(other, Some(&node.cert))
+        .on_head_bytes(&compact)
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadCertificate, "{err}");
+    // The buyer without it takes the full head, as before.
+    reader(None).on_head_bytes(&full).unwrap();
+}
+
+#[test]
+fn a_head_under_another_certificate_than_the_named_one_is_caught() {
+    // An authority that certified one PeerId twice (evidence against it, DESIGN.md §4): the
+    // node shows the network one certificate and answers a reader under the other.
+    let key = Keypair::generate(&mut OsRng);
+    let auth = Authority::new(Keypair::generate(&mut OsRng));
+    let shown = Node::enrolled(&key, &auth);
+    let mut other = Node::enrolled(&key, &auth);
+    assert_eq!(shown.peer(), other.peer());
+    assert_ne!(shown.cert.id(), other.cert.id());
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    other.publish(&[offer(&alice, &items[0], 10)]);
+    let head = other.head(&items[0], [9; 32]);
+    let reader = |named: Option<&SignedCertificate>| {
+        let r = other.reader(&items[0], [9; 32]);
+        match named {
+            Some(c) => r.with_certificate(c.clone()),
+            None => r,
+        }
+    };
+    // Its own head, valid in itself, for a reader that named the certificate it showed.
+    let bytes = head.encode_for(Some(&shown.cert.id()));
+    let err = reader(Some(&shown.cert)).on_head_bytes(&bytes).unwrap_err();
+    assert_eq!(err, Misbehaviour::OtherCertificate);
+    // The same head for a reader that named none, or the certificate it carries: verified.
+    reader(None).on_head_bytes(&bytes).unwrap();
+    reader(Some(&other.cert))
+        .on_head_bytes(&head.encode_for(Some(&other.cert.id())))
+        .unwrap();
+}
+
+#[test]
+fn a_step_at_t_has_one_encoding_in_a_head() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let head = node.head(&items[0], [9; 32]);
+    let Some(HeadStep::Top { .. }) = &head.step else {
+        panic!("an ordinary step travels as its top");
+    };
+    // The ordinary step sent whole (kind 2 of a self-contained head step) is refused.
+    let whole = HeadStep::Whole(node.steps[&node.state.value()].step.clone());
+    assert!(matches!(
+        HeadStep::from_bytes(&whole.to_bytes()),
+        Err(DecodeError::Invalid { .. })
+    ));
+    // In a head, a whole step at t is a reference to the first gap step, which must be there.
+    let mut forged = head.clone();
+    forged.step = Some(whole);
+    assert!(matches!(
+        StepHead::decode(
+            &forged.encode_for(None),
+            &crate::entry::RetrieveRequest {
+                item: items[0].key(),
+                nonce: [9; 32],
+                cert: None,
+            },
+            None
+        ),
+        Err(DecodeError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn a_dated_step_is_refused_until_node_time_is_bound() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let receipts = node.publish(&[offer(&alice, &items[0], 10)]);
+    assert!(verify_step(&node.cert, &node.peer(), &receipts[0].step).is_ok());
+    // The same step dated, re-signed by the node's own device.
+    let mut sp = (*receipts[0].step).clone();
+    sp.step.header.at = 1_000;
+    sp.step.inc = node.signer.sign_inc(
+        0,
+        sp.step.header.value,
+        sp.step.header.payload(&node.peer()),
+    );
+    let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    // And as the step at t of a head.
+    let dated = sp.step.clone();
+    let err = node
+        .retrieve_with(
+            &items[0],
+            0,
+            |mut h| {
+                h.step = Some(HeadStep::of(&dated));
+                h
+            },
+            |_, l| l.to_vec(),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+}
+
+#[test]
+fn a_batched_read_serves_each_buyer_by_its_path_and_no_other() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let nonces = [[9; 32], [8; 32], [7; 32]];
+    let tree = crate::nonces::NonceTree::new(&nonces).unwrap();
+    let read = node.signer.sign_read(0, node.state.value(), tree.root());
+    let head_for = |i: usize| {
+        let mut h = node
+            .state
+            .head(node.cert.clone(), read.clone(), &items[0].key());
+        h.nonces = tree.path(i).unwrap();
+        h
+    };
+    let reader = |nonce: [u8; 32]| node.reader(&items[0], nonce);
+    // Each buyer checks the Read through its own path.
+    for (i, nonce) in nonces.iter().enumerate() {
+        reader(*nonce)
+            .on_head_bytes(&head_for(i).to_bytes())
+            .unwrap();
+    }
+    // Another buyer's path, or a batch without this buyer's nonce: the Read rebuilt over the
+    // root its own nonce folds to is not the one the device signed.
+    let err = reader(nonces[0])
+        .on_head_bytes(&head_for(1).to_bytes())
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    let err = reader([6; 32])
+        .on_head_bytes(&head_for(0).to_bytes())
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    // A path onto a Read of this buyer's own nonce (no batch): the same.
+    let mut h = node.head(&items[0], [9; 32]);
+    h.nonces = tree.path(0).unwrap();
+    let err = reader([9; 32]).on_head_bytes(&h.to_bytes()).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStatementSignature, "{err}");
+    // A path longer than a batch can be does not decode.
+    let mut h = head_for(0);
+    h.nonces.siblings = vec![[0; 32]; crate::nonces::MAX_NONCE_LEVELS + 1];
+    let err = reader(nonces[0]).on_head_bytes(&h.to_bytes()).unwrap_err();
+    assert_eq!(err.kind(), Kind::Malformed, "{err}");
+}
+
+#[test]
+fn a_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
+    // The date is judged after the evidence checks: a node cannot turn transferable removal
+    // evidence into a local "bad step" by dating the step that dropped the offer.
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let bob = Keypair::generate(&mut OsRng);
+    let oa = offer(&alice, &items[0], 50);
+    let ra = node.publish(std::slice::from_ref(&oa));
+    let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+    // Cheat: forget Alice's offer, and commit Bob's in a dated step.
+    node.state.leaves.remove(&items[0].key());
+    node.lists.remove(&items[0].key());
+    let ob = offer(&bob, &items[0], 40);
+    let mut p = node.state.prepare(vec![(items[0].key(), ob.to_bytes())]);
+    p.header.at = 1;
+    let inc = node
+        .signer
+        .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
+    let sp = node.state.apply(p, inc);
+    node.lists.insert(items[0].key(), vec![ob.to_bytes()]);
+    node.steps.insert(sp.step.header.value, sp);
+    // Alice monitors: the head, d's list, her placement.
+    let mut r = node.reader(&items[0], [9; 32]);
+    let next = r
+        .on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
+        .unwrap();
+    node.serve_pages(&items[0], &mut r, next).unwrap();
+    let err = r
+        .check_placements(&[(oa.clone(), ra[0].clone(), pa)])
+        .unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
+    e.verify(&node.trusted).unwrap();
+    // A buyer without a receipt still refuses the dated step.
+    let err = node.retrieve(&items[0], 0).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+}
+
+#[test]
+fn a_gap_step_at_t_that_rewrote_the_tree_is_caught_at_the_head() {
+    // A gap step is empty: its header alone shows a changed root, so the buyer catches it
+    // with certainty, not only when an audit draws it.
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let v = node.state.value();
+    let mut p = node.state.clone().prepare_gap(v + 2);
+    p.header.new_root = empty_root();
+    let inc = node
+        .signer
+        .sign_inc(0, v + 2, p.header.payload(&node.peer()));
+    let gap = node.state.clone().apply(p, inc).step;
+    let read = node.signer.sign_read(0, v + 2, [9; 32]);
+    let head = StepHead {
+        cert: node.cert.clone(),
+        read,
+        nonces: crate::nonces::NoncePath::default(),
+        step: Some(HeadStep::Whole(gap.clone())),
+        leaf: None,
+        proof: crate::smt::Smt::new().prove(&[items[0].key().0 .0]),
+        gaps: vec![gap],
+    };
+    let err = node
+        .reader(&items[0], [9; 32])
+        .on_head_bytes(&head.to_bytes())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Misbehaviour::BadStep("a gap step holds offers or changed the root")
+    );
+}
