@@ -461,18 +461,13 @@ fn concurrent_buyers_share_one_read_and_each_checks_its_path() {
     // signs are served by the next Read, one for all of them.
     let mut m = Market::new();
     let node_key = Keypair::generate(&mut rand_core::OsRng);
-    let mut device = candor_lab::SlowDevice::new(
+    let device = candor_lab::SlowDevice::new(
         SoftwareDevice::in_memory(PeerId::from_ed25519(&node_key.public()), 1),
         std::time::Duration::ZERO,
     )
     .reading(std::time::Duration::from_millis(30));
     let reads = device.read_count();
-    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
-    let node = std::sync::Arc::new(
-        ListingNode::open(device, ListingStore::in_memory().unwrap(), cert)
-            .unwrap()
-            .0,
-    );
+    let node = open_m(&mut m, &node_key, device);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     for i in 0..3 {
         publish_to_steps(
@@ -521,19 +516,14 @@ fn a_failed_batched_read_reaches_every_waiter_and_the_queue_recovers() {
     // gets the refusal (none hangs), and once the device is back the next heads are served.
     let mut m = Market::new();
     let node_key = Keypair::generate(&mut rand_core::OsRng);
-    let (mut device, faults) = candor_lab::FailingDevice::new(
+    let (device, faults) = candor_lab::FailingDevice::new(
         candor_lab::SlowDevice::new(
             SoftwareDevice::in_memory(PeerId::from_ed25519(&node_key.public()), 1),
             std::time::Duration::ZERO,
         )
         .reading(std::time::Duration::from_millis(20)),
     );
-    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
-    let node = std::sync::Arc::new(
-        ListingNode::open(device, ListingStore::in_memory().unwrap(), cert)
-            .unwrap()
-            .0,
-    );
+    let node = open_m(&mut m, &node_key, device);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     publish_to_steps(
         node.as_ref(),
@@ -571,4 +561,18 @@ fn a_failed_batched_read_reaches_every_waiter_and_the_queue_recovers() {
         NOW,
     )
     .unwrap();
+}
+
+/// A scheme-M node on `device`, enrolled for `node_key`, its store in memory.
+fn open_m<D: candor_device::TrustedDevice>(
+    m: &mut Market,
+    node_key: &Keypair,
+    mut device: D,
+) -> std::sync::Arc<ListingNode<D>> {
+    let cert = m.enrol_device(node_key, &mut device, Scheme::Merkle, 1);
+    std::sync::Arc::new(
+        ListingNode::open(device, ListingStore::in_memory().unwrap(), cert)
+            .unwrap()
+            .0,
+    )
 }
