@@ -137,6 +137,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             }
         }
     }
+
     /// One `Read` over the batch's nonces, and each request's head under it.
     fn sign_heads(&self, dev: &mut D, batch: &[Queued]) -> Result<Vec<StepHead>, ServeError> {
         self.settle(dev).map_err(ServeError::Reconciling)?;
