@@ -38,20 +38,70 @@ pub struct Args {
     idle_secs: u64,
 }
 
-/// Open connections per node (median, max).
-fn connections(runtime: &tokio::runtime::Runtime, nets: &[NetHandle]) -> (usize, usize) {
-    let mut conns: Vec<usize> = runtime.block_on(async {
+/// Connections and routing per node, at one moment.
+struct Conns {
+    /// Open connections: median and max.
+    open: (usize, usize),
+    /// Connections established since the start: median.
+    opened: u64,
+    /// Routing-table entries: median.
+    table: usize,
+}
+
+fn connections(runtime: &tokio::runtime::Runtime, nets: &[NetHandle]) -> Conns {
+    let statuses: Vec<_> = runtime.block_on(async {
         let mut out = Vec::with_capacity(nets.len());
         for net in nets {
-            out.push(net.status().await.map(|s| s.connected).unwrap_or(0));
+            if let Ok(s) = net.status().await {
+                out.push(s);
+            }
         }
         out
     });
-    conns.sort_unstable();
-    (
-        conns.get(conns.len() / 2).copied().unwrap_or(0),
-        conns.last().copied().unwrap_or(0),
-    )
+    fn median<T: Ord + Copy + Default>(mut v: Vec<T>) -> T {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+    let open: Vec<usize> = statuses.iter().map(|s| s.connected).collect();
+    Conns {
+        open: (
+            median(open.clone()),
+            open.iter().copied().max().unwrap_or(0),
+        ),
+        opened: median(statuses.iter().map(|s| s.opened).collect()),
+        table: median(statuses.iter().map(|s| s.routing_table).collect()),
+    }
+}
+
+/// How many of `items` have, as node `i·31 mod N` finds it by lookup, exactly the k nodes
+/// closest to their key among all `nets` (Δ(d) as the whole overlay would define it).
+fn exact_delta(
+    runtime: &tokio::runtime::Runtime,
+    nets: &[NetHandle],
+    items: &[Item],
+    k: usize,
+) -> usize {
+    use libp2p::kad::KBucketKey;
+    runtime.block_on(async {
+        let mut exact = 0;
+        for (i, item) in items.iter().enumerate() {
+            let key = candor_net::dht_key(&item.key());
+            let target = KBucketKey::new(key.clone());
+            let mut truth: Vec<_> = nets.iter().map(|n| n.peer()).collect();
+            truth.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+            truth.truncate(k);
+            let Some(from) = nets.get(i * 31 % nets.len().max(1)) else {
+                continue;
+            };
+            if let Ok(mut found) = from.listing_nodes(&key).await {
+                found.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+                if found == truth {
+                    exact += 1;
+                }
+            }
+        }
+        exact
+    })
 }
 
 fn rss_bytes() -> u64 {
@@ -102,8 +152,8 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     println!("## Network benchmark (memory transport, in-memory devices and stores, scheme {scheme}, k = {}, {} concurrent clients)\n", args.k, args.clients);
     println!("{}\n", ceilings.line());
     println!("Connections per node (median / max): after the join, at rest (idle {} s later), and after the operations.\n", args.idle_secs);
-    println!("| nodes | join | memory/node | conns after join | conns at rest | conns after ops | publish/s | publish p50 / p95 / p99 ms | retrieve/s | retrieve p50 / p95 / p99 ms | bytes/retrieve | verified |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| nodes | join | memory/node | conns after join | conns at rest | conns after ops | publish/s | publish p50 / p95 / p99 ms | retrieve/s | retrieve p50 / p95 / p99 ms | bytes/retrieve | verified | exact Δ(d) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut port_base = 10_000u64;
     for &n in &args.nodes {
         let authority = Authority::new(Keypair::generate(&mut rand_core::OsRng));
@@ -180,6 +230,12 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         // At rest: once the connections the join opened have been idle for the timeout.
         runtime.block_on(tokio::time::sleep(Duration::from_secs(args.idle_secs + 2)));
         let at_rest = connections(&runtime, &sim.nets);
+        eprintln!(
+            "N = {n}: join {:.1} s; per node (median) {} connections opened during the join, {} routing-table entries",
+            join.as_secs_f64(),
+            after_join.opened,
+            after_join.table
+        );
 
         let items: Vec<Item> = (0..64)
             .filter_map(|i| Item::new(&format!("bench item {i}")).ok())
@@ -278,22 +334,25 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         let mut ret_lat: Vec<Duration> = results.iter().map(|r| r.0).collect();
         ret_lat.sort();
         // Open connections per node once the work is done.
-        let (conn_median, conn_max) = connections(&runtime, &sim.nets);
+        let after_ops = connections(&runtime, &sim.nets);
+        let (conn_median, conn_max) = after_ops.open;
+        let exact = exact_delta(&runtime, &sim.nets, &items, args.k);
         println!(
-            "| {n} | {:.1} s | {:.2} MiB | {} / {} | {} / {} | {conn_median} / {conn_max} | {pub_rate:.0} | {:.1} / {:.1} / {:.1} | {ret_rate:.0} | {:.1} / {:.1} / {:.1} | {bytes} | {verified}/{} |",
+            "| {n} | {:.1} s | {:.2} MiB | {} / {} | {} / {} | {conn_median} / {conn_max} | {pub_rate:.0} | {:.1} / {:.1} / {:.1} | {ret_rate:.0} | {:.1} / {:.1} / {:.1} | {bytes} | {verified}/{} | {exact}/{} |",
             join.as_secs_f64(),
             per_node as f64 / (1024.0 * 1024.0),
-            after_join.0,
-            after_join.1,
-            at_rest.0,
-            at_rest.1,
+            after_join.open.0,
+            after_join.open.1,
+            at_rest.open.0,
+            at_rest.open.1,
             pct(&pub_lat, 0.5),
             pct(&pub_lat, 0.95),
             pct(&pub_lat, 0.99),
             pct(&ret_lat, 0.5),
             pct(&ret_lat, 0.95),
             pct(&ret_lat, 0.99),
-            results.len()
+            results.len(),
+            items.len()
         );
         for net in &sim.nets {
             net.shutdown();
@@ -301,6 +360,6 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         drop(sim);
         runtime.block_on(tokio::time::sleep(Duration::from_millis(300)));
     }
-    println!("\nA publish is a Kademlia lookup of Δ(d) and one publish round trip to each of its k nodes (receipt checked); a retrieve is a lookup and, per listing node, a head and one page, every statement checked. bytes/retrieve sums the pages received from the k nodes.");
+    println!("\nA publish is a Kademlia lookup of Δ(d) and one publish round trip to each of its k nodes (receipt checked); a retrieve is a lookup and, per listing node, a head and one page, every statement checked. bytes/retrieve sums the pages received from the k nodes; exact Δ(d): of the 64 items, how many a lookup from one node finds with exactly the k nodes closest among all.");
     Ok(())
 }

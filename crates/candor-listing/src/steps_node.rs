@@ -122,8 +122,9 @@ impl<D: TrustedDevice> ListingNode<D> {
                     state.prepare_gap(d)
                 };
                 if p.header.payload(&self.peer) == inc.inc.payload {
+                    let placements = p.placements.clone();
                     let sp = state.apply(p, inc);
-                    self.commit_step(&state, &sp)?;
+                    self.commit_step(&sp, &placements)?;
                     report.recovered += 1;
                     finished = true;
                 } else {
@@ -173,8 +174,9 @@ impl<D: TrustedDevice> ListingNode<D> {
                 value: inc.inc.value,
             });
         }
+        let placements = p.placements.clone();
         let sp = state.apply(p, inc);
-        self.commit_step(state, &sp)?;
+        self.commit_step(&sp, &placements)?;
         tracing::warn!(
             counter,
             first,
@@ -186,28 +188,20 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     fn commit_step(
         &self,
-        state: &StepState,
         sp: &StepProof,
+        placements: &[candor_core::Placement],
     ) -> Result<(), candor_store::StoreError> {
         let h = &sp.step.header;
-        let _ = state;
-        // Each batch offer's list index comes from replaying the placements.
-        let placements = batch_placements(sp);
+        debug_assert_eq!(sp.batch.len(), placements.len());
         // Each offer with its list index and the item's chain after it (kept in the row, so
-        // a proof under this root finds the item's leaf without a replay).
-        let mut leaves: std::collections::BTreeMap<ItemKey, candor_core::Leaf> = sp
-            .old
+        // a proof under this root finds the item's leaf without a replay), as `prepare`
+        // placed it.
+        let appended: Vec<candor_store::ListRow> = sp
+            .batch
             .iter()
-            .map(|(d, l)| (*d, l.unwrap_or_else(|| candor_core::Leaf::start(d))))
+            .zip(placements)
+            .map(|(b, p)| (p.item.0 .0, p.index, p.chain.0, b.clone()))
             .collect();
-        let mut appended: Vec<candor_store::ListRow> = Vec::new();
-        for (b, (d, i)) in sp.batch.iter().zip(&placements) {
-            let leaf = leaves
-                .entry(*d)
-                .or_insert_with(|| candor_core::Leaf::start(d));
-            *leaf = leaf.push(&candor_core::offer_hash(b));
-            appended.push((d.0 .0, *i, leaf.chain.0, b.clone()));
-        }
         self.store.commit_step(
             h.counter,
             h.value,
@@ -244,7 +238,13 @@ impl<D: TrustedDevice> ListingNode<D> {
         now: u64,
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
     ) -> Vec<Result<StepReceipt, PublishError>> {
+        let t0 = std::time::Instant::now();
         let vetted = self.vet(offers, now);
+        tracing::debug!(
+            offers = offers.len(),
+            vet_us = t0.elapsed().as_micros() as u64,
+            "step vetted"
+        );
         let mut out: Vec<Result<StepReceipt, PublishError>> = Vec::with_capacity(offers.len());
         let mut batch = Vec::new();
         let mut slots = Vec::new();
@@ -335,7 +335,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
     ) -> Result<StepProof, PublishError> {
         let counter = state.prev_counter();
-        let prepared = state.prepare(batch);
+        let t0 = std::time::Instant::now();
+        let mut prepared = state.prepare(batch);
+        let t_prepare = t0.elapsed();
         let payload = prepared.header.payload(&self.peer);
         let pending = Pending {
             counter,
@@ -345,6 +347,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.store
             .put_pending(&[pending])
             .map_err(|e| PublishError::Store(e.into()))?;
+        let t_pending = t0.elapsed();
         #[cfg(feature = "fault-injection")]
         if crash == Some(crate::node::CrashAt::AfterPending) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
@@ -352,6 +355,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         let inc = dev
             .inc_sign(counter, payload)
             .map_err(|e| PublishError::Device(e.into()))?;
+        let t_inc = t0.elapsed();
         if inc.inc.value != prepared.header.value {
             return Err(PublishError::CountedElsewhere {
                 counted: inc.inc.value,
@@ -362,15 +366,29 @@ impl<D: TrustedDevice> ListingNode<D> {
         if crash == Some(crate::node::CrashAt::AfterInc) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
         }
+        let placements = std::mem::take(&mut prepared.placements);
         let sp = state.apply(prepared, inc);
-        self.commit_step(state, &sp)
+        let t_apply = t0.elapsed();
+        self.commit_step(&sp, &placements)
             .map_err(|e| PublishError::Store(e.into()))?;
+        let t_commit = t0.elapsed();
         #[cfg(feature = "fault-injection")]
         if crash == Some(crate::node::CrashAt::AfterCommit) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
         }
         dev.acknowledge(counter, sp.step.header.value)
             .map_err(|e| PublishError::Device(e.into()))?;
+        let us = |d: std::time::Duration| d.as_micros() as u64;
+        tracing::debug!(
+            value = sp.step.header.value,
+            prepare_us = us(t_prepare),
+            pending_us = us(t_pending - t_prepare),
+            inc_us = us(t_inc - t_pending),
+            apply_us = us(t_apply - t_inc),
+            commit_us = us(t_commit - t_apply),
+            ack_us = us(t0.elapsed() - t_commit),
+            "step counted"
+        );
         Ok(sp)
     }
 
@@ -451,23 +469,4 @@ impl<D: TrustedDevice> ListingNode<D> {
                     .is_some_and(|(first, last)| first <= value && value <= last)
         }))
     }
-}
-
-/// (item, index in its list) of each batch offer of a step, from its old leaves.
-fn batch_placements(sp: &StepProof) -> Vec<(ItemKey, u64)> {
-    let mut next: std::collections::BTreeMap<ItemKey, u64> = sp
-        .old
-        .iter()
-        .map(|(d, l)| (*d, l.map(|l| l.n).unwrap_or(0)))
-        .collect();
-    sp.batch
-        .iter()
-        .filter_map(|b| SignedOffer::from_bytes(b).ok())
-        .map(|o| {
-            let slot = next.entry(o.offer.key).or_insert(0);
-            let i = *slot;
-            *slot += 1;
-            (o.offer.key, i)
-        })
-        .collect()
 }

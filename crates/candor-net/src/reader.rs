@@ -233,6 +233,7 @@ impl ReaderTask {
                     connected: self.swarm.connected_peers().count(),
                     routing_table: 0,
                     records: 0,
+                    opened: 0,
                 });
             }
         }

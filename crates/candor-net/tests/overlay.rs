@@ -228,6 +228,53 @@ async fn thirty_nodes_publish_and_retrieve_through_delta_d() {
     assert!(err.to_string().contains("not-responsible"), "{err}");
 }
 
+/// The join is a self-lookup and a lookup into each of the farthest buckets, not Kademlia's
+/// full bootstrap: every node must still know peers across the keyspace besides its
+/// bootstrap peer, and once that peer is gone, lookups of keys nobody asked for yet must
+/// still find the true k closest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_links_across_the_keyspace_and_survives_losing_the_bootstrap_peer() {
+    // Large enough that a self-lookup's 20 peers are a small part of the overlay.
+    const BIG: usize = 80;
+    let keys = (0..BIG)
+        .map(|_| Keypair::generate(&mut rand_core::OsRng))
+        .collect();
+    let net = overlay_with(keys, None, Scheme::Basic).await;
+    let seed = net.handles[0].peer();
+    for h in &net.handles[1..] {
+        let own = KBucketKey::from(h.peer());
+        let far = h
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|p| p.peer != seed)
+            .filter(|p| own.distance(&KBucketKey::from(p.peer)).ilog2() == Some(255))
+            .count();
+        assert!(
+            far >= 1,
+            "{} knows nobody in the other half but its bootstrap peer",
+            h.peer()
+        );
+    }
+    net.handles[0].shutdown();
+    let alive: Vec<libp2p::PeerId> = net.handles[1..].iter().map(|h| h.peer()).collect();
+    for i in 0..12 {
+        let item = Item::new(&format!("cold item {i}")).unwrap();
+        let key = dht_key(&item.key());
+        let target = KBucketKey::new(key.clone());
+        let mut truth = alive.clone();
+        truth.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+        truth.truncate(K);
+        let from = &net.handles[1 + (i * 7) % (BIG - 1)];
+        let found = from.listing_nodes(&key).await.unwrap();
+        assert_eq!(
+            found, truth,
+            "a cold lookup without the bootstrap peer missed Δ(d)"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_truncated_messages_get_typed_refusals() {
     let net = overlay(None).await;

@@ -27,6 +27,16 @@ use tokio::sync::{mpsc, oneshot};
 mod task;
 use task::Task;
 
+/// How often a joined node looks itself up again, keeping the peers next to it (the Δ of
+/// the keys near it) current; each node adds up to a minute, from its PeerId, so that nodes
+/// started together do not refresh together.
+const REFRESH_EVERY: Duration = Duration::from_secs(300);
+
+/// Buckets, counted from the farthest, that a join and a refresh also look into with a
+/// random key (the farthest holds half the keyspace): a self-lookup alone meets only peers
+/// near this node, and would leave the bootstrap peer its one link to the rest.
+const FAR_BUCKETS: u32 = 2;
+
 /// How a node joins and behaves in the overlay.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -204,6 +214,8 @@ pub struct NetStatus {
     pub routing_table: usize,
     /// Kademlia records and provider records held (Candor stores none: always 0).
     pub records: usize,
+    /// Connections established since the node started (inbound and outbound).
+    pub opened: u64,
 }
 
 /// A handle on a running node. Cheap to clone; the node stops when every handle is dropped
@@ -361,7 +373,7 @@ impl NetHandle {
         rx.await.map_err(|_| NetError::Stopped)
     }
 
-    /// Runs a Kademlia bootstrap and waits for its last step.
+    /// Joins the overlay: looks this node up through the peers it knows and waits for the end.
     pub async fn bootstrap(&self) -> Result<(), NetError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -451,7 +463,9 @@ pub async fn start(
         let peer = key.public().to_peer_id();
         let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         kcfg.set_query_timeout(Duration::from_secs(30));
-        kcfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(120)));
+        // No periodic full bootstrap (a lookup per bucket, ~log2 N × 20 connections): the
+        // task refreshes with a self-lookup and a few far lookups instead ([`REFRESH_EVERY`]).
+        kcfg.set_periodic_bootstrap_interval(None);
         // Candor keeps no Kademlia records or providers: what foreign peers PUT or ADD is
         // handed to the task (which drops it), never stored; idle inbound streams time out.
         kcfg.set_record_filtering(kad::StoreInserts::FilterBoth);
@@ -556,6 +570,7 @@ pub async fn start(
         cert_requests: HashMap::new(),
         waiting: Vec::new(),
         bootstraps: HashMap::new(),
+        opened: 0,
     };
     tokio::spawn(task.run(rx, stop));
     Ok((handle, listening))

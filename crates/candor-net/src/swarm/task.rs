@@ -26,7 +26,10 @@ pub(super) struct Task {
     /// Lookups whose answer waits for certificates: key, candidates (closest first), reply,
     /// deadline.
     pub(super) waiting: Vec<crate::members::Waiting>,
+    /// Joins (self-lookups) whose callers wait for their end.
     pub(super) bootstraps: HashMap<kad::QueryId, Reply<()>>,
+    /// Connections established since the start.
+    pub(super) opened: u64,
 }
 
 /// An answer computed off the network task, to send back on it.
@@ -44,9 +47,26 @@ impl Task {
     ) {
         let (answers_tx, mut answers) = mpsc::channel::<Answer>(256);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let jitter = Duration::from_secs(
+            u64::from(
+                self.swarm
+                    .local_peer_id()
+                    .to_bytes()
+                    .last()
+                    .copied()
+                    .unwrap_or(0),
+            ) % 60,
+        );
+        let mut refresh = tokio::time::interval_at(
+            tokio::time::Instant::now() + super::REFRESH_EVERY + jitter,
+            super::REFRESH_EVERY + jitter,
+        );
         loop {
             tokio::select! {
                 _ = tick.tick() => self.serve_waiting(),
+                _ = refresh.tick() => {
+                    let _ = self.refresh();
+                }
                 ev = self.swarm.select_next_some() => self.on_event(ev, &answers_tx),
                 cmd = rx.recv() => match cmd {
                     Some(c) => self.on_command(c),
@@ -118,6 +138,7 @@ impl Task {
                         let store = self.swarm.behaviour_mut().kad.store_mut();
                         store.records().count() + store.provided().count()
                     },
+                    opened: self.opened,
                 });
             }
             Command::Dial { addr, reply } => {
@@ -198,14 +219,13 @@ impl Task {
                 }
                 let _ = reply.send(found);
             }
-            Command::Bootstrap { reply } => match self.swarm.behaviour_mut().kad.bootstrap() {
-                Ok(id) => {
+            Command::Bootstrap { reply } => {
+                if let Some(id) = self.refresh() {
                     self.bootstraps.insert(id, reply);
+                } else {
+                    let _ = reply.send(Err(NetError::Lookup("no known peers".into())));
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(NetError::Lookup(e.to_string())));
-                }
-            },
+            }
         }
     }
 
@@ -219,6 +239,38 @@ impl Task {
         all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
         all.dedup();
         all
+    }
+
+    /// Looks this node up: the join, and the periodic refresh. The peers met on the way
+    /// (each connection identified and its certificate checked) fill the routing table
+    /// nearest this node; one lookup of a random key in each of the [`FAR_BUCKETS`]
+    /// farthest buckets gives it links across the keyspace besides its bootstrap peer.
+    /// Kademlia's full bootstrap (a lookup per bucket) would connect to ~log2 N × 20 peers.
+    /// Returns the self-lookup's id (the far ones are not waited for), `None` if the table
+    /// is empty.
+    ///
+    /// [`FAR_BUCKETS`]: super::FAR_BUCKETS
+    fn refresh(&mut self) -> Option<kad::QueryId> {
+        let me = *self.swarm.local_peer_id();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if kad.kbuckets().all(|b| b.num_entries() == 0) {
+            return None;
+        }
+        let own = KBucketKey::from(me);
+        for bucket in (256 - super::FAR_BUCKETS)..256 {
+            // A key lands in bucket 255 - j with probability 2^-(j+1): 32 tries all but
+            // always find one for the two farthest.
+            let target = (0..32).find_map(|_| {
+                let mut bytes = [0u8; 32];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+                (own.distance(&KBucketKey::new(bytes.to_vec())).ilog2() == Some(bucket))
+                    .then_some(bytes)
+            });
+            if let Some(t) = target {
+                kad.get_closest_peers(t.to_vec());
+            }
+        }
+        Some(kad.get_closest_peers(me))
     }
 
     /// Asks `peer` for its certificate, unless it was asked lately.
@@ -294,6 +346,15 @@ impl Task {
                     if !step.last {
                         return;
                     }
+                    if let Some(reply) = self.bootstraps.remove(&id) {
+                        // A join that met nobody failed (the caller retries).
+                        let _ = reply.send(match r {
+                            Ok(ok) if !ok.peers.is_empty() => Ok(()),
+                            Ok(_) => Err(NetError::Lookup("the join met no peer".into())),
+                            Err(e) => Err(NetError::Lookup(format!("the join failed: {e}"))),
+                        });
+                        return;
+                    }
                     if let Some((key, reply)) = self.queries.remove(&id) {
                         let peers = match r {
                             Ok(ok) => ok.peers.into_iter().map(|p| p.peer_id).collect::<Vec<_>>(),
@@ -307,10 +368,12 @@ impl Task {
                         self.serve_waiting();
                     }
                 }
-                kad::QueryResult::Bootstrap(r) if step.last => {
-                    if let Some(reply) = self.bootstraps.remove(&id) {
-                        let _ =
-                            reply.send(r.map(|_| ()).map_err(|e| NetError::Lookup(e.to_string())));
+                // libp2p starts a full bootstrap by itself whenever a peer enters a table of
+                // fewer than 20: its self-lookup is kept, its lookups per bucket are cut short
+                // before they contact anyone (each would connect to ~20 more peers).
+                kad::QueryResult::Bootstrap(_) if !step.last => {
+                    if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
                     }
                 }
                 _ => {}
@@ -324,6 +387,7 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Reissue(e)) => {
                 self.on_rr(Proto::Reissue, e, answers)
             }
+            SwarmEvent::ConnectionEstablished { .. } => self.opened += 1,
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "outgoing connection failed");
             }
