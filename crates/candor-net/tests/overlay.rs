@@ -228,9 +228,9 @@ async fn thirty_nodes_publish_and_retrieve_through_delta_d() {
     assert!(err.to_string().contains("not-responsible"), "{err}");
 }
 
-/// The join is a self-lookup and a lookup into each of the farthest buckets, not Kademlia's
-/// full bootstrap: every node must still know peers across the keyspace besides its
-/// bootstrap peer, and once that peer is gone, lookups of keys nobody asked for yet must
+/// The join is a self-lookup, not Kademlia's full bootstrap: every node must still know
+/// peers across the keyspace besides its bootstrap peer (met on its way, or through the
+/// lookups of the nodes that joined after it), and once that peer is gone, lookups of keys nobody asked for yet must
 /// still find the true k closest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_join_links_across_the_keyspace_and_survives_losing_the_bootstrap_peer() {

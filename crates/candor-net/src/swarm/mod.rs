@@ -32,9 +32,8 @@ use task::Task;
 /// started together do not refresh together.
 const REFRESH_EVERY: Duration = Duration::from_secs(300);
 
-/// Buckets, counted from the farthest, that a join and a refresh also look into with a
-/// random key (the farthest holds half the keyspace): a self-lookup alone meets only peers
-/// near this node, and would leave the bootstrap peer its one link to the rest.
+/// Buckets, counted from the farthest, that a refresh also looks into with a random key (the
+/// farthest holds half the keyspace): a self-lookup alone meets mostly peers near this node.
 const FAR_BUCKETS: u32 = 2;
 
 /// How a node joins and behaves in the overlay.
