@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
                 100 + i as u64,
                 Currency::EUR,
                 1,
-                u64::MAX,
+                crate::NOW + 86_400,
                 1,
             )
         })
@@ -133,7 +133,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         .iter()
         .take(1024)
         .map(
-            |o| match node.publish_all(std::slice::from_ref(o), 0).pop() {
+            |o| match node.publish_all(std::slice::from_ref(o), crate::NOW).pop() {
                 Some(Ok(candor_listing::Published::Entry(r))) => Ok(r),
                 Some(Err(e)) => Err(fail(e.to_string())),
                 _ => Err(fail(
@@ -239,7 +239,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
                         1 + i as u64,
                         Currency::EUR,
                         1,
-                        u64::MAX,
+                        crate::NOW + 86_400,
                         (t * per_thread + i) as u64 + 1,
                     )
                 })
@@ -254,7 +254,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
             std::thread::spawn(move || {
                 offers
                     .into_iter()
-                    .filter(|o| c.publish(o.clone(), 0).is_ok())
+                    .filter(|o| c.publish(o.clone(), crate::NOW).is_ok())
                     .count()
             })
         })

@@ -24,6 +24,10 @@ pub mod tree;
 
 use thiserror::Error;
 
+/// The node time the benchmarks publish at (unix seconds, 2023-11-14): fixed, so that runs
+/// compare; offers expire a day after it.
+pub(crate) const NOW: u64 = 1_700_000_000;
+
 /// Why a benchmark could not run to the end.
 #[derive(Debug, Error)]
 #[non_exhaustive]

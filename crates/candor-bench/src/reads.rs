@@ -126,7 +126,7 @@ fn measure<D: TrustedDevice + Send + 'static>(
     let (node, _) = ListingNode::open(device, store, cert)?;
     let offers = crate::schemes::one_seller_offers("reads item", OFFERS);
     for chunk in offers.chunks(256) {
-        for r in node.publish_all(chunk, 0) {
+        for r in node.publish_all(chunk, crate::NOW) {
             r.map_err(fail)?;
         }
     }

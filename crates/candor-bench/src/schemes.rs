@@ -89,8 +89,16 @@ fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
     let seller = Keypair::generate(&mut rng);
     let d_offers: Vec<Vec<u8>> = (0..10)
         .map(|i| {
-            SignedOffer::sign(&seller, &item, 1000 + i, Currency::EUR, 1, u64::MAX, i + 1)
-                .to_bytes()
+            SignedOffer::sign(
+                &seller,
+                &item,
+                1000 + i,
+                Currency::EUR,
+                1,
+                crate::NOW + 86_400,
+                i + 1,
+            )
+            .to_bytes()
         })
         .collect();
     // Every other item holds 10 offers; their chains are made of stand-in hashes (a buyer of
@@ -163,6 +171,7 @@ fn steps_row(w: u64) -> Result<(Row, Row, u64, Samples), BenchError> {
                 f.item.clone(),
                 [9; 32],
                 candor_core::Budget::default(),
+                crate::NOW,
             );
             if named {
                 r = r.with_certificate(f.cert.clone());
@@ -188,12 +197,20 @@ fn steps_row(w: u64) -> Result<(Row, Row, u64, Samples), BenchError> {
         .map(|i| {
             let it = Item::new(&format!("audit item {}", i * 7919 % items))
                 .unwrap_or_else(|_| f.item.clone());
-            let o = SignedOffer::sign(&seller, &it, 5 + i, Currency::EUR, 1, u64::MAX, i + 1);
+            let o = SignedOffer::sign(
+                &seller,
+                &it,
+                5 + i,
+                Currency::EUR,
+                1,
+                crate::NOW + 86_400,
+                i + 1,
+            );
             (it.key(), o.to_bytes())
         })
         .collect();
     let prev = state.last().cloned();
-    let p = state.prepare(batch);
+    let p = state.prepare(batch, crate::NOW);
     let inc = f
         .signer
         .sign_inc(0, p.header.value, p.header.payload(&f.peer));
@@ -256,7 +273,7 @@ fn publish_rate<D: TrustedDevice>(
     let offers = one_seller_offers("publish item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
-        for r in node.publish_all(chunk, 0) {
+        for r in node.publish_all(chunk, crate::NOW) {
             r.map_err(fail)?;
         }
     }
@@ -459,7 +476,7 @@ pub(crate) fn one_seller_offers(label: &str, total: usize) -> Vec<SignedOffer> {
                 1 + i as u64,
                 Currency::EUR,
                 1,
-                u64::MAX,
+                crate::NOW + 86_400,
                 i as u64 + 1,
             )
         })

@@ -227,7 +227,10 @@ fn node_rate(
     let offers = crate::schemes::one_seller_offers("tpm item", total);
     let t = Instant::now();
     for chunk in offers.chunks(batch) {
-        let ok = node.publish_all(chunk, 0).iter().all(Result::is_ok);
+        let ok = node
+            .publish_all(chunk, crate::NOW)
+            .iter()
+            .all(Result::is_ok);
         if !ok {
             return Err(fail("a publish failed"));
         }

@@ -83,7 +83,7 @@ pub fn measure(args: &Args) -> Result<Figures, BenchError> {
             .iter()
             .map(|d| (*d, d.0.as_bytes()[..8].to_vec()))
             .collect();
-        let p = state.prepare(b);
+        let p = state.prepare(b, crate::NOW);
         let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
         state.apply(p, inc);
         steps += 1;

@@ -77,11 +77,15 @@ pub enum Kind {
     RootsDoNotChain,
     /// `removal`.
     Removal,
+    /// `clock-disagreement`.
+    ClockDisagreement,
+    /// `at-backwards`.
+    AtBackwards,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 35] = [
+    pub const ALL: [Kind; 37] = [
         Kind::BadCertificate,
         Kind::WrongScheme,
         Kind::BadStatementSignature,
@@ -117,6 +121,8 @@ impl Kind {
         Kind::BadEntry,
         Kind::RootsDoNotChain,
         Kind::Removal,
+        Kind::ClockDisagreement,
+        Kind::AtBackwards,
     ];
 
     /// Its stable name, as reports, the API and evidence files print it.
@@ -157,6 +163,8 @@ impl Kind {
             Kind::BadEntry => "bad-entry",
             Kind::RootsDoNotChain => "roots-do-not-chain",
             Kind::Removal => "removal",
+            Kind::ClockDisagreement => "clock-disagreement",
+            Kind::AtBackwards => "at-backwards",
         }
     }
 
@@ -175,6 +183,7 @@ impl Kind {
                 | Kind::BadEntry
                 | Kind::RootsDoNotChain
                 | Kind::Removal
+                | Kind::AtBackwards
         )
     }
 }

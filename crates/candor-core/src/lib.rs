@@ -42,8 +42,8 @@ mod verify;
 
 pub use cert::{
     Authority, CertError, Certificate, CertifiedCounter, Endorsement, EnrolRequest,
-    PendingEnrolment, Protocol, Registry, Residence, Scheme, SignedCertificate, MAX_CERT_BYTES,
-    MAX_COUNTERS,
+    PendingEnrolment, Protocol, Registry, Residence, Scheme, SignedCertificate, TimeRules,
+    MAX_CERT_BYTES, MAX_COUNTERS,
 };
 pub use encoding::{Decode, DecodeError, Encode, Reader, Writer};
 pub use entry::{

@@ -13,8 +13,8 @@ use crate::statement::{CounterId, SignedInc};
 use thiserror::Error;
 
 /// 2: scheme-M evidence carries steps of step format 4 and a removal's later step as a head
-/// carries it.
-pub const EVIDENCE_VERSION: u8 = 2;
+/// carries it; 3: certificates with time rules, and `at` going backwards.
+pub const EVIDENCE_VERSION: u8 = 3;
 
 /// Which budget a listing node exhausted. Only volume the node has committed to (a signed
 /// `Read`, a leaf under a signed root) or really sent counts: nothing a node merely claims, and
@@ -198,6 +198,20 @@ pub enum Misbehaviour {
     /// The node exceeded the checker's budget.
     #[error("over budget ({0:?})")]
     OverBudget(BudgetKind),
+    /// The node's signed time (`at`) is beyond the checker's clock by more than the
+    /// certificate's skew, or (a fresh receipt) outside it either way (DESIGN.md §9). Never
+    /// an accusation: one of the two clocks is wrong. The answer is not used, as if the node
+    /// were unreachable; a node that dates a step into the future makes itself useless for
+    /// as long.
+    #[error("clock disagreement: the node's time {at} is not within {skew} s of this clock ({now}); its answer is not used")]
+    ClockDisagreement {
+        /// The node time the answer binds.
+        at: u64,
+        /// The checker's clock.
+        now: u64,
+        /// The certificate's skew.
+        skew: u32,
+    },
     /// Device-signed evidence any third party can verify.
     #[error("transferable evidence of {}", .0.kind())]
     Evidence(Box<Evidence>),
@@ -241,6 +255,7 @@ impl Misbehaviour {
             Self::Unreachable(_) => Kind::Unreachable,
             Self::Timeout => Kind::Timeout,
             Self::OverBudget(_) => Kind::OverBudget,
+            Self::ClockDisagreement { .. } => Kind::ClockDisagreement,
             Self::Evidence(e) => e.kind(),
         }
     }
@@ -307,6 +322,17 @@ pub enum Evidence {
         /// The item's whole list under that root.
         list: Vec<Vec<u8>>,
     },
+    /// Two scheme-M steps of one counter whose node time goes backwards: `a` at a lower
+    /// value than `b` binds a later `at` (DESIGN.md §9: an honest node binds max(clock, last
+    /// at), so its `at` never goes backwards, not even after a clock correction).
+    AtBackwards {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The earlier step (lower value), as a head carries it.
+        a: Box<crate::merkle::HeadStep>,
+        /// The later step.
+        b: Box<crate::merkle::HeadStep>,
+    },
     /// An entry under a valid `Inc` that is not a valid offer.
     BadEntry {
         /// The device's certificate.
@@ -365,6 +391,7 @@ impl Evidence {
             Self::BadEntry { .. } => Kind::BadEntry,
             Self::RootsDoNotChain { .. } => Kind::RootsDoNotChain,
             Self::Removal { .. } => Kind::Removal,
+            Self::AtBackwards { .. } => Kind::AtBackwards,
         }
     }
 
@@ -385,6 +412,7 @@ impl Evidence {
             | Self::GapStepOverInc { cert, .. }
             | Self::RootsDoNotChain { cert, .. }
             | Self::Removal { cert, .. }
+            | Self::AtBackwards { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
         }
     }
@@ -439,6 +467,11 @@ impl Encode for Evidence {
                     w.bytes16(o);
                 }
             }
+            Self::AtBackwards { a, b, .. } => {
+                w.u8(7).bytes32(&cert.to_bytes());
+                a.encode_to(w);
+                b.encode_to(w);
+            }
             Self::BadEntry { inc, bytes, .. } => {
                 w.u8(3).bytes32(&cert.to_bytes());
                 inc.encode_to(w);
@@ -453,7 +486,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=6).contains(&kind) {
+        if !(1..=7).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -508,6 +541,11 @@ impl Decode for Evidence {
                     list,
                 }
             }
+            7 => Self::AtBackwards {
+                cert,
+                a: Box::new(crate::merkle::HeadStep::decode_from(r)?),
+                b: Box::new(crate::merkle::HeadStep::decode_from(r)?),
+            },
             _ => Self::BadEntry {
                 cert,
                 inc: SignedInc::decode_from(r)?,

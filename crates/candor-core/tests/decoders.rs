@@ -5,6 +5,9 @@
 use candor_core::*;
 use proptest::prelude::*;
 
+/// The node time the steps here bind.
+const NOW: u64 = 1_700_000_000;
+
 fn canonical<T: Decode + Encode>(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(v) = T::from_bytes(bytes) {
         prop_assert_eq!(
@@ -158,7 +161,7 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
         .certify(&mut Registry::default(), &mreq, [1; 32], 9)
         .unwrap();
     let mut state = StepState::new(mcert.cert.counters[0]);
-    let p = state.prepare(vec![(item.key(), offer.to_bytes())]);
+    let p = state.prepare(vec![(item.key(), offer.to_bytes())], NOW);
     let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
     let sp = state.apply(p, inc);
     let (leaf, proof) = state.prove(&item.key());

@@ -347,7 +347,7 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, LabError> {
             *price,
             Currency::EUR,
             1,
-            now() + 30 * 86_400,
+            now() + candor_core::TimeRules::DEFAULT.default_lifetime(),
             1,
         );
         let report = market(*home)

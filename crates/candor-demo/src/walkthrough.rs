@@ -218,7 +218,7 @@ fn publish_catalogue(
                         price,
                         Currency::EUR,
                         qty,
-                        now + 30 * 86_400,
+                        now + candor_core::TimeRules::DEFAULT.default_lifetime(),
                         n as u64 + 1,
                     );
                     let candor_listing::Published::Entry(r) = committer

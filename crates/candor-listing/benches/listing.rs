@@ -73,15 +73,7 @@ fn durable(c: &mut Criterion) {
                 (0..256)
                     .map(|_| {
                         serial += 1;
-                        SignedOffer::sign(
-                            &seller,
-                            &item,
-                            serial,
-                            Currency::EUR,
-                            1,
-                            u64::MAX,
-                            serial,
-                        )
+                        SignedOffer::sign(&seller, &item, serial, Currency::EUR, 1, 86_400, serial)
                     })
                     .collect::<Vec<_>>()
             },

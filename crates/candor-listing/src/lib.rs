@@ -27,9 +27,10 @@
 //! let (node, _) = ListingNode::open(device, ListingStore::in_memory().unwrap(), cert).unwrap();
 //! let seller = Keypair::generate(&mut rand_core::OsRng);
 //! let item = Item::new("Blue bicycle").unwrap();
-//! let offer = SignedOffer::sign(&seller, &item, 12_000, Currency::new("EUR").unwrap(), 1, u64::MAX, 1);
+//! let now = 1_700_000_000; // unix seconds
+//! let offer = SignedOffer::sign(&seller, &item, 12_000, Currency::new("EUR").unwrap(), 1, now + 86_400, 1);
 //! let trusted = [authority.public()];
-//! publish_to(&node, &trusted, &offer, 0).unwrap();
+//! publish_to(&node, &trusted, &offer, now).unwrap();
 //! let outcome = retrieve_from(&node, &trusted, &item, Budget::default()).unwrap();
 //! assert_eq!(outcome.offers()[0].offer.price, 12_000);
 //! ```

@@ -110,6 +110,15 @@ pub enum PublishError {
         /// The node's clock.
         now: u64,
     },
+    /// The offer would be listed longer than the certificate's L_max allows (DESIGN.md §9):
+    /// its expiry is past now + L_max − 2·skew.
+    #[error("the offer expires at {expiry}, past the latest this node may list ({latest}: now + L_max − 2·skew); publish it with a shorter lifetime")]
+    ExpiryTooLong {
+        /// Its expiry.
+        expiry: u64,
+        /// The latest expiry accepted now.
+        latest: u64,
+    },
     /// The device failed; the offer was not counted (or will be reconciled). Shared by every
     /// offer of the batch the failed call carried.
     #[error("trusted device: {0}")]
@@ -471,6 +480,15 @@ impl<D: TrustedDevice> ListingNode<D> {
                     return Err(PublishError::Expired {
                         expiry: o.offer.expiry,
                         now,
+                    });
+                }
+                // The step's or entry's `at` is never below `now`, so an offer within the
+                // bound at `now` is within it at the `at` it is counted under.
+                let latest = self.cert.cert.time.latest_expiry(now);
+                if o.offer.expiry > latest {
+                    return Err(PublishError::ExpiryTooLong {
+                        expiry: o.offer.expiry,
+                        latest,
                     });
                 }
                 Ok(())

@@ -10,17 +10,20 @@ use candor_device::TrustedDevice;
 use candor_store::{Pending, PendingItem};
 use std::sync::MutexGuard;
 
-fn encode_batch(batch: &[Vec<u8>]) -> Vec<u8> {
+/// A step's pending record: the node time it binds and its batch (DESIGN.md §9: `at` is kept
+/// in the pending record, so that a recovered step binds the very `at` the device counted).
+fn encode_batch(at: u64, batch: &[Vec<u8>]) -> Vec<u8> {
     let mut w = candor_core::Writer::new();
-    w.u32(batch.len() as u32);
+    w.u64(at).u32(batch.len() as u32);
     for b in batch {
         w.bytes16(b);
     }
     w.into_bytes()
 }
 
-fn decode_batch(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+fn decode_batch(bytes: &[u8]) -> Option<(u64, Vec<Vec<u8>>)> {
     let mut r = candor_core::Reader::new(bytes);
+    let at = r.u64("at").ok()?;
     let n = r.u32("batch").ok()? as usize;
     if n > MAX_BATCH {
         return None;
@@ -34,7 +37,7 @@ fn decode_batch(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
         );
     }
     r.finish("batch").ok()?;
-    Some(out)
+    Some((at, out))
 }
 
 fn keyed(batch: &[Vec<u8>]) -> Vec<(ItemKey, Vec<u8>)> {
@@ -80,7 +83,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             let p = if sp.step.header.gap().is_some() {
                 state.prepare_gap(sp.step.header.value)
             } else {
-                state.prepare(keyed(&sp.batch))
+                state.prepare(keyed(&sp.batch), sp.step.header.at)
             };
             if p.header != sp.step.header {
                 return Err(OpenError::StepReplay(value));
@@ -115,9 +118,9 @@ impl<D: TrustedDevice> ListingNode<D> {
                 Some((inc, batch))
             });
             let mut finished = false;
-            if let Some((inc, batch)) = found {
+            if let Some((inc, (at, batch))) = found {
                 let p = if d == r + 1 {
-                    state.prepare(keyed(&batch))
+                    state.prepare(keyed(&batch), at)
                 } else {
                     state.prepare_gap(d)
                 };
@@ -165,7 +168,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.store.put_pending(&[Pending {
             counter,
             payload,
-            item: PendingItem::Step(encode_batch(&[])),
+            item: PendingItem::Step(encode_batch(p.header.at, &[])),
         }])?;
         let inc = dev.inc_sign(counter, payload)?;
         if inc.inc.value != last + 1 {
@@ -280,7 +283,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             let Some(state) = guard.as_mut() else {
                 return out;
             };
-            self.count_step(&mut dev, state, batch, crash)
+            self.count_step(&mut dev, state, batch, now, crash)
         };
         // The state lock is released: after a failure the node reconciles from the store.
         let sp = match step {
@@ -332,17 +335,18 @@ impl<D: TrustedDevice> ListingNode<D> {
         dev: &mut D,
         state: &mut StepState,
         batch: Vec<(ItemKey, Vec<u8>)>,
+        now: u64,
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
     ) -> Result<StepProof, PublishError> {
         let counter = state.prev_counter();
         let t0 = std::time::Instant::now();
-        let mut prepared = state.prepare(batch);
+        let mut prepared = state.prepare(batch, now);
         let t_prepare = t0.elapsed();
         let payload = prepared.header.payload(&self.peer);
         let pending = Pending {
             counter,
             payload,
-            item: PendingItem::Step(encode_batch(&prepared.batch)),
+            item: PendingItem::Step(encode_batch(prepared.header.at, &prepared.batch)),
         };
         self.store
             .put_pending(&[pending])

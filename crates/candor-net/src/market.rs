@@ -280,6 +280,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
                             &self.trusted,
                             item,
                             Reading::new(budget)
+                                .at(now)
                                 .audits(self.audits)
                                 .knowing(known)
                                 .naming(cert),

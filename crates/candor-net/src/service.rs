@@ -58,7 +58,8 @@ fn refusal(e: &CommitterError) -> Refused {
     let code = match e {
         CommitterError::Publish(PublishError::Malformed(_))
         | CommitterError::Publish(PublishError::Invalid(_))
-        | CommitterError::Publish(PublishError::Expired { .. }) => RefusalCode::Invalid,
+        | CommitterError::Publish(PublishError::Expired { .. })
+        | CommitterError::Publish(PublishError::ExpiryTooLong { .. }) => RefusalCode::Invalid,
         CommitterError::Busy
         | CommitterError::Stopped
         | CommitterError::Publish(PublishError::Reconciling(_))

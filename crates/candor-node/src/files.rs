@@ -30,6 +30,17 @@ pub enum FileError {
         /// What is wrong.
         reason: String,
     },
+    /// The file was written in a format this Candor no longer reads (no migration: nothing
+    /// runs in production yet).
+    #[error("{path} holds a {what} of format {version}, written by an earlier Candor; there is no migration: move the data folder aside and set the node up again (candor device init, candor device enroll; an authority issues certificates again)")]
+    OldFormat {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        what: &'static str,
+        /// The format found.
+        version: u8,
+    },
     /// The file exists where a new one was to be made.
     #[error("{0} already exists; refusing to overwrite it")]
     Exists(PathBuf),
@@ -126,10 +137,17 @@ pub fn load_public(path: &Path, hint: &'static str) -> Result<PublicKey, FileErr
 
 fn decode<T: Decode>(path: &Path, what: &'static str, hint: &'static str) -> Result<T, FileError> {
     let bytes = read(path, hint)?;
-    T::from_bytes(&bytes).map_err(|e| FileError::Invalid {
-        path: path.to_path_buf(),
-        what,
-        reason: e.to_string(),
+    T::from_bytes(&bytes).map_err(|e| match e {
+        candor_core::DecodeError::UnknownVersion { what, version } => FileError::OldFormat {
+            path: path.to_path_buf(),
+            what,
+            version,
+        },
+        e => FileError::Invalid {
+            path: path.to_path_buf(),
+            what,
+            reason: e.to_string(),
+        },
     })
 }
 

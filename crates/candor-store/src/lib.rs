@@ -42,9 +42,10 @@ const LIST_HEADER: usize = 40;
 /// offer, so the leaf under any past root is found in O(log n) reads (3, never released,
 /// kept the leaves in a table of their own). 5: scheme M's tree collapses single-leaf
 /// subtrees and its steps bind the nested payload (step format 4), so format 4's stored steps
-/// neither decode nor replay to their roots. A store of another
+/// neither decode nor replay to their roots. 6: steps bind node time (DESIGN.md §9), kept in
+/// a step's pending record, under certificates with time rules. A store of another
 /// format is refused (there is no migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 5;
+pub const STORE_FORMAT: u64 = 6;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;

@@ -72,7 +72,7 @@ fn run(scheme: Scheme, counters: u32) {
             PublishReceipt::Step(r, _) => assert!(matches!(r.step.step.inc.sig, DeviceSig::Tpm(_))),
         }
     }
-    let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(3)).unwrap();
+    let out = retrieve_from(&node, &trusted, &item, Reading::default().at(NOW).audits(3)).unwrap();
     assert_eq!(out.offers().len(), 3);
     let t = out.t();
     // Restart the node on the same TPM, then power-cycle the TPM: counters stay where they
@@ -85,13 +85,13 @@ fn run(scheme: Scheme, counters: u32) {
     drop(device);
     sw.restart().unwrap();
     let (node, _) = ListingNode::open(open(&sw), store, cert).unwrap();
-    let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(3)).unwrap();
+    let out = retrieve_from(&node, &trusted, &item, Reading::default().at(NOW).audits(3)).unwrap();
     assert_eq!((out.offers().len(), out.t()), (3, t));
     for o in offers(&item, 2) {
         publish_to(&node, &trusted, &o, NOW).unwrap();
     }
     assert_eq!(
-        retrieve_from(&node, &trusted, &item, Reading::default().audits(2))
+        retrieve_from(&node, &trusted, &item, Reading::default().at(NOW).audits(2))
             .unwrap()
             .offers()
             .len(),
@@ -268,7 +268,13 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
         "the journal is cleared once the step is acknowledged"
     );
     // Every value audited (scheme M): a lost one is answered by the gap step over it.
-    let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(16)).unwrap();
+    let out = retrieve_from(
+        &node,
+        &trusted,
+        &item,
+        Reading::default().at(NOW).audits(16),
+    )
+    .unwrap();
     let expected = if recovers { 3 } else { 2 };
     assert_eq!(out.offers().len(), expected);
     assert_eq!(
@@ -281,7 +287,13 @@ fn crash_after_increment(scheme: Scheme, journal: bool, death: Death, recovers: 
     drop(device);
     let (node, report) = ListingNode::open(open(&sw), store, cert).unwrap();
     assert!(report.gaps.is_empty() && report.recovered == 0);
-    let again = retrieve_from(&node, &trusted, &item, Reading::default().audits(16)).unwrap();
+    let again = retrieve_from(
+        &node,
+        &trusted,
+        &item,
+        Reading::default().at(NOW).audits(16),
+    )
+    .unwrap();
     assert_eq!((again.offers().len(), again.gaps()), (expected, out.gaps()));
 }
 
@@ -394,7 +406,13 @@ fn a_crash_after_the_signature_before_the_store_is_finished_by_signing_again() {
         let (device, _link) = open();
         let (node, report) = ListingNode::open(device, store, cert).unwrap();
         assert_eq!((report.recovered, report.gaps.len()), (1, 0), "{scheme}");
-        let out = retrieve_from(&node, &trusted, &item, Reading::default().audits(16)).unwrap();
+        let out = retrieve_from(
+            &node,
+            &trusted,
+            &item,
+            Reading::default().at(NOW).audits(16),
+        )
+        .unwrap();
         assert_eq!((out.offers().len(), out.gaps()), (2, 0), "{scheme}");
     }
 }

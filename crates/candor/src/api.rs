@@ -45,17 +45,14 @@ pub(crate) struct NewOffer {
     pub(crate) currency: String,
     #[serde(default = "one")]
     pub(crate) quantity: u32,
-    /// Seconds until it expires.
-    #[serde(default = "thirty_days")]
-    pub(crate) expires_in: u64,
+    /// Seconds until it expires; left out: the certificate's default lifetime (L_max −
+    /// 4·skew, DESIGN.md §9).
+    #[serde(default)]
+    pub(crate) expires_in: Option<u64>,
 }
 
 fn one() -> u32 {
     1
-}
-
-fn thirty_days() -> u64 {
-    30 * 86_400
 }
 
 /// One listing node's part in a publish.

@@ -223,7 +223,9 @@ pub(crate) fn status(conn: Conn) -> Result<(), CliError> {
 /// failed check — a cheat found — rather than a node that could not or would not answer in
 /// time (refused before committing to an answer, timed out, unreachable, over budget) or one
 /// whose crashes left more gaps than a buyer takes (`too-many-gaps`, `gap-too-wide`: what an
-/// honest node that crashes often shows too). The first is exit 1, the others exit 3.
+/// honest node that crashes often shows too), or whose clock disagrees with this one by more
+/// than the certificate's skew (`clock-disagreement`: one of the two clocks is wrong). The first
+/// is exit 1, the others exit 3.
 pub(crate) fn failed_check(status: &str, kind: Option<&str>) -> bool {
     let kind = kind.unwrap_or(status);
     !matches!(
@@ -236,6 +238,7 @@ pub(crate) fn failed_check(status: &str, kind: Option<&str>) -> bool {
             | "over-budget"
             | "too-many-gaps"
             | "gap-too-wide"
+            | "clock-disagreement"
     )
 }
 
@@ -440,9 +443,10 @@ pub(crate) struct PublishArgs {
     /// Units for sale (0 withdraws your offer for the item).
     #[arg(long, default_value_t = 1)]
     quantity: u32,
-    /// Days until the offer expires (1 to 365).
-    #[arg(long, default_value = "30", value_parser = crate::limits::days)]
-    days: u64,
+    /// Days until the offer expires (default: the most the marketplace allows, less a margin
+    /// for clock skew: 30 days − 20 minutes with the default rules).
+    #[arg(long, value_parser = crate::limits::days)]
+    days: Option<u64>,
 }
 
 pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
@@ -451,7 +455,7 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
         price: a.price,
         currency: a.currency.clone(),
         quantity: a.quantity,
-        expires_in: a.days.saturating_mul(86_400),
+        expires_in: a.days.map(|d| d.saturating_mul(86_400)),
     };
     let r: api::PublishAnswer = Client::new(&a.conn)?.post("/v1/offers", &req)?;
     if a.conn.json {
@@ -645,6 +649,7 @@ mod tests {
             "unreachable",
             "over-budget",
             "too-many-gaps",
+            "clock-disagreement",
         ] {
             assert!(!failed_check("misbehaviour", Some(partial)), "{partial}");
         }
@@ -656,6 +661,7 @@ mod tests {
             "bad-step",
             "wrong-scheme",
             "bad-proof",
+            "at-backwards",
         ] {
             assert!(failed_check("misbehaviour", Some(cheat)), "{cheat}");
         }

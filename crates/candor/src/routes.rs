@@ -162,14 +162,17 @@ async fn publish(
     let code =
         crate::limits::currency(&req.currency).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let currency = Currency::new(&code).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let max = crate::limits::MAX_DAYS * 86_400;
-    if !(3600..=max).contains(&req.expires_in) {
+    // The marketplace's time rules, as this node's certificate states them (one authority
+    // certifies every node): a listing node refuses an offer that outlives L_max − 2·skew.
+    let rules = s.node.certificate().cert.time;
+    let expires_in = req.expires_in.unwrap_or(rules.default_lifetime());
+    let max = rules.max_lifetime();
+    if !(3600..=max).contains(&expires_in) {
         return Err(err(
             StatusCode::BAD_REQUEST,
             format!(
-                "expires_in = {} s: an offer lives from an hour to {} days",
-                req.expires_in,
-                crate::limits::MAX_DAYS
+                "expires_in = {expires_in} s: an offer lives from an hour to {max} s ({:.1} days: the certificate's L_max less twice its clock skew)",
+                max as f64 / 86_400.0
             ),
         ));
     }
@@ -187,7 +190,7 @@ async fn publish(
                 req.price,
                 currency,
                 req.quantity,
-                t.saturating_add(req.expires_in),
+                t.saturating_add(expires_in),
                 serial,
             );
             let report = state

@@ -254,6 +254,7 @@ impl Decode for Registry {
 pub struct Authority {
     key: Keypair,
     roots: EndorsementRoots,
+    time: TimeRules,
 }
 
 /// An enrolment the authority has vetted, waiting for the device's answer to its credential
@@ -286,7 +287,15 @@ impl Authority {
         Self {
             key,
             roots: EndorsementRoots::new(),
+            time: TimeRules::DEFAULT,
         }
+    }
+
+    /// Certifies `time` (L_max and skew) in the certificates it issues from now on.
+    pub fn with_time_rules(mut self, time: TimeRules) -> Result<Self, CertError> {
+        time.check()?;
+        self.time = time;
+        Ok(self)
     }
 
     /// Trusts `roots` for TPM EK certificate chains.
@@ -459,6 +468,7 @@ impl Authority {
                     initial: r.read.value,
                 })
                 .collect(),
+            time: self.time,
             issued_at: now,
         };
         let sig = self.key.sign(tags::CERT, &cert.to_bytes());

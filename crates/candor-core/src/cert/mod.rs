@@ -17,7 +17,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use thiserror::Error;
 
-const CERT_VERSION: u8 = 2;
+/// 3: the time rules (DESIGN.md §9).
+const CERT_VERSION: u8 = 3;
 const ENROL_VERSION: u8 = 2;
 const REGISTRY_VERSION: u8 = 2;
 
@@ -198,6 +199,73 @@ impl Decode for Residence {
     }
 }
 
+/// The time rules a certificate fixes (DESIGN.md §9): how long an offer may be listed and how
+/// far apart honest clocks may be. Every check of node time reads them from the certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeRules {
+    /// L_max: the longest an offer may be listed, in seconds.
+    pub lifetime: u32,
+    /// The most two honest clocks may differ by, in seconds.
+    pub skew: u32,
+}
+
+impl TimeRules {
+    /// 30 days and 300 s.
+    pub const DEFAULT: Self = Self {
+        lifetime: 30 * 86_400,
+        skew: 300,
+    };
+    /// The longest L_max a certificate may fix (a year and a month).
+    pub const MAX_LIFETIME: u32 = 400 * 86_400;
+    /// The widest skew a certificate may fix (an hour).
+    pub const MAX_SKEW: u32 = 3_600;
+
+    /// Whether the rules leave room for an offer: skew in 1..=[`Self::MAX_SKEW`], L_max
+    /// above 4·skew and at most [`Self::MAX_LIFETIME`].
+    pub fn check(&self) -> Result<(), CertError> {
+        if self.skew == 0 || self.skew > Self::MAX_SKEW {
+            return Err(CertError::BadTimeRules("skew outside 1 s ..= 1 h"));
+        }
+        if u64::from(self.lifetime) <= 4 * u64::from(self.skew)
+            || self.lifetime > Self::MAX_LIFETIME
+        {
+            return Err(CertError::BadTimeRules(
+                "the lifetime must exceed 4 × skew and be at most 400 days",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The latest expiry an offer published at node time `at` may carry: `at` + L_max −
+    /// 2·skew. A node refuses later ones; an `Inc` over one is a node fault.
+    pub fn latest_expiry(&self, at: u64) -> u64 {
+        at.saturating_add(u64::from(self.lifetime))
+            .saturating_sub(2 * u64::from(self.skew))
+    }
+
+    /// The lifetime clients give an offer unless told otherwise: L_max − 4·skew, a margin for
+    /// nodes whose clocks lag the seller's.
+    pub fn default_lifetime(&self) -> u64 {
+        u64::from(self.lifetime).saturating_sub(4 * u64::from(self.skew))
+    }
+
+    /// The longest lifetime a client may ask for: L_max − 2·skew.
+    pub fn max_lifetime(&self) -> u64 {
+        self.latest_expiry(0)
+    }
+
+    /// Whether node time `at` is beyond `now` + skew: a clock disagreement, never used.
+    pub fn ahead(&self, at: u64, now: u64) -> bool {
+        at > now.saturating_add(u64::from(self.skew))
+    }
+}
+
+impl Default for TimeRules {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// What the authority certifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
@@ -215,6 +283,8 @@ pub struct Certificate {
     pub scheme: Scheme,
     /// The counters, in cid order: item d uses `counters[cid(d)]`.
     pub counters: Vec<CertifiedCounter>,
+    /// The time rules every check of this node's `at` and its offers' expiry uses.
+    pub time: TimeRules,
     /// Issue time, Unix seconds.
     pub issued_at: u64,
 }
@@ -229,7 +299,9 @@ impl Encode for Certificate {
         for c in &self.counters {
             w.u32(c.id).u64(c.initial);
         }
-        w.u64(self.issued_at);
+        w.u32(self.time.lifetime)
+            .u32(self.time.skew)
+            .u64(self.issued_at);
     }
 }
 
@@ -266,8 +338,16 @@ impl Decode for Certificate {
             peer,
             scheme,
             counters,
+            time: TimeRules {
+                lifetime: r.u32("lifetime")?,
+                skew: r.u32("skew")?,
+            },
             issued_at: r.u64("issued at")?,
         };
+        cert.time.check().map_err(|_| DecodeError::Invalid {
+            field: "time rules",
+            reason: "outside the bounds a certificate may fix",
+        })?;
         if matches!(cert.device, DeviceKey::Tpm(_))
             != matches!(cert.residence, Residence::Tpm { .. })
         {
@@ -369,6 +449,9 @@ pub enum CertError {
     /// The counters are not valid for the scheme.
     #[error("bad counters: {0}")]
     BadCounters(&'static str),
+    /// The time rules leave no room for an offer or are out of bounds.
+    #[error("bad time rules: {0}")]
+    BadTimeRules(&'static str),
     /// The enrolment request's node signature does not verify.
     #[error("the node's signature on the enrolment request does not verify")]
     BadNodeSignature,

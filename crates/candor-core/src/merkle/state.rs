@@ -123,9 +123,9 @@ impl StepState {
             .map_or(self.counter.initial, |s| s.header.last_gap())
     }
 
-    /// The time the next step binds: the last step's (0 until the lifecycle binds node time,
-    /// DESIGN.md §9; `at` never goes backwards).
-    fn at(&self) -> u64 {
+    /// The node time the last step bound (0 before the first): a gap step binds it again,
+    /// and no later step binds less (DESIGN.md §9).
+    pub fn at(&self) -> u64 {
         self.last.as_ref().map_or(0, |s| s.header.at)
     }
 
@@ -163,8 +163,10 @@ impl StepState {
     /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys):
     /// the tree and leaves take the batch now (one pass of hashing); [`StepState::apply`] then
     /// records the step with its `Inc`. If the device or the store fails in between, the
-    /// caller must rebuild the state from its stored steps.
-    pub fn prepare(&mut self, batch: Vec<(ItemKey, Vec<u8>)>) -> PreparedStep {
+    /// caller must rebuild the state from its stored steps. The step binds node time
+    /// `max(now, the last step's at)`: never backwards (DESIGN.md §9).
+    pub fn prepare(&mut self, batch: Vec<(ItemKey, Vec<u8>)>, now: u64) -> PreparedStep {
+        let at = now.max(self.at());
         let mut cur: BTreeMap<ItemKey, Leaf> = BTreeMap::new();
         let mut old = Vec::new();
         for (d, _) in &batch {
@@ -211,7 +213,7 @@ impl StepState {
             batch_len: batch.len() as u32,
             total_offers: self.total + batch.len() as u64,
             gap_link: self.last_gap(),
-            at: self.at(),
+            at,
             removal_root: Digest::default(),
             removal_count: 0,
         };

@@ -124,6 +124,8 @@ pub struct StepRetrieval {
     item: Item,
     nonce: [u8; 32],
     budget: Budget,
+    /// The reader's clock (unix seconds): node time beyond it + skew is not used.
+    now: u64,
     known: Vec<SignedInc>,
     /// The node's certificate the reader already holds, checked (`with_certificate`).
     named: Option<SignedCertificate>,
@@ -189,13 +191,14 @@ fn same(a: &SignedStep, b: &SignedStep) -> bool {
 impl StepRetrieval {
     /// Starts a retrieve of `item` from `peer`, with a fresh `nonce`, within `budget` (its
     /// entries bound the item's offers, its bytes the head and the list, its gaps the gap
-    /// steps accepted).
+    /// steps accepted), at the reader's clock `now` (unix seconds).
     pub fn new(
         trusted: Vec<PublicKey>,
         peer: PeerId,
         item: Item,
         nonce: [u8; 32],
         budget: Budget,
+        now: u64,
     ) -> Self {
         Self {
             trusted,
@@ -203,6 +206,7 @@ impl StepRetrieval {
             item,
             nonce,
             budget,
+            now,
             known: Vec::new(),
             named: None,
             head: None,
@@ -348,17 +352,31 @@ impl StepRetrieval {
             floor,
         };
         check_known(&checked, head.step.as_ref().map(HeadStep::inc), &self.known)?;
-        // A dated step (before node time is bound) is no honest node's, but the verdict waits
-        // for the evidence checks: a dated step that drops a receipted offer is a removal.
-        let at = checked
-            .gaps
-            .iter()
-            .map(|g| g.header.at)
-            .chain(head.step.as_ref().map(HeadStep::at))
-            .max()
-            .unwrap_or(0);
-        if let Err(e) = crate::verify::undated(at) {
-            self.deferred = self.deferred.take().or(Some(e));
+        // Node time along the chain (DESIGN.md §9): the gap steps and the step at t, in value
+        // order, never go backwards (transferable evidence). A freshest `at` beyond this
+        // clock + skew is a clock disagreement: no accusation, and the answer is not used —
+        // but that verdict waits for the evidence checks, so a future-dated step that drops a
+        // receipted offer is still a removal.
+        let mut chain: Vec<HeadStep> = checked.gaps.iter().map(HeadStep::of).collect();
+        chain.extend(head.step.iter().cloned());
+        chain.sort_by_key(HeadStep::value);
+        chain.dedup_by_key(|s| s.value());
+        for pair in chain.windows(2) {
+            if let [a, b] = pair {
+                crate::verify::at_forwards(&checked.cert, a, b)?;
+            }
+        }
+        let at = chain.iter().map(HeadStep::at).max().unwrap_or(0);
+        let time = checked.cert.cert.time;
+        if time.ahead(at, self.now) {
+            self.deferred = self
+                .deferred
+                .take()
+                .or(Some(Misbehaviour::ClockDisagreement {
+                    at,
+                    now: self.now,
+                    skew: time.skew,
+                }));
         }
         // The list's volume is judged from its signed length, before a page is taken: the
         // most bytes a list of n offers can take is fixed by the page encoding, so a node
@@ -557,6 +575,10 @@ impl StepRetrieval {
             None => {}
         }
         crate::verify::verify_step(&head.cert, &self.peer, &sp)?;
+        // The audited step is at or before t: its time is not after the step at t's.
+        if let Some(at_t) = &self.step {
+            crate::verify::at_forwards(&head.cert, &HeadStep::of(&sp.step), at_t)?;
+        }
         if !self.audited.contains(&value) {
             self.audited.push(value);
         }
@@ -656,10 +678,6 @@ impl StepRetrieval {
                 "the audit of step {missing} was not answered"
             )));
         }
-        // Every planned audit passed: only now may volume or gaps be the verdict.
-        if let Some(m) = self.deferred {
-            return Err(m);
-        }
         let mut offers = Vec::with_capacity(self.offers.len());
         let mut signatures = crate::keys::BatchVerifier::new();
         let invalid =
@@ -676,6 +694,22 @@ impl StepRetrieval {
         // The sellers' signatures in one batch (ZIP-215: the verdict of one by one).
         if !signatures.verify_all() {
             return Err(invalid());
+        }
+        // No offer is listed longer than L_max − 2·skew past the step that added it (DESIGN.md
+        // §9); `at` never goes backwards, so one expiring after that bound at t's `at` broke it
+        // at its own step, whatever step that was (one within it may still have: audits check
+        // each step against its own `at`).
+        let at_t = self.step.as_ref().map_or(0, HeadStep::at);
+        let latest = head.cert.cert.time.latest_expiry(at_t);
+        if offers.iter().any(|o| o.offer.expiry > latest) {
+            return Err(Misbehaviour::BadStep(
+                "the list holds an offer listed longer than the certificate's L_max allows",
+            ));
+        }
+        // Every planned audit and every check of the list passed: only now may volume, gaps
+        // or a clock disagreement be the verdict.
+        if let Some(m) = self.deferred {
+            return Err(m);
         }
         let span = head.t - head.counter.initial;
         let detection = if span == 0 {

@@ -148,6 +148,36 @@ impl Evidence {
                 ..
             } => super::verify_removal(cert, receipt, *position, later, proof, list)
                 .map_err(EvidenceError::NotMisbehaviour),
+            Self::AtBackwards { a, b, .. } => {
+                let counter = crate::verify::statements::require_stepped(cert)
+                    .map_err(|_| EvidenceError::NotMisbehaviour("not a scheme-M certificate"))?;
+                for s in [a.as_ref(), b.as_ref()] {
+                    super::steps::check_head_step_with(
+                        cert,
+                        peer,
+                        &counter,
+                        s,
+                        crate::verify::statements::Sig::Check,
+                    )
+                    .map_err(|_| EvidenceError::BadSignature)?;
+                }
+                if a.value() >= b.value() {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the first step is not the earlier one",
+                    ));
+                }
+                if a.at() <= b.at() {
+                    return Err(EvidenceError::NotMisbehaviour("the time does not go back"));
+                }
+                Ok(format!(
+                    "node {} dated step {} at {} and the later step {} at {}: its time went backwards",
+                    peer.short(),
+                    a.value(),
+                    a.at(),
+                    b.value(),
+                    b.at()
+                ))
+            }
             Self::BadEntry { inc, bytes, .. } => {
                 Self::check_inc(cert, inc)?;
                 if inc.inc.payload != entry_payload(peer, inc.inc.counter, bytes) {

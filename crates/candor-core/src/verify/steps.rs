@@ -52,16 +52,22 @@ pub(crate) fn check_signed_step_with(
     Ok(())
 }
 
-/// Node time (`at`) is bound by the lifecycle (DESIGN.md §9); until a node keeps it, every
-/// honest step carries 0, and a dated step is one no honest node signs. Judged where a step
-/// is accepted (a seller's or auditor's whole check, a buyer's verdict after the evidence
-/// checks), never where a signed step is evidence: a dated step that drops a receipted offer
-/// is still a removal.
-pub(crate) fn undated(at: u64) -> Result<(), Misbehaviour> {
-    if at != 0 {
-        return Err(Misbehaviour::BadStep(
-            "the step is dated, but node time is not bound yet",
-        ));
+/// Node time never goes backwards along a counter (DESIGN.md §9): `earlier` (a lower value)
+/// binding a later `at` than `later` is transferable evidence. Judged wherever two signed
+/// steps of one node meet: a seller's or auditor's whole check, a buyer's head.
+pub(crate) fn at_forwards(
+    cert: &SignedCertificate,
+    earlier: &HeadStep,
+    later: &HeadStep,
+) -> Result<(), Misbehaviour> {
+    if earlier.value() < later.value() && earlier.at() > later.at() {
+        return Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::AtBackwards {
+                cert: cert.clone(),
+                a: Box::new(earlier.clone()),
+                b: Box::new(later.clone()),
+            },
+        )));
     }
     Ok(())
 }
@@ -188,7 +194,6 @@ pub fn verify_step(
     let counter = crate::verify::statements::require_stepped(cert)?;
     check_signed_step(cert, peer, &counter, &sp.step)?;
     let h = &sp.step.header;
-    undated(h.at)?;
     gap_header_holds(h)?;
     if h.prev_value < counter.initial || h.prev_value >= h.value {
         return Err(Misbehaviour::BadStep(
@@ -222,6 +227,7 @@ pub fn verify_step(
                 "the step before is not the one before",
             ));
         }
+        at_forwards(cert, &HeadStep::of(prev), &HeadStep::of(&sp.step))?;
         (
             prev.header.new_root,
             prev.header.total_offers,
@@ -261,6 +267,13 @@ pub fn verify_step(
             .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
         o.check_key()
             .map_err(|_| Misbehaviour::BadStep("a batch offer is invalid"))?;
+        // DESIGN.md §9: no offer is listed longer than L_max − 2·skew past the step's time
+        // (an honest node refuses it at publish).
+        if o.offer.expiry > cert.cert.time.latest_expiry(h.at) {
+            return Err(Misbehaviour::BadStep(
+                "a batch offer expires later than the certificate's L_max allows",
+            ));
+        }
         o.queue_signature(&mut signatures);
         pairs.push((o.offer.key, offer_hash(bytes)));
     }

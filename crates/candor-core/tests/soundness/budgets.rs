@@ -55,7 +55,7 @@ fn over_budget_waits_for_the_audits() {
     let forge = |node: &mut StepNode, n: u64| {
         let mut honest = node.state.clone();
         let extra = offer(&seller, &item(1), 5);
-        let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())]);
+        let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())], NOW);
         let forged = StepState::from_leaves(
             counter,
             [(

@@ -8,6 +8,9 @@ use candor_core::*;
 use rand_core::OsRng;
 use std::collections::BTreeMap;
 
+/// The clock of these tests (unix seconds): steps bind it, buyers read at it.
+const NOW: u64 = 1_700_000_000;
+
 /// A scheme-M node in one process: an honest state, plus the means to sign any step.
 struct StepNode {
     signer: Ed25519StatementSigner,
@@ -71,7 +74,7 @@ impl StepNode {
     /// An honest step over `offers`.
     fn publish(&mut self, offers: &[SignedOffer]) -> Vec<StepReceipt> {
         let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
-        let p = self.state.prepare(batch);
+        let p = self.state.prepare(batch, NOW);
         let inc = self.sign(&p.header);
         let sp = self.state.apply(p, inc);
         for b in &sp.batch {
@@ -133,6 +136,7 @@ impl StepNode {
             item.clone(),
             [9; 32],
             budget,
+            NOW,
         )
     }
 
@@ -175,7 +179,7 @@ impl StepNode {
 const NEW_ROOT_WRONG: &str = "new_root is not the old tree with exactly the batch appended";
 
 fn offer(seller: &Keypair, item: &Item, price: u64) -> SignedOffer {
-    SignedOffer::sign(seller, item, price, Currency::EUR, 1, u64::MAX, price)
+    SignedOffer::sign(seller, item, price, Currency::EUR, 1, NOW + 86_400, price)
 }
 
 fn item(i: u32) -> Item {
@@ -202,10 +206,11 @@ fn cheat_dropping(node: &mut StepNode, d: &Item, extra: &SignedOffer) -> (StepPr
             .iter()
             .flat_map(|(k, l)| l.iter().map(move |b| (*k, b.clone())))
             .collect(),
+        NOW,
     );
     // The honest transition, with the forged root put in.
     let mut honest = before.clone();
-    let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())]);
+    let mut p = honest.prepare(vec![(extra.offer.key, extra.to_bytes())], NOW);
     p.header.new_root = forged.root();
     let inc = node.sign(&p.header);
     let bad = honest.apply(p, inc);
@@ -574,6 +579,7 @@ fn a_bad_head_signature_gets_its_own_verdict_after_the_batch() {
         d.clone(),
         [9; 32],
         Budget::default(),
+        NOW,
     );
     assert!(matches!(
         read_at(stranger, &honest).unwrap_err(),
@@ -585,6 +591,7 @@ fn a_bad_head_signature_gets_its_own_verdict_after_the_batch() {
         d.clone(),
         [9; 32],
         Budget::default(),
+        NOW,
     );
     assert!(matches!(
         read_at(elsewhere, &honest).unwrap_err(),

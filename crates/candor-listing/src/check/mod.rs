@@ -39,17 +39,35 @@ pub struct Reading {
     /// it out of its head, and its signature is not checked again. Every reader that found
     /// the node through Δ(d) names it alike, so naming it tells a node nothing about who reads.
     pub cert: Option<SignedCertificate>,
+    /// The reader's clock (unix seconds): a node time beyond it + the certificate's skew is
+    /// a clock disagreement, and the answer is not used (DESIGN.md §9).
+    pub now: u64,
+}
+
+/// This machine's clock, unix seconds (0 if it is set before 1970).
+pub fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Reading {
-    /// A reading within `budget`, with [`DEFAULT_AUDITS`] and nothing known.
+    /// A reading within `budget`, with [`DEFAULT_AUDITS`] and nothing known, at this
+    /// machine's clock.
     pub fn new(budget: Budget) -> Self {
         Self {
             budget,
             audits: DEFAULT_AUDITS,
             known: Vec::new(),
             cert: None,
+            now: system_now(),
         }
+    }
+
+    /// Reading at clock `now` (unix seconds) instead of this machine's (a simulated clock).
+    pub fn at(mut self, now: u64) -> Self {
+        self.now = now;
+        self
     }
 
     /// Naming `cert`, the node's certificate the reader holds (checked).
@@ -229,7 +247,7 @@ pub fn publish_to(
                 .map(PublishReceipt::Entry)
         }
         Protocol::Steps => {
-            steps::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt)
+            steps::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt, now)
                 .map(|(r, p)| PublishReceipt::Step(Box::new(r), p))
         }
     }

@@ -10,16 +10,24 @@ use candor_core::{
 };
 
 /// The seller's check of a publish answer from a node whose certificate names M: the whole
-/// step verified, and the offer's place in its item's list.
+/// step verified, and the offer's place in its item's list; a fresh step whose node time is
+/// not within the certificate's skew of the seller's clock `now` is a clock disagreement
+/// (DESIGN.md §9), its receipt not kept.
 pub(super) fn check_publish(
     trusted: &[PublicKey],
     peer: &PeerId,
     cert: &SignedCertificate,
     offer: &SignedOffer,
     receipt: &[u8],
+    now: u64,
 ) -> Result<(StepReceipt, Placement), Misbehaviour> {
     let receipt = StepReceipt::from_bytes(receipt)?;
     let placement = check_step_receipt(trusted, peer, cert, offer, &receipt)?;
+    let at = receipt.step.step.header.at;
+    let skew = cert.cert.time.skew;
+    if at.abs_diff(now) > u64::from(skew) {
+        return Err(Misbehaviour::ClockDisagreement { at, now, skew });
+    }
     Ok((receipt, placement))
 }
 
@@ -38,6 +46,7 @@ pub(super) fn read(
         o.item.clone(),
         o.nonce,
         o.reading.budget,
+        o.reading.now,
     )
     .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
     .knowing(o.reading.known.iter().cloned())

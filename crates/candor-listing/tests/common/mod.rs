@@ -14,7 +14,7 @@ use candor_device::{SoftwareDevice, TrustedDevice};
 use candor_listing::{enrol, publish_to, Listing, ListingNode, PublishReceipt, RetrieveOutcome};
 use candor_store::ListingStore;
 
-pub const NOW: u64 = 1_800_000_000;
+pub const NOW: u64 = 1_700_000_000;
 
 pub struct Market {
     pub authority: Authority,

@@ -23,6 +23,7 @@ fn a_named_certificate_is_left_out_of_the_head_and_used_in_its_place() {
             items[0].clone(),
             [9; 32],
             crate::retrieve::Budget::default(),
+            NOW,
         );
         match named {
             Some(c) => r.with_certificate(c.clone()),
@@ -115,36 +116,64 @@ fn a_step_at_t_has_one_encoding_in_a_head() {
 }
 
 #[test]
-fn a_dated_step_is_refused_until_node_time_is_bound() {
+fn node_time_that_goes_backwards_is_transferable_evidence() {
     let mut node = Node::new();
     let items = items();
     let alice = Keypair::generate(&mut OsRng);
-    let receipts = node.publish(&[offer(&alice, &items[0], 10)]);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let receipts = node.publish(&[offer(&alice, &items[1], 11)]);
     assert!(verify_step(&node.cert, &node.peer(), &receipts[0].step).is_ok());
-    // The same step dated, re-signed by the node's own device.
+    assert_eq!(receipts[0].step.step.header.at, NOW);
+    // The second step dated before the first, re-signed by the node's own device.
     let mut sp = (*receipts[0].step).clone();
-    sp.step.header.at = 1_000;
+    sp.step.header.at = NOW - 1;
     sp.step.inc = node.signer.sign_inc(
         0,
         sp.step.header.value,
         sp.step.header.payload(&node.peer()),
     );
     let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStep, "{err}");
-    // And as the step at t of a head.
-    let dated = sp.step.clone();
-    let err = node
-        .retrieve_with(
-            &items[0],
-            0,
-            |mut h| {
-                h.step = Some(HeadStep::of(&dated));
-                h
-            },
-            |_, l| l.to_vec(),
-        )
-        .unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), Kind::AtBackwards);
+    let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
+    e.verify(&node.trusted).unwrap();
+    // The same two steps in the other order, or one time equal, prove nothing.
+    let crate::misbehaviour::Evidence::AtBackwards { cert, a, b } = e else {
+        panic!("another kind")
+    };
+    let swapped = crate::misbehaviour::Evidence::AtBackwards {
+        cert: cert.clone(),
+        a: b.clone(),
+        b: a.clone(),
+    };
+    assert!(swapped.verify(&node.trusted).is_err());
+    let mut same_time = (*receipts[0].step).clone();
+    same_time.step.header.at = NOW;
+    let honest = crate::misbehaviour::Evidence::AtBackwards {
+        cert,
+        a,
+        b: Box::new(HeadStep::of(&same_time.step)),
+    };
+    assert!(honest.verify(&node.trusted).is_err());
+}
+
+#[test]
+fn a_future_dated_step_is_a_clock_disagreement_not_an_accusation() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&alice, &items[0], 10)]);
+    let skew = u64::from(node.cert.cert.time.skew);
+    // The node's clock runs ahead: within the skew, its answer is used.
+    node.publish_at(&[offer(&alice, &items[1], 11)], NOW + skew);
+    node.retrieve(&items[0], 0).unwrap();
+    // Beyond it, the buyer does not use the answer, and accuses nobody.
+    node.publish_at(&[offer(&alice, &items[2], 12)], NOW + skew + 1);
+    let err = node.retrieve(&items[0], 0).unwrap_err();
+    assert_eq!(err.kind(), Kind::ClockDisagreement, "{err}");
+    assert!(!err.kind().is_transferable());
 }
 
 #[test]
@@ -193,9 +222,9 @@ fn a_batched_read_serves_each_buyer_by_its_path_and_no_other() {
 }
 
 #[test]
-fn a_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
+fn a_future_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
     // The date is judged after the evidence checks: a node cannot turn transferable removal
-    // evidence into a local "bad step" by dating the step that dropped the offer.
+    // evidence into a clock disagreement by dating the step that dropped the offer.
     let mut node = Node::new();
     let items = items();
     let alice = Keypair::generate(&mut OsRng);
@@ -203,12 +232,13 @@ fn a_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
     let oa = offer(&alice, &items[0], 50);
     let ra = node.publish(std::slice::from_ref(&oa));
     let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
-    // Cheat: forget Alice's offer, and commit Bob's in a dated step.
+    // Cheat: forget Alice's offer, and commit Bob's in a step dated a day ahead.
     node.state.leaves.remove(&items[0].key());
     node.lists.remove(&items[0].key());
     let ob = offer(&bob, &items[0], 40);
-    let mut p = node.state.prepare(vec![(items[0].key(), ob.to_bytes())]);
-    p.header.at = 1;
+    let p = node
+        .state
+        .prepare(vec![(items[0].key(), ob.to_bytes())], NOW + 86_400);
     let inc = node
         .signer
         .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
@@ -230,9 +260,9 @@ fn a_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
     assert_eq!(e.kind(), Kind::Removal);
     let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
     e.verify(&node.trusted).unwrap();
-    // A buyer without a receipt still refuses the dated step.
+    // A buyer without a receipt does not use the answer: a clock disagreement.
     let err = node.retrieve(&items[0], 0).unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    assert_eq!(err.kind(), Kind::ClockDisagreement, "{err}");
 }
 
 #[test]
@@ -268,4 +298,34 @@ fn a_gap_step_at_t_that_rewrote_the_tree_is_caught_at_the_head() {
         err,
         Misbehaviour::BadStep("a gap step holds offers or changed the root")
     );
+}
+
+#[test]
+fn an_offer_listed_longer_than_l_max_is_caught_by_its_seller_and_by_every_buyer() {
+    // A node that lists an offer past now + L_max − 2·skew (its own sybil's, which no honest
+    // seller checks): the step fails the whole-step check, and a buyer who audits nothing
+    // still refuses the list while no later step's time covers the offer; after that, audits
+    // catch the step.
+    let mut node = Node::new();
+    let items = items();
+    let mallory = Keypair::generate(&mut OsRng);
+    let latest = node.cert.cert.time.latest_expiry(NOW);
+    let long = SignedOffer::sign(&mallory, &items[0], 5, Currency::EUR, 1, latest + 1, 1);
+    let receipts = node.publish(std::slice::from_ref(&long));
+    let err = verify_step(&node.cert, &node.peer(), &receipts[0].step).unwrap_err();
+    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    let err = node.retrieve(&items[0], 0).unwrap_err();
+    assert!(err.to_string().contains("L_max"), "{err}");
+    // A later step a day on: the offer is within the bound at t's time, and only an audit of
+    // its own step catches it.
+    let alice = Keypair::generate(&mut OsRng);
+    node.publish_at(&[offer(&alice, &items[1], 10)], NOW + 86_400);
+    let err = node.retrieve(&items[0], 2).unwrap_err();
+    assert!(err.to_string().contains("L_max"), "{err}");
+    // At the bound, it is listed.
+    let mut honest = Node::new();
+    let ok = SignedOffer::sign(&mallory, &items[0], 5, Currency::EUR, 1, latest, 1);
+    let receipts = honest.publish(std::slice::from_ref(&ok));
+    verify_step(&honest.cert, &honest.peer(), &receipts[0].step).unwrap();
+    honest.retrieve(&items[0], 0).unwrap();
 }

@@ -8,6 +8,9 @@ use crate::misbehaviour::Misbehaviour;
 use crate::offer::Currency;
 use crate::offer::SignedOffer;
 use crate::retrieve::steps::{check_monitor, ListPage, StepOutcome, StepRetrieval};
+
+/// The clock of these tests (unix seconds): steps bind it, buyers read at it.
+const NOW: u64 = 1_700_000_000;
 use crate::statement::Ed25519StatementSigner;
 use crate::verify::*;
 use rand_core::OsRng;
@@ -66,6 +69,7 @@ impl Node {
             item.clone(),
             nonce,
             crate::retrieve::Budget::default(),
+            NOW,
         )
     }
 
@@ -85,8 +89,13 @@ impl Node {
     }
 
     fn publish(&mut self, offers: &[SignedOffer]) -> Vec<StepReceipt> {
+        self.publish_at(offers, NOW)
+    }
+
+    /// Publishes `offers` as one step, the node's clock at `now`.
+    fn publish_at(&mut self, offers: &[SignedOffer], now: u64) -> Vec<StepReceipt> {
         let batch = offers.iter().map(|o| (o.offer.key, o.to_bytes())).collect();
-        let p = self.state.prepare(batch);
+        let p = self.state.prepare(batch, now);
         let inc = self
             .signer
             .sign_inc(0, p.header.value, p.header.payload(&self.peer()));
@@ -186,7 +195,7 @@ fn serve_list(
 }
 
 fn offer(seller: &Keypair, item: &Item, price: u64) -> SignedOffer {
-    SignedOffer::sign(seller, item, price, Currency::EUR, 1, u64::MAX, price)
+    SignedOffer::sign(seller, item, price, Currency::EUR, 1, NOW + 86_400, price)
 }
 
 fn items() -> Vec<Item> {
@@ -506,10 +515,10 @@ fn a_step_that_leaves_out_a_batch_offer_or_changes_another_key_is_caught_by_sell
     );
     // A bad step made with a sybil seller: the node also rewrites item 2's leaf.
     let mut state = node.state.clone();
-    let p = state.prepare(vec![(
-        items[3].key(),
-        offer(&sybil, &items[3], 12).to_bytes(),
-    )]);
+    let p = state.prepare(
+        vec![(items[3].key(), offer(&sybil, &items[3], 12).to_bytes())],
+        NOW,
+    );
     let mut forged = p.clone();
     state.tree.insert(
         items[2].key().0 .0,
@@ -531,9 +540,10 @@ fn roots_that_do_not_chain_are_transferable_evidence() {
     let s = Keypair::generate(&mut OsRng);
     node.publish(&[offer(&s, &items[0], 1)]);
     // The node starts the next step from a root of its own choosing.
-    let mut p = node
-        .state
-        .prepare(vec![(items[1].key(), offer(&s, &items[1], 2).to_bytes())]);
+    let mut p = node.state.prepare(
+        vec![(items[1].key(), offer(&s, &items[1], 2).to_bytes())],
+        NOW,
+    );
     p.header.prev_root = Digest([3; 32]);
     let inc = node
         .signer
@@ -686,7 +696,7 @@ fn a_step_that_claims_removals_is_refused_and_the_old_format_is_refused() {
     let alice = Keypair::generate(&mut OsRng);
     let mut state = node.state.clone();
     let a = offer(&alice, &items[0], 10);
-    let p = state.prepare(vec![(items[0].key(), a.to_bytes())]);
+    let p = state.prepare(vec![(items[0].key(), a.to_bytes())], NOW);
     for (root, count) in [(Digest([3; 32]), 0), (Digest::default(), 2)] {
         let mut forged = p.clone();
         forged.header.removal_root = root;
@@ -716,7 +726,7 @@ fn an_empty_step_that_carries_proof_bytes_is_refused() {
     let alice = Keypair::generate(&mut OsRng);
     node.publish(&[offer(&alice, &items[0], 10)]);
     let mut state = node.state.clone();
-    let honest = state.prepare(Vec::new());
+    let honest = state.prepare(Vec::new(), NOW);
     let mut forged = honest.clone();
     forged.proof = state.tree.prove(&[items[0].key().0 .0]);
     for (p, ok) in [(honest, true), (forged, false)] {
