@@ -603,14 +603,18 @@ impl StepRetrieval {
                 return Err(Misbehaviour::OtherCertificate);
             }
         }
+        // Each receipt's step is dated no later than the step at t (DESIGN.md §9); judged after
+        // the placements, so a removal is reported as one.
+        let in_time = self.receipts_in_time(mine);
         if let Some(from) = self.tail_from {
             // Each receipted offer at its index with its chain prefix, within the tail.
-            return self.check_tail_placements(from, mine);
+            self.check_tail_placements(from, mine)?;
+            return in_time;
         }
         if self.skip_list {
             // No list to hold them to: the node committed to more than the budget, and that
             // verdict (never a removal) comes once the audits pass.
-            return Ok(());
+            return in_time;
         }
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
@@ -625,6 +629,21 @@ impl StepRetrieval {
                 &head.proof,
                 &self.offers,
             )?;
+        }
+        in_time
+    }
+
+    /// Whether every receipted step (of this certificate, checked whole when it was received)
+    /// binds a node time no later than the step at t's: `at-backwards` evidence if not.
+    fn receipts_in_time(
+        &self,
+        mine: &[(SignedOffer, StepReceipt, Placement)],
+    ) -> Result<(), Misbehaviour> {
+        let (Some(head), Some(at_t)) = (&self.head, &self.step) else {
+            return Ok(());
+        };
+        for (_, receipt, _) in mine {
+            crate::verify::at_forwards(&head.cert, &HeadStep::of(&receipt.step.step), at_t)?;
         }
         Ok(())
     }

@@ -329,3 +329,39 @@ fn an_offer_listed_longer_than_l_max_is_caught_by_its_seller_and_by_every_buyer(
     verify_step(&honest.cert, &honest.peer(), &receipts[0].step).unwrap();
     honest.retrieve(&items[0], 0).unwrap();
 }
+
+#[test]
+fn a_head_dated_before_a_sellers_receipt_is_at_backwards_evidence() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let oa = offer(&alice, &items[0], 50);
+    let ra = node.publish_at(std::slice::from_ref(&oa), NOW + 100);
+    let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
+    // The next step dated before Alice's, re-signed by the node's own device.
+    let bob = Keypair::generate(&mut OsRng);
+    let mut p = node.state.prepare(
+        vec![(items[1].key(), offer(&bob, &items[1], 9).to_bytes())],
+        NOW,
+    );
+    assert_eq!(p.header.at, NOW + 100, "an honest node never binds less");
+    p.header.at = NOW;
+    let inc = node
+        .signer
+        .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
+    node.state.apply(p, inc);
+    // A buyer sees nothing wrong (one step, its time within the clock); Alice's monitor,
+    // holding her receipt, gets evidence anyone can check.
+    node.retrieve(&items[0], 0).unwrap();
+    let mut r = node.reader(&items[0], [9; 32]);
+    let next = r
+        .on_head_bytes(&node.head(&items[0], [9; 32]).to_bytes())
+        .unwrap();
+    node.serve_pages(&items[0], &mut r, next).unwrap();
+    let err = r.check_placements(&[(oa, ra[0].clone(), pa)]).unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), Kind::AtBackwards);
+    e.verify(&node.trusted).unwrap();
+}
