@@ -44,7 +44,10 @@ mod reads;
 mod serve;
 mod steps_node;
 
-pub use check::{monitor, publish_to, retrieve_from, PublishReceipt, Reading, RetrieveOutcome};
+pub use check::{
+    monitor, publish_checked, publish_to, retrieve_from, Checked, PublishReceipt, Reading,
+    RetrieveOutcome,
+};
 pub use committer::{Committer, CommitterError};
 pub use enrol::{enrol, EnrolError};
 pub use listing::{

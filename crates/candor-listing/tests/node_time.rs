@@ -10,7 +10,8 @@ mod common;
 use candor_core::*;
 use candor_device::SoftwareDevice;
 use candor_listing::{
-    publish_to, retrieve_from, CrashAt, ListingNode, PublishError, PublishReceipt, Reading,
+    monitor, publish_checked, publish_to, retrieve_from, CrashAt, ListingNode, PublishError,
+    PublishReceipt, Reading,
 };
 use candor_store::ListingStore;
 use common::*;
@@ -218,9 +219,22 @@ fn a_node_whose_clock_runs_ahead_is_a_clock_disagreement_never_an_accusation() {
     let err = retrieve_from(&node, &m.trusted, &target(), reading_at(NOW)).unwrap_err();
     assert_eq!(err.kind(), Kind::ClockDisagreement, "{err}");
     assert!(!err.is_transferable());
-    // A seller whose clock lags as much refuses the fresh receipt, accusing nobody.
-    let err = publish_to(&node, &m.trusted, &offer(&seller, &target(), 90, 3), NOW).unwrap_err();
+    // A seller whose clock lags as much refuses the fresh receipt, accusing nobody, but keeps
+    // it: the device counted the offer, and the seller's monitor holds the node to it.
+    let o = offer(&seller, &target(), 90, 3);
+    let checked = publish_checked(&node, &m.trusted, &o, NOW);
+    let err = checked.verdict.unwrap_err();
     assert_eq!(err.kind(), Kind::ClockDisagreement, "{err}");
+    let kept = checked.kept.expect("the verified receipt is kept");
+    let out = monitor(
+        &node,
+        &m.trusted,
+        &target(),
+        &[(o, kept)],
+        reading_at(NOW + 2 * skew).audits(3),
+    )
+    .unwrap();
+    assert_eq!(steps(out).offers.len(), 2);
     // Within the skew the answer is used.
     steps(retrieve_from(&node, &m.trusted, &target(), reading_at(NOW + skew)).unwrap());
 }

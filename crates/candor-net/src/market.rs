@@ -10,7 +10,7 @@ use candor_core::{
 };
 use candor_device::TrustedDevice;
 use candor_listing::{
-    monitor, publish_to, retrieve_from, Listing, ListingNode, PublishReceipt, Reading,
+    monitor, publish_checked, retrieve_from, Listing, ListingNode, PublishReceipt, Reading,
     RetrieveOutcome,
 };
 use libp2p::PeerId;
@@ -72,6 +72,9 @@ pub struct PublishReport {
     pub listing_nodes: Vec<PeerId>,
     /// Per node contacted: the checked receipt, or what went wrong.
     pub results: Vec<(PeerId, Result<PublishReceipt, Misbehaviour>)>,
+    /// Every receipt that verified, also those a verdict refused (a clock disagreement): what
+    /// the seller monitors.
+    pub kept: Vec<(PeerId, PublishReceipt)>,
 }
 
 /// A user's view of the market: its overlay node, its own listing node (if any), the
@@ -239,7 +242,7 @@ impl<D: TrustedDevice + 'static> Market<D> {
                     s.spawn(move || {
                         (
                             p,
-                            publish_to(
+                            publish_checked(
                                 self.listing(&self.net, p, deadline).as_ref(),
                                 &self.trusted,
                                 offer,
@@ -253,9 +256,14 @@ impl<D: TrustedDevice + 'static> Market<D> {
                 .filter_map(|j| j.join().ok())
                 .collect::<Vec<_>>()
         });
+        let kept = results
+            .iter()
+            .filter_map(|(p, c)| c.kept.clone().map(|r| (*p, r)))
+            .collect();
         Ok(PublishReport {
             listing_nodes,
-            results,
+            results: results.into_iter().map(|(p, c)| (p, c.verdict)).collect(),
+            kept,
         })
     }
 

@@ -197,10 +197,12 @@ async fn publish(
                 .market
                 .publish(&offer, t)
                 .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
+            // Every receipt that verified is kept and monitored, also one refused for a clock
+            // disagreement: the node's device counted the offer.
             let receipts = report
-                .results
+                .kept
                 .iter()
-                .filter_map(|(p, r)| r.as_ref().ok().map(|rc| (to_candor_peer(p), rc.clone())))
+                .map(|(p, rc)| (to_candor_peer(p), rc.clone()))
                 .collect();
             state
                 .wallet

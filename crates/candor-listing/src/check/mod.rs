@@ -236,19 +236,63 @@ pub fn publish_to(
     offer: &SignedOffer,
     now: u64,
 ) -> Result<PublishReceipt, Misbehaviour> {
-    let bytes = node
-        .publish(offer, now)
-        .map_err(Refusal::into_misbehaviour)?;
-    let answer = PublishAnswer::from_bytes(&bytes)?;
+    publish_checked(node, trusted, offer, now).verdict
+}
+
+/// What a seller keeps of a publish: the verdict, and the receipt whenever it verified — also
+/// when the verdict refuses it for a clock disagreement (DESIGN.md §9), so that the seller still
+/// monitors an offer the node's device counted (a node cannot shed a seller's monitoring by
+/// dating the step just outside the seller's skew).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The receipt, or why it is not accepted.
+    pub verdict: Result<PublishReceipt, Misbehaviour>,
+    /// A verified receipt, kept for monitoring whatever the verdict.
+    pub kept: Option<PublishReceipt>,
+}
+
+/// [`publish_to`], keeping a verified receipt the verdict refuses (see [`Checked`]).
+pub fn publish_checked(
+    node: &dyn Listing,
+    trusted: &[PublicKey],
+    offer: &SignedOffer,
+    now: u64,
+) -> Checked {
+    let refused = |m: Misbehaviour| Checked {
+        verdict: Err(m),
+        kept: None,
+    };
+    let bytes = match node.publish(offer, now) {
+        Ok(b) => b,
+        Err(r) => return refused(r.into_misbehaviour()),
+    };
+    let answer = match PublishAnswer::from_bytes(&bytes) {
+        Ok(a) => a,
+        Err(e) => return refused(e.into()),
+    };
     let peer = node.peer();
     match answer.cert.cert.scheme.protocol() {
         Protocol::Entries => {
-            entries::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt)
-                .map(PublishReceipt::Entry)
+            let verdict =
+                entries::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt)
+                    .map(PublishReceipt::Entry);
+            Checked {
+                kept: verdict.as_ref().ok().cloned(),
+                verdict,
+            }
         }
         Protocol::Steps => {
-            steps::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt, now)
-                .map(|(r, p)| PublishReceipt::Step(Box::new(r), p))
+            match steps::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt) {
+                Ok((r, p)) => {
+                    let receipt = PublishReceipt::Step(Box::new(r), p);
+                    Checked {
+                        verdict: steps::fresh(&answer.cert, &receipt, now)
+                            .map(|()| receipt.clone()),
+                        kept: Some(receipt),
+                    }
+                }
+                Err(m) => refused(m),
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Scheme M: a receipt is the whole step; a retrieve is the item's list under the step at t
 //! (the core's [`StepRetrieval`]), then steps drawn at random and checked whole.
 
-use super::Opened;
+use super::{Opened, PublishReceipt};
 use crate::listing::{Listing, Query, Refusal};
 use candor_core::{
     check_step_receipt, past_len, verify_past, BudgetKind, Decode, Item, ListPage, ListRequest,
@@ -10,25 +10,35 @@ use candor_core::{
 };
 
 /// The seller's check of a publish answer from a node whose certificate names M: the whole
-/// step verified, and the offer's place in its item's list; a fresh step whose node time is
-/// not within the certificate's skew of the seller's clock `now` is a clock disagreement
-/// (DESIGN.md §9), its receipt not kept.
+/// step verified, and the offer's place in its item's list.
 pub(super) fn check_publish(
     trusted: &[PublicKey],
     peer: &PeerId,
     cert: &SignedCertificate,
     offer: &SignedOffer,
     receipt: &[u8],
-    now: u64,
 ) -> Result<(StepReceipt, Placement), Misbehaviour> {
     let receipt = StepReceipt::from_bytes(receipt)?;
     let placement = check_step_receipt(trusted, peer, cert, offer, &receipt)?;
-    let at = receipt.step.step.header.at;
+    Ok((receipt, placement))
+}
+
+/// Whether a fresh M receipt's node time is within the certificate's skew of the seller's
+/// clock `now` (DESIGN.md §9): if not, a clock disagreement, and the receipt is not accepted.
+pub(super) fn fresh(
+    cert: &SignedCertificate,
+    receipt: &PublishReceipt,
+    now: u64,
+) -> Result<(), Misbehaviour> {
+    let PublishReceipt::Step(r, _) = receipt else {
+        return Ok(());
+    };
+    let at = r.step.step.header.at;
     let skew = cert.cert.time.skew;
     if at.abs_diff(now) > u64::from(skew) {
         return Err(Misbehaviour::ClockDisagreement { at, now, skew });
     }
-    Ok((receipt, placement))
+    Ok(())
 }
 
 /// Drives an M retrieve from its head: the item's list in pages, checked against its leaf
