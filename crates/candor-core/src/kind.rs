@@ -81,11 +81,13 @@ pub enum Kind {
     ClockDisagreement,
     /// `at-backwards`.
     AtBackwards,
+    /// `overlong-expiry`.
+    OverlongExpiry,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 37] = [
+    pub const ALL: [Kind; 38] = [
         Kind::BadCertificate,
         Kind::WrongScheme,
         Kind::BadStatementSignature,
@@ -123,6 +125,7 @@ impl Kind {
         Kind::Removal,
         Kind::ClockDisagreement,
         Kind::AtBackwards,
+        Kind::OverlongExpiry,
     ];
 
     /// Its stable name, as reports, the API and evidence files print it.
@@ -165,6 +168,7 @@ impl Kind {
             Kind::Removal => "removal",
             Kind::ClockDisagreement => "clock-disagreement",
             Kind::AtBackwards => "at-backwards",
+            Kind::OverlongExpiry => "overlong-expiry",
         }
     }
 
@@ -184,6 +188,7 @@ impl Kind {
                 | Kind::RootsDoNotChain
                 | Kind::Removal
                 | Kind::AtBackwards
+                | Kind::OverlongExpiry
         )
     }
 }

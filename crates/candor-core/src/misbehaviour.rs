@@ -13,7 +13,7 @@ use crate::statement::{CounterId, SignedInc};
 use thiserror::Error;
 
 /// 2: scheme-M evidence carries steps of step format 4 and a removal's later step as a head
-/// carries it; 3: certificates with time rules, and `at` going backwards.
+/// carries it; 3: certificates with time rules, `at` going backwards, over-long expiry.
 pub const EVIDENCE_VERSION: u8 = 3;
 
 /// Which budget a listing node exhausted. Only volume the node has committed to (a signed
@@ -333,6 +333,18 @@ pub enum Evidence {
         /// The later step.
         b: Box<crate::merkle::HeadStep>,
     },
+    /// A scheme-M step whose batch holds an offer listed longer than L_max − 2·skew past the
+    /// step's time (DESIGN.md §9; the certificate fixes L_max and skew).
+    OverlongExpiry {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The step, with its `Inc`.
+        step: Box<crate::merkle::SignedStep>,
+        /// The step's whole batch (its batch root covers exactly these).
+        batch: Vec<Vec<u8>>,
+        /// The over-long offer's position in the batch.
+        position: u32,
+    },
     /// An entry under a valid `Inc` that is not a valid offer.
     BadEntry {
         /// The device's certificate.
@@ -392,6 +404,7 @@ impl Evidence {
             Self::RootsDoNotChain { .. } => Kind::RootsDoNotChain,
             Self::Removal { .. } => Kind::Removal,
             Self::AtBackwards { .. } => Kind::AtBackwards,
+            Self::OverlongExpiry { .. } => Kind::OverlongExpiry,
         }
     }
 
@@ -413,6 +426,7 @@ impl Evidence {
             | Self::RootsDoNotChain { cert, .. }
             | Self::Removal { cert, .. }
             | Self::AtBackwards { cert, .. }
+            | Self::OverlongExpiry { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
         }
     }
@@ -472,6 +486,19 @@ impl Encode for Evidence {
                 a.encode_to(w);
                 b.encode_to(w);
             }
+            Self::OverlongExpiry {
+                step,
+                batch,
+                position,
+                ..
+            } => {
+                w.u8(8).bytes32(&cert.to_bytes());
+                step.encode_to(w);
+                w.u32(*position).u32(batch.len() as u32);
+                for o in batch {
+                    w.bytes16(o);
+                }
+            }
             Self::BadEntry { inc, bytes, .. } => {
                 w.u8(3).bytes32(&cert.to_bytes());
                 inc.encode_to(w);
@@ -486,7 +513,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=7).contains(&kind) {
+        if !(1..=8).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -546,6 +573,28 @@ impl Decode for Evidence {
                 a: Box::new(crate::merkle::HeadStep::decode_from(r)?),
                 b: Box::new(crate::merkle::HeadStep::decode_from(r)?),
             },
+            8 => {
+                let step = Box::new(crate::merkle::SignedStep::decode_from(r)?);
+                let position = r.u32("position")?;
+                let n = r.u32("batch length")? as usize;
+                if n > crate::merkle::MAX_BATCH {
+                    return Err(DecodeError::TooLong {
+                        field: "batch",
+                        len: n,
+                        max: crate::merkle::MAX_BATCH,
+                    });
+                }
+                let mut batch = Vec::with_capacity(n);
+                for _ in 0..n {
+                    batch.push(r.bytes16(crate::offer::MAX_OFFER_BYTES, "offer")?.to_vec());
+                }
+                Self::OverlongExpiry {
+                    cert,
+                    step,
+                    batch,
+                    position,
+                }
+            }
             _ => Self::BadEntry {
                 cert,
                 inc: SignedInc::decode_from(r)?,

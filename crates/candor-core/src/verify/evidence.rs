@@ -2,6 +2,7 @@
 //! anyone can verify what a listing node's device signed (DESIGN.md §6).
 
 use crate::cert::SignedCertificate;
+use crate::encoding::Decode;
 use crate::entry::{entry_payload, gap_payload};
 use crate::keys::PublicKey;
 use crate::misbehaviour::{entry_fault, Evidence, EvidenceError};
@@ -176,6 +177,45 @@ impl Evidence {
                     a.at(),
                     b.value(),
                     b.at()
+                ))
+            }
+            Self::OverlongExpiry {
+                step,
+                batch,
+                position,
+                ..
+            } => {
+                Self::check_step(cert, step)?;
+                let h = &step.header;
+                let mut pairs = Vec::with_capacity(batch.len());
+                for b in batch {
+                    let o = crate::offer::SignedOffer::from_bytes(b)
+                        .map_err(|_| EvidenceError::NotMisbehaviour("a batch entry is no offer"))?;
+                    pairs.push((o.offer.key, crate::merkle::offer_hash(b)));
+                }
+                if batch.len() != h.batch_len as usize
+                    || crate::merkle::batch_root(&pairs) != h.batch_root
+                {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the batch is not the one the step counted",
+                    ));
+                }
+                let o = batch
+                    .get(*position as usize)
+                    .and_then(|b| crate::offer::SignedOffer::from_bytes(b).ok())
+                    .ok_or(EvidenceError::NotMisbehaviour("no offer at that position"))?;
+                let latest = cert.cert.time.latest_expiry(h.at);
+                if o.offer.expiry <= latest {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the offer expires within the bound",
+                    ));
+                }
+                Ok(format!(
+                    "node {} counted at step {} (time {}) an offer expiring at {}, past the latest its certificate allows ({latest})",
+                    peer.short(),
+                    h.value,
+                    h.at,
+                    o.offer.expiry
                 ))
             }
             Self::BadEntry { inc, bytes, .. } => {

@@ -262,17 +262,16 @@ pub fn verify_step(
     // The signatures are verified in one batch (the step's offers are its bulk).
     let mut pairs = Vec::with_capacity(sp.batch.len());
     let mut signatures = crate::keys::BatchVerifier::new();
+    let mut overlong: Option<u32> = None;
     for bytes in &sp.batch {
         let o = SignedOffer::from_bytes(bytes)
             .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
         o.check_key()
             .map_err(|_| Misbehaviour::BadStep("a batch offer is invalid"))?;
         // DESIGN.md §9: no offer is listed longer than L_max − 2·skew past the step's time
-        // (an honest node refuses it at publish).
-        if o.offer.expiry > cert.cert.time.latest_expiry(h.at) {
-            return Err(Misbehaviour::BadStep(
-                "a batch offer expires later than the certificate's L_max allows",
-            ));
+        // (an honest node refuses it at publish); evidence once the batch is the step's.
+        if overlong.is_none() && o.offer.expiry > cert.cert.time.latest_expiry(h.at) {
+            overlong = Some(pairs.len() as u32);
         }
         o.queue_signature(&mut signatures);
         pairs.push((o.offer.key, offer_hash(bytes)));
@@ -284,6 +283,16 @@ pub fn verify_step(
         return Err(Misbehaviour::BadStep(
             "batch_root does not cover exactly the batch",
         ));
+    }
+    if let Some(position) = overlong {
+        return Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::OverlongExpiry {
+                cert: cert.clone(),
+                step: Box::new(sp.step.clone()),
+                batch: sp.batch.clone(),
+                position,
+            },
+        )));
     }
     // Touched keys: exactly the batch's items, sorted, each with its old leaf.
     let mut touched: BTreeMap<ItemKey, Option<Leaf>> = BTreeMap::new();

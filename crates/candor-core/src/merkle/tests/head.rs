@@ -311,17 +311,43 @@ fn an_offer_listed_longer_than_l_max_is_caught_by_its_seller_and_by_every_buyer(
     let mallory = Keypair::generate(&mut OsRng);
     let latest = node.cert.cert.time.latest_expiry(NOW);
     let long = SignedOffer::sign(&mallory, &items[0], 5, Currency::EUR, 1, latest + 1, 1);
-    let receipts = node.publish(std::slice::from_ref(&long));
+    let alice = Keypair::generate(&mut OsRng);
+    let receipts = node.publish(&[offer(&alice, &items[2], 7), long.clone()]);
     let err = verify_step(&node.cert, &node.peer(), &receipts[0].step).unwrap_err();
-    assert_eq!(err.kind(), Kind::BadStep, "{err}");
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), Kind::OverlongExpiry);
+    let e = crate::misbehaviour::Evidence::from_bytes(&e.to_bytes()).unwrap();
+    e.verify(&node.trusted).unwrap();
+    // The same step's other offer, or a batch that is not the step's, proves nothing.
+    let crate::misbehaviour::Evidence::OverlongExpiry {
+        cert, step, batch, ..
+    } = e
+    else {
+        panic!("another kind")
+    };
+    let other = crate::misbehaviour::Evidence::OverlongExpiry {
+        cert: cert.clone(),
+        step: step.clone(),
+        batch: batch.clone(),
+        position: 0,
+    };
+    assert!(other.verify(&node.trusted).is_err());
+    let forged = crate::misbehaviour::Evidence::OverlongExpiry {
+        cert,
+        step,
+        batch: vec![batch[1].clone()],
+        position: 0,
+    };
+    assert!(forged.verify(&node.trusted).is_err());
     let err = node.retrieve(&items[0], 0).unwrap_err();
     assert!(err.to_string().contains("L_max"), "{err}");
     // A later step a day on: the offer is within the bound at t's time, and only an audit of
-    // its own step catches it.
-    let alice = Keypair::generate(&mut OsRng);
+    // its own step catches it, with the same evidence.
     node.publish_at(&[offer(&alice, &items[1], 10)], NOW + 86_400);
     let err = node.retrieve(&items[0], 2).unwrap_err();
-    assert!(err.to_string().contains("L_max"), "{err}");
+    assert_eq!(err.kind(), Kind::OverlongExpiry, "{err}");
     // At the bound, it is listed.
     let mut honest = Node::new();
     let ok = SignedOffer::sign(&mallory, &items[0], 5, Currency::EUR, 1, latest, 1);
