@@ -185,7 +185,17 @@ impl Evidence {
                 position,
                 ..
             } => {
-                Self::check_step(cert, step)?;
+                // A step of this certificate's one M counter, above its initial value: the
+                // bound below is this certificate's.
+                let counter = crate::verify::statements::require_stepped(cert)
+                    .map_err(|_| EvidenceError::NotMisbehaviour("not a scheme-M certificate"))?;
+                super::steps::check_signed_step(cert, peer, &counter, step)
+                    .map_err(|_| EvidenceError::BadSignature)?;
+                if step.header.value <= counter.initial {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the step is not above the certificate's initial value",
+                    ));
+                }
                 let h = &step.header;
                 let mut pairs = Vec::with_capacity(batch.len());
                 for b in batch {

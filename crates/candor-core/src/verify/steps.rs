@@ -263,27 +263,26 @@ pub fn verify_step(
     let mut pairs = Vec::with_capacity(sp.batch.len());
     let mut signatures = crate::keys::BatchVerifier::new();
     let mut overlong: Option<u32> = None;
+    let mut keys_hold = true;
     for bytes in &sp.batch {
         let o = SignedOffer::from_bytes(bytes)
             .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
-        o.check_key()
-            .map_err(|_| Misbehaviour::BadStep("a batch offer is invalid"))?;
+        keys_hold &= o.check_key().is_ok();
         // DESIGN.md §9: no offer is listed longer than L_max − 2·skew past the step's time
-        // (an honest node refuses it at publish); evidence once the batch is the step's.
+        // (an honest node refuses it at publish).
         if overlong.is_none() && o.offer.expiry > cert.cert.time.latest_expiry(h.at) {
             overlong = Some(pairs.len() as u32);
         }
         o.queue_signature(&mut signatures);
         pairs.push((o.offer.key, offer_hash(bytes)));
     }
-    if !signatures.verify_all() {
-        return Err(Misbehaviour::BadStep("a batch offer is invalid"));
-    }
     if batch_root(&pairs) != h.batch_root {
         return Err(Misbehaviour::BadStep(
             "batch_root does not cover exactly the batch",
         ));
     }
+    // Evidence as soon as the batch is the step's, before the offers' own keys and
+    // signatures are judged: a bad offer beside it cannot turn it into a local verdict.
     if let Some(position) = overlong {
         return Err(Misbehaviour::Evidence(Box::new(
             crate::misbehaviour::Evidence::OverlongExpiry {
@@ -293,6 +292,9 @@ pub fn verify_step(
                 position,
             },
         )));
+    }
+    if !keys_hold || !signatures.verify_all() {
+        return Err(Misbehaviour::BadStep("a batch offer is invalid"));
     }
     // Touched keys: exactly the batch's items, sorted, each with its old leaf.
     let mut touched: BTreeMap<ItemKey, Option<Leaf>> = BTreeMap::new();

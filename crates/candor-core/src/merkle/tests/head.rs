@@ -391,3 +391,50 @@ fn a_head_dated_before_a_sellers_receipt_is_at_backwards_evidence() {
     assert_eq!(e.kind(), Kind::AtBackwards);
     e.verify(&node.trusted).unwrap();
 }
+
+#[test]
+fn a_bad_offer_beside_an_overlong_one_does_not_hide_the_evidence() {
+    let mut node = Node::new();
+    let items = items();
+    let mallory = Keypair::generate(&mut OsRng);
+    let latest = node.cert.cert.time.latest_expiry(NOW);
+    let long = SignedOffer::sign(&mallory, &items[0], 5, Currency::EUR, 1, latest + 1, 1);
+    let mut forged = offer(&mallory, &items[1], 6);
+    forged.signature.0[0] ^= 1;
+    let receipts = node.publish(&[long, forged]);
+    let err = verify_step(&node.cert, &node.peer(), &receipts[0].step).unwrap_err();
+    assert_eq!(err.kind(), Kind::OverlongExpiry, "{err}");
+    // Evidence is held to this certificate's counter and values: the same batch under a step
+    // at another counter, or at or below the initial value, proves nothing against it.
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("evidence")
+    };
+    e.verify(&node.trusted).unwrap();
+    let crate::misbehaviour::Evidence::OverlongExpiry {
+        cert,
+        step,
+        batch,
+        position,
+    } = *e
+    else {
+        panic!("another kind")
+    };
+    for (counter, value) in [(9, step.header.value), (0, node.state.counter.initial)] {
+        let mut s = (*step).clone();
+        s.header.counter = counter;
+        s.header.value = value;
+        s.inc = node
+            .signer
+            .sign_inc(counter, value, s.header.payload(&node.peer()));
+        let e = crate::misbehaviour::Evidence::OverlongExpiry {
+            cert: cert.clone(),
+            step: Box::new(s),
+            batch: batch.clone(),
+            position,
+        };
+        assert!(
+            e.verify(&node.trusted).is_err(),
+            "counter {counter} value {value}"
+        );
+    }
+}
