@@ -8,36 +8,12 @@
 mod common;
 
 use candor_core::*;
-use candor_device::SoftwareDevice;
 use candor_listing::{
-    monitor, publish_checked, publish_to, retrieve_from, CrashAt, ListingNode, PublishError,
-    PublishReceipt, Reading,
+    monitor, publish_checked, publish_to, retrieve_from, CrashAt, PublishError, PublishReceipt,
+    Reading,
 };
 use candor_store::ListingStore;
 use common::*;
-use std::path::Path;
-
-fn m_node(m: &mut Market, dir: &Path) -> (ListingNode<SoftwareDevice>, SignedCertificate) {
-    let node_key = Keypair::generate(&mut rand_core::OsRng);
-    let mut device = SoftwareDevice::create(
-        &dir.join("device.state"),
-        PeerId::from_ed25519(&node_key.public()),
-        1,
-    )
-    .unwrap();
-    let cert = m.enrol_device(&node_key, &mut device, Scheme::Merkle, 1);
-    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
-    (
-        ListingNode::open(device, store, cert.clone()).unwrap().0,
-        cert,
-    )
-}
-
-fn reopen(dir: &Path, cert: &SignedCertificate) -> ListingNode<SoftwareDevice> {
-    let device = SoftwareDevice::open(&dir.join("device.state")).unwrap();
-    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
-    ListingNode::open(device, store, cert.clone()).unwrap().0
-}
 
 fn step_at(r: &PublishReceipt) -> (u64, u64) {
     let (s, _) = step(r.clone());
@@ -52,7 +28,7 @@ fn reading_at(now: u64) -> Reading {
 fn steps_bind_node_time_and_a_clock_stepped_back_never_dates_one_backwards() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, _) = m_node(&mut m, dir.path());
+    let (node, _) = files_node(&mut m, dir.path(), Scheme::Merkle);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     let a = publish_to(&node, &m.trusted, &offer(&seller, &target(), 100, 1), NOW).unwrap();
     assert_eq!(step_at(&a), (1, NOW));
@@ -79,7 +55,7 @@ fn steps_bind_node_time_and_a_clock_stepped_back_never_dates_one_backwards() {
 fn a_step_recovered_after_a_crash_binds_the_time_its_pending_record_kept() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = m_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Merkle);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     publish_to(&node, &m.trusted, &offer(&seller, &target(), 100, 1), NOW).unwrap();
     // The device counts a step at NOW + 100; the store never learns of it.
@@ -88,7 +64,7 @@ fn a_step_recovered_after_a_crash_binds_the_time_its_pending_record_kept() {
     drop(node);
     // Reopened an hour later: the step is finished from its pending record, with its `at`
     // (a step rebuilt at the reopening time would not be the one the device counted).
-    let node = reopen(dir.path(), &cert);
+    let node = reopen(dir.path(), &cert).unwrap();
     let out = steps(
         retrieve_from(
             &node,
@@ -127,7 +103,7 @@ fn a_step_recovered_after_a_crash_binds_the_time_its_pending_record_kept() {
 fn a_step_lost_in_a_crash_is_covered_by_a_gap_step_at_the_last_durable_time() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = m_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Merkle);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     publish_to(
         &node,
@@ -155,7 +131,7 @@ fn a_step_lost_in_a_crash_is_covered_by_a_gap_step_at_the_last_durable_time() {
             .collect();
         store.commit(&[], &left).unwrap();
     }
-    let node = reopen(dir.path(), &cert);
+    let node = reopen(dir.path(), &cert).unwrap();
     let out =
         steps(retrieve_from(&node, &m.trusted, &target(), reading_at(NOW + 30).audits(3)).unwrap());
     assert_eq!(out.gaps.len(), 1, "the lost step is reported as a gap");
@@ -179,7 +155,7 @@ fn a_step_lost_in_a_crash_is_covered_by_a_gap_step_at_the_last_durable_time() {
 fn an_offer_listed_longer_than_the_certificate_allows_is_refused() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = m_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Merkle);
     let time = cert.cert.time;
     assert_eq!(time, TimeRules::DEFAULT);
     let seller = Keypair::generate(&mut rand_core::OsRng);
@@ -206,7 +182,7 @@ fn an_offer_listed_longer_than_the_certificate_allows_is_refused() {
 fn a_node_whose_clock_runs_ahead_is_a_clock_disagreement_never_an_accusation() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = m_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Merkle);
     let skew = u64::from(cert.cert.time.skew);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     // The node's clock is 10 minutes ahead of the seller's and buyer's (skew 5 minutes).

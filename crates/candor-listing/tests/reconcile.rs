@@ -9,23 +9,6 @@ use candor_device::{SoftwareDevice, TrustedDevice};
 use candor_listing::{retrieve_from, CrashAt, ListingNode, OpenError};
 use candor_store::ListingStore;
 use common::*;
-use std::path::Path;
-
-fn files_node(m: &mut Market, dir: &Path) -> (ListingNode<SoftwareDevice>, SignedCertificate) {
-    let node_key = Keypair::generate(&mut rand_core::OsRng);
-    let mut device = SoftwareDevice::create(
-        &dir.join("device.state"),
-        PeerId::from_ed25519(&node_key.public()),
-        1,
-    )
-    .unwrap();
-    let cert = m.enrol_device(&node_key, &mut device, Scheme::Basic, 1);
-    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
-    (
-        ListingNode::open(device, store, cert.clone()).unwrap().0,
-        cert,
-    )
-}
 
 fn publish_n(node: &ListingNode<SoftwareDevice>, n: u64, first_price: u64) {
     let seller = Keypair::generate(&mut rand_core::OsRng);
@@ -37,17 +20,11 @@ fn publish_n(node: &ListingNode<SoftwareDevice>, n: u64, first_price: u64) {
     }
 }
 
-fn reopen(dir: &Path, cert: &SignedCertificate) -> Result<ListingNode<SoftwareDevice>, OpenError> {
-    let device = SoftwareDevice::open(&dir.join("device.state")).unwrap();
-    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
-    ListingNode::open(device, store, cert.clone()).map(|(n, _)| n)
-}
-
 #[test]
 fn rolled_back_device_is_refused() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = files_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Basic);
     publish_n(&node, 3, 100);
     let old_device = std::fs::read(dir.path().join("device.state")).unwrap();
     publish_n(&node, 3, 200);
@@ -72,7 +49,7 @@ fn rolled_back_device_is_refused() {
 fn rolled_back_store_is_refused() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = files_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Basic);
     publish_n(&node, 2, 100);
     drop(node);
     let old_store = std::fs::read(dir.path().join("store.redb")).unwrap();
@@ -89,7 +66,7 @@ fn rolled_back_store_is_refused() {
 fn crash_between_device_and_store_is_recovered_from_files() {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
-    let (node, cert) = files_node(&mut m, dir.path());
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Basic);
     publish_n(&node, 2, 100);
     let seller = Keypair::generate(&mut rand_core::OsRng);
     let offers: Vec<SignedOffer> = (0..3)

@@ -170,3 +170,38 @@ pub fn steps(o: RetrieveOutcome) -> StepOutcome {
         RetrieveOutcome::Entries(_) => panic!("a scheme-B/C answer where M was expected"),
     }
 }
+
+/// A node on real files in `dir` (a software device's state file and a redb store), enrolled
+/// for `scheme` with one counter; and its certificate, to open it again.
+pub fn files_node(
+    m: &mut Market,
+    dir: &std::path::Path,
+    scheme: Scheme,
+) -> (
+    ListingNode<candor_device::SoftwareDevice>,
+    SignedCertificate,
+) {
+    let node_key = Keypair::generate(&mut rand_core::OsRng);
+    let mut device = candor_device::SoftwareDevice::create(
+        &dir.join("device.state"),
+        PeerId::from_ed25519(&node_key.public()),
+        1,
+    )
+    .unwrap();
+    let cert = m.enrol_device(&node_key, &mut device, scheme, 1);
+    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
+    (
+        ListingNode::open(device, store, cert.clone()).unwrap().0,
+        cert,
+    )
+}
+
+/// Opens the node [`files_node`] made in `dir` again.
+pub fn reopen(
+    dir: &std::path::Path,
+    cert: &SignedCertificate,
+) -> Result<ListingNode<candor_device::SoftwareDevice>, candor_listing::OpenError> {
+    let device = candor_device::SoftwareDevice::open(&dir.join("device.state")).unwrap();
+    let store = ListingStore::open(&dir.join("store.redb")).unwrap();
+    ListingNode::open(device, store, cert.clone()).map(|(n, _)| n)
+}
