@@ -9,7 +9,9 @@ use crate::keys::PeerId;
 use crate::offer::MAX_OFFER_BYTES;
 use crate::statement::{CounterId, SignedInc, SignedRead};
 
-pub(crate) const MSG_VERSION: u8 = 1;
+/// 2: entries, gap notices and receipts bind node time (`at`); a head may carry the sliding
+/// window's boundary (DESIGN.md §9).
+pub(crate) const MSG_VERSION: u8 = 2;
 
 /// The most items a page may hold.
 pub const MAX_PAGE_ITEMS: usize = 512;
@@ -17,20 +19,24 @@ pub const MAX_PAGE_ITEMS: usize = 512;
 /// The largest stored entry (an offer's bytes; a bad entry may be any bytes up to this).
 pub const MAX_ENTRY_BYTES: usize = MAX_OFFER_BYTES + 256;
 
-/// `H("candor/v1/entry" ‖ PeerId ‖ counter ‖ offer bytes)`: what an `Inc` binds in B and C.
-pub fn entry_payload(peer: &PeerId, counter: CounterId, offer_bytes: &[u8]) -> Digest {
+/// `H("candor/v1/entry" ‖ PeerId ‖ counter ‖ at ‖ offer bytes)`: what an `Inc` binds in B
+/// and C, with `at` the node time it was counted at (DESIGN.md §9).
+pub fn entry_payload(peer: &PeerId, counter: CounterId, at: u64, offer_bytes: &[u8]) -> Digest {
     TaggedHasher::new(tags::ENTRY)
         .var(peer.as_bytes())
         .u32(counter)
+        .u64(at)
         .var(offer_bytes)
         .finish()
 }
 
-/// `H("candor/v1/gap" ‖ PeerId ‖ counter ‖ first ‖ last)`: a gap notice's payload.
-pub fn gap_payload(peer: &PeerId, counter: CounterId, first: u64, last: u64) -> Digest {
+/// `H("candor/v1/gap" ‖ PeerId ‖ counter ‖ at ‖ first ‖ last)`: a gap notice's payload, with
+/// `at` the node's last durable time when it wrote the notice.
+pub fn gap_payload(peer: &PeerId, counter: CounterId, at: u64, first: u64, last: u64) -> Digest {
     TaggedHasher::new(tags::GAP)
         .var(peer.as_bytes())
         .u32(counter)
+        .u64(at)
         .u64(first)
         .u64(last)
         .finish()
@@ -41,13 +47,28 @@ pub fn gap_payload(peer: &PeerId, counter: CounterId, first: u64, last: u64) -> 
 pub struct Receipt {
     /// The id of the certificate of the device that signed `inc`.
     pub cert_id: Digest,
+    /// The node time the entry was counted at.
+    pub at: u64,
     /// The device's `Inc` binding the offer.
     pub inc: SignedInc,
 }
 
+impl Receipt {
+    /// The entry this receipt stands for, given the offer's bytes (what evidence carries).
+    pub fn entry(&self, offer_bytes: Vec<u8>) -> PageItem {
+        PageItem::Entry {
+            inc: self.inc.clone(),
+            at: self.at,
+            bytes: offer_bytes,
+        }
+    }
+}
+
 impl Encode for Receipt {
     fn encode_to(&self, w: &mut Writer) {
-        w.u8(MSG_VERSION).fixed(self.cert_id.as_bytes());
+        w.u8(MSG_VERSION)
+            .fixed(self.cert_id.as_bytes())
+            .u64(self.at);
         self.inc.encode_to(w);
     }
 }
@@ -58,6 +79,7 @@ impl Decode for Receipt {
         r.version(MSG_VERSION, Self::WHAT)?;
         Ok(Self {
             cert_id: Digest(r.array("cert id")?),
+            at: r.u64("at")?,
             inc: SignedInc::decode_from(r)?,
         })
     }
@@ -70,6 +92,8 @@ pub enum PageItem {
     Entry {
         /// The `Inc`.
         inc: SignedInc,
+        /// The node time it was counted at.
+        at: u64,
         /// The entry's bytes (a signed offer, in an honest node).
         bytes: Vec<u8>,
     },
@@ -77,6 +101,8 @@ pub enum PageItem {
     Gap {
         /// The gap notice's `Inc`.
         inc: SignedInc,
+        /// The node's last durable time when it wrote the notice.
+        at: u64,
         /// First value covered.
         first: u64,
         /// Last value covered.
@@ -96,20 +122,48 @@ impl PageItem {
     pub fn value(&self) -> u64 {
         self.inc().inc.value
     }
+
+    /// The node time this item binds.
+    pub fn at(&self) -> u64 {
+        match self {
+            Self::Entry { at, .. } | Self::Gap { at, .. } => *at,
+        }
+    }
+
+    /// The payload this item's `Inc` must bind, for node `peer` on the `Inc`'s counter.
+    pub fn payload(&self, peer: &PeerId) -> Digest {
+        let counter = self.inc().inc.counter;
+        match self {
+            Self::Entry { at, bytes, .. } => entry_payload(peer, counter, *at, bytes),
+            Self::Gap {
+                at, first, last, ..
+            } => gap_payload(peer, counter, *at, *first, *last),
+        }
+    }
+
+    /// Whether its `Inc` binds exactly this item.
+    pub fn binds(&self, peer: &PeerId) -> bool {
+        self.inc().inc.payload == self.payload(peer)
+    }
 }
 
 impl Encode for PageItem {
     fn encode_to(&self, w: &mut Writer) {
         match self {
-            Self::Entry { inc, bytes } => {
+            Self::Entry { inc, at, bytes } => {
                 w.u8(1);
                 inc.encode_to(w);
-                w.bytes16(bytes);
+                w.u64(*at).bytes16(bytes);
             }
-            Self::Gap { inc, first, last } => {
+            Self::Gap {
+                inc,
+                at,
+                first,
+                last,
+            } => {
                 w.u8(2);
                 inc.encode_to(w);
-                w.u64(*first).u64(*last);
+                w.u64(*at).u64(*first).u64(*last);
             }
         }
     }
@@ -121,10 +175,12 @@ impl Decode for PageItem {
         match r.u8("item kind")? {
             1 => Ok(Self::Entry {
                 inc: SignedInc::decode_from(r)?,
+                at: r.u64("at")?,
                 bytes: r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec(),
             }),
             2 => Ok(Self::Gap {
                 inc: SignedInc::decode_from(r)?,
+                at: r.u64("at")?,
                 first: r.u64("first")?,
                 last: r.u64("last")?,
             }),
@@ -187,13 +243,17 @@ impl Decode for RetrieveRequest {
     }
 }
 
-/// The node's first answer: its certificate and a fresh `Read` on the item's counter.
+/// The node's first answer: its certificate, a fresh `Read` on the item's counter and the
+/// sliding window's boundary (DESIGN.md §9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrieveHead {
     /// The node's certificate.
     pub cert: SignedCertificate,
     /// `Read(t, nonce)`.
     pub read: SignedRead,
+    /// The boundary `Inc(w)` with its item: everything at or before w expired, so the
+    /// retrieve covers (w, t]. `None`: the window starts at the counter's initial value.
+    pub boundary: Option<PageItem>,
 }
 
 impl Encode for RetrieveHead {
@@ -201,6 +261,15 @@ impl Encode for RetrieveHead {
         w.u8(MSG_VERSION);
         w.bytes32(&self.cert.to_bytes());
         self.read.encode_to(w);
+        match &self.boundary {
+            None => {
+                w.u8(0);
+            }
+            Some(item) => {
+                w.u8(1);
+                item.encode_to(w);
+            }
+        }
     }
 }
 
@@ -213,6 +282,16 @@ impl Decode for RetrieveHead {
                 r.bytes32(crate::cert::MAX_CERT_BYTES, "certificate")?,
             )?,
             read: SignedRead::decode_from(r)?,
+            boundary: match r.u8("boundary")? {
+                0 => None,
+                1 => Some(PageItem::decode_from(r)?),
+                kind => {
+                    return Err(DecodeError::UnknownKind {
+                        what: "boundary",
+                        kind,
+                    })
+                }
+            },
         })
     }
 }
@@ -299,8 +378,10 @@ mod tests {
     #[test]
     fn payloads_are_domain_separated_and_bound() {
         let p = PeerId::from_ed25519(&Keypair::generate(&mut OsRng).public());
-        assert_ne!(entry_payload(&p, 0, b"x"), entry_payload(&p, 1, b"x"));
-        assert_ne!(gap_payload(&p, 0, 1, 2), gap_payload(&p, 0, 1, 3));
+        assert_ne!(entry_payload(&p, 0, 5, b"x"), entry_payload(&p, 1, 5, b"x"));
+        assert_ne!(entry_payload(&p, 0, 5, b"x"), entry_payload(&p, 0, 6, b"x"));
+        assert_ne!(gap_payload(&p, 0, 5, 1, 2), gap_payload(&p, 0, 5, 1, 3));
+        assert_ne!(gap_payload(&p, 0, 5, 1, 2), gap_payload(&p, 0, 6, 1, 2));
     }
 
     #[test]
@@ -311,10 +392,12 @@ mod tests {
             items: vec![
                 PageItem::Entry {
                     inc: s.sign_inc(0, 1, Digest([1; 32])),
+                    at: 7,
                     bytes: vec![1, 2, 3],
                 },
                 PageItem::Gap {
                     inc: s.sign_inc(0, 3, Digest([2; 32])),
+                    at: 8,
                     first: 2,
                     last: 2,
                 },
@@ -326,7 +409,7 @@ mod tests {
             assert!(Page::from_bytes(&bytes[..cut]).is_err());
         }
         let mut w = Writer::new();
-        w.u8(1).u16((MAX_PAGE_ITEMS + 1) as u16);
+        w.u8(MSG_VERSION).u16((MAX_PAGE_ITEMS + 1) as u16);
         assert!(matches!(
             Page::from_bytes(w.as_slice()),
             Err(DecodeError::TooLong { .. })

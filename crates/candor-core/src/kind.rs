@@ -83,11 +83,13 @@ pub enum Kind {
     AtBackwards,
     /// `overlong-expiry`.
     OverlongExpiry,
+    /// `recent-boundary`.
+    RecentBoundary,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 38] = [
+    pub const ALL: [Kind; 39] = [
         Kind::BadCertificate,
         Kind::WrongScheme,
         Kind::BadStatementSignature,
@@ -126,6 +128,7 @@ impl Kind {
         Kind::ClockDisagreement,
         Kind::AtBackwards,
         Kind::OverlongExpiry,
+        Kind::RecentBoundary,
     ];
 
     /// Its stable name, as reports, the API and evidence files print it.
@@ -169,6 +172,7 @@ impl Kind {
             Kind::ClockDisagreement => "clock-disagreement",
             Kind::AtBackwards => "at-backwards",
             Kind::OverlongExpiry => "overlong-expiry",
+            Kind::RecentBoundary => "recent-boundary",
         }
     }
 

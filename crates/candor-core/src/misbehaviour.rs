@@ -13,8 +13,10 @@ use crate::statement::{CounterId, SignedInc};
 use thiserror::Error;
 
 /// 2: scheme-M evidence carries steps of step format 4 and a removal's later step as a head
-/// carries it; 3: certificates with time rules, `at` going backwards, over-long expiry.
-pub const EVIDENCE_VERSION: u8 = 3;
+/// carries it; 3: certificates with time rules, `at` going backwards, over-long expiry; 4:
+/// scheme B/C entries and gap notices bind node time, and their own `at` backwards and
+/// over-long kinds.
+pub const EVIDENCE_VERSION: u8 = 4;
 
 /// Which budget a listing node exhausted. Only volume the node has committed to (a signed
 /// `Read`, a leaf under a signed root) or really sent counts: nothing a node merely claims, and
@@ -212,6 +214,20 @@ pub enum Misbehaviour {
         /// The certificate's skew.
         skew: u32,
     },
+    /// A scheme B/C window boundary too recent to hide only expired offers: `at(w)` is at
+    /// or past the checker's now − L_max + skew, so an offer counted at or before w may still
+    /// be live (DESIGN.md §9). Local: it rests on the checker's clock. (A boundary within
+    /// 2·skew of the edge is a [`Misbehaviour::ClockDisagreement`] instead: whatever it
+    /// hides has expired by the checker's clock.)
+    #[error(
+        "the window boundary's time {at} is not before {edge}: offers it hides may still be live"
+    )]
+    RecentBoundary {
+        /// The boundary's node time.
+        at: u64,
+        /// The checker's edge (now − L_max − skew).
+        edge: u64,
+    },
     /// Device-signed evidence any third party can verify.
     #[error("transferable evidence of {}", .0.kind())]
     Evidence(Box<Evidence>),
@@ -256,6 +272,7 @@ impl Misbehaviour {
             Self::Timeout => Kind::Timeout,
             Self::OverBudget(_) => Kind::OverBudget,
             Self::ClockDisagreement { .. } => Kind::ClockDisagreement,
+            Self::RecentBoundary { .. } => Kind::RecentBoundary,
             Self::Evidence(e) => e.kind(),
         }
     }
@@ -282,6 +299,8 @@ pub enum Evidence {
         receipt: SignedInc,
         /// The gap notice's `Inc`.
         gap: SignedInc,
+        /// The gap notice's node time.
+        at: u64,
         /// First value the notice covers.
         first: u64,
         /// Last value it covers.
@@ -345,12 +364,37 @@ pub enum Evidence {
         /// The over-long offer's position in the batch.
         position: u32,
     },
+    /// Two scheme B/C items (entries or gap notices) of one counter whose node time goes
+    /// backwards: `a` at a lower value than `b` binds a later `at` (a seller's receipt and a
+    /// window boundary above it, or two items of one answer).
+    EntryAtBackwards {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The earlier item (lower value).
+        a: crate::entry::PageItem,
+        /// The later item.
+        b: crate::entry::PageItem,
+    },
+    /// A scheme B/C entry counting an offer listed longer than L_max − 2·skew past the entry's
+    /// time (DESIGN.md §9).
+    OverlongEntry {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The `Inc` binding the entry.
+        inc: SignedInc,
+        /// The entry's node time.
+        at: u64,
+        /// The entry's bytes (the offer).
+        bytes: Vec<u8>,
+    },
     /// An entry under a valid `Inc` that is not a valid offer.
     BadEntry {
         /// The device's certificate.
         cert: SignedCertificate,
         /// The `Inc` binding the entry.
         inc: SignedInc,
+        /// The entry's node time.
+        at: u64,
         /// The entry's bytes.
         bytes: Vec<u8>,
     },
@@ -405,6 +449,8 @@ impl Evidence {
             Self::Removal { .. } => Kind::Removal,
             Self::AtBackwards { .. } => Kind::AtBackwards,
             Self::OverlongExpiry { .. } => Kind::OverlongExpiry,
+            Self::EntryAtBackwards { .. } => Kind::AtBackwards,
+            Self::OverlongEntry { .. } => Kind::OverlongExpiry,
         }
     }
 
@@ -427,6 +473,8 @@ impl Evidence {
             | Self::Removal { cert, .. }
             | Self::AtBackwards { cert, .. }
             | Self::OverlongExpiry { cert, .. }
+            | Self::EntryAtBackwards { cert, .. }
+            | Self::OverlongEntry { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
         }
     }
@@ -445,6 +493,7 @@ impl Encode for Evidence {
             Self::GapOverReceipt {
                 receipt,
                 gap,
+                at,
                 first,
                 last,
                 ..
@@ -452,7 +501,7 @@ impl Encode for Evidence {
                 w.u8(2).bytes32(&cert.to_bytes());
                 receipt.encode_to(w);
                 gap.encode_to(w);
-                w.u64(*first).u64(*last);
+                w.u64(*at).u64(*first).u64(*last);
             }
             Self::GapStepOverInc { inc, gap, .. } => {
                 w.u8(6).bytes32(&cert.to_bytes());
@@ -499,10 +548,20 @@ impl Encode for Evidence {
                     w.bytes16(o);
                 }
             }
-            Self::BadEntry { inc, bytes, .. } => {
+            Self::EntryAtBackwards { a, b, .. } => {
+                w.u8(9).bytes32(&cert.to_bytes());
+                a.encode_to(w);
+                b.encode_to(w);
+            }
+            Self::OverlongEntry { inc, at, bytes, .. } => {
+                w.u8(10).bytes32(&cert.to_bytes());
+                inc.encode_to(w);
+                w.u64(*at).bytes16(bytes);
+            }
+            Self::BadEntry { inc, at, bytes, .. } => {
                 w.u8(3).bytes32(&cert.to_bytes());
                 inc.encode_to(w);
-                w.bytes16(bytes);
+                w.u64(*at).bytes16(bytes);
             }
         }
     }
@@ -513,7 +572,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=8).contains(&kind) {
+        if !(1..=10).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -531,6 +590,7 @@ impl Decode for Evidence {
                 cert,
                 receipt: SignedInc::decode_from(r)?,
                 gap: SignedInc::decode_from(r)?,
+                at: r.u64("at")?,
                 first: r.u64("first")?,
                 last: r.u64("last")?,
             },
@@ -595,9 +655,21 @@ impl Decode for Evidence {
                     position,
                 }
             }
+            9 => Self::EntryAtBackwards {
+                cert,
+                a: crate::entry::PageItem::decode_from(r)?,
+                b: crate::entry::PageItem::decode_from(r)?,
+            },
+            10 => Self::OverlongEntry {
+                cert,
+                inc: SignedInc::decode_from(r)?,
+                at: r.u64("at")?,
+                bytes: r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec(),
+            },
             _ => Self::BadEntry {
                 cert,
                 inc: SignedInc::decode_from(r)?,
+                at: r.u64("at")?,
                 bytes: r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec(),
             },
         })

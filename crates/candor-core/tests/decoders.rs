@@ -97,19 +97,20 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
     let cert = authority.certify(&mut reg, &req, [1; 32], 9).unwrap();
     let item = Item::new("seed item").unwrap();
     let offer = SignedOffer::sign(&node, &item, 5, Currency::EUR, 1, 99, 1);
-    let inc = signer.sign_inc(0, 4, entry_payload(&peer, 0, &offer.to_bytes()));
+    let inc = signer.sign_inc(0, 4, entry_payload(&peer, 0, 7, &offer.to_bytes()));
+    let entry = PageItem::Entry {
+        inc: inc.clone(),
+        at: 7,
+        bytes: offer.to_bytes(),
+    };
+    let gap = PageItem::Gap {
+        inc: signer.sign_inc(0, 6, gap_payload(&peer, 0, 8, 5, 5)),
+        at: 8,
+        first: 5,
+        last: 5,
+    };
     let page = Page {
-        items: vec![
-            PageItem::Entry {
-                inc: inc.clone(),
-                bytes: offer.to_bytes(),
-            },
-            PageItem::Gap {
-                inc: signer.sign_inc(0, 6, gap_payload(&peer, 0, 5, 5)),
-                first: 5,
-                last: 5,
-            },
-        ],
+        items: vec![entry.clone(), gap.clone()],
     };
     let out = vec![
         offer.to_bytes(),
@@ -120,6 +121,7 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
         reg.to_bytes(),
         Receipt {
             cert_id: cert.id(),
+            at: 7,
             inc: inc.clone(),
         }
         .to_bytes(),
@@ -132,6 +134,13 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
         RetrieveHead {
             cert: cert.clone(),
             read: signer.sign_read(0, 4, [2; 32]),
+            boundary: None,
+        }
+        .to_bytes(),
+        RetrieveHead {
+            cert: cert.clone(),
+            read: signer.sign_read(0, 6, [2; 32]),
+            boundary: Some(gap.clone()),
         }
         .to_bytes(),
         PageRequest {
@@ -143,9 +152,23 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
         .to_bytes(),
         page.to_bytes(),
         Evidence::BadEntry {
-            cert,
-            inc,
+            cert: cert.clone(),
+            inc: inc.clone(),
+            at: 7,
             bytes: vec![1, 2, 3],
+        }
+        .to_bytes(),
+        Evidence::OverlongEntry {
+            cert: cert.clone(),
+            inc,
+            at: 7,
+            bytes: offer.to_bytes(),
+        }
+        .to_bytes(),
+        Evidence::EntryAtBackwards {
+            cert,
+            a: gap,
+            b: entry,
         }
         .to_bytes(),
     ];

@@ -228,7 +228,10 @@ impl<D: TrustedDevice> CheatingNode<D> {
                 let mut o =
                     SignedOffer::sign(&forger, &self.target, 1, Currency::EUR, 1, now + 3600, 1);
                 o.offer.seller = *victim;
-                vec![PendingItem::Entry(o.to_bytes())]
+                vec![PendingItem::Entry {
+                    at: now,
+                    bytes: o.to_bytes(),
+                }]
             }
             Self_::SybilStuffing { offers } => (0..*offers)
                 .map(|i| {
@@ -242,7 +245,10 @@ impl<D: TrustedDevice> CheatingNode<D> {
                         now + 3600,
                         1,
                     );
-                    PendingItem::Entry(o.to_bytes())
+                    PendingItem::Entry {
+                        at: now,
+                        bytes: o.to_bytes(),
+                    }
                 })
                 .collect(),
             Self_::GapOverReceipt => {
@@ -255,7 +261,11 @@ impl<D: TrustedDevice> CheatingNode<D> {
                     return;
                 };
                 self.state().omit.insert(x);
-                vec![PendingItem::Gap { first: x, last: x }]
+                vec![PendingItem::Gap {
+                    at: now,
+                    first: x,
+                    last: x,
+                }]
             }
             Self_::StaleRead => {
                 if let Ok(h) = self.honest_answer(&Query::Head(RetrieveRequest {
@@ -462,6 +472,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
                 return Ok(RetrieveHead {
                     cert: self.honest.certificate().clone(),
                     read,
+                    boundary: None,
                 });
             }
             _ => {}
@@ -493,7 +504,7 @@ impl<D: TrustedDevice> CheatingNode<D> {
         st.pages += 1;
         page.items.retain(|i| !st.omit.contains(&i.value()));
         for item in page.items.iter_mut() {
-            if let PageItem::Entry { inc, bytes } = item {
+            if let PageItem::Entry { inc, bytes, .. } = item {
                 if let Some(b) = st.substitute.get(&inc.inc.value) {
                     *bytes = b.clone();
                 }

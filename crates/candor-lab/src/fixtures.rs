@@ -8,6 +8,9 @@ use candor_core::{
     SignedOffer, MAX_PAGE_ITEMS,
 };
 
+/// The node time of the fixture's entries, and the buyer's clock when it checks them.
+const AT: u64 = 1_700_000_000;
+
 /// A retrieve as the buyer receives it: the encoded head and pages.
 #[derive(Debug, Clone)]
 pub struct SyntheticRetrieve {
@@ -58,10 +61,10 @@ impl SyntheticRetrieve {
             } else {
                 &others[(v % 64) as usize]
             };
-            let o = SignedOffer::sign(seller, it, 1000 + v, Currency::EUR, 1, u64::MAX, v);
+            let o = SignedOffer::sign(seller, it, 1000 + v, Currency::EUR, 1, AT + 86_400, v);
             let bytes = o.to_bytes();
-            let inc = signer.sign_inc(0, v, entry_payload(&peer, 0, &bytes));
-            items.push(PageItem::Entry { inc, bytes });
+            let inc = signer.sign_inc(0, v, entry_payload(&peer, 0, AT, &bytes));
+            items.push(PageItem::Entry { inc, at: AT, bytes });
         }
         let pages = items
             .chunks(MAX_PAGE_ITEMS)
@@ -70,6 +73,7 @@ impl SyntheticRetrieve {
         let head = RetrieveHead {
             cert,
             read: signer.sign_read(0, w, nonce),
+            boundary: None,
         }
         .to_bytes();
         Ok(Self {
@@ -95,6 +99,7 @@ impl SyntheticRetrieve {
             self.item.clone(),
             self.nonce,
             Budget::default(),
+            AT,
         );
         let mut next = r.on_head_bytes(&self.head)?;
         let mut pages = self.pages.iter();

@@ -55,5 +55,7 @@ pub use listing::{
 };
 #[cfg(feature = "fault-injection")]
 pub use node::CrashAt;
-pub use node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError, MAX_PAGE_BYTES};
+pub use node::{
+    ListingNode, OpenError, PublishError, ReconcileReport, ServeError, COMPACT_LAG, MAX_PAGE_BYTES,
+};
 pub use serve::Published;

@@ -14,6 +14,10 @@ use thiserror::Error;
 /// The most bytes of items a page carries.
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 
+/// How far (in node time) deletion lags the window heads serve: a retrieve that began under
+/// an earlier boundary still finds its whole window.
+pub const COMPACT_LAG: u64 = 3_600;
+
 /// The first pause before another reconcile attempt after one failed; it doubles up to
 /// [`RETRY_MAX`].
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
@@ -239,6 +243,11 @@ pub struct ListingNode<D> {
     pub(crate) retry: Mutex<(Option<std::time::Instant>, std::time::Duration)>,
     /// Scheme-M retrieves waiting for a `Read` (one `Read` serves a batch of them).
     pub(crate) reads: crate::reads::ReadQueue,
+    /// Schemes B and C: the latest node time bound in a durable entry or gap notice, on any
+    /// counter (written under the device lock). The next entry binds max(clock, this), so
+    /// node time never goes backwards; a gap notice binds this; the window's edge is
+    /// measured from it (DESIGN.md §9).
+    pub(crate) last_at: std::sync::atomic::AtomicU64,
 }
 
 impl<D> std::fmt::Debug for ListingNode<D> {
@@ -292,6 +301,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             unsettled: std::sync::atomic::AtomicBool::new(false),
             retry: Mutex::new((None, RETRY_FIRST)),
             reads: crate::reads::ReadQueue::default(),
+            last_at: std::sync::atomic::AtomicU64::new(0),
         };
         let report = {
             let mut dev = node.device();
@@ -353,8 +363,29 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.device.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The latest node time of the stored heads (each counter's highest value; node time
+    /// never goes backwards along a counter, so it is the latest the store holds).
+    fn durable_at(&self) -> Result<u64, StoreError> {
+        let mut at = 0;
+        for c in &self.cert.cert.counters {
+            if let Some(head) = self.store.head(c.id)? {
+                if let Some(item) = self.store.get(c.id, head)? {
+                    at = at.max(item.at());
+                }
+            }
+        }
+        Ok(at)
+    }
+
+    /// Raises the node's last durable time to `at` (never lowers it).
+    fn durable(&self, at: u64) {
+        self.last_at
+            .fetch_max(at, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn reconcile_with(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
         let mut report = ReconcileReport::default();
+        self.durable(self.durable_at()?);
         for c in &self.cert.cert.counters {
             let d = dev.value(c.id)?;
             let r = self.store.head(c.id)?.unwrap_or(c.initial);
@@ -371,12 +402,14 @@ impl<D: TrustedDevice> ListingNode<D> {
             for v in r + 1..=d {
                 let recovered = dev.reissue(c.id, v)?.and_then(|inc| {
                     match pending.get(&inc.inc.payload)? {
-                        PendingItem::Entry(bytes) => Some(PageItem::Entry {
+                        PendingItem::Entry { at, bytes } => Some(PageItem::Entry {
                             inc,
+                            at: *at,
                             bytes: bytes.clone(),
                         }),
-                        PendingItem::Gap { first, last } => Some(PageItem::Gap {
+                        PendingItem::Gap { at, first, last } => Some(PageItem::Gap {
                             inc,
+                            at: *at,
                             first: *first,
                             last: *last,
                         }),
@@ -395,16 +428,21 @@ impl<D: TrustedDevice> ListingNode<D> {
             report.recovered += items.len() as u64;
             let resolved: Vec<(CounterId, Digest)> = pending.keys().map(|p| (c.id, *p)).collect();
             report.dropped += pending.len() as u64 - items.len().min(pending.len()) as u64;
-            // Lost values: one gap notice per run, each a new increment (pending first).
+            self.store.commit(&items, &resolved)?;
+            for item in &items {
+                self.durable(item.at());
+            }
+            // Lost values: one gap notice per run, each a new increment (pending first), at
+            // the last durable node time (the lost values' statements never left the node).
+            let at = self.last_at.load(std::sync::atomic::Ordering::SeqCst);
             let gap_pending: Vec<Pending> = lost
                 .iter()
                 .map(|&(first, last)| Pending {
                     counter: c.id,
-                    payload: gap_payload(&self.peer, c.id, first, last),
-                    item: PendingItem::Gap { first, last },
+                    payload: gap_payload(&self.peer, c.id, at, first, last),
+                    item: PendingItem::Gap { at, first, last },
                 })
                 .collect();
-            self.store.commit(&items, &resolved)?;
             if !gap_pending.is_empty() {
                 self.store.put_pending(&gap_pending)?;
                 let payloads: Vec<Digest> = gap_pending.iter().map(|p| p.payload).collect();
@@ -412,7 +450,12 @@ impl<D: TrustedDevice> ListingNode<D> {
                 let gaps: Vec<PageItem> = incs
                     .into_iter()
                     .zip(&lost)
-                    .map(|(inc, &(first, last))| PageItem::Gap { inc, first, last })
+                    .map(|(inc, &(first, last))| PageItem::Gap {
+                        inc,
+                        at,
+                        first,
+                        last,
+                    })
                     .collect();
                 self.store.commit(&gaps, &[])?;
                 for &(first, last) in &lost {
@@ -548,15 +591,16 @@ impl<D: TrustedDevice> ListingNode<D> {
                     .get(i)
                     .map(|o| self.cert.cert.counter_for(&o.offer.key).id)
                     .unwrap_or(0);
-                (counter, PendingItem::Entry(bytes), i)
+                (counter, PendingItem::Entry { at: now, bytes }, i)
             })
             .collect();
-        match self.append(items, None) {
+        match self.append(items, Some(now), None) {
             Ok(done) => {
-                for (i, inc) in done {
+                for (i, inc, at) in done {
                     if let Some(slot) = out.get_mut(i) {
                         *slot = Ok(Receipt {
                             cert_id: self.cert_id,
+                            at,
                             inc,
                         });
                     }
@@ -576,41 +620,58 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// Publishes a batch and stops at `crash`, as a crash there would (tests only).
     #[cfg(feature = "fault-injection")]
-    pub(crate) fn publish_entries_crashing(&self, offers: &[SignedOffer], crash: CrashAt) {
+    pub(crate) fn publish_entries_crashing(
+        &self,
+        offers: &[SignedOffer],
+        now: u64,
+        crash: CrashAt,
+    ) {
         let items = offers
             .iter()
             .enumerate()
             .map(|(i, o)| {
                 (
                     self.cert.cert.counter_for(&o.offer.key).id,
-                    PendingItem::Entry(o.to_bytes()),
+                    PendingItem::Entry {
+                        at: now,
+                        bytes: o.to_bytes(),
+                    },
                     i,
                 )
             })
             .collect();
-        let _ = self.append(items, Some(crash));
+        let _ = self.append(items, Some(now), Some(crash));
     }
 
     /// Counts arbitrary items (entries or gap notices): pending → device → store → ack.
-    /// Returns (tag, Inc) per counted item. Holds the device lock throughout, so a `Read`
-    /// is ordered after the items are stored.
+    /// With a clock reading `now`, every entry binds node time max(`now`, last durable time)
+    /// (taken under the device lock, so it never goes backwards); without one (the lab's
+    /// raw counting) each item keeps its own. Returns (tag, Inc, node time) per counted item.
+    /// Holds the device lock throughout, so a `Read` is ordered after the items are stored.
     pub(crate) fn append(
         &self,
         items: Vec<(CounterId, PendingItem, usize)>,
+        now: Option<u64>,
         #[allow(unused_variables)] crash: Option<CrashAtInner>,
-    ) -> Result<Vec<(usize, SignedInc)>, AppendError> {
+    ) -> Result<Vec<(usize, SignedInc, u64)>, AppendError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let mut dev = self.device();
         self.settle(&mut dev).map_err(AppendError::Unsettled)?;
+        let node_time = now.map(|n| n.max(self.last_at.load(std::sync::atomic::Ordering::SeqCst)));
         let mut by_counter: BTreeMap<CounterId, Vec<(Digest, PendingItem, usize)>> =
             BTreeMap::new();
         let mut pending = Vec::with_capacity(items.len());
-        for (counter, item, tag) in items {
+        for (counter, mut item, tag) in items {
+            if let (Some(t), PendingItem::Entry { at, .. }) = (node_time, &mut item) {
+                *at = t;
+            }
             let payload = match &item {
-                PendingItem::Entry(bytes) => entry_payload(&self.peer, counter, bytes),
-                PendingItem::Gap { first, last } => gap_payload(&self.peer, counter, *first, *last),
+                PendingItem::Entry { at, bytes } => entry_payload(&self.peer, counter, *at, bytes),
+                PendingItem::Gap { at, first, last } => {
+                    gap_payload(&self.peer, counter, *at, *first, *last)
+                }
                 PendingItem::Step(_) => continue,
             };
             pending.push(Pending {
@@ -656,7 +717,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         dev: &mut D,
         by_counter: BTreeMap<CounterId, Vec<(Digest, PendingItem, usize)>>,
         #[allow(unused_variables)] crash: Option<CrashAtInner>,
-    ) -> Result<Vec<(usize, SignedInc)>, AppendError> {
+    ) -> Result<Vec<(usize, SignedInc, u64)>, AppendError> {
         let mut counted = Vec::new();
         let mut out = Vec::new();
         let mut heads = Vec::new();
@@ -669,12 +730,19 @@ impl<D: TrustedDevice> ListingNode<D> {
                 heads.push((counter, last.inc.value));
             }
             for ((_, item, tag), inc) in group.into_iter().zip(incs) {
-                out.push((tag, inc.clone()));
                 counted.push(match item {
-                    PendingItem::Entry(bytes) => PageItem::Entry { inc, bytes },
-                    PendingItem::Gap { first, last } => PageItem::Gap { inc, first, last },
+                    PendingItem::Entry { at, bytes } => PageItem::Entry { inc, at, bytes },
+                    PendingItem::Gap { at, first, last } => PageItem::Gap {
+                        inc,
+                        at,
+                        first,
+                        last,
+                    },
                     PendingItem::Step(_) => continue,
                 });
+                if let Some(c) = counted.last() {
+                    out.push((tag, c.inc().clone(), c.at()));
+                }
             }
         }
         #[cfg(feature = "fault-injection")]
@@ -688,6 +756,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         if crash == Some(CrashAt::AfterCommit) {
             return Err(AppendError::Crashed);
         }
+        for item in &counted {
+            self.durable(item.at());
+        }
         for (counter, head) in heads {
             dev.acknowledge(counter, head)
                 .map_err(|e| AppendError::Device(e.into()))?;
@@ -695,8 +766,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(out)
     }
 
-    /// Answers a retrieve's opening request: the certificate and a fresh `Read` on the
-    /// item's counter. Taken under the device lock, so every value up to the `Read` is stored.
+    /// Answers a retrieve's opening request: the certificate, a fresh `Read` on the item's
+    /// counter and the window's boundary. Taken under the device lock, so every value up to
+    /// the `Read` is stored.
     pub(crate) fn entries_head(&self, req: &RetrieveRequest) -> Result<RetrieveHead, ServeError> {
         if self.protocol != Protocol::Entries {
             return Err(ServeError::WrongScheme);
@@ -705,10 +777,47 @@ impl<D: TrustedDevice> ListingNode<D> {
         let mut dev = self.device();
         self.settle(&mut dev).map_err(ServeError::Reconciling)?;
         let read = dev.read_sign(counter, req.nonce)?;
+        let boundary = self.store.boundary(counter, read.read.value, self.edge())?;
         Ok(RetrieveHead {
             cert: self.cert.clone(),
             read,
+            boundary,
         })
+    }
+
+    /// The window's edge (DESIGN.md §9): node time − L_max − 2·skew, node time being the
+    /// latest the node bound. Measured from node time rather than the clock, the edge never
+    /// goes backwards (a clock stepped back cannot put the boundary below what was deleted)
+    /// and never runs ahead of what checkers see; a quiet node keeps its window until it
+    /// counts again.
+    fn edge(&self) -> u64 {
+        let at = self.last_at.load(std::sync::atomic::Ordering::SeqCst);
+        self.cert.cert.time.node_edge(at)
+    }
+
+    /// Deletes every stored entry and gap notice before each counter's window boundary
+    /// (DESIGN.md §9: storage bounded by what was counted in the last L_max), keeping the
+    /// boundary. The boundary for deletion lags the one heads serve by [`COMPACT_LAG`] of
+    /// node time, so a retrieve that began under an earlier boundary still finds its window.
+    /// Returns how many items were deleted. Schemes B and C only (a no-op for M).
+    pub fn compact(&self) -> Result<u64, ServeError> {
+        if self.protocol != Protocol::Entries {
+            return Ok(0);
+        }
+        let edge = self.edge().saturating_sub(COMPACT_LAG);
+        let mut deleted = 0;
+        for c in &self.cert.cert.counters {
+            let Some(head) = self.store.head(c.id)? else {
+                continue;
+            };
+            if let Some(b) = self.store.boundary(c.id, head, edge)? {
+                deleted += self.store.compact(c.id, b.value())?;
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "deleted entries before the window");
+        }
+        Ok(deleted)
     }
 
     /// Answers a page request from the store.
@@ -729,11 +838,14 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// The receipt for an offer this node already counted (B, C), or `None`.
     pub(crate) fn reissue_entry(&self, offer: &SignedOffer) -> Result<Option<Receipt>, ServeError> {
         let counter = self.cert.cert.counter_for(&offer.offer.key).id;
-        let payload = entry_payload(&self.peer, counter, &offer.to_bytes());
-        Ok(self.store.find(counter, &payload)?.map(|item| Receipt {
-            cert_id: self.cert_id,
-            inc: item.inc().clone(),
-        }))
+        Ok(self
+            .store
+            .find(counter, &offer.to_bytes())?
+            .map(|item| Receipt {
+                cert_id: self.cert_id,
+                at: item.at(),
+                inc: item.inc().clone(),
+            }))
     }
 }
 
@@ -763,8 +875,8 @@ impl<D: TrustedDevice> ListingNode<D> {
     pub fn count_raw(
         &self,
         items: Vec<(CounterId, PendingItem, usize)>,
-    ) -> Result<Vec<(usize, SignedInc)>, PublishError> {
-        self.append(items, None).map_err(|e| e.to_publish())
+    ) -> Result<Vec<(usize, SignedInc, u64)>, PublishError> {
+        self.append(items, None, None).map_err(|e| e.to_publish())
     }
 
     /// Signs a `Read` on any device counter.

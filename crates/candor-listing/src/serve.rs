@@ -8,6 +8,7 @@ use candor_device::TrustedDevice;
 
 /// A durable receipt from the node, as its scheme makes it.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per publish; boxing the common case buys nothing
 pub enum Published {
     /// Schemes B and C: the entry's `Inc`.
     Entry(Receipt),
@@ -68,7 +69,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     #[cfg(feature = "fault-injection")]
     pub fn publish_all_crashing(&self, offers: &[SignedOffer], now: u64, crash: crate::CrashAt) {
         match self.protocol() {
-            Protocol::Entries => self.publish_entries_crashing(offers, crash),
+            Protocol::Entries => self.publish_entries_crashing(offers, now, crash),
             Protocol::Steps => self.publish_steps_crashing(offers, now, crash),
         }
     }

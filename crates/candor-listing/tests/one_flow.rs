@@ -39,7 +39,7 @@ fn with_cert(head: &[u8], cert: &SignedCertificate) -> Vec<u8> {
     let rest = &head[1 + 4 + old.len()..];
     let own = cert.to_bytes();
     let version = match cert.cert.scheme.protocol() {
-        Protocol::Entries => 1,
+        Protocol::Entries => 2,
         Protocol::Steps => candor_core::HEAD_VERSION,
     };
     let mut out = vec![version];
@@ -409,7 +409,10 @@ fn a_page_of_the_other_protocol_after_an_honest_head_is_malformed() {
 #[test]
 fn a_head_with_another_schemes_version_byte_does_not_decode() {
     let mut m = Market::new();
-    for (scheme, other_version) in [(Scheme::Basic, 3u8), (Scheme::Merkle, 1u8)] {
+    for (scheme, other_version) in [
+        (Scheme::Basic, candor_core::HEAD_VERSION),
+        (Scheme::Merkle, 2u8),
+    ] {
         let node = m.node(scheme, 1, 1);
         let head = Query::Head(RetrieveRequest {
             item: target().key(),

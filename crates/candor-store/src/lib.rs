@@ -4,8 +4,9 @@
 //! B-trees, fsync on commit, pure Rust). It holds:
 //! - **pending records**: (counter, exact payload, the entry's bytes), written durably *before*
 //!   the device is asked to count them, so a crash at any point can be reconciled;
-//! - **entries**: each counted value's page item (the `Inc` and the offer bytes, or a gap
-//!   notice), keyed by (counter, value), served verbatim on retrieve;
+//! - **entries**: each counted value's page item (the `Inc`, its node time and the offer
+//!   bytes, or a gap notice), keyed by (counter, value), served verbatim on retrieve; the
+//!   entries below a counter's window boundary are deleted ([`ListingStore::compact`]);
 //! - **heads**: per counter, the highest value stored (and the certified initial value).
 //!
 //! Writes are batched by the caller (group commit): one transaction, one fsync, per batch.
@@ -25,7 +26,8 @@ use thiserror::Error;
 const ENTRIES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("entries");
 const PENDING: TableDefinition<'_, (u32, &[u8; 32]), &[u8]> = TableDefinition::new("pending");
 const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads");
-const BY_PAYLOAD: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-payload");
+/// (counter, SHA-256 of an entry's offer bytes) → the first value that counted it.
+const BY_OFFER: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-offer");
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
 const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -43,9 +45,11 @@ const LIST_HEADER: usize = 40;
 /// kept the leaves in a table of their own). 5: scheme M's tree collapses single-leaf
 /// subtrees and its steps bind the nested payload (step format 4), so format 4's stored steps
 /// neither decode nor replay to their roots. 6: steps bind node time (DESIGN.md §9), kept in
-/// a step's pending record, under certificates with time rules. A store of another
-/// format is refused (there is no migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 6;
+/// a step's pending record, under certificates with time rules. 7: scheme B/C entries and
+/// gap notices bind node time too (kept in their pending records and page items), and entries
+/// are found by their offer's bytes. A store of another format is refused (there is no
+/// migration: nothing runs in production yet).
+pub const STORE_FORMAT: u64 = 7;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -93,12 +97,19 @@ pub enum StoreError {
 /// What a pending record will become once counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PendingItem {
-    /// An entry's bytes (a signed offer).
-    Entry(Vec<u8>),
+    /// An entry: the node time it is counted at and its bytes (a signed offer).
+    Entry {
+        /// The node time.
+        at: u64,
+        /// The offer's bytes.
+        bytes: Vec<u8>,
+    },
     /// A scheme-M step's batch (encoded offers, in order).
     Step(Vec<u8>),
-    /// A gap notice covering `first..=last`.
+    /// A gap notice covering `first..=last`, at node time `at`.
     Gap {
+        /// The node time (the last durable one when the notice is written).
+        at: u64,
         /// First value covered.
         first: u64,
         /// Last value covered.
@@ -110,8 +121,8 @@ impl PendingItem {
     fn encode(&self) -> Vec<u8> {
         let mut w = candor_core::Writer::new();
         match self {
-            Self::Entry(b) => w.u8(1).bytes16(b),
-            Self::Gap { first, last } => w.u8(2).u64(*first).u64(*last),
+            Self::Entry { at, bytes } => w.u8(1).u64(*at).bytes16(bytes),
+            Self::Gap { at, first, last } => w.u8(2).u64(*at).u64(*first).u64(*last),
             Self::Step(b) => w.u8(3).bytes32(b),
         };
         w.into_bytes()
@@ -120,8 +131,12 @@ impl PendingItem {
     fn decode(bytes: &[u8]) -> Result<Self, candor_core::DecodeError> {
         let mut r = candor_core::Reader::new(bytes);
         let item = match r.u8("pending kind")? {
-            1 => Self::Entry(r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec()),
+            1 => Self::Entry {
+                at: r.u64("at")?,
+                bytes: r.bytes16(MAX_ENTRY_BYTES, "entry")?.to_vec(),
+            },
             2 => Self::Gap {
+                at: r.u64("at")?,
                 first: r.u64("first")?,
                 last: r.u64("last")?,
             },
@@ -205,7 +220,7 @@ impl ListingStore {
             txn.open_table(ENTRIES).map_err(|e| store.err()(e.into()))?;
             txn.open_table(PENDING).map_err(|e| store.err()(e.into()))?;
             txn.open_table(HEADS).map_err(|e| store.err()(e.into()))?;
-            txn.open_table(BY_PAYLOAD)
+            txn.open_table(BY_OFFER)
                 .map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_LISTS).map_err(|e| store.err()(e.into()))?;
@@ -352,21 +367,24 @@ impl ListingStore {
             let mut entries = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
             let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
             let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
-            let mut by_payload = txn.open_table(BY_PAYLOAD).map_err(|x| e(x.into()))?;
+            let mut by_offer = txn.open_table(BY_OFFER).map_err(|x| e(x.into()))?;
             for item in items {
                 let inc = &item.inc().inc;
                 entries
                     .insert((inc.counter, inc.value), item.to_bytes().as_slice())
                     .map_err(|x| e(x.into()))?;
-                // The first value that counted a payload is the one its receipt names.
-                if by_payload
-                    .get((inc.counter, inc.payload.as_bytes()))
-                    .map_err(|x| e(x.into()))?
-                    .is_none()
-                {
-                    by_payload
-                        .insert((inc.counter, inc.payload.as_bytes()), inc.value)
-                        .map_err(|x| e(x.into()))?;
+                // The first value that counted an offer is the one a reissued receipt names.
+                if let PageItem::Entry { bytes, .. } = item {
+                    let key = candor_core::sha256(bytes);
+                    if by_offer
+                        .get((inc.counter, key.as_bytes()))
+                        .map_err(|x| e(x.into()))?
+                        .is_none()
+                    {
+                        by_offer
+                            .insert((inc.counter, key.as_bytes()), inc.value)
+                            .map_err(|x| e(x.into()))?;
+                    }
                 }
                 pending
                     .remove((inc.counter, inc.payload.as_bytes()))
@@ -437,19 +455,112 @@ impl ListingStore {
         }
     }
 
-    /// The stored item whose `Inc` binds `payload` on `counter` (the first such value).
+    /// The sliding window's boundary (DESIGN.md §9): the stored item of `counter` with the
+    /// highest value at most `upto` whose node time is before `edge`, if any. Node time never
+    /// goes backwards along a counter's values, so this is a binary search: O(log n) reads.
+    pub fn boundary(
+        &self,
+        counter: CounterId,
+        upto: u64,
+        edge: u64,
+    ) -> Result<Option<PageItem>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
+        // The first stored item in lo..=hi.
+        let first_in = |lo: u64, hi: u64| -> Result<Option<PageItem>, StoreError> {
+            let mut range = t
+                .range((counter, lo)..=(counter, hi))
+                .map_err(|x| e(x.into()))?;
+            match range.next() {
+                None => Ok(None),
+                Some(row) => {
+                    let (_, v) = row.map_err(|x| e(x.into()))?;
+                    Ok(Some(
+                        PageItem::from_bytes(v.value()).map_err(|err| self.corrupt(err))?,
+                    ))
+                }
+            }
+        };
+        let Some(lowest) = first_in(0, upto)? else {
+            return Ok(None);
+        };
+        let (mut lo, mut hi) = (lowest.value(), upto);
+        let mut best = None;
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2;
+            match first_in(mid, hi)? {
+                Some(item) if item.at() < edge => {
+                    lo = item.value() + 1;
+                    best = Some(item);
+                }
+                // Nothing stored in mid..=hi, or it (and all after it) is not before the edge.
+                _ => match mid.checked_sub(1) {
+                    Some(m) => hi = m,
+                    None => break,
+                },
+            }
+        }
+        Ok(best)
+    }
+
+    /// Deletes the stored items of `counter` below value `below` (everything before the
+    /// window's boundary: the boundary itself is kept) and their offers' index rows; one
+    /// transaction. Returns how many items were deleted.
+    pub fn compact(&self, counter: CounterId, below: u64) -> Result<u64, StoreError> {
+        self.injected()?;
+        let e = self.err();
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let mut n = 0u64;
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
+            let mut by_offer = txn.open_table(BY_OFFER).map_err(|x| e(x.into()))?;
+            let gone = entries
+                .extract_from_if((counter, 0)..(counter, below), |_, _| true)
+                .map_err(|x| e(x.into()))?;
+            for row in gone {
+                let (_, v) = row.map_err(|x| e(x.into()))?;
+                n += 1;
+                if let Ok(PageItem::Entry { bytes, .. }) = PageItem::from_bytes(v.value()) {
+                    let key = candor_core::sha256(&bytes);
+                    by_offer
+                        .remove((counter, key.as_bytes()))
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        Ok(n)
+    }
+
+    /// How many items `counter` stores (entries and gap notices).
+    pub fn stored(&self, counter: CounterId) -> Result<u64, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
+        let mut n = 0u64;
+        for row in t
+            .range((counter, 0)..=(counter, u64::MAX))
+            .map_err(|x| e(x.into()))?
+        {
+            row.map_err(|x| e(x.into()))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The stored entry that counted `offer_bytes` on `counter` (the first such value).
     pub fn find(
         &self,
         counter: CounterId,
-        payload: &Digest,
+        offer_bytes: &[u8],
     ) -> Result<Option<PageItem>, StoreError> {
         let e = self.err();
+        let key = candor_core::sha256(offer_bytes);
         let value = {
             let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-            let t = txn.open_table(BY_PAYLOAD).map_err(|x| e(x.into()))?;
-            let v = t
-                .get((counter, payload.as_bytes()))
-                .map_err(|x| e(x.into()))?;
+            let t = txn.open_table(BY_OFFER).map_err(|x| e(x.into()))?;
+            let v = t.get((counter, key.as_bytes())).map_err(|x| e(x.into()))?;
             v.map(|g| g.value())
         };
         match value {
@@ -709,7 +820,10 @@ mod tests {
             let p = Pending {
                 counter: 0,
                 payload: Digest([1; 32]),
-                item: PendingItem::Entry(vec![1, 2, 3]),
+                item: PendingItem::Entry {
+                    at: 9,
+                    bytes: vec![1, 2, 3],
+                },
             };
             store.put_pending(std::slice::from_ref(&p)).unwrap();
             assert_eq!(store.pending(0).unwrap(), vec![p]);
@@ -717,6 +831,7 @@ mod tests {
             let items: Vec<PageItem> = (11..=15)
                 .map(|v| PageItem::Entry {
                     inc: s.sign_inc(0, v, Digest([v as u8; 32])),
+                    at: v,
                     bytes: vec![v as u8],
                 })
                 .collect();
@@ -732,11 +847,8 @@ mod tests {
         );
         assert_eq!(store.page(0, 15, 15, 10, usize::MAX).unwrap(), vec![]);
         assert_eq!(store.get(0, 14).unwrap().map(|i| i.value()), Some(14));
-        assert_eq!(
-            store.find(0, &Digest([14; 32])).unwrap().map(|i| i.value()),
-            Some(14)
-        );
-        assert_eq!(store.find(0, &Digest([99; 32])).unwrap(), None);
+        assert_eq!(store.find(0, &[14]).unwrap().map(|i| i.value()), Some(14));
+        assert_eq!(store.find(0, &[99]).unwrap(), None);
         assert_eq!(store.head(7).unwrap(), None);
     }
 
@@ -745,6 +857,7 @@ mod tests {
         let store = ListingStore::in_memory().unwrap();
         let item = PageItem::Gap {
             inc: signer().sign_inc(3, 1, Digest([0; 32])),
+            at: 0,
             first: 0,
             last: 0,
         };
@@ -752,5 +865,48 @@ mod tests {
             store.commit(&[item], &[]),
             Err(StoreError::UnknownCounter(3))
         ));
+    }
+
+    /// The window's boundary is the last stored item dated before the edge, whatever holes
+    /// the stored values have; compaction deletes what lies before it and keeps it.
+    #[test]
+    fn boundary_search_and_compaction() {
+        let store = ListingStore::in_memory().unwrap();
+        store.init_counters(&[(0, 0), (1, 0)]).unwrap();
+        let s = signer();
+        // Values 1..=40 except 10..=14 (lost), at = 100 + 10·v (non-decreasing), on counter 0.
+        let items: Vec<PageItem> = (1..=40u64)
+            .filter(|v| !(10..=14).contains(v))
+            .map(|v| PageItem::Entry {
+                inc: s.sign_inc(0, v, Digest([v as u8; 32])),
+                at: 100 + 10 * v,
+                bytes: vec![v as u8],
+            })
+            .collect();
+        store.commit(&items, &[]).unwrap();
+        let b = |upto, edge| store.boundary(0, upto, edge).unwrap().map(|i| i.value());
+        assert_eq!(b(40, 0), None);
+        assert_eq!(b(40, 110), None);
+        assert_eq!(b(40, 111), Some(1));
+        assert_eq!(b(40, 230), Some(9), "the holes 10..=14 are skipped");
+        assert_eq!(b(40, 251), Some(15));
+        assert_eq!(b(40, 10_000), Some(40));
+        assert_eq!(b(20, 10_000), Some(20), "never beyond upto");
+        for edge in 0..600 {
+            let want = items
+                .iter()
+                .filter(|i| i.at() < edge)
+                .map(PageItem::value)
+                .next_back();
+            assert_eq!(b(40, edge), want, "edge {edge}");
+        }
+        assert_eq!(store.boundary(1, 40, 10_000).unwrap(), None);
+        assert_eq!(store.compact(0, 15).unwrap(), 9);
+        assert_eq!(store.stored(0).unwrap(), 26);
+        assert_eq!(store.find(0, &[3]).unwrap(), None, "the index row went too");
+        assert_eq!(store.find(0, &[15]).unwrap().map(|i| i.value()), Some(15));
+        assert_eq!(b(40, 251), Some(15));
+        assert_eq!(b(40, 200), None, "nothing before the kept boundary is left");
+        assert_eq!(store.compact(0, 15).unwrap(), 0);
     }
 }

@@ -316,6 +316,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
             }
         });
     }
+    tokio::spawn(keep_compacting(node.clone()));
     tokio::spawn(crate::peers::keep_joined(
         net.clone(),
         peer_files.clone(),
@@ -441,5 +442,26 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// How often a scheme B/C node deletes what lies before its windows (DESIGN.md §9).
+const COMPACT_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Deletes the entries before each counter's window, at start and then every
+/// [`COMPACT_EVERY`] (on a blocking thread: it is store work). A failure is logged and tried
+/// again next time: the entries stay, nothing is lost.
+async fn keep_compacting<D>(node: Arc<candor_listing::ListingNode<D>>)
+where
+    D: candor_device::TrustedDevice + Send + Sync + 'static,
+{
+    loop {
+        let n = node.clone();
+        match tokio::task::spawn_blocking(move || n.compact()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(%e, "could not delete the entries before the window"),
+            Err(e) => tracing::warn!(%e, "the compaction task failed"),
+        }
+        tokio::time::sleep(COMPACT_EVERY).await;
     }
 }

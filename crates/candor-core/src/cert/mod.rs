@@ -254,6 +254,20 @@ impl TimeRules {
         self.latest_expiry(0)
     }
 
+    /// The sliding window's edge for a checker at clock `now` (DESIGN.md §9, schemes B and
+    /// C): a boundary `Inc(w)` must bind `at(w)` below now − L_max − skew.
+    pub fn window_edge(&self, now: u64) -> u64 {
+        now.saturating_sub(u64::from(self.lifetime))
+            .saturating_sub(u64::from(self.skew))
+    }
+
+    /// The edge an honest node uses at node time `at`, for the boundary it serves and the
+    /// entries it deletes: `at` − L_max − 2·skew, one skew inside every checker's edge whose
+    /// clock is within skew of the node's.
+    pub fn node_edge(&self, at: u64) -> u64 {
+        self.window_edge(at).saturating_sub(u64::from(self.skew))
+    }
+
     /// Whether node time `at` is beyond `now` + skew: a clock disagreement, never used.
     pub fn ahead(&self, at: u64, now: u64) -> bool {
         at > now.saturating_add(u64::from(self.skew))

@@ -4,22 +4,24 @@
 //! ```text
 //! buyer                                   listing node
 //!   RetrieveRequest { item, nonce }  ──▶
-//!                                    ◀──  RetrieveHead { cert, Read(t, nonce) }
+//!                                    ◀──  RetrieveHead { cert, Read(t, nonce), Inc(w) }
 //!   PageRequest { after, upto: t }   ──▶
 //!                                    ◀──  Page { items in (after, t] }     … until t
 //! ```
 //!
-//! Every value `base+1 ..= t` must be accounted for exactly once: by an entry whose bytes the
-//! value's `Inc` binds, by a gap notice's own `Inc`, or by a later gap notice covering it.
-//! Either the outcome holds exactly the offers for d the node counted (the paper's Eq. 1), or
-//! the session ends with a [`Misbehaviour`].
+//! The window (w, t] starts at the boundary `Inc(w)` the head carries (DESIGN.md §9): w = the
+//! counter's initial value, or a value whose node time is older than the reader's now − L_max
+//! − skew, so every offer counted at or before it has expired. Every value of the window must
+//! be accounted for exactly once: by an entry whose bytes (and node time) the value's `Inc`
+//! binds, by a gap notice's own `Inc`, or by a later gap notice covering it; node time never
+//! goes backwards along them. Either the outcome holds exactly the offers for d the node
+//! counted in the window (the paper's Eq. 1, for what can still be live), or the session ends
+//! with a [`Misbehaviour`].
 
 use super::{Budget, GapReport};
 use crate::cert::{CertifiedCounter, SignedCertificate};
 use crate::encoding::{Decode, Encode};
-use crate::entry::{
-    entry_payload, gap_payload, Page, PageItem, PageRequest, Receipt, RetrieveHead, RetrieveRequest,
-};
+use crate::entry::{Page, PageItem, PageRequest, Receipt, RetrieveHead, RetrieveRequest};
 use crate::hash::tags;
 use crate::item::Item;
 use crate::keys::{BatchVerifier, PeerId, PublicKey};
@@ -39,7 +41,10 @@ pub struct Outcome {
     pub counter: CertifiedCounter,
     /// The `Read`'s value.
     pub t: u64,
-    /// Every offer for d the node counted in `base+1 ..= t`, with its value: the paper's ρ_t.
+    /// The window's boundary w (the counter's initial value if the node sent none): the
+    /// answer covers `w+1 ..= t`.
+    pub base: u64,
+    /// Every offer for d the node counted in `w+1 ..= t`, with its value: the paper's ρ_t.
     pub offers: Vec<(u64, SignedOffer)>,
     /// Gaps the node reported (not misbehaviour; a seller's receipt inside one is).
     pub gaps: Vec<GapReport>,
@@ -88,10 +93,19 @@ pub struct Retrieval {
     bytes: u64,
     /// The receipts a monitoring seller holds, until the head names the certificate and the
     /// counter they are checked against.
-    receipts: Vec<Receipt>,
+    receipts: Vec<(Receipt, Vec<u8>)>,
     /// Other statements of this node the checker holds (gap notices it saw before).
     known: Vec<SignedInc>,
     watch: BTreeMap<u64, SignedInc>,
+    /// The reader's clock (unix seconds).
+    now: u64,
+    /// The window's boundary w (the counter's initial value without one).
+    base: u64,
+    /// The boundary's node time, judged once the window is checked.
+    boundary_at: Option<u64>,
+    /// The item with the latest node time so far (the boundary, then the window's items in
+    /// value order): a later value dated before it is transferable evidence.
+    latest: Option<PageItem>,
 }
 
 impl Retrieval {
@@ -103,6 +117,7 @@ impl Retrieval {
         item: Item,
         nonce: [u8; 32],
         budget: Budget,
+        now: u64,
     ) -> Self {
         Self {
             trusted,
@@ -124,14 +139,19 @@ impl Retrieval {
             receipts: Vec::new(),
             known: Vec::new(),
             watch: BTreeMap::new(),
+            now,
+            base: 0,
+            boundary_at: None,
+            latest: None,
         }
     }
 
     /// Makes this a seller's monitoring retrieve: each receipt's value must hold the same
-    /// payload, and no gap notice may cover it (both give transferable evidence). Only the
-    /// receipts on the item's counter count; every receipt must name the certificate the node
-    /// answers under.
-    pub fn watching(mut self, receipts: impl IntoIterator<Item = Receipt>) -> Self {
+    /// payload, no gap notice may cover it, and a window boundary above it may not be dated
+    /// before it (each gives transferable evidence). Each receipt comes with its offer's
+    /// bytes. Only the receipts on the item's counter count; every receipt must name the
+    /// certificate the node answers under.
+    pub fn watching(mut self, receipts: impl IntoIterator<Item = (Receipt, Vec<u8>)>) -> Self {
         self.receipts.extend(receipts);
         self
     }
@@ -199,12 +219,14 @@ impl Retrieval {
         }
         let cert_id = head.cert.id();
         let device = cert.device.id();
-        for r in std::mem::take(&mut self.receipts) {
+        let mut receipted: Vec<PageItem> = Vec::new();
+        for (r, bytes) in std::mem::take(&mut self.receipts) {
             if r.cert_id != cert_id {
                 return Err(Misbehaviour::OtherCertificate);
             }
             // A receipt of another counter (another item's) says nothing about this one.
             if r.inc.inc.counter == counter.id && r.inc.inc.device == device {
+                receipted.push(r.entry(bytes));
                 self.watch.insert(r.inc.inc.value, r.inc);
             }
         }
@@ -240,15 +262,67 @@ impl Retrieval {
                 receipted: v,
             });
         }
-        if read.value - counter.initial > self.budget.max_entries {
+        let base = match head.boundary {
+            None => counter.initial,
+            Some(b) => {
+                let w = self.check_boundary(&head.cert, &counter, read.value, b, &receipted)?;
+                self.boundary_at = self.latest.as_ref().map(PageItem::at);
+                w
+            }
+        };
+        if read.value - base > self.budget.max_entries {
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
         }
         self.counter = counter;
         self.t = read.value;
-        self.next = counter.initial + 1;
+        self.base = base;
+        self.next = base + 1;
         self.cert = Some(head.cert);
         self.state = State::Paging;
         Ok(self.continue_or_finish()?.then(|| self.page_request()))
+    }
+
+    /// Checks the window's boundary `Inc(w)` (DESIGN.md §9): the certified device's, on the
+    /// item's counter, above its initial value and at most t, binding its item; a monitoring
+    /// seller's receipt at or below it dated no later than it (else the node bound its time
+    /// backwards: evidence). How recent it is, is judged at the end ([`Self::finish`]).
+    /// Returns w.
+    fn check_boundary(
+        &mut self,
+        cert: &SignedCertificate,
+        counter: &CertifiedCounter,
+        t: u64,
+        b: PageItem,
+        receipted: &[PageItem],
+    ) -> Result<u64, Misbehaviour> {
+        crate::verify::statements::check_inc(cert, &self.peer, counter, b.inc())?;
+        let w = b.value();
+        if w > t {
+            return Err(Misbehaviour::BeyondRead { value: w, t });
+        }
+        if !b.binds(&self.peer) {
+            return Err(Misbehaviour::EntryMismatch { value: w });
+        }
+        for r in receipted.iter().filter(|r| r.value() <= w) {
+            if r.value() == w && r.inc().inc.payload != b.inc().inc.payload {
+                return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
+                    cert: cert.clone(),
+                    a: r.inc().clone(),
+                    b: b.inc().clone(),
+                })));
+            }
+            if r.value() < w && r.at() > b.at() {
+                return Err(Misbehaviour::Evidence(Box::new(
+                    Evidence::EntryAtBackwards {
+                        cert: cert.clone(),
+                        a: r.clone(),
+                        b,
+                    },
+                )));
+            }
+        }
+        self.latest = Some(b);
+        Ok(w)
     }
 
     /// Whether paging goes on; checks completeness when it does not.
@@ -318,7 +392,7 @@ impl Retrieval {
                 value: page.items.get(i).map(PageItem::value).unwrap_or(0),
             });
         }
-        let mut ours: Vec<(SignedInc, SignedOffer, Vec<u8>)> = Vec::new();
+        let mut ours: Vec<(SignedInc, u64, SignedOffer, Vec<u8>)> = Vec::new();
         let mut offer_batch = BatchVerifier::new();
         for item in page.items {
             let inc = &item.inc().inc;
@@ -361,22 +435,26 @@ impl Retrieval {
                     })));
                 }
             }
+            if !item.binds(&self.peer) {
+                return Err(Misbehaviour::EntryMismatch { value });
+            }
+            self.check_time(&cert, &item)?;
             match item {
-                PageItem::Entry { inc, bytes } => {
-                    if inc.inc.payload != entry_payload(&self.peer, self.counter.id, &bytes) {
-                        return Err(Misbehaviour::EntryMismatch { value });
-                    }
-                    self.take_entry(&cert, inc, bytes, &mut ours, &mut offer_batch);
+                PageItem::Entry { inc, at, bytes } => {
+                    self.take_entry(&cert, inc, at, bytes, &mut ours, &mut offer_batch);
                 }
-                PageItem::Gap { inc, first, last } => {
-                    if inc.inc.payload != gap_payload(&self.peer, self.counter.id, first, last) {
-                        return Err(Misbehaviour::EntryMismatch { value });
-                    }
+                PageItem::Gap {
+                    inc,
+                    at,
+                    first,
+                    last,
+                } => {
                     if let Some((_, receipted)) = self.watch.range(first..=last).next() {
                         return Err(Misbehaviour::Evidence(Box::new(Evidence::GapOverReceipt {
                             cert: cert.clone(),
                             receipt: receipted.clone(),
                             gap: inc,
+                            at,
                             first,
                             last,
                         })));
@@ -394,14 +472,15 @@ impl Retrieval {
         // Seller signatures of the offers for d, in one batch; a bad one is evidence.
         if offer_batch.verify_each().is_ok() {
             self.offers
-                .extend(ours.into_iter().map(|(inc, o, _)| (inc.inc.value, o)));
+                .extend(ours.into_iter().map(|(inc, _, o, _)| (inc.inc.value, o)));
         } else {
-            for (inc, offer, bytes) in ours {
+            for (inc, at, offer, bytes) in ours {
                 match offer.check_signature() {
                     Ok(()) => self.offers.push((inc.inc.value, offer)),
                     Err(_) => self.faults.push(Evidence::BadEntry {
                         cert: cert.clone(),
                         inc,
+                        at,
                         bytes,
                     }),
                 }
@@ -410,13 +489,38 @@ impl Retrieval {
         Ok(self.continue_or_finish()?.then(|| self.page_request()))
     }
 
+    /// Node time along the window: never backwards from the latest item so far (the
+    /// boundary's, at first). An item dated before it is transferable evidence.
+    fn check_time(
+        &mut self,
+        cert: &SignedCertificate,
+        item: &PageItem,
+    ) -> Result<(), Misbehaviour> {
+        match &self.latest {
+            Some(l) if item.at() < l.at() => Err(Misbehaviour::Evidence(Box::new(
+                Evidence::EntryAtBackwards {
+                    cert: cert.clone(),
+                    a: l.clone(),
+                    b: item.clone(),
+                },
+            ))),
+            // Kept only when the time moves: items of one batch share it.
+            Some(l) if item.at() == l.at() => Ok(()),
+            _ => {
+                self.latest = Some(item.clone());
+                Ok(())
+            }
+        }
+    }
+
     /// Checks an entry whose bytes the `Inc` binds; keeps it if it is an offer for d.
     fn take_entry(
         &mut self,
         cert: &SignedCertificate,
         inc: SignedInc,
+        at: u64,
         bytes: Vec<u8>,
-        ours: &mut Vec<(SignedInc, SignedOffer, Vec<u8>)>,
+        ours: &mut Vec<(SignedInc, u64, SignedOffer, Vec<u8>)>,
         batch: &mut BatchVerifier,
     ) {
         let offer = match SignedOffer::from_bytes(&bytes) {
@@ -425,6 +529,7 @@ impl Retrieval {
                 self.faults.push(Evidence::BadEntry {
                     cert: cert.clone(),
                     inc,
+                    at,
                     bytes,
                 });
                 return;
@@ -439,6 +544,18 @@ impl Retrieval {
             self.faults.push(Evidence::BadEntry {
                 cert: cert.clone(),
                 inc,
+                at,
+                bytes,
+            });
+            return;
+        }
+        // Listed longer than the certificate allows at the entry's time: a node fault, and
+        // the offer is not used (DESIGN.md §9).
+        if offer.offer.expiry > cert.cert.time.latest_expiry(at) {
+            self.faults.push(Evidence::OverlongEntry {
+                cert: cert.clone(),
+                inc,
+                at,
                 bytes,
             });
             return;
@@ -449,15 +566,21 @@ impl Retrieval {
             &offer.offer.to_bytes(),
             offer.signature,
         );
-        ours.push((inc, offer, bytes));
+        ours.push((inc, at, offer, bytes));
     }
 
     /// Marks `first..=last` as covered by the gap notice at `value`: each of them must be a
-    /// value not served so far.
+    /// value not served so far. Values at or before the window's boundary are outside what
+    /// this retrieve checks (an honest node's notice may cover values lost before the value
+    /// that became the boundary), so only the part inside the window is covered.
     fn cover(&mut self, value: u64, first: u64, last: u64) -> Result<(), Misbehaviour> {
         if first > last || last >= value {
             return Err(Misbehaviour::BadGap { value });
         }
+        if last <= self.base {
+            return Ok(());
+        }
+        let first = first.max(self.base + 1);
         // The one hole that could hold [first, last]: the last one starting at or before it.
         let Some((&a, &b)) = self.holes.range(..=first).next_back() else {
             return Err(Misbehaviour::BadGap { value });
@@ -475,14 +598,57 @@ impl Retrieval {
         Ok(())
     }
 
+    /// The verdicts on node time, given once every value of the window passed its checks (so
+    /// dating a value ahead cannot turn a failed check into a disagreement): the latest node
+    /// time beyond the reader's clock + skew, or a boundary too recent by up to 2·skew, is a
+    /// clock disagreement; a boundary more recent than that hides offers that may be live.
+    fn judge_time(&self, cert: &SignedCertificate) -> Result<(), Misbehaviour> {
+        let rules = cert.cert.time;
+        let skew = rules.skew;
+        if let Some(at) = self.latest.as_ref().map(PageItem::at) {
+            if rules.ahead(at, self.now) {
+                return Err(Misbehaviour::ClockDisagreement {
+                    at,
+                    now: self.now,
+                    skew,
+                });
+            }
+        }
+        if let Some(at) = self.boundary_at {
+            let edge = rules.window_edge(self.now);
+            if at >= edge.saturating_add(2 * u64::from(skew)) {
+                return Err(Misbehaviour::RecentBoundary { at, edge });
+            }
+            if at >= edge {
+                return Err(Misbehaviour::ClockDisagreement {
+                    at,
+                    now: self.now,
+                    skew,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the session: the outcome, once every value up to t was checked.
     pub fn finish(self) -> Result<Outcome, Misbehaviour> {
+        if let (State::Done, Some(cert)) = (&self.state, &self.cert) {
+            if let Err(m) = self.judge_time(cert) {
+                // Evidence in hand (a bad or over-long entry) wins over a verdict on time: a
+                // node cannot turn it into a disagreement by dating a value ahead.
+                return Err(match self.faults.first() {
+                    Some(f) => Misbehaviour::Evidence(Box::new(f.clone())),
+                    None => m,
+                });
+            }
+        }
         match (self.state, self.cert) {
             (State::Done, Some(cert)) => Ok(Outcome {
                 peer: self.peer,
                 cert,
                 counter: self.counter,
                 t: self.t,
+                base: self.base,
                 offers: self.offers,
                 gaps: self.gaps,
                 faults: self.faults,

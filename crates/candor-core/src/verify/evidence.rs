@@ -3,7 +3,7 @@
 
 use crate::cert::SignedCertificate;
 use crate::encoding::Decode;
-use crate::entry::{entry_payload, gap_payload};
+use crate::entry::{entry_payload, gap_payload, PageItem};
 use crate::keys::PublicKey;
 use crate::misbehaviour::{entry_fault, Evidence, EvidenceError};
 use crate::statement::SignedInc;
@@ -18,6 +18,25 @@ impl Evidence {
             return Err(EvidenceError::WrongSubject);
         }
         Ok(())
+    }
+
+    /// A scheme B/C item whose `Inc` is the device's, binds the item, and is on a counter the
+    /// certificate names above its initial value (the values the certificate holds the node
+    /// to: the time rules below are this certificate's).
+    fn check_counted(cert: &SignedCertificate, item: &PageItem) -> Result<(), EvidenceError> {
+        Self::check_inc(cert, item.inc())?;
+        if !item.binds(&cert.cert.peer) {
+            return Err(EvidenceError::NotMisbehaviour(
+                "an Inc does not bind its item",
+            ));
+        }
+        let i = &item.inc().inc;
+        match cert.cert.counter(i.counter) {
+            Some(c) if i.value > c.initial => Ok(()),
+            _ => Err(EvidenceError::NotMisbehaviour(
+                "a value the certificate does not hold the node to",
+            )),
+        }
     }
 
     /// A scheme-M step whose `Inc` is the device's and binds its header.
@@ -65,6 +84,7 @@ impl Evidence {
             Self::GapOverReceipt {
                 receipt,
                 gap,
+                at,
                 first,
                 last,
                 ..
@@ -74,7 +94,7 @@ impl Evidence {
                 if receipt.inc.counter != gap.inc.counter {
                     return Err(EvidenceError::NotMisbehaviour("different counters"));
                 }
-                if gap.inc.payload != gap_payload(peer, gap.inc.counter, *first, *last) {
+                if gap.inc.payload != gap_payload(peer, gap.inc.counter, *at, *first, *last) {
                     return Err(EvidenceError::NotMisbehaviour(
                         "the gap Inc is no gap notice",
                     ));
@@ -228,9 +248,57 @@ impl Evidence {
                     o.offer.expiry
                 ))
             }
-            Self::BadEntry { inc, bytes, .. } => {
+            Self::EntryAtBackwards { a, b, .. } => {
+                for item in [a, b] {
+                    Self::check_counted(cert, item)?;
+                }
+                if a.inc().inc.counter != b.inc().inc.counter {
+                    return Err(EvidenceError::NotMisbehaviour("different counters"));
+                }
+                if a.value() >= b.value() {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the first item is not the earlier one",
+                    ));
+                }
+                if a.at() <= b.at() {
+                    return Err(EvidenceError::NotMisbehaviour("the time does not go back"));
+                }
+                Ok(format!(
+                    "node {} dated value {} of counter {} at {} and the later value {} at {}: its time went backwards",
+                    peer.short(),
+                    a.value(),
+                    a.inc().inc.counter,
+                    a.at(),
+                    b.value(),
+                    b.at()
+                ))
+            }
+            Self::OverlongEntry { inc, at, bytes, .. } => {
+                let item = PageItem::Entry {
+                    inc: inc.clone(),
+                    at: *at,
+                    bytes: bytes.clone(),
+                };
+                Self::check_counted(cert, &item)?;
+                let o = crate::offer::SignedOffer::from_bytes(bytes)
+                    .map_err(|_| EvidenceError::NotMisbehaviour("the entry is no offer"))?;
+                let latest = cert.cert.time.latest_expiry(*at);
+                if o.offer.expiry <= latest {
+                    return Err(EvidenceError::NotMisbehaviour(
+                        "the offer expires within the bound",
+                    ));
+                }
+                Ok(format!(
+                    "node {} counted at value {} of counter {} (time {at}) an offer expiring at {}, past the latest its certificate allows ({latest})",
+                    peer.short(),
+                    inc.inc.value,
+                    inc.inc.counter,
+                    o.offer.expiry
+                ))
+            }
+            Self::BadEntry { inc, at, bytes, .. } => {
                 Self::check_inc(cert, inc)?;
-                if inc.inc.payload != entry_payload(peer, inc.inc.counter, bytes) {
+                if inc.inc.payload != entry_payload(peer, inc.inc.counter, *at, bytes) {
                     return Err(EvidenceError::NotMisbehaviour(
                         "the Inc does not bind these bytes",
                     ));

@@ -4,14 +4,14 @@
 use super::*;
 
 /// A B/C node in one process: a device signer and its certificate.
-struct CNode {
+pub(crate) struct CNode {
     signer: Ed25519StatementSigner,
-    cert: SignedCertificate,
-    trusted: Vec<PublicKey>,
+    pub(crate) cert: SignedCertificate,
+    pub(crate) trusted: Vec<PublicKey>,
 }
 
 impl CNode {
-    fn new(scheme: Scheme, counters: u32) -> Self {
+    pub(crate) fn new(scheme: Scheme, counters: u32) -> Self {
         let node = Keypair::generate(&mut OsRng);
         let peer = PeerId::from_ed25519(&node.public());
         let signer = Ed25519StatementSigner::new(Keypair::generate(&mut OsRng), peer);
@@ -30,38 +30,92 @@ impl CNode {
         }
     }
 
-    fn peer(&self) -> PeerId {
+    pub(crate) fn peer(&self) -> PeerId {
         self.signer.peer().clone()
     }
 
-    fn entry(&self, counter: CounterId, value: u64, o: &SignedOffer) -> PageItem {
+    pub(crate) fn entry(&self, counter: CounterId, value: u64, o: &SignedOffer) -> PageItem {
+        self.entry_at(counter, value, NOW, o)
+    }
+
+    /// An entry counted at node time `at`.
+    pub(crate) fn entry_at(
+        &self,
+        counter: CounterId,
+        value: u64,
+        at: u64,
+        o: &SignedOffer,
+    ) -> PageItem {
         let bytes = o.to_bytes();
         PageItem::Entry {
-            inc: self
-                .signer
-                .sign_inc(counter, value, entry_payload(&self.peer(), counter, &bytes)),
+            inc: self.signer.sign_inc(
+                counter,
+                value,
+                entry_payload(&self.peer(), counter, at, &bytes),
+            ),
+            at,
             bytes,
         }
     }
 
-    fn gap(&self, counter: CounterId, value: u64, first: u64, last: u64) -> PageItem {
+    pub(crate) fn gap(&self, counter: CounterId, value: u64, first: u64, last: u64) -> PageItem {
+        self.gap_at(counter, value, NOW, first, last)
+    }
+
+    /// A gap notice written at node time `at`.
+    pub(crate) fn gap_at(
+        &self,
+        counter: CounterId,
+        value: u64,
+        at: u64,
+        first: u64,
+        last: u64,
+    ) -> PageItem {
         PageItem::Gap {
             inc: self.signer.sign_inc(
                 counter,
                 value,
-                gap_payload(&self.peer(), counter, first, last),
+                gap_payload(&self.peer(), counter, at, first, last),
             ),
+            at,
             first,
             last,
         }
     }
 
+    /// The seller's receipt for entry `e` (with the offer's bytes, as a monitor holds it).
+    pub(crate) fn receipt(&self, e: &PageItem) -> (Receipt, Vec<u8>) {
+        let PageItem::Entry { inc, at, bytes } = e else {
+            panic!("a receipt is for an entry")
+        };
+        (
+            Receipt {
+                cert_id: self.cert.id(),
+                at: *at,
+                inc: inc.clone(),
+            },
+            bytes.clone(),
+        )
+    }
+
     /// A retrieve of `item` served `items` under a `Read` at `t` on `counter`.
-    fn retrieve(
+    pub(crate) fn retrieve(
         &self,
         r: Retrieval,
         counter: CounterId,
         t: u64,
+        items: Vec<PageItem>,
+    ) -> Result<Outcome, Misbehaviour> {
+        self.retrieve_from(r, counter, t, None, items)
+    }
+
+    /// A retrieve whose head carries the window boundary `boundary`.
+    pub(crate) fn retrieve_from(
+        &self,
+        r: Retrieval,
+        counter: CounterId,
+        t: u64,
+        boundary: Option<PageItem>,
         items: Vec<PageItem>,
     ) -> Result<Outcome, Misbehaviour> {
         let mut r = r;
@@ -69,6 +123,7 @@ impl CNode {
         let head = RetrieveHead {
             cert: self.cert.clone(),
             read: self.signer.sign_read(counter, t, nonce),
+            boundary,
         };
         if r.on_head_bytes(&head.to_bytes())?.is_some() {
             r.on_page_bytes(&Page { items }.to_bytes())?;
@@ -76,13 +131,19 @@ impl CNode {
         r.finish()
     }
 
-    fn session(&self, d: &Item) -> Retrieval {
+    pub(crate) fn session(&self, d: &Item) -> Retrieval {
+        self.session_at(d, NOW)
+    }
+
+    /// A session whose reader's clock reads `now`.
+    pub(crate) fn session_at(&self, d: &Item, now: u64) -> Retrieval {
         Retrieval::new(
             self.trusted.clone(),
             self.peer(),
             d.clone(),
             [4; 32],
             Budget::default(),
+            now,
         )
     }
 }
@@ -100,10 +161,7 @@ fn a_node_cannot_show_buyer_and_seller_contradicting_gap_histories() {
     let d = item(0);
     let x = offer(&seller, &d, 100);
     let entry6 = node.entry(0, 6, &x);
-    let receipt = Receipt {
-        cert_id: node.cert.id(),
-        inc: entry6.inc().clone(),
-    };
+    let receipt = node.receipt(&entry6);
     let g1 = node.gap(0, 7, 6, 6);
     // The buyers' view at t = 7: the offer hidden behind a gap.
     let seen = node
@@ -200,11 +258,8 @@ fn a_monitor_holds_the_node_only_to_receipts_of_the_items_counter() {
     };
     let (d0, d1) = (on(0), on(1));
     // Receipts on counter 0 at values 6..=9.
-    let receipts: Vec<Receipt> = (6..=9)
-        .map(|v| Receipt {
-            cert_id: node.cert.id(),
-            inc: node.entry(0, v, &offer(&seller, &d0, v)).inc().clone(),
-        })
+    let receipts: Vec<(Receipt, Vec<u8>)> = (6..=9)
+        .map(|v| node.receipt(&node.entry(0, v, &offer(&seller, &d0, v))))
         .collect();
     // Item d1 on counter 1, with one entry at 6.
     let x = offer(&seller, &d1, 50);
@@ -219,7 +274,7 @@ fn a_monitor_holds_the_node_only_to_receipts_of_the_items_counter() {
     assert_eq!(out.offers.len(), 1);
     // A receipt under another certificate: the node must answer under the receipt's.
     let mut other = receipts[0].clone();
-    other.cert_id = Digest([0xAB; 32]);
+    other.0.cert_id = Digest([0xAB; 32]);
     let err = node
         .retrieve(
             node.session(&d1).watching([other]),

@@ -232,9 +232,10 @@ fn replies_of_another_scheme_than_the_certificates_are_refused() {
     let m = StepNode::new(Scheme::Merkle);
     let inc = m
         .signer
-        .sign_inc(0, 6, entry_payload(&m.peer(), 0, &o.to_bytes()));
+        .sign_inc(0, 6, entry_payload(&m.peer(), 0, NOW, &o.to_bytes()));
     let receipt = Receipt {
         cert_id: m.cert.id(),
+        at: NOW,
         inc,
     };
     let err = check_receipt(&m.trusted, &m.peer(), &m.cert, &o, &receipt).unwrap_err();
@@ -246,10 +247,12 @@ fn replies_of_another_scheme_than_the_certificates_are_refused() {
         d.clone(),
         [3; 32],
         Budget::default(),
+        NOW,
     );
     let head = RetrieveHead {
         cert: m.cert.clone(),
         read: m.signer.sign_read(0, 6, [3; 32]),
+        boundary: None,
     };
     let err = r.on_head_bytes(&head.to_bytes()).unwrap_err();
     assert!(matches!(err, Misbehaviour::WrongScheme { .. }), "{err}");
@@ -602,3 +605,4 @@ fn a_bad_head_signature_gets_its_own_verdict_after_the_batch() {
 mod budgets;
 mod counters;
 mod gaps;
+mod window;

@@ -21,15 +21,39 @@ pub(super) fn check_publish(
     Ok(receipt)
 }
 
-/// Drives a B/C retrieve from its head: pages until the core's checker has every value up
-/// to t, holding the node to `watching` (a seller's receipts) and to what the reader knew.
-pub(super) fn read(o: Opened<'_>, watching: Vec<Receipt>) -> Result<Outcome, Misbehaviour> {
+/// Whether a fresh B/C receipt's node time is within the certificate's skew of the seller's
+/// clock `now` (DESIGN.md §9): if not, a clock disagreement, and the receipt is not accepted
+/// (the seller keeps it for monitoring all the same).
+pub(super) fn fresh(
+    cert: &SignedCertificate,
+    receipt: &Receipt,
+    now: u64,
+) -> Result<(), Misbehaviour> {
+    let skew = cert.cert.time.skew;
+    if receipt.at.abs_diff(now) > u64::from(skew) {
+        return Err(Misbehaviour::ClockDisagreement {
+            at: receipt.at,
+            now,
+            skew,
+        });
+    }
+    Ok(())
+}
+
+/// Drives a B/C retrieve from its head: pages until the core's checker has every value of
+/// the window up to t, holding the node to `watching` (a seller's receipts, each with its
+/// offer's bytes) and to what the reader knew.
+pub(super) fn read(
+    o: Opened<'_>,
+    watching: Vec<(Receipt, Vec<u8>)>,
+) -> Result<Outcome, Misbehaviour> {
     let mut s = Retrieval::new(
         o.trusted.to_vec(),
         o.node.peer(),
         o.item.clone(),
         o.nonce,
         o.reading.budget,
+        o.reading.now,
     )
     .watching(watching)
     .knowing(o.reading.known.iter().cloned());

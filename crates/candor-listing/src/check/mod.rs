@@ -14,8 +14,9 @@ pub use steps::retrieve_at;
 
 use crate::listing::{Listing, PublishAnswer, Query, Refusal};
 use candor_core::{
-    head_certificate, Budget, Decode, Item, Misbehaviour, Outcome, Placement, Protocol, PublicKey,
-    Receipt, RetrieveRequest, SignedCertificate, SignedInc, SignedOffer, StepOutcome, StepReceipt,
+    head_certificate, Budget, Decode, Encode, Item, Misbehaviour, Outcome, Placement, Protocol,
+    PublicKey, Receipt, RetrieveRequest, SignedCertificate, SignedInc, SignedOffer, StepOutcome,
+    StepReceipt,
 };
 
 /// Steps a buyer audits per scheme-M retrieve unless told otherwise.
@@ -273,12 +274,13 @@ pub fn publish_checked(
     let peer = node.peer();
     match answer.cert.cert.scheme.protocol() {
         Protocol::Entries => {
-            let verdict =
-                entries::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt)
-                    .map(PublishReceipt::Entry);
-            Checked {
-                kept: verdict.as_ref().ok().cloned(),
-                verdict,
+            match entries::check_publish(trusted, &peer, &answer.cert, offer, &answer.receipt) {
+                Ok(r) => Checked {
+                    verdict: entries::fresh(&answer.cert, &r, now)
+                        .map(|()| PublishReceipt::Entry(r.clone())),
+                    kept: Some(PublishReceipt::Entry(r)),
+                },
+                Err(m) => refused(m),
             }
         }
         Protocol::Steps => {
@@ -363,8 +365,8 @@ fn read(
         Protocol::Entries => {
             let receipts = mine
                 .iter()
-                .map(|(_, r)| match r {
-                    PublishReceipt::Entry(r) => Ok(r.clone()),
+                .map(|(o, r)| match r {
+                    PublishReceipt::Entry(r) => Ok((r.clone(), o.to_bytes())),
                     PublishReceipt::Step(m, _) => Err(other_protocol(&opened, &cert, &m.cert_id)),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
