@@ -6,6 +6,8 @@
 //!
 //! - [`costs`]: signatures, the device, the buyer's check against |W|, durable publishes with
 //!   group commit (`candor bench core`);
+//! - [`lifecycle`]: a node under a steady publish rate for months of simulated time: storage
+//!   and a retrieve's cost against time, per scheme, with an SVG plot (`candor bench lifecycle`);
 //! - [`net`]: publish and retrieve round trips across N in-process nodes (`candor bench net`);
 //! - [`reads`]: retrieves per second from a node whose device is slow to sign `Read`s, one
 //!   buyer against many served by batched `Read`s (`candor bench reads`);
@@ -15,6 +17,7 @@
 //!   verification (`candor bench tree`).
 
 pub mod costs;
+pub mod lifecycle;
 pub mod net;
 pub mod reads;
 pub mod schemes;

@@ -18,6 +18,18 @@ pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 /// an earlier boundary still finds its whole window.
 pub const COMPACT_LAG: u64 = 3_600;
 
+/// How long (wall-clock) a boundary a head served holds deletion back: far longer than a
+/// retrieve may take.
+const SERVED_HOLD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// This machine's clock, unix seconds (`u64::MAX` if it is set before 1970: then node time
+/// alone sets the edge).
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(u64::MAX, |d| d.as_secs())
+}
+
 /// The first pause before another reconcile attempt after one failed; it doubles up to
 /// [`RETRY_MAX`].
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
@@ -248,7 +260,19 @@ pub struct ListingNode<D> {
     /// node time never goes backwards; a gap notice binds this; the window's edge is
     /// measured from it (DESIGN.md §9).
     pub(crate) last_at: std::sync::atomic::AtomicU64,
+    /// Schemes B and C: per counter, the boundaries heads served recently (wall-clock time of
+    /// the last head that served each, oldest first): compaction deletes nothing a retrieve
+    /// begun in the last [`SERVED_HOLD`] may still page.
+    pub(crate) served: Mutex<HashMap<CounterId, ServedBoundaries>>,
+    /// How long, in wall-clock milliseconds, a served boundary holds deletion back
+    /// ([`SERVED_HOLD`] unless set).
+    pub(crate) hold_ms: std::sync::atomic::AtomicU64,
+    /// A simulated clock (unix seconds) for the window's edge, 0 for this machine's.
+    pub(crate) clock: std::sync::atomic::AtomicU64,
 }
+
+/// The boundaries heads served on one counter: (when last served, w), oldest first.
+pub(crate) type ServedBoundaries = std::collections::VecDeque<(std::time::Instant, u64)>;
 
 impl<D> std::fmt::Debug for ListingNode<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -302,6 +326,9 @@ impl<D: TrustedDevice> ListingNode<D> {
             retry: Mutex::new((None, RETRY_FIRST)),
             reads: crate::reads::ReadQueue::default(),
             last_at: std::sync::atomic::AtomicU64::new(0),
+            served: Mutex::new(HashMap::new()),
+            hold_ms: std::sync::atomic::AtomicU64::new(SERVED_HOLD.as_millis() as u64),
+            clock: std::sync::atomic::AtomicU64::new(0),
         };
         let report = {
             let mut dev = node.device();
@@ -774,10 +801,17 @@ impl<D: TrustedDevice> ListingNode<D> {
             return Err(ServeError::WrongScheme);
         }
         let counter = self.cert.cert.counter_for(&req.item).id;
-        let mut dev = self.device();
-        self.settle(&mut dev).map_err(ServeError::Reconciling)?;
-        let read = dev.read_sign(counter, req.nonce)?;
+        let read = {
+            let mut dev = self.device();
+            self.settle(&mut dev).map_err(ServeError::Reconciling)?;
+            dev.read_sign(counter, req.nonce)?
+        };
+        // Every value up to t is stored: the boundary is found without the device lock.
         let boundary = self.store.boundary(counter, read.read.value, self.edge())?;
+        self.serving(
+            counter,
+            boundary.as_ref().map_or(0, candor_core::PageItem::value),
+        );
         Ok(RetrieveHead {
             cert: self.cert.clone(),
             read,
@@ -786,19 +820,83 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// The window's edge (DESIGN.md §9): node time − L_max − 2·skew, node time being the
-    /// latest the node bound. Measured from node time rather than the clock, the edge never
-    /// goes backwards (a clock stepped back cannot put the boundary below what was deleted)
-    /// and never runs ahead of what checkers see; a quiet node keeps its window until it
-    /// counts again.
+    /// lesser of the latest `at` the node bound and its clock. The latest `at` keeps the
+    /// edge from running ahead of what checkers see (a quiet node keeps its window until it
+    /// counts again); the clock keeps one reading that ran ahead, since corrected, from
+    /// pinning the edge in the future, where the boundary would hide live offers (and the
+    /// store would delete them). The store never serves a boundary below what it deleted.
     fn edge(&self) -> u64 {
         let at = self.last_at.load(std::sync::atomic::Ordering::SeqCst);
-        self.cert.cert.time.node_edge(at)
+        self.cert.cert.time.node_edge(at.min(self.clock()))
+    }
+
+    /// The node's clock: this machine's, or the simulated one [`Self::set_clock`] set.
+    /// (Publishes name their time; the clock sets only the window's edge.)
+    pub fn clock(&self) -> u64 {
+        match self.clock.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => wall_clock(),
+            t => t,
+        }
+    }
+
+    /// Runs the node on a simulated clock reading `now` (unix seconds), or on this machine's
+    /// again with `None` (tests and simulated runs; a clock corrected after running ahead).
+    pub fn set_clock(&self, now: Option<u64>) {
+        self.clock
+            .store(now.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How long a boundary a head served holds deletion back (ten minutes by default, far
+    /// longer than a retrieve may take). A run on a simulated clock, whose days pass in
+    /// seconds, sets it to zero.
+    pub fn hold_served_boundaries(&self, hold: std::time::Duration) {
+        self.hold_ms.store(
+            u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    fn hold(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.hold_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Records that a head served boundary `w` on `counter` now.
+    fn serving(&self, counter: CounterId, w: u64) {
+        let hold = self.hold();
+        let now = std::time::Instant::now();
+        let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        let q = served.entry(counter).or_default();
+        match q.back_mut() {
+            Some((at, last)) if *last == w => *at = now,
+            _ => q.push_back((now, w)),
+        }
+        // Bounded: a boundary changes at most as often as node time moves.
+        while q.len() > 64
+            || q.front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > hold)
+        {
+            q.pop_front();
+        }
+    }
+
+    /// The lowest boundary a head served on `counter` within the hold, if any.
+    fn lowest_served(&self, counter: CounterId) -> Option<u64> {
+        let hold = self.hold();
+        let now = std::time::Instant::now();
+        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        served.get(&counter).and_then(|q| {
+            q.iter()
+                .filter(|(at, _)| now.duration_since(*at) < hold)
+                .map(|(_, w)| *w)
+                .min()
+        })
     }
 
     /// Deletes every stored entry and gap notice before each counter's window boundary
     /// (DESIGN.md §9: storage bounded by what was counted in the last L_max), keeping the
     /// boundary. The boundary for deletion lags the one heads serve by [`COMPACT_LAG`] of
-    /// node time, so a retrieve that began under an earlier boundary still finds its window.
+    /// node time, and never passes a boundary a head served in the last ten minutes, so a
+    /// retrieve that began under an earlier boundary still finds its window.
     /// Returns how many items were deleted. Schemes B and C only (a no-op for M).
     pub fn compact(&self) -> Result<u64, ServeError> {
         if self.protocol != Protocol::Entries {
@@ -811,7 +909,11 @@ impl<D: TrustedDevice> ListingNode<D> {
                 continue;
             };
             if let Some(b) = self.store.boundary(c.id, head, edge)? {
-                deleted += self.store.compact(c.id, b.value())?;
+                let below = match self.lowest_served(c.id) {
+                    Some(w) => b.value().min(w),
+                    None => b.value(),
+                };
+                deleted += self.store.compact(c.id, below)?;
             }
         }
         if deleted > 0 {

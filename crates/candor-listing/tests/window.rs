@@ -7,7 +7,9 @@
 mod common;
 
 use candor_core::*;
-use candor_listing::{monitor, publish_to, retrieve_from, PublishReceipt, Reading, COMPACT_LAG};
+use candor_listing::{
+    monitor, publish_to, retrieve_from, PublishReceipt, Query, Reading, COMPACT_LAG,
+};
 use common::*;
 
 const DAY: u64 = 86_400;
@@ -26,6 +28,8 @@ fn run(scheme: Scheme) {
     let mut m = Market::new();
     let dir = tempfile::tempdir().unwrap();
     let (mut node, cert) = files_node(&mut m, dir.path(), scheme);
+    // Days pass in seconds here: a served boundary holds nothing back.
+    node.hold_served_boundaries(std::time::Duration::ZERO);
     let rules = cert.cert.time;
     let counter = cert.cert.counter_for(&target().key()).id;
     let seller = Keypair::generate(&mut rand_core::OsRng);
@@ -55,6 +59,7 @@ fn run(scheme: Scheme) {
             // A restart: node time comes back from the store.
             drop(node);
             node = reopen(dir.path(), &cert).unwrap();
+            node.hold_served_boundaries(std::time::Duration::ZERO);
         }
         // A buyer whose clock is behind the node's by less than the skew, and a seller that
         // monitors every receipt it ever got.
@@ -136,4 +141,95 @@ fn a_basic_node_keeps_a_sliding_window_over_ninety_days() {
 #[test]
 fn a_counters_node_keeps_a_sliding_window_over_ninety_days() {
     run(Scheme::Counters);
+}
+
+/// A retrieve that began before a publish moved node time on and a compaction ran still finds
+/// its whole window: the boundary a head served holds deletion back (DESIGN.md §9; found by a
+/// review: node time moves in jumps on a quiet node).
+#[test]
+fn a_retrieve_in_progress_survives_a_compaction_after_node_time_jumps() {
+    let mut m = Market::new();
+    let node = m.node(Scheme::Basic, 1, 1);
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    for d in 0..40 {
+        let now = NOW + d * DAY;
+        let o = offer_at(&seller, &target(), 100 + d, d + 1, now);
+        node.publish_all(&[o], now).pop().unwrap().unwrap();
+    }
+    let now = NOW + 41 * DAY;
+    let budget = Budget {
+        page_items: 1,
+        ..Budget::default()
+    };
+    let mut r = Retrieval::new(
+        m.trusted.clone(),
+        node.peer().clone(),
+        target(),
+        [7; 32],
+        budget,
+        now,
+    );
+    let head = node.answer(&Query::Head(r.request())).unwrap();
+    let mut next = r.on_head_bytes(&head).unwrap();
+    let page = node.answer(&Query::Page(next.unwrap())).unwrap();
+    next = r.on_page_bytes(&page).unwrap();
+    // Node time jumps two days on; the compaction would pass the served boundary.
+    let o = offer_at(&seller, &other(), 1, 999, now + 2 * DAY);
+    node.publish_all(&[o], now + 2 * DAY)
+        .pop()
+        .unwrap()
+        .unwrap();
+    node.compact().unwrap();
+    while let Some(q) = next {
+        next = r
+            .on_page_bytes(&node.answer(&Query::Page(q)).unwrap())
+            .unwrap();
+    }
+    let out = r.finish().unwrap();
+    assert!(out.offers.len() >= 30);
+    // Without the hold (a simulated run), the same compaction deletes up to the new edge.
+    node.hold_served_boundaries(std::time::Duration::ZERO);
+    assert!(node.compact().unwrap() > 0);
+}
+
+/// A clock that ran ahead for one publish, since corrected, pins no edge in the future: the
+/// window follows the corrected clock, so a quiet counter's boundary is not too recent for
+/// buyers and no live offer is deleted (DESIGN.md §9: honest nodes are never accused after a
+/// clock correction).
+#[test]
+fn a_clock_that_ran_ahead_and_was_corrected_hides_and_deletes_nothing_live() {
+    let mut m = Market::new();
+    let node = m.node(Scheme::Counters, 2, 2);
+    let cert = node.certificate().clone();
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let on = |c: u32| {
+        (0..)
+            .map(|i| Item::new(&format!("clock item {i}")).unwrap())
+            .find(|i| cert.cert.counter_for(&i.key()).id == c)
+            .unwrap()
+    };
+    let (d, e) = (on(0), on(1));
+    for day in 0..40 {
+        let now = NOW + day * DAY;
+        let o = offer_at(&seller, &d, 100 + day, day + 1, now);
+        node.publish_all(&[o], now).pop().unwrap().unwrap();
+    }
+    // One publish on the other counter while the clock ran three days ahead.
+    let ahead = NOW + 43 * DAY;
+    node.publish_all(&[offer_at(&seller, &e, 5, 500, ahead)], ahead)
+        .pop()
+        .unwrap()
+        .unwrap();
+    // The clock is corrected.
+    let now = NOW + 40 * DAY + 60;
+    node.set_clock(Some(now));
+    node.compact().unwrap();
+    let out = entries(retrieve_from(&node, &m.trusted, &d, reading_at(now)).unwrap());
+    let live = out
+        .offers
+        .iter()
+        .filter(|(_, o)| o.offer.expiry > now)
+        .count();
+    // Every offer published in the last L_max − 4·skew is live and shown.
+    assert!(live >= 29, "{live} live offers shown");
 }

@@ -28,6 +28,9 @@ const PENDING: TableDefinition<'_, (u32, &[u8; 32]), &[u8]> = TableDefinition::n
 const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads");
 /// (counter, SHA-256 of an entry's offer bytes) → the first value that counted it.
 const BY_OFFER: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("by-offer");
+/// counter → the value below which its items were deleted (the kept boundary): a boundary is
+/// never served below it, whatever the clock says later.
+const FLOORS: TableDefinition<'_, u32, u64> = TableDefinition::new("floors");
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
 const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -220,6 +223,7 @@ impl ListingStore {
             txn.open_table(ENTRIES).map_err(|e| store.err()(e.into()))?;
             txn.open_table(PENDING).map_err(|e| store.err()(e.into()))?;
             txn.open_table(HEADS).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(FLOORS).map_err(|e| store.err()(e.into()))?;
             txn.open_table(BY_OFFER)
                 .map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
@@ -482,6 +486,12 @@ impl ListingStore {
                 }
             }
         };
+        let floor = txn
+            .open_table(FLOORS)
+            .map_err(|x| e(x.into()))?
+            .get(counter)
+            .map_err(|x| e(x.into()))?
+            .map_or(0, |g| g.value());
         let Some(lowest) = first_in(0, upto)? else {
             return Ok(None);
         };
@@ -501,6 +511,11 @@ impl ListingStore {
                 },
             }
         }
+        // Never below what was deleted: the item kept there is the boundary at least (a
+        // clock stepped back after a compaction cannot open a window onto deleted values).
+        if floor > 0 && best.as_ref().is_none_or(|b| b.value() < floor) && floor <= upto {
+            return first_in(floor, upto);
+        }
         Ok(best)
     }
 
@@ -515,6 +530,14 @@ impl ListingStore {
         {
             let mut entries = txn.open_table(ENTRIES).map_err(|x| e(x.into()))?;
             let mut by_offer = txn.open_table(BY_OFFER).map_err(|x| e(x.into()))?;
+            let mut floors = txn.open_table(FLOORS).map_err(|x| e(x.into()))?;
+            let floor = floors
+                .get(counter)
+                .map_err(|x| e(x.into()))?
+                .map_or(0, |g| g.value());
+            if below > floor {
+                floors.insert(counter, below).map_err(|x| e(x.into()))?;
+            }
             let gone = entries
                 .extract_from_if((counter, 0)..(counter, below), |_, _| true)
                 .map_err(|x| e(x.into()))?;
@@ -523,9 +546,17 @@ impl ListingStore {
                 n += 1;
                 if let Ok(PageItem::Entry { bytes, .. }) = PageItem::from_bytes(v.value()) {
                     let key = candor_core::sha256(&bytes);
-                    by_offer
-                        .remove((counter, key.as_bytes()))
-                        .map_err(|x| e(x.into()))?;
+                    // Only if the index names a deleted value (an offer counted again later
+                    // keeps its row).
+                    let indexed = by_offer
+                        .get((counter, key.as_bytes()))
+                        .map_err(|x| e(x.into()))?
+                        .map(|g| g.value());
+                    if indexed.is_some_and(|v| v < below) {
+                        by_offer
+                            .remove((counter, key.as_bytes()))
+                            .map_err(|x| e(x.into()))?;
+                    }
                 }
             }
         }
@@ -906,7 +937,14 @@ mod tests {
         assert_eq!(store.find(0, &[3]).unwrap(), None, "the index row went too");
         assert_eq!(store.find(0, &[15]).unwrap().map(|i| i.value()), Some(15));
         assert_eq!(b(40, 251), Some(15));
-        assert_eq!(b(40, 200), None, "nothing before the kept boundary is left");
+        assert_eq!(
+            b(40, 200),
+            Some(15),
+            "never below the kept boundary, even for an earlier edge"
+        );
+        assert_eq!(b(40, 0), Some(15));
         assert_eq!(store.compact(0, 15).unwrap(), 0);
+        assert_eq!(store.compact(0, 3).unwrap(), 0, "the floor never goes down");
+        assert_eq!(b(40, 0), Some(15));
     }
 }

@@ -662,6 +662,7 @@ mod tests {
             "wrong-scheme",
             "bad-proof",
             "at-backwards",
+            "recent-boundary",
         ] {
             assert!(failed_check("misbehaviour", Some(cheat)), "{cheat}");
         }

@@ -97,6 +97,9 @@ enum BenchCmd {
     Core(candor_bench::costs::Args),
     /// Publish and retrieve round trips across N in-process nodes; latency, bytes, memory.
     Net(candor_bench::net::Args),
+    /// A node under a steady publish rate for months of simulated time: storage and one
+    /// item's retrieve against time, per scheme; writes an SVG plot.
+    Lifecycle(candor_bench::lifecycle::Args),
     /// Schemes B, C and M side by side: retrieve bytes and verification against |W|, audits,
     /// M's publish throughput with batches; writes an SVG plot.
     Schemes(candor_bench::schemes::Args),
@@ -299,6 +302,7 @@ fn main() -> ExitCode {
         Cmd::Bench(b) => match b {
             BenchCmd::Core(args) => candor_bench::costs::run(args),
             BenchCmd::Net(args) => candor_bench::net::run(args),
+            BenchCmd::Lifecycle(args) => candor_bench::lifecycle::run(args),
             BenchCmd::Schemes(args) => candor_bench::schemes::run(args),
             BenchCmd::Tpm(args) => candor_bench::tpm::run(args),
             BenchCmd::Tree(args) => candor_bench::tree::run(args),

@@ -103,6 +103,8 @@ pub struct Retrieval {
     base: u64,
     /// The boundary's node time, judged once the window is checked.
     boundary_at: Option<u64>,
+    /// The boundary's `Inc`: a gap notice in the window may not cover its value.
+    boundary: Option<SignedInc>,
     /// The item with the latest node time so far (the boundary, then the window's items in
     /// value order): a later value dated before it is transferable evidence.
     latest: Option<PageItem>,
@@ -142,6 +144,7 @@ impl Retrieval {
             now,
             base: 0,
             boundary_at: None,
+            boundary: None,
             latest: None,
         }
     }
@@ -303,14 +306,64 @@ impl Retrieval {
         if !b.binds(&self.peer) {
             return Err(Misbehaviour::EntryMismatch { value: w });
         }
-        for r in receipted.iter().filter(|r| r.value() <= w) {
-            if r.value() == w && r.inc().inc.payload != b.inc().inc.payload {
+        // Held to every statement the checker holds (receipts and known ones): another
+        // payload at w, or a gap notice over one of them, is evidence.
+        if let Some(held) = self.watch.get(&w) {
+            if held.inc.payload != b.inc().inc.payload {
                 return Err(Misbehaviour::Evidence(Box::new(Evidence::Equivocation {
                     cert: cert.clone(),
-                    a: r.inc().clone(),
+                    a: held.clone(),
                     b: b.inc().clone(),
                 })));
             }
+        }
+        match &b {
+            PageItem::Gap {
+                inc,
+                at,
+                first,
+                last,
+            } => {
+                if first > last || *last >= w {
+                    return Err(Misbehaviour::BadGap { value: w });
+                }
+                if let Some((_, held)) = self.watch.range(*first..=*last).next() {
+                    return Err(Misbehaviour::Evidence(Box::new(Evidence::GapOverReceipt {
+                        cert: cert.clone(),
+                        receipt: held.clone(),
+                        gap: inc.clone(),
+                        at: *at,
+                        first: *first,
+                        last: *last,
+                    })));
+                }
+            }
+            PageItem::Entry { inc, at, bytes } => {
+                // Its offer has expired; an entry that is no offer, or one of d's listed too
+                // long, is a node fault all the same.
+                match SignedOffer::from_bytes(bytes) {
+                    Err(_) => self.faults.push(Evidence::BadEntry {
+                        cert: cert.clone(),
+                        inc: inc.clone(),
+                        at: *at,
+                        bytes: bytes.clone(),
+                    }),
+                    Ok(o)
+                        if o.offer.key == self.item.key()
+                            && o.offer.expiry > cert.cert.time.latest_expiry(*at) =>
+                    {
+                        self.faults.push(Evidence::OverlongEntry {
+                            cert: cert.clone(),
+                            inc: inc.clone(),
+                            at: *at,
+                            bytes: bytes.clone(),
+                        })
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        for r in receipted.iter().filter(|r| r.value() <= w) {
             if r.value() < w && r.at() > b.at() {
                 return Err(Misbehaviour::Evidence(Box::new(
                     Evidence::EntryAtBackwards {
@@ -321,6 +374,7 @@ impl Retrieval {
                 )));
             }
         }
+        self.boundary = Some(b.inc().clone());
         self.latest = Some(b);
         Ok(w)
     }
@@ -449,10 +503,22 @@ impl Retrieval {
                     first,
                     last,
                 } => {
-                    if let Some((_, receipted)) = self.watch.range(first..=last).next() {
+                    // A held statement (a receipt, a known one, or the boundary the node
+                    // served: its value was counted and kept) may not be called lost.
+                    let held = self
+                        .watch
+                        .range(first..=last)
+                        .next()
+                        .map(|(_, s)| s.clone())
+                        .or_else(|| {
+                            self.boundary
+                                .clone()
+                                .filter(|b| (first..=last).contains(&b.inc.value))
+                        });
+                    if let Some(receipted) = held {
                         return Err(Misbehaviour::Evidence(Box::new(Evidence::GapOverReceipt {
                             cert: cert.clone(),
-                            receipt: receipted.clone(),
+                            receipt: receipted,
                             gap: inc,
                             at,
                             first,
@@ -577,10 +643,14 @@ impl Retrieval {
         if first > last || last >= value {
             return Err(Misbehaviour::BadGap { value });
         }
-        if last <= self.base {
-            return Ok(());
-        }
-        let first = first.max(self.base + 1);
+        let first = if self.boundary.is_some() {
+            if last <= self.base {
+                return Ok(());
+            }
+            first.max(self.base + 1)
+        } else {
+            first
+        };
         // The one hole that could hold [first, last]: the last one starting at or before it.
         let Some((&a, &b)) = self.holes.range(..=first).next_back() else {
             return Err(Misbehaviour::BadGap { value });
@@ -605,6 +675,15 @@ impl Retrieval {
     fn judge_time(&self, cert: &SignedCertificate) -> Result<(), Misbehaviour> {
         let rules = cert.cert.time;
         let skew = rules.skew;
+        let edge = rules.window_edge(self.now);
+        // A boundary too recent to hide only expired offers is judged first: no honest node
+        // within skew serves one, so dating another value ahead cannot make it a mere
+        // disagreement.
+        if let Some(at) = self.boundary_at {
+            if at >= edge.saturating_add(2 * u64::from(skew)) {
+                return Err(Misbehaviour::RecentBoundary { at, edge });
+            }
+        }
         if let Some(at) = self.latest.as_ref().map(PageItem::at) {
             if rules.ahead(at, self.now) {
                 return Err(Misbehaviour::ClockDisagreement {
@@ -615,10 +694,6 @@ impl Retrieval {
             }
         }
         if let Some(at) = self.boundary_at {
-            let edge = rules.window_edge(self.now);
-            if at >= edge.saturating_add(2 * u64::from(skew)) {
-                return Err(Misbehaviour::RecentBoundary { at, edge });
-            }
             if at >= edge {
                 return Err(Misbehaviour::ClockDisagreement {
                     at,

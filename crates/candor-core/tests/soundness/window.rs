@@ -336,3 +336,72 @@ fn an_overlong_entry_is_evidence_and_not_used() {
     .verify(&w.node.trusted)
     .is_err());
 }
+
+/// Statements the checker holds are held against the boundary too: a gap-notice boundary
+/// over a receipted value, a gap notice in the window over the boundary's own value, another
+/// payload at w than a statement seen before — each transferable evidence, though none could
+/// hide a live offer.
+#[test]
+fn held_statements_are_held_against_the_boundary() {
+    let w = World::new();
+    let old = w.now - L - 2 * SKEW - 10;
+    let receipted = w.entry(6, old - DAY);
+    let err = w
+        .read(
+            w.buyer().watching([w.node.receipt(&receipted)]),
+            7,
+            Some(w.node.gap_at(0, 7, old, 6, 6)),
+            vec![],
+        )
+        .unwrap_err();
+    assert_eq!(evidence(err, &w.node.trusted).kind(), Kind::GapOverReceipt);
+    let err = w
+        .read(
+            w.buyer(),
+            9,
+            Some(w.entry(7, old)),
+            vec![w.node.gap_at(0, 9, old, 7, 8)],
+        )
+        .unwrap_err();
+    assert_eq!(evidence(err, &w.node.trusted).kind(), Kind::GapOverReceipt);
+    let seen = w.node.gap_at(0, 7, old, 6, 6);
+    let err = w
+        .read(
+            w.buyer().knowing([seen.inc().clone()]),
+            7,
+            Some(w.entry(7, old)),
+            vec![],
+        )
+        .unwrap_err();
+    assert_eq!(evidence(err, &w.node.trusted).kind(), Kind::Equivocation);
+    // A gap-notice boundary that covers its own value or later is malformed.
+    let err = w
+        .read(w.buyer(), 7, Some(w.node.gap_at(0, 7, old, 6, 7)), vec![])
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::BadGap);
+    // A gap notice covering values below the boundary only (lost before it) is fine.
+    w.read(
+        w.buyer(),
+        9,
+        Some(w.entry(8, old)),
+        vec![w.node.gap_at(0, 9, old, 6, 7)],
+    )
+    .unwrap();
+}
+
+/// A recent boundary stays a failed check when the node also dates a value ahead of the
+/// buyer's clock: no honest node within skew serves one, so the later date cannot turn it
+/// into a mere disagreement.
+#[test]
+fn dating_a_value_ahead_does_not_excuse_a_recent_boundary() {
+    let w = World::new();
+    let err = w
+        .read(
+            w.buyer(),
+            8,
+            Some(w.entry(7, w.now - DAY)),
+            vec![w.node.gap_at(0, 8, w.now + SKEW + 1, 6, 6)],
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::RecentBoundary);
+}
