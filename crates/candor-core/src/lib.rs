@@ -64,7 +64,8 @@ pub use misbehaviour::{
 };
 pub use nonces::{NoncePath, NonceTree, NonceTreeError, MAX_NONCE_LEVELS, MAX_READ_BATCH};
 pub use offer::{
-    cheapest, current_offers, Currency, Offer, OfferError, OfferFault, SignedOffer, MAX_OFFER_BYTES,
+    cheapest, current_offers, seller_equivocation, Currency, Offer, OfferError, OfferFault,
+    SignedOffer, MAX_OFFER_BYTES,
 };
 pub use retrieve::entries::{is_valid_entry, Outcome, Retrieval};
 pub use retrieve::steps::{check_monitor, ListPage, ListRequest, StepOutcome, StepRetrieval};

@@ -275,26 +275,55 @@ impl SignedOffer {
 
 /// The offers a buyer can act on: per (seller, item) the highest serial wins, identical offers
 /// count once, quantity 0 withdraws, and offers expired by `now` (Unix seconds) are dropped.
+/// Two different offers of one seller for one item under the highest serial are the seller
+/// equivocating (DESIGN.md §9): both are dropped, and so is the item's offer of that seller
+/// (an honest seller's serials never repeat; [`seller_equivocation`] proves it to anyone).
 /// Sorted by currency, then price, then seller.
 pub fn current_offers<'a>(offers: impl IntoIterator<Item = &'a Offer>, now: u64) -> Vec<Offer> {
-    let mut best: BTreeMap<(PublicKey, ItemKey), &Offer> = BTreeMap::new();
+    // Per (seller, item): the highest-serial offer, and whether another differs from it at
+    // that serial.
+    let mut best: BTreeMap<(PublicKey, ItemKey), (&Offer, bool)> = BTreeMap::new();
     for o in offers {
-        let slot = best.entry((o.seller, o.key)).or_insert(o);
-        // Highest serial wins; a tie between different offers (a seller contradicting itself)
-        // is broken by offer id so that every buyer picks the same one.
-        if (o.serial, std::cmp::Reverse(o.id())) > (slot.serial, std::cmp::Reverse(slot.id())) {
-            *slot = o;
+        let slot = best.entry((o.seller, o.key)).or_insert((o, false));
+        if o.serial > slot.0.serial {
+            *slot = (o, false);
+        } else if o.serial == slot.0.serial && o != slot.0 {
+            slot.1 = true;
         }
     }
     let mut out: Vec<Offer> = best
         .into_values()
-        .filter(|o| o.quantity > 0 && o.expiry > now)
-        .cloned()
+        .filter(|(o, equivocated)| !equivocated && o.quantity > 0 && o.expiry > now)
+        .map(|(o, _)| o.clone())
         .collect();
     out.sort_by(|a, b| {
         (a.currency, a.price, a.seller, a.key).cmp(&(b.currency, b.price, b.seller, b.key))
     });
     out
+}
+
+/// Whether `a` and `b` prove their seller equivocated: two different offers, both signed by
+/// one seller, for one item, under one serial. Anyone can check it with nothing but the two
+/// offers; an honest seller never signs such a pair (its serial is max(wallet's highest + 1,
+/// unix milliseconds)).
+pub fn seller_equivocation(a: &SignedOffer, b: &SignedOffer) -> Result<(), &'static str> {
+    if a.offer.seller != b.offer.seller {
+        return Err("two sellers");
+    }
+    if a.offer.key != b.offer.key {
+        return Err("two items");
+    }
+    if a.offer.serial != b.offer.serial {
+        return Err("two serials");
+    }
+    if a.offer == b.offer {
+        return Err("one offer");
+    }
+    a.verify()
+        .map_err(|_| "the first offer is not validly signed")?;
+    b.verify()
+        .map_err(|_| "the second offer is not validly signed")?;
+    Ok(())
 }
 
 /// The cheapest current offer in `currency` (prices are never compared across currencies).
@@ -397,5 +426,36 @@ mod tests {
             Some(450)
         );
         assert!(cheapest(&cur, Currency::new("USD").unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_seller_equivocating_under_its_highest_serial_is_dropped() {
+        let a = Keypair::generate(&mut OsRng);
+        let b = Keypair::generate(&mut OsRng);
+        let x = offer(&a, 500, 1, 1000, 7);
+        let y = offer(&a, 400, 1, 1000, 7); // another offer, one serial
+        let offers = [
+            offer(&a, 600, 1, 1000, 6),
+            x.clone(),
+            y.clone(),
+            offer(&b, 300, 1, 1000, 1),
+        ];
+        for order in [[0, 1, 2, 3], [2, 3, 1, 0], [3, 2, 0, 1]] {
+            let cur = current_offers(order.iter().map(|&i| &offers[i].offer), 60);
+            assert_eq!(cur.len(), 1, "only b's offer is left");
+            assert_eq!(cur[0].seller, b.public());
+        }
+        seller_equivocation(&x, &y).unwrap();
+        assert!(seller_equivocation(&x, &x).is_err());
+        assert!(seller_equivocation(&x, &offers[0]).is_err());
+        assert!(seller_equivocation(&x, &offers[3]).is_err());
+        let mut forged = y.clone();
+        forged.offer.price = 1;
+        assert!(seller_equivocation(&x, &forged).is_err());
+        // A higher serial supersedes the pair: the seller's newest offer stands.
+        let z = offer(&a, 450, 1, 1000, 8);
+        let cur = current_offers([&x.offer, &y.offer, &z.offer], 60);
+        assert_eq!(cur.len(), 1);
+        assert_eq!(cur[0].price, 450);
     }
 }

@@ -55,6 +55,23 @@ fn one() -> u32 {
     1
 }
 
+/// A withdrawal: the seller's current offer for the item, superseded by one of quantity 0.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Withdraw {
+    /// The item description (any form; it is canonicalised).
+    pub(crate) item: String,
+}
+
+/// A sale outside the marketplace's buying flow: the seller's current offer for the item,
+/// superseded by one with `sold` fewer units (0 left withdraws it).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Sell {
+    /// The item description (any form; it is canonicalised).
+    pub(crate) item: String,
+    /// Units sold.
+    pub(crate) sold: u32,
+}
+
 /// One listing node's part in a publish.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PublishResult {

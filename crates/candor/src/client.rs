@@ -480,6 +480,76 @@ pub(crate) fn publish(a: PublishArgs) -> Result<(), CliError> {
     verdict(false, publish_verdict(&r))
 }
 
+/// `candor withdraw` and `candor sell`: the seller's current offer for an item, superseded.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ChangeArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The item's description (at most 512 bytes once canonical).
+    #[arg(long, value_parser = crate::limits::item)]
+    item: String,
+}
+
+impl ChangeArgs {
+    pub(crate) fn json(&self) -> bool {
+        self.conn.json
+    }
+}
+
+/// `candor sell`: units sold.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SellArgs {
+    #[command(flatten)]
+    change: ChangeArgs,
+    /// Units sold (your offer keeps the rest; none left withdraws it).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    sold: u32,
+}
+
+impl SellArgs {
+    pub(crate) fn json(&self) -> bool {
+        self.change.conn.json
+    }
+}
+
+pub(crate) fn withdraw(a: ChangeArgs) -> Result<(), CliError> {
+    let r: api::PublishAnswer =
+        Client::new(&a.conn)?.post("/v1/offers/withdraw", &api::Withdraw { item: a.item })?;
+    changed(
+        &a.conn,
+        &r,
+        "withdrawn: an offer of quantity 0 supersedes yours",
+    )
+}
+
+pub(crate) fn sell(a: SellArgs) -> Result<(), CliError> {
+    let req = api::Sell {
+        item: a.change.item,
+        sold: a.sold,
+    };
+    let r: api::PublishAnswer = Client::new(&a.change.conn)?.post("/v1/offers/sell", &req)?;
+    let what = format!("{} sold: an offer with the rest supersedes yours", a.sold);
+    changed(&a.change.conn, &r, &what)
+}
+
+/// Shows a withdrawal's or a sale's publish.
+fn changed(conn: &Conn, r: &api::PublishAnswer, what: &str) -> Result<(), CliError> {
+    if conn.json {
+        print_json(r)?;
+        return verdict(true, publish_verdict(r));
+    }
+    println!("{:?}: {what} (serial {})", r.item, r.serial);
+    for n in &r.listing_nodes {
+        match (n.counter, n.value) {
+            (Some(c), Some(v)) => {
+                println!("  {}  receipt checked: counter {c} value {v}", n.peer);
+            }
+            _ => println!("  {}  {}: {}", n.peer, n.status, n.detail),
+        }
+    }
+    verdict(false, publish_verdict(r))
+}
+
 #[derive(clap::Args, Debug)]
 pub(crate) struct ItemArgs {
     #[command(flatten)]

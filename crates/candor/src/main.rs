@@ -58,6 +58,11 @@ enum Cmd {
     Node(daemon::Args),
     /// Publish an offer through your running node to the item's listing nodes.
     Publish(client::PublishArgs),
+    /// Withdraw your offer for an item: an offer of quantity 0 supersedes it everywhere.
+    Withdraw(client::ChangeArgs),
+    /// Record a sale of some units of your offer for an item: an offer with the rest
+    /// supersedes it (none left withdraws it).
+    Sell(client::SellArgs),
     /// Retrieve an item's offers from every listing node, each answer verified.
     Retrieve(client::ItemArgs),
     /// Check your receipted offers for an item are still served, untouched.
@@ -248,6 +253,8 @@ impl Cmd {
     fn json(&self) -> bool {
         match self {
             Self::Publish(a) => a.json(),
+            Self::Withdraw(a) => a.json(),
+            Self::Sell(a) => a.json(),
             Self::Retrieve(a) | Self::Monitor(a) => a.json(),
             Self::Offers(c) | Self::Status(c) | Self::Peers(c) | Self::Stop(c) => c.json(),
             Self::Connect(a) => a.json(),
@@ -289,6 +296,8 @@ fn main() -> ExitCode {
         Cmd::Demo(args) => return candor_demo::demo::run(args),
         Cmd::Node(args) => daemon::run(args),
         Cmd::Publish(a) => client::publish(a),
+        Cmd::Withdraw(a) => client::withdraw(a),
+        Cmd::Sell(a) => client::sell(a),
         Cmd::Retrieve(a) => client::retrieve(a),
         Cmd::Monitor(a) => client::monitor(a),
         Cmd::Offers(c) => client::offers(c),

@@ -23,6 +23,8 @@ pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/offers", post(publish).get(my_offers))
+        .route("/v1/offers/withdraw", post(withdraw))
+        .route("/v1/offers/sell", post(sell))
         .route("/v1/retrieve", get(retrieve))
         .route("/v1/monitor", post(monitor))
         .route("/v1/peers", get(peers).post(connect))
@@ -176,54 +178,193 @@ async fn publish(
             ),
         ));
     }
+    let expiry = now().saturating_add(expires_in);
     let state = s.clone();
-    let answer = tokio::task::spawn_blocking(
-        move || -> Result<api::PublishAnswer, (StatusCode, Json<api::ApiError>)> {
-            let serial = state
-                .wallet
-                .next_serial(&item.key())
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            let t = now();
-            let offer = SignedOffer::sign(
-                &state.seller,
-                &item,
-                req.price,
-                currency,
-                req.quantity,
-                t.saturating_add(expires_in),
-                serial,
-            );
-            let report = state
-                .market
-                .publish(&offer, t)
-                .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
-            // Every receipt that verified is kept and monitored, also one refused for a clock
-            // disagreement: the node's device counted the offer.
-            let receipts = report
-                .kept
-                .iter()
-                .map(|(p, rc)| (to_candor_peer(p), rc.clone()))
-                .collect();
-            state
-                .wallet
-                .add(&Entry { offer, receipts })
-                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-            Ok(api::PublishAnswer {
-                item: item.description().to_string(),
-                item_key: item.key().to_string(),
-                serial,
-                k: state.net.k(),
-                listing_nodes: report
-                    .results
-                    .iter()
-                    .map(|(p, r)| result_view(&state.evidence, &state.trusted, p, r))
-                    .collect(),
-            })
-        },
-    )
+    let answer = tokio::task::spawn_blocking(move || {
+        sign_and_publish(&state, &item, req.price, currency, req.quantity, expiry)
+    })
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
     Ok(Json(answer))
+}
+
+type RouteError = (StatusCode, Json<api::ApiError>);
+
+/// This machine's clock in unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The serial of this seller's next offer for `item` (DESIGN.md §9): above every serial the
+/// wallet used for it, at least the clock in milliseconds, and — when the wallet holds no
+/// offer for the item (a fresh or restored wallet, another machine's) — above every serial of
+/// this seller's offers the item's listing nodes show. So a seller never signs two offers
+/// under one serial, which buyers drop as equivocation.
+fn new_serial(state: &crate::daemon::AppState, item: &Item, t: u64) -> Result<u64, RouteError> {
+    let wallet_next = state
+        .wallet
+        .next_serial(&item.key())
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let mut serial = wallet_next.max(unix_ms());
+    let mine = state.seller.public();
+    let held = state
+        .wallet
+        .list()
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .iter()
+        .any(|e| e.offer.offer.key == item.key());
+    if !held {
+        match state.market.retrieve(item, t) {
+            Ok(report) => {
+                let listed = report
+                    .reports
+                    .iter()
+                    .filter_map(|(_, r)| match r {
+                        candor_net::NodeReport::Verified(o) => Some(o.offers()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter(|o| o.offer.seller == mine)
+                    .map(|o| o.offer.serial)
+                    .max();
+                if let Some(listed) = listed {
+                    serial = serial.max(listed.saturating_add(1));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%e, "could not read the serials already listed; using the clock's")
+            }
+        }
+    }
+    Ok(serial)
+}
+
+/// Signs an offer of this node's seller with a fresh serial, publishes it to the item's
+/// listing nodes, and keeps it with every receipt that verified.
+fn sign_and_publish(
+    state: &crate::daemon::AppState,
+    item: &Item,
+    price: u64,
+    currency: Currency,
+    quantity: u32,
+    expiry: u64,
+) -> Result<api::PublishAnswer, RouteError> {
+    let t = now();
+    let serial = new_serial(state, item, t)?;
+    let offer = SignedOffer::sign(
+        &state.seller,
+        item,
+        price,
+        currency,
+        quantity,
+        expiry,
+        serial,
+    );
+    let report = state
+        .market
+        .publish(&offer, t)
+        .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
+    // Every receipt that verified is kept and monitored, also one refused for a clock
+    // disagreement: the node's device counted the offer.
+    let receipts = report
+        .kept
+        .iter()
+        .map(|(p, rc)| (to_candor_peer(p), rc.clone()))
+        .collect();
+    state
+        .wallet
+        .add(&Entry { offer, receipts })
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(api::PublishAnswer {
+        item: item.description().to_string(),
+        item_key: item.key().to_string(),
+        serial,
+        k: state.net.k(),
+        listing_nodes: report
+            .results
+            .iter()
+            .map(|(p, r)| result_view(&state.evidence, &state.trusted, p, r))
+            .collect(),
+    })
+}
+
+/// Withdraws (`sold` = None) or sells `sold` units of this seller's current offer for an
+/// item: a new offer under a higher serial that supersedes it, quantity 0 or lowered, its
+/// price, currency and expiry unchanged (DESIGN.md §9: a withdrawal or a sale is a
+/// supersession).
+async fn change_offer(
+    s: Shared,
+    item: &str,
+    sold: Option<u32>,
+) -> Result<api::PublishAnswer, RouteError> {
+    let item = Item::new(item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let state = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let newest = state
+            .wallet
+            .list()
+            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .into_iter()
+            .filter(|e| e.offer.offer.key == item.key())
+            .max_by_key(|e| e.offer.offer.serial)
+            .ok_or_else(|| {
+                err(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "you have no offer for {:?} in this wallet",
+                        item.description()
+                    ),
+                )
+            })?;
+        let o = &newest.offer.offer;
+        let t = now();
+        if o.expiry <= t {
+            return Err(err(
+                StatusCode::CONFLICT,
+                format!(
+                    "your offer for {:?} has expired already: nothing to change",
+                    item.description()
+                ),
+            ));
+        }
+        if o.quantity == 0 {
+            return Err(err(
+                StatusCode::CONFLICT,
+                format!(
+                    "your offer for {:?} is withdrawn already",
+                    item.description()
+                ),
+            ));
+        }
+        let quantity = match sold {
+            None => 0,
+            Some(0) => return Err(err(StatusCode::BAD_REQUEST, "sold must be at least 1")),
+            Some(n) => o.quantity.saturating_sub(n),
+        };
+        sign_and_publish(&state, &item, o.price, o.currency, quantity, o.expiry)
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+}
+
+async fn withdraw(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::Withdraw>,
+) -> ApiResult<api::PublishAnswer> {
+    check_token(&s, &headers)?;
+    Ok(Json(change_offer(s, &req.item, None).await?))
+}
+
+async fn sell(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<api::Sell>,
+) -> ApiResult<api::PublishAnswer> {
+    check_token(&s, &headers)?;
+    Ok(Json(change_offer(s, &req.item, Some(req.sold)).await?))
 }
 
 async fn my_offers(State(s): State<Shared>, headers: HeaderMap) -> ApiResult<api::MyOffers> {

@@ -359,3 +359,78 @@ fn tpm_set_up_run_twice_is_the_same_device() {
     ]);
     assert_eq!(code, 2, "the device has one counter");
 }
+
+/// An offer's whole life from the command line (issue 13, item 2): published with a serial at
+/// least the clock's milliseconds, partly sold, then withdrawn; each step is a new offer that
+/// supersedes the last, and buyers see the quantity drop, then nothing. Changing an offer the
+/// wallet does not hold, or one already withdrawn, is refused.
+#[test]
+fn an_offer_is_published_sold_and_withdrawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let datas = setup(dir.path(), 1);
+    let d = datas[0].to_str().unwrap();
+    let _node = Node::start(&datas[0], &[] as &[&str]);
+    let item = "a cast-iron kettle";
+    let json = |args: &[&str]| -> (i32, Value) {
+        let mut a = args.to_vec();
+        a.extend(["--data", d, "--json"]);
+        let (code, out) = run(&a);
+        (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+    };
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // A lone node: one receipt of k = 3, a partial publish (exit 3), the answer all the same.
+    let (_, p) = json(&[
+        "publish",
+        "--item",
+        item,
+        "--price",
+        "24.50",
+        "--quantity",
+        "3",
+    ]);
+    let first = p["serial"].as_u64().unwrap();
+    assert!(first >= before_ms, "serial {first} is below the clock's ms");
+    let offers = |want: usize| -> Vec<Value> {
+        let (_, r) = json(&["retrieve", "--item", item]);
+        let o = r["offers"].as_array().unwrap().clone();
+        assert_eq!(o.len(), want, "{r}");
+        o
+    };
+    assert_eq!(offers(1)[0]["quantity"], 3);
+    let (_, s) = json(&["sell", "--item", item, "--sold", "2"]);
+    let second = s["serial"].as_u64().unwrap();
+    assert!(second > first);
+    let o = offers(1);
+    assert_eq!(
+        (o[0]["quantity"].as_u64(), o[0]["price"].as_u64()),
+        (Some(1), Some(2450))
+    );
+    let (_, w) = json(&["withdraw", "--item", item]);
+    assert!(w["serial"].as_u64().unwrap() > second);
+    offers(0);
+    // The wallet shows the life: two superseded offers and the withdrawal.
+    let (code, mine) = json(&["offers"]);
+    assert_eq!(code, 0);
+    let states: Vec<&str> = mine["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "superseded").count(),
+        2,
+        "{states:?}"
+    );
+    assert!(states.contains(&"withdrawn"), "{states:?}");
+    // Nothing left to change; an item never offered is refused too.
+    let (code, _) = run(&["withdraw", "--item", item, "--data", d]);
+    assert_ne!(code, 0);
+    let (code, _) = run(&["sell", "--item", "a teapot", "--sold", "1", "--data", d]);
+    assert_ne!(code, 0);
+    let (code, _) = run(&["sell", "--item", item, "--sold", "0", "--data", d]);
+    assert_eq!(code, 2, "a usage error");
+}
