@@ -490,13 +490,14 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, LabError> {
             "   ({harmless} cheater answer(s) were exactly the honest nodes' answer: nothing to cheat on there)"
         );
     }
+    let life_ok = offer_life(&market, &honest, &mut rng)?;
     for a in &accused {
         println!("   HONEST NODE ACCUSED: {a}");
     }
     for u in &unnoticed {
         println!("   CHEAT UNNOTICED: {u}");
     }
-    let ok = accused.is_empty() && unnoticed.is_empty();
+    let ok = accused.is_empty() && unnoticed.is_empty() && life_ok;
     println!(
         "\n{} in {:.1} s: {} honest node accused, {} cheat unnoticed.",
         if ok { "PASS" } else { "FAIL" },
@@ -507,6 +508,96 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, LabError> {
     for x in &nodes {
         x.net.shutdown();
     }
+    Ok(ok)
+}
+
+/// Step 5: one offer's life (DESIGN.md §9), as buyers see it — published with two units, one
+/// sold, then withdrawn, each change a new offer under a higher serial; and an offer that
+/// expires three seconds after it is published. Returns whether buyers saw each step.
+fn offer_life(
+    market: &dyn Fn(usize) -> Market<AnyDevice>,
+    honest: &[usize],
+    rng: &mut StdRng,
+) -> Result<bool, LabError> {
+    let fail = LabError::Failed;
+    let (desc, base) = CATALOGUE[rng.gen_range(0..CATALOGUE.len())];
+    let item = Item::new(desc).map_err(|e| fail(e.to_string()))?;
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let (home, buyer) = (honest[0], honest[honest.len() / 2]);
+    let life = candor_core::TimeRules::DEFAULT.default_lifetime();
+    let expiry = now() + life;
+    // What buyers see of this seller's offer: its quantity, or none.
+    let seen = || -> Result<Option<u32>, LabError> {
+        let report = market(buyer)
+            .retrieve(&item, now())
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(report
+            .offers
+            .iter()
+            .find(|o| o.seller == seller.public())
+            .map(|o| o.quantity))
+    };
+    let publish = |quantity: u32, expiry: u64, serial: u64| -> Result<(), LabError> {
+        let o = SignedOffer::sign(
+            &seller,
+            &item,
+            base,
+            Currency::EUR,
+            quantity,
+            expiry,
+            serial,
+        );
+        market(home)
+            .publish(&o, now())
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    };
+    println!(
+        "\n5. One offer's life on {desc:?} (each change is a new offer under a higher serial):"
+    );
+    let mut steps = Vec::new();
+    publish(2, expiry, 1)?;
+    steps.push(("published with 2 units", seen()?, Some(2)));
+    publish(1, expiry, 2)?;
+    steps.push(("1 sold", seen()?, Some(1)));
+    publish(0, expiry, 3)?;
+    steps.push(("withdrawn", seen()?, None));
+    let other = Item::new(CATALOGUE[rng.gen_range(0..CATALOGUE.len())].0)
+        .map_err(|e| fail(e.to_string()))?;
+    let short_lived = SignedOffer::sign(&seller, &other, base, Currency::EUR, 1, now() + 3, 4);
+    market(home)
+        .publish(&short_lived, now())
+        .map_err(|e| fail(e.to_string()))?;
+    let listed = |item: &Item| -> Result<bool, LabError> {
+        Ok(market(buyer)
+            .retrieve(item, now())
+            .map_err(|e| fail(e.to_string()))?
+            .offers
+            .iter()
+            .any(|o| o.seller == seller.public()))
+    };
+    let before = listed(&other)?;
+    std::thread::sleep(Duration::from_secs(4));
+    let after = listed(&other)?;
+    let mut ok = true;
+    for (what, got, want) in &steps {
+        let shown = got.map_or("no offer".to_string(), |q| format!("x{q}"));
+        let mark = if got == want { "" } else { "  WRONG" };
+        ok &= got == want;
+        println!("   {what:<24} buyers see {shown}{mark}");
+    }
+    let expired_ok = before && !after;
+    ok &= expired_ok;
+    println!(
+        "   an offer of {:?} living 3 s: listed {before}, 4 s later {}{}",
+        other.description(),
+        if after {
+            "still listed"
+        } else {
+            "gone (expired)"
+        },
+        if expired_ok { "" } else { "  WRONG" }
+    );
     Ok(ok)
 }
 
