@@ -144,6 +144,8 @@ pub fn simulate(
     let mut points = Vec::new();
     for day in 0..cfg.days {
         let day_start = start + day * DAY;
+        // The node's clock is the simulated one (the window's edge follows it).
+        node.set_clock(Some(day_start + DAY - 1));
         let mut batch: Vec<SignedOffer> = Vec::with_capacity(256);
         let mut batch_now = day_start;
         // Every offer of a batch is counted at the batch's time.

@@ -14,9 +14,11 @@ use thiserror::Error;
 /// The most bytes of items a page carries.
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 
-/// How far (in node time) deletion lags the window heads serve: a retrieve that began under
-/// an earlier boundary still finds its whole window.
-pub const COMPACT_LAG: u64 = 3_600;
+/// How far deletion lags the window heads serve: a day. Deleting is the one thing a node cannot
+/// take back, so it trusts its clock less than publishing does: a clock that ran up to a day
+/// ahead at a compaction (an RTC in local time before NTP syncs) deletes nothing still live,
+/// at the cost of keeping a day more (~3 % of a 30-day window).
+pub const COMPACT_LAG: u64 = 86_400;
 
 /// How long (wall-clock) a boundary a head served holds deletion back: far longer than a
 /// retrieve may take.
@@ -269,6 +271,9 @@ pub struct ListingNode<D> {
     pub(crate) hold_ms: std::sync::atomic::AtomicU64,
     /// A simulated clock (unix seconds) for the window's edge, 0 for this machine's.
     pub(crate) clock: std::sync::atomic::AtomicU64,
+    /// Held while a head picks and records its boundary, and while a compaction reads the
+    /// served boundaries and deletes: neither can slip between the other's two steps.
+    pub(crate) window: Mutex<()>,
 }
 
 /// The boundaries heads served on one counter: (when last served, w), oldest first.
@@ -329,6 +334,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             served: Mutex::new(HashMap::new()),
             hold_ms: std::sync::atomic::AtomicU64::new(SERVED_HOLD.as_millis() as u64),
             clock: std::sync::atomic::AtomicU64::new(0),
+            window: Mutex::new(()),
         };
         let report = {
             let mut dev = node.device();
@@ -807,11 +813,12 @@ impl<D: TrustedDevice> ListingNode<D> {
             dev.read_sign(counter, req.nonce)?
         };
         // Every value up to t is stored: the boundary is found without the device lock.
-        let boundary = self.store.boundary(counter, read.read.value, self.edge())?;
-        self.serving(
-            counter,
-            boundary.as_ref().map_or(0, candor_core::PageItem::value),
-        );
+        let boundary = {
+            let _window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            let b = self.store.boundary(counter, read.read.value, self.edge())?;
+            self.serving(counter, b.as_ref().map_or(0, candor_core::PageItem::value));
+            b
+        };
         Ok(RetrieveHead {
             cert: self.cert.clone(),
             read,
@@ -870,12 +877,18 @@ impl<D: TrustedDevice> ListingNode<D> {
             Some((at, last)) if *last == w => *at = now,
             _ => q.push_back((now, w)),
         }
-        // Bounded: a boundary changes at most as often as node time moves.
-        while q.len() > 64
-            || q.front()
-                .is_some_and(|(at, _)| now.duration_since(*at) > hold)
+        while q
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > hold)
         {
             q.pop_front();
+        }
+        // Bounded: past 64, the two oldest merge into one holding the lower boundary as long
+        // as the later of the two (the hold never loses its minimum).
+        while q.len() > 64 {
+            if let (Some((_, w0)), Some((t1, w1))) = (q.pop_front(), q.pop_front()) {
+                q.push_front((t1, w0.min(w1)));
+            }
         }
     }
 
@@ -902,6 +915,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         if self.protocol != Protocol::Entries {
             return Ok(0);
         }
+        let _window = self.window.lock().unwrap_or_else(|p| p.into_inner());
         let edge = self.edge().saturating_sub(COMPACT_LAG);
         let mut deleted = 0;
         for c in &self.cert.cert.counters {

@@ -233,3 +233,46 @@ fn a_clock_that_ran_ahead_and_was_corrected_hides_and_deletes_nothing_live() {
     // Every offer published in the last L_max − 4·skew is live and shown.
     assert!(live >= 29, "{live} live offers shown");
 }
+
+/// A compaction while the clock ran two hours ahead (an RTC in local time before NTP syncs)
+/// deletes nothing still live, and once the clock is corrected buyers accept the window and
+/// see that offer (a review found the hour's lag too short: the floor then forced a boundary
+/// too recent for buyers).
+#[test]
+fn a_compaction_while_the_clock_ran_ahead_deletes_nothing_live() {
+    let mut m = Market::new();
+    let node = m.node(Scheme::Counters, 2, 2);
+    node.hold_served_boundaries(std::time::Duration::ZERO);
+    let cert = node.certificate().clone();
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let on = |c: u32| {
+        (0..)
+            .map(|i| Item::new(&format!("clock item {i}")).unwrap())
+            .find(|i| cert.cert.counter_for(&i.key()).id == c)
+            .unwrap()
+    };
+    let (d, e) = (on(0), on(1));
+    let l = u64::from(TimeRules::DEFAULT.lifetime);
+    let now = NOW + 40 * DAY;
+    for day in 0..9 {
+        let t = NOW + day * DAY;
+        let o = offer_at(&seller, &d, 100 + day, day + 1, t);
+        node.publish_all(&[o], t).pop().unwrap().unwrap();
+    }
+    // Lives until now + 600 s.
+    let p_at = now - l + 1_800;
+    let p = offer_at(&seller, &d, 777, 100, p_at);
+    node.publish_all(&[p], p_at).pop().unwrap().unwrap();
+    // Another seller's (the same seller's newer offer would supersede the first).
+    let other_seller = Keypair::generate(&mut rand_core::OsRng);
+    let q = offer_at(&other_seller, &d, 778, 101, now - DAY);
+    node.publish_all(&[q], now - DAY).pop().unwrap().unwrap();
+    let ahead = now + 7_200;
+    node.set_clock(Some(ahead));
+    let o = offer_at(&seller, &e, 5, 500, ahead);
+    node.publish_all(&[o], ahead).pop().unwrap().unwrap();
+    node.compact().unwrap();
+    node.set_clock(Some(now));
+    let out = entries(retrieve_from(&node, &m.trusted, &d, reading_at(now)).unwrap());
+    assert!(out.current(now).iter().any(|o| o.price == 777));
+}

@@ -78,6 +78,10 @@ pub(crate) struct AppState {
     pub(crate) watch: std::sync::Mutex<crate::watch::Watch>,
     /// Notified by `POST /v1/stop` (`candor stop`).
     pub(crate) stop: Arc<tokio::sync::Notify>,
+    /// Held from choosing a new offer's serial (and, for a sale or withdrawal, reading the
+    /// offer it changes) until the wallet keeps it: two changes never start from one offer
+    /// nor share a serial.
+    pub(crate) selling: std::sync::Mutex<()>,
 }
 
 /// A sample `node.toml`: every key, with what it does and the value this node would use.
@@ -355,6 +359,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
             every: monitor_every,
             ..Default::default()
         }),
+        selling: std::sync::Mutex::new(()),
     });
     if monitor_every > 0 {
         tokio::spawn(crate::watch::keep_watch(
@@ -448,13 +453,15 @@ async fn shutdown_signal() {
 /// How often a scheme B/C node deletes what lies before its windows (DESIGN.md §9).
 const COMPACT_EVERY: Duration = Duration::from_secs(3_600);
 
-/// Deletes the entries before each counter's window, at start and then every
-/// [`COMPACT_EVERY`] (on a blocking thread: it is store work). A failure is logged and tried
-/// again next time: the entries stay, nothing is lost.
+/// Deletes the entries before each counter's window, ten minutes after start (a retrieve that
+/// began before a restart finds its window: the boundaries heads served are held in memory)
+/// and then every [`COMPACT_EVERY`] (on a blocking thread: it is store work). A failure is
+/// logged and tried again next time: the entries stay, nothing is lost.
 async fn keep_compacting<D>(node: Arc<candor_listing::ListingNode<D>>)
 where
     D: candor_device::TrustedDevice + Send + Sync + 'static,
 {
+    tokio::time::sleep(Duration::from_secs(600)).await;
     loop {
         let n = node.clone();
         match tokio::task::spawn_blocking(move || n.compact()).await {

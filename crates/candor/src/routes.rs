@@ -181,7 +181,32 @@ async fn publish(
     let expiry = now().saturating_add(expires_in);
     let state = s.clone();
     let answer = tokio::task::spawn_blocking(move || {
-        sign_and_publish(&state, &item, req.price, currency, req.quantity, expiry)
+        let _selling = state.selling.lock().unwrap_or_else(|p| p.into_inner());
+        let held = state
+            .wallet
+            .list()
+            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .iter()
+            .any(|e| e.offer.offer.key == item.key());
+        // A fresh or restored wallet first reads what the item's listing nodes show.
+        let listed = if held {
+            0
+        } else {
+            listed_offers(&state, &item)
+                .iter()
+                .map(|o| o.offer.serial)
+                .max()
+                .unwrap_or(0)
+        };
+        sign_and_publish(
+            &state,
+            &item,
+            req.price,
+            currency,
+            req.quantity,
+            expiry,
+            listed,
+        )
     })
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))??;
@@ -197,52 +222,51 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// This seller's offers for `item` that the item's listing nodes show (each verified answer's,
+/// superseded ones included); none if the retrieve fails (logged: the serial then rests on the
+/// wallet and the clock).
+fn listed_offers(state: &crate::daemon::AppState, item: &Item) -> Vec<SignedOffer> {
+    let mine = state.seller.public();
+    match state.market.retrieve(item, now()) {
+        Ok(report) => report
+            .reports
+            .iter()
+            .filter_map(|(_, r)| match r {
+                candor_net::NodeReport::Verified(o) => Some(o.offers()),
+                _ => None,
+            })
+            .flatten()
+            .filter(|o| o.offer.seller == mine)
+            .cloned()
+            .collect(),
+        Err(e) => {
+            tracing::warn!(%e, "could not read this seller's offers the listing nodes show");
+            Vec::new()
+        }
+    }
+}
+
 /// The serial of this seller's next offer for `item` (DESIGN.md §9): above every serial the
-/// wallet used for it, at least the clock in milliseconds, and — when the wallet holds no
-/// offer for the item (a fresh or restored wallet, another machine's) — above every serial of
-/// this seller's offers the item's listing nodes show. So a seller never signs two offers
-/// under one serial, which buyers drop as equivocation.
-fn new_serial(state: &crate::daemon::AppState, item: &Item, t: u64) -> Result<u64, RouteError> {
+/// wallet used for it and above `listed` (the highest the item's listing nodes show, read by
+/// a fresh wallet or before a change), and at least the clock in milliseconds. So a seller
+/// never signs two offers under one serial, which buyers drop as equivocation. Called with
+/// `selling` held.
+fn new_serial(
+    state: &crate::daemon::AppState,
+    item: &Item,
+    listed: u64,
+) -> Result<u64, RouteError> {
     let wallet_next = state
         .wallet
         .next_serial(&item.key())
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let mut serial = wallet_next.max(unix_ms());
-    let mine = state.seller.public();
-    let held = state
-        .wallet
-        .list()
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
-        .iter()
-        .any(|e| e.offer.offer.key == item.key());
-    if !held {
-        match state.market.retrieve(item, t) {
-            Ok(report) => {
-                let listed = report
-                    .reports
-                    .iter()
-                    .filter_map(|(_, r)| match r {
-                        candor_net::NodeReport::Verified(o) => Some(o.offers()),
-                        _ => None,
-                    })
-                    .flatten()
-                    .filter(|o| o.offer.seller == mine)
-                    .map(|o| o.offer.serial)
-                    .max();
-                if let Some(listed) = listed {
-                    serial = serial.max(listed.saturating_add(1));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%e, "could not read the serials already listed; using the clock's")
-            }
-        }
-    }
-    Ok(serial)
+    Ok(wallet_next.max(unix_ms()).max(listed.saturating_add(1)))
 }
 
-/// Signs an offer of this node's seller with a fresh serial, publishes it to the item's
-/// listing nodes, and keeps it with every receipt that verified.
+/// Signs an offer of this node's seller with a fresh serial (above `listed`), publishes it to
+/// the item's listing nodes, and keeps it with every receipt that verified — or not at all if
+/// none did: an offer no listing node counted is no offer, and a retry starts from the last
+/// one that was. Called with `selling` held.
 fn sign_and_publish(
     state: &crate::daemon::AppState,
     item: &Item,
@@ -250,9 +274,10 @@ fn sign_and_publish(
     currency: Currency,
     quantity: u32,
     expiry: u64,
+    listed: u64,
 ) -> Result<api::PublishAnswer, RouteError> {
     let t = now();
-    let serial = new_serial(state, item, t)?;
+    let serial = new_serial(state, item, listed)?;
     let offer = SignedOffer::sign(
         &state.seller,
         item,
@@ -268,15 +293,17 @@ fn sign_and_publish(
         .map_err(|e| err(StatusCode::BAD_GATEWAY, e))?;
     // Every receipt that verified is kept and monitored, also one refused for a clock
     // disagreement: the node's device counted the offer.
-    let receipts = report
+    let receipts: Vec<_> = report
         .kept
         .iter()
         .map(|(p, rc)| (to_candor_peer(p), rc.clone()))
         .collect();
-    state
-        .wallet
-        .add(&Entry { offer, receipts })
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    if !receipts.is_empty() {
+        state
+            .wallet
+            .add(&Entry { offer, receipts })
+            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    }
     Ok(api::PublishAnswer {
         item: item.description().to_string(),
         item_key: item.key().to_string(),
@@ -302,23 +329,30 @@ async fn change_offer(
     let item = Item::new(item).map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let state = s.clone();
     tokio::task::spawn_blocking(move || {
+        let _selling = state.selling.lock().unwrap_or_else(|p| p.into_inner());
+        // The newest of this seller's offers for the item, in this wallet or as the listing
+        // nodes show it (another machine's, a wallet restored from a backup).
+        let listed = listed_offers(&state, &item);
         let newest = state
             .wallet
             .list()
             .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?
             .into_iter()
-            .filter(|e| e.offer.offer.key == item.key())
-            .max_by_key(|e| e.offer.offer.serial)
+            .map(|e| e.offer)
+            .filter(|o| o.offer.key == item.key())
+            .chain(listed)
+            .max_by_key(|o| o.offer.serial)
             .ok_or_else(|| {
                 err(
                     StatusCode::NOT_FOUND,
                     format!(
-                        "you have no offer for {:?} in this wallet",
+                        "you have no offer for {:?} (in this wallet or at its listing nodes)",
                         item.description()
                     ),
                 )
             })?;
-        let o = &newest.offer.offer;
+        let floor = newest.offer.serial;
+        let o = &newest.offer;
         let t = now();
         if o.expiry <= t {
             return Err(err(
@@ -343,7 +377,9 @@ async fn change_offer(
             Some(0) => return Err(err(StatusCode::BAD_REQUEST, "sold must be at least 1")),
             Some(n) => o.quantity.saturating_sub(n),
         };
-        sign_and_publish(&state, &item, o.price, o.currency, quantity, o.expiry)
+        sign_and_publish(
+            &state, &item, o.price, o.currency, quantity, o.expiry, floor,
+        )
     })
     .await
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?

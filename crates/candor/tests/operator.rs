@@ -400,9 +400,25 @@ fn an_offer_is_published_sold_and_withdrawn() {
         o
     };
     assert_eq!(offers(1)[0]["quantity"], 3);
-    let (_, s) = json(&["sell", "--item", item, "--sold", "2"]);
-    let second = s["serial"].as_u64().unwrap();
-    assert!(second > first);
+    // Two sales at once: each starts from the offer the other left (a review found both
+    // starting from the same one: two sold, one subtracted).
+    let sales: Vec<_> = (0..2)
+        .map(|_| {
+            let d = d.to_string();
+            std::thread::spawn(move || {
+                let (_, out) = run(&[
+                    "sell", "--item", item, "--sold", "1", "--data", &d, "--json",
+                ]);
+                serde_json::from_str::<Value>(&out).unwrap()["serial"]
+                    .as_u64()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let serials: Vec<u64> = sales.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_ne!(serials[0], serials[1]);
+    assert!(serials.iter().all(|s| *s > first));
+    let second = serials[0].max(serials[1]);
     let o = offers(1);
     assert_eq!(
         (o[0]["quantity"].as_u64(), o[0]["price"].as_u64()),
@@ -411,7 +427,7 @@ fn an_offer_is_published_sold_and_withdrawn() {
     let (_, w) = json(&["withdraw", "--item", item]);
     assert!(w["serial"].as_u64().unwrap() > second);
     offers(0);
-    // The wallet shows the life: two superseded offers and the withdrawal.
+    // The wallet shows the life: three superseded offers and the withdrawal.
     let (code, mine) = json(&["offers"]);
     assert_eq!(code, 0);
     let states: Vec<&str> = mine["offers"]
@@ -422,7 +438,7 @@ fn an_offer_is_published_sold_and_withdrawn() {
         .collect();
     assert_eq!(
         states.iter().filter(|s| **s == "superseded").count(),
-        2,
+        3,
         "{states:?}"
     );
     assert!(states.contains(&"withdrawn"), "{states:?}");

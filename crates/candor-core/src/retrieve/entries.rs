@@ -675,15 +675,10 @@ impl Retrieval {
     fn judge_time(&self, cert: &SignedCertificate) -> Result<(), Misbehaviour> {
         let rules = cert.cert.time;
         let skew = rules.skew;
-        let edge = rules.window_edge(self.now);
-        // A boundary too recent to hide only expired offers is judged first: no honest node
-        // within skew serves one, so dating another value ahead cannot make it a mere
-        // disagreement.
-        if let Some(at) = self.boundary_at {
-            if at >= edge.saturating_add(2 * u64::from(skew)) {
-                return Err(Misbehaviour::RecentBoundary { at, edge });
-            }
-        }
+        // A node time beyond this clock + skew first: one of the two clocks is wrong, and an
+        // honest node seen from a lagging clock must not be accused of a recent boundary. (A
+        // cheater that dates a value ahead to get this label instead gains nothing: the
+        // answer is not used.)
         if let Some(at) = self.latest.as_ref().map(PageItem::at) {
             if rules.ahead(at, self.now) {
                 return Err(Misbehaviour::ClockDisagreement {
@@ -694,6 +689,10 @@ impl Retrieval {
             }
         }
         if let Some(at) = self.boundary_at {
+            let edge = rules.window_edge(self.now);
+            if at >= edge.saturating_add(2 * u64::from(skew)) {
+                return Err(Misbehaviour::RecentBoundary { at, edge });
+            }
             if at >= edge {
                 return Err(Misbehaviour::ClockDisagreement {
                     at,

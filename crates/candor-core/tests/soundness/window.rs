@@ -389,11 +389,12 @@ fn held_statements_are_held_against_the_boundary() {
     .unwrap();
 }
 
-/// A recent boundary stays a failed check when the node also dates a value ahead of the
-/// buyer's clock: no honest node within skew serves one, so the later date cannot turn it
-/// into a mere disagreement.
+/// A recent boundary beside a value dated ahead of the buyer's clock is a clock disagreement:
+/// the answer is not used (so the cheater hides nothing), and an honest node seen from a
+/// clock that lags by more than the skew is never accused of a recent boundary (found by a
+/// review: judging the boundary first did exactly that).
 #[test]
-fn dating_a_value_ahead_does_not_excuse_a_recent_boundary() {
+fn a_value_dated_ahead_makes_a_disagreement_never_an_accusation() {
     let w = World::new();
     let err = w
         .read(
@@ -403,5 +404,12 @@ fn dating_a_value_ahead_does_not_excuse_a_recent_boundary() {
             vec![w.node.gap_at(0, 8, w.now + SKEW + 1, 6, 6)],
         )
         .unwrap_err();
-    assert_eq!(err.kind(), Kind::RecentBoundary);
+    assert_eq!(err.kind(), Kind::ClockDisagreement);
+    // An honest busy window seen from a clock 3·skew + 1 min behind.
+    let b = w.entry(9, w.now - L - 2 * SKEW - 1);
+    let live = w.entry(10, w.now);
+    let lagging = w.node.session_at(&w.d, w.now - 3 * SKEW - 60);
+    let err = w.read(lagging, 10, Some(b), vec![live]).unwrap_err();
+    assert_eq!(err.kind(), Kind::ClockDisagreement);
+    assert!(!err.is_transferable());
 }

@@ -148,10 +148,11 @@ impl RetrieveOutcome {
         }
     }
 
-    /// The counter's base value: the answer covers `base+1 ..= t`.
+    /// The answer covers `base+1 ..= t`: scheme B/C's window boundary (the counter's initial
+    /// value without one), scheme M's base.
     pub fn base(&self) -> u64 {
         match self {
-            Self::Entries(o) => o.counter.initial,
+            Self::Entries(o) => o.base,
             Self::Steps(o) => o.base,
         }
     }
