@@ -274,6 +274,11 @@ impl Retrieval {
             }
         };
         if read.value - base > self.budget.max_entries {
+            // Evidence the boundary already gave (a bad or over-long entry) wins over the
+            // budget, which the node's own volume decides.
+            if let Some(fault) = self.faults.first() {
+                return Err(Misbehaviour::Evidence(Box::new(fault.clone())));
+            }
             return Err(Misbehaviour::OverBudget(BudgetKind::Entries));
         }
         self.counter = counter;

@@ -30,6 +30,11 @@ impl CNode {
         }
     }
 
+    /// The device's `Inc` over any payload.
+    pub(crate) fn signer_inc(&self, counter: CounterId, value: u64, payload: Digest) -> SignedInc {
+        self.signer.sign_inc(counter, value, payload)
+    }
+
     pub(crate) fn peer(&self) -> PeerId {
         self.signer.peer().clone()
     }

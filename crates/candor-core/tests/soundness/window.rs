@@ -413,3 +413,33 @@ fn a_value_dated_ahead_makes_a_disagreement_never_an_accusation() {
     assert_eq!(err.kind(), Kind::ClockDisagreement);
     assert!(!err.is_transferable());
 }
+
+/// A boundary entry that is no offer is evidence, and it wins over the budget the node's own
+/// volume decides.
+#[test]
+fn a_bad_boundary_entry_is_evidence_even_over_budget() {
+    let w = World::new();
+    let old = w.now - L - 2 * SKEW - 10;
+    let bytes = vec![7u8; 40];
+    let bad = PageItem::Entry {
+        inc: w
+            .node
+            .signer_inc(0, 7, entry_payload(&w.node.peer(), 0, old, &bytes)),
+        at: old,
+        bytes,
+    };
+    let small = Budget {
+        max_entries: 10,
+        ..Budget::default()
+    };
+    let r = Retrieval::new(
+        w.node.trusted.clone(),
+        w.node.peer(),
+        w.d.clone(),
+        [4; 32],
+        small,
+        w.now,
+    );
+    let err = w.read(r, 100, Some(bad), vec![]).unwrap_err();
+    assert_eq!(evidence(err, &w.node.trusted).kind(), Kind::BadEntry);
+}
