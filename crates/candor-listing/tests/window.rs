@@ -143,6 +143,14 @@ fn a_counters_node_keeps_a_sliding_window_over_ninety_days() {
     run(Scheme::Counters);
 }
 
+/// The first "clock item N" the certificate assigns to counter `c` (scheme C).
+fn item_on(cert: &SignedCertificate, c: u32) -> Item {
+    (0..)
+        .map(|i| Item::new(&format!("clock item {i}")).unwrap())
+        .find(|i| cert.cert.counter_for(&i.key()).id == c)
+        .unwrap()
+}
+
 /// A retrieve that began before a publish moved node time on and a compaction ran still finds
 /// its whole window: the boundary a head served holds deletion back (DESIGN.md §9; found by a
 /// review: node time moves in jumps on a quiet node).
@@ -202,13 +210,7 @@ fn a_clock_that_ran_ahead_and_was_corrected_hides_and_deletes_nothing_live() {
     let node = m.node(Scheme::Counters, 2, 2);
     let cert = node.certificate().clone();
     let seller = Keypair::generate(&mut rand_core::OsRng);
-    let on = |c: u32| {
-        (0..)
-            .map(|i| Item::new(&format!("clock item {i}")).unwrap())
-            .find(|i| cert.cert.counter_for(&i.key()).id == c)
-            .unwrap()
-    };
-    let (d, e) = (on(0), on(1));
+    let (d, e) = (item_on(&cert, 0), item_on(&cert, 1));
     for day in 0..40 {
         let now = NOW + day * DAY;
         let o = offer_at(&seller, &d, 100 + day, day + 1, now);
@@ -245,13 +247,7 @@ fn a_compaction_while_the_clock_ran_ahead_deletes_nothing_live() {
     node.hold_served_boundaries(std::time::Duration::ZERO);
     let cert = node.certificate().clone();
     let seller = Keypair::generate(&mut rand_core::OsRng);
-    let on = |c: u32| {
-        (0..)
-            .map(|i| Item::new(&format!("clock item {i}")).unwrap())
-            .find(|i| cert.cert.counter_for(&i.key()).id == c)
-            .unwrap()
-    };
-    let (d, e) = (on(0), on(1));
+    let (d, e) = (item_on(&cert, 0), item_on(&cert, 1));
     let l = u64::from(TimeRules::DEFAULT.lifetime);
     let now = NOW + 40 * DAY;
     for day in 0..9 {
