@@ -7,8 +7,8 @@ use crate::stats::{Ceilings, Samples, Signed};
 use crate::BenchError;
 use candor_core::{
     Authority, Currency, Digest, Ed25519StatementSigner, Encode, EnrolRequest, Item, ItemKey,
-    Keypair, Leaf, ListPage, PeerId, Registry, Scheme, SignedCertificate, SignedOffer, SignedStep,
-    StepProof, StepRetrieval, StepState,
+    Keypair, ListPage, LiveList, PeerId, Record, Registry, Scheme, SignedCertificate, SignedOffer,
+    SignedStep, SortKey, StepProof, StepRetrieval, StepState,
 };
 use candor_device::{SoftwareDevice, TrustedDevice};
 use candor_lab::{SlowDevice, SyntheticRetrieve};
@@ -86,11 +86,11 @@ fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
         .certify(&mut Registry::default(), &req, [1; 32], 0)
         .map_err(fail)?;
     let item = Item::new("benchmark item d").map_err(fail)?;
-    let seller = Keypair::generate(&mut rng);
-    let d_offers: Vec<Vec<u8>> = (0..10)
+    // Ten sellers' offers for d (a live list holds one record per seller).
+    let d_signed: Vec<SignedOffer> = (0..10)
         .map(|i| {
             SignedOffer::sign(
-                &seller,
+                &Keypair::generate(&mut rng),
                 &item,
                 1000 + i,
                 Currency::EUR,
@@ -98,29 +98,54 @@ fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
                 crate::NOW + 86_400,
                 i + 1,
             )
-            .to_bytes()
         })
         .collect();
-    // Every other item holds 10 offers; their chains are made of stand-in hashes (a buyer of
-    // d never sees them), so the tree is the size it would be with |W| offers.
+    let d_offers: Vec<Vec<u8>> = d_signed.iter().map(SignedOffer::to_bytes).collect();
+    let steps = (w / 256).max(1);
+    // Every other item holds 10 records; their offers are stand-ins (a buyer of d never sees
+    // them), so the tree is the size it would be with |W| offers.
     let others = (w.saturating_sub(10)) / 10;
-    let mut leaves: Vec<(ItemKey, Leaf)> = (0..others)
+    let empty: std::sync::Arc<[u8]> = std::sync::Arc::from(Vec::new());
+    let mut lists: Vec<(ItemKey, LiveList)> = (0..others)
         .map(|i| {
             let d = ItemKey(candor_core::sha256(&i.to_be_bytes()));
-            let l = (0..10u64).fold(Leaf::start(&d), |l, j| {
-                l.push(&candor_core::sha256(
-                    &[i.to_be_bytes(), j.to_be_bytes()].concat(),
-                ))
-            });
-            (d, l)
+            let records = (0..10u64)
+                .map(|j| Record {
+                    key: SortKey {
+                        currency: *b"EUR",
+                        price: j,
+                        seller: [j as u8; 32],
+                        serial: 1,
+                    },
+                    hash: candor_core::sha256(&[i.to_be_bytes(), j.to_be_bytes()].concat()),
+                    expiry: crate::NOW + 86_400,
+                    added: 1,
+                    bytes: empty.clone(),
+                })
+                .collect();
+            (
+                d,
+                LiveList {
+                    last_changed: 1,
+                    records,
+                },
+            )
         })
         .collect();
-    leaves.push((
+    let mut records: Vec<Record> = d_signed
+        .iter()
+        .zip(&d_offers)
+        .map(|(o, b)| Record::of(o, b, steps))
+        .collect();
+    records.sort_by_key(|r| r.key);
+    lists.push((
         item.key(),
-        candor_core::leaf_of(&item.key(), d_offers.iter().map(Vec::as_slice)),
+        LiveList {
+            last_changed: steps,
+            records,
+        },
     ));
-    let steps = (w / 256).max(1);
-    let mut state = StepState::from_leaves(cert.cert.counters[0], leaves, steps, w, None);
+    let mut state = StepState::from_lists(cert.cert.counters[0], lists, steps, w, None);
     // The step at t: its header binds the root (its transition is what audits check).
     let header = candor_core::StepHeader {
         counter: 0,
@@ -137,7 +162,7 @@ fn step_fixture(w: u64) -> Result<StepFixture, BenchError> {
         removal_count: 0,
     };
     let inc = signer.sign_inc(0, steps, header.payload(&peer));
-    state = StepState::from_leaves(cert.cert.counters[0], Vec::new(), 0, 0, None)
+    state = StepState::from_lists(cert.cert.counters[0], Vec::new(), 0, 0, None)
         .with_tree_of(state, SignedStep { header, inc });
     Ok(StepFixture {
         trusted: vec![authority.public()],

@@ -1,11 +1,15 @@
-//! `candor bench tree`: scheme M's tree on its own. N distinct random keys, one update each,
-//! through the step code path ([`StepState::prepare`] and [`StepState::apply`], a batch of
-//! offers per step, every step's `Inc` signed), then one key's proof under the final root: its
-//! size and the time to verify it, beside the same run's ed25519 ceilings.
+//! `candor bench tree`: scheme M's tree on its own. N distinct items, one offer each, through
+//! the step code path ([`StepState::prepare`] and [`StepState::apply`], a batch of offers per
+//! step, every step's `Inc` signed), then one key's proof under the final root: its size and
+//! the time to verify it, beside the same run's ed25519 ceilings. (The offers are signed
+//! before the clock starts: the build time is the tree's.)
 
 use crate::stats::{Ceilings, Samples};
 use crate::BenchError;
-use candor_core::{CertifiedCounter, Ed25519StatementSigner, ItemKey, Keypair, PeerId, StepState};
+use candor_core::{
+    CertifiedCounter, Currency, Ed25519StatementSigner, Encode, Item, ItemKey, Keypair, PeerId,
+    SignedOffer, StepState,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::RngCore;
 use std::time::Instant;
@@ -59,13 +63,15 @@ pub fn measure(args: &Args) -> Result<Figures, BenchError> {
         Ed25519StatementSigner::new(Keypair::generate(&mut rand_core::OsRng), peer.clone());
     let counter = CertifiedCounter { id: 0, initial: 0 };
     let mut state = StepState::new(counter);
-    let keys: Vec<ItemKey> = (0..args.keys)
-        .map(|_| {
-            let mut k = [0u8; 32];
-            rng.fill_bytes(&mut k);
-            ItemKey(candor_core::Digest(k))
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let offers: Vec<(ItemKey, Vec<u8>)> = (0..args.keys)
+        .map(|i| {
+            let item = Item::new(&format!("tree item {i}")).map_err(fail)?;
+            let o = SignedOffer::sign(&seller, &item, 1, Currency::EUR, 1, crate::NOW + 86_400, 1);
+            Ok((item.key(), o.to_bytes()))
         })
-        .collect();
+        .collect::<Result<_, BenchError>>()?;
+    let keys: Vec<ItemKey> = offers.iter().map(|(d, _)| *d).collect();
     let bar = if args.quiet {
         ProgressBar::with_draw_target(Some(args.keys as u64), ProgressDrawTarget::hidden())
     } else {
@@ -78,12 +84,8 @@ pub fn measure(args: &Args) -> Result<Figures, BenchError> {
     let batch = args.batch.clamp(1, candor_core::MAX_BATCH);
     let t = Instant::now();
     let mut steps = 0u64;
-    for chunk in keys.chunks(batch) {
-        let b = chunk
-            .iter()
-            .map(|d| (*d, d.0.as_bytes()[..8].to_vec()))
-            .collect();
-        let p = state.prepare(b, crate::NOW);
+    for chunk in offers.chunks(batch) {
+        let p = state.prepare(chunk.to_vec(), crate::NOW);
         let inc = signer.sign_inc(0, p.header.value, p.header.payload(&peer));
         state.apply(p, inc);
         steps += 1;

@@ -85,11 +85,13 @@ pub enum Kind {
     OverlongExpiry,
     /// `recent-boundary`.
     RecentBoundary,
+    /// `unjustified-removal`.
+    UnjustifiedRemoval,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 39] = [
+    pub const ALL: [Kind; 40] = [
         Kind::BadCertificate,
         Kind::WrongScheme,
         Kind::BadStatementSignature,
@@ -129,6 +131,7 @@ impl Kind {
         Kind::AtBackwards,
         Kind::OverlongExpiry,
         Kind::RecentBoundary,
+        Kind::UnjustifiedRemoval,
     ];
 
     /// Its stable name, as reports, the API and evidence files print it.
@@ -173,6 +176,7 @@ impl Kind {
             Kind::AtBackwards => "at-backwards",
             Kind::OverlongExpiry => "overlong-expiry",
             Kind::RecentBoundary => "recent-boundary",
+            Kind::UnjustifiedRemoval => "unjustified-removal",
         }
     }
 
@@ -193,6 +197,7 @@ impl Kind {
                 | Kind::Removal
                 | Kind::AtBackwards
                 | Kind::OverlongExpiry
+                | Kind::UnjustifiedRemoval
         )
     }
 }

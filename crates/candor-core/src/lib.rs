@@ -55,9 +55,11 @@ pub use item::{canonicalize, DescriptionError, Item, ItemKey, MAX_DESCRIPTION};
 pub use keys::{BadSignature, BatchVerifier, Keypair, PeerId, PublicKey, Signature, MAX_PEER_ID};
 pub use kind::Kind;
 pub use merkle::{
-    batch_root, chain_next, chain_start, empty_root, leaf_of, offer_hash, HeadStep, Leaf,
-    PastProof, Placement, PreparedStep, SignedStep, StepHead, StepHeader, StepProof, StepReceipt,
-    StepState, StepTop, HEAD_VERSION, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE,
+    batch_root, empty_root, leaf_of, list_root, offer_hash, records_of, removal_root, HeadStep,
+    Leaf, LiveList, NotAdmitted, OldList, PastProof, Placement, PreparedStep, Record, RecordRef,
+    SignedStep, SortKey, StepHead, StepHeader, StepProof, StepReceipt, StepState, StepTop,
+    HEAD_VERSION, MAX_BATCH, MAX_GAP_STEPS, MAX_HISTORY, MAX_LIST_PAGE, MAX_LIVE, MAX_REMOVALS,
+    MAX_STEP_RECORDS, MAX_TOUCHED,
 };
 pub use misbehaviour::{
     entry_fault, BudgetKind, EntryFault, Evidence, EvidenceError, Misbehaviour, EVIDENCE_VERSION,

@@ -16,7 +16,7 @@ use thiserror::Error;
 /// carries it; 3: certificates with time rules, `at` going backwards, over-long expiry; 4:
 /// scheme B/C entries and gap notices bind node time, and their own `at` backwards and
 /// over-long kinds.
-pub const EVIDENCE_VERSION: u8 = 4;
+pub const EVIDENCE_VERSION: u8 = 5;
 
 /// Which budget a listing node exhausted. Only volume the node has committed to (a signed
 /// `Read`, a leaf under a signed root) or really sent counts: nothing a node merely claims, and
@@ -326,7 +326,9 @@ pub enum Evidence {
         /// The step at v.
         b: Box<crate::merkle::SignedStep>,
     },
-    /// A receipted scheme-M offer missing from, or altered in, a later signed list.
+    /// A receipted scheme-M offer missing from a later signed list while it was unexpired at
+    /// that step's time and no record of its seller with an equal or higher serial replaced it
+    /// (DESIGN.md §9).
     Removal {
         /// The device's certificate.
         cert: SignedCertificate,
@@ -340,6 +342,23 @@ pub enum Evidence {
         proof: crate::smt::MultiProof,
         /// The item's whole list under that root.
         list: Vec<Vec<u8>>,
+        /// The step at which that list last changed (its leaf binds it).
+        last_changed: u64,
+    },
+    /// A scheme-M step that removes a record with no justification: not expired at the step's
+    /// time, and no higher serial of its seller for its item, living at least as long, in the
+    /// step's batch (DESIGN.md §9).
+    UnjustifiedRemoval {
+        /// The device's certificate.
+        cert: SignedCertificate,
+        /// The step, with its `Inc` (its header binds the batch and removal roots).
+        step: Box<crate::merkle::SignedStep>,
+        /// The step's whole batch.
+        batch: Vec<Vec<u8>>,
+        /// The step's whole list of removed offers.
+        removed: Vec<Vec<u8>>,
+        /// The unjustified removal's index in `removed`.
+        index: u32,
     },
     /// Two scheme-M steps of one counter whose node time goes backwards: `a` at a lower
     /// value than `b` binds a later `at` (DESIGN.md §9: an honest node binds max(clock, last
@@ -451,6 +470,7 @@ impl Evidence {
             Self::OverlongExpiry { .. } => Kind::OverlongExpiry,
             Self::EntryAtBackwards { .. } => Kind::AtBackwards,
             Self::OverlongEntry { .. } => Kind::OverlongExpiry,
+            Self::UnjustifiedRemoval { .. } => Kind::UnjustifiedRemoval,
         }
     }
 
@@ -475,6 +495,7 @@ impl Evidence {
             | Self::OverlongExpiry { cert, .. }
             | Self::EntryAtBackwards { cert, .. }
             | Self::OverlongEntry { cert, .. }
+            | Self::UnjustifiedRemoval { cert, .. }
             | Self::BadEntry { cert, .. } => cert,
         }
     }
@@ -519,6 +540,7 @@ impl Encode for Evidence {
                 later,
                 proof,
                 list,
+                last_changed,
                 ..
             } => {
                 w.u8(5).bytes32(&cert.to_bytes());
@@ -528,6 +550,24 @@ impl Encode for Evidence {
                 w.u32(list.len() as u32);
                 for o in list {
                     w.bytes16(o);
+                }
+                w.u64(*last_changed);
+            }
+            Self::UnjustifiedRemoval {
+                step,
+                batch,
+                removed,
+                index,
+                ..
+            } => {
+                w.u8(11).bytes32(&cert.to_bytes());
+                step.encode_to(w);
+                w.u32(*index);
+                for offers in [batch, removed] {
+                    w.u32(offers.len() as u32);
+                    for o in offers {
+                        w.bytes16(o);
+                    }
                 }
             }
             Self::AtBackwards { a, b, .. } => {
@@ -572,7 +612,7 @@ impl Decode for Evidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version(EVIDENCE_VERSION, Self::WHAT)?;
         let kind = r.u8("evidence kind")?;
-        if !(1..=10).contains(&kind) {
+        if !(1..=11).contains(&kind) {
             return Err(DecodeError::UnknownKind {
                 what: Self::WHAT,
                 kind,
@@ -626,6 +666,35 @@ impl Decode for Evidence {
                     later,
                     proof,
                     list,
+                    last_changed: r.u64("last changed")?,
+                }
+            }
+            11 => {
+                let step = Box::new(crate::merkle::SignedStep::decode_from(r)?);
+                let index = r.u32("index")?;
+                let mut two = Vec::with_capacity(2);
+                for (field, max) in [
+                    ("batch", crate::merkle::MAX_BATCH),
+                    ("removed", crate::merkle::MAX_REMOVALS),
+                ] {
+                    let n = r.u32(field)? as usize;
+                    if n > max {
+                        return Err(DecodeError::TooLong { field, len: n, max });
+                    }
+                    let mut offers = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        offers.push(r.bytes16(crate::offer::MAX_OFFER_BYTES, field)?.to_vec());
+                    }
+                    two.push(offers);
+                }
+                let removed = two.pop().unwrap_or_default();
+                let batch = two.pop().unwrap_or_default();
+                Self::UnjustifiedRemoval {
+                    cert,
+                    step,
+                    batch,
+                    removed,
+                    index,
                 }
             }
             7 => Self::AtBackwards {

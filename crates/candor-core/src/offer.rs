@@ -50,6 +50,11 @@ impl Currency {
         }
     }
 
+    /// The code's three bytes.
+    pub fn code(&self) -> [u8; 3] {
+        self.0
+    }
+
     /// The code.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("???")

@@ -245,6 +245,7 @@ mod tests {
             }),
             Query::List(ListRequest {
                 item,
+                value: 9,
                 from: 5,
                 count: 6,
             }),

@@ -156,6 +156,9 @@ pub enum PublishError {
     /// The node is shutting down or overloaded.
     #[error("the node is not accepting publishes: {0}")]
     Unavailable(&'static str),
+    /// The item's live list does not take the offer (scheme M, DESIGN.md §9).
+    #[error("{0}")]
+    NotAdmitted(candor_core::NotAdmitted),
     /// A write failed half-way and the node could not yet reconcile its store with its
     /// device; it answers nothing it cannot back until it has.
     #[error("the node is reconciling its store with its device after a failed write ({0}); try again later")]
@@ -166,6 +169,9 @@ pub enum PublishError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// A scheme-M node could not write the step that removes expired records.
+    #[error("the step removing expired records failed: {0}")]
+    Sweep(String),
     /// No such step (yet).
     #[error("there is no step {0} to prove under")]
     NoSuchStep(u64),
@@ -910,8 +916,14 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// boundary. The boundary for deletion lags the one heads serve by [`COMPACT_LAG`] of
     /// node time, and never passes a boundary a head served in the last ten minutes, so a
     /// retrieve that began under an earlier boundary still finds its window.
-    /// Returns how many items were deleted. Schemes B and C only (a no-op for M).
+    /// Returns how many items were deleted. Scheme M instead removes the records expired by
+    /// the node's clock, in a step that justifies each removal, and returns how many.
     pub fn compact(&self) -> Result<u64, ServeError> {
+        if self.protocol == Protocol::Steps {
+            return self
+                .sweep_steps()
+                .map_err(|e| ServeError::Sweep(e.to_string()));
+        }
         if self.protocol != Protocol::Entries {
             return Ok(0);
         }

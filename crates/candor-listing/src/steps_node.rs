@@ -40,6 +40,13 @@ fn decode_batch(bytes: &[u8]) -> Option<(u64, Vec<Vec<u8>>)> {
     Some((at, out))
 }
 
+/// The most steps one sweep makes (each removes up to [`candor_core::MAX_REMOVALS`]).
+pub(crate) const MAX_SWEEP_STEPS: usize = 64;
+
+/// A counted step (None: the step took and removed nothing, and was not counted) and the
+/// batch offers it did not take.
+type Counted = (Option<StepProof>, Vec<(usize, candor_core::NotAdmitted)>);
+
 fn keyed(batch: &[Vec<u8>]) -> Vec<(ItemKey, Vec<u8>)> {
     batch
         .iter()
@@ -125,9 +132,8 @@ impl<D: TrustedDevice> ListingNode<D> {
                     state.prepare_gap(d)
                 };
                 if p.header.payload(&self.peer) == inc.inc.payload {
-                    let placements = p.placements.clone();
                     let sp = state.apply(p, inc);
-                    self.commit_step(&sp, &placements)?;
+                    self.commit_step(&sp)?;
                     report.recovered += 1;
                     finished = true;
                 } else {
@@ -177,9 +183,8 @@ impl<D: TrustedDevice> ListingNode<D> {
                 value: inc.inc.value,
             });
         }
-        let placements = p.placements.clone();
         let sp = state.apply(p, inc);
-        self.commit_step(&sp, &placements)?;
+        self.commit_step(&sp)?;
         tracing::warn!(
             counter,
             first,
@@ -189,29 +194,93 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(())
     }
 
-    fn commit_step(
-        &self,
-        sp: &StepProof,
-        placements: &[candor_core::Placement],
-    ) -> Result<(), candor_store::StoreError> {
+    fn commit_step(&self, sp: &StepProof) -> Result<(), candor_store::StoreError> {
         let h = &sp.step.header;
-        debug_assert_eq!(sp.batch.len(), placements.len());
-        // Each offer with its list index and the item's chain after it (kept in the row, so
-        // a proof under this root finds the item's leaf without a replay), as `prepare`
-        // placed it.
-        let appended: Vec<candor_store::ListRow> = sp
+        self.store
+            .commit_step(h.counter, h.value, &h.payload(&self.peer), &sp.to_bytes())
+    }
+
+    /// The records the live map holds, over all items (scheme M).
+    pub fn live_records(&self) -> Option<u64> {
+        self.step_state().as_ref().map(|s| s.live() as u64)
+    }
+
+    /// Removes the records expired by the node's clock, in steps of their own, until none is
+    /// due or [`MAX_SWEEP_STEPS`] steps are made (DESIGN.md §9: a record leaves only in a step
+    /// that justifies it). Publishes sweep as they go; this is for a quiet node. Returns how
+    /// many records it removed.
+    pub(crate) fn sweep_steps(&self) -> Result<u64, PublishError> {
+        let mut removed = 0;
+        for _ in 0..MAX_SWEEP_STEPS {
+            let n = self.sweep_step()?;
+            if n == 0 {
+                break;
+            }
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    /// One sweeping step, if a record is due.
+    fn sweep_step(&self) -> Result<u64, PublishError> {
+        let now = self.clock();
+        let due = self
+            .step_state()
+            .as_ref()
+            .is_some_and(|s| s.due(now.max(s.at())));
+        if !due {
+            return Ok(0);
+        }
+        let mut dev = self.device();
+        self.settle(&mut dev).map_err(PublishError::Reconciling)?;
+        self.unsettled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let step = {
+            let mut guard = self.step_state();
+            let Some(state) = guard.as_mut() else {
+                return Ok(0);
+            };
+            self.count_step(&mut dev, state, Vec::new(), now, None)
+        };
+        match step {
+            Ok(sp) => {
+                self.unsettled
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                let removed = sp.0.as_ref().map_or(0, |sp| sp.removed.len() as u64);
+                if removed > 0 {
+                    tracing::info!(removed, "expired records removed in a step");
+                }
+                Ok(removed)
+            }
+            Err(e) => {
+                if !matches!(e, PublishError::Unavailable(_)) {
+                    self.write_failed(&mut dev, &e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The receipt of an offer the live list holds byte for byte: the stored proof of the step
+    /// that added it, and the offer's place in its batch.
+    fn held_receipt(&self, o: &SignedOffer) -> Option<StepReceipt> {
+        let hash = candor_core::offer_hash(&o.to_bytes());
+        let added = {
+            let guard = self.step_state();
+            let list = guard.as_ref()?.list(&o.offer.key)?.clone();
+            list.records.iter().find(|r| r.hash == hash)?.added
+        };
+        let counter = self.cert.cert.counters.first()?.id;
+        let sp = StepProof::from_bytes(&self.store.step(counter, added).ok()??).ok()?;
+        let position = sp
             .batch
             .iter()
-            .zip(placements)
-            .map(|(b, p)| (p.item.0 .0, p.index, p.chain.0, b.clone()))
-            .collect();
-        self.store.commit_step(
-            h.counter,
-            h.value,
-            &h.payload(&self.peer),
-            &sp.to_bytes(),
-            &appended,
-        )
+            .position(|b| candor_core::offer_hash(b) == hash)?;
+        Some(StepReceipt {
+            cert_id: self.cert_id,
+            step: std::sync::Arc::new(sp),
+            position: position as u32,
+        })
     }
 
     /// Publishes a batch of offers as one scheme-M step: pending batch, one device call, one
@@ -242,7 +311,18 @@ impl<D: TrustedDevice> ListingNode<D> {
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
     ) -> Vec<Result<StepReceipt, PublishError>> {
         let t0 = std::time::Instant::now();
-        let vetted = self.vet(offers, now);
+        let mut vetted = self.vet(offers, now);
+        // An offer the live list holds byte for byte (a seller re-sending after a lost reply)
+        // gets the receipt of the step that added it, not a refusal, and is not counted again.
+        let mut held: Vec<Option<StepReceipt>> = vec![None; offers.len()];
+        for ((o, v), h) in offers.iter().zip(vetted.iter_mut()).zip(held.iter_mut()) {
+            if v.is_ok() {
+                if let Some(r) = self.held_receipt(o) {
+                    *h = Some(r);
+                    *v = Err(PublishError::Unavailable("held"));
+                }
+            }
+        }
         tracing::debug!(
             offers = offers.len(),
             vet_us = t0.elapsed().as_micros() as u64,
@@ -251,7 +331,11 @@ impl<D: TrustedDevice> ListingNode<D> {
         let mut out: Vec<Result<StepReceipt, PublishError>> = Vec::with_capacity(offers.len());
         let mut batch = Vec::new();
         let mut slots = Vec::new();
-        for (i, (o, v)) in offers.iter().zip(vetted).enumerate() {
+        for (i, ((o, v), h)) in offers.iter().zip(vetted).zip(held).enumerate() {
+            if let Some(r) = h {
+                out.push(Ok(r));
+                continue;
+            }
             match v {
                 Ok(()) if batch.len() < MAX_BATCH => {
                     batch.push((o.offer.key, o.to_bytes()));
@@ -286,11 +370,22 @@ impl<D: TrustedDevice> ListingNode<D> {
             self.count_step(&mut dev, state, batch, now, crash)
         };
         // The state lock is released: after a failure the node reconciles from the store.
-        let sp = match step {
-            Ok(sp) => {
+        let (sp, refused) = match step {
+            Ok((Some(sp), refused)) => {
                 self.unsettled
                     .store(false, std::sync::atomic::Ordering::SeqCst);
-                sp
+                (sp, refused)
+            }
+            Ok((None, refused)) => {
+                // The step took nothing and removed nothing: no increment was made.
+                self.unsettled
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                for (j, why) in refused {
+                    if let Some(s) = slots.get(j).and_then(|&i| out.get_mut(i)) {
+                        *s = Err(PublishError::NotAdmitted(why));
+                    }
+                }
+                return out;
             }
             Err(e) => {
                 if !matches!(e, PublishError::Unavailable(_)) {
@@ -315,13 +410,19 @@ impl<D: TrustedDevice> ListingNode<D> {
             }
         };
         let sp = std::sync::Arc::new(sp);
-        for (pos, &i) in slots.iter().enumerate() {
-            if let Some(s) = out.get_mut(i) {
-                *s = Ok(StepReceipt {
-                    cert_id: self.cert_id,
-                    step: sp.clone(),
-                    position: pos as u32,
-                });
+        let mut pos = 0u32;
+        for (j, &i) in slots.iter().enumerate() {
+            let Some(s) = out.get_mut(i) else { continue };
+            match refused.iter().find(|(r, _)| *r == j) {
+                Some((_, why)) => *s = Err(PublishError::NotAdmitted(why.clone())),
+                None => {
+                    *s = Ok(StepReceipt {
+                        cert_id: self.cert_id,
+                        step: sp.clone(),
+                        position: pos,
+                    });
+                    pos += 1;
+                }
             }
         }
         out
@@ -337,10 +438,15 @@ impl<D: TrustedDevice> ListingNode<D> {
         batch: Vec<(ItemKey, Vec<u8>)>,
         now: u64,
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
-    ) -> Result<StepProof, PublishError> {
+    ) -> Result<Counted, PublishError> {
         let counter = state.prev_counter();
         let t0 = std::time::Instant::now();
         let mut prepared = state.prepare(batch, now);
+        let refused = std::mem::take(&mut prepared.refused);
+        if prepared.batch.is_empty() && prepared.removed.is_empty() {
+            // Nothing to add or remove (the state is untouched): no increment.
+            return Ok((None, refused));
+        }
         let t_prepare = t0.elapsed();
         let payload = prepared.header.payload(&self.peer);
         let pending = Pending {
@@ -370,10 +476,9 @@ impl<D: TrustedDevice> ListingNode<D> {
         if crash == Some(crate::node::CrashAt::AfterInc) {
             return Err(PublishError::Unavailable("crashed (simulated)"));
         }
-        let placements = std::mem::take(&mut prepared.placements);
         let sp = state.apply(prepared, inc);
         let t_apply = t0.elapsed();
-        self.commit_step(&sp, &placements)
+        self.commit_step(&sp)
             .map_err(|e| PublishError::Store(e.into()))?;
         let t_commit = t0.elapsed();
         #[cfg(feature = "fault-injection")]
@@ -393,7 +498,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             ack_us = us(t0.elapsed() - t_commit),
             "step counted"
         );
-        Ok(sp)
+        Ok((Some(sp), refused))
     }
 
     /// A proof for `item` under the root after step `value`, for the last
@@ -434,14 +539,17 @@ impl<D: TrustedDevice> ListingNode<D> {
             None if Some(value) == initial => None,
             None => return Err(ServeError::NoSuchStep(value)),
         };
-        // The leaf then, as kept when the step that last appended to d's list was stored.
+        // The list then, as the kept versions tell it.
         let leaf = self
-            .store
-            .leaf_at(&item.0 .0, value)?
-            .map(|(n, chain)| candor_core::Leaf {
-                n,
-                chain: candor_core::Digest(chain),
-            });
+            .step_state()
+            .as_ref()
+            .ok_or(ServeError::WrongScheme)?
+            .list_at(item, value)
+            .map_err(|()| ServeError::HistoryGone {
+                value,
+                kept: candor_core::MAX_HISTORY,
+            })?
+            .map(|l| l.leaf());
         Ok(PastProof {
             cert: self.cert.clone(),
             step,
@@ -451,11 +559,30 @@ impl<D: TrustedDevice> ListingNode<D> {
         })
     }
 
-    /// Answers a page of an item's list.
+    /// Answers a page of an item's list as it was after step `req.value` (from the lists
+    /// the state keeps for the last [`candor_core::MAX_HISTORY`] steps).
     pub(crate) fn list_page(&self, req: &ListRequest) -> Result<ListPage, ServeError> {
         let count = (req.count as usize).clamp(1, MAX_LIST_PAGE);
+        let guard = self.step_state();
+        let state = guard.as_ref().ok_or(ServeError::WrongScheme)?;
+        let list = state
+            .list_at(&req.item, req.value)
+            .map_err(|()| ServeError::HistoryGone {
+                value: req.value,
+                kept: candor_core::MAX_HISTORY,
+            })?;
+        let from = usize::try_from(req.from).unwrap_or(usize::MAX);
         Ok(ListPage {
-            offers: self.store.list(&req.item.0 .0, req.from, count)?,
+            offers: list
+                .map(|l| {
+                    l.records
+                        .iter()
+                        .skip(from)
+                        .take(count)
+                        .map(|r| r.bytes.to_vec())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -80,8 +80,9 @@ fn batched_steps_receipts_retrieve_audits_monitor_and_restart() {
         let offers: Vec<SignedOffer> = (0..20)
             .map(|i| {
                 serial += 1;
+                // A seller per offer: a live list holds one record per seller.
                 SignedOffer::sign(
-                    &sellers[i % 4],
+                    &Keypair::generate(&mut rand_core::OsRng),
                     &items[(i + round) % 10],
                     100 + serial,
                     Currency::EUR,
@@ -194,7 +195,7 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
         let first: Vec<SignedOffer> = (0..5)
             .map(|i| {
                 SignedOffer::sign(
-                    &s,
+                    &Keypair::generate(&mut rand_core::OsRng),
                     &items()[i % 2],
                     10 + i as u64,
                     Currency::EUR,
@@ -210,7 +211,7 @@ fn an_m_node_crashing_at_any_point_of_a_step_recovers_and_is_never_accused() {
         let second: Vec<SignedOffer> = (0..4)
             .map(|i| {
                 SignedOffer::sign(
-                    &s,
+                    &Keypair::generate(&mut rand_core::OsRng),
                     &items()[i % 3],
                     50 + i as u64,
                     Currency::EUR,
@@ -262,7 +263,6 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
     )
     .unwrap();
     let items = items();
-    let s = Keypair::generate(&mut rand_core::OsRng);
     // history[v] = what item 0's list held after step v.
     let mut history: Vec<Vec<SignedOffer>> = vec![Vec::new()];
     let mut list = Vec::new();
@@ -270,7 +270,7 @@ fn proofs_under_any_past_root_from_snapshots_and_replay() {
         let offers: Vec<SignedOffer> = (0..3)
             .map(|i| {
                 SignedOffer::sign(
-                    &s,
+                    &Keypair::generate(&mut rand_core::OsRng),
                     &items[((step + i) % 2) as usize],
                     100 * step + i,
                     Currency::EUR,
@@ -419,7 +419,8 @@ proptest::proptest! {
             let batch: Vec<SignedOffer> = (0..size)
                 .map(|i| {
                     serial += 1;
-                    SignedOffer::sign(&s, &items[i % 3], 10 + serial, Currency::EUR, 1, NOW + 99, serial)
+                    // A seller per offer: a live list holds one record per seller.
+                    SignedOffer::sign(&Keypair::generate(&mut rand_core::OsRng), &items[i % 3], 10 + serial, Currency::EUR, 1, NOW + 99, serial)
                 })
                 .collect();
             match crash {
@@ -468,12 +469,16 @@ fn concurrent_buyers_share_one_read_and_each_checks_its_path() {
     .reading(std::time::Duration::from_millis(30));
     let reads = device.read_count();
     let node = open_m(&mut m, &node_key, device);
-    let seller = Keypair::generate(&mut rand_core::OsRng);
     for i in 0..3 {
         publish_to_steps(
             node.as_ref(),
             &m.trusted,
-            &offer(&seller, &target(), 10 + i, i + 1),
+            &offer(
+                &Keypair::generate(&mut rand_core::OsRng),
+                &target(),
+                10 + i,
+                i + 1,
+            ),
             NOW,
         )
         .unwrap();

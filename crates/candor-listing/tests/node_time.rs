@@ -42,7 +42,8 @@ fn steps_bind_node_time_and_a_clock_stepped_back_never_dates_one_backwards() {
     assert_eq!(step_at(&b), (2, NOW + 60));
     // NTP steps the node's clock back a minute: the next step still binds NOW + 60. The
     // seller's clock was stepped back alike; the receipt is within its skew.
-    let o = offer(&seller, &target(), 90, 3);
+    // Another seller (a live list holds one record per seller).
+    let o = offer(&Keypair::generate(&mut rand_core::OsRng), &target(), 90, 3);
     let c = publish_to(&node, &m.trusted, &o, NOW).unwrap();
     assert_eq!(step_at(&c), (3, NOW + 60));
     // A buyer reading now, auditing every step, accepts the answer.
@@ -172,7 +173,15 @@ fn an_offer_listed_longer_than_the_certificate_allows_is_refused() {
     );
     // At the bound, and at the default lifetime clients give, it is listed.
     for (serial, expiry) in [(2, latest), (3, NOW + time.default_lifetime())] {
-        let o = SignedOffer::sign(&seller, &target(), 5, Currency::EUR, 1, expiry, serial);
+        let o = SignedOffer::sign(
+            &Keypair::generate(&mut rand_core::OsRng),
+            &target(),
+            5,
+            Currency::EUR,
+            1,
+            expiry,
+            serial,
+        );
         publish_to(&node, &m.trusted, &o, NOW).unwrap();
     }
     assert_eq!(time.default_lifetime(), 30 * 86_400 - 1_200);
@@ -197,7 +206,8 @@ fn a_node_whose_clock_runs_ahead_is_a_clock_disagreement_never_an_accusation() {
     assert!(!err.is_transferable());
     // A seller whose clock lags as much refuses the fresh receipt, accusing nobody, but keeps
     // it: the device counted the offer, and the seller's monitor holds the node to it.
-    let o = offer(&seller, &target(), 90, 3);
+    // Another seller (a live list holds one record per seller).
+    let o = offer(&Keypair::generate(&mut rand_core::OsRng), &target(), 90, 3);
     let checked = publish_checked(&node, &m.trusted, &o, NOW);
     let err = checked.verdict.unwrap_err();
     assert_eq!(err.kind(), Kind::ClockDisagreement, "{err}");

@@ -86,9 +86,13 @@ fn a_reply_of_another_scheme_than_the_certificates_is_never_checked_by_its_rules
         )
         .unwrap();
     }
-    for (presents, answers) in [(&mm, &b), (&b, &mm), (&mm, &c), (&c, &mm)] {
+    for (k, (presents, answers)) in [(&mm, &b), (&b, &mm), (&mm, &c), (&c, &mm)]
+        .into_iter()
+        .enumerate()
+    {
         let swap = Swap { presents, answers };
-        let o = offer(&seller, &target(), 20, 9);
+        // A higher serial each time: an M list keeps the seller's highest one.
+        let o = offer(&seller, &target(), 20, 9 + k as u64);
         let err = publish_to(&swap, &m.trusted, &o, NOW).unwrap_err();
         assert_eq!(err.kind(), Kind::Malformed, "publish: {err}");
         let err = retrieve_from(&swap, &m.trusted, &target(), Reading::default()).unwrap_err();
@@ -110,9 +114,10 @@ fn one_flow_publishes_retrieves_and_monitors_every_scheme() {
     let mut m = Market::new();
     for (scheme, counters) in EVERY_SCHEME {
         let node = m.node(scheme, counters, counters);
-        let seller = Keypair::generate(&mut rand_core::OsRng);
         let mut mine = Vec::new();
         for i in 0..3u64 {
+            // Three sellers (an M list holds one record per seller).
+            let seller = Keypair::generate(&mut rand_core::OsRng);
             let o = offer(&seller, &target(), 100 + i, i + 1);
             let r = publish_to(&node, &m.trusted, &o, NOW).unwrap();
             match (scheme.protocol(), &r) {
@@ -162,6 +167,7 @@ fn a_node_refuses_the_other_protocols_queries() {
     for q in [
         Query::List(ListRequest {
             item: key,
+            value: 1,
             from: 0,
             count: 1,
         }),
@@ -367,6 +373,7 @@ impl Listing for OtherPages<'_> {
                 self.other,
                 &Query::List(ListRequest {
                     item: key,
+                    value: 1,
                     from: 0,
                     count: 4,
                 }),

@@ -544,7 +544,7 @@ async fn scheme_m_over_the_network_with_audits_and_a_cheater_caught() {
                 {
                     candor_listing::PublishReceipt::Step(r, placement) => {
                         assert_eq!(r.step.batch.len(), 1);
-                        assert_eq!(placement.index, i as u64);
+                        assert_eq!(placement.hash, candor_core::offer_hash(&offer.to_bytes()));
                     }
                     other => panic!("{other:?}"),
                 }

@@ -32,16 +32,7 @@ const BY_OFFER: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::ne
 /// never served below it, whatever the clock says later.
 const FLOORS: TableDefinition<'_, u32, u64> = TableDefinition::new("floors");
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
-const M_LISTS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> = TableDefinition::new("m-lists");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-/// An offer a scheme-M step appends: the item, its index in the item's list, the item's chain
-/// after it, and the offer.
-pub type ListRow = ([u8; 32], u64, [u8; 32], Vec<u8>);
-
-/// A scheme-M list row: the step that appended it (8 bytes, big-endian), the item's chain
-/// after it (32 bytes), then the offer.
-const LIST_HEADER: usize = 40;
-
 /// The store's format. 2: scheme-M steps chain their gap steps (step format 3). 4: each
 /// scheme-M list row holds the step that appended it, the item's chain after it, then the
 /// offer, so the leaf under any past root is found in O(log n) reads (3, never released,
@@ -50,9 +41,10 @@ const LIST_HEADER: usize = 40;
 /// neither decode nor replay to their roots. 6: steps bind node time (DESIGN.md §9), kept in
 /// a step's pending record, under certificates with time rules. 7: scheme B/C entries and
 /// gap notices bind node time too (kept in their pending records and page items), and entries
-/// are found by their offer's bytes. A store of another format is refused (there is no
+/// are found by their offer's bytes. 8: scheme M's live map (step format 5); the lists live in
+/// the replayed state, not in a table. A store of another format is refused (there is no
 /// migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 7;
+pub const STORE_FORMAT: u64 = 8;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -227,7 +219,6 @@ impl ListingStore {
             txn.open_table(BY_OFFER)
                 .map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
-            txn.open_table(M_LISTS).map_err(|e| store.err()(e.into()))?;
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)
@@ -600,38 +591,25 @@ impl ListingStore {
         }
     }
 
-    /// Stores a counted scheme-M step and the offers it appends to items' lists (item, index,
-    /// the item's chain after the offer, offer), advances the counter's head and clears the
-    /// step's pending record — one transaction.
+    /// Stores a counted scheme-M step (its whole proof, which replays it), advances the
+    /// counter's head and clears the step's pending record — one transaction.
     pub fn commit_step(
         &self,
         counter: CounterId,
         value: u64,
         payload: &Digest,
         step: &[u8],
-        appended: &[ListRow],
     ) -> Result<(), StoreError> {
         self.injected()?;
         let e = self.err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
         {
             let mut steps = txn.open_table(M_STEPS).map_err(|x| e(x.into()))?;
-            let mut lists = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
             let mut pending = txn.open_table(PENDING).map_err(|x| e(x.into()))?;
             let mut heads = txn.open_table(HEADS).map_err(|x| e(x.into()))?;
             steps
                 .insert((counter, value), step)
                 .map_err(|x| e(x.into()))?;
-            for (d, i, chain, bytes) in appended {
-                // Each list entry records the step that appended it and the chain after it.
-                let mut rec = Vec::with_capacity(LIST_HEADER + bytes.len());
-                rec.extend_from_slice(&value.to_be_bytes());
-                rec.extend_from_slice(chain);
-                rec.extend_from_slice(bytes);
-                lists
-                    .insert((d, *i), rec.as_slice())
-                    .map_err(|x| e(x.into()))?;
-            }
             pending
                 .remove((counter, payload.as_bytes()))
                 .map_err(|x| e(x.into()))?;
@@ -695,72 +673,6 @@ impl ListingStore {
             out.push((k.value().1, v.value().to_vec()));
         }
         Ok(out)
-    }
-
-    /// Offers `from .. from + count` of item `d`'s list.
-    pub fn list(&self, d: &[u8; 32], from: u64, count: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let e = self.err();
-        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let t = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
-        let mut out = Vec::new();
-        for row in t
-            .range((d, from)..=(d, u64::MAX))
-            .map_err(|x| e(x.into()))?
-            .take(count)
-        {
-            let (_, v) = row.map_err(|x| e(x.into()))?;
-            out.push(v.value().get(LIST_HEADER..).unwrap_or_default().to_vec());
-        }
-        Ok(out)
-    }
-
-    /// Item `d`'s leaf after step `value` (n and chain), or `None` while its list was empty:
-    /// the list's rows are in the order their steps were counted, so the last row appended by
-    /// step `value` or earlier is found by bisection.
-    pub fn leaf_at(&self, d: &[u8; 32], value: u64) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let e = self.err();
-        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
-        let t = txn.open_table(M_LISTS).map_err(|x| e(x.into()))?;
-        let corrupt = |why: &str| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: why.to_string(),
-        };
-        let row = |i: u64| -> Result<(u64, [u8; 32]), StoreError> {
-            let v = t
-                .get((d, i))
-                .map_err(|x| e(x.into()))?
-                .ok_or_else(|| corrupt("a hole in an item's list"))?;
-            let rec = v.value();
-            match (rec.get(..8), rec.get(8..LIST_HEADER)) {
-                (Some(step), Some(chain)) => Ok((
-                    u64::from_be_bytes(step.try_into().unwrap_or_default()),
-                    chain.try_into().unwrap_or_default(),
-                )),
-                _ => Err(corrupt("a list row shorter than its header")),
-            }
-        };
-        let Some(last) = t
-            .range((d, 0)..=(d, u64::MAX))
-            .map_err(|x| e(x.into()))?
-            .next_back()
-        else {
-            return Ok(None);
-        };
-        let n = last.map_err(|x| e(x.into()))?.0.value().1 + 1;
-        // The number of rows appended by steps up to `value`: rows 0..lo.
-        let (mut lo, mut hi) = (0u64, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if row(mid)?.0 <= value {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        if lo == 0 {
-            return Ok(None);
-        }
-        Ok(Some((lo, row(lo - 1)?.1)))
     }
 
     /// Where the store lives.

@@ -118,8 +118,8 @@ fn result_view(
             value: Some(rc.value().1),
             detail: match rc {
                 PublishReceipt::Entry(_) => "receipt checked".into(),
-                PublishReceipt::Step(_, p) => {
-                    format!("whole step checked; index {} in the item's list", p.index)
+                PublishReceipt::Step(_, _) => {
+                    "whole step checked; the offer is in the item's list".into()
                 }
             },
             evidence: None,

@@ -9,6 +9,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const OFFERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("offers");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// The wallet's format (3: an M receipt keeps its offer's item and hash, for the live map of
+/// DESIGN.md §9). A wallet of another format (or an older one without a format) is refused.
+pub(crate) const WALLET_FORMAT: u64 = 3;
 /// Listing nodes' device statements this user saw, by the node's PeerId.
 const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("seen");
 
@@ -22,7 +27,8 @@ pub(crate) struct Entry {
 impl Entry {
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(2)
+        // 3: an M receipt's placement is its item and offer hash (the live map, DESIGN.md §9).
+        w.u8(3)
             .bytes16(&self.offer.to_bytes())
             .u16(self.receipts.len() as u16);
         for (p, r) in &self.receipts {
@@ -33,9 +39,7 @@ impl Entry {
                 }
                 PublishReceipt::Step(r, pl) => {
                     w.u8(2).bytes32(&r.to_bytes());
-                    w.fixed(pl.item.0.as_bytes())
-                        .u64(pl.index)
-                        .fixed(pl.chain.as_bytes());
+                    w.fixed(pl.item.0.as_bytes()).fixed(pl.hash.as_bytes());
                 }
             }
         }
@@ -44,7 +48,7 @@ impl Entry {
 
     fn decode(bytes: &[u8]) -> Result<Self, candor_core::DecodeError> {
         let mut r = Reader::new(bytes);
-        r.version(2, "wallet entry")?;
+        r.version(3, "wallet entry")?;
         let offer = SignedOffer::from_bytes(r.bytes16(4096, "offer")?)?;
         let n = r.u16("receipts")?;
         let mut receipts = Vec::new();
@@ -56,8 +60,7 @@ impl Entry {
                     let m = StepReceipt::from_bytes(r.bytes32(8 << 20, "receipt")?)?;
                     let pl = Placement {
                         item: ItemKey(Digest(r.array("item")?)),
-                        index: r.u64("index")?,
-                        chain: Digest(r.array("chain")?),
+                        hash: Digest(r.array("offer hash")?),
                     };
                     PublishReceipt::Step(Box::new(m), pl)
                 }
@@ -118,6 +121,12 @@ pub(crate) enum WalletError {
     Db(#[from] redb::Error),
     #[error("wallet: a stored entry is corrupt: {0}")]
     Corrupt(#[from] candor_core::DecodeError),
+    #[error("the wallet {path} has format {found}, this candor reads format {expected}: move it aside (its offers stay listed until they expire) and publish again")]
+    Format {
+        path: std::path::PathBuf,
+        found: u64,
+        expected: u64,
+    },
 }
 
 macro_rules! db {
@@ -135,7 +144,29 @@ impl Wallet {
     pub(crate) fn open(path: &Path) -> Result<Self, WalletError> {
         let db = db!(Database::create(path));
         let txn = db!(db.begin_write());
-        db!(txn.open_table(OFFERS));
+        {
+            let offers = db!(txn.open_table(OFFERS));
+            let mut meta = db!(txn.open_table(META));
+            let found = match db!(meta.get("format")).map(|g| g.value()) {
+                Some(f) => Some(f),
+                // A wallet from before formats were kept.
+                None if db!(offers.first()).is_some() => Some(2),
+                None => None,
+            };
+            match found {
+                Some(f) if f != WALLET_FORMAT => {
+                    return Err(WalletError::Format {
+                        path: path.to_path_buf(),
+                        found: f,
+                        expected: WALLET_FORMAT,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    db!(meta.insert("format", WALLET_FORMAT));
+                }
+            }
+        }
         db!(txn.open_table(SEEN));
         db!(txn.commit());
         Ok(Self { db })

@@ -18,9 +18,9 @@ use crate::nonces::NoncePath;
 use crate::statement::{DeviceSig, Inc, Read};
 
 /// The version of the compact head's encoding (5: the nonce and the step's new root are left
-/// for the buyer to rebuild; 6: the path of a batched `Read`). A head of another version is
-/// refused as malformed.
-pub const HEAD_VERSION: u8 = 6;
+/// for the buyer to rebuild; 6: the path of a batched `Read`; 7: the live map's leaf, with
+/// its list root and last change). A head of another version is refused as malformed.
+pub const HEAD_VERSION: u8 = 7;
 
 /// The step at t as a buyer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +255,10 @@ impl StepHead {
                 w.u8(0);
             }
             Some(l) => {
-                w.u8(1).varint(l.n).fixed(l.chain.as_bytes());
+                w.u8(1)
+                    .varint(l.n)
+                    .fixed(l.root.as_bytes())
+                    .varint(l.last_changed);
             }
         }
         self.proof.encode_to(&mut w);
@@ -347,7 +350,8 @@ impl StepHead {
             0 => None,
             1 => Some(Leaf {
                 n: r.varint("leaf n")?,
-                chain: Digest(r.array("leaf chain")?),
+                root: Digest(r.array("leaf root")?),
+                last_changed: r.varint("last changed")?,
             }),
             kind => return Err(DecodeError::UnknownKind { what: "leaf", kind }),
         };

@@ -33,8 +33,9 @@ use crate::statement::{CounterId, SignedInc, SignedRead};
 use std::collections::BTreeMap;
 
 /// The version of every scheme-M structure (3: step headers chain their gap steps; 4: the
-/// nested step payload with `at` and the removal fields, over the collapsed tree).
-pub(crate) const VERSION: u8 = 4;
+/// nested step payload with `at` and the removal fields, over the collapsed tree; 5: the live
+/// map, DESIGN.md §9).
+pub(crate) const VERSION: u8 = 5;
 
 /// How many past trees a node keeps for proofs under past roots (older ones are rebuilt by
 /// replaying the stored steps).
@@ -42,6 +43,20 @@ pub const MAX_HISTORY: usize = 4096;
 
 /// The most offers one step may commit.
 pub const MAX_BATCH: usize = 1024;
+
+/// The most records one item's live list holds (a node refuses offers beyond it).
+pub const MAX_LIVE: usize = 4096;
+
+/// The most records one step removes (the rest wait for the next step).
+pub const MAX_REMOVALS: usize = 512;
+
+/// The most items one step touches (adds to or removes from).
+pub const MAX_TOUCHED: usize = MAX_BATCH;
+
+/// The most records the old lists of one step's touched items hold in all (a step proof
+/// carries them): with the batch, the removals and the tree proof, a whole step stays within
+/// what one answer may carry. Offers beyond it wait for the next step.
+pub const MAX_STEP_RECORDS: usize = MAX_LIVE;
 
 /// The most gap steps a head carries (buyers accept fewer: [`crate::Budget::max_gaps`]).
 pub const MAX_GAP_STEPS: usize = 256;

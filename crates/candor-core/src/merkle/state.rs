@@ -2,24 +2,76 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::offer::SignedOffer;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Why a step does not take an offer (DESIGN.md §9); the node refuses it at publish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotAdmitted {
+    /// The bytes are not an offer for the item they were filed under.
+    #[error("not an offer for this item")]
+    Invalid,
+    /// The offer has expired by the step's time.
+    #[error("the offer has expired (at {expiry}, the listing's time is {at})")]
+    Expired {
+        /// Its expiry.
+        expiry: u64,
+        /// The step's time.
+        at: u64,
+    },
+    /// The listing holds a record of this seller for the item with an equal or higher serial.
+    #[error(
+        "the listing holds serial {held} of this seller for the item: publish a higher serial"
+    )]
+    Stale {
+        /// The serial held.
+        held: u64,
+    },
+    /// An offer that replaces another must not expire before it (its tombstone must outlive
+    /// what it supersedes).
+    #[error("an offer that replaces another must not expire before it (expiry {expiry})")]
+    ShorterThanReplaced {
+        /// The replaced offer's expiry.
+        expiry: u64,
+    },
+    /// Another offer of this seller for this item is in the same step.
+    #[error("another offer of this seller for the item is in this step: publish again")]
+    SameStep,
+    /// The step touches as many items, or carries as many records, as a step may.
+    #[error("the step is full: publish again")]
+    StepFull,
+    /// The item's list is full.
+    #[error("the item's list holds the most records a list may ({max})")]
+    Full {
+        /// [`MAX_LIVE`].
+        max: usize,
+    },
+}
 
 /// A step made by [`StepState::prepare`], waiting for its `Inc`.
 #[derive(Debug, Clone)]
 pub struct PreparedStep {
     /// The header the `Inc` must bind.
     pub header: StepHeader,
-    /// The batch.
+    /// The offers the step adds.
     pub batch: Vec<Vec<u8>>,
-    /// The touched keys' old leaves.
-    pub old: Vec<(ItemKey, Option<Leaf>)>,
+    /// The offers it removes, sorted by item then list place.
+    pub removed: Vec<Vec<u8>>,
+    /// The touched items' old lists.
+    pub old: Vec<(ItemKey, Option<OldList>)>,
     /// The transition proof.
     pub proof: MultiProof,
-    /// Where each batch offer lands.
+    /// Where each added offer lands, in batch order.
     pub placements: Vec<Placement>,
+    /// The batch offers the step does not take (their index in the batch given to
+    /// `prepare`, and why).
+    pub refused: Vec<(usize, NotAdmitted)>,
 }
 
-/// A listing node's scheme-M state: the tree, every item's leaf, the last step. Pure: the
-/// node persists steps and lists and replays them into a fresh state on open.
+/// A listing node's scheme-M state: the tree, every item's live list, the last step. Pure:
+/// the node persists steps and replays them into a fresh state on open.
 #[derive(Debug, Clone)]
 pub struct StepState {
     // Fields are visible to the module's tests (which forge states), nowhere else.
@@ -27,7 +79,16 @@ pub struct StepState {
     /// Snapshots of the tree after recent steps (copy-on-write, so cheap), for proofs under
     /// past roots.
     pub(super) history: BTreeMap<u64, Smt>,
-    pub(super) leaves: BTreeMap<ItemKey, Leaf>,
+    pub(super) lists: BTreeMap<ItemKey, Arc<LiveList>>,
+    /// Lists replaced by a recent step, by (item, the step that replaced them): the list an
+    /// item had at a past value, for pages of a head that a later step overtook.
+    pub(super) versions: BTreeMap<(ItemKey, u64), Option<Arc<LiveList>>>,
+    /// The same replacements in step order, for pruning.
+    pub(super) replaced: std::collections::VecDeque<(u64, ItemKey)>,
+    /// The lowest value whose lists the versions still tell.
+    pub(super) kept_from: u64,
+    /// Live records by expiry, for the sweep of expired ones.
+    pub(super) expiries: BTreeSet<(u64, ItemKey, SortKey)>,
     pub(super) counter: CertifiedCounter,
     pub(super) value: u64,
     pub(super) total: u64,
@@ -42,7 +103,11 @@ impl StepState {
         Self {
             tree: Smt::new(),
             history: BTreeMap::new(),
-            leaves: BTreeMap::new(),
+            lists: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            replaced: Default::default(),
+            kept_from: counter.initial,
+            expiries: BTreeSet::new(),
             counter,
             value: counter.initial,
             total: 0,
@@ -51,34 +116,43 @@ impl StepState {
         }
     }
 
-    /// A state holding `leaves` after step `value` (`last` its signed header), for tools and
+    /// A state holding `lists` after step `value` (`last` its signed header), for tools and
     /// benchmarks that build a large tree without replaying every step.
-    pub fn from_leaves(
+    pub fn from_lists(
         counter: CertifiedCounter,
-        leaves: impl IntoIterator<Item = (ItemKey, Leaf)>,
+        lists: impl IntoIterator<Item = (ItemKey, LiveList)>,
         value: u64,
         total: u64,
         last: Option<SignedStep>,
     ) -> Self {
         let mut s = Self::new(counter);
-        for (d, l) in leaves {
-            s.tree.insert(d.0 .0, l.value_hash());
-            s.leaves.insert(d, l);
+        for (d, l) in lists {
+            s.tree.insert(d.0 .0, l.leaf().value_hash());
+            for r in &l.records {
+                s.expiries.insert((r.expiry, d, r.key));
+            }
+            s.lists.insert(d, Arc::new(l));
         }
         s.value = value;
         s.total = total;
         s.last = last;
+        // No versions of earlier lists: only the lists at `value` are known.
+        s.kept_from = value;
         s
     }
 
-    /// This state's tree and leaves, with `last` as the step at its value.
+    /// This state's tree and lists, with `last` as the step at its value.
     pub fn with_tree_of(mut self, other: StepState, last: SignedStep) -> Self {
         self.tree = other.tree;
-        self.leaves = other.leaves;
+        self.lists = other.lists;
+        self.expiries = other.expiries;
         self.counter = other.counter;
         self.value = last.header.value;
         self.total = last.header.total_offers;
         self.last = Some(last);
+        self.versions.clear();
+        self.replaced.clear();
+        self.kept_from = self.value;
         self
     }
 
@@ -142,7 +216,68 @@ impl StepState {
 
     /// Item `d`'s leaf (None: absent) and the proof for it under the current root.
     pub fn prove(&self, d: &ItemKey) -> (Option<Leaf>, MultiProof) {
-        (self.leaves.get(d).copied(), self.tree.prove(&[d.0 .0]))
+        (
+            self.lists.get(d).map(|l| l.leaf()),
+            self.tree.prove(&[d.0 .0]),
+        )
+    }
+
+    /// Item `d`'s live list now (None: absent).
+    pub fn list(&self, d: &ItemKey) -> Option<&Arc<LiveList>> {
+        self.lists.get(d)
+    }
+
+    /// Item `d`'s list as it was after step `value`: `Ok(None)` when d was absent then,
+    /// `Err(())` when that is older than the versions kept.
+    #[allow(clippy::result_unit_err)]
+    pub fn list_at(&self, d: &ItemKey, value: u64) -> Result<Option<Arc<LiveList>>, ()> {
+        if value > self.value || value < self.kept_from {
+            return Err(());
+        }
+        // The first replacement after `value` holds the list that was there at `value`.
+        match self
+            .versions
+            .range((*d, value.saturating_add(1))..=(*d, u64::MAX))
+            .next()
+        {
+            Some((_, l)) => Ok(l.clone()),
+            None => Ok(self.lists.get(d).cloned()),
+        }
+    }
+
+    /// Whether a record has expired by `at` (a step at `at` would remove it).
+    pub fn due(&self, at: u64) -> bool {
+        self.expiries.first().is_some_and(|(e, _, _)| *e <= at)
+    }
+
+    /// Live records, over all items.
+    pub fn live(&self) -> usize {
+        self.expiries.len()
+    }
+
+    /// Whether a step at `at` would take `offer` (its key's list as it is now).
+    pub fn admits(&self, offer: &SignedOffer, at: u64) -> Result<(), NotAdmitted> {
+        let o = &offer.offer;
+        if o.expiry <= at {
+            return Err(NotAdmitted::Expired {
+                expiry: o.expiry,
+                at,
+            });
+        }
+        let list = self.lists.get(&o.key);
+        match list.and_then(|l| l.of_seller(&o.seller.0)) {
+            Some(held) if held.key.serial >= o.serial => Err(NotAdmitted::Stale {
+                held: held.key.serial,
+            }),
+            Some(held) if o.expiry < held.expiry => Err(NotAdmitted::ShorterThanReplaced {
+                expiry: held.expiry,
+            }),
+            Some(_) => Ok(()),
+            None if list.is_some_and(|l| l.records.len() >= MAX_LIVE) => {
+                Err(NotAdmitted::Full { max: MAX_LIVE })
+            }
+            None => Ok(()),
+        }
     }
 
     /// The head a node answers a retrieve of `d` with: its certificate, the `Read` its
@@ -160,69 +295,177 @@ impl StepState {
         }
     }
 
-    /// Prepares the next step over `batch` (valid signed offers, encoded, with their keys):
-    /// the tree and leaves take the batch now (one pass of hashing); [`StepState::apply`] then
-    /// records the step with its `Inc`. If the device or the store fails in between, the
-    /// caller must rebuild the state from its stored steps. The step binds node time
-    /// `max(now, the last step's at)`: never backwards (DESIGN.md §9).
+    /// Prepares the next step over `batch` (signed offers, encoded, with their keys): it
+    /// adds each offer the list admits (a seller's higher serial replaces its record) and
+    /// removes records expired by the step's time, at most [`MAX_REMOVALS`] in all, oldest
+    /// expiry first. The tree and lists take the step now; [`StepState::apply`] then records
+    /// it with its `Inc`. If the device or the store fails in between, the caller must
+    /// rebuild the state from its stored steps. The step binds node time `max(now, the last
+    /// step's at)`: never backwards (DESIGN.md §9). Deterministic: a replay of the stored
+    /// batch at the stored `at` makes the same step.
     pub fn prepare(&mut self, batch: Vec<(ItemKey, Vec<u8>)>, now: u64) -> PreparedStep {
         let at = now.max(self.at());
-        let mut cur: BTreeMap<ItemKey, Leaf> = BTreeMap::new();
-        let mut old = Vec::new();
-        for (d, _) in &batch {
-            if !cur.contains_key(d) {
-                let l = self.leaves.get(d).copied();
-                old.push((*d, l));
-                cur.insert(*d, l.unwrap_or_else(|| Leaf::start(d)));
+        let value = self.value + 1;
+        // Each touched item: its list before the step, and its records as the step goes.
+        let mut work: BTreeMap<ItemKey, (Option<Arc<LiveList>>, Vec<Record>)> = BTreeMap::new();
+        let mut removed: Vec<(ItemKey, Record)> = Vec::new();
+        let mut added: BTreeSet<(ItemKey, [u8; 32])> = BTreeSet::new();
+        let mut taken = Vec::with_capacity(batch.len());
+        let mut placements = Vec::with_capacity(batch.len());
+        let mut refused = Vec::new();
+        // Records the touched items' old lists hold (the step proof carries them).
+        let mut carried = 0usize;
+        for (i, (d, bytes)) in batch.into_iter().enumerate() {
+            let offer = match SignedOffer::from_bytes(&bytes) {
+                Ok(o) if o.offer.key == d => o,
+                _ => {
+                    refused.push((i, NotAdmitted::Invalid));
+                    continue;
+                }
+            };
+            if added.contains(&(d, offer.offer.seller.0)) {
+                refused.push((i, NotAdmitted::SameStep));
+                continue;
+            }
+            // Judged against the list before the step (`admits`: no other offer of this seller
+            // and item is in the step), then against the step's own room and the list as
+            // the step leaves it so far.
+            if let Err(why) = self.admits(&offer, at) {
+                refused.push((i, why));
+                continue;
+            }
+            let seller = offer.offer.seller.0;
+            let (len, held) = match work.get(&d) {
+                Some((_, cur)) => (cur.len(), cur.iter().any(|r| r.key.seller == seller)),
+                None => {
+                    let l = self.lists.get(&d);
+                    (
+                        l.map_or(0, |l| l.records.len()),
+                        l.and_then(|l| l.of_seller(&seller)).is_some(),
+                    )
+                }
+            };
+            if !work.contains_key(&d)
+                && (work.len() >= MAX_TOUCHED || carried + len > MAX_STEP_RECORDS)
+            {
+                refused.push((i, NotAdmitted::StepFull));
+                continue;
+            }
+            if !held && len >= MAX_LIVE {
+                refused.push((i, NotAdmitted::Full { max: MAX_LIVE }));
+                continue;
+            }
+            let (_, cur) = work.entry(d).or_insert_with(|| {
+                carried += len;
+                let old = self.lists.get(&d).cloned();
+                let recs = old.as_ref().map(|l| l.records.clone()).unwrap_or_default();
+                (old, recs)
+            });
+            let rec = Record::of(&offer, &bytes, value);
+            if let Some(pos) = cur.iter().position(|r| r.key.seller == rec.key.seller) {
+                removed.push((d, cur.remove(pos)));
+            }
+            let pos = cur.partition_point(|r| r.key < rec.key);
+            placements.push(Placement {
+                item: d,
+                hash: rec.hash,
+            });
+            cur.insert(pos, rec);
+            added.insert((d, seller));
+            taken.push(bytes);
+        }
+        // The sweep: records expired by `at`, oldest expiry first, as far as the step has
+        // room (the rest wait for the next step).
+        let due: Vec<(u64, ItemKey, SortKey)> = self
+            .expiries
+            .iter()
+            .take_while(|(e, _, _)| *e <= at)
+            .copied()
+            .collect();
+        for (_, d, key) in due {
+            if removed.len() >= MAX_REMOVALS {
+                break;
+            }
+            if !work.contains_key(&d) {
+                let len = self.lists.get(&d).map_or(0, |l| l.records.len());
+                if work.len() >= MAX_TOUCHED || carried + len > MAX_STEP_RECORDS {
+                    continue;
+                }
+                carried += len;
+            }
+            let (_, cur) = work.entry(d).or_insert_with(|| {
+                let old = self.lists.get(&d).cloned();
+                let recs = old.as_ref().map(|l| l.records.clone()).unwrap_or_default();
+                (old, recs)
+            });
+            if let Some(pos) = cur.iter().position(|r| r.key == key) {
+                removed.push((d, cur.remove(pos)));
             }
         }
-        old.sort_by_key(|(d, _)| *d);
-        let keys: Vec<[u8; 32]> = old.iter().map(|(d, _)| d.0 .0).collect();
+        removed.sort_by(|(a, x), (b, y)| (a, x.key).cmp(&(b, y.key)));
+        let keys: Vec<[u8; 32]> = work.keys().map(|d| d.0 .0).collect();
         let proof = if keys.is_empty() {
             MultiProof::default()
         } else {
             self.tree.prove(&keys)
         };
-        let mut pairs = Vec::with_capacity(batch.len());
-        let mut placements = Vec::with_capacity(batch.len());
-        for (d, bytes) in &batch {
-            let oh = offer_hash(bytes);
-            pairs.push((*d, oh));
-            if let Some(l) = cur.get_mut(d) {
-                let index = l.n;
-                *l = l.push(&oh);
-                placements.push(Placement {
-                    item: *d,
-                    index,
-                    chain: l.chain,
-                });
-            }
-        }
         let prev_root = self.tree.root();
-        for (d, l) in &cur {
-            self.tree.insert(d.0 .0, l.value_hash());
-            self.leaves.insert(*d, *l);
+        let mut old = Vec::with_capacity(work.len());
+        for (d, (before, records)) in work {
+            old.push((
+                d,
+                before.as_ref().map(|l| OldList {
+                    last_changed: l.last_changed,
+                    records: l.records.iter().map(Record::as_ref).collect(),
+                }),
+            ));
+            for (_, r) in removed.iter().filter(|(e, _)| *e == d) {
+                self.expiries.remove(&(r.expiry, d, r.key));
+            }
+            for r in &records {
+                self.expiries.insert((r.expiry, d, r.key));
+            }
+            let list = Arc::new(LiveList {
+                last_changed: value,
+                records,
+            });
+            self.tree.insert(d.0 .0, list.leaf().value_hash());
+            let before = self.lists.insert(d, list);
+            self.versions.insert((d, value), before);
+            self.replaced.push_back((value, d));
         }
+        let pairs: Vec<(ItemKey, Digest)> = taken
+            .iter()
+            .zip(&placements)
+            .map(|(_, p)| (p.item, p.hash))
+            .collect();
+        let removals: Vec<(ItemKey, Digest)> = removed.iter().map(|(d, r)| (*d, r.hash)).collect();
         let header = StepHeader {
             counter: self.counter.id,
-            value: self.value + 1,
+            value,
             prev_value: self.value,
             prev_root,
             new_root: self.tree.root(),
             batch_root: batch_root(&pairs),
-            batch_len: batch.len() as u32,
-            total_offers: self.total + batch.len() as u64,
+            batch_len: taken.len() as u32,
+            total_offers: self.total + taken.len() as u64,
             gap_link: self.last_gap(),
             at,
-            removal_root: Digest::default(),
-            removal_count: 0,
+            removal_root: if removals.is_empty() {
+                Digest::default()
+            } else {
+                removal_root(&removals)
+            },
+            removal_count: removals.len() as u32,
         };
         PreparedStep {
             header,
-            batch: batch.into_iter().map(|(_, b)| b).collect(),
+            batch: taken,
+            removed: removed.into_iter().map(|(_, r)| r.bytes.to_vec()).collect(),
             old,
             proof,
             placements,
+            refused,
         }
     }
 
@@ -246,9 +489,11 @@ impl StepState {
                 removal_count: 0,
             },
             batch: Vec::new(),
+            removed: Vec::new(),
             old: Vec::new(),
             proof: MultiProof::default(),
             placements: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -256,7 +501,9 @@ impl StepState {
     pub fn apply(&mut self, p: PreparedStep, inc: SignedInc) -> StepProof {
         self.history.insert(p.header.value, self.tree.clone());
         while self.history.len() > MAX_HISTORY {
-            self.history.pop_first();
+            if let Some((gone, _)) = self.history.pop_first() {
+                self.forget_versions(gone);
+            }
         }
         self.value = p.header.value;
         self.total = p.header.total_offers;
@@ -272,8 +519,21 @@ impl StepState {
             step,
             prev,
             batch: p.batch,
+            removed: p.removed,
             old: p.old,
             proof: p.proof,
         }
+    }
+
+    /// Forgets the lists replaced at or before `value` (their pages are no longer served).
+    fn forget_versions(&mut self, value: u64) {
+        while let Some(&(v, d)) = self.replaced.front() {
+            if v > value {
+                break;
+            }
+            self.replaced.pop_front();
+            self.versions.remove(&(d, v));
+        }
+        self.kept_from = self.kept_from.max(value);
     }
 }

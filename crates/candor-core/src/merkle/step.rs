@@ -252,21 +252,56 @@ pub(crate) fn decode_opt_step(r: &mut Reader<'_>) -> Result<Option<SignedStep>, 
     }
 }
 
+/// H over a step's removals, (item key, offer hash) pairs sorted by item then list place.
+pub fn removal_root(removals: &[(ItemKey, Digest)]) -> Digest {
+    let mut h = TaggedHasher::new("candor/v1/m-removals").u32(removals.len() as u32);
+    for (d, o) in removals {
+        h = h.fixed(d.0.as_bytes()).fixed(o.as_bytes());
+    }
+    h.finish()
+}
+
 /// A whole step as the node serves it to sellers and auditors: the signed header, the step
-/// before it (absent at the base), the batch's offers, the touched keys' old leaves, and the
-/// transition proof.
+/// before it (absent at the base), the offers it adds, the offers it removes, the touched
+/// items' old lists, and the transition proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepProof {
     /// This step.
     pub step: SignedStep,
     /// The step before (None when this step follows the base value).
     pub prev: Option<SignedStep>,
-    /// The batch's offers (encoded signed offers), in order.
+    /// The offers it adds (encoded signed offers), in order.
     pub batch: Vec<Vec<u8>>,
-    /// Every touched key's leaf before the step (None: absent), sorted by key.
-    pub old: Vec<(ItemKey, Option<Leaf>)>,
+    /// The offers it removes (encoded), sorted by item then list place; each is justified by
+    /// its expiry at the step's time or by a higher serial of its seller in the batch.
+    pub removed: Vec<Vec<u8>>,
+    /// Every touched item's list before the step (None: absent), sorted by key.
+    pub old: Vec<(ItemKey, Option<OldList>)>,
     /// The touched keys' siblings under both roots.
     pub proof: MultiProof,
+}
+
+fn encode_offers(w: &mut Writer, offers: &[Vec<u8>]) {
+    w.u32(offers.len() as u32);
+    for b in offers {
+        w.bytes16(b);
+    }
+}
+
+fn decode_offers(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = r.u32(field)? as usize;
+    if n > max {
+        return Err(DecodeError::TooLong { field, len: n, max });
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.bytes16(MAX_OFFER_BYTES, field)?.to_vec());
+    }
+    Ok(out)
 }
 
 impl Encode for StepProof {
@@ -274,10 +309,8 @@ impl Encode for StepProof {
         w.u8(VERSION);
         self.step.encode_to(w);
         encode_opt_step(w, &self.prev);
-        w.u32(self.batch.len() as u32);
-        for b in &self.batch {
-            w.bytes16(b);
-        }
+        encode_offers(w, &self.batch);
+        encode_offers(w, &self.removed);
         w.u32(self.old.len() as u32);
         for (d, l) in &self.old {
             w.fixed(d.0.as_bytes());
@@ -301,35 +334,37 @@ impl Decode for StepProof {
         r.version(VERSION, Self::WHAT)?;
         let step = SignedStep::decode_from(r)?;
         let prev = decode_opt_step(r)?;
-        let n = r.u32("batch size")? as usize;
-        if n > MAX_BATCH {
-            return Err(DecodeError::TooLong {
-                field: "batch",
-                len: n,
-                max: MAX_BATCH,
-            });
-        }
-        let mut batch = Vec::with_capacity(n);
-        for _ in 0..n {
-            batch.push(r.bytes16(MAX_OFFER_BYTES, "batch offer")?.to_vec());
-        }
+        let batch = decode_offers(r, "batch", MAX_BATCH)?;
+        let removed = decode_offers(r, "removed", MAX_REMOVALS)?;
         let m = r.u32("touched keys")? as usize;
-        if m > MAX_BATCH {
+        if m > MAX_TOUCHED {
             return Err(DecodeError::TooLong {
                 field: "touched keys",
                 len: m,
-                max: MAX_BATCH,
+                max: MAX_TOUCHED,
             });
         }
         let mut old = Vec::with_capacity(m);
+        let mut carried = 0usize;
         for _ in 0..m {
             let d = ItemKey(Digest(r.array("key")?));
-            let l = match r.u8("leaf present")? {
+            let l = match r.u8("list present")? {
                 0 => None,
-                1 => Some(Leaf::decode_from(r)?),
+                1 => {
+                    let l = OldList::decode_from(r)?;
+                    carried += l.records.len();
+                    if carried > MAX_STEP_RECORDS {
+                        return Err(DecodeError::TooLong {
+                            field: "old lists' records",
+                            len: carried,
+                            max: MAX_STEP_RECORDS,
+                        });
+                    }
+                    Some(l)
+                }
                 kind => {
                     return Err(DecodeError::UnknownKind {
-                        what: "old leaf",
+                        what: "old list",
                         kind,
                     })
                 }
@@ -340,21 +375,21 @@ impl Decode for StepProof {
             step,
             prev,
             batch,
+            removed,
             old,
             proof: MultiProof::decode_from(r)?,
         })
     }
 }
 
-/// Where one batch offer landed: its item, its index in the item's list, the chain after it.
+/// Where one batch offer landed: its item and its offer hash (its place in the list is the
+/// list's business: a seller finds it by hash in any later list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     /// The item.
     pub item: ItemKey,
-    /// Index k in the item's list.
-    pub index: u64,
-    /// The chain prefix up to and including it.
-    pub chain: Digest,
+    /// H(offer bytes).
+    pub hash: Digest,
 }
 
 /// A seller's receipt in scheme M: the whole step (kept as evidence) and where its offer is.

@@ -32,8 +32,8 @@ use crate::item::Item;
 use crate::keys::BatchVerifier;
 use crate::keys::{PeerId, PublicKey};
 use crate::merkle::{
-    chain_next, leaf_of, offer_hash, HeadStep, Leaf, Placement, SignedStep, StepHead, StepProof,
-    StepReceipt, MAX_BATCH, MAX_LIST_PAGE,
+    leaf_of, offer_hash, HeadStep, Leaf, Placement, SignedStep, SortKey, StepHead, StepProof,
+    StepReceipt, MAX_LIST_PAGE, MAX_LIVE,
 };
 use crate::misbehaviour::{BudgetKind, Misbehaviour};
 use crate::offer::{current_offers, Offer, SignedOffer};
@@ -63,7 +63,9 @@ pub struct StepOutcome {
     pub base: u64,
     /// The root at t.
     pub root: Digest,
-    /// d's whole list (ρ_t for d), in order.
+    /// d's leaf at t (None: absent).
+    pub leaf: Option<Leaf>,
+    /// d's whole live list at t, in list order.
     pub offers: Vec<SignedOffer>,
     /// Steps audited (a drawn value a crash lost counts as audited by the gap step over it).
     pub audited: Vec<u64>,
@@ -140,13 +142,6 @@ pub struct StepRetrieval {
     /// The list is not fetched: the head's signed length is beyond the budget (its entries,
     /// or the most bytes a list that long can take), and `deferred` holds that verdict.
     skip_list: bool,
-    /// A seller's placements of this item's offers (`holding`), known before the head.
-    held: Vec<Placement>,
-    /// When the whole list is beyond the budget but a seller holds placements: the list is
-    /// fetched from just after the earliest of them, and folded from its chain to the leaf.
-    tail_from: Option<u64>,
-    /// The chain after each offer of that tail, as `check_list` folded it.
-    tail_chains: Vec<Digest>,
     /// A verdict the head earned that only volume or gaps justify ("over budget", "too many
     /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
     /// escape a check it would fail.
@@ -218,9 +213,6 @@ impl StepRetrieval {
             step: None,
             list_checked: false,
             skip_list: false,
-            held: Vec::new(),
-            tail_from: None,
-            tail_chains: Vec::new(),
             deferred: None,
         }
     }
@@ -240,17 +232,6 @@ impl StepRetrieval {
     /// authority is trusted and it names this node still are).
     pub fn with_certificate(mut self, cert: SignedCertificate) -> Self {
         self.named = Some(cert);
-        self
-    }
-
-    /// Placements a seller holds from its receipts (those of this item count): when the
-    /// item's whole list is beyond the budget, the list after the earliest of them is still
-    /// fetched and folded from its chain to the signed leaf, so a node cannot hide a removal
-    /// behind "over budget" (a list it can make long with one bad step).
-    pub fn holding(mut self, placements: impl IntoIterator<Item = Placement>) -> Self {
-        let d = self.item.key();
-        self.held
-            .extend(placements.into_iter().filter(|p| p.item == d));
         self
     }
 
@@ -326,13 +307,17 @@ impl StepRetrieval {
             floor,
         } = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
         self.deferred = deferred;
-        // No step commits more than MAX_BATCH offers: a list longer than the steps so far can
-        // hold is a lie any checker sees without an audit (and no way to "over budget").
+        // No list holds more than MAX_LIVE records, and none changed after t: a leaf that says
+        // otherwise is a lie any checker sees without an audit (and no way to "over budget").
         if let Some(leaf) = &head.leaf {
-            let most = (t - counter.initial).saturating_mul(MAX_BATCH as u64);
-            if leaf.n > most {
+            if leaf.n > MAX_LIVE as u64 {
                 return Err(Misbehaviour::BadStep(
-                    "the item's list is longer than the steps so far can hold",
+                    "the item's list is longer than a list may be",
+                ));
+            }
+            if leaf.last_changed > t || leaf.last_changed <= counter.initial {
+                return Err(Misbehaviour::BadStep(
+                    "the item's list last changed at a step outside base+1..=t",
                 ));
             }
         }
@@ -356,7 +341,9 @@ impl StepRetrieval {
         // order, never go backwards (transferable evidence). A freshest `at` beyond this
         // clock + skew is a clock disagreement: no accusation, and the answer is not used —
         // but that verdict waits for the evidence checks, so a future-dated step that drops a
-        // receipted offer is still a removal.
+        // receipted offer still unexpired at its `at` is still a removal. (A step dated past
+        // the offer's expiry may drop it as expired: the node then answers nobody for as long
+        // as its clock runs that far ahead, DESIGN.md §9.)
         let mut chain: Vec<HeadStep> = checked.gaps.iter().map(HeadStep::of).collect();
         chain.extend(head.step.iter().cloned());
         chain.sort_by_key(HeadStep::value);
@@ -396,18 +383,6 @@ impl StepRetrieval {
                 .deferred
                 .take()
                 .or(Some(Misbehaviour::OverBudget(kind)));
-            // A seller still holds its offers to the list after the earliest of them, if
-            // that part fits the budget.
-            if let Some(k) = self.held.iter().map(|p| p.index).min() {
-                let from = k.saturating_add(1);
-                let tail = n.saturating_sub(from);
-                if tail <= self.budget.max_entries
-                    && self.bytes.saturating_add(ListPage::most_bytes(tail))
-                        <= self.budget.max_bytes
-                {
-                    self.tail_from = Some(from);
-                }
-            }
         }
         self.step = head.step;
         self.head = Some(checked);
@@ -415,26 +390,17 @@ impl StepRetrieval {
     }
 
     fn next_page(&self) -> Option<ListRequest> {
-        if let Some(from) = self.tail_from {
-            let n = self.head.as_ref()?.n();
-            let at = from.saturating_add(self.offers.len() as u64);
-            return (at < n).then(|| ListRequest {
-                item: self.item.key(),
-                from: at,
-                count: (n - at)
-                    .min(u64::from(self.budget.page_items.max(1)))
-                    .min(MAX_LIST_PAGE as u64) as u32,
-            });
-        }
         if self.skip_list {
             // The list is not fetched; the audits still run. Too many gaps alone does not
-            // stop it: the list is still held to the leaf and a seller's placements to it.
+            // stop it: the list is still held to the leaf and a seller's receipts to it.
             return None;
         }
-        let n = self.head.as_ref()?.n();
+        let head = self.head.as_ref()?;
+        let n = head.n();
         let have = self.offers.len() as u64;
         (have < n).then(|| ListRequest {
             item: self.item.key(),
+            value: head.t,
             from: have,
             count: (n - have)
                 .min(u64::from(self.budget.page_items.max(1)))
@@ -467,34 +433,6 @@ impl StepRetrieval {
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
-        if let Some(from) = self.tail_from {
-            // The list after the seller's earliest offer, folded from the chain its receipt
-            // fixed: it must reach exactly the leaf under the root.
-            let Some(start) = self.held.iter().min_by_key(|p| p.index) else {
-                return Ok(());
-            };
-            let mut chain = start.chain;
-            let chains: Vec<Digest> = self
-                .offers
-                .iter()
-                .map(|b| {
-                    chain = chain_next(&chain, &offer_hash(b));
-                    chain
-                })
-                .collect();
-            let leaf = Leaf {
-                n: from.saturating_add(chains.len() as u64),
-                chain,
-            };
-            self.tail_chains = chains;
-            if Some(leaf) != head.leaf {
-                return Err(Misbehaviour::BadProof(
-                    "the list after the seller's offer does not lead to the leaf under the root",
-                ));
-            }
-            self.list_checked = true;
-            return Ok(());
-        }
         if self.skip_list {
             return Ok(());
         }
@@ -504,9 +442,13 @@ impl StepRetrieval {
                 t: head.n(),
             });
         }
-        let d = self.item.key();
-        let got =
-            (!self.offers.is_empty()).then(|| leaf_of(&d, self.offers.iter().map(Vec::as_slice)));
+        let got = match head.leaf {
+            None => None,
+            Some(l) => Some(
+                leaf_of(self.offers.iter().map(Vec::as_slice), l.last_changed)
+                    .ok_or(Misbehaviour::BadStep("the list holds a non-offer"))?,
+            ),
+        };
         if got != head.leaf {
             return Err(Misbehaviour::BadProof(
                 "the list for the item is not the one under the root",
@@ -606,11 +548,6 @@ impl StepRetrieval {
         // Each receipt's step is dated no later than the step at t (DESIGN.md §9); judged after
         // the placements, so a removal is reported as one.
         let in_time = self.receipts_in_time(mine);
-        if let Some(from) = self.tail_from {
-            // Each receipted offer at its index with its chain prefix, within the tail.
-            self.check_tail_placements(from, mine)?;
-            return in_time;
-        }
         if self.skip_list {
             // No list to hold them to: the node committed to more than the budget, and that
             // verdict (never a removal) comes once the audits pass.
@@ -624,10 +561,13 @@ impl StepRetrieval {
                 receipt,
                 offer,
                 placement,
-                &head.cert,
-                self.step.as_ref(),
-                &head.proof,
-                &self.offers,
+                &Answer {
+                    cert: &head.cert,
+                    step: self.step.as_ref(),
+                    proof: &head.proof,
+                    leaf: head.leaf,
+                    list: &self.offers,
+                },
             )?;
         }
         in_time
@@ -648,42 +588,6 @@ impl StepRetrieval {
         Ok(())
     }
 
-    /// The placements against a tail checked by `check_list` (which folded it from the
-    /// earliest placement's chain to the leaf): every other one must be at its index, with its
-    /// offer and its chain prefix.
-    fn check_tail_placements(
-        &self,
-        from: u64,
-        mine: &[(SignedOffer, StepReceipt, Placement)],
-    ) -> Result<(), Misbehaviour> {
-        let d = self.item.key();
-        let Some(start) = self.held.iter().min_by_key(|p| p.index) else {
-            return Ok(());
-        };
-        let n = self.head.as_ref().map_or(0, Head::n);
-        let chains = &self.tail_chains;
-        for (offer, _, p) in mine.iter().filter(|(_, _, p)| p.item == d) {
-            let intact = if p.index.checked_add(1) == Some(from) {
-                p.chain == start.chain
-            } else {
-                p.index
-                    .checked_sub(from)
-                    .and_then(|i| usize::try_from(i).ok())
-                    .is_some_and(|i| {
-                        self.offers.get(i).is_some_and(|b| *b == offer.to_bytes())
-                            && chains.get(i) == Some(&p.chain)
-                    })
-            };
-            if !intact {
-                return Err(Misbehaviour::Removed {
-                    index: p.index,
-                    now: n,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The outcome, once the list is checked and the planned audits are answered.
     pub fn finish(mut self) -> Result<StepOutcome, Misbehaviour> {
         if !self.list_checked {
@@ -697,7 +601,7 @@ impl StepRetrieval {
                 "the audit of step {missing} was not answered"
             )));
         }
-        let mut offers = Vec::with_capacity(self.offers.len());
+        let mut offers: Vec<SignedOffer> = Vec::with_capacity(self.offers.len());
         let mut signatures = crate::keys::BatchVerifier::new();
         let invalid =
             || Misbehaviour::BadStep("the list holds an invalid offer or one for another item");
@@ -709,6 +613,18 @@ impl StepRetrieval {
             }
             o.queue_signature(&mut signatures);
             offers.push(o);
+        }
+        // The list is sorted by (currency, price, seller, serial), one record per seller
+        // (DESIGN.md §9): the order §11's "cheapest n" stands on.
+        let keys: Vec<SortKey> = offers.iter().map(|o| SortKey::of(&o.offer)).collect();
+        if keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Misbehaviour::BadStep("the item's list is not in order"));
+        }
+        let sellers: std::collections::BTreeSet<[u8; 32]> = keys.iter().map(|k| k.seller).collect();
+        if sellers.len() != keys.len() {
+            return Err(Misbehaviour::BadStep(
+                "the item's list holds two records of one seller",
+            ));
         }
         // The sellers' signatures in one batch (ZIP-215: the verdict of one by one).
         if !signatures.verify_all() {
@@ -755,6 +671,7 @@ impl StepRetrieval {
             t: head.t,
             base: head.counter.initial,
             root: head.root,
+            leaf: head.leaf,
             offers,
             audited: self.audited,
             gaps,
@@ -765,8 +682,9 @@ impl StepRetrieval {
     }
 }
 
-/// A seller's check of one receipted offer against a verified retrieve of its item: the
-/// offer is still at its index with the same chain prefix (DESIGN.md §5). Otherwise the leaf
+/// A seller's check of one receipted offer against a verified retrieve of its item: the offer
+/// is in the live list, or left it justly (DESIGN.md §9: expired by the step at t's time, or
+/// replaced by a record of its seller with an equal or higher serial). Otherwise the list
 /// signed at t is transferable removal evidence (with the receipt's step); at the base value
 /// (no step) the removal is local.
 pub fn check_monitor(
@@ -775,53 +693,75 @@ pub fn check_monitor(
     placement: &Placement,
     outcome: &StepOutcome,
 ) -> Result<(), Misbehaviour> {
-    let lists: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
+    let list: Vec<Vec<u8>> = outcome.offers.iter().map(|o| o.to_bytes()).collect();
     placement_intact(
         receipt,
         offer,
         placement,
-        &outcome.cert,
-        outcome.step.as_ref(),
-        &outcome.proof,
-        &lists,
+        &Answer {
+            cert: &outcome.cert,
+            step: outcome.step.as_ref(),
+            proof: &outcome.proof,
+            leaf: outcome.leaf,
+            list: &list,
+        },
     )
 }
 
-/// `check_monitor` on the parts of an answer: the certificate, the step at t, the proof of
-/// the item's leaf, and the item's list as checked against that leaf.
+/// Whether the list record `bytes` justly replaces `offer` (DESIGN.md §9): a valid offer of
+/// its seller for its item with an equal or higher serial (a junk or forged record, or one
+/// for another item, replaces nothing).
+pub(crate) fn replaces(bytes: &[u8], offer: &Offer) -> bool {
+    SignedOffer::from_bytes(bytes).is_ok_and(|o| {
+        o.offer.seller == offer.seller
+            && o.offer.key == offer.key
+            && o.offer.serial >= offer.serial
+            && o.verify().is_ok()
+    })
+}
+
+/// An answer's parts a receipt is held to: the certificate, the step at t, the proof of the
+/// item's leaf, the leaf, and the item's list as checked against it.
+struct Answer<'a> {
+    cert: &'a SignedCertificate,
+    step: Option<&'a HeadStep>,
+    proof: &'a MultiProof,
+    leaf: Option<Leaf>,
+    list: &'a [Vec<u8>],
+}
+
+/// `check_monitor` on the parts of an answer.
 fn placement_intact(
     receipt: &StepReceipt,
     offer: &SignedOffer,
     placement: &Placement,
-    cert: &SignedCertificate,
-    step: Option<&HeadStep>,
-    proof: &MultiProof,
-    lists: &[Vec<u8>],
+    a: &Answer<'_>,
 ) -> Result<(), Misbehaviour> {
-    if receipt.cert_id != cert.id() {
+    if receipt.cert_id != a.cert.id() {
         return Err(Misbehaviour::OtherCertificate);
     }
-    let k = placement.index as usize;
-    let intact = lists.get(k).is_some_and(|b| *b == offer.to_bytes())
-        && leaf_of(&placement.item, lists.iter().take(k + 1).map(Vec::as_slice)).chain
-            == placement.chain;
-    if intact {
+    let present = a.list.iter().any(|b| offer_hash(b) == placement.hash);
+    let at = a.step.map_or(0, HeadStep::at);
+    let expired = offer.offer.expiry <= at;
+    let replaced = a.list.iter().any(|b| replaces(b, &offer.offer));
+    if present || expired || replaced {
         return Ok(());
     }
-    match step {
+    match a.step {
         Some(later) => Err(Misbehaviour::Evidence(Box::new(
             crate::misbehaviour::Evidence::Removal {
-                cert: cert.clone(),
+                cert: a.cert.clone(),
                 receipt: Box::new((*receipt.step).clone()),
                 position: receipt.position,
                 later: Box::new(later.clone()),
-                proof: proof.clone(),
-                list: lists.to_vec(),
+                proof: a.proof.clone(),
+                list: a.list.to_vec(),
+                last_changed: a.leaf.map_or(0, |l| l.last_changed),
             },
         ))),
         None => Err(Misbehaviour::Removed {
-            index: placement.index,
-            now: lists.len() as u64,
+            index: 0,
+            now: a.list.len() as u64,
         }),
     }
 }

@@ -166,9 +166,17 @@ impl Evidence {
                 later,
                 proof,
                 list,
+                last_changed,
                 ..
-            } => super::verify_removal(cert, receipt, *position, later, proof, list)
+            } => super::verify_removal(cert, receipt, *position, later, proof, list, *last_changed)
                 .map_err(EvidenceError::NotMisbehaviour),
+            Self::UnjustifiedRemoval {
+                step,
+                batch,
+                removed,
+                index,
+                ..
+            } => super::verify_unjustified(cert, step, batch, removed, *index),
             Self::AtBackwards { a, b, .. } => {
                 let counter = crate::verify::statements::require_stepped(cert)
                     .map_err(|_| EvidenceError::NotMisbehaviour("not a scheme-M certificate"))?;

@@ -194,6 +194,61 @@ pub fn verify_step(
     let counter = crate::verify::statements::require_stepped(cert)?;
     check_signed_step(cert, peer, &counter, &sp.step)?;
     let h = &sp.step.header;
+    // The batch and the removals first: evidence they carry (an over-long expiry, an
+    // unjustified removal) rests on the signed header alone, so no other fault the node adds
+    // to the step can turn it into a local verdict.
+    // The batch: each a valid offer; batch_root over exactly these.
+    // The signatures are verified in one batch (the step's offers are its bulk).
+    let mut pairs = Vec::with_capacity(sp.batch.len());
+    let mut adds = Vec::with_capacity(sp.batch.len());
+    let mut signatures = crate::keys::BatchVerifier::new();
+    let mut overlong: Option<u32> = None;
+    let mut keys_hold = true;
+    for bytes in &sp.batch {
+        let o = SignedOffer::from_bytes(bytes)
+            .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
+        keys_hold &= o.check_key().is_ok();
+        // DESIGN.md §9: no offer is listed longer than L_max − 2·skew past the step's time
+        // (an honest node refuses it at publish).
+        if overlong.is_none() && o.offer.expiry > cert.cert.time.latest_expiry(h.at) {
+            overlong = Some(pairs.len() as u32);
+        }
+        o.queue_signature(&mut signatures);
+        pairs.push((o.offer.key, offer_hash(bytes)));
+        adds.push(o);
+    }
+    if batch_root(&pairs) != h.batch_root {
+        return Err(Misbehaviour::BadStep(
+            "batch_root does not cover exactly the batch",
+        ));
+    }
+    // Evidence as soon as the batch is the step's, before the offers' own keys and
+    // signatures are judged: a bad offer beside it cannot turn it into a local verdict.
+    if let Some(position) = overlong {
+        return Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::OverlongExpiry {
+                cert: cert.clone(),
+                step: Box::new(sp.step.clone()),
+                batch: sp.batch.clone(),
+                position,
+            },
+        )));
+    }
+    let gone = removals_of(h, &sp.removed)?;
+    // Each removal justified (DESIGN.md §9), judged as soon as the removals are the step's
+    // (the removal root binds them), before any other check of the header: an unjustified
+    // one is evidence whatever else the node got wrong beside it.
+    if let Some(index) = unjustified(h, &adds, &gone) {
+        return Err(Misbehaviour::Evidence(Box::new(
+            crate::misbehaviour::Evidence::UnjustifiedRemoval {
+                cert: cert.clone(),
+                step: Box::new(sp.step.clone()),
+                batch: sp.batch.clone(),
+                removed: sp.removed.clone(),
+                index,
+            },
+        )));
+    }
     gap_header_holds(h)?;
     if h.prev_value < counter.initial || h.prev_value >= h.value {
         return Err(Misbehaviour::BadStep(
@@ -202,13 +257,6 @@ pub fn verify_step(
     }
     if h.gap().is_some() && (h.batch_len != 0 || !sp.batch.is_empty()) {
         return Err(Misbehaviour::BadStep("a gap step holds offers"));
-    }
-    // Removals (DESIGN.md §9) are not part of this protocol version: a step that claims any
-    // changed the map in a way no seller can check.
-    if h.removal_count != 0 || h.removal_root != Digest::default() {
-        return Err(Misbehaviour::BadStep(
-            "the step claims removals, which this protocol version does not have",
-        ));
     }
     // Chaining with the step before (for a gap step, the last step before the lost values).
     let (prev_root, prev_total, prev_last_gap) = if h.prev_value == counter.initial {
@@ -258,104 +306,172 @@ pub fn verify_step(
             "the batch length or the offer total is wrong",
         ));
     }
-    // The batch: each a valid offer; batch_root over exactly these.
-    // The signatures are verified in one batch (the step's offers are its bulk).
-    let mut pairs = Vec::with_capacity(sp.batch.len());
-    let mut signatures = crate::keys::BatchVerifier::new();
-    let mut overlong: Option<u32> = None;
-    let mut keys_hold = true;
-    for bytes in &sp.batch {
-        let o = SignedOffer::from_bytes(bytes)
-            .map_err(|_| Misbehaviour::BadStep("a batch entry is not an offer"))?;
-        keys_hold &= o.check_key().is_ok();
-        // DESIGN.md §9: no offer is listed longer than L_max − 2·skew past the step's time
-        // (an honest node refuses it at publish).
-        if overlong.is_none() && o.offer.expiry > cert.cert.time.latest_expiry(h.at) {
-            overlong = Some(pairs.len() as u32);
-        }
-        o.queue_signature(&mut signatures);
-        pairs.push((o.offer.key, offer_hash(bytes)));
-    }
-    if batch_root(&pairs) != h.batch_root {
-        return Err(Misbehaviour::BadStep(
-            "batch_root does not cover exactly the batch",
-        ));
-    }
-    // Evidence as soon as the batch is the step's, before the offers' own keys and
-    // signatures are judged: a bad offer beside it cannot turn it into a local verdict.
-    if let Some(position) = overlong {
-        return Err(Misbehaviour::Evidence(Box::new(
-            crate::misbehaviour::Evidence::OverlongExpiry {
-                cert: cert.clone(),
-                step: Box::new(sp.step.clone()),
-                batch: sp.batch.clone(),
-                position,
-            },
-        )));
-    }
     if !keys_hold || !signatures.verify_all() {
         return Err(Misbehaviour::BadStep("a batch offer is invalid"));
     }
-    // Touched keys: exactly the batch's items, sorted, each with its old leaf.
-    let mut touched: BTreeMap<ItemKey, Option<Leaf>> = BTreeMap::new();
-    for (d, _) in &pairs {
-        touched.insert(*d, None);
-    }
-    if sp.old.len() != touched.len() || sp.old.iter().zip(touched.keys()).any(|((a, _), b)| a != b)
-    {
+    // Touched keys: exactly the items of the batch and of the removals, sorted, each with its
+    // old list.
+    let touched: std::collections::BTreeSet<ItemKey> = adds
+        .iter()
+        .map(|o| o.offer.key)
+        .chain(gone.iter().map(|(d, _, _)| *d))
+        .collect();
+    if sp.old.len() != touched.len() || sp.old.iter().zip(&touched).any(|((a, _), b)| a != b) {
         return Err(Misbehaviour::BadStep(
-            "the touched keys are not the batch's items",
+            "the touched keys are not the items the step adds to or removes from",
         ));
     }
-    for (d, l) in &sp.old {
-        touched.insert(*d, *l);
-    }
-    let mut cur: BTreeMap<ItemKey, Leaf> = touched
+    let placements: Vec<Placement> = pairs
         .iter()
-        .map(|(d, l)| (*d, l.unwrap_or_else(|| Leaf::start(d))))
-        .collect();
-    let mut placements = Vec::with_capacity(pairs.len());
-    for (d, oh) in &pairs {
-        let Some(l) = cur.get_mut(d) else {
-            return Err(Misbehaviour::BadStep("a batch item is not touched"));
-        };
-        let index = l.n;
-        *l = l
-            .checked_push(oh)
-            .ok_or(Misbehaviour::BadStep("an item's list length overflows"))?;
-        placements.push(Placement {
+        .map(|(d, hash)| Placement {
             item: *d,
-            index,
-            chain: l.chain,
-        });
-    }
-    if pairs.is_empty() {
+            hash: *hash,
+        })
+        .collect();
+    if touched.is_empty() {
         // An empty step (or a gap step) has nothing to prove: any proof bytes would be
         // another encoding of the same step.
-        if h.new_root != h.prev_root || !sp.old.is_empty() || sp.proof != MultiProof::default() {
+        if h.new_root != h.prev_root || sp.proof != MultiProof::default() {
             return Err(Misbehaviour::BadStep("an empty step changed the root"));
         }
         return Ok(placements);
     }
-    let old_leaves: Vec<([u8; 32], Option<Digest>)> = sp
-        .old
-        .iter()
-        .map(|(d, l)| (d.0 .0, l.map(|l| l.value_hash())))
-        .collect();
-    let new_leaves: Vec<([u8; 32], Digest)> =
-        cur.iter().map(|(d, l)| (d.0 .0, l.value_hash())).collect();
+    let mut old_leaves = Vec::with_capacity(sp.old.len());
+    let mut new_leaves = Vec::with_capacity(sp.old.len());
+    for (d, old) in &sp.old {
+        old_leaves.push((d.0 .0, old.as_ref().map(|l| l.leaf().value_hash())));
+        let new = next_list(h, d, old.as_ref(), &adds, &pairs, &gone)?;
+        new_leaves.push((d.0 .0, new.value_hash()));
+    }
     let bad = |_| Misbehaviour::BadStep("the transition proof does not fit");
     if sp.proof.root(&old_leaves).map_err(bad)? != h.prev_root {
         return Err(Misbehaviour::BadStep(
-            "the touched keys' old leaves are not under prev_root",
+            "the touched keys' old lists are not under prev_root",
         ));
     }
     if sp.proof.root_after(&new_leaves).map_err(bad)? != h.new_root {
         return Err(Misbehaviour::BadStep(
-            "new_root is not the old tree with exactly the batch appended",
+            "new_root is not the old tree with exactly the step's additions and removals",
         ));
     }
     Ok(placements)
+}
+
+/// The removed offers, decoded, with their items and hashes: sorted by item then list place,
+/// and exactly those the removal root and count bind.
+fn removals_of(
+    h: &StepHeader,
+    removed: &[Vec<u8>],
+) -> Result<Vec<(ItemKey, Digest, SignedOffer)>, Misbehaviour> {
+    let gone = removed
+        .iter()
+        .map(|b| {
+            SignedOffer::from_bytes(b)
+                .map(|o| (o.offer.key, offer_hash(b), o))
+                .map_err(|_| Misbehaviour::BadStep("a removed record is not an offer"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(ItemKey, Digest)> = gone.iter().map(|(d, o, _)| (*d, *o)).collect();
+    let root = if pairs.is_empty() {
+        Digest::default()
+    } else {
+        removal_root(&pairs)
+    };
+    if h.removal_count as usize != gone.len() || root != h.removal_root {
+        return Err(Misbehaviour::BadStep(
+            "the removal root does not cover exactly the removed offers",
+        ));
+    }
+    let sorted = gone
+        .windows(2)
+        .all(|w| (w[0].0, SortKey::of(&w[0].2.offer)) < (w[1].0, SortKey::of(&w[1].2.offer)));
+    if !sorted {
+        return Err(Misbehaviour::BadStep(
+            "the removed offers are not in item and list order",
+        ));
+    }
+    Ok(gone)
+}
+
+/// Whether `o`, removed by a step at `at` whose batch is `adds`, was justified: expired by
+/// `at`, or replaced by a higher serial of its seller for its item that lives at least as
+/// long (DESIGN.md §9).
+pub(crate) fn removal_justified(at: u64, adds: &[SignedOffer], o: &SignedOffer) -> bool {
+    // Only a real offer of that seller replaces: a forged one justifies nothing.
+    o.offer.expiry <= at || adds.iter().any(|a| supersedes(a, o) && a.verify().is_ok())
+}
+
+/// The index of the first removal the step does not justify. Each batch offer's signature
+/// is checked at most once, however many removals name its seller.
+fn unjustified(
+    h: &StepHeader,
+    adds: &[SignedOffer],
+    gone: &[(ItemKey, Digest, SignedOffer)],
+) -> Option<u32> {
+    let mut valid: BTreeMap<usize, bool> = BTreeMap::new();
+    gone.iter()
+        .position(|(_, _, o)| {
+            let justified = o.offer.expiry <= h.at
+                || adds.iter().enumerate().any(|(i, a)| {
+                    supersedes(a, o) && *valid.entry(i).or_insert_with(|| a.verify().is_ok())
+                });
+            !justified
+        })
+        .map(|i| i as u32)
+}
+
+/// Whether `a` would replace `o` (same seller and item, higher serial, living at least as
+/// long), its signature aside.
+fn supersedes(a: &SignedOffer, o: &SignedOffer) -> bool {
+    a.offer.key == o.offer.key
+        && a.offer.seller == o.offer.seller
+        && a.offer.serial > o.offer.serial
+        && a.offer.expiry >= o.offer.expiry
+}
+
+/// Item `d`'s leaf after the step: its old list (sorted, one record per seller) less the
+/// step's removals from it, plus its additions, each in its place; last changed at the step.
+fn next_list(
+    h: &StepHeader,
+    d: &ItemKey,
+    old: Option<&OldList>,
+    adds: &[SignedOffer],
+    pairs: &[(ItemKey, Digest)],
+    gone: &[(ItemKey, Digest, SignedOffer)],
+) -> Result<Leaf, Misbehaviour> {
+    let mut recs: Vec<RecordRef> = old.map(|l| l.records.clone()).unwrap_or_default();
+    if recs.windows(2).any(|w| w[0].key >= w[1].key) {
+        return Err(Misbehaviour::BadStep("an item's old list is not sorted"));
+    }
+    for (_, hash, o) in gone.iter().filter(|(e, _, _)| e == d) {
+        let key = SortKey::of(&o.offer);
+        let pos = recs
+            .iter()
+            .position(|r| r.hash == *hash && r.key == key)
+            .ok_or(Misbehaviour::BadStep(
+                "a removed offer is not in its item's old list",
+            ))?;
+        recs.remove(pos);
+    }
+    for (a, (_, hash)) in adds.iter().zip(pairs).filter(|(a, _)| a.offer.key == *d) {
+        if a.offer.expiry <= h.at {
+            return Err(Misbehaviour::BadStep("the step adds an expired offer"));
+        }
+        let key = SortKey::of(&a.offer);
+        if recs.iter().any(|r| r.key.seller == key.seller) {
+            return Err(Misbehaviour::BadStep(
+                "the step leaves a seller two records for one item",
+            ));
+        }
+        let pos = recs.partition_point(|r| r.key < key);
+        recs.insert(pos, RecordRef { key, hash: *hash });
+    }
+    if recs.len() > MAX_LIVE {
+        return Err(Misbehaviour::BadStep(
+            "an item's list is longer than a list may be",
+        ));
+    }
+    Ok(Leaf::over(recs, h.value))
 }
 
 /// The seller's check of an M receipt: the whole step verifies and holds its offer.
@@ -388,12 +504,18 @@ pub(crate) fn verify_removal(
     later: &HeadStep,
     proof: &MultiProof,
     list: &[Vec<u8>],
+    last_changed: u64,
 ) -> Result<String, &'static str> {
     let peer = &cert.cert.peer;
     let placements =
         verify_step(cert, peer, receipt).map_err(|_| "the receipted step does not verify")?;
     let p = placements
         .get(position as usize)
+        .ok_or("no offer at that position")?;
+    let offer = receipt
+        .batch
+        .get(position as usize)
+        .and_then(|b| SignedOffer::from_bytes(b).ok())
         .ok_or("no offer at that position")?;
     let counter = crate::verify::statements::require_stepped(cert)
         .map_err(|_| "not a scheme-M certificate")?;
@@ -402,29 +524,76 @@ pub(crate) fn verify_removal(
     if later.value() < receipt.step.header.value {
         return Err("the later step is not later");
     }
-    let n = list.len() as u64;
-    let value = (n > 0).then(|| leaf_of(&p.item, list.iter().map(Vec::as_slice)).value_hash());
+    let leaf = leaf_of(list.iter().map(Vec::as_slice), last_changed)
+        .ok_or("the later list holds a non-offer")?;
+    // An item whose list was never touched is absent; one emptied keeps an empty leaf.
+    let value = (!list.is_empty() || last_changed != 0).then(|| leaf.value_hash());
     proof
         .verify(&later.new_root(), &[(p.item.0 .0, value)])
         .map_err(|_| "the list is not the one under the later root")?;
-    let k = p.index as usize;
-    if list.len() <= k {
-        return Ok(format!(
-            "node {} receipted an offer at index {k} of an item's list in step {}, and step {} signs a list of {n}",
-            peer.short(),
-            receipt.step.header.value,
-            later.value()
+    if list.iter().any(|b| offer_hash(b) == p.hash) {
+        return Err("the receipted offer is still there");
+    }
+    if offer.offer.expiry <= later.at() {
+        return Err("the offer had expired by the later step");
+    }
+    let replaced = list
+        .iter()
+        .any(|b| crate::retrieve::steps::replaces(b, &offer.offer));
+    if replaced {
+        return Err("a record of the seller with an equal or higher serial replaced it");
+    }
+    Ok(format!(
+        "node {} receipted an offer in step {}, and step {} signs its item's list without it, unexpired and not replaced",
+        peer.short(),
+        receipt.step.header.value,
+        later.value()
+    ))
+}
+
+/// Checks unjustified-removal evidence (see [`crate::Evidence::UnjustifiedRemoval`]).
+pub(crate) fn verify_unjustified(
+    cert: &SignedCertificate,
+    step: &SignedStep,
+    batch: &[Vec<u8>],
+    removed: &[Vec<u8>],
+    index: u32,
+) -> Result<String, crate::misbehaviour::EvidenceError> {
+    use crate::misbehaviour::EvidenceError;
+    let peer = &cert.cert.peer;
+    let counter = crate::verify::statements::require_stepped(cert)
+        .map_err(|_| EvidenceError::NotMisbehaviour("not a scheme-M certificate"))?;
+    check_signed_step(cert, peer, &counter, step).map_err(|_| EvidenceError::BadSignature)?;
+    let h = &step.header;
+    let mut adds = Vec::with_capacity(batch.len());
+    let mut pairs = Vec::with_capacity(batch.len());
+    for b in batch {
+        let o = SignedOffer::from_bytes(b)
+            .map_err(|_| EvidenceError::NotMisbehaviour("a batch entry is no offer"))?;
+        pairs.push((o.offer.key, offer_hash(b)));
+        adds.push(o);
+    }
+    if batch.len() != h.batch_len as usize || batch_root(&pairs) != h.batch_root {
+        return Err(EvidenceError::NotMisbehaviour(
+            "the batch is not the one the step counted",
         ));
     }
-    if leaf_of(&p.item, list.iter().take(k + 1).map(Vec::as_slice)).chain != p.chain {
-        return Ok(format!(
-            "node {} signed in step {} a list whose prefix up to index {k} differs from the one it receipted in step {}",
-            peer.short(),
-            later.value(),
-            receipt.step.header.value
-        ));
+    let gone = removals_of(h, removed).map_err(|_| {
+        EvidenceError::NotMisbehaviour("the removals are not the ones the step counted")
+    })?;
+    let (_, _, o) = gone
+        .get(index as usize)
+        .ok_or(EvidenceError::NotMisbehaviour("no removal at that index"))?;
+    if removal_justified(h.at, &adds, o) {
+        return Err(EvidenceError::NotMisbehaviour("the removal is justified"));
     }
-    Err("the receipted offer is still there")
+    Ok(format!(
+        "node {} removed in step {} an offer that expires at {}, after the step's time {}, with no higher serial of its seller in the step",
+        peer.short(),
+        h.value,
+        o.offer.expiry,
+        h.at
+    ))
 }
 
 /// Checks the leaf of `item` under the root of the past step `value` the checker asked for;
@@ -470,7 +639,9 @@ pub fn verify_past(
         });
     }
     let d = item.key();
-    let got = (!list.is_empty()).then(|| leaf_of(&d, list.iter().map(Vec::as_slice)));
+    let got = past
+        .leaf
+        .and_then(|l| leaf_of(list.iter().map(Vec::as_slice), l.last_changed));
     if got != past.leaf {
         return Err(Misbehaviour::BadProof(
             "the list is not the one under that step's root",

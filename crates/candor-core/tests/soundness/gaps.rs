@@ -229,7 +229,8 @@ fn a_gap_step_over_a_receipt_is_transferable_evidence() {
     // The cheater goes back to the tree before the receipted step and covers it with a gap.
     let v = node.state.value();
     node.state = before;
-    node.lists.get_mut(&d.key()).unwrap().pop();
+    node.lists
+        .insert(d.key(), vec![offer(&seller, &d, 100).to_bytes()]);
     node.steps.remove(&v);
     node.gap_step(v + 1);
     let head = node.head(&d, [9; 32]);

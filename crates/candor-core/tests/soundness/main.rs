@@ -77,9 +77,10 @@ impl StepNode {
         let p = self.state.prepare(batch, NOW);
         let inc = self.sign(&p.header);
         let sp = self.state.apply(p, inc);
-        for b in &sp.batch {
-            let o = SignedOffer::from_bytes(b).unwrap();
-            self.lists.entry(o.offer.key).or_default().push(b.clone());
+        for (d, _) in &sp.old {
+            let list = self.state.list(d).unwrap();
+            self.lists
+                .insert(*d, list.records.iter().map(|r| r.bytes.to_vec()).collect());
         }
         self.steps.insert(sp.step.header.value, sp.clone());
         (0..offers.len() as u32)
@@ -176,10 +177,16 @@ impl StepNode {
 }
 
 /// What `verify_step` says of a step whose new root is not its transition's.
-const NEW_ROOT_WRONG: &str = "new_root is not the old tree with exactly the batch appended";
+const NEW_ROOT_WRONG: &str =
+    "new_root is not the old tree with exactly the step's additions and removals";
 
+/// An offer at `price` by a seller of its own (one derived from `seller` and the price): a
+/// live list holds one record per seller (DESIGN.md §9), so each price stands for a seller.
 fn offer(seller: &Keypair, item: &Item, price: u64) -> SignedOffer {
-    SignedOffer::sign(seller, item, price, Currency::EUR, 1, NOW + 86_400, price)
+    let mut seed = seller.secret_bytes().to_vec();
+    seed.extend_from_slice(&price.to_be_bytes());
+    let own = Keypair::from_secret(sha256(&seed).0);
+    SignedOffer::sign(&own, item, price, Currency::EUR, 1, NOW + 86_400, price)
 }
 
 fn item(i: u32) -> Item {
@@ -279,7 +286,7 @@ fn attacker_numbers_and_certificates_are_checked() {
     // A step whose old leaf claims u64::MAX offers: a typed refusal, not a wrap or a panic.
     let mut sp = node.publish(&[offer(&seller, &d, 90)]).remove(0).step;
     let s = std::sync::Arc::make_mut(&mut sp);
-    s.old[0].1.as_mut().unwrap().n = u64::MAX;
+    s.old[0].1.as_mut().unwrap().last_changed = u64::MAX;
     let err = verify_step(&node.cert, &node.peer(), s).unwrap_err();
     assert!(matches!(err, Misbehaviour::BadStep(_)), "{err}");
     // total_offers near the end of u64.
@@ -460,9 +467,7 @@ fn monitor_all(
     head: StepHead,
     mine: &[(SignedOffer, StepReceipt, Placement)],
 ) -> Result<StepOutcome, Misbehaviour> {
-    let mut r = node
-        .reader(item, budget)
-        .holding(mine.iter().map(|(_, _, p)| *p));
+    let mut r = node.reader(item, budget);
     let next = r.on_head_bytes(&head.to_bytes())?;
     node.serve_list(item, &mut r, next)?;
     r.check_placements(mine)?;

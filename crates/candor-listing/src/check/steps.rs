@@ -59,8 +59,7 @@ pub(super) fn read(
         o.reading.now,
     )
     .knowing(mine.iter().map(|(_, r, _)| r.step.step.inc.clone()))
-    .knowing(o.reading.known.iter().cloned())
-    .holding(mine.iter().map(|(_, _, p)| *p));
+    .knowing(o.reading.known.iter().cloned());
     if let Some(cert) = o.named {
         r = r.with_certificate(cert.clone());
     }
@@ -111,6 +110,7 @@ pub fn retrieve_at(
         let bytes = node
             .ask(&Query::List(ListRequest {
                 item: item.key(),
+                value,
                 from: list.len() as u64,
                 count: want,
             }))

@@ -232,13 +232,13 @@ fn a_future_dated_step_that_drops_a_receipted_offer_is_still_a_removal() {
     let oa = offer(&alice, &items[0], 50);
     let ra = node.publish(std::slice::from_ref(&oa));
     let pa = check_step_receipt(&node.trusted, &node.peer(), &node.cert, &oa, &ra[0]).unwrap();
-    // Cheat: forget Alice's offer, and commit Bob's in a step dated a day ahead.
-    node.state.leaves.remove(&items[0].key());
+    // Cheat: forget Alice's offer, and commit Bob's in a step dated an hour ahead.
+    node.state.lists.remove(&items[0].key());
     node.lists.remove(&items[0].key());
     let ob = offer(&bob, &items[0], 40);
     let p = node
         .state
-        .prepare(vec![(items[0].key(), ob.to_bytes())], NOW + 86_400);
+        .prepare(vec![(items[0].key(), ob.to_bytes())], NOW + 3_600);
     let inc = node
         .signer
         .sign_inc(0, p.header.value, p.header.payload(&node.peer()));

@@ -53,11 +53,14 @@ impl Decode for ListPage {
     }
 }
 
-/// A request for offers `from .. from + count` of item `item`'s list (as of the head's step).
+/// A request for offers `from .. from + count` of item `item`'s list as it was after step
+/// `value` (the head's t: a later step may have changed it since).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListRequest {
     /// The item.
     pub item: ItemKey,
+    /// The step whose list is asked for.
+    pub value: u64,
     /// First index.
     pub from: u64,
     /// How many.
@@ -68,6 +71,7 @@ impl Encode for ListRequest {
     fn encode_to(&self, w: &mut Writer) {
         w.u8(VERSION)
             .fixed(self.item.0.as_bytes())
+            .u64(self.value)
             .u64(self.from)
             .u32(self.count);
     }
@@ -79,6 +83,7 @@ impl Decode for ListRequest {
         r.version(VERSION, Self::WHAT)?;
         Ok(Self {
             item: ItemKey(Digest(r.array("item")?)),
+            value: r.u64("value")?,
             from: r.u64("from")?,
             count: r.u32("count")?,
         })

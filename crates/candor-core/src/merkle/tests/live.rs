@@ -1,0 +1,292 @@
+//! The live map (DESIGN.md §9): supersession and tombstones, expiry sweeps, justified
+//! removals, and the cheats around them — an unjustified removal (in an empty step no seller
+//! checks, or beside other faults), a forged replacement, a junk record the monitor must not
+//! take for a replacement, a list pushed past its bound, a step too big to serve.
+
+use super::*;
+use crate::misbehaviour::Evidence;
+
+/// An offer of `seller` for `item` with the given serial, quantity and expiry.
+fn signed(seller: &Keypair, item: &Item, serial: u64, quantity: u32, expiry: u64) -> SignedOffer {
+    SignedOffer::sign(
+        seller,
+        item,
+        100 + serial,
+        Currency::EUR,
+        quantity,
+        expiry,
+        serial,
+    )
+}
+
+/// The seller's placement of `o` from its receipt.
+fn placed(node: &Node, o: &SignedOffer, r: &StepReceipt) -> Placement {
+    check_step_receipt(&node.trusted, &node.peer(), &node.cert, o, r).unwrap()
+}
+
+/// Signs a prepared step as the node's device would and records it.
+fn count(node: &mut Node, p: PreparedStep) -> StepProof {
+    let inc = node
+        .signer
+        .sign_inc(0, p.header.value, p.header.payload(&node.peer()));
+    let sp = node.state.apply(p, inc);
+    for (d, _) in &sp.old {
+        let list = node.state.list(d).unwrap();
+        node.lists
+            .insert(*d, list.records.iter().map(|r| r.bytes.to_vec()).collect());
+    }
+    node.steps.insert(sp.step.header.value, sp.clone());
+    sp
+}
+
+#[test]
+fn a_higher_serial_replaces_the_record_and_a_stale_republish_is_refused() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let alice = Keypair::generate(&mut OsRng);
+    let first = signed(&alice, d, 1, 3, NOW + 1_000);
+    let r1 = node.publish(std::slice::from_ref(&first));
+    let p1 = placed(&node, &first, &r1[0]);
+    // A sale: the same offer with a lower quantity and a higher serial, living as long.
+    let sold = signed(&alice, d, 2, 2, NOW + 1_000);
+    let r2 = node.publish(std::slice::from_ref(&sold));
+    placed(&node, &sold, &r2[0]);
+    assert_eq!(r2[0].step.removed, vec![first.to_bytes()]);
+    let out = node.retrieve(d, 100).unwrap();
+    assert_eq!(out.offers, vec![sold.clone()]);
+    // The first receipt's monitor: replaced by its seller's higher serial, no accusation.
+    check_monitor(&r1[0], &first, &p1, &out).unwrap();
+    // A stale republish, a replacement that would expire first, and two of one seller in
+    // one step are not taken.
+    let shorter = signed(&alice, d, 5, 1, NOW + 999);
+    let p = node.state.clone().prepare(
+        vec![
+            (d.key(), first.to_bytes()),
+            (d.key(), shorter.to_bytes()),
+            (d.key(), signed(&alice, d, 6, 1, NOW + 2_000).to_bytes()),
+            (d.key(), signed(&alice, d, 7, 1, NOW + 2_000).to_bytes()),
+        ],
+        NOW,
+    );
+    assert_eq!(
+        p.refused,
+        vec![
+            (0, NotAdmitted::Stale { held: 2 }),
+            (
+                1,
+                NotAdmitted::ShorterThanReplaced {
+                    expiry: NOW + 1_000
+                }
+            ),
+            (3, NotAdmitted::SameStep),
+        ]
+    );
+    assert_eq!(p.batch.len(), 1);
+    // A withdrawal leaves a tombstone: buyers see no offer, and the withdrawn one cannot
+    // come back while it would still be live.
+    let gone = signed(&alice, d, 8, 0, NOW + 1_000);
+    node.publish(std::slice::from_ref(&gone));
+    let out = node.retrieve(d, 100).unwrap();
+    assert_eq!(out.offers, vec![gone]);
+    assert!(out.current(NOW).is_empty());
+    let p = node
+        .state
+        .clone()
+        .prepare(vec![(d.key(), sold.to_bytes())], NOW);
+    assert_eq!(p.refused, vec![(0, NotAdmitted::Stale { held: 8 })]);
+}
+
+#[test]
+fn expired_records_leave_in_a_step_that_justifies_them_and_nobody_is_accused() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let bob = Keypair::generate(&mut OsRng);
+    let short = signed(&alice, &items[0], 1, 1, NOW + 100);
+    let long = signed(&bob, &items[0], 1, 1, NOW + 10_000);
+    let r = node.publish(&[short.clone(), long.clone()]);
+    let ps = placed(&node, &short, &r[0]);
+    // Before its expiry nothing is due; at it, an empty step removes it.
+    assert!(!node.state.due(NOW + 99));
+    assert!(node.state.due(NOW + 100));
+    let p = node.state.prepare(Vec::new(), NOW + 100);
+    let sp = count(&mut node, p);
+    assert_eq!(sp.removed, vec![short.to_bytes()]);
+    assert_eq!(sp.step.header.removal_count, 1);
+    // Every auditor and seller accepts the step; the buyer sees the live offer only; the
+    // expired offer's seller finds it gone for a reason.
+    verify_step(&node.cert, &node.peer(), &sp).unwrap();
+    let out = node.retrieve(&items[0], 100).unwrap();
+    assert_eq!(out.offers, vec![long]);
+    check_monitor(&r[0], &short, &ps, &out).unwrap();
+    assert_eq!(node.state.live(), 1);
+}
+
+/// Makes `victim` due at `NOW` in the node's sweep index, though it expires later: the node
+/// will remove it as if expired.
+fn mark_due(node: &mut Node, d: &ItemKey, victim: &SignedOffer) {
+    let key = SortKey::of(&victim.offer);
+    node.state.expiries.insert((NOW, *d, key));
+}
+
+#[test]
+fn an_unjustified_removal_in_an_empty_step_is_transferable_evidence() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let alice = Keypair::generate(&mut OsRng);
+    let oa = signed(&alice, d, 1, 1, NOW + 10_000);
+    let ra = node.publish(std::slice::from_ref(&oa));
+    let pa = placed(&node, &oa, &ra[0]);
+    // The cheat: an empty step (no seller publishes in it, so none checks it at publish)
+    // that removes Alice's live offer, and a wrong offer total beside it.
+    mark_due(&mut node, &d.key(), &oa);
+    let mut p = node.state.prepare(Vec::new(), NOW);
+    p.header.total_offers += 1;
+    let sp = count(&mut node, p);
+    assert_eq!(sp.removed, vec![oa.to_bytes()]);
+    // An auditor of that step: transferable evidence, not a local verdict for the total.
+    let Misbehaviour::Evidence(e) = verify_step(&node.cert, &node.peer(), &sp).unwrap_err() else {
+        panic!("evidence expected")
+    };
+    assert_eq!(e.kind(), Kind::UnjustifiedRemoval);
+    let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
+    assert!(e.verify(&node.trusted).unwrap().contains("removed in step"));
+    // Alice's monitor, with certainty, from the next head: removal evidence.
+    let mut r = node.reader(d, [9; 32]);
+    let next = r.on_head_bytes(&node.head(d, [9; 32]).to_bytes()).unwrap();
+    node.serve_pages(d, &mut r, next).unwrap();
+    r.check_list().unwrap();
+    let Misbehaviour::Evidence(e) = r.check_placements(&[(oa, ra[0].clone(), pa)]).unwrap_err()
+    else {
+        panic!("removal evidence expected")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    let e = Evidence::from_bytes(&e.to_bytes()).unwrap();
+    e.verify(&node.trusted).unwrap();
+}
+
+#[test]
+fn a_forged_replacement_justifies_no_removal() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let alice = Keypair::generate(&mut OsRng);
+    let oa = signed(&alice, d, 1, 1, NOW + 10_000);
+    node.publish(std::slice::from_ref(&oa));
+    // The node makes up Alice's "higher serial" (her old signature over a changed offer).
+    let mut forged = signed(&alice, d, 1, 0, NOW + 10_000);
+    forged.offer.serial = 2;
+    let p = node.state.prepare(vec![(d.key(), forged.to_bytes())], NOW);
+    assert!(p.refused.is_empty());
+    let sp = count(&mut node, p);
+    let err = verify_step(&node.cert, &node.peer(), &sp).unwrap_err();
+    assert_eq!(err.kind(), Kind::UnjustifiedRemoval, "{err}");
+    // Evidence with a genuine replacement is refused: the material shows no misbehaviour.
+    let Misbehaviour::Evidence(e) = err else {
+        unreachable!()
+    };
+    let Evidence::UnjustifiedRemoval {
+        cert,
+        step,
+        removed,
+        ..
+    } = *e
+    else {
+        unreachable!()
+    };
+    let real = signed(&alice, d, 2, 0, NOW + 10_000);
+    let honest = Evidence::UnjustifiedRemoval {
+        cert,
+        step,
+        batch: vec![real.to_bytes()],
+        removed,
+        index: 0,
+    };
+    assert!(honest.verify(&node.trusted).is_err());
+}
+
+#[test]
+fn the_monitor_takes_no_junk_record_for_a_replacement() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let oa = signed(&alice, &items[0], 1, 1, NOW + 10_000);
+    let ra = node.publish(std::slice::from_ref(&oa));
+    let pa = placed(&node, &oa, &ra[0]);
+    let mut out = node.retrieve(&items[0], 0).unwrap();
+    check_monitor(&ra[0], &oa, &pa, &out).unwrap();
+    // In the list's place: Alice's higher serial for another item, then a forged one.
+    let other = signed(&alice, &items[1], 5, 1, NOW + 10_000);
+    let mut forged = oa.clone();
+    forged.offer.serial = 9;
+    for junk in [other, forged] {
+        out.offers = vec![junk];
+        let err = check_monitor(&ra[0], &oa, &pa, &out).unwrap_err();
+        assert_eq!(err.kind(), Kind::Removal, "{err}");
+    }
+}
+
+#[test]
+fn a_list_never_passes_its_bound_within_one_step() {
+    let node = Node::new();
+    let d = items()[0].key();
+    let records: Vec<Record> = (0..MAX_LIVE as u64 - 1)
+        .map(|i| Record {
+            key: SortKey {
+                currency: *b"EUR",
+                price: i,
+                seller: crate::hash::sha256(&i.to_be_bytes()).0,
+                serial: 1,
+            },
+            hash: crate::hash::sha256(&i.to_be_bytes()),
+            expiry: NOW + 10_000,
+            added: 1,
+            bytes: std::sync::Arc::from(Vec::new()),
+        })
+        .collect();
+    let mut state = StepState::from_lists(
+        node.cert.cert.counters[0],
+        [(
+            d,
+            LiveList {
+                last_changed: 1,
+                records,
+            },
+        )],
+        1,
+        0,
+        None,
+    );
+    let item = &items()[0];
+    let batch = (0..2)
+        .map(|_| {
+            let s = Keypair::generate(&mut OsRng);
+            (d, signed(&s, item, 1, 1, NOW + 10_000).to_bytes())
+        })
+        .collect();
+    let p = state.prepare(batch, NOW);
+    assert_eq!(p.batch.len(), 1);
+    assert_eq!(p.refused, vec![(1, NotAdmitted::Full { max: MAX_LIVE })]);
+    assert_eq!(state.list(&d).unwrap().records.len(), MAX_LIVE);
+}
+
+#[test]
+fn a_past_list_is_served_for_its_step_while_kept() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let a = signed(&Keypair::generate(&mut OsRng), d, 1, 1, NOW + 10_000);
+    let b = signed(&Keypair::generate(&mut OsRng), d, 1, 1, NOW + 10_000);
+    let base = node.state.value();
+    node.publish(std::slice::from_ref(&a));
+    node.publish(std::slice::from_ref(&b));
+    let t = node.state.value();
+    let bytes = |v: u64| -> Option<Vec<Vec<u8>>> {
+        node.state
+            .list_at(&d.key(), v)
+            .unwrap()
+            .map(|l| l.records.iter().map(|r| r.bytes.to_vec()).collect())
+    };
+    assert_eq!(bytes(base), None);
+    assert_eq!(bytes(t - 1), Some(vec![a.to_bytes()]));
+    assert_eq!(bytes(t).map(|l| l.len()), Some(2));
+    assert!(node.state.list_at(&d.key(), t + 1).is_err());
+}

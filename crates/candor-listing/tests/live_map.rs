@@ -1,0 +1,86 @@
+//! Scheme M's live map on a real node with files (DESIGN.md §9): a sale replaces the record,
+//! a stale republish is refused with a typed error, an exact republish gets its receipt back,
+//! expired records leave in a step of their own (the node's sweep), a restart replays every
+//! addition and removal to the same map, and the sellers' monitors accuse nobody throughout.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use candor_core::*;
+use candor_listing::{monitor, publish_to, retrieve_from, PublishError, Reading};
+use common::*;
+
+fn signed(seller: &Keypair, serial: u64, quantity: u32, expiry: u64) -> SignedOffer {
+    SignedOffer::sign(
+        seller,
+        &target(),
+        100,
+        Currency::EUR,
+        quantity,
+        expiry,
+        serial,
+    )
+}
+
+#[test]
+fn a_node_keeps_only_live_records_across_sales_sweeps_and_restarts() {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, cert) = files_node(&mut m, dir.path(), Scheme::Merkle);
+    let alice = Keypair::generate(&mut rand_core::OsRng);
+    let bob = Keypair::generate(&mut rand_core::OsRng);
+    let listed = signed(&alice, 1, 3, NOW + 3_600);
+    let short = signed(&bob, 1, 1, NOW + 600);
+    let ra = publish_to(&node, &m.trusted, &listed, NOW).unwrap();
+    let rb = publish_to(&node, &m.trusted, &short, NOW).unwrap();
+    // An exact republish (a reply lost on the way) gets the same step's receipt back.
+    let again = publish_to(&node, &m.trusted, &listed, NOW).unwrap();
+    assert_eq!(step(again).0, step(ra.clone()).0);
+    assert_eq!(node.live_records(), Some(2));
+    // A sale lowers the quantity; a stale republish of the old serial is refused, typed.
+    let sold = signed(&alice, 2, 2, NOW + 3_600);
+    let rs = publish_to(&node, &m.trusted, &sold, NOW + 1).unwrap();
+    let stale = node
+        .publish_all(&[signed(&alice, 1, 9, NOW + 3_600)], NOW + 2)
+        .pop()
+        .unwrap();
+    assert!(
+        matches!(
+            stale,
+            Err(PublishError::NotAdmitted(NotAdmitted::Stale { held: 2 }))
+        ),
+        "{stale:?}"
+    );
+    // Bob's offer expires; the node's sweep removes it in a step of its own.
+    node.set_clock(Some(NOW + 600));
+    assert_eq!(node.compact().unwrap(), 1);
+    assert_eq!(node.compact().unwrap(), 0, "nothing more is due");
+    assert_eq!(node.live_records(), Some(1));
+    let mine = [
+        (listed.clone(), ra.clone()),
+        (short.clone(), rb.clone()),
+        (sold.clone(), rs.clone()),
+    ];
+    let reading = Reading::default().at(NOW + 601).audits(10);
+    let out = steps(monitor(&node, &m.trusted, &target(), &mine, reading.clone()).unwrap());
+    assert_eq!(out.offers, vec![sold.clone()]);
+    // A restart replays every step, removals included, to the same map.
+    let root = out.root;
+    drop(node);
+    let node = reopen(dir.path(), &cert).unwrap();
+    assert_eq!(node.live_records(), Some(1));
+    let out = steps(monitor(&node, &m.trusted, &target(), &mine, reading).unwrap());
+    assert_eq!(out.root, root);
+    assert_eq!(out.current(NOW + 601).len(), 1);
+    // A buyer reading later, auditing every step, accepts every one.
+    let out = steps(
+        retrieve_from(
+            &node,
+            &m.trusted,
+            &target(),
+            Reading::default().at(NOW + 601).audits(100),
+        )
+        .unwrap(),
+    );
+    assert_eq!(out.audited.len() as u64, out.t - out.base);
+}
