@@ -502,13 +502,18 @@ fn demo(args: &Args, scheme: Scheme) -> Result<bool, LabError> {
         })
         .collect();
     let life_ok = offer_life(&market, &honest, &served, &mut rng)?;
+    let removal_ok = if scheme == Scheme::Merkle {
+        unjust_removal(&market, &trusted, &nodes, &honest, &served, &mut rng)?
+    } else {
+        true
+    };
     for a in &accused {
         println!("   HONEST NODE ACCUSED: {a}");
     }
     for u in &unnoticed {
         println!("   CHEAT UNNOTICED: {u}");
     }
-    let ok = accused.is_empty() && unnoticed.is_empty() && life_ok;
+    let ok = accused.is_empty() && unnoticed.is_empty() && life_ok && removal_ok;
     println!(
         "\n{} in {:.1} s: {} honest node accused, {} cheat unnoticed.",
         if ok { "PASS" } else { "FAIL" },
@@ -624,6 +629,87 @@ fn offer_life(
         if expired_ok { "" } else { "  WRONG" }
     );
     Ok(ok)
+}
+
+/// Step 6 (scheme M): a listing node removes a seller's receipted offer in a step of its own,
+/// with no justification (not expired, not replaced) — the removal no seller checks at
+/// publish. The seller's monitor catches it with evidence anyone can verify. Returns whether
+/// it did.
+fn unjust_removal(
+    market: &dyn Fn(usize) -> Market<AnyDevice>,
+    trusted: &[candor_core::PublicKey],
+    nodes: &[DemoNode],
+    honest: &[usize],
+    served: &[&str],
+    rng: &mut StdRng,
+) -> Result<bool, LabError> {
+    let fail = LabError::Failed;
+    if served.is_empty() {
+        return Ok(true);
+    }
+    let item =
+        Item::new(served[rng.gen_range(0..served.len())]).map_err(|e| fail(e.to_string()))?;
+    let seller = Keypair::generate(&mut rand_core::OsRng);
+    let home = honest[0];
+    // The cheapest offer of the item (a listing node's first record): the one it removes.
+    let o = SignedOffer::sign(
+        &seller,
+        &item,
+        1,
+        Currency::EUR,
+        1,
+        now() + candor_core::TimeRules::DEFAULT.default_lifetime(),
+        1,
+    );
+    let report = market(home)
+        .publish(&o, now())
+        .map_err(|e| fail(e.to_string()))?;
+    // A listing node of the item, run in this process, that counted the offer.
+    let Some((peer, receipt, node)) = report.kept.iter().find_map(|(p, r)| {
+        nodes
+            .iter()
+            .find(|x| x.net.peer() == *p)
+            .and_then(|x| x.node.clone())
+            .map(|n| (*p, r.clone(), n))
+    }) else {
+        println!(
+            "\n6. (no listing node of {:?} counted the offer: no removal to show)",
+            item.description()
+        );
+        return Ok(true);
+    };
+    println!(
+        "\n6. Listing node {} removes a receipted offer of {:?} in an empty step of its own:",
+        short(&peer),
+        item.description()
+    );
+    let step = node
+        .remove_unjustly(&item.key())
+        .map_err(|e| fail(e.to_string()))?;
+    if step.is_none() {
+        println!("   (the node holds no record of it)  WRONG");
+        return Ok(false);
+    }
+    let verdict = market(home).monitor(peer, &item, &[(o, receipt)]);
+    let caught = match &verdict {
+        NodeReport::Misbehaviour(candor_core::Misbehaviour::Evidence(e)) => {
+            let checked = e.verify(trusted);
+            println!(
+                "   the seller's monitor: {} — evidence {}",
+                e.kind(),
+                match &checked {
+                    Ok(_) => "verified by anyone with the authority's key".to_string(),
+                    Err(why) => format!("does not verify: {why}  WRONG"),
+                }
+            );
+            e.kind() == candor_core::Kind::Removal && checked.is_ok()
+        }
+        other => {
+            println!("   the seller's monitor: {other:?}  CHEAT UNNOTICED");
+            false
+        }
+    };
+    Ok(caught)
 }
 
 /// Whether a strategy acts only on which offers (or prices) are served, so that on an item it

@@ -221,6 +221,26 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(removed)
     }
 
+    /// A cheating node's move (tests and the demo): a step of its own, at the node's clock,
+    /// that removes item `d`'s first record without a justification. Returns the step, or
+    /// None when d has no record. (A node that did this cannot replay its steps: it is not
+    /// meant to open again.)
+    #[cfg(feature = "fault-injection")]
+    pub fn remove_unjustly(&self, d: &ItemKey) -> Result<Option<StepProof>, PublishError> {
+        let now = self.clock();
+        let mut dev = self.device();
+        self.settle(&mut dev).map_err(PublishError::Reconciling)?;
+        let mut guard = self.step_state();
+        let Some(state) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let Some(p) = state.prepare_unjust_removal(d, now) else {
+            return Ok(None);
+        };
+        let (sp, _) = self.count_prepared(&mut dev, state, p, std::time::Instant::now(), None)?;
+        Ok(sp)
+    }
+
     /// One sweeping step, if a record is due.
     fn sweep_step(&self) -> Result<u64, PublishError> {
         let now = self.clock();
@@ -437,11 +457,23 @@ impl<D: TrustedDevice> ListingNode<D> {
         state: &mut StepState,
         batch: Vec<(ItemKey, Vec<u8>)>,
         now: u64,
+        crash: Option<crate::node::CrashAtInner>,
+    ) -> Result<Counted, PublishError> {
+        let t0 = std::time::Instant::now();
+        let prepared = state.prepare(batch, now);
+        self.count_prepared(dev, state, prepared, t0, crash)
+    }
+
+    /// [`Self::count_step`] once the step is prepared.
+    fn count_prepared(
+        &self,
+        dev: &mut D,
+        state: &mut StepState,
+        mut prepared: candor_core::PreparedStep,
+        t0: std::time::Instant,
         #[allow(unused_variables)] crash: Option<crate::node::CrashAtInner>,
     ) -> Result<Counted, PublishError> {
         let counter = state.prev_counter();
-        let t0 = std::time::Instant::now();
-        let mut prepared = state.prepare(batch, now);
         let refused = std::mem::take(&mut prepared.refused);
         if prepared.batch.is_empty() && prepared.removed.is_empty() {
             // Nothing to add or remove (the state is untouched): no increment.

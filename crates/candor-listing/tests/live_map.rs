@@ -84,3 +84,45 @@ fn a_node_keeps_only_live_records_across_sales_sweeps_and_restarts() {
     );
     assert_eq!(out.audited.len() as u64, out.t - out.base);
 }
+
+/// A node removes a receipted offer in a step of its own, with no justification (DESIGN.md
+/// §9: the removal hidden in an empty step no seller checks at publish). The offer's seller
+/// catches it with certainty (its monitor: transferable removal evidence); a buyer whose
+/// audits draw that step catches it too (transferable unjustified-removal evidence: here
+/// every step is audited).
+#[test]
+fn a_removal_in_an_empty_step_is_caught_by_the_seller_and_by_audits() {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = files_node(&mut m, dir.path(), Scheme::Merkle);
+    let alice = Keypair::generate(&mut rand_core::OsRng);
+    let bob = Keypair::generate(&mut rand_core::OsRng);
+    let oa = SignedOffer::sign(&alice, &target(), 50, Currency::EUR, 1, NOW + 3_600, 1);
+    let ob = SignedOffer::sign(&bob, &target(), 90, Currency::EUR, 1, NOW + 3_600, 1);
+    let ra = publish_to(&node, &m.trusted, &oa, NOW).unwrap();
+    publish_to(&node, &m.trusted, &ob, NOW).unwrap();
+    node.set_clock(Some(NOW + 10));
+    let sp = node.remove_unjustly(&target().key()).unwrap().unwrap();
+    assert_eq!(sp.removed, vec![oa.to_bytes()], "the cheapest record goes");
+    let reading = Reading::default().at(NOW + 11);
+    // Alice's monitor.
+    let err = monitor(&node, &m.trusted, &target(), &[(oa, ra)], reading.clone()).unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("removal evidence expected, got {err}")
+    };
+    assert_eq!(e.kind(), Kind::Removal);
+    Evidence::from_bytes(&e.to_bytes())
+        .unwrap()
+        .verify(&m.trusted)
+        .unwrap();
+    // A buyer auditing every step.
+    let err = retrieve_from(&node, &m.trusted, &target(), reading.audits(100)).unwrap_err();
+    let Misbehaviour::Evidence(e) = err else {
+        panic!("evidence expected, got {err}")
+    };
+    assert_eq!(e.kind(), Kind::UnjustifiedRemoval);
+    Evidence::from_bytes(&e.to_bytes())
+        .unwrap()
+        .verify(&m.trusted)
+        .unwrap();
+}

@@ -245,6 +245,18 @@ impl StepState {
         }
     }
 
+    /// A cheating node's move (the `adversary` feature, for adversary tests and the demo): the
+    /// next step, at `now`, with item `d`'s first record swept as if it had expired, whatever
+    /// its expiry — a removal without a justification. None when d has no record.
+    #[cfg(feature = "adversary")]
+    pub fn prepare_unjust_removal(&mut self, d: &ItemKey, now: u64) -> Option<PreparedStep> {
+        let key = self.lists.get(d)?.records.first()?.key;
+        self.expiries.insert((0, *d, key));
+        let p = self.prepare(Vec::new(), now);
+        self.expiries.remove(&(0, *d, key));
+        Some(p)
+    }
+
     /// Whether a record has expired by `at` (a step at `at` would remove it).
     pub fn due(&self, at: u64) -> bool {
         self.expiries.first().is_some_and(|(e, _, _)| *e <= at)
