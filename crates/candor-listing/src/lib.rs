@@ -38,11 +38,13 @@
 pub mod check;
 mod committer;
 mod enrol;
+mod entries_node;
 mod listing;
 mod node;
 mod reads;
 mod serve;
 mod steps_node;
+mod window;
 
 pub use check::{
     monitor, publish_checked, publish_to, retrieve_from, Checked, PublishReceipt, Reading,
