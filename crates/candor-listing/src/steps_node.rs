@@ -1,10 +1,10 @@
-//! The listing node's scheme M: one step per device increment, the tree in memory (rebuilt
-//! from the stored steps on open), steps and per-item lists in the store.
+//! The listing node's scheme M: one step per device increment, the tree and the live lists in
+//! memory (rebuilt from the stored steps on open), the steps in the store.
 
 use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
 use candor_core::{
-    CertifiedCounter, Decode, Encode, ItemKey, ListPage, ListRequest, PastProof, SignedOffer,
-    StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
+    CertifiedCounter, Decode, Encode, ItemKey, ListPage, ListRequest, NotAdmitted, PastProof,
+    SignedOffer, StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
 };
 use candor_device::TrustedDevice;
 use candor_store::{Pending, PendingItem};
@@ -39,6 +39,10 @@ fn decode_batch(bytes: &[u8]) -> Option<(u64, Vec<Vec<u8>>)> {
     r.finish("batch").ok()?;
     Some((at, out))
 }
+
+/// The most steps one publish makes (each takes at least its first admissible offer, so a
+/// batch of [`MAX_BATCH`] offers needs at most that many; in practice one or two).
+const MAX_ROUNDS: usize = 16;
 
 /// The most steps one sweep makes (each removes up to [`candor_core::MAX_REMOVALS`]).
 pub(crate) const MAX_SWEEP_STEPS: usize = 64;
@@ -370,50 +374,62 @@ impl<D: TrustedDevice> ListingNode<D> {
             return out;
         }
         let mut dev = self.device();
-        if let Err(why) = self.settle(&mut dev) {
-            for &i in &slots {
-                if let Some(s) = out.get_mut(i) {
-                    *s = Err(PublishError::Reconciling(why.clone()));
-                }
+        // Offers a step had no room for (or a second of one seller and item) go into the next
+        // step of this same publish: a node never answers a seller "publish again" for its
+        // own room, which a seller could not tell from a refusal aimed at it.
+        let mut pending: Vec<usize> = slots;
+        let mut crash = crash;
+        for round in 0..MAX_ROUNDS {
+            if pending.is_empty() {
+                break;
             }
-            return out;
-        }
-        // Unsettled until the step is stored and acknowledged: a panic in between leaves the
-        // flag set, and the next request reconciles first.
-        self.unsettled
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let step = {
-            let mut guard = self.step_state();
-            let Some(state) = guard.as_mut() else {
-                return out;
-            };
-            self.count_step(&mut dev, state, batch, now, crash)
-        };
-        // The state lock is released: after a failure the node reconciles from the store.
-        let (sp, refused) = match step {
-            Ok((Some(sp), refused)) => {
-                self.unsettled
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
-                (sp, refused)
-            }
-            Ok((None, refused)) => {
-                // The step took nothing and removed nothing: no increment was made.
-                self.unsettled
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
-                for (j, why) in refused {
-                    if let Some(s) = slots.get(j).and_then(|&i| out.get_mut(i)) {
-                        *s = Err(PublishError::NotAdmitted(why));
+            if round > 0 {
+                // The same bytes twice in one publish: the second gets the first's receipt.
+                pending.retain(|&i| match self.held_receipt(&offers[i]) {
+                    Some(r) => {
+                        out[i] = Ok(r);
+                        false
                     }
+                    None => true,
+                });
+            }
+            let batch: Vec<(ItemKey, Vec<u8>)> = pending
+                .iter()
+                .map(|&i| (offers[i].offer.key, offers[i].to_bytes()))
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
+            if let Err(why) = self.settle(&mut dev) {
+                for &i in &pending {
+                    out[i] = Err(PublishError::Reconciling(why.clone()));
                 }
                 return out;
             }
-            Err(e) => {
-                if !matches!(e, PublishError::Unavailable(_)) {
-                    self.write_failed(&mut dev, &e);
+            // Unsettled until the step is stored and acknowledged: a panic in between leaves
+            // the flag set, and the next request reconciles first.
+            self.unsettled
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let step = {
+                let mut guard = self.step_state();
+                let Some(state) = guard.as_mut() else {
+                    return out;
+                };
+                self.count_step(&mut dev, state, batch, now, crash.take())
+            };
+            // The state lock is released: after a failure the node reconciles from the store.
+            let (sp, refused) = match step {
+                Ok(counted) => {
+                    self.unsettled
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    counted
                 }
-                for &i in &slots {
-                    if let Some(s) = out.get_mut(i) {
-                        *s = Err(match &e {
+                Err(e) => {
+                    if !matches!(e, PublishError::Unavailable(_)) {
+                        self.write_failed(&mut dev, &e);
+                    }
+                    for &i in &pending {
+                        out[i] = Err(match &e {
                             PublishError::Device(x) => PublishError::Device(x.clone()),
                             PublishError::Store(x) => PublishError::Store(x.clone()),
                             PublishError::CountedElsewhere { counted, expected } => {
@@ -425,25 +441,31 @@ impl<D: TrustedDevice> ListingNode<D> {
                             _ => PublishError::Unavailable("failed"),
                         });
                     }
+                    return out;
                 }
-                return out;
-            }
-        };
-        let sp = std::sync::Arc::new(sp);
-        let mut pos = 0u32;
-        for (j, &i) in slots.iter().enumerate() {
-            let Some(s) = out.get_mut(i) else { continue };
-            match refused.iter().find(|(r, _)| *r == j) {
-                Some((_, why)) => *s = Err(PublishError::NotAdmitted(why.clone())),
-                None => {
-                    *s = Ok(StepReceipt {
-                        cert_id: self.cert_id,
-                        step: sp.clone(),
-                        position: pos,
-                    });
-                    pos += 1;
+            };
+            let sp = sp.map(std::sync::Arc::new);
+            let mut again = Vec::new();
+            let mut pos = 0u32;
+            for (j, &i) in pending.iter().enumerate() {
+                match (refused.iter().find(|(r, _)| *r == j), &sp) {
+                    (Some((_, NotAdmitted::StepFull | NotAdmitted::SameStep)), _) => again.push(i),
+                    (Some((_, why)), _) => out[i] = Err(PublishError::NotAdmitted(why.clone())),
+                    (None, Some(sp)) => {
+                        out[i] = Ok(StepReceipt {
+                            cert_id: self.cert_id,
+                            step: sp.clone(),
+                            position: pos,
+                        });
+                        pos += 1;
+                    }
+                    (None, None) => out[i] = Err(PublishError::Unavailable("not counted")),
                 }
             }
+            pending = again;
+        }
+        for i in pending {
+            out[i] = Err(PublishError::NotAdmitted(NotAdmitted::StepFull));
         }
         out
     }

@@ -126,3 +126,64 @@ fn a_removal_in_an_empty_step_is_caught_by_the_seller_and_by_audits() {
         .verify(&m.trusted)
         .unwrap();
 }
+
+/// "Over budget" hides nothing from a seller: a node that stuffs the item with sybil records
+/// past the seller's budget and removes the seller's offer is still caught by its monitor
+/// (a list holds at most MAX_LIVE records, so a monitor fetches it whatever the budget).
+#[test]
+fn over_budget_does_not_hide_a_removal_from_the_sellers_monitor() {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = files_node(&mut m, dir.path(), Scheme::Merkle);
+    let alice = Keypair::generate(&mut rand_core::OsRng);
+    let oa = SignedOffer::sign(&alice, &target(), 1, Currency::EUR, 1, NOW + 3_600, 1);
+    let ra = publish_to(&node, &m.trusted, &oa, NOW).unwrap();
+    let sybils: Vec<SignedOffer> = (0..20)
+        .map(|i| {
+            let s = Keypair::generate(&mut rand_core::OsRng);
+            SignedOffer::sign(&s, &target(), 100 + i, Currency::EUR, 1, NOW + 3_600, 1)
+        })
+        .collect();
+    for r in node.publish_all(&sybils, NOW) {
+        r.unwrap();
+    }
+    let small = Budget {
+        max_entries: 10,
+        ..Budget::default()
+    };
+    // Honest so far: over the budget, not accused.
+    let reading = Reading::new(small).at(NOW + 1);
+    let err = monitor(
+        &node,
+        &m.trusted,
+        &target(),
+        &[(oa.clone(), ra.clone())],
+        reading.clone(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::OverBudget, "{err}");
+    node.set_clock(Some(NOW + 2));
+    node.remove_unjustly(&target().key()).unwrap().unwrap();
+    let err = monitor(&node, &m.trusted, &target(), &[(oa, ra)], reading).unwrap_err();
+    assert_eq!(err.kind(), Kind::Removal, "{err}");
+}
+
+/// A node answers no seller "publish again" for its own room: two offers of one seller and
+/// item in one publish go into two steps, and the same bytes twice get one receipt.
+#[test]
+fn a_publish_carries_what_a_step_had_no_room_for_into_the_next() {
+    let mut m = Market::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _) = files_node(&mut m, dir.path(), Scheme::Merkle);
+    let alice = Keypair::generate(&mut rand_core::OsRng);
+    let a1 = signed(&alice, 1, 3, NOW + 3_600);
+    let a2 = signed(&alice, 2, 2, NOW + 3_600);
+    let out = node.publish_all(&[a1.clone(), a2.clone(), a1], NOW);
+    let steps: Vec<u64> = out
+        .into_iter()
+        .map(|r| r.unwrap().as_step().unwrap().step.step.header.value)
+        .collect();
+    assert_eq!(steps[0], steps[2], "the same bytes, one receipt");
+    assert_eq!(steps[1], steps[0] + 1, "the replacement in the next step");
+    assert_eq!(node.live_records(), Some(1));
+}

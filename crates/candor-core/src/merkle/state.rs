@@ -367,6 +367,11 @@ impl StepState {
                 refused.push((i, NotAdmitted::Full { max: MAX_LIVE }));
                 continue;
             }
+            // A replacement is a removal too: no step removes more than MAX_REMOVALS.
+            if held && removed.len() >= MAX_REMOVALS {
+                refused.push((i, NotAdmitted::StepFull));
+                continue;
+            }
             let (_, cur) = work.entry(d).or_insert_with(|| {
                 carried += len;
                 let old = self.lists.get(&d).cloned();

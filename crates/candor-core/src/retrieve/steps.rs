@@ -142,6 +142,8 @@ pub struct StepRetrieval {
     /// The list is not fetched: the head's signed length is beyond the budget (its entries,
     /// or the most bytes a list that long can take), and `deferred` holds that verdict.
     skip_list: bool,
+    /// A seller holding receipts for this item: its list is fetched whatever the budget.
+    monitor: bool,
     /// A verdict the head earned that only volume or gaps justify ("over budget", "too many
     /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
     /// escape a check it would fail.
@@ -213,6 +215,7 @@ impl StepRetrieval {
             step: None,
             list_checked: false,
             skip_list: false,
+            monitor: false,
             deferred: None,
         }
     }
@@ -232,6 +235,16 @@ impl StepRetrieval {
     /// authority is trusted and it names this node still are).
     pub fn with_certificate(mut self, cert: SignedCertificate) -> Self {
         self.named = Some(cert);
+        self
+    }
+
+    /// A seller's monitoring retrieve (it holds receipts for this item): the item's list is
+    /// fetched whatever the budget — a list holds at most [`MAX_LIVE`] records, so at most
+    /// [`ListPage::most_bytes`] of that — so that "over budget", which a node can reach by
+    /// stuffing the item with sybil records, never hides a removal from the offer's seller.
+    /// The budget's verdict still comes once every other check passed.
+    pub fn monitoring(mut self) -> Self {
+        self.monitor = true;
         self
     }
 
@@ -378,11 +391,19 @@ impl StepRetrieval {
             None
         };
         if let Some(kind) = over {
-            self.skip_list = true;
             self.deferred = self
                 .deferred
                 .take()
                 .or(Some(Misbehaviour::OverBudget(kind)));
+            if self.monitor {
+                self.budget.max_entries = self.budget.max_entries.max(n);
+                self.budget.max_bytes = self
+                    .budget
+                    .max_bytes
+                    .max(self.bytes.saturating_add(ListPage::most_bytes(n)));
+            } else {
+                self.skip_list = true;
+            }
         }
         self.step = head.step;
         self.head = Some(checked);
@@ -709,13 +730,14 @@ pub fn check_monitor(
 }
 
 /// Whether the list record `bytes` justly replaces `offer` (DESIGN.md §9): a valid offer of
-/// its seller for its item with an equal or higher serial (a junk or forged record, or one
-/// for another item, replaces nothing).
+/// its seller for its item with an equal or higher serial that lives at least as long (a junk
+/// or forged record, one for another item, or one that would expire first replaces nothing).
 pub(crate) fn replaces(bytes: &[u8], offer: &Offer) -> bool {
     SignedOffer::from_bytes(bytes).is_ok_and(|o| {
         o.offer.seller == offer.seller
             && o.offer.key == offer.key
             && o.offer.serial >= offer.serial
+            && o.offer.expiry >= offer.expiry
             && o.verify().is_ok()
     })
 }

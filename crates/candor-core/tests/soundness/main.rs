@@ -467,7 +467,7 @@ fn monitor_all(
     head: StepHead,
     mine: &[(SignedOffer, StepReceipt, Placement)],
 ) -> Result<StepOutcome, Misbehaviour> {
-    let mut r = node.reader(item, budget);
+    let mut r = node.reader(item, budget).monitoring();
     let next = r.on_head_bytes(&head.to_bytes())?;
     node.serve_list(item, &mut r, next)?;
     r.check_placements(mine)?;

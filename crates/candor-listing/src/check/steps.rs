@@ -63,6 +63,9 @@ pub(super) fn read(
     if let Some(cert) = o.named {
         r = r.with_certificate(cert.clone());
     }
+    if !mine.is_empty() {
+        r = r.monitoring();
+    }
     let mut next = r.on_head_bytes(o.head)?;
     while let Some(req) = next {
         let page = o.node.ask(&Query::List(req)).map_err(Refusal::after_read)?;

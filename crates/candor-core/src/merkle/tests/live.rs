@@ -290,3 +290,28 @@ fn a_past_list_is_served_for_its_step_while_kept() {
     assert_eq!(bytes(t).map(|l| l.len()), Some(2));
     assert!(node.state.list_at(&d.key(), t + 1).is_err());
 }
+
+#[test]
+fn replacements_count_against_a_steps_removals() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let sellers: Vec<Keypair> = (0..600).map(|_| Keypair::generate(&mut OsRng)).collect();
+    let first: Vec<SignedOffer> = sellers
+        .iter()
+        .map(|s| signed(s, d, 1, 1, NOW + 10_000))
+        .collect();
+    node.publish(&first);
+    let again: Vec<(ItemKey, Vec<u8>)> = sellers
+        .iter()
+        .map(|s| (d.key(), signed(s, d, 2, 1, NOW + 10_000).to_bytes()))
+        .collect();
+    let p = node.state.prepare(again, NOW);
+    assert_eq!(p.removed.len(), MAX_REMOVALS);
+    assert_eq!(p.batch.len(), MAX_REMOVALS);
+    assert_eq!(p.refused.len(), 600 - MAX_REMOVALS);
+    assert!(p.refused.iter().all(|(_, w)| *w == NotAdmitted::StepFull));
+    // The step decodes (its proof is within every bound) and verifies.
+    let sp = count(&mut node, p);
+    let sp = StepProof::from_bytes(&sp.to_bytes()).unwrap();
+    verify_step(&node.cert, &node.peer(), &sp).unwrap();
+}
