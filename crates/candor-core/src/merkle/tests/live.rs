@@ -315,3 +315,119 @@ fn replacements_count_against_a_steps_removals() {
     let sp = StepProof::from_bytes(&sp.to_bytes()).unwrap();
     verify_step(&node.cert, &node.peer(), &sp).unwrap();
 }
+
+/// A buyer's (or a monitor's) retrieve of `item` at its clock `now`, auditing every step.
+fn read_at(node: &Node, item: &Item, now: u64) -> Result<StepOutcome, Misbehaviour> {
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        item.clone(),
+        [9; 32],
+        crate::retrieve::Budget::default(),
+        now,
+    )
+    .monitoring();
+    let next = r.on_head_bytes(&node.head(item, [9; 32]).to_bytes())?;
+    node.serve_pages(item, &mut r, next)?;
+    r.check_list()?;
+    for v in r.plan_audits(u64::MAX, &mut OsRng) {
+        let (_, sp) = node.steps.range(v..).next().unwrap();
+        r.on_audit_bytes(v, &sp.to_bytes())?;
+    }
+    r.finish()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// An honest node under random publishes (new offers, sales, withdrawals, stale and
+    /// shorter-lived republishes) and the passing of time: every step verifies, each item's
+    /// list is exactly what the rules of DESIGN.md §9 keep (each seller's newest admitted
+    /// offer until it expires), and no seller's monitor ever accuses it.
+    #[test]
+    fn an_honest_live_map_keeps_exactly_the_live_records_and_is_never_accused(
+        steps in proptest::collection::vec(
+            (
+                proptest::collection::vec((0usize..4, 0usize..3, 0u32..3, 1u64..8, 0u8..4), 0..4),
+                0u64..400,
+            ),
+            1..12,
+        )
+    ) {
+        let mut node = Node::new();
+        let items: Vec<Item> = items().into_iter().take(3).collect();
+        let sellers: Vec<Keypair> = (0..4).map(|_| Keypair::generate(&mut OsRng)).collect();
+        // The model: per (item, seller), the record the list must hold.
+        let mut model: BTreeMap<(usize, usize), SignedOffer> = BTreeMap::new();
+        let mut serials = [[0u64; 3]; 4];
+        let mut receipts: Vec<(SignedOffer, StepReceipt, Placement)> = Vec::new();
+        let mut now = NOW;
+        for (publishes, pause) in steps {
+            now += pause;
+            let mut batch = Vec::new();
+            for (s, i, quantity, life, kind) in publishes {
+                // kind 0: a stale serial (refused if a record is held); else a new one.
+                let serial = if kind == 0 && serials[s][i] > 0 {
+                    serials[s][i]
+                } else {
+                    serials[s][i] += 1;
+                    serials[s][i]
+                };
+                let o = signed(&sellers[s], &items[i], serial, quantity, now + life * 100);
+                batch.push(((s, i), o));
+            }
+            let p = node.state.prepare(
+                batch.iter().map(|(_, o)| (o.offer.key, o.to_bytes())).collect(),
+                now,
+            );
+            let at = p.header.at;
+            let refused: Vec<usize> = p.refused.iter().map(|(j, _)| *j).collect();
+            // What the rules admit, in batch order, against the model before the step.
+            let mut seen = std::collections::BTreeSet::new();
+            for (j, ((s, i), o)) in batch.iter().enumerate() {
+                // A record expired but not yet swept still holds its serial: the same serial
+                // again (another offer) is refused, never taken as the seller's new offer.
+                let held = model.get(&(*i, *s));
+                // One offer per seller and item in a step: the first the rules take.
+                let admitted = o.offer.expiry > at
+                    && !seen.contains(&(*i, *s))
+                    && held.is_none_or(|h| {
+                        o.offer.serial > h.offer.serial && o.offer.expiry >= h.offer.expiry
+                    });
+                if admitted {
+                    seen.insert((*i, *s));
+                }
+                proptest::prop_assert_eq!(admitted, !refused.contains(&j), "offer {}", j);
+            }
+            let sp = count(&mut node, p);
+            let placements = verify_step(&node.cert, &node.peer(), &sp).unwrap();
+            for (pos, p) in placements.iter().enumerate() {
+                let o = SignedOffer::from_bytes(&sp.batch[pos]).unwrap();
+                let s = sellers.iter().position(|k| k.public() == o.offer.seller).unwrap();
+                let i = items.iter().position(|it| it.key() == o.offer.key).unwrap();
+                model.insert((i, s), o.clone());
+                receipts.push((o, StepReceipt {
+                    cert_id: node.cert.id(),
+                    step: std::sync::Arc::new(sp.clone()),
+                    position: pos as u32,
+                }, *p));
+            }
+            model.retain(|_, o| o.offer.expiry > at);
+            for (i, item) in items.iter().enumerate() {
+                let mut want: Vec<Vec<u8>> = model
+                    .iter()
+                    .filter(|((mi, _), _)| *mi == i)
+                    .map(|(_, o)| o.to_bytes())
+                    .collect();
+                want.sort();
+                let mut got = node.lists.get(&item.key()).cloned().unwrap_or_default();
+                got.sort();
+                proptest::prop_assert_eq!(got, want);
+                let out = read_at(&node, item, now).unwrap();
+                for (o, r, p) in receipts.iter().filter(|(o, _, _)| o.offer.key == item.key()) {
+                    check_monitor(r, o, p, &out).unwrap();
+                }
+            }
+        }
+    }
+}
