@@ -5,7 +5,7 @@
 //! than it counted inside the window (its live map drops what expired), flat likewise.
 #![allow(clippy::unwrap_used)]
 
-use candor_bench::lifecycle::{simulate, Config};
+use candor_bench::lifecycle::{simulate, Config, Point};
 use candor_core::Scheme;
 
 fn config(scheme: Scheme) -> Config {
@@ -17,6 +17,21 @@ fn config(scheme: Scheme) -> Config {
         items: 100,
         counters: 8,
     }
+}
+
+/// After day 40 what a node stores stays within 10 %, and well below all it was sent.
+fn assert_flat(points: &[Point], scheme: Scheme) {
+    let late: Vec<u64> = points
+        .iter()
+        .filter(|p| p.day > 40)
+        .map(|p| p.stored)
+        .collect();
+    let (lo, hi) = (late.iter().min().unwrap(), late.iter().max().unwrap());
+    assert!(*hi as f64 <= *lo as f64 * 1.1, "{scheme:?}: {late:?}");
+    assert!(
+        *hi < points.last().unwrap().published / 2,
+        "{scheme:?}: {late:?}"
+    );
 }
 
 #[test]
@@ -37,17 +52,7 @@ fn b_and_c_store_only_their_window_and_show_every_live_offer() {
         }
         // After the first L_max, storage is flat: within 10 % of the window's publishes,
         // whatever the day (10^4 / 90 a day, ~31 days kept).
-        let late: Vec<u64> = points
-            .iter()
-            .filter(|p| p.day > 40)
-            .map(|p| p.stored)
-            .collect();
-        let (lo, hi) = (late.iter().min().unwrap(), late.iter().max().unwrap());
-        assert!(*hi as f64 <= *lo as f64 * 1.1, "{scheme:?}: {late:?}");
-        assert!(
-            *hi < points.last().unwrap().published / 2,
-            "{scheme:?}: {late:?}"
-        );
+        assert_flat(&points, scheme);
     }
 }
 
@@ -66,12 +71,5 @@ fn m_holds_only_live_records_and_shows_the_ten_live_offers_throughout() {
             p.in_window
         );
     }
-    let late: Vec<u64> = points
-        .iter()
-        .filter(|p| p.day > 40)
-        .map(|p| p.stored)
-        .collect();
-    let (lo, hi) = (late.iter().min().unwrap(), late.iter().max().unwrap());
-    assert!(*hi as f64 <= *lo as f64 * 1.1, "{late:?}");
-    assert!(*hi < points.last().unwrap().published / 2, "{late:?}");
+    assert_flat(&points, Scheme::Merkle);
 }

@@ -374,9 +374,7 @@ impl StepState {
             }
             let (_, cur) = work.entry(d).or_insert_with(|| {
                 carried += len;
-                let old = self.lists.get(&d).cloned();
-                let recs = old.as_ref().map(|l| l.records.clone()).unwrap_or_default();
-                (old, recs)
+                self.working(&d)
             });
             let rec = Record::of(&offer, &bytes, value);
             if let Some(pos) = cur.iter().position(|r| r.key.seller == rec.key.seller) {
@@ -410,11 +408,7 @@ impl StepState {
                 }
                 carried += len;
             }
-            let (_, cur) = work.entry(d).or_insert_with(|| {
-                let old = self.lists.get(&d).cloned();
-                let recs = old.as_ref().map(|l| l.records.clone()).unwrap_or_default();
-                (old, recs)
-            });
+            let (_, cur) = work.entry(d).or_insert_with(|| self.working(&d));
             if let Some(pos) = cur.iter().position(|r| r.key == key) {
                 removed.push((d, cur.remove(pos)));
             }
@@ -484,6 +478,13 @@ impl StepState {
             placements,
             refused,
         }
+    }
+
+    /// Item `d`'s list before a step, and a copy of its records for the step to change.
+    fn working(&self, d: &ItemKey) -> (Option<Arc<LiveList>>, Vec<Record>) {
+        let old = self.lists.get(d).cloned();
+        let recs = old.as_ref().map(|l| l.records.clone()).unwrap_or_default();
+        (old, recs)
     }
 
     /// Prepares a gap step at `value` (DESIGN.md §7): an empty step after the last stored one

@@ -729,6 +729,26 @@ pub fn check_monitor(
     )
 }
 
+/// How a receipted offer (`hash`) is accounted for in an item's list signed at node time
+/// `at`: still there, expired by then, or justly replaced (DESIGN.md §9). None: it is gone
+/// without a reason — a removal. The monitor and the removal evidence judge by this alone.
+pub(crate) fn still_accounted(
+    list: &[Vec<u8>],
+    hash: &crate::hash::Digest,
+    offer: &Offer,
+    at: u64,
+) -> Option<&'static str> {
+    if list.iter().any(|b| offer_hash(b) == *hash) {
+        Some("the receipted offer is still there")
+    } else if offer.expiry <= at {
+        Some("the offer had expired by the later step")
+    } else if list.iter().any(|b| replaces(b, offer)) {
+        Some("a record of the seller with an equal or higher serial replaced it")
+    } else {
+        None
+    }
+}
+
 /// Whether the list record `bytes` justly replaces `offer` (DESIGN.md §9): a valid offer of
 /// its seller for its item with an equal or higher serial that lives at least as long (a junk
 /// or forged record, one for another item, or one that would expire first replaces nothing).
@@ -762,11 +782,8 @@ fn placement_intact(
     if receipt.cert_id != a.cert.id() {
         return Err(Misbehaviour::OtherCertificate);
     }
-    let present = a.list.iter().any(|b| offer_hash(b) == placement.hash);
     let at = a.step.map_or(0, HeadStep::at);
-    let expired = offer.offer.expiry <= at;
-    let replaced = a.list.iter().any(|b| replaces(b, &offer.offer));
-    if present || expired || replaced {
+    if still_accounted(a.list, &placement.hash, &offer.offer, at).is_some() {
         return Ok(());
     }
     match a.step {

@@ -531,17 +531,10 @@ pub(crate) fn verify_removal(
     proof
         .verify(&later.new_root(), &[(p.item.0 .0, value)])
         .map_err(|_| "the list is not the one under the later root")?;
-    if list.iter().any(|b| offer_hash(b) == p.hash) {
-        return Err("the receipted offer is still there");
-    }
-    if offer.offer.expiry <= later.at() {
-        return Err("the offer had expired by the later step");
-    }
-    let replaced = list
-        .iter()
-        .any(|b| crate::retrieve::steps::replaces(b, &offer.offer));
-    if replaced {
-        return Err("a record of the seller with an equal or higher serial replaced it");
+    if let Some(why) =
+        crate::retrieve::steps::still_accounted(list, &p.hash, &offer.offer, later.at())
+    {
+        return Err(why);
     }
     Ok(format!(
         "node {} receipted an offer in step {}, and step {} signs its item's list without it, unexpired and not replaced",
