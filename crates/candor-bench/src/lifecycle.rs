@@ -10,7 +10,8 @@
 //! minutes. [`simulate`] is also what CI's smoke test runs at 1 % scale, asserting counts: a
 //! B or C node stores no more than what it counted inside its window plus one boundary per
 //! counter, and an M node's live map no more records than it counted inside the window.
-//! (M's stored steps are not pruned yet, so its store file still grows.)
+//! An M node also drops the proofs of steps below its audit horizon (headers stay): the step
+//! proofs it keeps are those of about the last L_max.
 
 use crate::BenchError;
 use candor_core::{
@@ -81,6 +82,8 @@ pub struct Point {
     pub stored: u64,
     /// The store file's size.
     pub store_bytes: u64,
+    /// Scheme M: the steps whose whole proof the store keeps (those above the audit horizon).
+    pub step_proofs: u64,
     /// Bytes of the buyer's retrieve of the ten-offer item.
     pub retrieve_bytes: u64,
     /// The retrieve, node serving and buyer checking in one process (scheme M: with its
@@ -240,6 +243,10 @@ pub fn simulate(
             in_window,
             stored,
             store_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            step_proofs: match cfg.scheme {
+                Scheme::Merkle => node.store().step_proofs(cert.cert.counters[0].id)?,
+                _ => 0,
+            },
             retrieve_bytes: out.bytes(),
             retrieve,
             live: out.current(now).len(),
@@ -260,7 +267,9 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     );
     let ceilings = crate::stats::Ceilings::measure();
     println!("{}", ceilings.line());
-    println!("scheme day published in_window stored store_MiB retrieve_KiB retrieve_ms live");
+    println!(
+        "scheme day published in_window stored store_MiB step_proofs retrieve_KiB retrieve_ms live"
+    );
     for s in args
         .schemes
         .split(',')
@@ -283,13 +292,14 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         };
         let points = simulate(&cfg, dir.path(), |p| {
             println!(
-                "{:<6} {:>3} {:>9} {:>9} {:>9} {:>8.1} {:>10.1} {:>9.2} {:>3}",
+                "{:<6} {:>3} {:>9} {:>9} {:>9} {:>8.1} {:>6} {:>10.1} {:>9.2} {:>3}",
                 format!("{scheme:?}"),
                 p.day,
                 p.published,
                 p.in_window,
                 p.stored,
                 p.store_bytes as f64 / (1 << 20) as f64,
+                p.step_proofs,
                 p.retrieve_bytes as f64 / 1024.0,
                 p.retrieve.as_secs_f64() * 1e3,
                 p.live

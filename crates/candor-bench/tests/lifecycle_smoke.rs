@@ -2,7 +2,8 @@
 //! counts, not times: a B or C node stores no more than what it counted inside its window
 //! plus one boundary per counter, its storage is flat once the first L_max has passed, and
 //! the buyer always sees the item's ten live offers. A scheme-M node holds no more records
-//! than it counted inside the window (its live map drops what expired), flat likewise.
+//! than it counted inside the window (its live map drops what expired), flat likewise, and
+//! keeps the proofs of the steps above its audit horizon only, as many on day 90 as on day 50.
 #![allow(clippy::unwrap_used)]
 
 use candor_bench::lifecycle::{simulate, Config, Point};
@@ -72,4 +73,15 @@ fn m_holds_only_live_records_and_shows_the_ten_live_offers_throughout() {
         );
     }
     assert_flat(&points, Scheme::Merkle);
+    // The step proofs kept are those above the audit horizon: flat too once L_max has
+    // passed, and far fewer than all the steps made.
+    let kept: Vec<u64> = points
+        .iter()
+        .filter(|p| p.day > 40)
+        .map(|p| p.step_proofs)
+        .collect();
+    let (lo, hi) = (kept.iter().min().unwrap(), kept.iter().max().unwrap());
+    assert!(*lo > 0 && *hi as f64 <= *lo as f64 * 1.15, "{kept:?}");
+    let first = points.iter().find(|p| p.day > 40).unwrap().step_proofs;
+    assert!(points.last().unwrap().step_proofs <= first * 115 / 100);
 }

@@ -196,6 +196,7 @@ fn seeds() -> (Vec<Vec<u8>>, SignedCertificate) {
         leaf,
         proof: proof.clone(),
         gaps: vec![sp.step.clone()],
+        horizon: Some(sp.step.clone()),
     };
     let mut out = out;
     out.extend([

@@ -39,6 +39,7 @@ pub mod check;
 mod committer;
 mod enrol;
 mod entries_node;
+mod horizon;
 mod listing;
 mod node;
 mod reads;

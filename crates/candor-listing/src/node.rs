@@ -44,6 +44,9 @@ pub enum OpenError {
     /// A stored scheme-M step does not replay to the root it recorded.
     #[error("stored step {0} does not replay to its recorded root; the store is corrupt")]
     StepReplay(u64),
+    /// The stored live map does not fold to the root the last stored step binds.
+    #[error("the stored live map does not fold to the root step {0} binds; the store is corrupt")]
+    LiveMap(u64),
     /// The device answered a gap step's increment with another value than the next one (a
     /// device or a second process counting behind the node's back).
     #[error("counter {counter}: the gap step was counted at value {value}, not at the next value; is another process using the device?")]
@@ -279,6 +282,9 @@ pub struct ListingNode<D> {
     /// Held while a head picks and records its boundary, and while a compaction reads the
     /// served boundaries and deletes: neither can slip between the other's two steps.
     pub(crate) window: Mutex<()>,
+    /// Scheme M: the signed step at the audit horizon heads last served (read once from the
+    /// store per horizon).
+    pub(crate) horizon: Mutex<Option<candor_core::SignedStep>>,
 }
 
 /// The boundaries heads served on one counter: (when last served, w), oldest first.
@@ -340,6 +346,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             hold_ms: std::sync::atomic::AtomicU64::new(SERVED_HOLD.as_millis() as u64),
             clock: std::sync::atomic::AtomicU64::new(0),
             window: Mutex::new(()),
+            horizon: Mutex::new(None),
         };
         let report = {
             let mut dev = node.device();

@@ -147,6 +147,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         let tree = NonceTree::new(&nonces)
             .map_err(|_| ServeError::Busy("a read batch of an impossible size"))?;
         let read = dev.read_sign(state.prev_counter(), tree.root())?;
+        let horizon = self.head_horizon(state)?;
         if batch.len() > 1 {
             tracing::debug!(
                 buyers = batch.len(),
@@ -160,6 +161,11 @@ impl<D: TrustedDevice> ListingNode<D> {
             .map(|(i, q)| {
                 let mut head = state.head(self.cert.clone(), read.clone(), &q.req.item);
                 head.nonces = tree.path(i).unwrap_or_default();
+                // Gap steps below the horizon no longer matter: no audit goes there.
+                if let Some(h) = &horizon {
+                    head.gaps.retain(|g| g.header.value >= h.header.value);
+                }
+                head.horizon = horizon.clone();
                 head
             })
             .collect())

@@ -3,11 +3,13 @@
 
 use crate::node::{ListingNode, OpenError, PublishError, ReconcileReport, ServeError};
 use candor_core::{
-    CertifiedCounter, Decode, Encode, ItemKey, ListPage, ListRequest, NotAdmitted, PastProof,
-    SignedOffer, StepProof, StepReceipt, StepState, MAX_BATCH, MAX_LIST_PAGE,
+    CertifiedCounter, Decode, Digest, Encode, ItemKey, ListPage, ListRequest, LiveList,
+    NotAdmitted, PastProof, Record, SignedOffer, SignedStep, StepProof, StepReceipt, StepState,
+    MAX_BATCH, MAX_LIST_PAGE,
 };
 use candor_device::TrustedDevice;
-use candor_store::{Pending, PendingItem};
+use candor_store::{ItemChange, Pending, PendingItem};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::MutexGuard;
 
 /// A step's pending record: the node time it binds and its batch (DESIGN.md §9: `at` is kept
@@ -44,6 +46,10 @@ fn decode_batch(bytes: &[u8]) -> Option<(u64, Vec<Vec<u8>>)> {
 /// batch of [`MAX_BATCH`] offers needs at most that many; in practice one or two).
 const MAX_ROUNDS: usize = 16;
 
+/// How many of the last steps' replaced lists a node rebuilds on open (a retrieve that began
+/// before a restart pages the list as of its head).
+const MAX_REWIND: usize = 64;
+
 /// The most steps one sweep makes (each removes up to [`candor_core::MAX_REMOVALS`]).
 pub(crate) const MAX_SWEEP_STEPS: usize = 64;
 
@@ -67,11 +73,6 @@ impl<D: TrustedDevice> ListingNode<D> {
         self.m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The state the stored steps replay to.
-    fn replay(&self) -> Result<StepState, OpenError> {
-        self.replay_until(u64::MAX)
-    }
-
     /// The one counter a scheme-M certificate names.
     fn step_counter(&self) -> Result<CertifiedCounter, OpenError> {
         self.cert
@@ -82,24 +83,61 @@ impl<D: TrustedDevice> ListingNode<D> {
             .ok_or(OpenError::CertMismatch("no counter"))
     }
 
-    /// The state after the stored steps up to `until`.
-    fn replay_until(&self, until: u64) -> Result<StepState, OpenError> {
+    /// The state the store holds after its last step: the live map from its tables, the
+    /// chain from the step headers, the tree rebuilt from the lists and held to the root the
+    /// last header binds. No step is replayed.
+    fn load(&self) -> Result<StepState, OpenError> {
         let counter = self.step_counter()?;
-        let mut state = StepState::new(counter);
-        for (value, bytes) in self.store.steps(counter.id)? {
-            if value > until {
-                break;
-            }
-            let sp = StepProof::from_bytes(&bytes).map_err(|_| OpenError::StepReplay(value))?;
-            let p = if sp.step.header.gap().is_some() {
-                state.prepare_gap(sp.step.header.value)
-            } else {
-                state.prepare(keyed(&sp.batch), sp.step.header.at)
-            };
-            if p.header != sp.step.header {
+        let mut headers = Vec::new();
+        for (value, bytes) in self.store.step_headers(counter.id)? {
+            let s = SignedStep::from_bytes(&bytes).map_err(|_| OpenError::StepReplay(value))?;
+            if s.header.value != value {
                 return Err(OpenError::StepReplay(value));
             }
-            state.apply(p, sp.step.inc);
+            headers.push(s);
+        }
+        let value = headers.last().map_or(counter.initial, |s| s.header.value);
+        let map = self.store.live_map(counter.id)?;
+        let mut lists: BTreeMap<ItemKey, LiveList> = map
+            .leaves
+            .into_iter()
+            .map(|(d, last_changed)| {
+                (
+                    d,
+                    LiveList {
+                        last_changed,
+                        records: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for r in map.records {
+            let offer = SignedOffer::from_bytes(&r.bytes).map_err(|_| OpenError::LiveMap(value))?;
+            let list = lists.get_mut(&r.item).ok_or(OpenError::LiveMap(value))?;
+            let record = Record::of(&offer, &r.bytes, r.added);
+            if record.hash != r.hash || offer.offer.key != r.item {
+                return Err(OpenError::LiveMap(value));
+            }
+            list.records.push(record);
+        }
+        for list in lists.values_mut() {
+            list.records.sort_by_key(|r| r.key);
+        }
+        let mut state =
+            StepState::restore(counter, lists, headers).ok_or(OpenError::LiveMap(value))?;
+        // The lists the last steps replaced, so that the pages of a head served just before
+        // a restart are still served after it.
+        let last: Vec<StepProof> = self
+            .store
+            .last_steps(counter.id, MAX_REWIND)?
+            .into_iter()
+            .filter_map(|(_, b)| StepProof::from_bytes(&b).ok())
+            .collect();
+        if !state.rewind(&last) {
+            tracing::warn!(
+                value,
+                "the last stored steps do not fit the live map: no past lists kept"
+            );
         }
         Ok(state)
     }
@@ -107,7 +145,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// Rebuilds the tree from the stored steps and reconciles the last step with the device.
     pub(crate) fn open_merkle_with(&self, dev: &mut D) -> Result<ReconcileReport, OpenError> {
         let counter = self.step_counter()?;
-        let mut state = self.replay()?;
+        let mut state = self.load()?;
         let mut report = ReconcileReport::default();
         let d = dev.value(counter.id)?;
         let r = state.value();
@@ -137,12 +175,12 @@ impl<D: TrustedDevice> ListingNode<D> {
                 };
                 if p.header.payload(&self.peer) == inc.inc.payload {
                     let sp = state.apply(p, inc);
-                    self.commit_step(&sp)?;
+                    self.commit_step(&state, &sp)?;
                     report.recovered += 1;
                     finished = true;
                 } else {
                     // `prepare` took the batch into the tree: start again from the store.
-                    state = self.replay()?;
+                    state = self.load()?;
                 }
             }
             if !finished {
@@ -188,7 +226,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             });
         }
         let sp = state.apply(p, inc);
-        self.commit_step(&sp)?;
+        self.commit_step(state, &sp)?;
         tracing::warn!(
             counter,
             first,
@@ -198,10 +236,48 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(())
     }
 
-    fn commit_step(&self, sp: &StepProof) -> Result<(), candor_store::StoreError> {
+    /// Stores step `sp`, which `state` has just applied: its proof, its header and what it
+    /// changed in the live map, in one transaction.
+    fn commit_step(
+        &self,
+        state: &StepState,
+        sp: &StepProof,
+    ) -> Result<(), candor_store::StoreError> {
         let h = &sp.step.header;
-        self.store
-            .commit_step(h.counter, h.value, &h.payload(&self.peer), &sp.to_bytes())
+        let changes: Vec<ItemChange> = sp
+            .old
+            .iter()
+            .map(|(d, old)| {
+                let was: BTreeSet<Digest> = old
+                    .iter()
+                    .flat_map(|o| o.records.iter().map(|r| r.hash))
+                    .collect();
+                let now = state.list(d);
+                let is: BTreeSet<Digest> = now
+                    .iter()
+                    .flat_map(|l| l.records.iter().map(|r| r.hash))
+                    .collect();
+                ItemChange {
+                    item: *d,
+                    last_changed: now.map(|l| l.last_changed),
+                    removed: was.difference(&is).copied().collect(),
+                    added: now
+                        .iter()
+                        .flat_map(|l| l.records.iter())
+                        .filter(|r| !was.contains(&r.hash))
+                        .map(|r| (r.hash, r.bytes.clone()))
+                        .collect(),
+                }
+            })
+            .collect();
+        self.store.commit_step(
+            h.counter,
+            h.value,
+            &h.payload(&self.peer),
+            &sp.to_bytes(),
+            &sp.step.to_bytes(),
+            &changes,
+        )
     }
 
     /// The records the live map holds, over all items (scheme M).
@@ -216,7 +292,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     pub(crate) fn sweep_steps(&self) -> Result<u64, PublishError> {
         let mut removed = 0;
         for _ in 0..MAX_SWEEP_STEPS {
-            let n = self.sweep_step()?;
+            let n = self.sweep_step(None)?;
             if n == 0 {
                 break;
             }
@@ -227,8 +303,7 @@ impl<D: TrustedDevice> ListingNode<D> {
 
     /// A cheating node's move (tests and the demo): a step of its own, at the node's clock,
     /// that removes item `d`'s first record without a justification. Returns the step, or
-    /// None when d has no record. (A node that did this cannot replay its steps: it is not
-    /// meant to open again.)
+    /// None when d has no record.
     #[cfg(feature = "fault-injection")]
     pub fn remove_unjustly(&self, d: &ItemKey) -> Result<Option<StepProof>, PublishError> {
         let now = self.clock();
@@ -245,8 +320,14 @@ impl<D: TrustedDevice> ListingNode<D> {
         Ok(sp)
     }
 
+    /// One sweeping step that stops at `crash`, as a crash there would (crash tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn sweep_crashing(&self, crash: crate::node::CrashAt) {
+        let _ = self.sweep_step(Some(crash));
+    }
+
     /// One sweeping step, if a record is due.
-    fn sweep_step(&self) -> Result<u64, PublishError> {
+    fn sweep_step(&self, crash: Option<crate::node::CrashAtInner>) -> Result<u64, PublishError> {
         let now = self.clock();
         let due = self
             .step_state()
@@ -264,7 +345,7 @@ impl<D: TrustedDevice> ListingNode<D> {
             let Some(state) = guard.as_mut() else {
                 return Ok(0);
             };
-            self.count_step(&mut dev, state, Vec::new(), now, None)
+            self.count_step(&mut dev, state, Vec::new(), now, crash)
         };
         match step {
             Ok(sp) => {
@@ -532,7 +613,7 @@ impl<D: TrustedDevice> ListingNode<D> {
         }
         let sp = state.apply(prepared, inc);
         let t_apply = t0.elapsed();
-        self.commit_step(&sp)
+        self.commit_step(state, &sp)
             .map_err(|e| PublishError::Store(e.into()))?;
         let t_commit = t0.elapsed();
         #[cfg(feature = "fault-injection")]
@@ -583,12 +664,8 @@ impl<D: TrustedDevice> ListingNode<D> {
             kept: candor_core::MAX_HISTORY,
         })?;
         let initial = self.cert.cert.counters.first().map(|c| c.initial);
-        let step = match self.store.step(counter, value)? {
-            Some(b) => Some(
-                StepProof::from_bytes(&b)
-                    .map_err(|_| ServeError::NoSuchStep(value))?
-                    .step,
-            ),
+        let step = match self.store.step_header(counter, value)? {
+            Some(b) => Some(SignedStep::from_bytes(&b).map_err(|_| ServeError::NoSuchStep(value))?),
             // The base has no step; a value a crash lost has none either (a gap step covers it).
             None if Some(value) == initial => None,
             None => return Err(ServeError::NoSuchStep(value)),

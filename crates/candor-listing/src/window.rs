@@ -79,7 +79,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// Records that a head served boundary `w` on `counter` now.
-    fn serving(&self, counter: CounterId, w: u64) {
+    pub(crate) fn serving(&self, counter: CounterId, w: u64) {
         let hold = self.hold();
         let now = std::time::Instant::now();
         let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
@@ -104,7 +104,7 @@ impl<D: TrustedDevice> ListingNode<D> {
     }
 
     /// The lowest boundary a head served on `counter` within the hold, if any.
-    fn lowest_served(&self, counter: CounterId) -> Option<u64> {
+    pub(crate) fn lowest_served(&self, counter: CounterId) -> Option<u64> {
         let hold = self.hold();
         let now = std::time::Instant::now();
         let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,12 +122,15 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// node time, and never passes a boundary a head served in the last ten minutes, so a
     /// retrieve that began under an earlier boundary still finds its window.
     /// Returns how many items were deleted. Scheme M instead removes the records expired by
-    /// the node's clock, in a step that justifies each removal, and returns how many.
+    /// the node's clock, in a step that justifies each removal, and returns how many; then it
+    /// drops the proofs of the steps below the audit horizon (`prune_steps`).
     pub fn compact(&self) -> Result<u64, ServeError> {
         if self.protocol == Protocol::Steps {
-            return self
+            let removed = self
                 .sweep_steps()
-                .map_err(|e| ServeError::Sweep(e.to_string()));
+                .map_err(|e| ServeError::Sweep(e.to_string()))?;
+            self.prune_steps()?;
+            return Ok(removed);
         }
         if self.protocol != Protocol::Entries {
             return Ok(0);

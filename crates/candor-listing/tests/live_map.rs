@@ -187,3 +187,42 @@ fn a_publish_carries_what_a_step_had_no_room_for_into_the_next() {
     assert_eq!(steps[1], steps[0] + 1, "the replacement in the next step");
     assert_eq!(node.live_records(), Some(1));
 }
+
+/// A crash at any point of a step that only sweeps expired records: the restart finishes it
+/// from its pending record (or the next sweep makes it again), the live map read back holds
+/// exactly the live record, and neither the swept offer's seller nor a buyer auditing every
+/// step accuses the node — after a second restart too.
+#[test]
+fn a_crash_inside_a_sweep_step_is_recovered_and_never_accused() {
+    use candor_listing::CrashAt;
+    for crash in [
+        CrashAt::AfterPending,
+        CrashAt::AfterInc,
+        CrashAt::AfterCommit,
+    ] {
+        let mut m = Market::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (node, cert) = files_node(&mut m, dir.path(), Scheme::Merkle);
+        let alice = Keypair::generate(&mut rand_core::OsRng);
+        let bob = Keypair::generate(&mut rand_core::OsRng);
+        let short = signed(&alice, 1, 1, NOW + 600);
+        let long = signed(&bob, 1, 1, NOW + 3_600);
+        let rs = publish_to(&node, &m.trusted, &short, NOW).unwrap();
+        let rl = publish_to(&node, &m.trusted, &long, NOW).unwrap();
+        node.set_clock(Some(NOW + 601));
+        node.sweep_crashing(crash);
+        drop(node);
+        let mine = [(short.clone(), rs), (long.clone(), rl)];
+        for restart in 0..2 {
+            let node = reopen(dir.path(), &cert).unwrap();
+            node.set_clock(Some(NOW + 601));
+            node.compact().unwrap();
+            assert_eq!(node.live_records(), Some(1), "{crash:?}, restart {restart}");
+            let reading = Reading::default().at(NOW + 602).audits(u64::MAX);
+            let out = steps(monitor(&node, &m.trusted, &target(), &mine, reading.clone()).unwrap());
+            assert_eq!(out.offers, vec![long.clone()], "{crash:?}");
+            let out = steps(retrieve_from(&node, &m.trusted, &target(), reading).unwrap());
+            assert_eq!(out.audited.len() as u64, out.t - out.base, "{crash:?}");
+        }
+    }
+}

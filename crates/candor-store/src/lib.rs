@@ -7,7 +7,10 @@
 //! - **entries**: each counted value's page item (the `Inc`, its node time and the offer
 //!   bytes, or a gap notice), keyed by (counter, value), served verbatim on retrieve; the
 //!   entries below a counter's window boundary are deleted ([`ListingStore::compact`]);
-//! - **heads**: per counter, the highest value stored (and the certified initial value).
+//! - **heads**: per counter, the highest value stored (and the certified initial value);
+//! - **scheme M**: every step's signed header, its whole proof until it falls below the audit
+//!   horizon ([`ListingStore::prune_steps`]), and the live map — each live record and each
+//!   item's last change — written with the step, so a node opens without a replay.
 //!
 //! Writes are batched by the caller (group commit): one transaction, one fsync, per batch.
 //!
@@ -25,6 +28,8 @@ use thiserror::Error;
 
 mod steps;
 
+pub use steps::{ItemChange, LiveMap, StoredRecord};
+
 const ENTRIES: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("entries");
 const PENDING: TableDefinition<'_, (u32, &[u8; 32]), &[u8]> = TableDefinition::new("pending");
 const HEADS: TableDefinition<'_, u32, (u64, u64)> = TableDefinition::new("heads");
@@ -33,7 +38,18 @@ const BY_OFFER: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::ne
 /// counter → the value below which its items were deleted (the kept boundary): a boundary is
 /// never served below it, whatever the clock says later.
 const FLOORS: TableDefinition<'_, u32, u64> = TableDefinition::new("floors");
+/// (counter, value) → a scheme-M step's whole proof, while it is above the pruned horizon.
 const M_STEPS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-steps");
+/// (counter, value) → every scheme-M step's signed header, kept when its proof is pruned.
+const M_HEADERS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("m-headers");
+/// (counter, item, H(offer)) → the step that added a live record, then the offer's bytes.
+const M_RECORDS: TableDefinition<'_, RecordKey<'_>, &[u8]> = TableDefinition::new("m-records");
+/// A live record's key: (counter, item, H(offer)).
+type RecordKey<'a> = (u32, &'a [u8; 32], &'a [u8; 32]);
+/// (counter, item) → the step at which the item's live list last changed (items with one).
+const M_LEAVES: TableDefinition<'_, (u32, &[u8; 32]), u64> = TableDefinition::new("m-leaves");
+/// counter → the highest value whose step proof was pruned (the audit horizon).
+const M_PRUNED: TableDefinition<'_, u32, u64> = TableDefinition::new("m-pruned");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// The store's format. 2: scheme-M steps chain their gap steps (step format 3). 4: each
 /// scheme-M list row holds the step that appended it, the item's chain after it, then the
@@ -44,9 +60,11 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// a step's pending record, under certificates with time rules. 7: scheme B/C entries and
 /// gap notices bind node time too (kept in their pending records and page items), and entries
 /// are found by their offer's bytes. 8: scheme M's live map (step format 5); the lists live in
-/// the replayed state, not in a table. A store of another format is refused (there is no
+/// the replayed state, not in a table. 9: the live map's records and leaves in tables of
+/// their own (opened without a replay), every step's header kept apart from its proof, and
+/// proofs below the audit horizon pruned. A store of another format is refused (there is no
 /// migration: nothing runs in production yet).
-pub const STORE_FORMAT: u64 = 8;
+pub const STORE_FORMAT: u64 = 9;
 
 /// The largest pending scheme-M step (a batch of offers).
 pub const MAX_PENDING_STEP: usize = 1 << 20;
@@ -221,6 +239,14 @@ impl ListingStore {
             txn.open_table(BY_OFFER)
                 .map_err(|e| store.err()(e.into()))?;
             txn.open_table(M_STEPS).map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_HEADERS)
+                .map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_RECORDS)
+                .map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_LEAVES)
+                .map_err(|e| store.err()(e.into()))?;
+            txn.open_table(M_PRUNED)
+                .map_err(|e| store.err()(e.into()))?;
         }
         txn.commit().map_err(|e| store.err()(e.into()))?;
         Ok(store)

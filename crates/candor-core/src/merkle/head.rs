@@ -19,8 +19,9 @@ use crate::statement::{DeviceSig, Inc, Read};
 
 /// The version of the compact head's encoding (5: the nonce and the step's new root are left
 /// for the buyer to rebuild; 6: the path of a batched `Read`; 7: the live map's leaf, with
-/// its list root and last change). A head of another version is refused as malformed.
-pub const HEAD_VERSION: u8 = 7;
+/// its list root and last change; 8: the audit horizon). A head of another version is refused
+/// as malformed.
+pub const HEAD_VERSION: u8 = 8;
 
 /// The step at t as a buyer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +208,11 @@ pub struct StepHead {
     pub proof: MultiProof,
     /// The gap steps on the chain to t, newest first, each the one the previous names.
     pub gaps: Vec<SignedStep>,
+    /// The audit horizon (DESIGN.md §9): the newest step whose batch and proof the node may
+    /// have dropped, dated before now − L_max − 2·skew by the node's clock. Audits are drawn
+    /// above it; a horizon dated within the checker's window is a misbehaviour. None: the
+    /// node keeps every step.
+    pub horizon: Option<SignedStep>,
 }
 
 /// How the step at t travels in a head.
@@ -265,6 +271,15 @@ impl StepHead {
         w.varint(self.gaps.len() as u64);
         for g in &self.gaps {
             g.encode_to(&mut w);
+        }
+        match &self.horizon {
+            None => {
+                w.u8(0);
+            }
+            Some(h) => {
+                w.u8(1);
+                h.encode_to(&mut w);
+            }
         }
         w.into_bytes()
     }
@@ -361,6 +376,16 @@ impl StepHead {
         for _ in 0..n {
             gaps.push(SignedStep::decode_from(&mut r)?);
         }
+        let horizon = match r.u8("horizon present")? {
+            0 => None,
+            1 => Some(SignedStep::decode_from(&mut r)?),
+            kind => {
+                return Err(DecodeError::UnknownKind {
+                    what: "horizon",
+                    kind,
+                })
+            }
+        };
         r.finish(WHAT)?;
         let step = match (kind, top, gaps.first()) {
             (_, Some((mut top, sig)), _) => {
@@ -400,6 +425,7 @@ impl StepHead {
                 leaf,
                 proof,
                 gaps,
+                horizon,
             },
             was_named,
         ))

@@ -95,6 +95,8 @@ pub struct StepState {
     pub(super) last: Option<SignedStep>,
     /// The gap steps on the chain, oldest first (a buyer gets them with every head).
     pub(super) gaps: Vec<SignedStep>,
+    /// Every step's value and node time, in value order (for the audit horizon).
+    pub(super) times: Vec<(u64, u64)>,
 }
 
 impl StepState {
@@ -113,6 +115,7 @@ impl StepState {
             total: 0,
             last: None,
             gaps: Vec::new(),
+            times: Vec::new(),
         }
     }
 
@@ -141,6 +144,114 @@ impl StepState {
         s
     }
 
+    /// The state a node's store holds after its last step: the live `lists` and every step's
+    /// signed header (`headers`, in value order). None when the lists do not fold to the root
+    /// the last header binds (the store is corrupt).
+    pub fn restore(
+        counter: CertifiedCounter,
+        lists: impl IntoIterator<Item = (ItemKey, LiveList)>,
+        headers: Vec<SignedStep>,
+    ) -> Option<Self> {
+        let last = headers.last().cloned();
+        let value = last.as_ref().map_or(counter.initial, |s| s.header.value);
+        let total = last.as_ref().map_or(0, |s| s.header.total_offers);
+        let mut s = Self::from_lists(counter, lists, value, total, last);
+        let root = s
+            .last
+            .as_ref()
+            .map_or(Smt::new().root(), |l| l.header.new_root);
+        if s.tree.root() != root {
+            return None;
+        }
+        // Proofs under past roots are kept from here on.
+        s.history.insert(s.value, s.tree.clone());
+        s.times = headers
+            .iter()
+            .map(|h| (h.header.value, h.header.at))
+            .collect();
+        s.gaps = headers
+            .into_iter()
+            .filter(|h| h.header.gap().is_some())
+            .collect();
+        Some(s)
+    }
+
+    /// Rebuilds the lists the last `steps` replaced (their whole proofs, in value order,
+    /// ending at this state's value), so that a restart still serves the pages of a head made
+    /// just before it (`list_at`): each step's old lists, as (place, hash), take their bytes
+    /// from the list after the step or from the offers it removed. False, and nothing kept,
+    /// when the steps are not this state's last ones or do not fit its lists.
+    pub fn rewind(&mut self, steps: &[StepProof]) -> bool {
+        let Some(first) = steps.first() else {
+            return true;
+        };
+        if steps.last().map(|sp| sp.step.header.value) != Some(self.value)
+            || steps
+                .windows(2)
+                .any(|w| w[0].step.header.value >= w[1].step.header.value)
+        {
+            return false;
+        }
+        let mut after: BTreeMap<ItemKey, Option<Arc<LiveList>>> = BTreeMap::new();
+        let mut versions = Vec::new();
+        for sp in steps.iter().rev() {
+            let value = sp.step.header.value;
+            let removed: BTreeMap<Digest, &Vec<u8>> =
+                sp.removed.iter().map(|b| (offer_hash(b), b)).collect();
+            for (d, old) in &sp.old {
+                let now = after
+                    .entry(*d)
+                    .or_insert_with(|| self.lists.get(d).cloned())
+                    .clone();
+                let before = match old {
+                    None => None,
+                    Some(o) => {
+                        let mut records = Vec::with_capacity(o.records.len());
+                        for r in &o.records {
+                            let kept = now
+                                .as_ref()
+                                .and_then(|l| l.records.iter().find(|x| x.hash == r.hash));
+                            let record = match (kept, removed.get(&r.hash)) {
+                                (Some(x), _) => x.clone(),
+                                (None, Some(bytes)) => match SignedOffer::from_bytes(bytes) {
+                                    Ok(offer) => Record::of(&offer, bytes, 0),
+                                    Err(_) => return false,
+                                },
+                                (None, None) => return false,
+                            };
+                            records.push(record);
+                        }
+                        Some(Arc::new(LiveList {
+                            last_changed: o.last_changed,
+                            records,
+                        }))
+                    }
+                };
+                after.insert(*d, before.clone());
+                versions.push((value, *d, before));
+            }
+        }
+        for (value, d, before) in versions.into_iter() {
+            self.versions.insert((d, value), before);
+            self.replaced.push_front((value, d));
+        }
+        self.kept_from = first
+            .step
+            .header
+            .value
+            .saturating_sub(1)
+            .max(self.counter.initial);
+        true
+    }
+
+    /// The newest step dated before `edge` (node time), if any: the audit horizon a node
+    /// whose window edge is `edge` may prune up to (DESIGN.md §9). Node time never goes
+    /// backwards along the chain, so the steps before `edge` are a prefix.
+    pub fn horizon_below(&self, edge: u64) -> Option<u64> {
+        let i = self.times.partition_point(|(_, at)| *at < edge);
+        i.checked_sub(1).map(|i| self.times[i].0)
+    }
+
     /// This state's tree and lists, with `last` as the step at its value.
     pub fn with_tree_of(mut self, other: StepState, last: SignedStep) -> Self {
         self.tree = other.tree;
@@ -156,11 +267,14 @@ impl StepState {
         self
     }
 
-    /// The proof for `d` under the root after step `value`, if that step is recent enough to
-    /// have a snapshot (or is the base, whose tree is empty).
+    /// The proof for `d` under the root after step `value`, if that step is the last, recent
+    /// enough to have a snapshot, or the base (whose tree is empty).
     pub fn prove_at(&self, d: &ItemKey, value: u64) -> Option<MultiProof> {
         if value == self.counter.initial {
             return Some(Smt::new().prove(&[d.0 .0]));
+        }
+        if value == self.value {
+            return Some(self.tree.prove(&[d.0 .0]));
         }
         self.history.get(&value).map(|t| t.prove(&[d.0 .0]))
     }
@@ -173,6 +287,11 @@ impl StepState {
     /// The current root.
     pub fn root(&self) -> Digest {
         self.tree.root()
+    }
+
+    /// The counter's certified initial value (the base).
+    pub fn base(&self) -> u64 {
+        self.counter.initial
     }
 
     /// The counter this state runs on.
@@ -304,6 +423,7 @@ impl StepState {
             leaf,
             proof,
             gaps: self.gap_steps(),
+            horizon: None,
         }
     }
 
@@ -532,6 +652,7 @@ impl StepState {
         if step.header.gap().is_some() {
             self.gaps.push(step.clone());
         }
+        self.times.push((step.header.value, step.header.at));
         let prev = self.last.replace(step.clone());
         StepProof {
             step,

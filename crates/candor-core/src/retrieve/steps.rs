@@ -46,6 +46,7 @@ use chain::{check_known, gap_chain, GapChain};
 pub use list::{ListPage, ListRequest};
 
 mod chain;
+mod horizon;
 mod list;
 
 /// What a scheme-M retrieve yields.
@@ -72,7 +73,10 @@ pub struct StepOutcome {
     /// The gap steps on the chain to t: values an honest node lost in a crash, reported, not
     /// held against it.
     pub gaps: Vec<GapReport>,
-    /// Worst-case probability that one bad step among t − base was caught: s / (t − base).
+    /// The audit horizon the node named (the base if none): audits were drawn above it.
+    pub horizon: u64,
+    /// Worst-case probability that one bad step among those above the horizon (t − horizon)
+    /// was caught: s / (t − horizon).
     pub detection: f64,
     /// Bytes received for the head and the list (audits excluded).
     pub bytes: u64,
@@ -98,8 +102,10 @@ struct Head {
     proof: MultiProof,
     /// The gap steps on the chain to t, newest first.
     gaps: Vec<SignedStep>,
-    /// The lowest value audits are drawn from (base + 1 unless the chain is longer than a
-    /// head carries).
+    /// The audit horizon the head named, checked.
+    horizon: Option<SignedStep>,
+    /// The lowest value audits are drawn from: above the horizon, and base + 1 unless the
+    /// chain is longer than a head carries.
     floor: u64,
 }
 
@@ -148,6 +154,14 @@ pub struct StepRetrieval {
     /// gaps"): given only once every planned audit passed, so a node cannot trigger it to
     /// escape a check it would fail.
     deferred: Option<Misbehaviour>,
+    /// The verdict the audit horizon's time earned (`RecentBoundary`, or a clock disagreement
+    /// near the window's edge), given after the audits: a recent horizon outranks volume and
+    /// gaps, but not a chain dated ahead of this clock (then the clocks disagree, and an
+    /// honest node seen from a lagging clock must not be accused); a disagreement near the
+    /// edge comes last, so a node cannot name one to soften another verdict.
+    horizon_verdict: Option<Misbehaviour>,
+    /// The chain's freshest `at` is beyond this clock + skew.
+    ahead: bool,
 }
 
 /// Whether the head's certificate (by a trusted authority; unless it is the one the reader
@@ -217,6 +231,8 @@ impl StepRetrieval {
             skip_list: false,
             monitor: false,
             deferred: None,
+            horizon_verdict: None,
+            ahead: false,
         }
     }
 
@@ -314,11 +330,17 @@ impl StepRetrieval {
         head.proof
             .verify(&root, &[(d.0 .0, head.leaf.map(|l| l.value_hash()))])
             .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
+        // Gap steps at or below the horizon the head names do not matter (no audit goes
+        // there); the horizon itself is checked once the statements the reader holds are.
+        let stop = head
+            .horizon
+            .as_ref()
+            .map_or(counter.initial, |h| h.header.value.min(t));
         let GapChain {
             steps: gaps,
             deferred,
             floor,
-        } = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width)?;
+        } = gap_chain(&head, &self.peer, &counter, self.budget.max_gap_width, stop)?;
         self.deferred = deferred;
         // No list holds more than MAX_LIVE records, and none changed after t: a leaf that says
         // otherwise is a lie any checker sees without an audit (and no way to "over budget").
@@ -339,7 +361,7 @@ impl StepRetrieval {
                 max: self.budget.max_gaps,
             });
         }
-        let checked = Head {
+        let mut checked = Head {
             cert: head.cert,
             counter,
             t,
@@ -347,9 +369,29 @@ impl StepRetrieval {
             leaf: head.leaf,
             proof: head.proof,
             gaps,
+            horizon: None,
             floor,
         };
         check_known(&checked, head.step.as_ref().map(HeadStep::inc), &self.known)?;
+        // The audit horizon: audits are drawn above it. Checked after the statements the
+        // reader holds, so that a bad horizon cannot pre-empt the evidence they give.
+        if let Some(h) = head.horizon {
+            self.horizon_verdict = horizon::check_horizon(
+                &horizon::Chain {
+                    cert: &checked.cert,
+                    peer: &self.peer,
+                    counter: &counter,
+                    t,
+                    gaps: &checked.gaps,
+                    step: head.step.as_ref().map(HeadStep::inc),
+                    known: &self.known,
+                },
+                &h,
+                self.now,
+            )?;
+            checked.floor = checked.floor.max(h.header.value.saturating_add(1));
+            checked.horizon = Some(h);
+        }
         // Node time along the chain (DESIGN.md §9): the gap steps and the step at t, in value
         // order, never go backwards (transferable evidence). A freshest `at` beyond this
         // clock + skew is a clock disagreement: no accusation, and the answer is not used —
@@ -359,6 +401,7 @@ impl StepRetrieval {
         // as its clock runs that far ahead, DESIGN.md §9.)
         let mut chain: Vec<HeadStep> = checked.gaps.iter().map(HeadStep::of).collect();
         chain.extend(head.step.iter().cloned());
+        chain.extend(checked.horizon.iter().map(HeadStep::of));
         chain.sort_by_key(HeadStep::value);
         chain.dedup_by_key(|s| s.value());
         for pair in chain.windows(2) {
@@ -369,6 +412,7 @@ impl StepRetrieval {
         let at = chain.iter().map(HeadStep::at).max().unwrap_or(0);
         let time = checked.cert.cert.time;
         if time.ahead(at, self.now) {
+            self.ahead = true;
             self.deferred = self
                 .deferred
                 .take()
@@ -512,9 +556,9 @@ impl StepRetrieval {
         let Some(head) = &self.head else {
             return Err(Misbehaviour::NoAnswer("a head"));
         };
-        if value <= head.counter.initial || value > head.t {
+        if value < head.floor.max(head.counter.initial + 1) || value > head.t {
             return Err(Misbehaviour::BadStep(
-                "an audit of a value outside base+1..=t",
+                "an audit of a value outside horizon+1..=t",
             ));
         }
         let sp = StepProof::from_bytes(bytes)?;
@@ -538,9 +582,14 @@ impl StepRetrieval {
             None => {}
         }
         crate::verify::verify_step(&head.cert, &self.peer, &sp)?;
-        // The audited step is at or before t: its time is not after the step at t's.
+        // The audited step is at or before t: its time is not after the step at t's; and it
+        // lies above the horizon: its time is not before the horizon's.
+        let audited = HeadStep::of(&sp.step);
         if let Some(at_t) = &self.step {
-            crate::verify::at_forwards(&head.cert, &HeadStep::of(&sp.step), at_t)?;
+            crate::verify::at_forwards(&head.cert, &audited, at_t)?;
+        }
+        if let Some(h) = &head.horizon {
+            crate::verify::at_forwards(&head.cert, &HeadStep::of(h), &audited)?;
         }
         if !self.audited.contains(&value) {
             self.audited.push(value);
@@ -604,7 +653,14 @@ impl StepRetrieval {
             return Ok(());
         };
         for (_, receipt, _) in mine {
-            crate::verify::at_forwards(&head.cert, &HeadStep::of(&receipt.step.step), at_t)?;
+            let r = HeadStep::of(&receipt.step.step);
+            crate::verify::at_forwards(&head.cert, &r, at_t)?;
+            // And against the horizon, on whichever side of it the receipt lies.
+            if let Some(h) = &head.horizon {
+                let h = HeadStep::of(h);
+                crate::verify::at_forwards(&head.cert, &r, &h)?;
+                crate::verify::at_forwards(&head.cert, &h, &r)?;
+            }
         }
         Ok(())
     }
@@ -662,12 +718,29 @@ impl StepRetrieval {
                 "the list holds an offer listed longer than the certificate's L_max allows",
             ));
         }
-        // Every planned audit and every check of the list passed: only now may volume, gaps
-        // or a clock disagreement be the verdict.
-        if let Some(m) = self.deferred {
-            return Err(m);
+        // A list that last changed at or below the horizon was made by steps dated no later
+        // than the horizon: none of its offers may outlive that step's bound (a node that
+        // backdates a step to hide it below the horizon keeps offers that do).
+        if let (Some(h), Some(leaf)) = (&head.horizon, head.leaf) {
+            let bound = head.cert.cert.time.latest_expiry(h.header.at);
+            if leaf.last_changed <= h.header.value && offers.iter().any(|o| o.offer.expiry > bound)
+            {
+                return Err(Misbehaviour::BadStep(
+                    "the item's list last changed at or below the horizon but holds an offer that outlives it",
+                ));
+            }
         }
-        let span = head.t - head.counter.initial;
+        // Every planned audit and every check of the list passed: only now may volume, gaps
+        // or time be the verdict (a recent horizon first, unless the chain is dated ahead of
+        // this clock; a disagreement near the window's edge last).
+        match (self.horizon_verdict, self.deferred) {
+            (Some(m @ Misbehaviour::RecentBoundary { .. }), _) if !self.ahead => return Err(m),
+            (_, Some(m)) => return Err(m),
+            (Some(m), None) => return Err(m),
+            (None, None) => {}
+        }
+        let horizon = head.floor.saturating_sub(1).max(head.counter.initial);
+        let span = head.t.saturating_sub(horizon);
         let detection = if span == 0 {
             1.0
         } else {
@@ -691,6 +764,7 @@ impl StepRetrieval {
             proof: head.proof,
             t: head.t,
             base: head.counter.initial,
+            horizon,
             root: head.root,
             leaf: head.leaf,
             offers,

@@ -289,6 +289,7 @@ fn a_gap_step_at_t_that_rewrote_the_tree_is_caught_at_the_head() {
         leaf: None,
         proof: crate::smt::Smt::new().prove(&[items[0].key().0 .0]),
         gaps: vec![gap],
+        horizon: None,
     };
     let err = node
         .reader(&items[0], [9; 32])

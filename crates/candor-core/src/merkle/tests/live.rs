@@ -431,3 +431,54 @@ proptest::proptest! {
         }
     }
 }
+
+/// A restart loads the live map without a replay, then rebuilds the lists its last steps
+/// replaced from their proofs: a head made just before the restart has its pages served as
+/// of its t — adds, sales (replacements) and sweeps included.
+#[test]
+fn a_restored_state_rewinds_the_lists_its_last_steps_replaced() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let sellers: Vec<Keypair> = (0..4).map(|_| Keypair::generate(&mut OsRng)).collect();
+    node.publish_at(&[signed(&sellers[0], d, 1, 1, NOW + 50)], NOW);
+    node.publish_at(
+        &[
+            signed(&sellers[1], d, 1, 1, NOW + 5_000),
+            signed(&sellers[2], d, 1, 1, NOW + 5_000),
+        ],
+        NOW,
+    );
+    // A sale (a replacement), then the first offer expires and is swept beside a new one.
+    node.publish_at(&[signed(&sellers[1], d, 2, 0, NOW + 5_000)], NOW + 10);
+    node.publish_at(&[signed(&sellers[3], d, 1, 1, NOW + 5_000)], NOW + 60);
+    let last = node.state.value();
+    let lists: Vec<(ItemKey, LiveList)> = node
+        .state
+        .lists
+        .iter()
+        .map(|(k, l)| (*k, (**l).clone()))
+        .collect();
+    let headers: Vec<SignedStep> = node.steps.values().map(|sp| sp.step.clone()).collect();
+    let mut restored =
+        StepState::restore(node.cert.cert.counters[0], lists.clone(), headers.clone()).unwrap();
+    let all: Vec<StepProof> = node.steps.values().cloned().collect();
+    assert!(restored.rewind(&all[1..]));
+    let hashes = |l: Option<std::sync::Arc<LiveList>>| -> Option<Vec<Digest>> {
+        l.map(|l| l.records.iter().map(|r| r.hash).collect())
+    };
+    for v in 6..=last {
+        assert_eq!(
+            hashes(restored.list_at(&d.key(), v).unwrap()),
+            hashes(node.state.list_at(&d.key(), v).unwrap()),
+            "the list after step {v}"
+        );
+    }
+    assert!(
+        restored.list_at(&d.key(), 5).is_err(),
+        "older than the rewound steps"
+    );
+    // Steps that are not the state's last ones are refused, and nothing is kept.
+    let mut other = StepState::restore(node.cert.cert.counters[0], lists, headers).unwrap();
+    assert!(!other.rewind(&all[..2]));
+    assert!(other.list_at(&d.key(), last - 1).is_err());
+}

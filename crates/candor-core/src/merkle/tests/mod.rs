@@ -743,4 +743,5 @@ fn an_empty_step_that_carries_proof_bytes_is_refused() {
 }
 
 mod head;
+mod horizon;
 mod live;

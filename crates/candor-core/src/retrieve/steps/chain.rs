@@ -23,14 +23,16 @@ pub(super) struct GapChain {
 }
 
 /// Checks the head's gap steps: each signed, a gap step, the one the step before names
-/// (starting from the step at t), ending at the base. Their number and width are judged
-/// later (after the list and the audits); a chain longer than a head can carry is checked as
-/// far as it goes.
+/// (starting from the step at t), ending at `stop` or below it (the base, or the audit
+/// horizon the head names: no audit goes below it). Their number and width are judged later
+/// (after the list and the audits); a chain longer than a head can carry is checked as far
+/// as it goes.
 pub(super) fn gap_chain(
     head: &StepHead,
     peer: &PeerId,
     counter: &CertifiedCounter,
     max_width: u64,
+    stop: u64,
 ) -> Result<GapChain, Misbehaviour> {
     let mut deferred = None;
     let mut expected = head
@@ -76,7 +78,7 @@ pub(super) fn gap_chain(
         chain.push(g.clone());
     }
     let mut floor = counter.initial.saturating_add(1);
-    if expected != counter.initial {
+    if expected > stop {
         if head.gaps.len() < MAX_GAP_STEPS {
             return Err(Misbehaviour::BadStep(
                 "the head leaves out a gap step the chain names",
