@@ -138,6 +138,14 @@ fn a_head_without_a_horizon_holds_pruning_back_too() {
     publish_to(&node, &m.trusted, &signed(&alice, 2, day33 + 3_600), day33).unwrap();
     node.compact().unwrap();
     assert!(node.ask(&Query::Step(a)).is_ok());
+    // Second review: that compaction pruned nothing, so it recorded no horizon; with the
+    // node's clock set far back (node time is then the clock's, and no step is older than
+    // its edge), heads are still served, naming none.
+    node.set_clock(Some(NOW + 20 * DAY));
+    let out =
+        steps(retrieve_from(&node, &m.trusted, &target(), Reading::default().at(day33)).unwrap());
+    assert_eq!(out.horizon, out.base);
+    node.set_clock(Some(day33));
     node.hold_served_boundaries(Duration::ZERO);
     node.compact().unwrap();
     assert!(node.ask(&Query::Step(a)).is_err());

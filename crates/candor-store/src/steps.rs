@@ -266,8 +266,9 @@ impl ListingStore {
     }
 
     /// Drops the proofs of `counter`'s steps at or below `upto` (their headers stay, so roots
-    /// still chain) and records `upto` as the audit horizon, which never moves back. Returns
-    /// how many proofs were dropped.
+    /// still chain) and records the highest value it dropped as the audit horizon, which never
+    /// moves back and is always a step the store has the header of. Returns how many proofs
+    /// were dropped.
     pub fn prune_steps(&self, counter: CounterId, upto: u64) -> Result<u64, StoreError> {
         let e = self.err();
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -288,11 +289,14 @@ impl ListingStore {
                 .map(|row| row.map(|(k, _)| k.value().1))
                 .collect::<Result<_, _>>()
                 .map_err(|x| e(x.into()))?;
+            let Some(&highest) = gone.last() else {
+                return Ok(0);
+            };
             for v in gone {
                 steps.remove((counter, v)).map_err(|x| e(x.into()))?;
                 n += 1;
             }
-            pruned.insert(counter, upto).map_err(|x| e(x.into()))?;
+            pruned.insert(counter, highest).map_err(|x| e(x.into()))?;
         }
         txn.commit().map_err(|x| e(x.into()))?;
         Ok(n)
@@ -382,6 +386,11 @@ mod tests {
         assert_eq!(store.step(0, 3).unwrap(), Some(b"proof 3".to_vec()));
         assert_eq!(store.prune_steps(0, 1).unwrap(), 0);
         assert_eq!(store.step_horizon(0).unwrap(), Some(2));
+        // A prune that finds nothing records nothing (the horizon is always a stored step).
+        let empty = ListingStore::in_memory().unwrap();
+        empty.init_counters(&[(0, 5)]).unwrap();
+        assert_eq!(empty.prune_steps(0, 5).unwrap(), 0);
+        assert_eq!(empty.step_horizon(0).unwrap(), None);
         assert_eq!(store.step_headers(0).unwrap().len(), 3);
         assert_eq!(store.steps(0).unwrap().len(), 1);
     }

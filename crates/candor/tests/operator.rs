@@ -450,3 +450,72 @@ fn an_offer_is_published_sold_and_withdrawn() {
     let (code, _) = run(&["sell", "--item", item, "--sold", "0", "--data", d]);
     assert_eq!(code, 2, "a usage error");
 }
+
+/// A seller restores its wallet from a backup older than its last sale (issue 13, item 2): the
+/// next change starts from what the listing nodes show, not from the backup's stale offer, its
+/// serial is above every one used (serial = max(wallet + 1, listed + 1, unix ms)), so the
+/// seller never signs two offers under one serial; buyers see the right quantity and the
+/// seller's own monitoring accuses nobody.
+#[test]
+fn a_wallet_restored_from_a_backup_never_equivocates_and_accuses_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let datas = setup(dir.path(), 1);
+    let d = datas[0].to_str().unwrap();
+    let item = "a brass ship's clock";
+    let json = |args: &[&str]| -> (i32, Value) {
+        let mut a = args.to_vec();
+        a.extend(["--data", d, "--json"]);
+        let (code, out) = run(&a);
+        (code, serde_json::from_str(&out).unwrap_or(Value::Null))
+    };
+    let mut node = Node::start(&datas[0], &["--monitor-every", "1"]);
+    let (_, p) = json(&[
+        "publish",
+        "--item",
+        item,
+        "--price",
+        "80",
+        "--quantity",
+        "3",
+    ]);
+    let first = p["serial"].as_u64().unwrap();
+    // The backup, taken with the node stopped.
+    node.stop();
+    let wallet = datas[0].join("wallet.redb");
+    let backup = dir.path().join("wallet.backup");
+    std::fs::copy(&wallet, &backup).unwrap();
+    let mut node = Node::start(&datas[0], &["--monitor-every", "1"]);
+    let (_, s) = json(&["sell", "--item", item, "--sold", "1"]);
+    let second = s["serial"].as_u64().unwrap();
+    assert!(second > first);
+    // The disk is lost; the backup comes back (it knows only the first offer).
+    node.stop();
+    std::fs::copy(&backup, &wallet).unwrap();
+    let node = Node::start(&datas[0], &["--monitor-every", "1"]);
+    let (_, s) = json(&["sell", "--item", item, "--sold", "1"]);
+    let third = s["serial"].as_u64().unwrap();
+    assert!(
+        third > second,
+        "{third} after {second}: a serial used before would equivocate"
+    );
+    let (_, r) = json(&["retrieve", "--item", item]);
+    let offers = r["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 1, "{r}");
+    assert_eq!(
+        offers[0]["quantity"], 1,
+        "3 less two sales, not 3 less one: {r}"
+    );
+    // The monitor holds the receipts of the first and third offers (the second's went with
+    // the lost disk): the first is superseded, the third current; nobody is accused.
+    let status = || -> Value {
+        serde_json::from_str(&run(&["status", "--data", node.d(), "--json"]).1).unwrap()
+    };
+    let runs_now = status()["monitoring"]["runs"].as_u64().unwrap();
+    wait_for(
+        || status()["monitoring"]["runs"].as_u64().unwrap() > runs_now + 1,
+        "the seller's monitoring to run",
+    );
+    let m = &status()["monitoring"];
+    assert_eq!(m["failed"], 0, "{m}");
+    assert!(m["checked"].as_u64().unwrap() >= 1, "{m}");
+}

@@ -176,26 +176,22 @@ impl StepState {
         Some(s)
     }
 
-    /// Rebuilds the lists the last `steps` replaced (their whole proofs, in value order,
-    /// ending at this state's value), so that a restart still serves the pages of a head made
-    /// just before it (`list_at`): each step's old lists, as (place, hash), take their bytes
-    /// from the list after the step or from the offers it removed. False, and nothing kept,
-    /// when the steps are not this state's last ones or do not fit its lists.
+    /// Rebuilds the lists the last `steps` replaced (their whole proofs, in value order), so
+    /// that a restart still serves the pages of a head made just before it (`list_at`): each
+    /// step's old lists, as (place, hash), take their bytes from the list after the step or
+    /// from the offers it removed. Only the unbroken chain of steps that ends at this state's
+    /// value is used (a step missing or undecodable below it ends the rewind there). False,
+    /// and nothing kept, when a step does not fit the lists after it (a corrupt store).
     pub fn rewind(&mut self, steps: &[StepProof]) -> bool {
-        let Some(first) = steps.first() else {
-            return true;
-        };
-        if steps.last().map(|sp| sp.step.header.value) != Some(self.value)
-            || steps
-                .windows(2)
-                .any(|w| w[0].step.header.value >= w[1].step.header.value)
-        {
-            return false;
-        }
         let mut after: BTreeMap<ItemKey, Option<Arc<LiveList>>> = BTreeMap::new();
         let mut versions = Vec::new();
+        let mut expected = self.value;
+        let mut from = None;
         for sp in steps.iter().rev() {
             let value = sp.step.header.value;
+            if value != expected || value <= self.counter.initial {
+                break;
+            }
             let removed: BTreeMap<Digest, &Vec<u8>> =
                 sp.removed.iter().map(|b| (offer_hash(b), b)).collect();
             for (d, old) in &sp.old {
@@ -203,16 +199,17 @@ impl StepState {
                     .entry(*d)
                     .or_insert_with(|| self.lists.get(d).cloned())
                     .clone();
+                let kept: BTreeMap<Digest, &Record> = now
+                    .iter()
+                    .flat_map(|l| l.records.iter().map(|r| (r.hash, r)))
+                    .collect();
                 let before = match old {
                     None => None,
                     Some(o) => {
                         let mut records = Vec::with_capacity(o.records.len());
                         for r in &o.records {
-                            let kept = now
-                                .as_ref()
-                                .and_then(|l| l.records.iter().find(|x| x.hash == r.hash));
-                            let record = match (kept, removed.get(&r.hash)) {
-                                (Some(x), _) => x.clone(),
+                            let record = match (kept.get(&r.hash), removed.get(&r.hash)) {
+                                (Some(x), _) => (*x).clone(),
                                 (None, Some(bytes)) => match SignedOffer::from_bytes(bytes) {
                                     Ok(offer) => Record::of(&offer, bytes, 0),
                                     Err(_) => return false,
@@ -230,17 +227,17 @@ impl StepState {
                 after.insert(*d, before.clone());
                 versions.push((value, *d, before));
             }
+            expected = sp.step.header.prev_value;
+            from = Some(expected);
         }
-        for (value, d, before) in versions.into_iter() {
+        let Some(from) = from else {
+            return true;
+        };
+        for (value, d, before) in versions {
             self.versions.insert((d, value), before);
             self.replaced.push_front((value, d));
         }
-        self.kept_from = first
-            .step
-            .header
-            .value
-            .saturating_sub(1)
-            .max(self.counter.initial);
+        self.kept_from = from.max(self.counter.initial);
         true
     }
 

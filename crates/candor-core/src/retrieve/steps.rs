@@ -332,10 +332,14 @@ impl StepRetrieval {
             .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
         // Gap steps at or below the horizon the head names do not matter (no audit goes
         // there); the horizon itself is checked once the statements the reader holds are.
-        let stop = head
-            .horizon
-            .as_ref()
-            .map_or(counter.initial, |h| h.header.value.min(t));
+        let stop = horizon::stop(
+            &head.cert,
+            &self.peer,
+            &counter,
+            head.horizon.as_ref(),
+            t,
+            self.now,
+        );
         let GapChain {
             steps: gaps,
             deferred,
@@ -590,6 +594,23 @@ impl StepRetrieval {
         }
         if let Some(h) = &head.horizon {
             crate::verify::at_forwards(&head.cert, &HeadStep::of(h), &audited)?;
+            // The step before the audited one, at the horizon's value, is the horizon itself:
+            // two statements at one value are equivocation.
+            if let Some(prev) = sp
+                .prev
+                .as_ref()
+                .filter(|p| p.header.value == h.header.value)
+            {
+                if prev.inc.inc.payload != h.inc.inc.payload {
+                    return Err(Misbehaviour::Evidence(Box::new(
+                        crate::misbehaviour::Evidence::Equivocation {
+                            cert: head.cert.clone(),
+                            a: h.inc.clone(),
+                            b: prev.inc.clone(),
+                        },
+                    )));
+                }
+            }
         }
         if !self.audited.contains(&value) {
             self.audited.push(value);

@@ -117,7 +117,15 @@ fn a_horizon_above_t_or_on_a_skipped_value_is_a_bad_step() {
     assert_eq!(
         node.retrieve_with(&items[0], 1, with_horizon(later), |_, l| l.to_vec())
             .unwrap_err(),
-        Misbehaviour::BadStep("the audit horizon is not a step in base+1..=t")
+        Misbehaviour::BadStep("the audit horizon is not a step in base+1..t")
+    );
+    // Nor the step at t itself, which would leave nothing to audit (an honest node's horizon
+    // is dated before its last step).
+    let at_t = node.steps[&9].step.clone();
+    assert_eq!(
+        node.retrieve_with(&items[0], 1, with_horizon(at_t), |_, l| l.to_vec())
+            .unwrap_err(),
+        Misbehaviour::BadStep("the audit horizon is not a step in base+1..t")
     );
     // A step a crash lost (value 10), which the gap step at 11 skips.
     let ghost = {
@@ -359,5 +367,107 @@ fn gap_steps_below_the_horizon_are_left_out() {
     assert_eq!(
         err,
         Misbehaviour::BadStep("the head leaves out a gap step the chain names")
+    );
+}
+
+/// Second review: a backdated step below the horizon that a later step covers (the item
+/// touched again above the horizon) passes a buyer — π says nothing of steps below the
+/// horizon — but the seller whose offer it dropped catches it with certainty: its receipt's
+/// step is dated after the horizon it lies below (`at-backwards`, transferable).
+#[test]
+fn a_backdated_step_below_the_horizon_is_caught_by_the_sellers_monitor() {
+    let mut node = Node::new();
+    let d = &items()[0];
+    let alice = Keypair::generate(&mut OsRng);
+    let bob = Keypair::generate(&mut OsRng);
+    let carol = Keypair::generate(&mut OsRng);
+    let oa = SignedOffer::sign(&alice, d, 10, Currency::EUR, 1, NOW + 20 * DAY, 1);
+    let ob = SignedOffer::sign(&bob, d, 11, Currency::EUR, 1, NOW + 20 * DAY, 1);
+    let receipts = node.publish_at(&[oa, ob.clone()], NOW - 7 * DAY);
+    let key = node.state.list(&d.key()).unwrap().records[1].key;
+    let mut forged = node.state.clone();
+    let mut last = node.steps[&6].step.clone();
+    last.header.at = NOW - 40 * DAY;
+    forged.last = Some(last);
+    forged.expiries.insert((0, d.key(), key));
+    let p = forged.prepare(Vec::new(), NOW - 40 * DAY);
+    assert_eq!(p.removed, vec![ob.to_bytes()]);
+    let s7 = signed_step(&node, &mut forged, p);
+    forged.expiries.remove(&(0, d.key(), key));
+    node.state = forged;
+    // Step 8, today: Carol lists the item, so its list last changed above the horizon.
+    node.publish(&[SignedOffer::sign(
+        &carol,
+        d,
+        12,
+        Currency::EUR,
+        1,
+        NOW + 20 * DAY,
+        1,
+    )]);
+    let out = node
+        .retrieve_with(d, u64::MAX, with_horizon(s7.clone()), |_, l| l.to_vec())
+        .unwrap();
+    assert!(out.offers.iter().all(|o| o.offer.seller != bob.public()));
+    // Bob's monitor, holding the receipt of step 6.
+    let pb =
+        check_step_receipt(&node.trusted, &node.peer(), &node.cert, &ob, &receipts[1]).unwrap();
+    let mut r = node.reader(d, [9; 32]).monitoring();
+    let head = with_horizon(s7)(node.head(d, [9; 32]));
+    let next = r.on_head_bytes(&head.to_bytes()).unwrap();
+    node.serve_pages(d, &mut r, next).unwrap();
+    let err = r
+        .check_placements(&[(ob, receipts[1].clone(), pb)])
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), Kind::AtBackwards | Kind::Removal),
+        "{err:?}"
+    );
+}
+
+/// Second review: a horizon too recent cannot stop the gap chain — a gap step over a seller's
+/// receipt left out of the head is still a lie the seller sees.
+#[test]
+fn a_recent_horizon_does_not_let_gap_steps_be_left_out() {
+    let mut node = Node::new();
+    let items = items();
+    let alice = Keypair::generate(&mut OsRng);
+    let ra = node.publish(&[offer(&alice, &items[0], 10)]);
+    node.state = StepState::new(node.cert.cert.counters[0]);
+    node.lists.clear();
+    node.gap_step(7);
+    node.publish(&[offer(&alice, &items[1], 11)]);
+    node.publish(&[offer(&alice, &items[2], 12)]);
+    let h = node.steps[&8].step.clone();
+    let mut r = node
+        .reader(&items[0], [9; 32])
+        .knowing([ra[0].step.step.inc.clone()]);
+    let mut head = node.head(&items[0], [9; 32]);
+    head.gaps.clear();
+    head.horizon = Some(h);
+    assert_eq!(
+        r.on_head_bytes(&head.to_bytes()).unwrap_err(),
+        Misbehaviour::BadStep("the head leaves out a gap step the chain names")
+    );
+}
+
+/// Second review: the step before an audited one, at the horizon's value, must be the horizon
+/// itself — a twin statement there is equivocation.
+#[test]
+fn a_twin_of_the_horizon_is_equivocation() {
+    let (node, items) = aged();
+    let mut s = after(&node, 7);
+    let p = s.prepare(Vec::new(), NOW - 39 * DAY);
+    let twin = signed_step(&node, &mut s, p);
+    assert_eq!(twin.header.value, 8);
+    assert_ne!(twin.inc.inc.payload, node.steps[&8].step.inc.inc.payload);
+    let mut r = node.reader(&items[0], [9; 32]);
+    r.on_head_bytes(&with_horizon(twin)(node.head(&items[0], [9; 32])).to_bytes())
+        .unwrap();
+    assert_eq!(
+        r.on_audit_bytes(9, &node.steps[&9].to_bytes())
+            .unwrap_err()
+            .kind(),
+        Kind::Equivocation
     );
 }

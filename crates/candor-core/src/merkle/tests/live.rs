@@ -477,8 +477,18 @@ fn a_restored_state_rewinds_the_lists_its_last_steps_replaced() {
         restored.list_at(&d.key(), 5).is_err(),
         "older than the rewound steps"
     );
-    // Steps that are not the state's last ones are refused, and nothing is kept.
-    let mut other = StepState::restore(node.cert.cert.counters[0], lists, headers).unwrap();
-    assert!(!other.rewind(&all[..2]));
+    // Steps that are not the state's last ones give nothing; a hole (a step missing or
+    // undecodable in the store) ends the rewind there.
+    let mut other =
+        StepState::restore(node.cert.cert.counters[0], lists.clone(), headers.clone()).unwrap();
+    assert!(other.rewind(&all[..2]));
     assert!(other.list_at(&d.key(), last - 1).is_err());
+    let mut holed = StepState::restore(node.cert.cert.counters[0], lists, headers).unwrap();
+    let n = all.len();
+    assert!(holed.rewind(&[all[n - 4].clone(), all[n - 1].clone()]));
+    assert_eq!(
+        hashes(holed.list_at(&d.key(), last - 1).unwrap()),
+        hashes(node.state.list_at(&d.key(), last - 1).unwrap())
+    );
+    assert!(holed.list_at(&d.key(), last - 2).is_err());
 }

@@ -9,6 +9,38 @@ use crate::misbehaviour::{Evidence, Misbehaviour};
 use crate::statement::SignedInc;
 use crate::verify::check_signed_step;
 
+/// Where the head's gap chain may stop: at the horizon `h` when it is a step the device signed
+/// in base+1..t−1 dated before the checker's window (a clock disagreement near the edge
+/// included: an honest node may land there), else at the base — so a horizon that fails, or
+/// one too recent, cannot leave gap steps out. The horizon's full check comes later, after the
+/// statements the reader holds.
+pub(super) fn stop(
+    cert: &SignedCertificate,
+    peer: &PeerId,
+    counter: &CertifiedCounter,
+    h: Option<&SignedStep>,
+    t: u64,
+    now: u64,
+) -> u64 {
+    let Some(h) = h else {
+        return counter.initial;
+    };
+    let value = h.header.value;
+    let rules = cert.cert.time;
+    let recent = h.header.at
+        >= rules
+            .window_edge(now)
+            .saturating_add(2 * u64::from(rules.skew));
+    if value <= counter.initial
+        || value >= t
+        || recent
+        || check_signed_step(cert, peer, counter, h).is_err()
+    {
+        return counter.initial;
+    }
+    value
+}
+
 /// What the head says of the chain, against which its horizon is checked.
 pub(super) struct Chain<'a> {
     pub(super) cert: &'a SignedCertificate,
@@ -25,7 +57,8 @@ pub(super) struct Chain<'a> {
 }
 
 /// Checks the head's horizon `h` against the chain to t: a step the device signed, above the
-/// base and at or below t, at a value the chain does not skip, and the very statement the
+/// base and below t (an honest node's horizon is dated before its last step, so it is never
+/// the step at t, which would leave nothing to audit), at a value the chain does not skip, and the very statement the
 /// chain (or the reader) has at its value (another payload at one value is equivocation).
 /// Returns the verdict its time earns at the checker's clock `now`, which waits for the audits
 /// above it: a horizon dated inside the window (now − L_max − skew) hides steps whose offers
@@ -67,9 +100,9 @@ pub(super) fn check_horizon(
             })));
         }
     }
-    if value <= counter.initial || value > t {
+    if value <= counter.initial || value >= t {
         return Err(Misbehaviour::BadStep(
-            "the audit horizon is not a step in base+1..=t",
+            "the audit horizon is not a step in base+1..t",
         ));
     }
     if gaps.iter().any(|g| {
