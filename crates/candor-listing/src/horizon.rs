@@ -57,12 +57,22 @@ impl<D: TrustedDevice> ListingNode<D> {
         let Some(upto) = upto else {
             return Ok(0);
         };
-        let _window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        let upto = match self.lowest_served(counter) {
-            Some(w) => upto.min(w),
-            None => upto,
+        let (n, upto) = {
+            let _window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            let upto = match self.lowest_served(counter) {
+                Some(w) => upto.min(w),
+                None => upto,
+            };
+            (self.store.prune_steps(counter, upto)?, upto)
         };
-        let n = self.store.prune_steps(counter, upto)?;
+        // Node time and gap steps below the horizon are no longer needed in memory. (The
+        // state is locked only once the window lock is released: heads take the state, then
+        // the window.)
+        if let Some(h) = self.store.step_horizon(counter)? {
+            if let Some(state) = self.step_state().as_mut() {
+                state.forget_before(h);
+            }
+        }
         if n > 0 {
             tracing::info!(
                 pruned = n,

@@ -88,8 +88,14 @@ impl<D: TrustedDevice> ListingNode<D> {
     /// last header binds. No step is replayed.
     fn load(&self) -> Result<StepState, OpenError> {
         let counter = self.step_counter()?;
+        // The headers from the audit horizon up: those below it serve no head, audit or
+        // horizon again (they stay on disk, so roots still chain).
+        let from = self
+            .store
+            .step_horizon(counter.id)?
+            .unwrap_or(counter.initial);
         let mut headers = Vec::new();
-        for (value, bytes) in self.store.step_headers(counter.id)? {
+        for (value, bytes) in self.store.step_headers_from(counter.id, from)? {
             let s = SignedStep::from_bytes(&bytes).map_err(|_| OpenError::StepReplay(value))?;
             if s.header.value != value {
                 return Err(OpenError::StepReplay(value));

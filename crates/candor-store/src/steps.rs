@@ -199,7 +199,27 @@ impl ListingStore {
 
     /// Every stored step header of `counter`, in value order.
     pub fn step_headers(&self, counter: CounterId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.rows(M_HEADERS, counter)
+        self.step_headers_from(counter, 0)
+    }
+
+    /// The stored step headers of `counter` at or above `from`, in value order.
+    pub fn step_headers_from(
+        &self,
+        counter: CounterId,
+        from: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let e = self.err();
+        let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let t = txn.open_table(M_HEADERS).map_err(|x| e(x.into()))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((counter, from)..=(counter, u64::MAX))
+            .map_err(|x| e(x.into()))?
+        {
+            let (k, v) = row.map_err(|x| e(x.into()))?;
+            out.push((k.value().1, v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// Every step of `counter` still stored whole, in value order.

@@ -241,6 +241,14 @@ impl StepState {
         true
     }
 
+    /// Forgets the node time and the gap steps of the steps below `value` (the audit horizon):
+    /// no head, audit or horizon needs them again, so memory follows the window, not all
+    /// history.
+    pub fn forget_before(&mut self, value: u64) {
+        self.times.retain(|(v, _)| *v >= value);
+        self.gaps.retain(|g| g.header.value >= value);
+    }
+
     /// The newest step dated before `edge` (node time), if any: the audit horizon a node
     /// whose window edge is `edge` may prune up to (DESIGN.md §9). Node time never goes
     /// backwards along the chain, so the steps before `edge` are a prefix.

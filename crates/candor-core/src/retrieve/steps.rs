@@ -332,6 +332,10 @@ impl StepRetrieval {
             .map_err(|_| Misbehaviour::BadProof("the item's leaf is not the one under the root"))?;
         // Gap steps at or below the horizon the head names do not matter (no audit goes
         // there); the horizon itself is checked once the statements the reader holds are.
+        let ahead_at_t = head
+            .step
+            .as_ref()
+            .is_some_and(|s| head.cert.cert.time.ahead(s.at(), self.now));
         let stop = horizon::stop(
             &head.cert,
             &self.peer,
@@ -339,6 +343,7 @@ impl StepRetrieval {
             head.horizon.as_ref(),
             t,
             self.now,
+            ahead_at_t,
         );
         let GapChain {
             steps: gaps,

@@ -471,3 +471,40 @@ fn a_twin_of_the_horizon_is_equivocation() {
         Kind::Equivocation
     );
 }
+
+/// A buyer whose clock lags a busy honest node's by more than the skew sees its horizon as
+/// recent, and the node leaves out the gap steps below it as honest nodes do: the verdict is
+/// the clock disagreement (the step at t is dated ahead of that buyer), not a "gap step left
+/// out" — an honest node is not accused by a lagging clock.
+#[test]
+fn a_lagging_buyer_does_not_hold_gap_steps_below_a_recent_looking_horizon() {
+    let mut node = Node::new();
+    let items = items();
+    let rules = node.cert.cert.time;
+    let skew = u64::from(rules.skew);
+    // A crash before the first step: a gap step at node time 0.
+    node.crash_and_gap(1);
+    // The horizon an honest node names: just before its edge, now − L_max − 2·skew.
+    node.publish_at(&[], NOW - u64::from(rules.lifetime) - 2 * skew - 1);
+    let seller = Keypair::generate(&mut OsRng);
+    node.publish(&[offer(&seller, &items[0], 10)]);
+    let h = node.steps[&8].step.clone();
+    let mut r = StepRetrieval::new(
+        node.trusted.clone(),
+        node.peer(),
+        items[0].clone(),
+        [9; 32],
+        crate::retrieve::Budget::default(),
+        NOW - 4 * skew,
+    );
+    let mut head = node.head(&items[0], [9; 32]);
+    head.gaps.clear();
+    head.horizon = Some(h);
+    let next = r.on_head_bytes(&head.to_bytes()).unwrap();
+    node.serve_pages(&items[0], &mut r, next).unwrap();
+    r.check_list().unwrap();
+    for v in r.plan_audits(u64::MAX, &mut OsRng) {
+        r.on_audit_bytes(v, &node.steps[&v].to_bytes()).unwrap();
+    }
+    assert_eq!(r.finish().unwrap_err().kind(), Kind::ClockDisagreement);
+}

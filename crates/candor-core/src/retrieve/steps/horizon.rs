@@ -12,8 +12,10 @@ use crate::verify::check_signed_step;
 /// Where the head's gap chain may stop: at the horizon `h` when it is a step the device signed
 /// in base+1..t−1 dated before the checker's window (a clock disagreement near the edge
 /// included: an honest node may land there), else at the base — so a horizon that fails, or
-/// one too recent, cannot leave gap steps out. The horizon's full check comes later, after the
-/// statements the reader holds.
+/// one too recent, cannot leave gap steps out. A recent horizon under a step at t dated
+/// `ahead` of the checker's clock still stops it: the checker's clock lags, an honest node
+/// then looks recent too, and the answer is a clock disagreement, never used. The horizon's
+/// full check comes later, after the statements the reader holds.
 pub(super) fn stop(
     cert: &SignedCertificate,
     peer: &PeerId,
@@ -21,16 +23,18 @@ pub(super) fn stop(
     h: Option<&SignedStep>,
     t: u64,
     now: u64,
+    ahead: bool,
 ) -> u64 {
     let Some(h) = h else {
         return counter.initial;
     };
     let value = h.header.value;
     let rules = cert.cert.time;
-    let recent = h.header.at
-        >= rules
-            .window_edge(now)
-            .saturating_add(2 * u64::from(rules.skew));
+    let recent = !ahead
+        && h.header.at
+            >= rules
+                .window_edge(now)
+                .saturating_add(2 * u64::from(rules.skew));
     if value <= counter.initial
         || value >= t
         || recent
